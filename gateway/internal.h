@@ -1,0 +1,35 @@
+/*
+ * Private declarations shared by the gateway's modules: allocation that dies on OOM,
+ * fatal errors and logging.
+ */
+#ifndef tollgate__internal_h
+#define tollgate__internal_h
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TG_LIKELY(x) __builtin_expect(!!(x), 1)
+#define TG_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/** prints file:line and the message to stderr, then aborts */
+#define tg_fatal(...) tg__fatal(__FILE__, __LINE__, __VA_ARGS__)
+void tg__fatal(const char *file, int line, const char *fmt, ...) __attribute__((noreturn, format(printf, 3, 4)));
+
+/** malloc/calloc/realloc/strdup that abort on OOM (h2o_mem_alloc's contract) */
+void *tg_malloc(size_t n);
+void *tg_calloc(size_t n, size_t sz);
+void *tg_realloc(void *p, size_t n);
+char *tg_strdup(const char *s);
+char *tg_strndup(const char *s, size_t n);
+
+/** log levels for tg_log */
+enum { TG_LOG_ERROR, TG_LOG_WARN, TG_LOG_INFO, TG_LOG_DEBUG };
+/** the most verbose level printed (TG_LOG_INFO unless TOLLGATE_LOG=debug) */
+extern int tg_log_level;
+/** one line to stderr: timestamp, level, message */
+void tg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** monotonic clock in milliseconds */
+uint64_t tg_now_ms(void);
+
+#endif

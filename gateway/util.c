@@ -1,0 +1,87 @@
+/*
+ * Allocation that dies on OOM, fatal errors, logging and the clock.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "internal.h"
+
+int tg_log_level = TG_LOG_INFO;
+
+void tg__fatal(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "fatal: %s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    abort();
+}
+
+void *tg_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p == NULL && n != 0)
+        tg_fatal("out of memory allocating %zu bytes", n);
+    return p;
+}
+
+void *tg_calloc(size_t n, size_t sz)
+{
+    void *p = calloc(n, sz);
+    if (p == NULL && n != 0 && sz != 0)
+        tg_fatal("out of memory allocating %zu bytes", n * sz);
+    return p;
+}
+
+void *tg_realloc(void *p, size_t n)
+{
+    p = realloc(p, n);
+    if (p == NULL && n != 0)
+        tg_fatal("out of memory allocating %zu bytes", n);
+    return p;
+}
+
+char *tg_strdup(const char *s)
+{
+    return tg_strndup(s, strlen(s));
+}
+
+char *tg_strndup(const char *s, size_t n)
+{
+    char *d = tg_malloc(n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+void tg_log(int level, const char *fmt, ...)
+{
+    static const char *names[] = {"error", "warn", "info", "debug"};
+    if (level > tg_log_level)
+        return;
+    char ts[32];
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(line, sizeof(line), "%s.%03ldZ tollgate %s: ", ts, now.tv_nsec / 1000000, names[level]);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    /* One write per line so lines from different threads never interleave. */
+    fprintf(stderr, "%s\n", line);
+}
+
+uint64_t tg_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,46 @@
+/*
+ * Result encoding: writes a PostgreSQL result straight from libpq's text format into
+ * a JSON response body, one column encoder per result column, with no intermediate
+ * JSON objects.
+ */
+#ifndef tollgate__encode_h
+#define tollgate__encode_h
+
+#include <stddef.h>
+#include <libpq-fe.h>
+#include "tollgate/buf.h"
+
+/** how a column's text becomes JSON */
+typedef enum en_tg_encoding_t {
+    TG_ENC_STRING,      /* a JSON string (the default for unknown types) */
+    TG_ENC_INT,         /* int2/int4/int8/oid: the text as a JSON number */
+    TG_ENC_FLOAT,       /* float4/float8/numeric: a number, or "NaN"/"Infinity"/"-Infinity" as strings */
+    TG_ENC_BOOL,        /* 't'/'f' -> true/false */
+    TG_ENC_JSON,        /* json/jsonb: embedded as is */
+    TG_ENC_TIMESTAMPTZ, /* "2026-01-02 03:04:05.123+00" -> "2026-01-02T03:04:05.123+00:00" */
+    TG_ENC_TIMESTAMP,   /* "2026-01-02 03:04:05" -> "2026-01-02T03:04:05" */
+    TG_ENC_ARRAY,       /* a PostgreSQL array literal -> JSON array of the element encoding */
+} tg_encoding_t;
+
+/** a column encoding: the kind, and for arrays the element's kind */
+typedef struct st_tg_column_enc_t {
+    tg_encoding_t enc;
+    tg_encoding_t elem; /* for TG_ENC_ARRAY */
+} tg_column_enc_t;
+
+/** the encoding for a PostgreSQL type OID (arrays of known element types included) */
+tg_column_enc_t tg_encoding_for_oid(Oid type);
+
+/**
+ * Appends one value (`len` bytes of libpq text, not NULL) as JSON. A malformed value
+ * (it should not come from PostgreSQL) is written as a JSON string.
+ */
+void tg_encode_value(tg_buf_t *out, tg_column_enc_t enc, const char *text, size_t len);
+
+/** appends row `row` of `res` as a JSON object {"column": value, ...} (SQL NULL as null) */
+void tg_encode_row(tg_buf_t *out, const PGresult *res, int row, const tg_column_enc_t *encs);
+
+/** fills `encs[i]` for every column of `res` (`encs` has PQnfields(res) slots) */
+void tg_encode_columns(const PGresult *res, tg_column_enc_t *encs);
+
+#endif

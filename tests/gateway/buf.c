@@ -1,0 +1,47 @@
+/* Tests of gateway/buf.c: growable buffers, JSON string escaping, error lists. */
+#include <criterion/criterion.h>
+#include "tollgate/buf.h"
+
+Test(buf, append_grows_and_stays_terminated)
+{
+    tg_buf_t b = {0};
+    for (int i = 0; i < 1000; ++i)
+        tg_buf_appends(&b, "abc");
+    cr_assert_eq(b.len, 3000);
+    cr_assert_eq(b.base[3000], '\0');
+    cr_assert_eq(strncmp(b.base + 2997, "abc", 3), 0);
+    tg_buf_reset(&b);
+    cr_assert_eq(b.len, 0);
+    cr_assert_str_eq(b.base, "");
+    tg_buf_dispose(&b);
+}
+
+Test(buf, printf_longer_than_capacity)
+{
+    tg_buf_t b = {0};
+    tg_buf_appendc(&b, 'x');
+    tg_buf_printf(&b, "%0600d|%s", 7, "end");
+    cr_assert_eq(b.len, 1 + 600 + 4);
+    cr_assert_str_eq(b.base + b.len - 4, "|end");
+    tg_buf_dispose(&b);
+}
+
+Test(buf, json_string_escapes)
+{
+    tg_buf_t b = {0};
+    const char s[] = "a\"b\\c\n\t\x01\x1f é";
+    tg_buf_append_json_string(&b, s, sizeof(s) - 1);
+    cr_assert_str_eq(b.base, "\"a\\\"b\\\\c\\n\\t\\u0001\\u001f é\"");
+    tg_buf_dispose(&b);
+}
+
+Test(buf, errors_collect)
+{
+    tg_errors_t e = {0};
+    tg_errors_add(&e, "%s:%d: bad", "f.json", 3);
+    tg_errors_add(&e, "second");
+    cr_assert_eq(e.n, 2);
+    cr_assert_str_eq(e.msgs[0], "f.json:3: bad");
+    tg_errors_dispose(&e);
+    cr_assert_eq(e.n, 0);
+}
