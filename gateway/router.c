@@ -1,1 +1,200 @@
-/* placeholder: filled in by its module's author */
+/*
+ * Route matching over a trie of path segments: literal children first, then the
+ * one `{param}` child, backtracking so that "GET /users/{id}" and
+ * "POST /users/new" can live side by side.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "tollgate/router.h"
+#include "internal.h"
+
+typedef struct st_tg_route_node_t tg_route_node_t;
+
+/** a literal segment leading to a child */
+typedef struct st_tg_route_edge_t {
+    char *seg; /* the literal segment, exact bytes as written in the catalog */
+    size_t len;
+    tg_route_node_t *child;
+} tg_route_edge_t;
+
+struct st_tg_route_node_t {
+    tg_route_edge_t *lits;                          /* literal children */
+    size_t n_lits;
+    tg_route_node_t *param;                         /* the `{name}` child, if any */
+    const tg_query_t *by_method[TG_METHOD__COUNT];  /* the queries ending here */
+};
+
+struct st_tg_router_t {
+    tg_route_node_t root;
+};
+
+static tg_route_node_t *child_for(tg_route_node_t *n, const char *seg, size_t len, int is_param)
+{
+    if (is_param) {
+        if (n->param == NULL)
+            n->param = tg_calloc(1, sizeof(*n->param));
+        return n->param;
+    }
+    for (size_t i = 0; i != n->n_lits; ++i)
+        if (n->lits[i].len == len && memcmp(n->lits[i].seg, seg, len) == 0)
+            return n->lits[i].child;
+    n->lits = tg_realloc(n->lits, sizeof(*n->lits) * (n->n_lits + 1));
+    tg_route_edge_t *e = &n->lits[n->n_lits++];
+    e->seg = tg_strndup(seg, len);
+    e->len = len;
+    e->child = tg_calloc(1, sizeof(*e->child));
+    return e->child;
+}
+
+static void free_node(tg_route_node_t *n)
+{
+    for (size_t i = 0; i != n->n_lits; ++i) {
+        free_node(n->lits[i].child);
+        free(n->lits[i].child);
+        free(n->lits[i].seg);
+    }
+    free(n->lits);
+    if (n->param != NULL) {
+        free_node(n->param);
+        free(n->param);
+    }
+}
+
+static int add_route(tg_router_t *r, const tg_query_t *q, tg_errors_t *errs)
+{
+    const char *p = q->path;
+    if (p == NULL || p[0] != '/') {
+        tg_errors_add(errs, "query %s: route path must start with '/'", q->name);
+        return -1;
+    }
+    tg_route_node_t *n = &r->root;
+    size_t n_params = 0;
+    /* "/" alone is the root; otherwise each '/'-separated segment is one level. */
+    if (p[1] != '\0') {
+        const char *seg = p + 1;
+        for (;;) {
+            const char *end = strchr(seg, '/');
+            size_t len = end != NULL ? (size_t)(end - seg) : strlen(seg);
+            int is_param = len >= 2 && seg[0] == '{' && seg[len - 1] == '}';
+            if (!is_param && (memchr(seg, '{', len) != NULL || memchr(seg, '}', len) != NULL)) {
+                tg_errors_add(errs, "query %s: route segment \"%.*s\" must be a literal or a whole {name}", q->name, (int)len, seg);
+                return -1;
+            }
+            if (is_param && ++n_params > TG_ROUTER_MAX_PATH_PARAMS) {
+                tg_errors_add(errs, "query %s: route has more than %d {params}", q->name, TG_ROUTER_MAX_PATH_PARAMS);
+                return -1;
+            }
+            n = child_for(n, seg, len, is_param);
+            if (end == NULL)
+                break;
+            seg = end + 1;
+        }
+    }
+    if (n->by_method[q->method] != NULL) {
+        tg_errors_add(errs, "query %s: route \"%s %s\" is already taken by query %s", q->name, tg_method_name(q->method), q->path,
+                      n->by_method[q->method]->name);
+        return -1;
+    }
+    n->by_method[q->method] = q;
+    return 0;
+}
+
+tg_router_t *tg_router_build(const tg_query_t *queries, size_t n, tg_errors_t *errs)
+{
+    tg_router_t *r = tg_calloc(1, sizeof(*r));
+    int failed = 0;
+    for (size_t i = 0; i != n; ++i)
+        if (add_route(r, &queries[i], errs) != 0)
+            failed = 1;
+    if (failed) {
+        tg_router_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void tg_router_free(tg_router_t *r)
+{
+    if (r == NULL)
+        return;
+    free_node(&r->root);
+    free(r);
+}
+
+/** matching state carried down the recursion */
+struct match_ctx {
+    int method; /* tg_method_t, or -1 for a method no route can have */
+    tg_route_match_t *m;
+    tg_slice_t caps[TG_ROUTER_MAX_PATH_PARAMS];
+    unsigned allow;  /* methods of every node whose path matched */
+    int path_found;
+};
+
+static int match_node(const tg_route_node_t *n, const char *seg, const char *end, size_t depth, struct match_ctx *c)
+{
+    if (seg == NULL) {
+        /* The whole path is consumed: does this node serve the method? */
+        unsigned here = 0;
+        for (int i = 0; i != TG_METHOD__COUNT; ++i)
+            if (n->by_method[i] != NULL)
+                here |= 1u << i;
+        if (here == 0)
+            return 0;
+        c->path_found = 1;
+        c->allow |= here;
+        if (c->method >= 0 && n->by_method[c->method] != NULL) {
+            c->m->query = n->by_method[c->method];
+            c->m->n_path_params = depth;
+            memcpy(c->m->path_params, c->caps, sizeof(c->caps[0]) * depth);
+            return 1;
+        }
+        return 0;
+    }
+    const char *slash = memchr(seg, '/', (size_t)(end - seg));
+    size_t len = slash != NULL ? (size_t)(slash - seg) : (size_t)(end - seg);
+    const char *next = slash != NULL ? slash + 1 : NULL;
+    for (size_t i = 0; i != n->n_lits; ++i) {
+        const tg_route_edge_t *e = &n->lits[i];
+        if (e->len == len && memcmp(e->seg, seg, len) == 0 && match_node(e->child, next, end, depth, c))
+            return 1;
+    }
+    /* A {param} takes any non-empty segment. */
+    if (n->param != NULL && len != 0 && depth < TG_ROUTER_MAX_PATH_PARAMS) {
+        c->caps[depth].base = seg;
+        c->caps[depth].len = len;
+        if (match_node(n->param, next, end, depth + 1, c))
+            return 1;
+    }
+    return 0;
+}
+
+int tg_router_match(const tg_router_t *r, const char *method_name, size_t method_len, const char *path, size_t path_len,
+                    tg_route_match_t *m)
+{
+    struct match_ctx c = {.method = tg_method_from_name(method_name, method_len), .m = m};
+    m->query = NULL;
+    m->n_path_params = 0;
+    m->allow = 0;
+    if (path_len == 0 || path[0] != '/')
+        return TG_ROUTE_NOT_FOUND;
+    const char *first = path_len == 1 ? NULL : path + 1;
+    if (match_node(&r->root, first, path + path_len, 0, &c))
+        return TG_ROUTE_FOUND;
+    if (!c.path_found)
+        return TG_ROUTE_NOT_FOUND;
+    m->allow = c.allow;
+    return TG_ROUTE_BAD_METHOD;
+}
+
+void tg_router_format_allow(unsigned allow, tg_buf_t *out)
+{
+    int first = 1;
+    for (int i = 0; i != TG_METHOD__COUNT; ++i) {
+        if ((allow & (1u << i)) == 0)
+            continue;
+        if (!first)
+            tg_buf_appends(out, ", ");
+        tg_buf_appends(out, tg_method_name((tg_method_t)i));
+        first = 0;
+    }
+}

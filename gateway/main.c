@@ -1,0 +1,141 @@
+/*
+ * tollgate's command line: parses argv and drives the library.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tollgate.h"
+#include "internal.h"
+
+enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
+
+static const char usage[] = "usage:\n"
+                            "  tollgate --config FILE            serve\n"
+                            "  tollgate --config FILE --check    validate config and catalog, print every error\n"
+                            "  tollgate --hash-key KEY           print the sha256:<hex> form of an API key\n"
+                            "  tollgate --version | --help\n"
+                            "\n"
+                            "exit codes: 0 ok, 1 bad config or catalog, 2 bad usage, 3 could not bind or start\n";
+
+static void *signal_thread(void *arg)
+{
+    tg_gateway_t *gw = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            tg_log(TG_LOG_WARN, "SIGHUP: reload is not supported yet; keeping the current config");
+            continue;
+        }
+        tg_log(TG_LOG_INFO, "%s: finishing in-flight requests, then exiting", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        tg_gateway_stop(gw);
+        return NULL;
+    }
+}
+
+static tg_config_t *load(const char *path)
+{
+    tg_errors_t errs = {0};
+    tg_config_t *cfg = tg_config_load(path, &errs);
+    for (size_t i = 0; i != errs.n; ++i)
+        fprintf(stderr, "%s\n", errs.msgs[i]);
+    if (cfg == NULL)
+        fprintf(stderr, "%s: %zu error%s\n", path, errs.n, errs.n == 1 ? "" : "s");
+    tg_errors_dispose(&errs);
+    return cfg;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+                                             {"hash-key", required_argument, NULL, 'H'}, {"version", no_argument, NULL, 'v'},
+                                             {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *hash_key = NULL;
+    int check = 0, opt;
+    const char *lvl = getenv("TOLLGATE_LOG");
+    if (lvl != NULL && strcmp(lvl, "debug") == 0)
+        tg_log_level = TG_LOG_DEBUG;
+
+    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'k':
+            check = 1;
+            break;
+        case 'H':
+            hash_key = optarg;
+            break;
+        case 'v':
+            printf("tollgate %s\n", TOLLGATE_VERSION);
+            return EXIT_OK;
+        case 'h':
+            fputs(usage, stdout);
+            return EXIT_OK;
+        default:
+            fputs(usage, stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "tollgate: unexpected argument: %s\n%s", argv[optind], usage);
+        return EXIT_USAGE;
+    }
+    if (hash_key != NULL) {
+        if (config_path != NULL || check) {
+            fputs(usage, stderr);
+            return EXIT_USAGE;
+        }
+        char out[72];
+        tg_hash_key(hash_key, strlen(hash_key), out);
+        printf("%s\n", out);
+        return EXIT_OK;
+    }
+    if (config_path == NULL) {
+        fprintf(stderr, "tollgate: --config is required\n%s", usage);
+        return EXIT_USAGE;
+    }
+
+    tg_config_t *cfg = load(config_path);
+    if (cfg == NULL)
+        return EXIT_CONFIG;
+    if (check) {
+        printf("%s: ok (%zu queries)\n", config_path, cfg->n_queries);
+        tg_config_free(cfg);
+        return EXIT_OK;
+    }
+
+    /* Signals go to one thread that waits for them; every other thread blocks them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    tg_errors_t errs = {0};
+    tg_gateway_t *gw = tg_gateway_create(cfg, &errs);
+    if (gw == NULL) {
+        for (size_t i = 0; i != errs.n; ++i)
+            fprintf(stderr, "tollgate: %s\n", errs.msgs[i]);
+        tg_errors_dispose(&errs);
+        return EXIT_START;
+    }
+    pthread_t sig_tid;
+    pthread_create(&sig_tid, NULL, signal_thread, gw);
+    pthread_detach(sig_tid);
+    int r = tg_gateway_run(gw);
+    tg_log(TG_LOG_INFO, "stopped");
+    return r == 0 ? EXIT_OK : EXIT_START;
+}

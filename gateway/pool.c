@@ -1,0 +1,642 @@
+/*
+ * Herding libpq connections happens here: connecting without blocking, pipelining
+ * calls onto ready connections, reading their results back in order, and handing
+ * waiting calls to whichever connection frees up first.
+ *
+ * A connection is in exactly one state (DOWN, CONNECTING, READY); only the functions
+ * named conn_* move it. A READY connection is always in pipeline mode and carries a
+ * FIFO of the calls sent on it. Each call is sent as
+ *
+ *     [Parse (first use on this connection)] [SET statement_timeout (when it differs)]
+ *     Bind/Execute of the prepared statement, Sync
+ *
+ * so it is its own implicit transaction: an error aborts only that call. Results come
+ * back in the same order: each command's results end with a NULL from PQgetResult,
+ * and each call ends with PGRES_PIPELINE_SYNC.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "tollgate/pool.h"
+#include "internal.h"
+
+enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
+
+/* Reconnect backoff: doubles from the first to the last, with +-25% jitter. */
+#define TG_BACKOFF_FIRST_MS 100
+#define TG_BACKOFF_MAX_MS 3000
+/* The janitor's period: reconnects are due at most this late. */
+#define TG_TICK_MS 50
+
+typedef struct st_tg_backend_pool_t tg_backend_pool_t;
+
+struct st_tg_pgconn_t {
+    tg_backend_pool_t *bp;
+    PGconn *pg;
+    h2o_socket_t *sock;      /* wraps a dup of PQsocket(pg); DONT_READ: h2o only signals readiness */
+    int fd;                  /* the PQsocket value that `sock` wraps */
+    int state;               /* CONN_* */
+    tg_call_t *head;         /* calls sent and not yet ended, oldest first */
+    tg_call_t **tail;
+    unsigned n_inflight;
+    uint8_t *prepared;       /* per query index: Parse was sent on this connection */
+    int cur_timeout_ms;      /* statement_timeout in force (-1: unknown) */
+    uint64_t retry_at;       /* for DOWN: when to connect again */
+    int backoff_ms;          /* the next backoff */
+};
+
+struct st_tg_backend_pool_t {
+    tg_pool_t *pool;
+    const tg_backend_t *backend;
+    const char *keywords[8]; /* libpq connection parameters: the conninfo plus our session settings */
+    const char *values[8];
+    char *options;           /* the `options` value we pass (the user's, plus ours) */
+    tg_pgconn_t *conns;
+    int n_conns;
+    int n_ready;
+    int n_connecting;
+    int down;                /* the last attempt failed and nothing is ready: fail calls fast */
+    size_t in_flight;
+    char last_error[256];
+};
+
+struct st_tg_pool_t {
+    h2o_loop_t *loop;
+    tg_pool_config_t pc;
+    tg_backend_pool_t *bps;
+    tg_call_t *wait_head; /* calls waiting for room, oldest first */
+    tg_call_t **wait_tail;
+    size_t n_waiting;
+    h2o_timeout_t acquire_timeout;
+    h2o_timeout_t tick_timeout;
+    h2o_timeout_entry_t tick;
+    unsigned seed;        /* for backoff jitter */
+};
+
+static void conn_start(tg_pgconn_t *c);
+static void conn_fail(tg_pgconn_t *c, const char *why);
+static void on_conn_read(h2o_socket_t *sock, const char *err);
+static void drain_waiters(tg_pool_t *pool);
+
+static void close_socket(tg_pgconn_t *c)
+{
+    if (c->sock != NULL) {
+        h2o_socket_close(c->sock);
+        c->sock = NULL;
+        c->fd = -1;
+    }
+}
+
+/* libpq may switch sockets while connecting (one per address it tries): keep the wrapper on the current one. */
+static void wrap_socket(tg_pgconn_t *c)
+{
+    int fd = PQsocket(c->pg);
+    if (c->sock != NULL && c->fd == fd)
+        return;
+    close_socket(c);
+    int dupfd = dup(fd);
+    if (dupfd < 0)
+        tg_fatal("dup failed");
+    c->sock = h2o_evloop_socket_create(c->bp->pool->loop, dupfd, H2O_SOCKET_FLAG_DONT_READ);
+    c->sock->data = c;
+    c->fd = fd;
+}
+
+static void set_down(tg_pgconn_t *c)
+{
+    tg_backend_pool_t *bp = c->bp;
+    if (c->state == CONN_READY)
+        --bp->n_ready;
+    else if (c->state == CONN_CONNECTING)
+        --bp->n_connecting;
+    c->state = CONN_DOWN;
+    close_socket(c);
+    if (c->pg != NULL) {
+        PQfinish(c->pg);
+        c->pg = NULL;
+    }
+    /* Exponential backoff with jitter, so a fleet of connections never reconnects in a storm. */
+    int jitter = c->backoff_ms / 4;
+    int delay = c->backoff_ms - jitter + (jitter > 0 ? (int)(rand_r(&bp->pool->seed) % (unsigned)(2 * jitter + 1)) : 0);
+    c->retry_at = tg_now_ms() + (uint64_t)delay;
+    c->backoff_ms = c->backoff_ms * 2 > TG_BACKOFF_MAX_MS ? TG_BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+/* Ends every call on the connection with `status`; they are unlinked before their callbacks run. */
+static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
+{
+    tg_call_t *call = c->head;
+    c->head = NULL;
+    c->tail = &c->head;
+    c->bp->in_flight -= c->n_inflight;
+    c->n_inflight = 0;
+    while (call != NULL) {
+        tg_call_t *next = call->_next;
+        call->_next = NULL;
+        call->_conn = NULL;
+        if (call->result != NULL) {
+            PQclear(call->result);
+            call->result = NULL;
+        }
+        call->cb(call, status);
+        call = next;
+    }
+}
+
+static void fail_waiters(tg_pool_t *pool, tg_call_status_t status)
+{
+    while (pool->wait_head != NULL) {
+        tg_call_t *call = pool->wait_head;
+        tg_pool_abandon(pool, call);
+        call->cb(call, status);
+    }
+}
+
+static void conn_fail(tg_pgconn_t *c, const char *why)
+{
+    tg_backend_pool_t *bp = c->bp;
+    int was_ready = c->state == CONN_READY;
+    /* Keep the first line of libpq's message: the rest repeats it. */
+    size_t len = strcspn(why, "\n");
+    if (bp->last_error[0] == '\0' || strncmp(bp->last_error, why, len) != 0) {
+        tg_log(TG_LOG_WARN, "%s: connection %s: %.*s", bp->backend->name, was_ready ? "lost" : "failed", (int)len, why);
+        snprintf(bp->last_error, sizeof(bp->last_error), "%.*s", (int)len, why);
+    }
+    set_down(c);
+    if (bp->n_ready == 0 && !bp->down) {
+        bp->down = 1;
+        tg_log(TG_LOG_WARN, "%s: no connection is up; calls answer 503 until one is", bp->backend->name);
+    }
+    fail_inflight(c, TG_CALL_CONN_LOST);
+    if (bp->down)
+        fail_waiters(bp->pool, TG_CALL_NO_BACKEND);
+}
+
+static void conn_ready(tg_pgconn_t *c)
+{
+    tg_backend_pool_t *bp = c->bp;
+    if (PQenterPipelineMode(c->pg) != 1) {
+        conn_fail(c, "could not enter pipeline mode");
+        return;
+    }
+    --bp->n_connecting;
+    ++bp->n_ready;
+    c->state = CONN_READY;
+    c->backoff_ms = TG_BACKOFF_FIRST_MS;
+    c->cur_timeout_ms = bp->pool->pc.config->default_timeout_ms;
+    memset(c->prepared, 0, bp->pool->pc.config->n_queries);
+    if (bp->down) {
+        bp->down = 0;
+        bp->last_error[0] = '\0';
+        tg_log(TG_LOG_INFO, "%s: connected", bp->backend->name);
+    }
+    h2o_socket_read_start(c->sock, on_conn_read);
+    drain_waiters(bp->pool);
+}
+
+static void on_connect_io(h2o_socket_t *sock, const char *err)
+{
+    tg_pgconn_t *c = sock->data;
+    switch (PQconnectPoll(c->pg)) {
+    case PGRES_POLLING_OK:
+        wrap_socket(c);
+        conn_ready(c);
+        return;
+    case PGRES_POLLING_FAILED:
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    case PGRES_POLLING_READING:
+        wrap_socket(c);
+        if (!h2o_socket_is_reading(c->sock))
+            h2o_socket_read_start(c->sock, on_connect_io);
+        return;
+    case PGRES_POLLING_WRITING:
+        wrap_socket(c);
+        if (h2o_socket_is_reading(c->sock))
+            h2o_socket_read_stop(c->sock);
+        if (!h2o_socket_is_writing(c->sock))
+            h2o_socket_notify_write(c->sock, on_connect_io);
+        return;
+    default:
+        conn_fail(c, "unexpected state while connecting");
+        return;
+    }
+}
+
+static void conn_start(tg_pgconn_t *c)
+{
+    tg_backend_pool_t *bp = c->bp;
+    c->state = CONN_CONNECTING;
+    ++bp->n_connecting;
+    c->pg = PQconnectStartParams(bp->keywords, bp->values, 1);
+    if (c->pg == NULL) {
+        conn_fail(c, "out of memory");
+        return;
+    }
+    if (PQstatus(c->pg) == CONNECTION_BAD || PQsetnonblocking(c->pg, 1) != 0) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    /* libpq's first poll must wait until the socket is writable. */
+    wrap_socket(c);
+    h2o_socket_notify_write(c->sock, on_connect_io);
+}
+
+static void flush_conn(tg_pgconn_t *c);
+
+static void on_conn_write(h2o_socket_t *sock, const char *err)
+{
+    tg_pgconn_t *c = sock->data;
+    if (err != NULL) {
+        conn_fail(c, err);
+        return;
+    }
+    flush_conn(c);
+}
+
+static void flush_conn(tg_pgconn_t *c)
+{
+    int r = PQflush(c->pg);
+    if (r < 0)
+        conn_fail(c, PQerrorMessage(c->pg));
+    else if (r == 1 && !h2o_socket_is_writing(c->sock))
+        h2o_socket_notify_write(c->sock, on_conn_write);
+}
+
+/* Ends the call at the head of the FIFO: its Sync arrived. */
+static void finish_head(tg_pgconn_t *c)
+{
+    tg_call_t *call = c->head;
+    if ((c->head = call->_next) == NULL)
+        c->tail = &c->head;
+    call->_next = NULL;
+    call->_conn = NULL;
+    --c->n_inflight;
+    --c->bp->in_flight;
+    tg_call_status_t status;
+    ExecStatusType st = call->result != NULL ? PQresultStatus(call->result) : PGRES_FATAL_ERROR;
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+        status = TG_CALL_OK;
+    } else {
+        status = TG_CALL_DB_ERROR;
+        /* The implicit transaction was rolled back, and a SET sent with it went too. */
+        c->cur_timeout_ms = -1;
+        if (call->_sent_prepare && call->result != NULL && st == PGRES_FATAL_ERROR) {
+            const char *state = PQresultErrorField(call->result, PG_DIAG_SQLSTATE);
+            /* Unless the statement exists (it ran and failed), Parse failed: prepare again next time. */
+            if (state == NULL || strncmp(state, "42", 2) == 0)
+                c->prepared[call->query->index] = 0;
+        }
+    }
+    call->cb(call, status);
+}
+
+static void process_results(tg_pgconn_t *c)
+{
+    int idle_nulls = 0;
+    while (c->head != NULL && c->state == CONN_READY) {
+        if (PQisBusy(c->pg))
+            break;
+        tg_call_t *call = c->head;
+        PGresult *r = PQgetResult(c->pg);
+        if (r == NULL) {
+            /* One command's results are complete. */
+            if (call->_steps > 0) {
+                --call->_steps;
+                idle_nulls = 0;
+            } else if (++idle_nulls > 1) {
+                break; /* nothing more until input arrives */
+            }
+            continue;
+        }
+        idle_nulls = 0;
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            finish_head(c);
+            continue;
+        }
+        /* Keep the statement's own result, or the first error of the call (Parse or SET). */
+        if (call->result == NULL && (call->_steps == 1 || st == PGRES_FATAL_ERROR)) {
+            call->result = r;
+        } else if (call->result != NULL && call->_steps == 1 && PQresultStatus(call->result) != PGRES_FATAL_ERROR) {
+            PQclear(call->result); /* a statement can only have one result set; be safe */
+            call->result = r;
+        } else {
+            PQclear(r);
+        }
+    }
+    if (c->state == CONN_READY && PQstatus(c->pg) == CONNECTION_BAD)
+        conn_fail(c, PQerrorMessage(c->pg));
+}
+
+static void on_conn_read(h2o_socket_t *sock, const char *err)
+{
+    tg_pgconn_t *c = sock->data;
+    if (err != NULL) {
+        conn_fail(c, err);
+        return;
+    }
+    if (!PQconsumeInput(c->pg)) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return;
+    }
+    process_results(c);
+    if (c->state == CONN_READY)
+        flush_conn(c);
+    drain_waiters(c->bp->pool);
+}
+
+static void stmt_name(char *buf, size_t size, const tg_query_t *q)
+{
+    snprintf(buf, size, "tg%u", q->index);
+}
+
+/* Queues the call's commands on the connection's pipeline. Returns 0, or -1 if the connection broke. */
+static int send_call(tg_pgconn_t *c, tg_call_t *call)
+{
+    const tg_query_t *q = call->query;
+    char name[32];
+    stmt_name(name, sizeof(name), q);
+    uint8_t steps = 0;
+    call->_sent_prepare = 0;
+    call->result = NULL;
+    if (!c->prepared[q->index]) {
+        Oid oids[q->n_params + 1];
+        for (size_t i = 0; i != q->n_params; ++i)
+            oids[i] = tg_type_oid(q->params[i].type, q->params[i].is_array);
+        if (!PQsendPrepare(c->pg, name, q->sql, (int)q->n_params, oids))
+            return -1;
+        c->prepared[q->index] = 1;
+        call->_sent_prepare = 1;
+        ++steps;
+    }
+    if (c->cur_timeout_ms != q->timeout_ms) {
+        /* Queued in the same pipeline: no extra round trip. The value is ours, never request data. */
+        char set[64];
+        snprintf(set, sizeof(set), "SET statement_timeout = %d", q->timeout_ms);
+        if (!PQsendQueryParams(c->pg, set, 0, NULL, NULL, NULL, NULL, 0))
+            return -1;
+        c->cur_timeout_ms = q->timeout_ms;
+        ++steps;
+    }
+    if (!PQsendQueryPrepared(c->pg, name, (int)q->n_params, call->values, NULL, NULL, 0))
+        return -1;
+    ++steps;
+    if (!PQpipelineSync(c->pg))
+        return -1;
+    call->_steps = steps;
+    call->_conn = c;
+    call->_sent_at = tg_now_ms();
+    call->_next = NULL;
+    *c->tail = call;
+    c->tail = &call->_next;
+    ++c->n_inflight;
+    ++c->bp->in_flight;
+    return 0;
+}
+
+/* The ready connection with the fewest calls in flight and room for one more, or NULL. */
+static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp)
+{
+    tg_pgconn_t *best = NULL;
+    unsigned depth = (unsigned)bp->pool->pc.pipeline_depth;
+    for (int i = 0; i != bp->n_conns; ++i) {
+        tg_pgconn_t *c = &bp->conns[i];
+        if (c->state != CONN_READY || c->n_inflight >= depth)
+            continue;
+        if (best == NULL || c->n_inflight < best->n_inflight) {
+            best = c;
+            if (best->n_inflight == 0)
+                break;
+        }
+    }
+    return best;
+}
+
+static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_query_t *q)
+{
+    /* Writes and, until replica routing lands, reads go to the primary. */
+    (void)q;
+    return &pool->bps[0];
+}
+
+/* Tries to put the call on a connection now. Returns 1 if sent (or ended), 0 if it must wait. */
+static int try_send(tg_pool_t *pool, tg_call_t *call)
+{
+    tg_backend_pool_t *bp = pick_backend(pool, call->query);
+    tg_pgconn_t *c;
+    while ((c = pick_conn(bp)) != NULL) {
+        if (send_call(c, call) == 0) {
+            flush_conn(c);
+            return 1;
+        }
+        conn_fail(c, PQerrorMessage(c->pg));
+    }
+    if (bp->down) {
+        call->cb(call, TG_CALL_NO_BACKEND);
+        return 1;
+    }
+    return 0;
+}
+
+static void on_acquire_timeout(h2o_timeout_entry_t *entry)
+{
+    tg_call_t *call = H2O_STRUCT_FROM_MEMBER(tg_call_t, _acquire_timer, entry);
+    tg_pool_abandon(call->_pool, call);
+    call->cb(call, TG_CALL_ACQUIRE_TIMEOUT);
+}
+
+
+/* Puts a call in the wait queue, at the back (new calls) or the front (a call that lost its turn). */
+static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
+{
+    call->_waiting = 1;
+    call->_pool = pool;
+    if (at_head && pool->wait_head != NULL) {
+        call->_next = pool->wait_head;
+        call->_pprev = &pool->wait_head;
+        pool->wait_head->_pprev = &call->_next;
+        pool->wait_head = call;
+    } else {
+        call->_next = NULL;
+        call->_pprev = pool->wait_tail;
+        *pool->wait_tail = call;
+        pool->wait_tail = &call->_next;
+    }
+    ++pool->n_waiting;
+    call->_acquire_timer = (h2o_timeout_entry_t){0};
+    call->_acquire_timer.cb = on_acquire_timeout;
+    h2o_timeout_link(pool->loop, &pool->acquire_timeout, &call->_acquire_timer);
+}
+
+static void drain_waiters(tg_pool_t *pool)
+{
+    while (pool->wait_head != NULL) {
+        tg_call_t *call = pool->wait_head;
+        tg_backend_pool_t *bp = pick_backend(pool, call->query);
+        if (pick_conn(bp) == NULL && !bp->down)
+            return;
+        tg_pool_abandon(pool, call);
+        if (!try_send(pool, call)) {
+            /* Every connection with room broke while sending: wait again, first in line. */
+            wait_push(pool, call, 1);
+            return;
+        }
+    }
+}
+
+static void on_tick(h2o_timeout_entry_t *entry)
+{
+    tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, tick, entry);
+    uint64_t now = tg_now_ms();
+    for (size_t b = 0; b != pool->pc.n_backends; ++b) {
+        tg_backend_pool_t *bp = &pool->bps[b];
+        for (int i = 0; i != bp->n_conns; ++i)
+            if (bp->conns[i].state == CONN_DOWN && bp->conns[i].retry_at <= now)
+                conn_start(&bp->conns[i]);
+    }
+    h2o_timeout_link(pool->loop, &pool->tick_timeout, &pool->tick);
+}
+
+/*
+ * Builds the libpq parameters: the configured conninfo (expanded as `dbname`), then our
+ * session settings, which later keywords let override: UTF-8, ISO dates in UTC (the
+ * JSON encoder turns them into RFC 3339), and the default statement timeout, so only
+ * queries with their own timeout_ms need a SET.
+ */
+static void init_backend_params(tg_backend_pool_t *bp)
+{
+    const tg_config_t *cfg = bp->pool->pc.config;
+    char *user_options = NULL;
+    PQconninfoOption *opts = PQconninfoParse(bp->backend->conninfo, NULL);
+    if (opts != NULL) {
+        for (PQconninfoOption *o = opts; o->keyword != NULL; ++o)
+            if (strcmp(o->keyword, "options") == 0 && o->val != NULL)
+                user_options = tg_strdup(o->val);
+        PQconninfoFree(opts);
+    }
+    tg_buf_t b = {0};
+    tg_buf_printf(&b, "-c DateStyle=ISO -c TimeZone=UTC -c statement_timeout=%d", cfg->default_timeout_ms);
+    if (user_options != NULL) {
+        tg_buf_printf(&b, " %s", user_options);
+        free(user_options);
+    }
+    bp->options = b.base;
+    size_t i = 0;
+    bp->keywords[i] = "dbname", bp->values[i++] = bp->backend->conninfo;
+    bp->keywords[i] = "client_encoding", bp->values[i++] = "UTF8";
+    bp->keywords[i] = "fallback_application_name", bp->values[i++] = "tollgate";
+    bp->keywords[i] = "options", bp->values[i++] = bp->options;
+    bp->keywords[i] = NULL, bp->values[i] = NULL;
+}
+
+tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
+{
+    tg_pool_t *pool = tg_calloc(1, sizeof(*pool));
+    pool->loop = loop;
+    pool->pc = *pc;
+    pool->wait_tail = &pool->wait_head;
+    pool->seed = (unsigned)tg_now_ms() ^ (unsigned)(uintptr_t)pool;
+    h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)pc->config->pool.acquire_timeout_ms);
+    h2o_timeout_init(loop, &pool->tick_timeout, TG_TICK_MS);
+    pool->tick.cb = on_tick;
+    pool->bps = tg_calloc(pc->n_backends, sizeof(*pool->bps));
+    for (size_t b = 0; b != pc->n_backends; ++b) {
+        tg_backend_pool_t *bp = &pool->bps[b];
+        bp->pool = pool;
+        bp->backend = &pc->backends[b];
+        init_backend_params(bp);
+        bp->n_conns = pc->conns_per_backend;
+        bp->conns = tg_calloc((size_t)bp->n_conns, sizeof(*bp->conns));
+        for (int i = 0; i != bp->n_conns; ++i) {
+            tg_pgconn_t *c = &bp->conns[i];
+            c->bp = bp;
+            c->fd = -1;
+            c->tail = &c->head;
+            c->prepared = tg_calloc(pc->config->n_queries + 1, 1);
+            c->backoff_ms = TG_BACKOFF_FIRST_MS;
+            conn_start(c);
+        }
+    }
+    h2o_timeout_link(loop, &pool->tick_timeout, &pool->tick);
+    return pool;
+}
+
+void tg_pool_destroy(tg_pool_t *pool)
+{
+    fail_waiters(pool, TG_CALL_NO_BACKEND);
+    for (size_t b = 0; b != pool->pc.n_backends; ++b) {
+        tg_backend_pool_t *bp = &pool->bps[b];
+        for (int i = 0; i != bp->n_conns; ++i) {
+            tg_pgconn_t *c = &bp->conns[i];
+            fail_inflight(c, TG_CALL_NO_BACKEND);
+            if (c->state != CONN_DOWN)
+                set_down(c);
+            free(c->prepared);
+        }
+        free(bp->conns);
+        free(bp->options);
+    }
+    free(pool->bps);
+    if (h2o_timeout_is_linked(&pool->tick))
+        h2o_timeout_unlink(&pool->tick);
+    h2o_timeout_dispose(pool->loop, &pool->tick_timeout);
+    h2o_timeout_dispose(pool->loop, &pool->acquire_timeout);
+    free(pool);
+}
+
+void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
+{
+    call->result = NULL;
+    call->_conn = NULL;
+    call->_waiting = 0;
+    /* First come, first served: a new call never overtakes one already waiting. */
+    if (pool->wait_head == NULL && try_send(pool, call))
+        return;
+    if (pool->n_waiting >= (size_t)pool->pc.max_waiters) {
+        call->cb(call, TG_CALL_QUEUE_FULL);
+        return;
+    }
+    wait_push(pool, call, 0);
+}
+
+int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
+{
+    if (!call->_waiting)
+        return 0;
+    *call->_pprev = call->_next;
+    if (call->_next != NULL)
+        call->_next->_pprev = call->_pprev;
+    else
+        pool->wait_tail = call->_pprev;
+    call->_next = NULL;
+    call->_waiting = 0;
+    --pool->n_waiting;
+    if (h2o_timeout_is_linked(&call->_acquire_timer))
+        h2o_timeout_unlink(&call->_acquire_timer);
+    return 1;
+}
+
+void tg_pool_backend_stats(const tg_pool_t *pool, size_t i, tg_pool_backend_stats_t *out)
+{
+    const tg_backend_pool_t *bp = &pool->bps[i];
+    out->connected = bp->n_ready;
+    out->connecting = bp->n_connecting;
+    out->busy = 0;
+    for (int j = 0; j != bp->n_conns; ++j)
+        if (bp->conns[j].n_inflight != 0)
+            ++out->busy;
+    out->in_flight = bp->in_flight;
+    out->up = !bp->down;
+    out->last_error = bp->last_error[0] != '\0' ? bp->last_error : NULL;
+}
+
+size_t tg_pool_pending(const tg_pool_t *pool)
+{
+    size_t n = pool->n_waiting;
+    for (size_t b = 0; b != pool->pc.n_backends; ++b)
+        n += pool->bps[b].in_flight;
+    return n;
+}

@@ -1,0 +1,276 @@
+/*
+ * The gateway: binds listeners, starts one worker thread per configured thread (each
+ * with its own h2o loop, accepted sockets and backend pool) and shuts them down
+ * gracefully.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "tollgate.h"
+#include "tollgate/server.h"
+#include "internal.h"
+
+/* Most calls in flight on one connection's pipeline. */
+#define TG_PIPELINE_DEPTH 32
+
+/** a listening socket, bound once at create */
+typedef struct st_tg_listen_socket_t {
+    int fd;
+    SSL_CTX *ssl_ctx; /* NULL: cleartext */
+} tg_listen_socket_t;
+
+/** one worker's wrapper of a listening socket */
+typedef struct st_tg_listener_t {
+    h2o_socket_t *sock;
+    h2o_accept_ctx_t accept_ctx;
+    tg_worker_t *worker;
+} tg_listener_t;
+
+struct st_tg_gateway_t {
+    tg_config_t *config;
+    h2o_globalconf_t globalconf;
+    h2o_hostconf_t *hostconf;
+    tg_listen_socket_t *sockets;
+    size_t n_sockets;
+    tg_backend_t *backends;
+    size_t n_backends;
+    tg_worker_t *workers;
+    size_t n_workers;
+    _Atomic int stopping;
+    h2o_multithread_message_t *stop_msgs;
+};
+
+static int bind_listener(const tg_listen_t *l, tg_errors_t *errs)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    char port[8];
+    snprintf(port, sizeof(port), "%u", (unsigned)l->port);
+    int r = getaddrinfo(l->host, port, &hints, &res);
+    if (r != 0) {
+        tg_errors_add(errs, "listen %s:%u: %s", l->host, (unsigned)l->port, gai_strerror(r));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        tg_errors_add(errs, "listen %s:%u: %s", l->host, (unsigned)l->port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    fcntl(fd, F_SETFL, O_NONBLOCK);
+    return fd;
+}
+
+static SSL_CTX *setup_tls(const tg_listen_t *l, tg_errors_t *errs)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, l->cert_file) != 1) {
+        tg_errors_add(errs, "listen %s:%u: cannot load tls.cert_file %s", l->host, (unsigned)l->port, l->cert_file);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, l->key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        tg_errors_add(errs, "listen %s:%u: cannot load tls.key_file %s", l->host, (unsigned)l->port, l->key_file);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+}
+
+tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
+{
+    tg_gateway_t *gw = tg_calloc(1, sizeof(*gw));
+    gw->config = cfg;
+    gw->sockets = tg_calloc(cfg->n_listen, sizeof(*gw->sockets));
+    for (size_t i = 0; i != cfg->n_listen; ++i) {
+        gw->sockets[i].fd = -1;
+        if (cfg->listen[i].cert_file != NULL && (gw->sockets[i].ssl_ctx = setup_tls(&cfg->listen[i], errs)) == NULL)
+            continue;
+        gw->sockets[i].fd = bind_listener(&cfg->listen[i], errs);
+    }
+    gw->n_sockets = cfg->n_listen;
+    if (errs->n != 0) {
+        tg_gateway_destroy(gw);
+        return NULL;
+    }
+
+    /* Backends: the primary first. Replica routing comes with the pools issue; until then reads use the primary. */
+    gw->n_backends = 1;
+    gw->backends = tg_calloc(gw->n_backends, sizeof(*gw->backends));
+    gw->backends[0] = (tg_backend_t){.name = "primary", .conninfo = cfg->primary, .is_primary = 1};
+
+    h2o_config_init(&gw->globalconf);
+    gw->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
+    /*
+     * h2o answers bodies over its limit with its own text/plain 413 before our handler
+     * runs. Give it headroom so that bodies up to a few times max_body_bytes reach the
+     * handler, which answers with problem+json; only absurd ones get h2o's answer.
+     */
+    gw->globalconf.max_request_entity_size = cfg->max_body_bytes * 4 + 65536;
+    gw->hostconf = h2o_config_register_host(&gw->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(gw->hostconf, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    handler->on_req = tg_handle_request;
+    return gw;
+}
+
+static void on_conn_close(void *data)
+{
+    tg_worker_t *w = data;
+    --w->n_conns;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    tg_listener_t *l = listener->data;
+    if (err != NULL)
+        return;
+    /* Take a bounded batch per wakeup so one busy listener cannot starve the loop. */
+    for (int i = 0; i != 16; ++i) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        ++l->worker->n_conns;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = l->worker;
+        h2o_accept(&l->accept_ctx, sock);
+    }
+}
+
+static void on_stop_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    tg_worker_t *w = H2O_STRUCT_FROM_MEMBER(tg_worker_t, stop_receiver, receiver);
+    while (!h2o_linklist_is_empty(messages))
+        h2o_linklist_unlink(messages->next);
+    w->shutting_down = 1;
+}
+
+static void *worker_main(void *arg)
+{
+    tg_worker_t *w = arg;
+    tg_gateway_t *gw = w->gw;
+    const tg_config_t *cfg = gw->config;
+    h2o_loop_t *loop = w->ctx.loop;
+
+    int per_thread = (cfg->pool.size + (int)gw->n_workers - 1) / (int)gw->n_workers;
+    tg_pool_config_t pc = {
+        .config = cfg,
+        .backends = gw->backends,
+        .n_backends = gw->n_backends,
+        .conns_per_backend = per_thread < 1 ? 1 : per_thread,
+        .pipeline_depth = TG_PIPELINE_DEPTH,
+        .max_waiters = cfg->pool.size * TG_PIPELINE_DEPTH * 4,
+    };
+    const char *depth = getenv("TOLLGATE_PIPELINE_DEPTH");
+    if (depth != NULL && atoi(depth) > 0)
+        pc.pipeline_depth = atoi(depth);
+    w->pool = tg_pool_create(loop, &pc);
+
+    w->listeners = tg_calloc(gw->n_sockets, sizeof(*w->listeners));
+    w->n_listeners = gw->n_sockets;
+    for (size_t i = 0; i != gw->n_sockets; ++i) {
+        tg_listener_t *l = &w->listeners[i];
+        l->worker = w;
+        l->accept_ctx.ctx = &w->ctx;
+        l->accept_ctx.hosts = gw->globalconf.hosts;
+        l->accept_ctx.ssl_ctx = gw->sockets[i].ssl_ctx;
+        int fd = dup(gw->sockets[i].fd);
+        if (fd < 0)
+            tg_fatal("dup: %s", strerror(errno));
+        l->sock = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        l->sock->data = l;
+        h2o_socket_read_start(l->sock, on_accept);
+    }
+
+    while (!w->shutting_down)
+        h2o_evloop_run(loop, INT32_MAX);
+
+    /* Stop accepting, ask HTTP/2 clients to go away, and let what is in flight finish. */
+    for (size_t i = 0; i != w->n_listeners; ++i) {
+        h2o_socket_read_stop(w->listeners[i].sock);
+        h2o_socket_close(w->listeners[i].sock);
+    }
+    h2o_context_request_shutdown(&w->ctx);
+    uint64_t deadline = tg_now_ms() + (uint64_t)cfg->shutdown_grace_ms;
+    while (w->n_conns != 0 && tg_now_ms() < deadline)
+        h2o_evloop_run(loop, 50);
+    if (w->n_conns != 0)
+        tg_log(TG_LOG_WARN, "worker %zu: %zu connections still open after shutdown_grace_ms; closing", w->index, w->n_conns);
+    return NULL;
+}
+
+int tg_gateway_run(tg_gateway_t *gw)
+{
+    const tg_config_t *cfg = gw->config;
+    gw->n_workers = (size_t)cfg->threads;
+    gw->workers = tg_calloc(gw->n_workers, sizeof(*gw->workers));
+    gw->stop_msgs = tg_calloc(gw->n_workers, sizeof(*gw->stop_msgs));
+    for (size_t i = 0; i != gw->n_workers; ++i) {
+        tg_worker_t *w = &gw->workers[i];
+        w->gw = gw;
+        w->config = cfg;
+        w->index = i;
+        w->id_prefix = (uint32_t)(tg_now_ms() * 2654435761u) ^ (uint32_t)(i << 24) ^ (uint32_t)getpid();
+        h2o_context_init(&w->ctx, h2o_evloop_create(), &gw->globalconf);
+        w->queue = h2o_multithread_create_queue(w->ctx.loop);
+        h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
+    }
+    for (size_t i = 0; i != gw->n_workers; ++i)
+        h2o_multithread_create_thread(&gw->workers[i].tid, NULL, worker_main, &gw->workers[i]);
+    tg_log(TG_LOG_INFO, "serving %zu queries on %zu listener(s) with %zu thread(s)", cfg->n_queries, gw->n_sockets,
+           gw->n_workers);
+    for (size_t i = 0; i != gw->n_workers; ++i)
+        pthread_join(gw->workers[i].tid, NULL);
+    for (size_t i = 0; i != gw->n_workers; ++i) {
+        tg_worker_t *w = &gw->workers[i];
+        tg_pool_destroy(w->pool);
+        free(w->listeners);
+        tg_buf_dispose(&w->scratch);
+        /* The h2o context and loop are left to process exit: h2o 2.2.5 cannot dispose a loop with sockets pending close. */
+    }
+    return 0;
+}
+
+void tg_gateway_stop(tg_gateway_t *gw)
+{
+    if (atomic_exchange(&gw->stopping, 1))
+        return;
+    for (size_t i = 0; i != gw->n_workers; ++i) {
+        gw->stop_msgs[i] = (h2o_multithread_message_t){{NULL}};
+        h2o_multithread_send_message(&gw->workers[i].stop_receiver, &gw->stop_msgs[i]);
+    }
+}
+
+void tg_gateway_destroy(tg_gateway_t *gw)
+{
+    if (gw == NULL)
+        return;
+    for (size_t i = 0; i != gw->n_sockets; ++i) {
+        if (gw->sockets[i].fd >= 0)
+            close(gw->sockets[i].fd);
+        if (gw->sockets[i].ssl_ctx != NULL)
+            SSL_CTX_free(gw->sockets[i].ssl_ctx);
+    }
+    free(gw->sockets);
+    free(gw->backends);
+    free(gw->workers);
+    free(gw->stop_msgs);
+    tg_config_free(gw->config);
+    free(gw);
+}

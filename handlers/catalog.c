@@ -1,0 +1,250 @@
+/*
+ * The request handler: built-in endpoints, then catalog routes. A catalog call is
+ * decoded and checked here, handed to the worker's pool, and answered from the pool's
+ * callback with the result written straight from libpq's text into the JSON body.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tollgate/encode.h"
+#include "tollgate/params.h"
+#include "tollgate/router.h"
+#include "../gateway/internal.h"
+#include "respond.h"
+
+/** a catalog call in progress; it outlives its request if the client goes away */
+typedef struct st_tg_query_ctx_t {
+    tg_call_t call;   /* must be first: the pool's callback gets &call */
+    h2o_req_t *req;   /* NULL once the request is gone */
+    void **req_hook;  /* pool memory of the request that points back here */
+    tg_worker_t *worker;
+} tg_query_ctx_t;
+
+/* The request's pool is being freed: the client went away (or the response is done). */
+static void on_req_dispose(void *p)
+{
+    tg_query_ctx_t *ctx = *(tg_query_ctx_t **)p;
+    if (ctx == NULL)
+        return;
+    ctx->req = NULL;
+    /* A call still waiting for a connection is dropped; one already sent finishes and is discarded. */
+    if (tg_pool_abandon(ctx->worker->pool, &ctx->call))
+        free(ctx);
+}
+
+static void respond_db_error(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    tg_problem_t p = {.sqlstate = state};
+    if (state != NULL && strncmp(state, "22", 2) == 0) {
+        /* Data exceptions are the caller's: PostgreSQL's message names the value, never the SQL. */
+        p.status = 400, p.type = "invalid-value", p.detail = primary;
+    } else if (state != NULL && strncmp(state, "23", 2) == 0) {
+        p.status = 409, p.type = "constraint-violation", p.detail = primary;
+    } else if (state != NULL && strcmp(state, "57014") == 0) {
+        char *d = h2o_mem_alloc_pool(&req->pool, 96);
+        snprintf(d, 96, "the query ran longer than its %d ms timeout", q->timeout_ms);
+        p.status = 504, p.type = "statement-timeout", p.detail = d;
+    } else {
+        /* Anything else is ours or the database's; log it whole, tell the caller only the SQLSTATE. */
+        tg_log(TG_LOG_ERROR, "query %s failed: %s %s", q->name, state != NULL ? state : "-",
+               res != NULL ? PQresultErrorMessage(res) : "no result");
+        p.status = 500, p.type = "database-error", p.detail = "the database could not run the query";
+    }
+    tg_respond_problem(w, req, &p, 0);
+}
+
+static void respond_result(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res)
+{
+    tg_buf_t *b = &w->scratch;
+    tg_buf_reset(b);
+    int nrows = PQntuples(res), nfields = PQnfields(res);
+    tg_column_enc_t encs_stack[32], *encs = nfields <= 32 ? encs_stack : h2o_mem_alloc_pool(&req->pool, sizeof(*encs) * nfields);
+    switch (q->returns) {
+    case TG_RETURNS_ONE:
+        if (nrows == 0) {
+            tg_respond_error(w, req, 404, "not-found", "no row matched");
+            return;
+        }
+        if (nrows > 1) {
+            tg_log(TG_LOG_ERROR, "query %s (returns: one) returned %d rows", q->name, nrows);
+            tg_respond_error(w, req, 500, "too-many-rows", "the query returned more than one row");
+            return;
+        }
+        tg_encode_columns(res, encs);
+        tg_encode_row(b, res, 0, encs);
+        break;
+    case TG_RETURNS_MANY:
+        if ((size_t)nrows > w->config->max_rows) {
+            char *d = h2o_mem_alloc_pool(&req->pool, 128);
+            snprintf(d, 128, "the query returned %d rows, more than max_rows (%zu)", nrows, w->config->max_rows);
+            tg_respond_error(w, req, 500, "too-many-rows", d);
+            return;
+        }
+        tg_encode_columns(res, encs);
+        tg_buf_appendc(b, '[');
+        for (int i = 0; i != nrows; ++i) {
+            if (i != 0)
+                tg_buf_appendc(b, ',');
+            tg_encode_row(b, res, i, encs);
+        }
+        tg_buf_appendc(b, ']');
+        break;
+    case TG_RETURNS_NONE: {
+        const char *n = PQcmdTuples((PGresult *)res);
+        tg_buf_printf(b, "{\"rows_affected\":%s}", n[0] != '\0' ? n : "0");
+    } break;
+    }
+    tg_respond_json(req, 200, b->base, b->len);
+}
+
+static void on_call_done(tg_call_t *call, tg_call_status_t status)
+{
+    tg_query_ctx_t *ctx = (tg_query_ctx_t *)call;
+    h2o_req_t *req = ctx->req;
+    if (req != NULL) {
+        /* Unhook first: sending may free the request's pool, and the hook with it. */
+        *ctx->req_hook = NULL;
+        tg_worker_t *w = ctx->worker;
+        const tg_query_t *q = call->query;
+        switch (status) {
+        case TG_CALL_OK:
+            respond_result(w, req, q, call->result);
+            break;
+        case TG_CALL_DB_ERROR:
+            respond_db_error(w, req, q, call->result);
+            break;
+        case TG_CALL_NO_BACKEND:
+            tg_respond_error(w, req, 503, "no-backend", "no database backend is available for this query");
+            break;
+        case TG_CALL_ACQUIRE_TIMEOUT:
+            tg_respond_error(w, req, 503, "pool-timeout", "no database connection became free within acquire_timeout_ms");
+            break;
+        case TG_CALL_QUEUE_FULL:
+            tg_respond_error(w, req, 503, "overloaded", "too many calls are waiting for a database connection");
+            break;
+        case TG_CALL_CONN_LOST:
+            tg_respond_error(w, req, 503, "connection-lost",
+                             q->access == TG_ACCESS_WRITE ? "the database connection was lost; the write's outcome is unknown"
+                                                          : "the database connection was lost");
+            break;
+        }
+    }
+    if (call->result != NULL)
+        PQclear(call->result);
+    free(ctx);
+}
+
+/* Is the body JSON? "application/json", any case, parameters allowed. */
+static int is_json_content_type(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i == -1)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    static const char want[] = "application/json";
+    size_t n = sizeof(want) - 1;
+    if (v.len < n || !h2o_lcstris(v.base, n, want, n))
+        return 0;
+    return v.len == n || v.base[n] == ';' || v.base[n] == ' ';
+}
+
+static int handle_builtin(tg_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
+{
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
+        tg_respond_json(req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
+        return 1;
+    }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz"))) {
+        tg_pool_backend_stats_t st;
+        tg_pool_backend_stats(w->pool, 0, &st);
+        tg_buf_t *b = &w->scratch;
+        tg_buf_reset(b);
+        tg_buf_printf(b, "{\"ready\":%s,\"backends\":[{\"name\":\"primary\",\"state\":\"%s\",\"connections\":%d,\"busy\":%d}]}",
+                      st.connected > 0 ? "true" : "false", st.connected > 0 ? "up" : (st.up ? "connecting" : "down"),
+                      st.connected, st.busy);
+        tg_respond_json(req, st.connected > 0 ? 200 : 503, b->base, b->len);
+        return 1;
+    }
+    return 0;
+}
+
+int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
+{
+    tg_worker_t *w = tg_worker_of(req);
+    const tg_config_t *cfg = w->config;
+    tg_respond_request_id(w, req);
+
+    h2o_iovec_t path = req->path;
+    h2o_iovec_t qs = {NULL, 0};
+    if (req->query_at != SIZE_MAX) {
+        qs = h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
+        path.len = req->query_at;
+    }
+    if (handle_builtin(w, req, path))
+        return 0;
+
+    tg_route_match_t m;
+    switch (tg_router_match(cfg->router, req->method.base, req->method.len, path.base, path.len, &m)) {
+    case TG_ROUTE_FOUND:
+        break;
+    case TG_ROUTE_BAD_METHOD: {
+        tg_buf_t allow = {0};
+        tg_router_format_allow(m.allow, &allow);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, h2o_strdup(&req->pool, allow.base, allow.len).base,
+                       allow.len);
+        tg_buf_dispose(&allow);
+        tg_respond_error(w, req, 405, "method-not-allowed", "the path does not take this method");
+        return 0;
+    }
+    default:
+        tg_respond_error(w, req, 404, "no-route", "no route matches the path");
+        return 0;
+    }
+    const tg_query_t *q = m.query;
+    if (!q->enabled) {
+        tg_respond_error(w, req, 503, "query-disabled", "this query is switched off");
+        return 0;
+    }
+
+    h2o_iovec_t body = {NULL, 0};
+    if (q->method != TG_METHOD_GET && q->method != TG_METHOD_DELETE && req->entity.base != NULL && req->entity.len != 0) {
+        if (req->entity.len > cfg->max_body_bytes) {
+            char *d = h2o_mem_alloc_pool(&req->pool, 96);
+            snprintf(d, 96, "the body is larger than max_body_bytes (%zu)", cfg->max_body_bytes);
+            tg_respond_error(w, req, 413, "body-too-large", d);
+            return 0;
+        }
+        if (!is_json_content_type(req)) {
+            tg_respond_error(w, req, 415, "unsupported-media-type", "the body must be application/json");
+            return 0;
+        }
+        body = req->entity;
+    }
+
+    tg_params_t params;
+    switch (tg_params_decode(q, &m, qs, body, &req->pool, &params)) {
+    case TG_PARAMS_OK:
+        break;
+    case TG_PARAMS_BAD_JSON:
+        tg_respond_error(w, req, 400, "malformed-json", params.detail);
+        return 0;
+    default: {
+        tg_problem_t p = {.status = 400, .type = "invalid-parameters", .title = "Invalid parameters",
+                          .detail = "one or more parameters are missing or invalid", .errors = params.errors,
+                          .n_errors = params.n_errors};
+        tg_respond_problem(w, req, &p, 0);
+        return 0;
+    }
+    }
+
+    tg_query_ctx_t *ctx = tg_malloc(sizeof(*ctx));
+    ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done};
+    ctx->req = req;
+    ctx->worker = w;
+    ctx->req_hook = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx->req_hook), on_req_dispose);
+    *ctx->req_hook = ctx;
+    tg_pool_submit(w->pool, &ctx->call);
+    return 0;
+}

@@ -1,0 +1,57 @@
+/*
+ * Response helpers: JSON bodies, problem+json errors, request ids.
+ */
+#include <stdio.h>
+#include "respond.h"
+
+h2o_iovec_t tg_respond_request_id(tg_worker_t *w, h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    h2o_iovec_t id = {NULL, 0};
+    if (i != -1) {
+        id = req->headers.entries[i].value;
+        /* Echo the caller's id only if it is short and printable: it goes into logs and headers. */
+        int ok = id.len != 0 && id.len <= 128;
+        for (size_t j = 0; ok && j != id.len; ++j)
+            ok = id.base[j] > 0x20 && id.base[j] < 0x7f;
+        if (!ok)
+            id.base = NULL;
+    }
+    if (id.base == NULL) {
+        id.base = h2o_mem_alloc_pool(&req->pool, 17);
+        id.len = (size_t)snprintf(id.base, 17, "%08x%08x", w->id_prefix, (uint32_t)++w->id_seq);
+    }
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id.base, id.len);
+    return id;
+}
+
+static void send_body(h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = tg_status_reason(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, ct_len);
+    h2o_send_inline(req, body, len);
+}
+
+void tg_respond_json(h2o_req_t *req, int status, const char *body, size_t len)
+{
+    send_body(req, status, H2O_STRLIT("application/json"), body, len);
+}
+
+void tg_respond_problem(tg_worker_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s)
+{
+    if (retry_after_s > 0) {
+        char *v = h2o_mem_alloc_pool(&req->pool, 16);
+        int n = snprintf(v, 16, "%d", retry_after_s);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
+    }
+    tg_buf_reset(&w->scratch);
+    tg_problem_format(&w->scratch, p);
+    send_body(req, p->status, H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE), w->scratch.base, w->scratch.len);
+}
+
+void tg_respond_error(tg_worker_t *w, h2o_req_t *req, int status, const char *type, const char *detail)
+{
+    tg_problem_t p = {.status = status, .type = type, .detail = detail};
+    tg_respond_problem(w, req, &p, status == 503 ? 1 : 0);
+}

@@ -1,0 +1,110 @@
+/*
+ * Backend connection pools. Each worker thread owns one tg_pool_t: for every backend
+ * (the primary, then each replica) a set of non-blocking libpq connections watched by
+ * the thread's h2o event loop, in pipeline mode, with each catalog statement prepared
+ * once per connection. Calls are queued on a connection's pipeline (one Sync per call,
+ * so each call is its own implicit transaction and an error aborts only that call), or
+ * wait in a bounded FIFO for at most `acquire_timeout_ms` when no connection has room.
+ */
+#ifndef tollgate__pool_h
+#define tollgate__pool_h
+
+#include <stdint.h>
+#include <h2o.h>
+#include <libpq-fe.h>
+#include "tollgate/config.h"
+
+typedef struct st_tg_pool_t tg_pool_t;
+typedef struct st_tg_pgconn_t tg_pgconn_t;
+typedef struct st_tg_call_t tg_call_t;
+
+/** how a call ended, as seen by the pool */
+typedef enum en_tg_call_status_t {
+    TG_CALL_OK,             /* `result` holds the statement's result (PGRES_TUPLES_OK or PGRES_COMMAND_OK) */
+    TG_CALL_DB_ERROR,       /* `result` holds the PGRES_FATAL_ERROR result: see its SQLSTATE */
+    TG_CALL_NO_BACKEND,     /* no backend could take the call (down, or not connected yet) */
+    TG_CALL_ACQUIRE_TIMEOUT,/* no connection had room within acquire_timeout_ms */
+    TG_CALL_QUEUE_FULL,     /* the wait queue is full */
+    TG_CALL_CONN_LOST,      /* the connection died while the call was on it; for writes the outcome is unknown */
+} tg_call_status_t;
+
+/** called once when a call ends; `call->result` (may be NULL) now belongs to the callee */
+typedef void (*tg_call_cb)(tg_call_t *call, tg_call_status_t status);
+
+/**
+ * One execution of a catalog query. The caller embeds it (first member `super` style),
+ * fills `query`, `values` and `cb`, and hands it to tg_pool_submit. The pool never frees
+ * it. `values` must stay valid until the call was sent or ended.
+ */
+struct st_tg_call_t {
+    const tg_query_t *query;
+    const char *const *values; /* query->n_params text values (NULL = SQL NULL) */
+    tg_call_cb cb;
+    PGresult *result;          /* set before cb */
+    /* private */
+    tg_call_t *_next;          /* in a connection's pipeline FIFO, or the wait queue */
+    tg_call_t **_pprev;        /* for O(1) removal from the wait queue */
+    tg_pgconn_t *_conn;        /* the connection it runs on (NULL while waiting) */
+    tg_pool_t *_pool;          /* the pool it waits in */
+    h2o_timeout_entry_t _acquire_timer;
+    uint8_t _steps;            /* commands left before the Sync (PREPARE? SET? EXECUTE) */
+    uint8_t _step_kinds;       /* bit i: command i from the end is (1) the statement itself */
+    uint8_t _waiting;          /* in the wait queue */
+    uint8_t _sent_prepare;
+    uint64_t _sent_at;         /* tg_now_ms() when sent */
+};
+
+/** a backend as the pools see it (shared, immutable) */
+typedef struct st_tg_backend_t {
+    const char *name;          /* "primary", "replica1", ... (for logs and /readyz) */
+    const char *conninfo;      /* as configured: never shown to clients */
+    int is_primary;
+} tg_backend_t;
+
+/** per-thread pool settings, derived from the config */
+typedef struct st_tg_pool_config_t {
+    const tg_config_t *config;
+    const tg_backend_t *backends; /* [0] is the primary */
+    size_t n_backends;
+    int conns_per_backend;        /* this thread's share of pool.size */
+    int pipeline_depth;           /* most calls in flight on one connection (1: no pipelining) */
+    int max_waiters;              /* bound of the wait queue */
+} tg_pool_config_t;
+
+/** state of one backend in one thread's pool, for /readyz and logs */
+typedef struct st_tg_pool_backend_stats_t {
+    int connected;  /* connections ready */
+    int connecting; /* connections being opened */
+    int busy;       /* connections with calls in flight */
+    size_t in_flight;
+    int up;         /* at least one connection ready, or none has failed yet */
+    const char *last_error; /* the last connection error (for logs only), or NULL */
+} tg_pool_backend_stats_t;
+
+/** creates a pool on `loop` and starts connecting every connection */
+tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc);
+
+/** closes every connection; calls still waiting or in flight end with TG_CALL_NO_BACKEND */
+void tg_pool_destroy(tg_pool_t *pool);
+
+/**
+ * Runs `call` on a backend suited to its query: writes on the primary; reads on the
+ * primary too until replica routing lands. The call's callback runs exactly once,
+ * possibly before this returns (e.g. TG_CALL_NO_BACKEND).
+ */
+void tg_pool_submit(tg_pool_t *pool, tg_call_t *call);
+
+/**
+ * The caller lost interest (its client went away). A waiting call is dropped at once
+ * and its callback is NOT run; a call already sent finishes on its connection and its
+ * callback still runs (with the result). Returns 1 if the call was dropped.
+ */
+int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call);
+
+/** fills `out` for backend `i` */
+void tg_pool_backend_stats(const tg_pool_t *pool, size_t i, tg_pool_backend_stats_t *out);
+
+/** total calls in flight or waiting in this pool */
+size_t tg_pool_pending(const tg_pool_t *pool);
+
+#endif

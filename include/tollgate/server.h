@@ -1,0 +1,43 @@
+/*
+ * Worker threads: each owns an h2o context and event loop, its accepted connections
+ * and its own backend pool. Handlers reach their worker through the request's context.
+ */
+#ifndef tollgate__server_h
+#define tollgate__server_h
+
+#include <pthread.h>
+#include <stdint.h>
+#include <h2o.h>
+#include "tollgate.h"
+#include "tollgate/buf.h"
+#include "tollgate/pool.h"
+
+/** one worker thread */
+typedef struct st_tg_worker_t {
+    h2o_context_t ctx;             /* this thread's h2o context (its loop is ctx.loop) */
+    tg_gateway_t *gw;
+    const tg_config_t *config;     /* the snapshot this worker serves */
+    size_t index;                  /* 0..threads-1 */
+    pthread_t tid;
+    tg_pool_t *pool;               /* this thread's backend connections */
+    tg_buf_t scratch;              /* response bodies are built here, then copied into the request's pool */
+    uint32_t id_prefix;            /* random, for request ids */
+    uint64_t id_seq;               /* request ids issued */
+    size_t n_conns;                /* client connections open on this thread */
+    int shutting_down;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t stop_receiver;
+    struct st_tg_listener_t *listeners; /* this thread's wrappers of the listening sockets */
+    size_t n_listeners;
+} tg_worker_t;
+
+/** the worker serving `req` */
+static inline tg_worker_t *tg_worker_of(h2o_req_t *req)
+{
+    return H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, req->conn->ctx);
+}
+
+/** the request handler (handlers/): answers every request on the main listeners */
+int tg_handle_request(h2o_handler_t *self, h2o_req_t *req);
+
+#endif
