@@ -30,6 +30,7 @@ static void send_body(h2o_req_t *req, int status, const char *content_type, size
     req->res.status = status;
     req->res.reason = tg_status_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, ct_len);
+    req->res.content_length = len;
     h2o_send_inline(req, body, len);
 }
 
