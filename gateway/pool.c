@@ -48,7 +48,8 @@ struct st_tg_pgconn_t {
 
 struct st_tg_backend_pool_t {
     tg_pool_t *pool;
-    const tg_backend_t *backend;
+    tg_backend_t *backend;
+    uint32_t seen_recoveries; /* backend->recoveries when last looked at */
     const char *keywords[8]; /* libpq connection parameters: the conninfo plus our session settings */
     const char *values[8];
     char *options;           /* the `options` value we pass (the user's, plus ours) */
@@ -189,6 +190,7 @@ static void conn_ready(tg_pgconn_t *c)
     if (bp->down) {
         bp->down = 0;
         bp->last_error[0] = '\0';
+        bp->seen_recoveries = atomic_fetch_add(&bp->backend->recoveries, 1) + 1;
         tg_log(TG_LOG_INFO, "%s: connected", bp->backend->name);
     }
     h2o_socket_read_start(c->sock, on_conn_read);
@@ -493,9 +495,18 @@ static void on_tick(h2o_timeout_entry_t *entry)
     uint64_t now = tg_now_ms();
     for (size_t b = 0; b != pool->pc.n_backends; ++b) {
         tg_backend_pool_t *bp = &pool->bps[b];
-        for (int i = 0; i != bp->n_conns; ++i)
-            if (bp->conns[i].state == CONN_DOWN && bp->conns[i].retry_at <= now)
-                conn_start(&bp->conns[i]);
+        /* Another thread got through to this backend: it is back, so stop backing off. */
+        uint32_t rec = atomic_load_explicit(&bp->backend->recoveries, memory_order_relaxed);
+        int recovered = rec != bp->seen_recoveries;
+        bp->seen_recoveries = rec;
+        for (int i = 0; i != bp->n_conns; ++i) {
+            tg_pgconn_t *c = &bp->conns[i];
+            if (c->state == CONN_DOWN && (recovered || c->retry_at <= now)) {
+                if (recovered)
+                    c->backoff_ms = TG_BACKOFF_FIRST_MS;
+                conn_start(c);
+            }
+        }
     }
     h2o_timeout_link(pool->loop, &pool->tick_timeout, &pool->tick);
 }

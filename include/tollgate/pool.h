@@ -9,6 +9,7 @@
 #ifndef tollgate__pool_h
 #define tollgate__pool_h
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <h2o.h>
 #include <libpq-fe.h>
@@ -54,17 +55,18 @@ struct st_tg_call_t {
     uint64_t _sent_at;         /* tg_now_ms() when sent */
 };
 
-/** a backend as the pools see it (shared, immutable) */
+/** a backend as the pools see it (shared by all threads; only `recoveries` changes) */
 typedef struct st_tg_backend_t {
     const char *name;          /* "primary", "replica1", ... (for logs and /readyz) */
     const char *conninfo;      /* as configured: never shown to clients */
     int is_primary;
+    _Atomic uint32_t recoveries; /* bumped when a thread reconnects after the backend was down: the others retry at once */
 } tg_backend_t;
 
 /** per-thread pool settings, derived from the config */
 typedef struct st_tg_pool_config_t {
     const tg_config_t *config;
-    const tg_backend_t *backends; /* [0] is the primary */
+    tg_backend_t *backends;       /* [0] is the primary; shared by every thread's pool */
     size_t n_backends;
     int conns_per_backend;        /* this thread's share of pool.size */
     int pipeline_depth;           /* most calls in flight on one connection (1: no pipelining) */

@@ -1,0 +1,610 @@
+/*
+ * End-to-end tests: the real gateway (started by tests/run.sh with
+ * tests/integration/config.json) in front of a real PostgreSQL primary and replica.
+ * Every test runs over HTTP/1.1 and HTTP/2 (cleartext, prior knowledge).
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include "http.h"
+
+#define FOR_EACH_PROTO(p) for (proto_t p = PROTO_H1; p <= PROTO_H2; p = (proto_t)(p + 1))
+
+/* Asserts status and, for errors, the problem+json shape; returns the response. */
+static resp_t *expect(proto_t p, long status, const char *method, const char *path, const char *body, const char *ctype)
+{
+    resp_t *r = http(p, method, path, body, ctype, NULL);
+    cr_assert_eq(r->status, status, "[%s] %s %s: status %ld, want %ld; body: %s", proto_name(p), method, path, r->status, status,
+                 r->body);
+    cr_assert_eq(r->http_version, p == PROTO_H1 ? 1 : 2, "[%s] wrong HTTP version %ld", proto_name(p), r->http_version);
+    char *ct = resp_header(r, "content-type");
+    cr_assert_not_null(ct, "[%s] %s %s: no content-type", proto_name(p), method, path);
+    if (status >= 400) {
+        cr_assert_str_eq(ct, "application/problem+json", "[%s] %s %s", proto_name(p), method, path);
+        cr_assert(json_is_object(r->json), "[%s] error body is not a JSON object: %s", proto_name(p), r->body);
+        cr_assert_eq(json_integer_value(json_object_get(r->json, "status")), status, "[%s] body status: %s", proto_name(p),
+                     r->body);
+        cr_assert_not_null(jstr(r, "type"), "[%s] problem without type: %s", proto_name(p), r->body);
+        cr_assert_not_null(jstr(r, "title"), "[%s] problem without title: %s", proto_name(p), r->body);
+        /* Nothing internal leaks: no SQL text, no connection string. */
+        static const char *leaks[] = {"SELECT", "INSERT", "UPDATE ", "FROM ", "host=", "port=", "dbname", "user=", "pg_sleep"};
+        for (size_t i = 0; i != sizeof(leaks) / sizeof(leaks[0]); ++i)
+            cr_assert_null(strstr(r->body, leaks[i]), "[%s] %s %s: error body leaks \"%s\": %s", proto_name(p), method, path,
+                           leaks[i], r->body);
+    } else {
+        cr_assert_str_eq(ct, "application/json", "[%s] %s %s", proto_name(p), method, path);
+        cr_assert_not_null(r->json, "[%s] body is not JSON: %s", proto_name(p), r->body);
+    }
+    free(ct);
+    return r;
+}
+
+static const char *problem_type(const resp_t *r)
+{
+    return jstr(r, "type");
+}
+
+/* The JSON value of member `key` of the body, serialised compactly, for exact comparisons. */
+static char *member(const resp_t *r, const char *key)
+{
+    json_t *v = json_object_get(r->json, key);
+    cr_assert_not_null(v, "no member %s in %s", key, r->body);
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+}
+
+static void assert_member(const resp_t *r, const char *key, const char *want)
+{
+    char *got = member(r, key);
+    cr_assert_str_eq(got, want, "member %s: got %s, want %s (body %s)", key, got, want, r->body);
+    free(got);
+}
+
+/* The `errors` entry for parameter `name`, or NULL. */
+static const char *param_error(const resp_t *r, const char *name)
+{
+    json_t *errs = json_object_get(r->json, "errors");
+    size_t i;
+    json_t *e;
+    json_array_foreach(errs, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "name")), name) == 0)
+            return json_string_value(json_object_get(e, "reason"));
+    }
+    return NULL;
+}
+
+Test(builtin, healthz)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET", "/healthz", NULL, NULL);
+        cr_assert_str_eq(jstr(r, "status"), "ok");
+        resp_free(r);
+    }
+}
+
+Test(builtin, h2c_upgrade_serves_http2)
+{
+    resp_t *r = http(PROTO_H2C_UPGRADE, "GET", "/users/1", NULL, NULL, NULL);
+    cr_assert_eq(r->status, 200, "body %s", r->body);
+    cr_assert_eq(r->http_version, 2, "Upgrade: h2c did not switch to HTTP/2");
+    cr_assert_eq(json_integer_value(json_object_get(r->json, "id")), 1);
+    resp_free(r);
+}
+
+Test(builtin, request_id_echoed_or_made)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = http(p, "GET", "/users/1", NULL, NULL, "X-Request-Id: abc-123");
+        char *id = resp_header(r, "x-request-id");
+        cr_assert_str_eq(id, "abc-123", "[%s]", proto_name(p));
+        free(id);
+        resp_free(r);
+        r = http(p, "GET", "/nope", NULL, NULL, NULL);
+        id = resp_header(r, "x-request-id");
+        cr_assert_not_null(id, "[%s] no request id on an error", proto_name(p));
+        cr_assert_geq(strlen(id), 8);
+        free(id);
+        resp_free(r);
+    }
+}
+
+Test(routing, unknown_route_is_404)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 404, "GET", "/no/such/thing", NULL, NULL);
+        cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:no-route");
+        resp_free(r);
+    }
+}
+
+Test(routing, wrong_method_is_405_with_allow)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 405, "PUT", "/users/1", NULL, NULL);
+        char *allow = resp_header(r, "allow");
+        cr_assert_str_eq(allow, "GET, PATCH, DELETE", "[%s]", proto_name(p));
+        free(allow);
+        resp_free(r);
+    }
+}
+
+Test(routing, path_params_decoded_in_route_order)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET", "/echo/path/a%20b%2Fc/42", NULL, NULL);
+        assert_member(r, "n", "42");
+        assert_member(r, "t", "\"a b/c\"");
+        resp_free(r);
+        r = expect(p, 400, "GET", "/echo/path/abcdefghijklmnopqrstuvwxyz/1", NULL, NULL);
+        cr_assert_not_null(param_error(r, "t"), "[%s] %s", proto_name(p), r->body);
+        resp_free(r);
+    }
+}
+
+Test(reads, get_user_and_missing_row)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET", "/users/7", NULL, NULL);
+        cr_assert_eq(json_integer_value(json_object_get(r->json, "id")), 7);
+        cr_assert(json_is_string(json_object_get(r->json, "email")));
+        cr_assert(json_is_object(json_object_get(r->json, "settings")), "jsonb is embedded: %s", r->body);
+        resp_free(r);
+        r = expect(p, 404, "GET", "/users/999999999", NULL, NULL);
+        cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:not-found");
+        resp_free(r);
+        r = expect(p, 404, "GET", "/rows/missing", NULL, NULL);
+        resp_free(r);
+    }
+}
+
+Test(reads, returns_many_and_max_rows)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET", "/rows/many?n=3", NULL, NULL);
+        cr_assert_str_eq(r->body, "[{\"n\":1},{\"n\":2},{\"n\":3}]");
+        resp_free(r);
+        r = expect(p, 200, "GET", "/rows/many?n=0", NULL, NULL);
+        cr_assert_str_eq(r->body, "[]");
+        resp_free(r);
+        r = expect(p, 200, "GET", "/rows/many?n=1000", NULL, NULL);
+        cr_assert_eq(json_array_size(r->json), 1000);
+        resp_free(r);
+        r = expect(p, 500, "GET", "/rows/many?n=1001", NULL, NULL);
+        cr_assert(strstr(jstr(r, "detail"), "max_rows") != NULL, "%s", r->body);
+        resp_free(r);
+    }
+}
+
+Test(writes, create_read_update_delete)
+{
+    FOR_EACH_PROTO(p)
+    {
+        char body[256], path[64];
+        snprintf(body, sizeof(body), "{\"email\":\"crud-%d-%ld@example.com\",\"name\":\"Crud\",\"settings\":{\"a\":[1,2]}}", p,
+                 (long)getpid());
+        resp_t *r = expect(p, 200, "POST", "/users", body, "application/json");
+        json_int_t id = json_integer_value(json_object_get(r->json, "id"));
+        cr_assert_gt(id, 0);
+        assert_member(r, "settings", "{\"a\":[1,2]}");
+        resp_free(r);
+        /* The same email again violates the unique constraint: 409. */
+        r = expect(p, 409, "POST", "/users", body, "application/json; charset=utf-8");
+        cr_assert_str_eq(jstr(r, "sqlstate"), "23505");
+        resp_free(r);
+        snprintf(path, sizeof(path), "/users/%lld", (long long)id);
+        r = expect(p, 200, "PATCH", path, "{\"name\":\"Renamed\"}", "application/json");
+        cr_assert_str_eq(jstr(r, "name"), "Renamed");
+        resp_free(r);
+        r = expect(p, 200, "DELETE", path, NULL, NULL);
+        assert_member(r, "rows_affected", "1");
+        resp_free(r);
+        r = expect(p, 200, "DELETE", path, NULL, NULL);
+        assert_member(r, "rows_affected", "0");
+        resp_free(r);
+    }
+}
+
+Test(writes, returns_none_counts_rows)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "POST", "/rows/touch", "{\"ids\":[1,2,3,999999999]}", "application/json");
+        cr_assert_str_eq(r->body, "{\"rows_affected\":3}");
+        resp_free(r);
+        r = expect(p, 200, "PUT", "/users/3/active", "{\"active\":true}", "application/json");
+        cr_assert_str_eq(r->body, "{\"rows_affected\":1}");
+        resp_free(r);
+    }
+}
+
+Test(params, every_scalar_type_from_the_body)
+{
+    const char *body = "{\"int2\":-32768,\"int4\":2147483647,\"int8\":-9223372036854775808,\"float4\":1.5,\"float8\":-0.25,"
+                       "\"numeric\":\"12345678901234567890.0123456789\",\"text\":\"h\\u00e9llo \\\"w\\\"\",\"bool\":false,"
+                       "\"uuid\":\"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11\",\"date\":\"2024-02-29\","
+                       "\"timestamptz\":\"2026-01-02T03:04:05.5+02:00\",\"json\":{\"k\":[1,\"x\"]},\"jsonb\":[true,null]}";
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "POST", "/echo/scalars", body, "application/json");
+        assert_member(r, "int2", "-32768");
+        assert_member(r, "int4", "2147483647");
+        assert_member(r, "int8", "-9223372036854775808");
+        assert_member(r, "float4", "1.5");
+        assert_member(r, "float8", "-0.25");
+        cr_assert(strstr(r->body, "\"numeric\":12345678901234567890.0123456789") != NULL, "numeric keeps every digit: %s",
+                  r->body);
+        assert_member(r, "text", "\"h\\u00E9llo \\\"w\\\"\"");
+        assert_member(r, "bool", "false");
+        assert_member(r, "uuid", "\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\"");
+        assert_member(r, "date", "\"2024-02-29\"");
+        assert_member(r, "timestamptz", "\"2026-01-02T01:04:05.5+00:00\"");
+        assert_member(r, "json", "{\"k\":[1,\"x\"]}");
+        assert_member(r, "jsonb", "[true,null]");
+        resp_free(r);
+        /* Omitted optional parameters are SQL NULL. */
+        r = expect(p, 200, "POST", "/echo/scalars", "{}", "application/json");
+        assert_member(r, "int4", "null");
+        assert_member(r, "json", "null");
+        resp_free(r);
+        /* An empty body is no parameters at all. */
+        r = expect(p, 200, "POST", "/echo/scalars", NULL, NULL);
+        assert_member(r, "text", "null");
+        resp_free(r);
+    }
+}
+
+Test(params, every_array_type_from_the_body)
+{
+    const char *body = "{\"int2\":[1,null,-2],\"int4\":[],\"int8\":[9007199254740993],\"float4\":[0.5],\"float8\":[1e300],"
+                       "\"numeric\":[1.25,\"2.50\"],\"text\":[\"a,b\",\"}{\",\"\\\"q\\\"\",\"back\\\\slash\",\"NULL\",null,\"\"],"
+                       "\"bool\":[true,false],\"uuid\":[\"00000000-0000-0000-0000-000000000001\"],\"date\":[\"2026-12-31\"],"
+                       "\"timestamptz\":[\"2026-01-02T03:04:05Z\"],\"json\":[{\"a\":1},[2]],\"jsonb\":[\"s\",3]}";
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "POST", "/echo/arrays", body, "application/json");
+        assert_member(r, "int2", "[1,null,-2]");
+        assert_member(r, "int4", "[]");
+        assert_member(r, "int8", "[9007199254740993]");
+        assert_member(r, "float4", "[0.5]");
+        cr_assert(strstr(r->body, "\"float8\":[1e+300]") != NULL, "%s", r->body);
+        /* Quoting round-trips: commas, braces, quotes, backslashes, the word NULL, real NULL, empty string. */
+        assert_member(r, "text", "[\"a,b\",\"}{\",\"\\\"q\\\"\",\"back\\\\slash\",\"NULL\",null,\"\"]");
+        assert_member(r, "bool", "[true,false]");
+        assert_member(r, "uuid", "[\"00000000-0000-0000-0000-000000000001\"]");
+        assert_member(r, "date", "[\"2026-12-31\"]");
+        assert_member(r, "timestamptz", "[\"2026-01-02T03:04:05+00:00\"]");
+        assert_member(r, "json", "[{\"a\":1},[2]]");
+        assert_member(r, "jsonb", "[\"s\",3]");
+        cr_assert(strstr(r->body, "\"numeric\":[1.25,2.50]") != NULL, "%s", r->body);
+        resp_free(r);
+    }
+}
+
+Test(params, query_string_scalars_and_repeated_keys)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET",
+                           "/echo/query?int2=7&int8=-1&float8=2.5&numeric=-0.001&text=a+b%26c%3D&bool=true"
+                           "&uuid=00000000-0000-0000-0000-00000000000a&date=2026-03-01&timestamptz=2026-03-01T00:00:00Z"
+                           "&json=%7B%22x%22%3A1%7D&int4s=1&int4s=2&int4s=3&texts=x&texts=%2C",
+                           NULL, NULL);
+        assert_member(r, "int2", "7");
+        assert_member(r, "int8", "-1");
+        assert_member(r, "float8", "2.5");
+        assert_member(r, "text", "\"a b&c=\"");
+        assert_member(r, "bool", "true");
+        assert_member(r, "json", "{\"x\":1}");
+        assert_member(r, "int4s", "[1,2,3]");
+        assert_member(r, "texts", "[\"x\",\",\"]");
+        assert_member(r, "int4", "null");
+        cr_assert(strstr(r->body, "\"numeric\":-0.001") != NULL, "%s", r->body);
+        resp_free(r);
+    }
+}
+
+Test(params, defaults_and_bounds)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET", "/echo/bounds?i=-10", NULL, NULL);
+        assert_member(r, "i", "-10");
+        assert_member(r, "s", "\"abc\"");
+        assert_member(r, "e", "\"red\"");
+        assert_member(r, "b", "true");
+        assert_member(r, "d", "\"2026-01-02\"");
+        assert_member(r, "big", "9223372036854775807");
+        assert_member(r, "opt", "null");
+        assert_member(r, "small", "[1,2,3]");
+        cr_assert(strstr(r->body, "\"n\":1.5") != NULL, "%s", r->body);
+        resp_free(r);
+        r = expect(p, 200, "GET", "/echo/bounds?i=10&s=%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9&e=blue&small=0&small=9", NULL, NULL);
+        assert_member(r, "s", "\"\\u00E9\\u00E9\\u00E9\\u00E9\\u00E9\""); /* 5 characters, 10 bytes: within max_length 5 */
+        assert_member(r, "e", "\"blue\"");
+        assert_member(r, "small", "[0,9]");
+        resp_free(r);
+    }
+}
+
+Test(params, every_bad_parameter_reported_at_once)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 400, "GET", "/echo/bounds?i=11&s=toolong&e=purple&n=100&f=2&b=maybe&d=2026-02-30&small=10&zzz=1",
+                           NULL, NULL);
+        cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:invalid-parameters");
+        static const char *bad[] = {"i", "s", "e", "n", "f", "b", "d", "zzz"};
+        for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+            cr_assert_not_null(param_error(r, bad[i]), "[%s] no error for %s: %s", proto_name(p), bad[i], r->body);
+        cr_assert(strstr(r->body, "small") != NULL, "array element out of bounds: %s", r->body);
+        resp_free(r);
+        r = expect(p, 400, "GET", "/echo/bounds", NULL, NULL);
+        cr_assert_not_null(param_error(r, "i"), "missing required: %s", r->body);
+        resp_free(r);
+        r = expect(p, 400, "GET", "/echo/bounds?i=abc", NULL, NULL);
+        cr_assert_not_null(param_error(r, "i"));
+        resp_free(r);
+        r = expect(p, 400, "GET", "/users/12abc", NULL, NULL);
+        cr_assert_not_null(param_error(r, "id"));
+        resp_free(r);
+        r = expect(p, 400, "GET", "/echo/query?int2=40000&int4=1.5&uuid=xyz&timestamptz=yesterday&json=%7B", NULL, NULL);
+        static const char *bad2[] = {"int2", "int4", "uuid", "timestamptz", "json"};
+        for (size_t i = 0; i != sizeof(bad2) / sizeof(bad2[0]); ++i)
+            cr_assert_not_null(param_error(r, bad2[i]), "[%s] no error for %s: %s", proto_name(p), bad2[i], r->body);
+        resp_free(r);
+    }
+}
+
+Test(params, wrong_json_types_in_the_body)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 400, "POST", "/echo/scalars",
+                           "{\"int4\":\"12\",\"bool\":1,\"text\":5,\"int2\":1.5,\"uuid\":true,\"unknown\":1}", "application/json");
+        static const char *bad[] = {"int4", "bool", "text", "int2", "uuid", "unknown"};
+        for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i)
+            cr_assert_not_null(param_error(r, bad[i]), "[%s] no error for %s: %s", proto_name(p), bad[i], r->body);
+        resp_free(r);
+        r = expect(p, 400, "POST", "/echo/arrays", "{\"int4\":5,\"text\":[1]}", "application/json");
+        cr_assert_not_null(param_error(r, "int4"), "scalar for an array: %s", r->body);
+        resp_free(r);
+    }
+}
+
+Test(body, malformed_json_is_400)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 400, "POST", "/users", "{\"email\": ", "application/json");
+        cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:malformed-json");
+        resp_free(r);
+        r = expect(p, 400, "POST", "/users", "[1,2]", "application/json");
+        cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:malformed-json");
+        resp_free(r);
+    }
+}
+
+Test(body, wrong_content_type_is_415)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 415, "POST", "/users", "email=x", "application/x-www-form-urlencoded");
+        resp_free(r);
+        r = expect(p, 415, "POST", "/users", "{\"email\":\"a\"}", "text/plain");
+        resp_free(r);
+    }
+}
+
+Test(body, oversized_body_is_413)
+{
+    /* The test config sets max_body_bytes to 65536. */
+    size_t n = 70000;
+    char *big = malloc(n + 64);
+    strcpy(big, "{\"email\":\"");
+    memset(big + 10, 'a', n);
+    strcpy(big + 10 + n, "\",\"name\":\"x\"}");
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 413, "POST", "/users", big, "application/json");
+        cr_assert(strstr(jstr(r, "detail"), "max_body_bytes") != NULL, "%s", r->body);
+        resp_free(r);
+    }
+    free(big);
+}
+
+Test(encoding, every_column_type)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET", "/encode/special", NULL, NULL);
+        static const char *want[][2] = {
+            {"i2", "32767"},
+            {"i4", "2147483647"},
+            {"i8", "9223372036854775807"},
+            {"f4", "1.5"},
+            {"f_nan", "\"NaN\""},
+            {"f_inf", "\"Infinity\""},
+            {"f4_ninf", "\"-Infinity\""},
+            {"n_nan", "\"NaN\""},
+            {"n_inf", "\"Infinity\""},
+            {"t", "\"tab\\\\there \\\"quoted\\\" \\u00E9 \\u2603\""}, /* the SQL has a literal backslash */
+            {"nul", "null"},
+            {"yes", "true"},
+            {"no", "false"},
+            {"jb", "{\"a\":[1,null,\"x\"],\"b\":{}}"},
+            {"js", "[1,2]"},
+            {"arr_i4", "[1,null,3]"},
+            {"arr_t", "[\"a\",\"b c\",null]"},
+            {"arr_jb", "[{\"k\":1}]"},
+            {"arr_b", "[true,false]"},
+            {"arr_empty", "[]"},
+            {"arr_f8", "[\"NaN\",2.5]"},
+            {"ts", "\"2026-01-02T03:04:05.123+00:00\""},
+            {"d", "\"2026-01-02\""},
+            {"u", "\"00000000-0000-0000-0000-000000000001\""},
+            {"by", "\"\\\\x0102\""},
+            {"iv", "\"1 day 02:00:00\""},
+        };
+        for (size_t i = 0; i != sizeof(want) / sizeof(want[0]); ++i)
+            assert_member(r, want[i][0], want[i][1]);
+        /* Exact digits, as PostgreSQL printed them (jansson would round these). */
+        cr_assert(strstr(r->body, "\"n_big\":12345678901234567890.123456789") != NULL, "%s", r->body);
+        cr_assert(strstr(r->body, "\"n_scale\":0.10") != NULL, "%s", r->body);
+        cr_assert(strstr(r->body, "\"f8\":0.1,") != NULL, "float8 as PostgreSQL prints it: %s", r->body);
+        resp_free(r);
+    }
+}
+
+Test(errors, class_22_is_400)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 400, "GET", "/errors/div_zero?n=0", NULL, NULL);
+        cr_assert_str_eq(jstr(r, "sqlstate"), "22012");
+        resp_free(r);
+        r = expect(p, 400, "GET", "/errors/bad_cast?s=abc", NULL, NULL);
+        cr_assert_str_eq(jstr(r, "sqlstate"), "22P02");
+        resp_free(r);
+        r = expect(p, 200, "GET", "/errors/div_zero?n=2", NULL, NULL);
+        assert_member(r, "q", "0");
+        resp_free(r);
+    }
+}
+
+Test(errors, class_23_is_409)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 409, "POST", "/errors/unique", "{\"id\":1}", "application/json");
+        cr_assert_str_eq(jstr(r, "sqlstate"), "23505");
+        resp_free(r);
+        r = expect(p, 409, "POST", "/errors/foreign_key", "{\"user_id\":999999999}", "application/json");
+        cr_assert_str_eq(jstr(r, "sqlstate"), "23503");
+        resp_free(r);
+        r = expect(p, 409, "POST", "/errors/check", "{\"status\":\"lost\"}", "application/json");
+        cr_assert_str_eq(jstr(r, "sqlstate"), "23514");
+        resp_free(r);
+    }
+}
+
+Test(errors, other_database_errors_are_500_without_internals)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 500, "GET", "/errors/other", NULL, NULL);
+        cr_assert_str_eq(jstr(r, "sqlstate"), "21000");
+        cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:database-error");
+        /* PostgreSQL's own message is logged, not sent. */
+        cr_assert_null(strstr(r->body, "subquery"), "%s", r->body);
+        resp_free(r);
+    }
+}
+
+Test(errors, statement_timeout_is_504)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 504, "GET", "/errors/slow?seconds=3", NULL, NULL);
+        cr_assert_str_eq(jstr(r, "sqlstate"), "57014");
+        resp_free(r);
+        /* The connection is fine afterwards, and a fast call under the same timeout succeeds. */
+        r = expect(p, 200, "GET", "/errors/slow?seconds=0", NULL, NULL);
+        resp_free(r);
+    }
+}
+
+Test(errors, switched_off_query_is_503)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 503, "GET", "/limits/disabled", NULL, NULL);
+        char *ra = resp_header(r, "retry-after");
+        cr_assert_not_null(ra, "[%s] 503 without Retry-After", proto_name(p));
+        free(ra);
+        resp_free(r);
+    }
+}
+
+Test(catalog, sql_file)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET", "/sql/file?echo=hi", NULL, NULL);
+        assert_member(r, "answer", "42");
+        assert_member(r, "echo", "\"hi\"");
+        resp_free(r);
+    }
+}
+
+/* Classic injection payloads, in every place a value can come from, come back as data. */
+static const char *payloads[] = {
+    "'; DROP TABLE users; --",
+    "1 OR 1=1",
+    "\" OR \"\"=\"",
+    "$1); DELETE FROM users; --",
+    "'); SELECT pg_sleep(5); --",
+    "\\'; TRUNCATE orders; --",
+    "}, {\"a\":1",
+    "NULL",
+};
+
+Test(injection, payloads_come_back_as_data)
+{
+    FOR_EACH_PROTO(p)
+    {
+        for (size_t i = 0; i != sizeof(payloads) / sizeof(payloads[0]); ++i) {
+            const char *s = payloads[i];
+            CURL *c = curl_easy_init();
+            char *enc = curl_easy_escape(c, s, 0);
+            char path[512], body[512];
+            json_t *js = json_string(s);
+            char *quoted = json_dumps(js, JSON_ENCODE_ANY);
+            /* path parameter */
+            snprintf(path, sizeof(path), "/echo/path/%s/1", enc);
+            resp_t *r = http(p, "GET", path, NULL, NULL, NULL);
+            if (strlen(s) <= 20) {
+                cr_assert_eq(r->status, 200, "[%s] path %s: %s", proto_name(p), s, r->body);
+                cr_assert_str_eq(jstr(r, "t"), s);
+            } else {
+                cr_assert_eq(r->status, 400, "[%s] path %s: %s", proto_name(p), s, r->body);
+            }
+            resp_free(r);
+            /* query string, scalar and array */
+            snprintf(path, sizeof(path), "/echo/query?text=%s&texts=%s&texts=%s", enc, enc, enc);
+            r = expect(p, 200, "GET", path, NULL, NULL);
+            cr_assert_str_eq(jstr(r, "text"), s);
+            cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r->json, "texts"), 1)), s);
+            resp_free(r);
+            /* body, scalar and array */
+            snprintf(body, sizeof(body), "{\"text\":%s}", quoted);
+            r = expect(p, 200, "POST", "/echo/scalars", body, "application/json");
+            cr_assert_str_eq(jstr(r, "text"), s);
+            resp_free(r);
+            snprintf(body, sizeof(body), "{\"text\":[%s,%s]}", quoted, quoted);
+            r = expect(p, 200, "POST", "/echo/arrays", body, "application/json");
+            cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r->json, "text"), 0)), s);
+            resp_free(r);
+            /* a typed parameter refuses it rather than passing it on */
+            snprintf(path, sizeof(path), "/users/%s", enc);
+            r = expect(p, 400, "GET", path, NULL, NULL);
+            resp_free(r);
+            free(quoted);
+            json_decref(js);
+            curl_free(enc);
+            curl_easy_cleanup(c);
+        }
+        /* And the tables are all still there. */
+        resp_t *r = expect(p, 200, "GET", "/users/1", NULL, NULL);
+        resp_free(r);
+        r = expect(p, 200, "GET", "/orders?ids=1&ids=2", NULL, NULL);
+        resp_free(r);
+    }
+}

@@ -1,0 +1,139 @@
+/* libcurl client for the integration tests. */
+#include <ctype.h>
+#include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include "http.h"
+
+const proto_t PROTOS[2] = {PROTO_H1, PROTO_H2};
+
+const char *proto_name(proto_t p)
+{
+    return p == PROTO_H1 ? "HTTP/1.1" : p == PROTO_H2 ? "HTTP/2 (prior knowledge)" : "HTTP/2 (h2c upgrade)";
+}
+
+typedef struct {
+    char *p;
+    size_t n;
+} acc_t;
+
+static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    acc_t *a = ud;
+    size_t n = size * nmemb;
+    a->p = realloc(a->p, a->n + n + 1);
+    memcpy(a->p + a->n, ptr, n);
+    a->n += n;
+    a->p[a->n] = '\0';
+    return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    size_t n = size * nmemb;
+    /* Lower-case the name so lookups need not care how it was sent. */
+    char *colon = memchr(ptr, ':', n);
+    for (char *c = ptr; colon != NULL && c < colon; ++c)
+        *c = (char)tolower((unsigned char)*c);
+    return on_data(ptr, size, nmemb, ud);
+}
+
+resp_t *http(proto_t p, const char *method, const char *path, const char *body, const char *content_type,
+             const char *extra_header)
+{
+    const char *base = getenv("TG_URL");
+    if (base == NULL)
+        base = "http://127.0.0.1:8080";
+    char url[4096];
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    CURL *c = curl_easy_init();
+    acc_t b = {0}, h = {0};
+    struct curl_slist *hdrs = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, p == PROTO_H1   ? CURL_HTTP_VERSION_1_1
+                                              : p == PROTO_H2 ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+                                                              : CURL_HTTP_VERSION_2_0);
+    if (body != NULL) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    if (content_type != NULL) {
+        char line[256];
+        snprintf(line, sizeof(line), "Content-Type: %s", content_type);
+        hdrs = curl_slist_append(hdrs, line);
+    } else if (body != NULL) {
+        hdrs = curl_slist_append(hdrs, "Content-Type:");
+    }
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    if (extra_header != NULL)
+        hdrs = curl_slist_append(hdrs, extra_header);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    resp_t *r = calloc(1, sizeof(*r));
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        long v = 0;
+        curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &v);
+        r->http_version = v == CURL_HTTP_VERSION_2_0 ? 2 : 1;
+    } else {
+        r->status = -(long)rc;
+    }
+    r->body = b.p != NULL ? b.p : strdup("");
+    r->body_len = b.n;
+    r->headers = h.p != NULL ? h.p : strdup("");
+    r->json = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+char *resp_header(const resp_t *r, const char *name)
+{
+    size_t n = strlen(name);
+    char lname[128];
+    for (size_t i = 0; i <= n && i < sizeof(lname); ++i)
+        lname[i] = (char)tolower((unsigned char)name[i]);
+    /* Headers of the last response only (an h2c upgrade has a 101 block first). */
+    const char *block = r->headers, *s;
+    while ((s = strstr(block + 1, "\r\nhttp/")) != NULL || (s = strstr(block + 1, "\r\nHTTP/")) != NULL)
+        block = s + 2;
+    for (const char *line = block; line != NULL && *line != '\0';) {
+        const char *eol = strstr(line, "\r\n");
+        if (strncmp(line, lname, n) == 0 && line[n] == ':') {
+            const char *v = line + n + 1;
+            while (*v == ' ')
+                ++v;
+            size_t len = eol != NULL ? (size_t)(eol - v) : strlen(v);
+            char *out = malloc(len + 1);
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return out;
+        }
+        line = eol != NULL ? eol + 2 : NULL;
+    }
+    return NULL;
+}
+
+void resp_free(resp_t *r)
+{
+    if (r == NULL)
+        return;
+    free(r->body);
+    free(r->headers);
+    if (r->json != NULL)
+        json_decref(r->json);
+    free(r);
+}
+
+const char *jstr(const resp_t *r, const char *key)
+{
+    if (r->json == NULL || !json_is_object(r->json))
+        return NULL;
+    return json_string_value(json_object_get(r->json, key));
+}

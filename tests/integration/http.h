@@ -1,0 +1,39 @@
+/*
+ * A small HTTP client for the integration tests: one request over libcurl, HTTP/1.1 or
+ * HTTP/2 (cleartext, prior knowledge, or Upgrade: h2c), with the status, headers and
+ * parsed JSON body of the answer.
+ */
+#ifndef tollgate_tests_http_h
+#define tollgate_tests_http_h
+
+#include <jansson.h>
+#include <stddef.h>
+
+/** the protocols every test runs over */
+typedef enum { PROTO_H1, PROTO_H2, PROTO_H2C_UPGRADE } proto_t;
+extern const proto_t PROTOS[2];
+const char *proto_name(proto_t p);
+
+typedef struct {
+    long status;
+    long http_version; /* 2 for HTTP/2, 1 for 1.x (CURL_HTTP_VERSION_*) */
+    char *body;        /* NUL-terminated */
+    size_t body_len;
+    char *headers;     /* raw response header block, lower-cased names */
+    json_t *json;      /* the body parsed, or NULL */
+} resp_t;
+
+/**
+ * Sends METHOD path (relative to $TG_URL) with an optional body and content type.
+ * `extra_header` may be NULL or "Name: value".
+ */
+resp_t *http(proto_t p, const char *method, const char *path, const char *body, const char *content_type,
+             const char *extra_header);
+/** the value of a response header (case-insensitive name), malloc'd, or NULL */
+char *resp_header(const resp_t *r, const char *name);
+void resp_free(resp_t *r);
+
+/** a string member of the JSON body, or NULL */
+const char *jstr(const resp_t *r, const char *key);
+
+#endif
