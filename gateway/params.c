@@ -1,1 +1,937 @@
-/* placeholder: filled in by its module's author */
+/* Request parameters: the path, query string and JSON body become checked PostgreSQL text values. */
+
+/*
+ * What is accepted, and how leniently (the SPEC leaves these to us):
+ *
+ * - Sources. Path values are percent-decoded ('+' stays '+'); query-string keys and
+ *   values are percent-decoded with '+' as space. A query key without '=' has the
+ *   value "". Empty `&&` segments are skipped. A query key (or body member) that is
+ *   not a parameter of the query taking its value from that place is "unknown
+ *   parameter": a path parameter sent in the query string is unknown too.
+ *   A scalar sent twice in the query string is "must not be repeated" (no type error
+ *   on top). A bad %XX escape is "is not valid percent-encoding" (named by the raw
+ *   key when the key itself is bad). Bodies are parsed with JSON_REJECT_DUPLICATES:
+ *   a duplicated member makes the body malformed (TG_PARAMS_BAD_JSON), closing off
+ *   parameter pollution. Any JSON value that is not an object (array, string, null,
+ *   number) is "body must be a JSON object". With TG_PARAMS_BAD_JSON only `detail`
+ *   counts; `errors` is not meaningful.
+ * - Missing values: the catalog default (already canonical, not re-checked), else
+ *   "is required", else SQL NULL. An explicit JSON null is "must not be null" for a
+ *   required parameter, else SQL NULL (so null overrides a default).
+ * - int2/int4/int8: text is an optional '-' and decimal digits only (no '+', no
+ *   spaces; leading zeros allowed, canonical form drops them). From JSON only a JSON
+ *   integer: 3.0, "3" and 1e2 are "must be an integer".
+ * - float4/float8: text is -?digits[.digits][(e|E)[+-]digits] or exactly "NaN",
+ *   "Infinity", "-Infinity" (no hex floats, no "inf"). From JSON a number, or a JSON
+ *   string holding exactly one of those three spellings (mirrors the output encoding).
+ *   A value that overflows the type, or underflows to zero, is out of range (as
+ *   PostgreSQL says).
+ * - numeric: the same text grammar (and the same three specials). From JSON: an
+ *   integer (exact); a real, written in the shortest form that reads back as the same
+ *   double (so 0.1 stays "0.1", but digits past double precision are lost); or a
+ *   JSON string in the text grammar, which is passed through exactly: clients that
+ *   need more than ~15 significant digits send numerics as strings.
+ *   min/max compare the strtod() value; NaN fails every bound. A body number past
+ *   64-bit integers or the double range is rejected by jansson: a malformed body.
+ * - text: valid UTF-8 (checked for path/query; jansson checks bodies), no NUL byte
+ *   (a body's \u0000 is "must not contain a NUL character"). From JSON only a string.
+ *   max_length counts code points.
+ * - bool: text "true"/"false"/"t"/"f"/"1"/"0" (lower case only), JSON true/false;
+ *   canonical "true"/"false".
+ * - uuid: 8-4-4-4-12 hex digits in either case (no braces, no dashless form);
+ *   canonical lower case. From JSON a string.
+ * - date: YYYY-MM-DD, years 0001-9999, a real calendar day.
+ * - timestamptz: RFC 3339, YYYY-MM-DD(T|t| )HH:MM:SS[.1-9 digits](Z|z|+HH:MM|-HH:MM),
+ *   seconds 00-60 (leap second, as PostgreSQL), offset hours 00-15 (PostgreSQL's
+ *   limit). The offset is required: a local time would depend on the session's
+ *   TimeZone. Canonical: 'T' and 'Z' upper case, the rest as given.
+ * - json/jsonb: from a body any JSON value except null (null is SQL NULL), written
+ *   compactly (reals in shortest round-trip form, object members in body order).
+ *   From text it must parse as JSON (jansson, so \u0000 and integers beyond 64 bits
+ *   are rejected) and is passed as given.
+ * - enum applies to the canonical text, for every type.
+ * - Arrays: from the query string repeated keys (no key at all is "missing": give the
+ *   catalog a default of "{}" to allow empty arrays there); from JSON an array whose
+ *   elements follow the JSON rules above, null elements being NULL. A path parameter
+ *   declared as an array takes its one value as a one-element array. Only the first
+ *   bad element of a parameter is reported, as reason "element N <reason>", N from 0
+ *   (so a huge bad array cannot make a huge error response). The canonical form is a
+ *   PostgreSQL array literal with every element double-quoted, '"' and '\' escaped by
+ *   '\', and NULL unquoted. tg_params_check_text on an array parameter checks one
+ *   element.
+ * - Errors: every bad parameter is reported in one go, in this order: query-string
+ *   problems (unknown keys, repeats) in the order seen, unknown body members, then
+ *   the parameters in catalog order.
+ */
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tollgate/params.h"
+#include "internal.h"
+
+/* reasons (kept here so the tests and the docs can quote them) */
+#define R_REQUIRED "is required"
+#define R_NOT_NULL "must not be null"
+#define R_UNKNOWN "unknown parameter"
+#define R_REPEATED "must not be repeated"
+#define R_BAD_ESCAPE "is not valid percent-encoding"
+#define R_INTEGER "must be an integer"
+#define R_NUMBER "must be a number"
+#define R_STRING "must be a string"
+#define R_UTF8 "must be valid UTF-8"
+#define R_NUL "must not contain a NUL character"
+#define R_BOOL "must be a boolean"
+#define R_UUID "must be a valid uuid"
+#define R_DATE "must be a date (YYYY-MM-DD)"
+#define R_TIMESTAMP "must be an RFC 3339 timestamp with an offset"
+#define R_JSON "must be valid JSON"
+#define R_ARRAY "must be an array"
+
+static char *pool_strndup(h2o_mem_pool_t *pool, const char *s, size_t n)
+{
+    char *d = h2o_mem_alloc_pool(pool, n + 1);
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static const char *pool_printf(h2o_mem_pool_t *pool, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static const char *pool_printf(h2o_mem_pool_t *pool, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n < sizeof(tmp))
+        return pool_strndup(pool, tmp, (size_t)n);
+    char *d = h2o_mem_alloc_pool(pool, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(d, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return d;
+}
+
+/* Writes `d` in the shortest "%.Ng" form that reads back as the same double; returns the length. */
+static int format_double(char *buf, size_t cap, double d)
+{
+    int n = 0;
+    for (int prec = 15; prec <= 17; ++prec) {
+        n = snprintf(buf, cap, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    return n;
+}
+
+static const char *format_int(h2o_mem_pool_t *pool, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+    return pool_strndup(pool, tmp, (size_t)n);
+}
+
+/* UTF-8 */
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            ++i;
+            continue;
+        }
+        size_t need;
+        unsigned char lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            if (c == 0xe0)
+                lo = 0xa0;
+            else if (c == 0xed)
+                hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f;
+        } else {
+            return 0;
+        }
+        if (n - i <= need)
+            return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (size_t k = 2; k <= need; ++k)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+/* code points in valid UTF-8 */
+static size_t utf8_count(const char *s, size_t n)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; ++i)
+        count += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return count;
+}
+
+/* percent-decoding */
+
+static int hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *tg_percent_decode(const char *s, size_t len, int plus_is_space, h2o_mem_pool_t *pool, size_t *out_len)
+{
+    char *d = h2o_mem_alloc_pool(pool, len + 1), *p = d;
+    for (size_t i = 0; i < len; ++i) {
+        char c = s[i];
+        if (c == '%') {
+            int h, l;
+            if (len - i < 3 || (h = hex_value((unsigned char)s[i + 1])) < 0 || (l = hex_value((unsigned char)s[i + 2])) < 0)
+                return NULL;
+            *p++ = (char)(h << 4 | l);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            *p++ = ' ';
+        } else {
+            *p++ = c;
+        }
+    }
+    *p = '\0';
+    if (out_len != NULL)
+        *out_len = (size_t)(p - d);
+    return d;
+}
+
+/* scalar checks */
+
+/* Parses -?digits into `*out`: 0, -1 on bad syntax, -2 if it does not fit 64 bits. */
+static int parse_int64(const char *s, size_t len, int64_t *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (len > 0 && s[0] == '-') {
+        neg = 1;
+        i = 1;
+    }
+    if (i == len)
+        return -1;
+    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, v = 0;
+    int overflow = 0;
+    for (; i < len; ++i) {
+        unsigned d = (unsigned char)s[i] - '0';
+        if (d > 9)
+            return -1;
+        if (v > (limit - d) / 10)
+            overflow = 1;
+        else
+            v = v * 10 + d;
+    }
+    if (overflow)
+        return -2;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return 0;
+}
+
+/* names of the integer types, for range messages (tg_type_name lives in the catalog module, which depends on this one) */
+static const char *int_type_name(tg_type_t t)
+{
+    return t == TG_TYPE_INT2 ? "int2" : t == TG_TYPE_INT4 ? "int4" : "int8";
+}
+
+static const char *check_int_value(const tg_param_t *p, int64_t v, h2o_mem_pool_t *pool, const char **canon)
+{
+    if ((p->type == TG_TYPE_INT2 && (v < INT16_MIN || v > INT16_MAX)) ||
+        (p->type == TG_TYPE_INT4 && (v < INT32_MIN || v > INT32_MAX)))
+        return pool_printf(pool, "is out of range for %s", int_type_name(p->type));
+    if (p->has_min && v < p->imin)
+        return pool_printf(pool, "must be at least %lld", (long long)p->imin);
+    if (p->has_max && v > p->imax)
+        return pool_printf(pool, "must be at most %lld", (long long)p->imax);
+    *canon = format_int(pool, v);
+    return NULL;
+}
+
+static int is_special_float(const char *s, size_t len)
+{
+    return (len == 3 && memcmp(s, "NaN", 3) == 0) || (len == 8 && memcmp(s, "Infinity", 8) == 0) ||
+           (len == 9 && memcmp(s, "-Infinity", 9) == 0);
+}
+
+/* -?digits[.digits][(e|E)[+-]?digits] */
+static int is_decimal(const char *s, size_t len)
+{
+    size_t i = 0, start;
+    if (i < len && s[i] == '-')
+        ++i;
+    for (start = i; i < len && s[i] >= '0' && s[i] <= '9'; ++i)
+        ;
+    if (i == start)
+        return 0;
+    if (i < len && s[i] == '.') {
+        for (start = ++i; i < len && s[i] >= '0' && s[i] <= '9'; ++i)
+            ;
+        if (i == start)
+            return 0;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        ++i;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            ++i;
+        for (start = i; i < len && s[i] >= '0' && s[i] <= '9'; ++i)
+            ;
+        if (i == start)
+            return 0;
+    }
+    return i == len;
+}
+
+static const char *format_bound(h2o_mem_pool_t *pool, const char *what, double b)
+{
+    char tmp[40];
+    format_double(tmp, sizeof(tmp), b);
+    return pool_printf(pool, "must be at %s %s", what, tmp);
+}
+
+/* Range and bounds of a float or numeric whose canonical text `canon` is known to be well-formed. */
+static const char *check_float_canon(const tg_param_t *p, const char *canon, h2o_mem_pool_t *pool)
+{
+    double d;
+    errno = 0;
+    if (p->type == TG_TYPE_FLOAT4) {
+        float f = strtof(canon, NULL);
+        if (errno == ERANGE && (f == 0 || isinf(f)))
+            return "is out of range for float4";
+        d = f;
+    } else {
+        d = strtod(canon, NULL);
+        if (p->type == TG_TYPE_FLOAT8 && errno == ERANGE && (d == 0 || isinf(d)))
+            return "is out of range for float8";
+    }
+    if (p->has_min && !(d >= p->min))
+        return format_bound(pool, "least", p->min);
+    if (p->has_max && !(d <= p->max))
+        return format_bound(pool, "most", p->max);
+    return NULL;
+}
+
+static int is_leap(int y)
+{
+    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
+
+static int digits(const char *s, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; ++i) {
+        unsigned d = (unsigned char)s[i] - '0';
+        if (d > 9)
+            return -1;
+        v = v * 10 + (int)d;
+    }
+    return v;
+}
+
+/* YYYY-MM-DD at `s` (10 bytes available) */
+static int valid_date(const char *s)
+{
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y = digits(s, 4), m = digits(s + 5, 2), d = digits(s + 8, 2);
+    if (s[4] != '-' || s[7] != '-' || y < 1 || m < 1 || m > 12 || d < 1)
+        return 0;
+    return d <= mdays[m - 1] + (m == 2 && is_leap(y));
+}
+
+static int valid_timestamptz(const char *s, size_t len)
+{
+    if (len < 20 || !valid_date(s) || (s[10] != 'T' && s[10] != 't' && s[10] != ' '))
+        return 0;
+    int hh = digits(s + 11, 2), mi = digits(s + 14, 2), ss = digits(s + 17, 2);
+    if (s[13] != ':' || s[16] != ':' || hh < 0 || hh > 23 || mi < 0 || mi > 59 || ss < 0 || ss > 60)
+        return 0;
+    size_t i = 19;
+    if (s[i] == '.') {
+        size_t start = ++i;
+        while (i < len && s[i] >= '0' && s[i] <= '9')
+            ++i;
+        if (i == start || i - start > 9)
+            return 0;
+    }
+    if (i < len && (s[i] == 'Z' || s[i] == 'z'))
+        return i + 1 == len;
+    if (len - i != 6 || (s[i] != '+' && s[i] != '-') || s[i + 3] != ':')
+        return 0;
+    int oh = digits(s + i + 1, 2), om = digits(s + i + 4, 2);
+    return oh >= 0 && oh <= 15 && om >= 0 && om <= 59;
+}
+
+static const char *check_uuid(const char *s, size_t len, h2o_mem_pool_t *pool, const char **canon)
+{
+    if (len != 36)
+        return R_UUID;
+    char *d = h2o_mem_alloc_pool(pool, 37);
+    for (size_t i = 0; i < 36; ++i) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return R_UUID;
+        } else if (hex_value((unsigned char)c) < 0) {
+            return R_UUID;
+        } else if (c >= 'A' && c <= 'F') {
+            c = (char)(c - 'A' + 'a');
+        }
+        d[i] = c;
+    }
+    d[36] = '\0';
+    *canon = d;
+    return NULL;
+}
+
+/*
+ * Checks one scalar given as text. When `owned`, `s` is NUL-terminated pool memory
+ * the caller gives up, so it can be the canonical form without a copy.
+ */
+static const char *check_text_value(const tg_param_t *p, const char *s, size_t len, int owned, h2o_mem_pool_t *pool,
+                                    const char **canon)
+{
+#define CANON_AS_GIVEN() (*canon = owned ? s : pool_strndup(pool, s, len))
+    switch (p->type) {
+    case TG_TYPE_INT2:
+    case TG_TYPE_INT4:
+    case TG_TYPE_INT8: {
+        int64_t v;
+        switch (parse_int64(s, len, &v)) {
+        case 0:
+            return check_int_value(p, v, pool, canon);
+        case -2:
+            return pool_printf(pool, "is out of range for %s", int_type_name(p->type));
+        default:
+            return R_INTEGER;
+        }
+    }
+    case TG_TYPE_FLOAT4:
+    case TG_TYPE_FLOAT8:
+    case TG_TYPE_NUMERIC: {
+        if (!is_decimal(s, len) && !is_special_float(s, len))
+            return R_NUMBER;
+        const char *c = CANON_AS_GIVEN();
+        const char *err = check_float_canon(p, c, pool);
+        if (err != NULL)
+            return err;
+        *canon = c;
+        return NULL;
+    }
+    case TG_TYPE_TEXT:
+        if (memchr(s, '\0', len) != NULL)
+            return R_NUL;
+        if (!utf8_valid((const unsigned char *)s, len))
+            return R_UTF8;
+        if (p->max_length >= 0 && utf8_count(s, len) > (size_t)p->max_length)
+            return pool_printf(pool, "must be at most %ld characters", p->max_length);
+        CANON_AS_GIVEN();
+        return NULL;
+    case TG_TYPE_BOOL:
+        if (len == 1) {
+            if (s[0] == 't' || s[0] == '1') {
+                *canon = "true";
+                return NULL;
+            }
+            if (s[0] == 'f' || s[0] == '0') {
+                *canon = "false";
+                return NULL;
+            }
+        } else if (len == 4 && memcmp(s, "true", 4) == 0) {
+            *canon = "true";
+            return NULL;
+        } else if (len == 5 && memcmp(s, "false", 5) == 0) {
+            *canon = "false";
+            return NULL;
+        }
+        return R_BOOL;
+    case TG_TYPE_UUID:
+        return check_uuid(s, len, pool, canon);
+    case TG_TYPE_DATE:
+        if (len != 10 || !valid_date(s))
+            return R_DATE;
+        CANON_AS_GIVEN();
+        return NULL;
+    case TG_TYPE_TIMESTAMPTZ: {
+        if (!valid_timestamptz(s, len))
+            return R_TIMESTAMP;
+        char *d = owned ? (char *)s : pool_strndup(pool, s, len);
+        d[10] = 'T';
+        if (d[len - 1] == 'z')
+            d[len - 1] = 'Z';
+        *canon = d;
+        return NULL;
+    }
+    case TG_TYPE_JSON:
+    case TG_TYPE_JSONB: {
+        json_error_t jerr;
+        json_t *v = json_loadb(s, len, JSON_DECODE_ANY, &jerr);
+        if (v == NULL)
+            return R_JSON;
+        json_decref(v);
+        CANON_AS_GIVEN();
+        return NULL;
+    }
+    default:
+        tg_fatal("unknown parameter type %d", (int)p->type);
+    }
+#undef CANON_AS_GIVEN
+}
+
+/* Appends `v` as compact JSON (reals in shortest round-trip form, members in order). */
+static void dump_json(tg_buf_t *b, const json_t *v)
+{
+    char tmp[40];
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        tg_buf_appendc(b, '{');
+        int first = 1;
+        for (void *it = json_object_iter((json_t *)v); it != NULL; it = json_object_iter_next((json_t *)v, it)) {
+            if (!first)
+                tg_buf_appendc(b, ',');
+            first = 0;
+            tg_buf_append_json_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
+            tg_buf_appendc(b, ':');
+            dump_json(b, json_object_iter_value(it));
+        }
+        tg_buf_appendc(b, '}');
+        break;
+    }
+    case JSON_ARRAY:
+        tg_buf_appendc(b, '[');
+        for (size_t i = 0; i < json_array_size(v); ++i) {
+            if (i != 0)
+                tg_buf_appendc(b, ',');
+            dump_json(b, json_array_get(v, i));
+        }
+        tg_buf_appendc(b, ']');
+        break;
+    case JSON_STRING:
+        tg_buf_append_json_string(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        tg_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        tg_buf_append(b, tmp, (size_t)format_double(tmp, sizeof(tmp), json_real_value(v)));
+        break;
+    case JSON_TRUE:
+        tg_buf_append(b, "true", 4);
+        break;
+    case JSON_FALSE:
+        tg_buf_append(b, "false", 5);
+        break;
+    case JSON_NULL:
+        tg_buf_append(b, "null", 4);
+        break;
+    }
+}
+
+/* Checks one non-null JSON scalar (any JSON value for json/jsonb), without the enum check. */
+static const char *check_json_value(const tg_param_t *p, const json_t *v, h2o_mem_pool_t *pool, const char **canon)
+{
+    char tmp[40];
+    switch (p->type) {
+    case TG_TYPE_INT2:
+    case TG_TYPE_INT4:
+    case TG_TYPE_INT8:
+        if (!json_is_integer(v))
+            return R_INTEGER;
+        return check_int_value(p, json_integer_value(v), pool, canon);
+    case TG_TYPE_FLOAT4:
+    case TG_TYPE_FLOAT8:
+    case TG_TYPE_NUMERIC: {
+        const char *c;
+        if (json_is_integer(v)) {
+            c = format_int(pool, json_integer_value(v));
+        } else if (json_is_real(v)) {
+            c = pool_strndup(pool, tmp, (size_t)format_double(tmp, sizeof(tmp), json_real_value(v)));
+        } else if (json_is_string(v)) {
+            const char *s = json_string_value(v);
+            size_t len = json_string_length(v);
+            if (!is_special_float(s, len) && (p->type != TG_TYPE_NUMERIC || !is_decimal(s, len)))
+                return R_NUMBER;
+            c = pool_strndup(pool, s, len);
+        } else {
+            return R_NUMBER;
+        }
+        const char *err = check_float_canon(p, c, pool);
+        if (err != NULL)
+            return err;
+        *canon = c;
+        return NULL;
+    }
+    case TG_TYPE_BOOL:
+        if (!json_is_boolean(v))
+            return R_BOOL;
+        *canon = json_is_true(v) ? "true" : "false";
+        return NULL;
+    case TG_TYPE_TEXT:
+    case TG_TYPE_UUID:
+    case TG_TYPE_DATE:
+    case TG_TYPE_TIMESTAMPTZ:
+        if (!json_is_string(v))
+            return p->type == TG_TYPE_TEXT ? R_STRING : p->type == TG_TYPE_UUID ? R_UUID
+                                                       : p->type == TG_TYPE_DATE ? R_DATE
+                                                                                 : R_TIMESTAMP;
+        return check_text_value(p, json_string_value(v), json_string_length(v), 0, pool, canon);
+    case TG_TYPE_JSON:
+    case TG_TYPE_JSONB: {
+        tg_buf_t b = {0};
+        dump_json(&b, v);
+        *canon = pool_strndup(pool, b.base, b.len);
+        tg_buf_dispose(&b);
+        return NULL;
+    }
+    default:
+        tg_fatal("unknown parameter type %d", (int)p->type);
+    }
+}
+
+/* the enum check, on a canonical value */
+static const char *check_enum(const tg_param_t *p, const char *canon, h2o_mem_pool_t *pool)
+{
+    if (p->enum_values == NULL)
+        return NULL;
+    for (size_t i = 0; i < p->n_enum; ++i)
+        if (strcmp(p->enum_values[i], canon) == 0)
+            return NULL;
+    tg_buf_t b = {0};
+    tg_buf_appends(&b, "must be one of: ");
+    for (size_t i = 0; i < p->n_enum; ++i) {
+        if (i != 0)
+            tg_buf_append(&b, ", ", 2);
+        tg_buf_appends(&b, p->enum_values[i]);
+    }
+    const char *r = pool_strndup(pool, b.base, b.len);
+    tg_buf_dispose(&b);
+    return r;
+}
+
+static const char *check_scalar_text(const tg_param_t *p, const char *s, size_t len, int owned, h2o_mem_pool_t *pool,
+                                     const char **canon)
+{
+    const char *c, *err;
+    if ((err = check_text_value(p, s, len, owned, pool, &c)) != NULL || (err = check_enum(p, c, pool)) != NULL)
+        return err;
+    *canon = c;
+    return NULL;
+}
+
+static const char *check_scalar_json(const tg_param_t *p, const json_t *v, h2o_mem_pool_t *pool, const char **canon)
+{
+    const char *c, *err;
+    if ((err = check_json_value(p, v, pool, &c)) != NULL || (err = check_enum(p, c, pool)) != NULL)
+        return err;
+    *canon = c;
+    return NULL;
+}
+
+/* arrays */
+
+/* Builds the PostgreSQL array literal of `n` canonical elements (NULL: a NULL element). */
+static const char *array_literal(const char **elems, size_t n, h2o_mem_pool_t *pool)
+{
+    size_t size = 2 + (n != 0 ? n - 1 : 0);
+    for (size_t i = 0; i < n; ++i) {
+        if (elems[i] == NULL) {
+            size += 4;
+            continue;
+        }
+        size += 2;
+        for (const char *s = elems[i]; *s != '\0'; ++s)
+            size += 1 + (*s == '"' || *s == '\\');
+    }
+    char *d = h2o_mem_alloc_pool(pool, size + 1), *o = d;
+    *o++ = '{';
+    for (size_t i = 0; i < n; ++i) {
+        if (i != 0)
+            *o++ = ',';
+        if (elems[i] == NULL) {
+            memcpy(o, "NULL", 4);
+            o += 4;
+            continue;
+        }
+        *o++ = '"';
+        for (const char *s = elems[i]; *s != '\0'; ++s) {
+            if (*s == '"' || *s == '\\')
+                *o++ = '\\';
+            *o++ = *s;
+        }
+        *o++ = '"';
+    }
+    *o++ = '}';
+    *o = '\0';
+    return d;
+}
+
+static const char *element_error(h2o_mem_pool_t *pool, size_t i, const char *reason)
+{
+    return pool_printf(pool, "element %zu %s", i, reason);
+}
+
+const char *tg_params_check_text(const tg_param_t *p, const char *s, size_t len, h2o_mem_pool_t *pool, const char **canon)
+{
+    return check_scalar_text(p, s, len, 0, pool, canon);
+}
+
+const char *tg_params_check_json(const tg_param_t *p, const json_t *v, h2o_mem_pool_t *pool, const char **canon)
+{
+    if (json_is_null(v)) {
+        *canon = NULL;
+        return NULL;
+    }
+    if (!p->is_array)
+        return check_scalar_json(p, v, pool, canon);
+    if (!json_is_array(v))
+        return R_ARRAY;
+    size_t n = json_array_size(v);
+    const char **elems = h2o_mem_alloc_pool(pool, sizeof(*elems) * (n + 1));
+    for (size_t i = 0; i < n; ++i) {
+        const json_t *e = json_array_get(v, i);
+        const char *err;
+        if (json_is_null(e))
+            elems[i] = NULL;
+        else if ((err = check_scalar_json(p, e, pool, &elems[i])) != NULL)
+            return element_error(pool, i, err);
+    }
+    *canon = array_literal(elems, n, pool);
+    return NULL;
+}
+
+/* decoding a request */
+
+/* one key=value of the query string that names a parameter */
+struct st_qs_pair_t {
+    const char *value;
+    size_t len;
+    int next; /* the next pair of the same parameter, -1: none */
+};
+
+/* what was found for one parameter */
+struct st_slot_t {
+    int first, last;     /* pairs of the query string, -1: none */
+    size_t count;        /* how many */
+    const json_t *json;  /* the body member, NULL: none */
+    int failed;          /* already reported */
+};
+
+struct st_error_list_t {
+    tg_params_t *out;
+    size_t cap;
+    h2o_mem_pool_t *pool;
+};
+
+static void add_error(struct st_error_list_t *l, const char *name, const char *reason)
+{
+    tg_params_t *out = l->out;
+    if (out->n_errors == l->cap) {
+        size_t cap = l->cap == 0 ? 4 : l->cap * 2;
+        tg_param_error_t *e = h2o_mem_alloc_pool(l->pool, sizeof(*e) * cap);
+        if (out->n_errors != 0)
+            memcpy(e, out->errors, sizeof(*e) * out->n_errors);
+        out->errors = e;
+        l->cap = cap;
+    }
+    out->errors[out->n_errors].name = name;
+    out->errors[out->n_errors].reason = reason;
+    ++out->n_errors;
+}
+
+static int find_param(const tg_query_t *q, tg_param_source_t source, const char *name, size_t len)
+{
+    for (size_t i = 0; i < q->n_params; ++i) {
+        const tg_param_t *p = &q->params[i];
+        if (p->source == source && strncmp(p->name, name, len) == 0 && p->name[len] == '\0')
+            return (int)i;
+    }
+    return -1;
+}
+
+/* Splits the query string and files each pair under its parameter; reports unknown keys and repeats. */
+static void scan_query_string(const tg_query_t *q, h2o_iovec_t qs, struct st_slot_t *slots, struct st_error_list_t *errs,
+                              h2o_mem_pool_t *pool, struct st_qs_pair_t **pairs_out)
+{
+    size_t n = 1;
+    for (size_t i = 0; i < qs.len; ++i)
+        n += qs.base[i] == '&';
+    struct st_qs_pair_t *pairs = h2o_mem_alloc_pool(pool, sizeof(*pairs) * n);
+    int np = 0;
+    const char *s = qs.base, *end = qs.base + qs.len;
+    while (s < end) {
+        const char *amp = memchr(s, '&', (size_t)(end - s)), *seg_end = amp != NULL ? amp : end;
+        if (seg_end != s) {
+            const char *eq = memchr(s, '=', (size_t)(seg_end - s)), *key_end = eq != NULL ? eq : seg_end;
+            size_t klen;
+            char *key = tg_percent_decode(s, (size_t)(key_end - s), 1, pool, &klen);
+            int idx;
+            if (key == NULL) {
+                add_error(errs, pool_strndup(pool, s, (size_t)(key_end - s)), R_BAD_ESCAPE);
+            } else if (memchr(key, '\0', klen) != NULL || (idx = find_param(q, TG_SOURCE_QUERY, key, klen)) < 0) {
+                add_error(errs, key, R_UNKNOWN);
+            } else {
+                struct st_slot_t *slot = &slots[idx];
+                if (!q->params[idx].is_array && slot->count != 0) {
+                    if (!slot->failed)
+                        add_error(errs, q->params[idx].name, R_REPEATED);
+                    slot->failed = 1;
+                } else {
+                    pairs[np].value = eq != NULL ? eq + 1 : seg_end;
+                    pairs[np].len = (size_t)(seg_end - pairs[np].value);
+                    pairs[np].next = -1;
+                    if (slot->last >= 0)
+                        pairs[slot->last].next = np;
+                    else
+                        slot->first = np;
+                    slot->last = np++;
+                }
+                ++slot->count;
+            }
+        }
+        s = seg_end + 1;
+    }
+    *pairs_out = pairs;
+}
+
+/* Decodes and checks text values (path or query string); arrays become literals. */
+static const char *decode_text_values(const tg_param_t *p, const struct st_qs_pair_t *pairs, int first, size_t count,
+                                      int plus_is_space, h2o_mem_pool_t *pool, const char **canon)
+{
+    const char **elems = p->is_array ? h2o_mem_alloc_pool(pool, sizeof(*elems) * count) : NULL;
+    size_t i = 0;
+    for (int at = first; at >= 0; at = pairs[at].next, ++i) {
+        size_t len;
+        const char *err, *c;
+        char *s = tg_percent_decode(pairs[at].value, pairs[at].len, plus_is_space, pool, &len);
+        if (s == NULL)
+            err = R_BAD_ESCAPE;
+        else
+            err = check_scalar_text(p, s, len, 1, pool, &c);
+        if (err != NULL)
+            return p->is_array ? element_error(pool, i, err) : err;
+        if (!p->is_array) {
+            *canon = c;
+            return NULL;
+        }
+        elems[i] = c;
+    }
+    *canon = array_literal(elems, i, pool);
+    return NULL;
+}
+
+int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t query_string, h2o_iovec_t body,
+                     h2o_mem_pool_t *pool, tg_params_t *out)
+{
+    size_t n = q->n_params;
+    struct st_error_list_t errs = {out, 0, pool};
+    struct st_slot_t *slots = h2o_mem_alloc_pool(pool, sizeof(*slots) * (n + 1));
+    struct st_qs_pair_t *pairs = NULL;
+    json_t *root = NULL;
+
+    out->values = h2o_mem_alloc_pool(pool, sizeof(*out->values) * (n + 1));
+    out->errors = NULL;
+    out->n_errors = 0;
+    out->detail = NULL;
+    for (size_t i = 0; i < n; ++i) {
+        slots[i] = (struct st_slot_t){-1, -1, 0, NULL, 0};
+        out->values[i] = NULL;
+    }
+
+    if (query_string.len != 0)
+        scan_query_string(q, query_string, slots, &errs, pool, &pairs);
+
+    if (body.len != 0) {
+        json_error_t jerr;
+        if ((root = json_loadb(body.base, body.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr)) == NULL) {
+            out->detail = pool_printf(pool, "body is not valid JSON: %s at line %d column %d", jerr.text, jerr.line, jerr.column);
+            return TG_PARAMS_BAD_JSON;
+        }
+        if (!json_is_object(root)) {
+            json_decref(root);
+            out->detail = "body must be a JSON object";
+            return TG_PARAMS_BAD_JSON;
+        }
+        for (void *it = json_object_iter(root); it != NULL; it = json_object_iter_next(root, it)) {
+            const char *key = json_object_iter_key(it);
+            size_t klen = json_object_iter_key_len(it);
+            int idx = memchr(key, '\0', klen) != NULL ? -1 : find_param(q, TG_SOURCE_BODY, key, klen);
+            if (idx < 0)
+                add_error(&errs, pool_strndup(pool, key, klen), R_UNKNOWN);
+            else
+                slots[idx].json = json_object_iter_value(it);
+        }
+    }
+
+    for (size_t i = 0; i < n; ++i) {
+        const tg_param_t *p = &q->params[i];
+        struct st_slot_t *slot = &slots[i];
+        const char *err = NULL, *canon = NULL;
+        int present = 0;
+        if (slot->failed)
+            continue;
+        switch (p->source) {
+        case TG_SOURCE_PATH:
+            if (m != NULL && p->path_index >= 0 && (size_t)p->path_index < m->n_path_params) {
+                struct st_qs_pair_t one = {m->path_params[p->path_index].base, m->path_params[p->path_index].len, -1};
+                present = 1;
+                err = decode_text_values(p, &one, 0, 1, 0, pool, &canon);
+            }
+            break;
+        case TG_SOURCE_QUERY:
+            if (slot->count != 0) {
+                present = 1;
+                err = decode_text_values(p, pairs, slot->first, slot->count, 1, pool, &canon);
+            }
+            break;
+        case TG_SOURCE_BODY:
+            if (slot->json != NULL) {
+                present = 1;
+                if (json_is_null(slot->json))
+                    err = p->required ? R_NOT_NULL : NULL;
+                else
+                    err = tg_params_check_json(p, slot->json, pool, &canon);
+            }
+            break;
+        }
+        if (!present) {
+            if (p->has_default)
+                canon = p->default_text;
+            else if (p->required)
+                err = R_REQUIRED;
+        }
+        if (err != NULL)
+            add_error(&errs, p->name, err);
+        else
+            out->values[i] = canon;
+    }
+
+    if (root != NULL)
+        json_decref(root);
+    return out->n_errors != 0 ? TG_PARAMS_INVALID : TG_PARAMS_OK;
+}

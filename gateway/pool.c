@@ -28,6 +28,11 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 #define TG_BACKOFF_MAX_MS 3000
 /* The janitor's period: reconnects are due at most this late. */
 #define TG_TICK_MS 50
+/*
+ * PostgreSQL ends a statement at its timeout; a call at the head of a pipeline this
+ * much longer than that means the server or the network stopped answering.
+ */
+#define TG_WATCHDOG_GRACE_MS 5000
 
 typedef struct st_tg_backend_pool_t tg_backend_pool_t;
 
@@ -272,6 +277,8 @@ static void finish_head(tg_pgconn_t *c)
     tg_call_t *call = c->head;
     if ((c->head = call->_next) == NULL)
         c->tail = &c->head;
+    else
+        c->head->_started_at = tg_now_ms();
     call->_next = NULL;
     call->_conn = NULL;
     --c->n_inflight;
@@ -390,8 +397,9 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
         return -1;
     call->_steps = steps;
     call->_conn = c;
-    call->_sent_at = tg_now_ms();
     call->_next = NULL;
+    if (c->head == NULL)
+        call->_started_at = tg_now_ms();
     *c->tail = call;
     c->tail = &call->_next;
     ++c->n_inflight;
@@ -501,6 +509,11 @@ static void on_tick(h2o_timeout_entry_t *entry)
         bp->seen_recoveries = rec;
         for (int i = 0; i != bp->n_conns; ++i) {
             tg_pgconn_t *c = &bp->conns[i];
+            if (c->state == CONN_READY && c->head != NULL &&
+                now > c->head->_started_at + (uint64_t)c->head->query->timeout_ms + TG_WATCHDOG_GRACE_MS) {
+                conn_fail(c, "no answer from the server long after the statement timeout");
+                continue;
+            }
             if (c->state == CONN_DOWN && (recovered || c->retry_at <= now)) {
                 if (recovered)
                     c->backoff_ms = TG_BACKOFF_FIRST_MS;

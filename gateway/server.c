@@ -242,6 +242,11 @@ int tg_gateway_run(tg_gateway_t *gw)
         tg_pool_destroy(w->pool);
         free(w->listeners);
         tg_buf_dispose(&w->scratch);
+        while (w->free_calls != NULL) {
+            void *next = *(void **)w->free_calls;
+            free(w->free_calls);
+            w->free_calls = next;
+        }
         /* The h2o context and loop are left to process exit: h2o 2.2.5 cannot dispose a loop with sockets pending close. */
     }
     return 0;

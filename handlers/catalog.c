@@ -20,6 +20,31 @@ typedef struct st_tg_query_ctx_t {
     tg_worker_t *worker;
 } tg_query_ctx_t;
 
+/* Most call contexts a worker keeps for reuse. */
+#define TG_MAX_FREE_CALLS 1024
+
+static tg_query_ctx_t *ctx_alloc(tg_worker_t *w)
+{
+    tg_query_ctx_t *ctx = w->free_calls;
+    if (ctx == NULL)
+        return tg_malloc(sizeof(*ctx));
+    w->free_calls = *(void **)ctx;
+    --w->n_free_calls;
+    return ctx;
+}
+
+static void ctx_free(tg_query_ctx_t *ctx)
+{
+    tg_worker_t *w = ctx->worker;
+    if (w->n_free_calls >= TG_MAX_FREE_CALLS) {
+        free(ctx);
+        return;
+    }
+    *(void **)ctx = w->free_calls;
+    w->free_calls = ctx;
+    ++w->n_free_calls;
+}
+
 /* The request's pool is being freed: the client went away (or the response is done). */
 static void on_req_dispose(void *p)
 {
@@ -29,7 +54,7 @@ static void on_req_dispose(void *p)
     ctx->req = NULL;
     /* A call still waiting for a connection is dropped; one already sent finishes and is discarded. */
     if (tg_pool_abandon(ctx->worker->pool, &ctx->call))
-        free(ctx);
+        ctx_free(ctx);
 }
 
 static void respond_db_error(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res)
@@ -133,7 +158,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
     }
     if (call->result != NULL)
         PQclear(call->result);
-    free(ctx);
+    ctx_free(ctx);
 }
 
 /* Is the body JSON? "application/json", any case, parameters allowed. */
@@ -239,7 +264,7 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
     }
     }
 
-    tg_query_ctx_t *ctx = tg_malloc(sizeof(*ctx));
+    tg_query_ctx_t *ctx = ctx_alloc(w);
     ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done};
     ctx->req = req;
     ctx->worker = w;

@@ -24,6 +24,8 @@ typedef struct st_tg_worker_t {
     uint32_t id_prefix;            /* random, for request ids */
     uint64_t id_seq;               /* request ids issued */
     size_t n_conns;                /* client connections open on this thread */
+    void *free_calls;              /* recycled call contexts (a singly linked list), so calls need no malloc */
+    size_t n_free_calls;
     int shutting_down;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t stop_receiver;
