@@ -52,19 +52,24 @@ static int free_port(void)
 }
 
 /* Writes a config listening on `port` and returns its path (static buffer). */
-static const char *write_config(int port, const char *primary, int grace_ms)
+static const char *write_config_listen(json_t *listen, const char *primary, int grace_ms)
 {
     static char path[256];
     snprintf(path, sizeof(path), "/tmp/tollgate-process-test-%d.json", (int)getpid());
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
-    json_t *cfg = json_pack("{s:[{s:s,s:i}],s:i,s:s,s:[],s:{s:i,s:i},s:i,s:[s]}", "listen", "host", "127.0.0.1", "port", port,
-                            "threads", 2, "primary", primary, "replicas", "pool", "size", 4, "acquire_timeout_ms", 500,
-                            "shutdown_grace_ms", grace_ms, "catalog", env("TG_CATALOG_DIR"));
+    json_t *cfg = json_pack("{s:o,s:i,s:s,s:[],s:{s:i,s:i},s:i,s:[s]}", "listen", listen, "threads", 2, "primary", primary,
+                            "replicas", "pool", "size", 4, "acquire_timeout_ms", 500, "shutdown_grace_ms", grace_ms, "catalog",
+                            env("TG_CATALOG_DIR"));
     json_dumpf(cfg, f, JSON_INDENT(2));
     json_decref(cfg);
     fclose(f);
     return path;
+}
+
+static const char *write_config(int port, const char *primary, int grace_ms)
+{
+    return write_config_listen(json_pack("[{s:s,s:i}]", "host", "127.0.0.1", "port", port), primary, grace_ms);
 }
 
 static pid_t spawn(char *const argv[], int quiet)
@@ -100,10 +105,10 @@ static void pg_script(const char *cmd)
 }
 
 /* Waits for the gateway on `port` to answer /healthz; fails after 10 s. */
-static void wait_healthy(int port)
+static void wait_healthy_scheme(const char *scheme, int port)
 {
     char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d", scheme, port);
     setenv("TG_URL", url, 1);
     double until = now_s() + 10;
     for (;;) {
@@ -115,6 +120,11 @@ static void wait_healthy(int port)
         cr_assert(now_s() < until, "the gateway did not come up");
         usleep(50000);
     }
+}
+
+static void wait_healthy(int port)
+{
+    wait_healthy_scheme("http", port);
 }
 
 static int wait_exit(pid_t pid, double timeout_s)
@@ -252,4 +262,39 @@ Test(shutdown, sigterm_finishes_in_flight_requests, .timeout = 30)
     resp_free(r);
     cr_assert_eq(wait_exit(pid, 5), 0);
     cr_assert_lt(now_s() - t0, 4.0, "shutdown took too long");
+}
+
+/* A TLS listener negotiates h2 or http/1.1 with ALPN and serves both; a cleartext one sits beside it. */
+Test(tls, alpn_h2_and_http1, .timeout = 30)
+{
+    char dir[] = "/tmp/tollgate-tls-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char cmd[1024], cert[300], key[300];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout %s -out %s >/dev/null 2>&1", key,
+             cert);
+    cr_assert_eq(system(cmd), 0, "openssl could not make a certificate");
+    int tls_port = free_port(), plain_port = free_port();
+    json_t *listen = json_pack("[{s:s,s:i,s:{s:s,s:s}},{s:s,s:i}]", "host", "127.0.0.1", "port", tls_port, "tls", "cert_file",
+                               cert, "key_file", key, "host", "127.0.0.1", "port", plain_port);
+    const char *cfg = write_config_listen(listen, env("TG_PRIMARY_DSN"), 1000);
+    char *argv[] = {(char *)env("TG_GATEWAY_BIN"), "--config", (char *)cfg, NULL};
+    pid_t pid = spawn(argv, 1);
+    wait_healthy_scheme("https", tls_port);
+    for (int i = 0; i != 2; ++i) {
+        resp_t *r = http(PROTOS[i], "GET", "/healthz", NULL, NULL, NULL);
+        cr_assert_eq(r->status, 200, "[%s over TLS] %ld %s", proto_name(PROTOS[i]), r->status, r->body);
+        cr_assert_eq(r->http_version, i == 0 ? 1 : 2, "[%s over TLS] ALPN chose the wrong protocol", proto_name(PROTOS[i]));
+        resp_free(r);
+    }
+    wait_healthy(plain_port);
+    resp_t *r = http(PROTO_H2, "GET", "/healthz", NULL, NULL, NULL);
+    cr_assert_eq(r->status, 200, "the cleartext listener beside it");
+    resp_free(r);
+    kill(pid, SIGTERM);
+    cr_assert_eq(wait_exit(pid, 5), 0);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    system(cmd);
 }
