@@ -26,6 +26,12 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 /* Reconnect backoff: doubles from the first to the last, with +-25% jitter. */
 #define TG_BACKOFF_FIRST_MS 100
 #define TG_BACKOFF_MAX_MS 3000
+/* A call joins a busy pipeline only if the calls ahead are expected to finish within this. */
+#define TG_PIPELINE_MAX_WAIT_MS 10.0
+/* What a query is expected to take before it was ever measured. */
+#define TG_EST_INITIAL_MS 2.0
+/* Weight of the newest sample in a query's running estimate. */
+#define TG_EST_ALPHA 0.25
 /* The janitor's period: reconnects are due at most this late. */
 #define TG_TICK_MS 50
 /*
@@ -45,6 +51,7 @@ struct st_tg_pgconn_t {
     tg_call_t *head;         /* calls sent and not yet ended, oldest first */
     tg_call_t **tail;
     unsigned n_inflight;
+    double pending_ms;       /* expected time to drain the calls in flight (sum of their estimates) */
     uint8_t *prepared;       /* per query index: Parse was sent on this connection */
     int cur_timeout_ms;      /* statement_timeout in force (-1: unknown) */
     uint64_t retry_at;       /* for DOWN: when to connect again */
@@ -78,6 +85,7 @@ struct st_tg_pool_t {
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
     unsigned seed;        /* for backoff jitter */
+    double *est_ms;       /* per query index: recent execution time, for pick_conn */
 };
 
 static void conn_start(tg_pgconn_t *c);
@@ -137,6 +145,7 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
     c->tail = &c->head;
     c->bp->in_flight -= c->n_inflight;
     c->n_inflight = 0;
+    c->pending_ms = 0;
     while (call != NULL) {
         tg_call_t *next = call->_next;
         call->_next = NULL;
@@ -275,10 +284,16 @@ static void flush_conn(tg_pgconn_t *c)
 static void finish_head(tg_pgconn_t *c)
 {
     tg_call_t *call = c->head;
-    if ((c->head = call->_next) == NULL)
+    uint64_t now = tg_now_ms();
+    double *est = &c->bp->pool->est_ms[call->query->index];
+    *est += TG_EST_ALPHA * ((double)(now - call->_started_at) - *est);
+    c->pending_ms -= call->_est_ms;
+    if ((c->head = call->_next) == NULL) {
         c->tail = &c->head;
-    else
-        c->head->_started_at = tg_now_ms();
+        c->pending_ms = 0; /* no drift from rounding */
+    } else {
+        c->head->_started_at = now;
+    }
     call->_next = NULL;
     call->_conn = NULL;
     --c->n_inflight;
@@ -400,6 +415,8 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     call->_next = NULL;
     if (c->head == NULL)
         call->_started_at = tg_now_ms();
+    call->_est_ms = (float)c->bp->pool->est_ms[q->index];
+    c->pending_ms += call->_est_ms;
     *c->tail = call;
     c->tail = &call->_next;
     ++c->n_inflight;
@@ -407,20 +424,33 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     return 0;
 }
 
-/* The ready connection with the fewest calls in flight and room for one more, or NULL. */
-static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp)
+/*
+ * Which connection takes the next call. Pipelining pays only while the calls ahead
+ * are quick: a point read queued behind a slow report waits as long as the report.
+ * So an idle connection always wins; otherwise a call joins the pipeline expected to
+ * drain first, and only if that is expected within TG_PIPELINE_MAX_WAIT_MS and the
+ * call running at its head is not already overdue. Expectations come from each
+ * query's recent execution times (an exponentially weighted average per thread).
+ * With no connection fit, the call waits in the queue for the next free one.
+ */
+static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, uint64_t now)
 {
+    tg_pool_t *pool = bp->pool;
     tg_pgconn_t *best = NULL;
-    unsigned depth = (unsigned)bp->pool->pc.pipeline_depth;
+    unsigned depth = (unsigned)pool->pc.pipeline_depth;
     for (int i = 0; i != bp->n_conns; ++i) {
         tg_pgconn_t *c = &bp->conns[i];
         if (c->state != CONN_READY || c->n_inflight >= depth)
             continue;
-        if (best == NULL || c->n_inflight < best->n_inflight) {
+        if (c->n_inflight == 0)
+            return c;
+        if (c->pending_ms > TG_PIPELINE_MAX_WAIT_MS)
+            continue;
+        double head_est = pool->est_ms[c->head->query->index];
+        if ((double)(now - c->head->_started_at) > 2 * head_est + TG_PIPELINE_MAX_WAIT_MS)
+            continue;
+        if (best == NULL || c->pending_ms < best->pending_ms)
             best = c;
-            if (best->n_inflight == 0)
-                break;
-        }
     }
     return best;
 }
@@ -437,7 +467,7 @@ static int try_send(tg_pool_t *pool, tg_call_t *call)
 {
     tg_backend_pool_t *bp = pick_backend(pool, call->query);
     tg_pgconn_t *c;
-    while ((c = pick_conn(bp)) != NULL) {
+    while ((c = pick_conn(bp, tg_now_ms())) != NULL) {
         if (send_call(c, call) == 0) {
             flush_conn(c);
             return 1;
@@ -486,7 +516,7 @@ static void drain_waiters(tg_pool_t *pool)
     while (pool->wait_head != NULL) {
         tg_call_t *call = pool->wait_head;
         tg_backend_pool_t *bp = pick_backend(pool, call->query);
-        if (pick_conn(bp) == NULL && !bp->down)
+        if (pick_conn(bp, tg_now_ms()) == NULL && !bp->down)
             return;
         tg_pool_abandon(pool, call);
         if (!try_send(pool, call)) {
@@ -566,6 +596,9 @@ tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)pc->config->pool.acquire_timeout_ms);
     h2o_timeout_init(loop, &pool->tick_timeout, TG_TICK_MS);
     pool->tick.cb = on_tick;
+    pool->est_ms = tg_malloc(sizeof(*pool->est_ms) * (pc->config->n_queries + 1));
+    for (size_t i = 0; i <= pc->config->n_queries; ++i)
+        pool->est_ms[i] = TG_EST_INITIAL_MS;
     pool->bps = tg_calloc(pc->n_backends, sizeof(*pool->bps));
     for (size_t b = 0; b != pc->n_backends; ++b) {
         tg_backend_pool_t *bp = &pool->bps[b];
@@ -604,6 +637,7 @@ void tg_pool_destroy(tg_pool_t *pool)
         free(bp->options);
     }
     free(pool->bps);
+    free(pool->est_ms);
     if (h2o_timeout_is_linked(&pool->tick))
         h2o_timeout_unlink(&pool->tick);
     h2o_timeout_dispose(pool->loop, &pool->tick_timeout);

@@ -52,6 +52,7 @@ struct st_tg_call_t {
     uint8_t _step_kinds;       /* bit i: command i from the end is (1) the statement itself */
     uint8_t _waiting;          /* in the wait queue */
     uint8_t _sent_prepare;
+    float _est_ms;             /* what the pool expected it to take when sent */
     uint64_t _started_at;      /* tg_now_ms() when it reached the head of its connection's pipeline */
 };
 

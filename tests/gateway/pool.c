@@ -1,0 +1,234 @@
+/*
+ * Tests of gateway/pool.c without a database: connection choice for pipelining, the
+ * wait queue (FIFO, bounded, abandon, acquire timeout) and reconnect backoff. The
+ * module is included so its statics can be driven directly (h2o's t/00unit style).
+ * Real connections are exercised by the integration suites.
+ */
+#include <criterion/criterion.h>
+#include "gateway/pool.c"
+
+static tg_query_t queries[3] = {
+    {.index = 0, .name = "fast", .timeout_ms = 1000},
+    {.index = 1, .name = "slow", .timeout_ms = 1000},
+    {.index = 2, .name = "other", .timeout_ms = 1000},
+};
+static tg_config_t config = {.queries = queries, .n_queries = 3, .pool = {.size = 4, .acquire_timeout_ms = 50}};
+static tg_backend_t backend = {.name = "primary", .conninfo = "host=127.0.0.1 port=1", .is_primary = 1};
+
+/* A pool whose connections never connect: the tests set their states by hand. */
+static tg_pool_t *make_pool(h2o_loop_t *loop, int n_conns, int depth, int max_waiters)
+{
+    tg_pool_t *pool = tg_calloc(1, sizeof(*pool));
+    pool->loop = loop;
+    pool->pc = (tg_pool_config_t){.config = &config, .backends = &backend, .n_backends = 1, .conns_per_backend = n_conns,
+                                  .pipeline_depth = depth, .max_waiters = max_waiters};
+    pool->wait_tail = &pool->wait_head;
+    pool->seed = 1;
+    h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)config.pool.acquire_timeout_ms);
+    pool->est_ms = tg_calloc(config.n_queries, sizeof(double));
+    for (size_t i = 0; i != config.n_queries; ++i)
+        pool->est_ms[i] = TG_EST_INITIAL_MS;
+    pool->bps = tg_calloc(1, sizeof(*pool->bps));
+    tg_backend_pool_t *bp = &pool->bps[0];
+    bp->pool = pool;
+    bp->backend = &backend;
+    bp->n_conns = n_conns;
+    bp->conns = tg_calloc((size_t)n_conns, sizeof(*bp->conns));
+    for (int i = 0; i != n_conns; ++i) {
+        bp->conns[i].bp = bp;
+        bp->conns[i].tail = &bp->conns[i].head;
+        bp->conns[i].backoff_ms = TG_BACKOFF_FIRST_MS;
+        bp->conns[i].state = CONN_READY;
+    }
+    bp->n_ready = n_conns;
+    return pool;
+}
+
+/* Puts `n` fake calls of query `q` on connection `c`, the first having started at `started`. */
+static tg_call_t *load_conn(tg_pgconn_t *c, const tg_query_t *q, int n, uint64_t started)
+{
+    tg_call_t *calls = tg_calloc((size_t)n, sizeof(*calls));
+    for (int i = 0; i != n; ++i) {
+        calls[i].query = q;
+        calls[i]._started_at = started;
+        calls[i]._est_ms = (float)c->bp->pool->est_ms[q->index];
+        *c->tail = &calls[i];
+        c->tail = &calls[i]._next;
+        ++c->n_inflight;
+        c->pending_ms += calls[i]._est_ms;
+    }
+    return calls;
+}
+
+Test(pool_pick, idle_connection_wins)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 3, 8, 10);
+    tg_backend_pool_t *bp = &pool->bps[0];
+    uint64_t now = 1000000;
+    load_conn(&bp->conns[0], &queries[0], 1, now);
+    load_conn(&bp->conns[2], &queries[0], 2, now);
+    cr_assert_eq(pick_conn(bp, now), &bp->conns[1]);
+}
+
+Test(pool_pick, joins_the_pipeline_expected_to_drain_first)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 3, 8, 10);
+    tg_backend_pool_t *bp = &pool->bps[0];
+    uint64_t now = 1000000;
+    pool->est_ms[0] = 0.5;
+    load_conn(&bp->conns[0], &queries[0], 3, now);
+    load_conn(&bp->conns[1], &queries[0], 1, now);
+    load_conn(&bp->conns[2], &queries[0], 2, now);
+    cr_assert_eq(pick_conn(bp, now), &bp->conns[1]);
+}
+
+Test(pool_pick, never_behind_a_slow_call)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 2, 32, 10);
+    tg_backend_pool_t *bp = &pool->bps[0];
+    uint64_t now = 1000000;
+    /* conn 0 runs a query known to take 500 ms; conn 1 one that is overdue although thought fast. */
+    pool->est_ms[1] = 500;
+    pool->est_ms[0] = 0.2;
+    load_conn(&bp->conns[0], &queries[1], 1, now);
+    load_conn(&bp->conns[1], &queries[0], 1, now - 200);
+    cr_assert_null(pick_conn(bp, now), "a fast call must not queue behind slow ones");
+    /* Once conn 1's head is fresh again, it is fit. */
+    bp->conns[1].head->_started_at = now;
+    cr_assert_eq(pick_conn(bp, now), &bp->conns[1]);
+}
+
+Test(pool_pick, respects_pipeline_depth_and_state)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 2, 2, 10);
+    tg_backend_pool_t *bp = &pool->bps[0];
+    uint64_t now = 1000000;
+    pool->est_ms[0] = 0.1;
+    load_conn(&bp->conns[0], &queries[0], 2, now);
+    bp->conns[1].state = CONN_CONNECTING;
+    cr_assert_null(pick_conn(bp, now), "a full pipeline and a connecting connection take nothing");
+    bp->conns[1].state = CONN_READY;
+    cr_assert_eq(pick_conn(bp, now), &bp->conns[1]);
+}
+
+/* Records how calls ended. */
+static tg_call_status_t ended[16];
+static tg_call_t *ended_call[16];
+static int n_ended;
+
+static void record(tg_call_t *call, tg_call_status_t status)
+{
+    ended_call[n_ended] = call;
+    ended[n_ended++] = status;
+}
+
+Test(pool_wait, down_backend_fails_fast)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 1, 4, 10);
+    pool->bps[0].conns[0].state = CONN_DOWN;
+    pool->bps[0].n_ready = 0;
+    pool->bps[0].down = 1;
+    n_ended = 0;
+    tg_call_t call = {.query = &queries[0], .cb = record};
+    tg_pool_submit(pool, &call);
+    cr_assert_eq(n_ended, 1);
+    cr_assert_eq(ended[0], TG_CALL_NO_BACKEND);
+    cr_assert_eq(pool->n_waiting, 0);
+}
+
+Test(pool_wait, queue_is_fifo_bounded_and_abandonable)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 1, 1, 3);
+    tg_backend_pool_t *bp = &pool->bps[0];
+    bp->conns[0].state = CONN_CONNECTING; /* not ready yet, not down: calls wait */
+    bp->n_ready = 0;
+    bp->n_connecting = 1;
+    n_ended = 0;
+    tg_call_t calls[4];
+    for (int i = 0; i != 4; ++i) {
+        calls[i] = (tg_call_t){.query = &queries[0], .cb = record};
+        tg_pool_submit(pool, &calls[i]);
+    }
+    cr_assert_eq(pool->n_waiting, 3);
+    cr_assert_eq(n_ended, 1, "the fourth call finds the queue full");
+    cr_assert_eq(ended[0], TG_CALL_QUEUE_FULL);
+    cr_assert_eq(ended_call[0], &calls[3]);
+    /* Abandon the middle one: the others keep their order. */
+    cr_assert_eq(tg_pool_abandon(pool, &calls[1]), 1);
+    cr_assert_eq(tg_pool_abandon(pool, &calls[1]), 0, "abandoning twice is harmless");
+    cr_assert_eq(pool->wait_head, &calls[0]);
+    cr_assert_eq(calls[0]._next, &calls[2]);
+    cr_assert_eq(pool->wait_tail, &calls[2]._next);
+    cr_assert_eq(pool->n_waiting, 2);
+    /* The backend goes down: every waiter ends at once, oldest first. */
+    n_ended = 0;
+    bp->conns[0].state = CONN_DOWN;
+    bp->n_connecting = 0;
+    bp->down = 1;
+    fail_waiters(pool, TG_CALL_NO_BACKEND);
+    cr_assert_eq(n_ended, 2);
+    cr_assert_eq(ended_call[0], &calls[0]);
+    cr_assert_eq(ended_call[1], &calls[2]);
+    cr_assert_eq(pool->wait_head, NULL);
+    cr_assert_eq(pool->wait_tail, &pool->wait_head);
+}
+
+Test(pool_wait, acquire_timeout_ends_the_wait)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 1, 1, 3);
+    tg_backend_pool_t *bp = &pool->bps[0];
+    bp->conns[0].state = CONN_CONNECTING;
+    bp->n_ready = 0;
+    n_ended = 0;
+    tg_call_t call = {.query = &queries[0], .cb = record};
+    tg_pool_submit(pool, &call);
+    cr_assert_eq(n_ended, 0);
+    /* Run the loop until the 50 ms acquire timeout fires (bounded: at most 2 s). */
+    for (int i = 0; i != 200 && n_ended == 0; ++i)
+        h2o_evloop_run(loop, 10);
+    cr_assert_eq(n_ended, 1);
+    cr_assert_eq(ended[0], TG_CALL_ACQUIRE_TIMEOUT);
+    cr_assert_eq(pool->n_waiting, 0);
+}
+
+Test(pool_backoff, doubles_with_jitter_up_to_the_cap)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 1, 1, 1);
+    tg_pgconn_t *c = &pool->bps[0].conns[0];
+    int expect = TG_BACKOFF_FIRST_MS;
+    for (int i = 0; i != 12; ++i) {
+        c->state = CONN_CONNECTING;
+        ++pool->bps[0].n_connecting;
+        uint64_t before = tg_now_ms();
+        set_down(c);
+        uint64_t delay = c->retry_at - before;
+        cr_assert_geq(delay + 1, (uint64_t)(expect - expect / 4), "attempt %d: delay %lu, base %d", i, (unsigned long)delay,
+                      expect);
+        cr_assert_leq(delay, (uint64_t)(expect + expect / 4 + 1), "attempt %d: delay %lu, base %d", i, (unsigned long)delay,
+                      expect);
+        expect = expect * 2 > TG_BACKOFF_MAX_MS ? TG_BACKOFF_MAX_MS : expect * 2;
+    }
+    cr_assert_eq(c->backoff_ms, TG_BACKOFF_MAX_MS);
+}
+
+Test(pool_params, session_settings_keep_the_users_options)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 1, 1, 1);
+    tg_backend_t b = {.name = "x", .conninfo = "host=127.0.0.1 options='-c work_mem=64MB'"};
+    tg_backend_pool_t *bp = &pool->bps[0];
+    bp->backend = &b;
+    config.default_timeout_ms = 1234;
+    init_backend_params(bp);
+    cr_assert_str_eq(bp->keywords[0], "dbname");
+    cr_assert_str_eq(bp->values[0], b.conninfo);
+    cr_assert_str_eq(bp->options, "-c DateStyle=ISO -c TimeZone=UTC -c statement_timeout=1234 -c work_mem=64MB");
+}
