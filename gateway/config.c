@@ -1,1 +1,593 @@
-/* placeholder: filled in by its module's author */
+/*
+ * The config file: read, checked field by field into a snapshot, and freed.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/sha.h>
+#include <jansson.h>
+#include "tollgate/config.h"
+#include "tollgate/router.h"
+#include "internal.h"
+#include "config_internal.h"
+
+
+/* most worker threads a config may ask for */
+#define MAX_THREADS 1024
+
+/* where the errors of one config file go */
+typedef struct st_ctx_t {
+    tg_errors_t *errs;
+    const char *file;
+    tg_config_t *cfg;
+} ctx_t;
+
+__attribute__((format(printf, 3, 4))) static void cfg_error(ctx_t *c, const char *field, const char *fmt, ...)
+{
+    tg_buf_t m = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    tg_buf_vprintf(&m, fmt, ap);
+    va_end(ap);
+    tg__field_error(c->errs, c->file, 0, field, "%s", m.base);
+    tg_buf_dispose(&m);
+}
+
+/* "prefix.key" (or "key" at the top) into `buf` */
+static const char *field_name(char *buf, size_t size, const char *prefix, const char *key)
+{
+    snprintf(buf, size, "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", key);
+    return buf;
+}
+
+static void check_unknown(ctx_t *c, const char *prefix, json_t *obj, const char *const *allowed)
+{
+    const char *key;
+    json_t *v;
+    char f[128];
+    json_object_foreach(obj, key, v)
+    {
+        if (!tg__key_allowed(key, allowed))
+            cfg_error(c, field_name(f, sizeof(f), prefix, key), "unknown field");
+    }
+}
+
+/* an integer member; absent keeps `*out` (or is an error when `required`); returns 0 if good */
+static int get_int(ctx_t *c, json_t *obj, const char *prefix, const char *key, long long lo, long long hi, int required,
+                   long long *out)
+{
+    json_t *v = json_object_get(obj, key);
+    char f[128], why[128];
+
+    if (v == NULL) {
+        if (required) {
+            cfg_error(c, field_name(f, sizeof(f), prefix, key), "required");
+            return -1;
+        }
+        return 0;
+    }
+    if (tg__json_int(v, lo, hi, out, why, sizeof(why)) != 0) {
+        cfg_error(c, field_name(f, sizeof(f), prefix, key), "%s", why);
+        return -1;
+    }
+    return 0;
+}
+
+static void get_int_field(ctx_t *c, json_t *obj, const char *prefix, const char *key, long long lo, long long hi, int *out)
+{
+    long long x = *out;
+    if (get_int(c, obj, prefix, key, lo, hi, 0, &x) == 0)
+        *out = (int)x;
+}
+
+static void get_size_field(ctx_t *c, json_t *obj, const char *prefix, const char *key, long long lo, size_t *out)
+{
+    long long x = (long long)*out;
+    if (get_int(c, obj, prefix, key, lo, LLONG_MAX, 0, &x) == 0)
+        *out = (size_t)x;
+}
+
+static int get_number(ctx_t *c, json_t *obj, const char *prefix, const char *key, double lo, double hi, int lo_exclusive,
+                      int required, double *out)
+{
+    json_t *v = json_object_get(obj, key);
+    char f[128], why[128];
+
+    if (v == NULL) {
+        if (required) {
+            cfg_error(c, field_name(f, sizeof(f), prefix, key), "required");
+            return -1;
+        }
+        return 0;
+    }
+    if (tg__json_number(v, lo, hi, lo_exclusive, out, why, sizeof(why)) != 0) {
+        cfg_error(c, field_name(f, sizeof(f), prefix, key), "%s", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* a non-empty string member; returns it (borrowed) or NULL (after an error unless absent and optional) */
+static const char *get_string(ctx_t *c, json_t *obj, const char *prefix, const char *key, int required)
+{
+    json_t *v = json_object_get(obj, key);
+    char f[128];
+
+    if (v == NULL) {
+        if (required)
+            cfg_error(c, field_name(f, sizeof(f), prefix, key), "required");
+        return NULL;
+    }
+    if (!json_is_string(v) || json_string_length(v) == 0) {
+        cfg_error(c, field_name(f, sizeof(f), prefix, key), "must be a non-empty string");
+        return NULL;
+    }
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        cfg_error(c, field_name(f, sizeof(f), prefix, key), "must not contain a NUL character");
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* a file the gateway will read later: resolved against the config's folder and checked now */
+static char *get_file(ctx_t *c, json_t *obj, const char *prefix, const char *key)
+{
+    const char *s = get_string(c, obj, prefix, key, 1);
+    char f[128];
+
+    if (s == NULL)
+        return NULL;
+    char *path = tg__path_join(c->cfg->dir, s);
+    if (access(path, R_OK) != 0) {
+        cfg_error(c, field_name(f, sizeof(f), prefix, key), "cannot read \"%s\": %s", path, strerror(errno));
+        free(path);
+        return NULL;
+    }
+    return path;
+}
+
+/* checks that `v` is an object; reports otherwise */
+static int want_object(ctx_t *c, json_t *v, const char *field, const char *what)
+{
+    if (json_is_object(v))
+        return 1;
+    cfg_error(c, field, "must be %s", what);
+    return 0;
+}
+
+static void parse_listen(ctx_t *c, json_t *v, const char *field, tg_listen_t *out)
+{
+    static const char *const fields[] = {"host", "port", "tls", NULL};
+    static const char *const tls_fields[] = {"cert_file", "key_file", NULL};
+    const char *host;
+    long long port = 0;
+    json_t *tls;
+    char f[128];
+
+    if (!want_object(c, v, field, "an object {\"host\": .., \"port\": ..}"))
+        return;
+    check_unknown(c, field, v, fields);
+    if ((host = get_string(c, v, field, "host", 1)) != NULL)
+        out->host = tg_strdup(host);
+    if (get_int(c, v, field, "port", 0, 65535, 1, &port) == 0)
+        out->port = (uint16_t)port;
+    if ((tls = json_object_get(v, "tls")) != NULL && !json_is_null(tls)) {
+        field_name(f, sizeof(f), field, "tls");
+        if (want_object(c, tls, f, "null or an object {\"cert_file\": .., \"key_file\": ..}")) {
+            check_unknown(c, f, tls, tls_fields);
+            out->cert_file = get_file(c, tls, f, "cert_file");
+            out->key_file = get_file(c, tls, f, "key_file");
+        }
+    }
+}
+
+/* two listeners on one address cannot both bind */
+static void check_listen_dups(ctx_t *c)
+{
+    tg_config_t *cfg = c->cfg;
+    size_t n = cfg->n_listen + (cfg->has_admin_listen ? 1 : 0);
+
+    for (size_t i = 1; i < n; ++i) {
+        const tg_listen_t *a = i < cfg->n_listen ? cfg->listen + i : &cfg->admin_listen;
+        if (a->host == NULL || a->port == 0)
+            continue;
+        for (size_t j = 0; j < i; ++j) {
+            const tg_listen_t *b = cfg->listen + j;
+            if (b->host != NULL && b->port == a->port && strcmp(a->host, b->host) == 0) {
+                char f[64], g[64];
+                if (i < cfg->n_listen)
+                    snprintf(f, sizeof(f), "listen[%zu]", i);
+                else
+                    snprintf(f, sizeof(f), "admin_listen");
+                snprintf(g, sizeof(g), "listen[%zu]", j);
+                cfg_error(c, f, "%s:%u is already used by %s", a->host, (unsigned)a->port, g);
+                break;
+            }
+        }
+    }
+}
+
+static int valid_tenant_name(const char *s)
+{
+    for (; *s != '\0'; ++s)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' ||
+              *s == '.'))
+            return 0;
+    return 1;
+}
+
+static void parse_tenant(ctx_t *c, json_t *v, size_t idx, tg_tenant_t *t)
+{
+    static const char *const fields[] = {"name", "keys", "rate", "burst", "max_in_flight", "priority", NULL};
+    char prefix[64], f[128];
+    const char *name;
+    json_t *keys, *pv;
+    long long x;
+
+    snprintf(prefix, sizeof(prefix), "tenants[%zu]", idx);
+    t->priority = TG_PRIORITY_HIGH;
+    if (!want_object(c, v, prefix, "an object"))
+        return;
+    check_unknown(c, prefix, v, fields);
+    if ((name = get_string(c, v, prefix, "name", 1)) != NULL) {
+        if (!valid_tenant_name(name))
+            cfg_error(c, field_name(f, sizeof(f), prefix, "name"), "must be letters, digits, '_', '-' or '.'");
+        else if (strcmp(name, "anonymous") == 0)
+            cfg_error(c, field_name(f, sizeof(f), prefix, "name"), "\"anonymous\" is reserved for keyless requests");
+        else
+            t->name = tg_strdup(name);
+    }
+    if ((keys = json_object_get(v, "keys")) == NULL) {
+        cfg_error(c, field_name(f, sizeof(f), prefix, "keys"), "required");
+    } else if (!json_is_array(keys)) {
+        cfg_error(c, field_name(f, sizeof(f), prefix, "keys"), "must be an array of \"sha256:<hex>\" (see tollgate --hash-key)");
+    } else {
+        size_t i;
+        json_t *kv;
+        t->keys = tg_calloc(json_array_size(keys) + 1, sizeof(*t->keys));
+        json_array_foreach(keys, i, kv)
+        {
+            if (!json_is_string(kv) || tg_parse_sha256(json_string_value(kv), t->keys[t->n_keys]) != 0) {
+                snprintf(f, sizeof(f), "%s.keys[%zu]", prefix, i);
+                cfg_error(c, f, "must be \"sha256:<64 hex digits>\" (see tollgate --hash-key)");
+                continue;
+            }
+            ++t->n_keys;
+        }
+    }
+    get_number(c, v, prefix, "rate", 0, 1e308, 1, 1, &t->rate);
+    get_number(c, v, prefix, "burst", 1, 1e308, 0, 1, &t->burst);
+    x = 0;
+    if (get_int(c, v, prefix, "max_in_flight", 0, INT_MAX, 0, &x) == 0)
+        t->max_in_flight = (int)x;
+    if ((pv = json_object_get(v, "priority")) != NULL) {
+        if (json_is_string(pv) && strcmp(json_string_value(pv), "high") == 0)
+            t->priority = TG_PRIORITY_HIGH;
+        else if (json_is_string(pv) && strcmp(json_string_value(pv), "low") == 0)
+            t->priority = TG_PRIORITY_LOW;
+        else
+            cfg_error(c, field_name(f, sizeof(f), prefix, "priority"), "must be \"high\" or \"low\"");
+    }
+}
+
+/* tenant names are unique, and a key belongs to one tenant */
+static void check_tenant_dups(ctx_t *c)
+{
+    tg_config_t *cfg = c->cfg;
+    char f[128];
+
+    for (size_t i = 0; i < cfg->n_tenants; ++i) {
+        tg_tenant_t *t = cfg->tenants + i;
+        for (size_t j = 0; j < i && t->name != NULL; ++j) {
+            if (cfg->tenants[j].name != NULL && strcmp(cfg->tenants[j].name, t->name) == 0) {
+                snprintf(f, sizeof(f), "tenants[%zu].name", i);
+                cfg_error(c, f, "duplicate tenant \"%s\" (also tenants[%zu])", t->name, j);
+                break;
+            }
+        }
+        for (size_t k = 0; k < t->n_keys; ++k) {
+            int found = 0;
+            for (size_t j = 0; j <= i && !found; ++j) {
+                tg_tenant_t *u = cfg->tenants + j;
+                for (size_t l = 0; l < (j == i ? k : u->n_keys) && !found; ++l) {
+                    if (memcmp(u->keys[l], t->keys[k], 32) == 0) {
+                        snprintf(f, sizeof(f), "tenants[%zu].keys", i);
+                        if (j == i)
+                            cfg_error(c, f, "the same key is listed twice");
+                        else
+                            cfg_error(c, f, "a key is also listed by tenant %s (tenants[%zu]); a key belongs to one tenant",
+                                      u->name != NULL ? u->name : "?", j);
+                        found = 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void parse_fields(ctx_t *c, json_t *root)
+{
+    static const char *const fields[] = {"listen",
+                                         "admin_listen",
+                                         "admin_token",
+                                         "threads",
+                                         "primary",
+                                         "replicas",
+                                         "pool",
+                                         "replica_max_lag_ms",
+                                         "health_interval_ms",
+                                         "default_timeout_ms",
+                                         "max_body_bytes",
+                                         "max_rows",
+                                         "max_in_flight",
+                                         "shutdown_grace_ms",
+                                         "cache",
+                                         "access_log",
+                                         "tenants",
+                                         "anonymous",
+                                         "catalog",
+                                         NULL};
+    tg_config_t *cfg = c->cfg;
+    const char *s;
+    json_t *v;
+    size_t i;
+    json_t *e;
+    char f[64];
+
+    check_unknown(c, "", root, fields);
+
+    /* listen, admin_listen */
+    if ((v = json_object_get(root, "listen")) == NULL) {
+        cfg_error(c, "listen", "required");
+    } else if (!json_is_array(v) || json_array_size(v) == 0) {
+        cfg_error(c, "listen", "must be a non-empty array of {\"host\": .., \"port\": ..}");
+    } else {
+        cfg->listen = tg_calloc(json_array_size(v), sizeof(*cfg->listen));
+        cfg->n_listen = json_array_size(v);
+        json_array_foreach(v, i, e)
+        {
+            snprintf(f, sizeof(f), "listen[%zu]", i);
+            parse_listen(c, e, f, cfg->listen + i);
+        }
+    }
+    if ((v = json_object_get(root, "admin_listen")) != NULL && !json_is_null(v)) {
+        cfg->has_admin_listen = 1;
+        parse_listen(c, v, "admin_listen", &cfg->admin_listen);
+    }
+    check_listen_dups(c);
+
+    if ((v = json_object_get(root, "admin_token")) != NULL && !json_is_null(v)) {
+        if (!json_is_string(v) || tg_parse_sha256(json_string_value(v), cfg->admin_token) != 0)
+            cfg_error(c, "admin_token", "must be null or \"sha256:<64 hex digits>\" (see tollgate --hash-key)");
+        else
+            cfg->has_admin_token = 1;
+    }
+
+    get_int_field(c, root, "", "threads", 0, MAX_THREADS, &cfg->threads);
+
+    /* backends */
+    if ((s = get_string(c, root, "", "primary", 1)) != NULL)
+        cfg->primary = tg_strdup(s);
+    if ((v = json_object_get(root, "replicas")) != NULL) {
+        if (!json_is_array(v)) {
+            cfg_error(c, "replicas", "must be an array of connection strings");
+        } else {
+            cfg->replicas = tg_calloc(json_array_size(v) + 1, sizeof(*cfg->replicas));
+            json_array_foreach(v, i, e)
+            {
+                if (!json_is_string(e) || json_string_length(e) == 0) {
+                    snprintf(f, sizeof(f), "replicas[%zu]", i);
+                    cfg_error(c, f, "must be a non-empty connection string");
+                    continue;
+                }
+                cfg->replicas[cfg->n_replicas++] = tg_strdup(json_string_value(e));
+            }
+        }
+    }
+    if ((v = json_object_get(root, "pool")) != NULL && want_object(c, v, "pool", "an object")) {
+        static const char *const pool_fields[] = {"size", "acquire_timeout_ms", "low_priority_share", NULL};
+        check_unknown(c, "pool", v, pool_fields);
+        get_int_field(c, v, "pool", "size", 1, INT_MAX, &cfg->pool.size);
+        get_int_field(c, v, "pool", "acquire_timeout_ms", 0, INT_MAX, &cfg->pool.acquire_timeout_ms);
+        get_number(c, v, "pool", "low_priority_share", 0, 1, 0, 0, &cfg->pool.low_priority_share);
+    }
+    get_int_field(c, root, "", "replica_max_lag_ms", 0, INT_MAX, &cfg->replica_max_lag_ms);
+    get_int_field(c, root, "", "health_interval_ms", 1, INT_MAX, &cfg->health_interval_ms);
+    get_int_field(c, root, "", "default_timeout_ms", 1, INT_MAX, &cfg->default_timeout_ms);
+    get_size_field(c, root, "", "max_body_bytes", 1, &cfg->max_body_bytes);
+    get_size_field(c, root, "", "max_rows", 1, &cfg->max_rows);
+    get_int_field(c, root, "", "max_in_flight", 0, INT_MAX, &cfg->max_in_flight);
+    get_int_field(c, root, "", "shutdown_grace_ms", 0, INT_MAX, &cfg->shutdown_grace_ms);
+    if ((v = json_object_get(root, "cache")) != NULL && want_object(c, v, "cache", "an object {\"max_bytes\": ..}")) {
+        static const char *const cache_fields[] = {"max_bytes", NULL};
+        check_unknown(c, "cache", v, cache_fields);
+        get_size_field(c, v, "cache", "max_bytes", 0, &cfg->cache_max_bytes);
+    }
+    if ((v = json_object_get(root, "access_log")) != NULL && !json_is_null(v)) {
+        if ((s = get_string(c, root, "", "access_log", 0)) != NULL)
+            cfg->access_log = strcmp(s, "-") == 0 ? tg_strdup(s) : tg__path_join(cfg->dir, s);
+    }
+
+    /* tenants */
+    if ((v = json_object_get(root, "tenants")) != NULL) {
+        if (!json_is_array(v)) {
+            cfg_error(c, "tenants", "must be an array");
+        } else {
+            cfg->tenants = tg_calloc(json_array_size(v) + 1, sizeof(*cfg->tenants));
+            cfg->n_tenants = json_array_size(v);
+            json_array_foreach(v, i, e) parse_tenant(c, e, i, cfg->tenants + i);
+            check_tenant_dups(c);
+        }
+    }
+    if ((v = json_object_get(root, "anonymous")) != NULL && !json_is_null(v) &&
+        want_object(c, v, "anonymous", "null or an object {\"rate\": .., \"burst\": ..}")) {
+        static const char *const anon_fields[] = {"rate", "burst", NULL};
+        check_unknown(c, "anonymous", v, anon_fields);
+        cfg->has_anonymous = 1;
+        get_number(c, v, "anonymous", "rate", 0, 1e308, 1, 1, &cfg->anonymous_rate);
+        get_number(c, v, "anonymous", "burst", 1, 1e308, 0, 1, &cfg->anonymous_burst);
+    }
+
+    /* catalog */
+    if ((v = json_object_get(root, "catalog")) == NULL) {
+        cfg_error(c, "catalog", "required");
+    } else if (!json_is_array(v) || json_array_size(v) == 0) {
+        cfg_error(c, "catalog", "must be a non-empty array of catalog files or folders");
+    } else {
+        cfg->catalog_paths = tg_calloc(json_array_size(v), sizeof(*cfg->catalog_paths));
+        json_array_foreach(v, i, e)
+        {
+            if (!json_is_string(e) || json_string_length(e) == 0) {
+                snprintf(f, sizeof(f), "catalog[%zu]", i);
+                cfg_error(c, f, "must be a file or folder path");
+                continue;
+            }
+            cfg->catalog_paths[cfg->n_catalog_paths++] = tg__path_join(cfg->dir, json_string_value(e));
+        }
+    }
+}
+
+tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_errors_t *errs)
+{
+    size_t before = errs->n;
+    json_error_t jerr;
+    json_t *root;
+
+    if ((root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+        tg__field_error(errs, path, jerr.line, NULL, "invalid JSON: %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        tg__field_error(errs, path, 0, NULL, "the config must be a JSON object");
+        json_decref(root);
+        return NULL;
+    }
+
+    tg_config_t *cfg = tg_calloc(1, sizeof(*cfg));
+    cfg->path = tg_strdup(path);
+    cfg->dir = tg__path_dir(path);
+    cfg->threads = 0;
+    cfg->pool.size = 16;
+    cfg->pool.acquire_timeout_ms = 1000;
+    cfg->pool.low_priority_share = 0.5;
+    cfg->replica_max_lag_ms = 10000;
+    cfg->health_interval_ms = 1000;
+    cfg->default_timeout_ms = 5000;
+    cfg->max_body_bytes = 1048576;
+    cfg->max_rows = 10000;
+    cfg->max_in_flight = 0;
+    cfg->shutdown_grace_ms = 10000;
+    cfg->cache_max_bytes = 64 * 1024 * 1024;
+
+    ctx_t c = {errs, path, cfg};
+    parse_fields(&c, root);
+    json_decref(root);
+    if (cfg->threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->threads = n < 1 ? 1 : n > MAX_THREADS ? MAX_THREADS : (int)n;
+    }
+
+    /* the catalog is read even when the config has errors, so that one run reports them all */
+    tg__catalog_load(cfg, errs);
+
+    if (errs->n != before) {
+        tg_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+tg_config_t *tg_config_load(const char *path, tg_errors_t *errs)
+{
+    tg_buf_t text = {0};
+    int err;
+
+    if ((err = tg__read_file(path, &text)) != 0) {
+        tg__field_error(errs, path, 0, NULL, "cannot read: %s", strerror(err));
+        tg_buf_dispose(&text);
+        return NULL;
+    }
+    tg_config_t *cfg = tg_config_parse(text.base != NULL ? text.base : "", text.len, path, errs);
+    tg_buf_dispose(&text);
+    return cfg;
+}
+
+static void free_listen(tg_listen_t *l)
+{
+    free(l->host);
+    free(l->cert_file);
+    free(l->key_file);
+}
+
+void tg_config_free(tg_config_t *cfg)
+{
+    if (cfg == NULL)
+        return;
+    tg__catalog_dispose(cfg);
+    free(cfg->path);
+    free(cfg->dir);
+    for (size_t i = 0; i < cfg->n_listen; ++i)
+        free_listen(cfg->listen + i);
+    free(cfg->listen);
+    free_listen(&cfg->admin_listen);
+    free(cfg->primary);
+    for (size_t i = 0; i < cfg->n_replicas; ++i)
+        free(cfg->replicas[i]);
+    free(cfg->replicas);
+    free(cfg->access_log);
+    for (size_t i = 0; i < cfg->n_tenants; ++i) {
+        free(cfg->tenants[i].name);
+        free(cfg->tenants[i].keys);
+    }
+    free(cfg->tenants);
+    for (size_t i = 0; i < cfg->n_catalog_paths; ++i)
+        free(cfg->catalog_paths[i]);
+    free(cfg->catalog_paths);
+    free(cfg);
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int tg_parse_sha256(const char *s, uint8_t out[32])
+{
+    uint8_t tmp[32];
+
+    if (strncmp(s, "sha256:", 7) != 0 || strlen(s) != 7 + 64)
+        return -1;
+    s += 7;
+    for (int i = 0; i < 32; ++i) {
+        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        tmp[i] = (uint8_t)(hi << 4 | lo);
+    }
+    memcpy(out, tmp, 32);
+    return 0;
+}
+
+void tg_hash_key(const char *key, size_t len, char out[72])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t d[SHA256_DIGEST_LENGTH];
+
+    SHA256((const unsigned char *)key, len, d);
+    memcpy(out, "sha256:", 7);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) {
+        out[7 + 2 * i] = hex[d[i] >> 4];
+        out[8 + 2 * i] = hex[d[i] & 15];
+    }
+    out[71] = '\0';
+}
