@@ -3,6 +3,7 @@
  * one `{param}` child, backtracking so that "GET /users/{id}" and
  * "POST /users/new" can live side by side.
  */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tollgate/router.h"
@@ -60,11 +61,28 @@ static void free_node(tg_route_node_t *n)
     }
 }
 
+/* Reports a problem with q's route, prefixed with where q was defined when known. */
+__attribute__((format(printf, 3, 4))) static void route_error(tg_errors_t *errs, const tg_query_t *q, const char *fmt, ...)
+{
+    tg_buf_t b = {0};
+    if (q->file != NULL && q->line > 0)
+        tg_buf_printf(&b, "%s:%d: ", q->file, q->line);
+    else if (q->file != NULL)
+        tg_buf_printf(&b, "%s: ", q->file);
+    tg_buf_printf(&b, "query %s: route: ", q->name);
+    va_list ap;
+    va_start(ap, fmt);
+    tg_buf_vprintf(&b, fmt, ap);
+    va_end(ap);
+    tg_errors_add(errs, "%s", b.base);
+    tg_buf_dispose(&b);
+}
+
 static int add_route(tg_router_t *r, const tg_query_t *q, tg_errors_t *errs)
 {
     const char *p = q->path;
     if (p == NULL || p[0] != '/') {
-        tg_errors_add(errs, "query %s: route path must start with '/'", q->name);
+        route_error(errs, q, "the path must start with '/'");
         return -1;
     }
     tg_route_node_t *n = &r->root;
@@ -77,11 +95,11 @@ static int add_route(tg_router_t *r, const tg_query_t *q, tg_errors_t *errs)
             size_t len = end != NULL ? (size_t)(end - seg) : strlen(seg);
             int is_param = len >= 2 && seg[0] == '{' && seg[len - 1] == '}';
             if (!is_param && (memchr(seg, '{', len) != NULL || memchr(seg, '}', len) != NULL)) {
-                tg_errors_add(errs, "query %s: route segment \"%.*s\" must be a literal or a whole {name}", q->name, (int)len, seg);
+                route_error(errs, q, "segment \"%.*s\" must be a literal or a whole {name}", (int)len, seg);
                 return -1;
             }
             if (is_param && ++n_params > TG_ROUTER_MAX_PATH_PARAMS) {
-                tg_errors_add(errs, "query %s: route has more than %d {params}", q->name, TG_ROUTER_MAX_PATH_PARAMS);
+                route_error(errs, q, "more than %d {params}", TG_ROUTER_MAX_PATH_PARAMS);
                 return -1;
             }
             n = child_for(n, seg, len, is_param);
@@ -91,8 +109,8 @@ static int add_route(tg_router_t *r, const tg_query_t *q, tg_errors_t *errs)
         }
     }
     if (n->by_method[q->method] != NULL) {
-        tg_errors_add(errs, "query %s: route \"%s %s\" is already taken by query %s", q->name, tg_method_name(q->method), q->path,
-                      n->by_method[q->method]->name);
+        route_error(errs, q, "\"%s %s\" is already taken by query %s", tg_method_name(q->method), q->path,
+                    n->by_method[q->method]->name);
         return -1;
     }
     n->by_method[q->method] = q;

@@ -108,12 +108,12 @@ Test(router_build, duplicate_route_is_an_error)
 {
     tg_query_t dup[] = {
         {.name = "a", .method = TG_METHOD_GET, .path = "/x/{id}"},
-        {.name = "b", .method = TG_METHOD_GET, .path = "/x/{other}"},
+        {.name = "b", .method = TG_METHOD_GET, .path = "/x/{other}", .file = "cat.json", .line = 7},
     };
     tg_errors_t e = {0};
     cr_assert_null(tg_router_build(dup, 2, &e));
     cr_assert_eq(e.n, 1);
-    cr_assert(strstr(e.msgs[0], "already taken by query a") != NULL, "%s", e.msgs[0]);
+    cr_assert_str_eq(e.msgs[0], "cat.json:7: query b: route: \"GET /x/{other}\" is already taken by query a");
     tg_errors_dispose(&e);
 }
 
@@ -128,5 +128,6 @@ Test(router_build, malformed_segment_is_an_error)
     cr_assert_eq(e.n, 2, "both errors are reported");
     cr_assert(strstr(e.msgs[0], "id{id}") != NULL, "%s", e.msgs[0]);
     cr_assert(strstr(e.msgs[1], "must start with '/'") != NULL, "%s", e.msgs[1]);
+    cr_assert(strncmp(e.msgs[1], "query b: route: ", 16) == 0, "no file known, no prefix: %s", e.msgs[1]);
     tg_errors_dispose(&e);
 }
