@@ -57,6 +57,23 @@ static void on_req_dispose(void *p)
         ctx_free(ctx);
 }
 
+static const char *constraint_detail(const char *state)
+{
+    static const struct {
+        const char *state, *detail;
+    } details[] = {
+        {"23505", "a row with the same unique key already exists"},
+        {"23503", "a referenced row does not exist, or the row is still referenced"},
+        {"23514", "a value fails a check constraint"},
+        {"23502", "a required value is null"},
+        {"23P01", "the row conflicts with an existing row"},
+    };
+    for (size_t i = 0; i != sizeof(details) / sizeof(details[0]); ++i)
+        if (strcmp(details[i].state, state) == 0)
+            return details[i].detail;
+    return "the change violates an integrity constraint";
+}
+
 static void respond_db_error(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -66,7 +83,8 @@ static void respond_db_error(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q
         /* Data exceptions are the caller's: PostgreSQL's message names the value, never the SQL. */
         p.status = 400, p.type = "invalid-value", p.detail = primary;
     } else if (state != NULL && strncmp(state, "23", 2) == 0) {
-        p.status = 409, p.type = "constraint-violation", p.detail = primary;
+        /* PostgreSQL's message names the constraint, part of the schema: say what kind it was instead. */
+        p.status = 409, p.type = "constraint-violation", p.detail = constraint_detail(state);
     } else if (state != NULL && strcmp(state, "57014") == 0) {
         char *d = h2o_mem_alloc_pool(&req->pool, 96);
         snprintf(d, 96, "the query ran longer than its %d ms timeout", q->timeout_ms);

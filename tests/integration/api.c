@@ -485,6 +485,7 @@ Test(errors, class_23_is_409)
     {
         resp_t *r = expect(p, 409, "POST", "/errors/unique", "{\"id\":1}", "application/json");
         cr_assert_str_eq(jstr(r, "sqlstate"), "23505");
+        cr_assert_null(strstr(r->body, "users_email_key"), "constraint names are schema internals: %s", r->body);
         resp_free(r);
         r = expect(p, 409, "POST", "/errors/foreign_key", "{\"user_id\":999999999}", "application/json");
         cr_assert_str_eq(jstr(r, "sqlstate"), "23503");
