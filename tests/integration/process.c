@@ -13,7 +13,7 @@
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 #include "http.h"
-
-extern char **environ;
 
 static const char *env(const char *name)
 {
@@ -72,17 +70,23 @@ static const char *write_config(int port, const char *primary, int grace_ms)
     return write_config_listen(json_pack("[{s:s,s:i}]", "host", "127.0.0.1", "port", port), primary, grace_ms);
 }
 
+/* Starts a child that dies with this test process, so a failed assertion leaves no gateway behind. */
 static pid_t spawn(char *const argv[], int quiet)
 {
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    if (quiet) {
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    pid_t parent = getpid(), pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        if (quiet) {
+            int fd = open("/dev/null", O_WRONLY);
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(argv[0], argv);
+        _exit(127);
     }
-    cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, argv, environ), 0, "cannot run %s", argv[0]);
-    posix_spawn_file_actions_destroy(&fa);
     return pid;
 }
 

@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# Builds and runs every test of tollgate and ends with one plain line
+# "N passed, N failed" (all tests summed); exits non-zero if any test failed or
+# anything could not be built or started.
+#
+#   1. unit tests: `bazel --batch test //...` (Criterion binaries), each binary's
+#      "Synthesis: Tested: N | Passing: N | Failing: N | Crashing: N" counted;
+#   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
+#      sample data), the gateway (//gateway:tollgated) with tests/integration/config.json
+#      and its catalog, then bazel-bin/tests/integration against it.
+#
+# Usage: tests/run.sh [--unit-only | --integration-only]
+#
+# Environment:
+#   TG_SAMPLE_USERS=2000        users in the sample data for the integration tests
+#   TG_HTTP_PORT=18080 TG_ADMIN_PORT=18081   gateway ports (next free ones if taken)
+#   TG_PG_PORT / TG_PG_REPLICA_PORT          see tests/pg.sh
+#   TG_INTEGRATION_ARGS         extra arguments for the Criterion binary (e.g. "-j1")
+#   TG_INTEGRATION_TIMEOUT=1200 seconds the integration binary may run
+#   TG_KEEP=1                   keep the work folder (logs, rendered config)
+#   TG_BAZEL_STARTUP / TG_BAZEL_FLAGS        extra bazel startup / command options
+#   TG_BAZEL_BIN / TG_BAZEL_TESTLOGS         where outputs are (default bazel-bin,
+#                                            bazel-testlogs in the repo)
+#   TG_UNIT_TARGETS=//...       what `bazel test` runs
+#   TG_SKIP_BUILD=1             don't build; use TG_GATEWAY_BIN / TG_INTEGRATION_BIN
+#                               (default: the bazel-bin outputs) as they are
+#
+# The integration binary gets: TG_URL TG_ADMIN_URL TG_API_KEY TG_LOW_KEY TG_SLOW_KEY
+# TG_PRIMARY_DSN TG_REPLICA_DSN TG_CONFIG TG_GATEWAY_PID TG_GATEWAY_LOG TG_GATEWAY_BIN
+# TG_PG_DIR TG_PG_SH (tests/pg.sh: `$TG_PG_SH stop-replica` etc. for failover tests).
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
+# shellcheck source=tests/pg.sh
+source tests/pg.sh
+
+RUN_UNIT=1 RUN_INTEGRATION=1
+case ${1:-} in
+    "") ;;
+    --unit-only) RUN_INTEGRATION=0 ;;
+    --integration-only) RUN_UNIT=0 ;;
+    -h | --help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: tests/run.sh [--unit-only | --integration-only]" >&2; exit 2 ;;
+esac
+
+read -r -a BAZEL_STARTUP <<<"${TG_BAZEL_STARTUP:-}"
+read -r -a BAZEL_FLAGS <<<"${TG_BAZEL_FLAGS:-}"
+BAZEL_BIN=${TG_BAZEL_BIN:-$TG_ROOT/bazel-bin}
+BAZEL_TESTLOGS=${TG_BAZEL_TESTLOGS:-$TG_ROOT/bazel-testlogs}
+bazel_batch() { bazel "${BAZEL_STARTUP[@]}" --batch "$@"; }
+
+PASSED=0 FAILED=0
+PROBLEMS=() # one line per failure, repeated at the end
+
+fail_stage() { # MESSAGE: something that is not a test could not be done; counts 1 failed
+    FAILED=$((FAILED + 1))
+    PROBLEMS+=("$1")
+    tg_warn "$1"
+}
+
+WORK=$(mktemp -d /tmp/tollgate-run.XXXXXX)
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    tg_stop_gateway >/dev/null 2>&1 || true
+    pg_stop || true
+    if [[ ${TG_KEEP:-0} == 1 ]]; then
+        tg_log "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Sums the Criterion synthesis lines of a log: prints "PASSING FAILING", or nothing
+# when the log has none.
+synthesis() {
+    sed 's/\x1b\[[0-9;]*m//g' "$1" |
+        grep -Eo 'Synthesis: Tested: [0-9]+ \| Passing: [0-9]+ \| Failing: [0-9]+ \| Crashing: [0-9]+' |
+        awk '{ p += $6; f += $9 } END { if (NR) print p, f }'
+}
+
+# Adds one test binary's results: LABEL STATUS(ok|fail) LOG. A binary that failed
+# without reporting a failing test (crash, timeout, startup error) counts as one failure.
+count_binary() {
+    local label=$1 status=$2 log=$3 p=0 f=0 counts
+    counts=$(synthesis "$log" 2>/dev/null || true)
+    if [[ -n $counts ]]; then
+        read -r p f <<<"$counts"
+    elif [[ $status == ok ]]; then
+        p=1 # a test that is not Criterion: one test
+    fi
+    if [[ $status != ok ]] && ((f == 0)); then
+        f=1
+    fi
+    PASSED=$((PASSED + p))
+    FAILED=$((FAILED + f))
+    printf '  %-40s %5d ok %5d failing%s\n' "$label" "$p" "$f" "$([[ $status == ok ]] || echo "   <-- $status")"
+    ((f == 0)) || PROBLEMS+=("$label: $f failing")
+}
+
+# ---------------------------------------------------------------------------------
+
+unit_tests() {
+    local log=$WORK/unit.log rc=0 targets
+    read -r -a targets <<<"${TG_UNIT_TARGETS:-//...}"
+    tg_log "unit tests: bazel test ${TG_UNIT_TARGETS:-//...} (log: $log)"
+    # TestRunner=local: Criterion binds ipc:///tmp/criterion_<pid>.sock, and in
+    # Bazel's PID-namespaced sandbox every test has the same pid, so parallel tests
+    # collide ("Could not initialize the message server: Address already in use").
+    bazel_batch test --test_output=all --strategy=TestRunner=local "${BAZEL_FLAGS[@]}" \
+        -- "${targets[@]}" >"$log" 2>&1 || rc=$?
+
+    # Bazel's summary: "//tests:buf   PASSED in 0.4s", "(cached) PASSED", "FAILED TO BUILD", ...
+    local line label status n=0 failed_logs=()
+    local re='^(//[^[:space:]]+)[[:space:]]+(\(cached\) )?(PASSED|FLAKY|FAILED TO BUILD|FAILED|TIMEOUT|NO STATUS|INCOMPLETE|SKIPPED|REMOTE FAILURE)'
+    while IFS= read -r line; do
+        [[ $line =~ $re ]] || continue
+        label=${BASH_REMATCH[1]} status=${BASH_REMATCH[3]} n=$((n + 1))
+        local pkg=${label#//} name testlog
+        name=${pkg#*:} pkg=${pkg%%:*}
+        testlog=$BAZEL_TESTLOGS/${pkg:+$pkg/}$name/test.log
+        case $status in
+            PASSED | FLAKY) count_binary "$label" ok "$testlog" ;;
+            FAILED | TIMEOUT)
+                count_binary "$label" "$status" "$testlog"
+                failed_logs+=("$label|$testlog")
+                ;;
+            SKIPPED) ;;
+            *) count_binary "$label" "$status" /dev/null ;; # not built or not run: no log of this run
+        esac
+    done <"$log"
+
+    if ((n == 0)); then
+        if ((rc == 4)); then
+            tg_warn "bazel found no unit tests"
+        else
+            fail_stage "bazel test could not run (exit $rc)"
+            grep -E '^(ERROR|FAILED)|error:' "$log" | head -n 40 >&2 || tail -n 40 "$log" >&2
+        fi
+        return
+    fi
+    if ((rc != 0 && rc != 3)); then
+        # exit 1: some targets did not build; show why
+        grep -E -A5 '^ERROR' "$log" | head -n 60 >&2 || true
+    fi
+    local entry
+    for entry in "${failed_logs[@]}"; do
+        printf '\n==================== %s (%s)\n' "${entry%%|*}" "${entry#*|}"
+        sed 's/\x1b\[[0-9;]*m//g' "${entry#*|}" 2>/dev/null || echo "(no log)"
+    done
+}
+
+# Builds the gateway and the integration binary (separately, so a failure names which).
+build_integration() {
+    local what
+    for what in //gateway:tollgated //tests:integration //tests:process; do
+        tg_log "building $what"
+        local log=$WORK/build-${what##*:}.log
+        if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
+            grep -E -A5 '^ERROR' "$log" | head -n 60 >&2 || tail -n 40 "$log" >&2
+            fail_stage "could not build $what (log above)"
+            return 1
+        fi
+    done
+}
+
+integration_tests() {
+    local gw_bin=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgated}
+    local it_bin=${TG_INTEGRATION_BIN:-$BAZEL_BIN/tests/integration}
+
+    if [[ ${TG_SKIP_BUILD:-0} == 1 ]]; then
+        tg_log "TG_SKIP_BUILD=1: using $gw_bin and $it_bin as they are"
+    else
+        build_integration || return 0
+    fi
+    [[ -x $gw_bin ]] || { fail_stage "no gateway binary at $gw_bin"; return 0; }
+    [[ -x $it_bin ]] || { fail_stage "no integration binary at $it_bin"; return 0; }
+
+    TG_SAMPLE_USERS=${TG_SAMPLE_USERS:-2000}
+    pg_start || { fail_stage "could not start PostgreSQL (primary + replica)"; return 0; }
+
+    TG_HTTP_PORT=$(tg_pick_port "${TG_HTTP_PORT:-18080}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT")
+    TG_ADMIN_PORT=$(tg_pick_port "${TG_ADMIN_PORT:-18081}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT" "$TG_HTTP_PORT")
+    local config=$WORK/config.json glog=$WORK/gateway.log
+    tg_render_config tests/integration/config.json "$config"
+
+    tg_log "checking the config and catalog against the database (--check --db)"
+    local crc=0
+    "$gw_bin" --config "$config" --check --db >"$WORK/check.log" 2>&1 || crc=$?
+    if ((crc == 2)); then
+        tg_warn "tollgated does not take --check --db yet (usage error); skipped"
+    elif ((crc != 0)); then
+        sed 's/^/    /' "$WORK/check.log" >&2
+        fail_stage "tollgated --check --db rejected tests/integration/config.json (exit $crc)"
+    fi
+
+    tg_log "starting the gateway on 127.0.0.1:$TG_HTTP_PORT (admin $TG_ADMIN_PORT)"
+    tg_start_gateway "$gw_bin" "$config" "$glog" || { fail_stage "the gateway did not start"; return 0; }
+    if ! tg_wait_http "http://127.0.0.1:$TG_HTTP_PORT/readyz" 15 200; then
+        tg_warn "GET /readyz is not 200 after 15 s; running the tests anyway"
+    fi
+
+    tg_log "integration tests: $it_bin ${TG_INTEGRATION_ARGS:-}"
+    local ilog=$WORK/integration.log rc=0
+    read -r -a it_args <<<"${TG_INTEGRATION_ARGS:-}"
+    TG_URL=http://127.0.0.1:$TG_HTTP_PORT \
+        TG_ADMIN_URL=http://127.0.0.1:$TG_ADMIN_PORT \
+        TG_API_KEY=tg-test-key TG_LOW_KEY=tg-low-key TG_SLOW_KEY=tg-slow-key \
+        TG_CONFIG=$config TG_GATEWAY_PID=$TG_GATEWAY_PID TG_GATEWAY_LOG=$glog \
+        TG_GATEWAY_BIN=$gw_bin TG_PG_SH=$TG_ROOT/tests/pg.sh \
+        timeout -k 10 "${TG_INTEGRATION_TIMEOUT:-1200}" "$it_bin" "${it_args[@]}" 2>&1 |
+        tee "$ilog" || rc=${PIPESTATUS[0]}
+    local status=ok
+    ((rc == 0)) || status="exit $rc"
+    ((rc == 124)) && status="timed out"
+    count_binary //tests:integration "$status" "$ilog"
+
+    if [[ -n $TG_GATEWAY_PID ]] && ! kill -0 "$TG_GATEWAY_PID" 2>/dev/null; then
+        TG_GATEWAY_PID=
+        fail_stage "the gateway died during the integration tests"
+    fi
+    local grc=0
+    tg_stop_gateway || grc=$?
+    ((grc == 0)) || fail_stage "the gateway exited with status $grc on SIGTERM (expected 0)"
+    if ((rc != 0 || grc != 0)); then
+        printf '\n==================== gateway log (last 60 lines of %s)\n' "$glog"
+        tail -n 60 "$glog" || true
+    fi
+
+    # Tests that run their own gateways and stop and start the primary: one at a time,
+    # after the API suite, whose gateway is gone by now.
+    local p_bin=${TG_PROCESS_BIN:-$BAZEL_BIN/tests/process}
+    [[ -x $p_bin ]] || { fail_stage "no process-test binary at $p_bin"; return 0; }
+    tg_log "process tests: $p_bin --jobs 1"
+    local plog=$WORK/process.log prc=0
+    TG_GATEWAY_BIN=$gw_bin TG_PG_SCRIPT=$TG_ROOT/tests/pg.sh TG_CATALOG_DIR=$TG_ROOT/tests/integration/catalog \
+        timeout -k 10 600 "$p_bin" --jobs 1 2>&1 | tee "$plog" || prc=${PIPESTATUS[0]}
+    status=ok
+    ((prc == 0)) || status="exit $prc"
+    ((prc == 124)) && status="timed out"
+    count_binary //tests:process "$status" "$plog"
+}
+
+# ---------------------------------------------------------------------------------
+
+tg_ensure_packages
+if ((RUN_UNIT)); then unit_tests; fi
+if ((RUN_INTEGRATION)); then integration_tests; fi
+
+if ((${#PROBLEMS[@]})); then
+    echo
+    echo "Problems:"
+    printf '  - %s\n' "${PROBLEMS[@]}"
+fi
+echo "$PASSED passed, $FAILED failed"
+((FAILED == 0))
