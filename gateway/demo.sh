@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# tollgate demo: on a fresh Debian 12 machine, installs what is missing, builds the
+# gateway, starts a PostgreSQL primary + streaming replica with the sample data
+# (config/sample: 1,000,000 users, 2,000,000 orders), starts the gateway with
+# config/example.json and its catalog (config/catalog), shows a few requests, and
+# serves until Ctrl-C, which stops everything and removes the temp folders.
+#
+# Usage: gateway/demo.sh [--no-wait] [--no-build]
+#   --no-wait    exit (and clean up) right after showing the requests; also TG_DEMO_NO_WAIT=1
+#   --no-build   use the gateway binary as it is (TG_GATEWAY_BIN, default
+#                bazel-bin/gateway/tollgated)
+# Environment: TG_SAMPLE_USERS (default 1000000), TG_HTTP_PORT (8080),
+#   TG_ADMIN_PORT (9090), TG_PG_PORT (55432), TG_PG_REPLICA_PORT (55433): taken ports
+#   are replaced by the next free ones.
+
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=tests/lib.sh
+source tests/lib.sh
+# shellcheck source=tests/pg.sh
+source tests/pg.sh
+
+WAIT=1 BUILD=1
+[[ ${TG_DEMO_NO_WAIT:-0} == 1 ]] && WAIT=0
+for arg in "$@"; do
+    case $arg in
+        --no-wait) WAIT=0 ;;
+        --no-build) BUILD=0 ;;
+        -h | --help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "usage: gateway/demo.sh [--no-wait] [--no-build]" >&2; exit 2 ;;
+    esac
+done
+
+GATEWAY_BIN=${TG_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgated}
+RUN_DIR=$(mktemp -d /tmp/tollgate-demo.XXXXXX)
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    echo >&2
+    if [[ -n $TG_GATEWAY_PID ]]; then
+        tg_log "stopping the gateway"
+        tg_stop_gateway || true
+    fi
+    pg_stop || true
+    rm -rf "$RUN_DIR"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+tg_ensure_packages
+
+if ((BUILD)); then
+    tg_log "building the gateway (bazel --batch build //gateway:tollgated)"
+    bazel --batch build //gateway:tollgated >"$RUN_DIR/build.log" 2>&1 || {
+        grep -E -A5 '^ERROR' "$RUN_DIR/build.log" >&2 || tail -n 40 "$RUN_DIR/build.log" >&2
+        tg_die "the build failed"
+    }
+fi
+[[ -x $GATEWAY_BIN ]] || tg_die "no gateway binary at $GATEWAY_BIN"
+
+TG_SAMPLE_USERS=${TG_SAMPLE_USERS:-1000000}
+pg_start || tg_die "could not start PostgreSQL"
+
+TG_HTTP_PORT=$(tg_pick_port "${TG_HTTP_PORT:-8080}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT")
+TG_ADMIN_PORT=$(tg_pick_port "${TG_ADMIN_PORT:-9090}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT" "$TG_HTTP_PORT")
+CONFIG=$RUN_DIR/config.json
+tg_render_config config/example.json "$CONFIG"
+
+tg_log "starting the gateway: $GATEWAY_BIN --config $CONFIG"
+tg_start_gateway "$GATEWAY_BIN" "$CONFIG" "$RUN_DIR/gateway.log" || tg_die "the gateway did not start"
+tg_wait_http "http://127.0.0.1:$TG_HTTP_PORT/readyz" 15 200 ||
+    tg_warn "GET /readyz is not 200 yet (backends still connecting?)"
+
+URL=http://127.0.0.1:$TG_HTTP_PORT
+ADMIN=http://127.0.0.1:$TG_ADMIN_PORT
+EMAIL="demo-$(date +%s)-$RANDOM@example.com"
+JSON="-H 'Content-Type: application/json'"
+DEMOS=(
+    "curl -s $URL/users/42"
+    "curl -s --http2-prior-knowledge '$URL/users?limit=3&after_id=1000'"
+    "curl -s --http2-prior-knowledge '$URL/users/5/orders?status=paid'"
+    "curl -s '$URL/orders?ids=1&ids=2&ids=3'"
+    "curl -s -H 'Authorization: Bearer demo-key' $URL/debug/in_recovery"
+    "curl -s -X POST $JSON -d '{\"email\": \"$EMAIL\", \"name\": \"Demo User\"}' $URL/users"
+    "curl -s -X POST $JSON -d '{\"user_id\": 42, \"total\": 19.99, \"tags\": [\"demo\"]}' $URL/orders"
+    "curl -s -i $URL/users/not-a-number"
+    "curl -s -X POST $JSON -d '{\"email\": \"user1@example.com\", \"name\": \"Dup\"}' $URL/users"
+)
+
+cat <<EOF
+
+tollgate is serving on $URL (HTTP/1.1 and h2c), admin on $ADMIN
+    config:  $CONFIG  (catalog: $TG_ROOT/config/catalog/)
+    log:     $RUN_DIR/gateway.log
+    primary: $TG_PRIMARY_DSN
+    replica: $TG_REPLICA_DSN
+
+Try these (each is run once below):
+EOF
+for cmd in "${DEMOS[@]}"; do
+    printf '\n$ %s\n' "$cmd"
+    bash -c "$cmd" 2>&1 | head -n 30 || true
+    echo
+done
+cat <<EOF
+
+More: $URL/openapi.json   $URL/readyz   $ADMIN/metrics   $ADMIN/admin/status
+EOF
+
+if ((WAIT)); then
+    echo
+    tg_log "serving; press Ctrl-C to stop the gateway and PostgreSQL"
+    # returns when the gateway exits by itself (or the trap runs on Ctrl-C)
+    wait "$TG_GATEWAY_PID" || true
+    TG_GATEWAY_PID=
+    tg_warn "the gateway exited; the end of its log:"
+    tail -n 20 "$RUN_DIR/gateway.log" >&2
+    exit 1
+fi
