@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "tollgate.h"
+#include "tollgate/check.h"
 #include "internal.h"
 
 enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
@@ -15,6 +16,8 @@ enum { EXIT_OK = 0, EXIT_CONFIG = 1, EXIT_USAGE = 2, EXIT_START = 3 };
 static const char usage[] = "usage:\n"
                             "  tollgate --config FILE            serve\n"
                             "  tollgate --config FILE --check    validate config and catalog, print every error\n"
+                            "  tollgate --config FILE --check --db\n"
+                            "                                    also prepare every statement on the primary\n"
                             "  tollgate --hash-key KEY           print the sha256:<hex> form of an API key\n"
                             "  tollgate --version | --help\n"
                             "\n"
@@ -57,10 +60,11 @@ static tg_config_t *load(const char *path)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {{"config", required_argument, NULL, 'c'}, {"check", no_argument, NULL, 'k'},
+                                             {"db", no_argument, NULL, 'd'},
                                              {"hash-key", required_argument, NULL, 'H'}, {"version", no_argument, NULL, 'v'},
                                              {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     const char *config_path = NULL, *hash_key = NULL;
-    int check = 0, opt;
+    int check = 0, check_db = 0, opt;
     const char *lvl = getenv("TOLLGATE_LOG");
     if (lvl != NULL && strcmp(lvl, "debug") == 0)
         tg_log_level = TG_LOG_DEBUG;
@@ -72,6 +76,9 @@ int main(int argc, char **argv)
             break;
         case 'k':
             check = 1;
+            break;
+        case 'd':
+            check_db = 1;
             break;
         case 'H':
             hash_key = optarg;
@@ -101,6 +108,10 @@ int main(int argc, char **argv)
         printf("%s\n", out);
         return EXIT_OK;
     }
+    if (check_db && !check) {
+        fprintf(stderr, "tollgate: --db goes with --check\n%s", usage);
+        return EXIT_USAGE;
+    }
     if (config_path == NULL) {
         fprintf(stderr, "tollgate: --config is required\n%s", usage);
         return EXIT_USAGE;
@@ -110,7 +121,20 @@ int main(int argc, char **argv)
     if (cfg == NULL)
         return EXIT_CONFIG;
     if (check) {
-        printf("%s: ok (%zu queries)\n", config_path, cfg->n_queries);
+        if (check_db) {
+            tg_errors_t errs = {0};
+            int bad = tg_check_db(cfg, &errs) != 0;
+            for (size_t i = 0; i != errs.n; ++i)
+                fprintf(stderr, "%s\n", errs.msgs[i]);
+            if (bad)
+                fprintf(stderr, "%s: %zu error%s\n", config_path, errs.n, errs.n == 1 ? "" : "s");
+            tg_errors_dispose(&errs);
+            if (bad) {
+                tg_config_free(cfg);
+                return EXIT_CONFIG;
+            }
+        }
+        printf("%s: ok (%zu queries%s)\n", config_path, cfg->n_queries, check_db ? ", all prepared on the primary" : "");
         tg_config_free(cfg);
         return EXIT_OK;
     }

@@ -50,6 +50,8 @@ static int free_port(void)
 }
 
 /* Writes a config listening on `port` and returns its path (static buffer). */
+static const char *catalog_override; /* a catalog path instead of $TG_CATALOG_DIR */
+
 static const char *write_config_listen(json_t *listen, const char *primary, int grace_ms)
 {
     static char path[256];
@@ -58,7 +60,7 @@ static const char *write_config_listen(json_t *listen, const char *primary, int 
     cr_assert_not_null(f);
     json_t *cfg = json_pack("{s:o,s:i,s:s,s:[],s:{s:i,s:i},s:i,s:[s]}", "listen", listen, "threads", 2, "primary", primary,
                             "replicas", "pool", "size", 4, "acquire_timeout_ms", 500, "shutdown_grace_ms", grace_ms, "catalog",
-                            env("TG_CATALOG_DIR"));
+                            catalog_override != NULL ? catalog_override : env("TG_CATALOG_DIR"));
     json_dumpf(cfg, f, JSON_INDENT(2));
     json_decref(cfg);
     fclose(f);
@@ -173,6 +175,44 @@ Test(cli, hash_key_prints_sha256_form)
     cr_assert_eq(pclose(p), 0);
     /* sha256("secret-key-1"), as `printf %s secret-key-1 | sha256sum` prints it */
     cr_assert_str_eq(out, "sha256:a6c1eaef9d5f23f4e13d9b574cbbe07ae877227d92be87d077005dc6776bcdcc\n");
+}
+
+Test(cli, check_db_prepares_every_statement)
+{
+    const char *good = write_config(free_port(), env("TG_PRIMARY_DSN"), 1000);
+    cr_assert_eq(run_cli("--config", good, "--check --db"), 2, "--check --db are two arguments");
+    char *argv[] = {(char *)env("TG_GATEWAY_BIN"), "--config", (char *)good, "--check", "--db", NULL};
+    int st;
+    waitpid(spawn(argv, 1), &st, 0);
+    cr_assert_eq(WEXITSTATUS(st), 0, "the test catalog prepares on the primary");
+
+    /* A catalog the parser accepts but PostgreSQL does not. */
+    const char *path = "/tmp/tollgate-check-db-catalog.json";
+    FILE *f = fopen(path, "w");
+    fputs("{\"queries\": [\n"
+          "  {\"name\": \"no_column\", \"route\": \"GET /a/{id}\", \"sql\": \"SELECT nope FROM users WHERE id = $1\",\n"
+          "   \"params\": [{\"name\": \"id\", \"type\": \"int8\"}], \"returns\": \"one\", \"access\": \"read\"},\n"
+          "  {\"name\": \"twice\", \"route\": \"GET /b\", \"sql\": \"SELECT 1 AS x, 2 AS x\",\n"
+          "   \"params\": [], \"returns\": \"many\", \"access\": \"read\"}\n"
+          "]}\n",
+          f);
+    fclose(f);
+    catalog_override = path;
+    const char *bad = write_config(free_port(), env("TG_PRIMARY_DSN"), 1000);
+    catalog_override = NULL;
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "%s --config %s --check --db 2>&1", env("TG_GATEWAY_BIN"), bad);
+    FILE *p = popen(cmd, "r");
+    char out[4096] = "";
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int rc = pclose(p);
+    cr_assert_eq(WEXITSTATUS(rc), 1, "a catalog PostgreSQL rejects is a bad catalog: %s", out);
+    cr_assert(strstr(out, "tollgate-check-db-catalog.json:2: queries (no_column).sql: PostgreSQL cannot prepare it") != NULL,
+              "%s", out);
+    cr_assert(strstr(out, "queries (twice).sql: two result columns are named \"x\"") != NULL, "%s", out);
+    /* The same catalog passes the offline check: only the database knows. */
+    cr_assert_eq(run_cli("--config", bad, "--check"), 0);
 }
 
 Test(cli, port_in_use_is_3)

@@ -1,0 +1,77 @@
+/*
+ * The database half of `--check`: every catalog statement prepared on the primary.
+ */
+#include <libpq-fe.h>
+#include <string.h>
+#include "tollgate/check.h"
+#include "internal.h"
+
+/* "FILE:LINE: queries (NAME)" for messages about q. */
+static void where(tg_buf_t *b, const tg_query_t *q)
+{
+    tg_buf_reset(b);
+    if (q->file != NULL)
+        tg_buf_printf(b, q->line > 0 ? "%s:%d: " : "%s: ", q->file, q->line);
+    tg_buf_printf(b, "queries (%s)", q->name);
+}
+
+static void check_query(PGconn *conn, const tg_query_t *q, tg_errors_t *errs)
+{
+    tg_buf_t at = {0};
+    where(&at, q);
+    Oid oids[q->n_params + 1];
+    for (size_t i = 0; i != q->n_params; ++i)
+        oids[i] = tg_type_oid(q->params[i].type, q->params[i].is_array);
+    PGresult *res = PQprepare(conn, "", q->sql, (int)q->n_params, oids);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        tg_errors_add(errs, "%s.sql: PostgreSQL cannot prepare it: %s (SQLSTATE %s)", at.base, msg != NULL ? msg : "?",
+                      state != NULL ? state : "?");
+        PQclear(res);
+        tg_buf_dispose(&at);
+        return;
+    }
+    PQclear(res);
+    res = PQdescribePrepared(conn, "");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        tg_errors_add(errs, "%s: cannot describe the statement: %s", at.base, PQerrorMessage(conn));
+    } else {
+        if ((size_t)PQnparams(res) != q->n_params)
+            tg_errors_add(errs, "%s.params: the statement takes %d parameters, the catalog declares %zu", at.base, PQnparams(res),
+                          q->n_params);
+        for (int i = 0; i < PQnparams(res) && (size_t)i < q->n_params; ++i)
+            if (PQparamtype(res, i) != oids[i])
+                tg_errors_add(errs, "%s.params[%d] (%s): PostgreSQL takes $%d as type oid %u, not %s", at.base, i, q->params[i].name,
+                              i + 1, PQparamtype(res, i), tg_type_name(q->params[i].type));
+        int nf = PQnfields(res);
+        if (q->returns != TG_RETURNS_NONE && nf == 0)
+            tg_errors_add(errs, "%s.returns: \"%s\", but the statement returns no columns", at.base,
+                          q->returns == TG_RETURNS_ONE ? "one" : "many");
+        /* Rows become JSON objects: two columns of one name would make a duplicate key. */
+        for (int i = 0; i < nf; ++i)
+            for (int j = 0; j < i; ++j)
+                if (strcmp(PQfname(res, i), PQfname(res, j)) == 0) {
+                    tg_errors_add(errs, "%s.sql: two result columns are named \"%s\"; alias one", at.base, PQfname(res, i));
+                    j = i;
+                }
+    }
+    PQclear(res);
+    tg_buf_dispose(&at);
+}
+
+int tg_check_db(const tg_config_t *cfg, tg_errors_t *errs)
+{
+    size_t before = errs->n;
+    PGconn *conn = PQconnectdb(cfg->primary);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        const char *msg = PQerrorMessage(conn);
+        tg_errors_add(errs, "%s: primary: cannot connect: %.*s", cfg->path, (int)strcspn(msg, "\n"), msg);
+        PQfinish(conn);
+        return -1;
+    }
+    for (size_t i = 0; i != cfg->n_queries; ++i)
+        check_query(conn, &cfg->queries[i], errs);
+    PQfinish(conn);
+    return errs->n == before ? 0 : -1;
+}
