@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "tollgate/health.h"
 #include "tollgate/pool.h"
 #include "internal.h"
 
@@ -28,8 +29,12 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 #define TG_BACKOFF_MAX_MS 3000
 /* A call joins a busy pipeline only if the calls ahead are expected to finish within this. */
 #define TG_PIPELINE_MAX_WAIT_MS 10.0
-/* What a query is expected to take before it was ever measured. */
-#define TG_EST_INITIAL_MS 2.0
+/*
+ * What a query is expected to take before it was ever measured: as much as a pipeline
+ * may hold, so an unmeasured query never queues behind another and nothing queues
+ * behind it until its first result says it is quick.
+ */
+#define TG_EST_INITIAL_MS TG_PIPELINE_MAX_WAIT_MS
 /* Weight of the newest sample in a query's running estimate. */
 #define TG_EST_ALPHA 0.25
 /* The janitor's period: reconnects are due at most this late. */
@@ -56,6 +61,8 @@ struct st_tg_pgconn_t {
     int cur_timeout_ms;      /* statement_timeout in force (-1: unknown) */
     uint64_t retry_at;       /* for DOWN: when to connect again */
     int backoff_ms;          /* the next backoff */
+    tg_cancel_job_t *cancel; /* a cancel sent for `cancel_target`: no new calls until it is done and the target ended */
+    tg_call_t *cancel_target;
 };
 
 struct st_tg_backend_pool_t {
@@ -85,6 +92,7 @@ struct st_tg_pool_t {
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
     unsigned seed;        /* for backoff jitter */
+    size_t rr;            /* rotates the first replica pick_backend looks at */
     double *est_ms;       /* per query index: recent execution time, for pick_conn */
 };
 
@@ -137,9 +145,15 @@ static void set_down(tg_pgconn_t *c)
     c->backoff_ms = c->backoff_ms * 2 > TG_BACKOFF_MAX_MS ? TG_BACKOFF_MAX_MS : c->backoff_ms * 2;
 }
 
-/* Ends every call on the connection with `status`; they are unlinked before their callbacks run. */
+/*
+ * Ends every call on the connection with `status`; they are unlinked before their
+ * callbacks run. When the connection was lost, a read that had no result yet is
+ * retried once, elsewhere if it can be: it changed nothing. A write never is: it may
+ * have committed.
+ */
 static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
 {
+    tg_pool_t *pool = c->bp->pool;
     tg_call_t *call = c->head;
     c->head = NULL;
     c->tail = &c->head;
@@ -150,11 +164,19 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         tg_call_t *next = call->_next;
         call->_next = NULL;
         call->_conn = NULL;
+        int retry = status == TG_CALL_CONN_LOST && call->query->access == TG_ACCESS_READ && !call->_retried &&
+                    !call->_abandoned && call->result == NULL;
         if (call->result != NULL) {
             PQclear(call->result);
             call->result = NULL;
         }
-        call->cb(call, status);
+        if (retry) {
+            call->_retried = 1;
+            call->_avoid = c->bp;
+            tg_pool_submit(pool, call);
+        } else {
+            call->cb(call, status);
+        }
         call = next;
     }
 }
@@ -168,10 +190,23 @@ static void fail_waiters(tg_pool_t *pool, tg_call_status_t status)
     }
 }
 
+/* Lets go of the connection's cancel job, if any. */
+static void clear_cancel(tg_pgconn_t *c)
+{
+    if (c->cancel != NULL) {
+        tg_cancel_release(c->cancel);
+        c->cancel = NULL;
+    }
+    c->cancel_target = NULL;
+}
+
 static void conn_fail(tg_pgconn_t *c, const char *why)
 {
     tg_backend_pool_t *bp = c->bp;
     int was_ready = c->state == CONN_READY;
+    /* A connection error takes the backend out of read routing at once, in every thread; the health check brings it back. */
+    atomic_store(&bp->backend->up, 0);
+    clear_cancel(c);
     /* Keep the first line of libpq's message: the rest repeats it. */
     size_t len = strcspn(why, "\n");
     if (bp->last_error[0] == '\0' || strncmp(bp->last_error, why, len) != 0) {
@@ -184,8 +219,9 @@ static void conn_fail(tg_pgconn_t *c, const char *why)
         tg_log(TG_LOG_WARN, "%s: no connection is up; calls answer 503 until one is", bp->backend->name);
     }
     fail_inflight(c, TG_CALL_CONN_LOST);
+    /* Waiters bound for a backend now down end now (or go elsewhere, for reads). */
     if (bp->down)
-        fail_waiters(bp->pool, TG_CALL_NO_BACKEND);
+        drain_waiters(bp->pool);
 }
 
 static void conn_ready(tg_pgconn_t *c)
@@ -288,6 +324,8 @@ static void finish_head(tg_pgconn_t *c)
     double *est = &c->bp->pool->est_ms[call->query->index];
     *est += TG_EST_ALPHA * ((double)(now - call->_started_at) - *est);
     c->pending_ms -= call->_est_ms;
+    if (c->cancel_target == call)
+        c->cancel_target = NULL; /* the connection takes calls again once the cancel itself is done */
     if ((c->head = call->_next) == NULL) {
         c->tail = &c->head;
         c->pending_ms = 0; /* no drift from rounding */
@@ -442,9 +480,15 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, uint64_t now)
         tg_pgconn_t *c = &bp->conns[i];
         if (c->state != CONN_READY || c->n_inflight >= depth)
             continue;
+        if (c->cancel != NULL) {
+            /* A cancel could hit whatever runs when it lands: send nothing until it landed and its target ended. */
+            if (c->cancel_target != NULL || !atomic_load(&c->cancel->done))
+                continue;
+            clear_cancel(c);
+        }
         if (c->n_inflight == 0)
             return c;
-        if (c->pending_ms > TG_PIPELINE_MAX_WAIT_MS)
+        if (c->pending_ms >= TG_PIPELINE_MAX_WAIT_MS)
             continue;
         double head_est = pool->est_ms[c->head->query->index];
         if ((double)(now - c->head->_started_at) > 2 * head_est + TG_PIPELINE_MAX_WAIT_MS)
@@ -455,17 +499,37 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, uint64_t now)
     return best;
 }
 
-static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_query_t *q)
+/*
+ * Where a call goes: writes to the primary; reads to the usable replica (up, checked
+ * recently, lag within replica_max_lag_ms, connected in this thread) with the least
+ * work outstanding here, else the primary. A read being retried avoids the backend
+ * that failed it.
+ */
+static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call)
 {
-    /* Writes and, until replica routing lands, reads go to the primary. */
-    (void)q;
-    return &pool->bps[0];
+    tg_backend_pool_t *best = NULL;
+    if (call->query->access == TG_ACCESS_READ && pool->pc.n_backends > 1) {
+        const tg_config_t *cfg = pool->pc.config;
+        uint64_t now = tg_now_ms();
+        size_t n = pool->pc.n_backends - 1;
+        /* Start at a rotating replica, so ties spread instead of piling on the first. */
+        size_t start = pool->rr++ % n;
+        for (size_t k = 0; k != n; ++k) {
+            tg_backend_pool_t *bp = &pool->bps[1 + (start + k) % n];
+            if (bp == call->_avoid || bp->n_ready == 0 ||
+                !tg_health_replica_usable(bp->backend, now, cfg->health_interval_ms, cfg->replica_max_lag_ms))
+                continue;
+            if (best == NULL || bp->in_flight < best->in_flight)
+                best = bp;
+        }
+    }
+    return best != NULL ? best : &pool->bps[0];
 }
 
 /* Tries to put the call on a connection now. Returns 1 if sent (or ended), 0 if it must wait. */
 static int try_send(tg_pool_t *pool, tg_call_t *call)
 {
-    tg_backend_pool_t *bp = pick_backend(pool, call->query);
+    tg_backend_pool_t *bp = pick_backend(pool, call);
     tg_pgconn_t *c;
     while ((c = pick_conn(bp, tg_now_ms())) != NULL) {
         if (send_call(c, call) == 0) {
@@ -515,7 +579,7 @@ static void drain_waiters(tg_pool_t *pool)
 {
     while (pool->wait_head != NULL) {
         tg_call_t *call = pool->wait_head;
-        tg_backend_pool_t *bp = pick_backend(pool, call->query);
+        tg_backend_pool_t *bp = pick_backend(pool, call);
         if (pick_conn(bp, tg_now_ms()) == NULL && !bp->down)
             return;
         tg_pool_abandon(pool, call);
@@ -629,6 +693,7 @@ void tg_pool_destroy(tg_pool_t *pool)
         for (int i = 0; i != bp->n_conns; ++i) {
             tg_pgconn_t *c = &bp->conns[i];
             fail_inflight(c, TG_CALL_NO_BACKEND);
+            clear_cancel(c);
             if (c->state != CONN_DOWN)
                 set_down(c);
             free(c->prepared);
@@ -650,6 +715,7 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
     call->result = NULL;
     call->_conn = NULL;
     call->_waiting = 0;
+    call->_abandoned = 0;
     /* First come, first served: a new call never overtakes one already waiting. */
     if (pool->wait_head == NULL && try_send(pool, call))
         return;
@@ -660,8 +726,29 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
     wait_push(pool, call, 0);
 }
 
+/*
+ * A call whose client left is cancelled on the server when that is safe: it runs
+ * alone on its connection (a cancel lands on whatever runs when it arrives, so the
+ * connection takes no new calls until the cancel is done and the call ended).
+ * Otherwise it finishes; its result is thrown away.
+ */
+static void cancel_sent(tg_call_t *call)
+{
+    tg_pgconn_t *c = call->_conn;
+    tg_pool_t *pool = c->bp->pool;
+    if (pool->pc.canceller == NULL || c->state != CONN_READY || c->head != call || call->_next != NULL || c->cancel != NULL)
+        return;
+    if ((c->cancel = tg_cancel_send(pool->pc.canceller, c->pg)) != NULL)
+        c->cancel_target = call;
+}
+
 int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
 {
+    if (call->_conn != NULL) {
+        call->_abandoned = 1;
+        cancel_sent(call);
+        return 0;
+    }
     if (!call->_waiting)
         return 0;
     *call->_pprev = call->_next;

@@ -17,8 +17,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "tollgate.h"
+#include "tollgate/health.h"
 #include "tollgate/server.h"
 #include "internal.h"
+
+/* How often HTTP/1 clients with a call in flight are checked for having left. */
+#define TG_H1_CHECK_MS 200
 
 /* Most calls in flight on one connection's pipeline. */
 #define TG_PIPELINE_DEPTH 32
@@ -43,7 +47,10 @@ struct st_tg_gateway_t {
     tg_listen_socket_t *sockets;
     size_t n_sockets;
     tg_backend_t *backends;
+    char **backend_names;
     size_t n_backends;
+    tg_health_t *health;
+    tg_canceller_t *canceller;
     tg_worker_t *workers;
     size_t n_workers;
     _Atomic int stopping;
@@ -110,10 +117,22 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
         return NULL;
     }
 
-    /* Backends: the primary first. Replica routing comes with the pools issue; until then reads use the primary. */
-    gw->n_backends = 1;
+    /* Backends: the primary first, then the replicas in config order. */
+    gw->n_backends = 1 + cfg->n_replicas;
     gw->backends = tg_calloc(gw->n_backends, sizeof(*gw->backends));
-    gw->backends[0] = (tg_backend_t){.name = "primary", .conninfo = cfg->primary, .is_primary = 1};
+    gw->backend_names = tg_calloc(gw->n_backends, sizeof(*gw->backend_names));
+    for (size_t i = 0; i != gw->n_backends; ++i) {
+        tg_backend_t *b = &gw->backends[i];
+        char name[32];
+        snprintf(name, sizeof(name), i == 0 ? "primary" : "replica%zu", i);
+        gw->backend_names[i] = tg_strdup(name);
+        b->name = gw->backend_names[i];
+        b->conninfo = i == 0 ? cfg->primary : cfg->replicas[i - 1];
+        b->is_primary = i == 0;
+        atomic_init(&b->up, 0);
+        atomic_init(&b->lag_ms, -1);
+        atomic_init(&b->checked_at_ms, 0);
+    }
 
     h2o_config_init(&gw->globalconf);
     gw->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
@@ -176,6 +195,7 @@ static void *worker_main(void *arg)
         .conns_per_backend = per_thread < 1 ? 1 : per_thread,
         .pipeline_depth = TG_PIPELINE_DEPTH,
         .max_waiters = cfg->pool.size * TG_PIPELINE_DEPTH * 4,
+        .canceller = gw->canceller,
     };
     const char *depth = getenv("TOLLGATE_PIPELINE_DEPTH");
     if (depth != NULL && atoi(depth) > 0)
@@ -221,13 +241,20 @@ int tg_gateway_run(tg_gateway_t *gw)
     gw->n_workers = (size_t)cfg->threads;
     gw->workers = tg_calloc(gw->n_workers, sizeof(*gw->workers));
     gw->stop_msgs = tg_calloc(gw->n_workers, sizeof(*gw->stop_msgs));
+    gw->canceller = tg_canceller_start();
+    gw->health = tg_health_start(gw->backends, gw->n_backends, cfg);
     for (size_t i = 0; i != gw->n_workers; ++i) {
         tg_worker_t *w = &gw->workers[i];
         w->gw = gw;
         w->config = cfg;
+        w->backends = gw->backends;
+        w->n_backends = gw->n_backends;
         w->index = i;
         w->id_prefix = (uint32_t)(tg_now_ms() * 2654435761u) ^ (uint32_t)(i << 24) ^ (uint32_t)getpid();
         h2o_context_init(&w->ctx, h2o_evloop_create(), &gw->globalconf);
+        h2o_linklist_init_anchor(&w->h1_calls);
+        h2o_timeout_init(w->ctx.loop, &w->h1_check_timeout, TG_H1_CHECK_MS);
+        w->h1_check.cb = tg_handle_check_h1_clients;
         w->queue = h2o_multithread_create_queue(w->ctx.loop);
         h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
     }
@@ -249,6 +276,8 @@ int tg_gateway_run(tg_gateway_t *gw)
         }
         /* The h2o context and loop are left to process exit: h2o 2.2.5 cannot dispose a loop with sockets pending close. */
     }
+    tg_health_stop(gw->health);
+    tg_canceller_stop(gw->canceller);
     return 0;
 }
 
@@ -273,6 +302,9 @@ void tg_gateway_destroy(tg_gateway_t *gw)
             SSL_CTX_free(gw->sockets[i].ssl_ctx);
     }
     free(gw->sockets);
+    for (size_t i = 0; i != gw->n_backends; ++i)
+        free(gw->backend_names[i]);
+    free(gw->backend_names);
     free(gw->backends);
     free(gw->workers);
     free(gw->stop_msgs);

@@ -3,10 +3,13 @@
  * decoded and checked here, handed to the worker's pool, and answered from the pool's
  * callback with the result written straight from libpq's text into the JSON body.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include "tollgate/encode.h"
+#include "tollgate/health.h"
 #include "tollgate/params.h"
 #include "tollgate/router.h"
 #include "../gateway/internal.h"
@@ -18,7 +21,59 @@ typedef struct st_tg_query_ctx_t {
     h2o_req_t *req;   /* NULL once the request is gone */
     void **req_hook;  /* pool memory of the request that points back here */
     tg_worker_t *worker;
+    h2o_linklist_t h1_link; /* in worker->h1_calls while an HTTP/1 call runs */
 } tg_query_ctx_t;
+
+static void ctx_free(tg_query_ctx_t *ctx);
+
+static void h1_unwatch(tg_query_ctx_t *ctx)
+{
+    if (h2o_linklist_is_linked(&ctx->h1_link))
+        h2o_linklist_unlink(&ctx->h1_link);
+}
+
+/* An HTTP/1 call is watched for its client leaving (HTTP/2 tells us through the request's disposal). */
+static void h1_watch(tg_query_ctx_t *ctx)
+{
+    tg_worker_t *w = ctx->worker;
+    h2o_linklist_insert(&w->h1_calls, &ctx->h1_link);
+    if (!h2o_timeout_is_linked(&w->h1_check))
+        h2o_timeout_link(w->ctx.loop, &w->h1_check_timeout, &w->h1_check);
+}
+
+/* Has the peer closed the connection? A peek that reads EOF says so; pending bytes or EAGAIN say no. */
+static int client_closed(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock == NULL)
+        return 0;
+    char c;
+    ssize_t n = recv(h2o_socket_get_fd(sock), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+void tg_handle_check_h1_clients(h2o_timeout_entry_t *entry)
+{
+    tg_worker_t *w = H2O_STRUCT_FROM_MEMBER(tg_worker_t, h1_check, entry);
+    h2o_linklist_t *node = w->h1_calls.next;
+    while (node != &w->h1_calls) {
+        tg_query_ctx_t *ctx = H2O_STRUCT_FROM_MEMBER(tg_query_ctx_t, h1_link, node);
+        node = node->next;
+        if (ctx->req == NULL || !client_closed(ctx->req))
+            continue;
+        h1_unwatch(ctx);
+        /* A sent call is cancelled and answers into the void; a waiting one is dropped, and the request ended here. */
+        if (tg_pool_abandon(w->pool, &ctx->call)) {
+            *ctx->req_hook = NULL;
+            h2o_req_t *req = ctx->req;
+            ctx->req = NULL;
+            tg_respond_error(w, req, 503, "client-gone", "the client closed the connection");
+            ctx_free(ctx);
+        }
+    }
+    if (!h2o_linklist_is_empty(&w->h1_calls))
+        h2o_timeout_link(w->ctx.loop, &w->h1_check_timeout, &w->h1_check);
+}
 
 /* Most call contexts a worker keeps for reuse. */
 #define TG_MAX_FREE_CALLS 1024
@@ -36,6 +91,7 @@ static tg_query_ctx_t *ctx_alloc(tg_worker_t *w)
 static void ctx_free(tg_query_ctx_t *ctx)
 {
     tg_worker_t *w = ctx->worker;
+    h1_unwatch(ctx);
     if (w->n_free_calls >= TG_MAX_FREE_CALLS) {
         free(ctx);
         return;
@@ -193,6 +249,48 @@ static int is_json_content_type(h2o_req_t *req)
     return v.len == n || v.base[n] == ';' || v.base[n] == ' ';
 }
 
+/*
+ * GET /readyz: 200 when the primary is reachable or, for a catalog of reads only, a
+ * replica is usable; 503 otherwise. The body has every backend's state by the health
+ * checks, and its connections as the answering worker thread sees them.
+ */
+static void respond_readyz(tg_worker_t *w, h2o_req_t *req)
+{
+    const tg_config_t *cfg = w->config;
+    uint64_t now = tg_now_ms();
+    int read_only = 1;
+    for (size_t i = 0; i != cfg->n_queries; ++i)
+        if (cfg->queries[i].access == TG_ACCESS_WRITE)
+            read_only = 0;
+    tg_buf_t *b = &w->scratch;
+    tg_buf_reset(b);
+    tg_buf_appends(b, "{\"backends\":[");
+    int primary_ok = 0, replica_ok = 0;
+    for (size_t i = 0; i != w->n_backends; ++i) {
+        const tg_backend_t *be = &w->backends[i];
+        tg_pool_backend_stats_t st;
+        tg_pool_backend_stats(w->pool, i, &st);
+        int up = atomic_load(&be->up);
+        int64_t lag = atomic_load(&be->lag_ms);
+        if (be->is_primary) {
+            primary_ok = up || st.connected > 0;
+        } else if (tg_health_replica_usable(be, now, cfg->health_interval_ms, cfg->replica_max_lag_ms)) {
+            replica_ok = 1;
+        }
+        tg_buf_printf(b, "%s{\"name\":\"%s\",\"role\":\"%s\",\"state\":\"%s\",", i != 0 ? "," : "", be->name,
+                      be->is_primary ? "primary" : "replica", up ? "up" : "down");
+        if (be->is_primary || lag < 0)
+            tg_buf_appends(b, "\"lag_ms\":null,");
+        else
+            tg_buf_printf(b, "\"lag_ms\":%lld,", (long long)lag);
+        tg_buf_printf(b, "\"connections\":{\"ready\":%d,\"connecting\":%d,\"busy\":%d},\"in_flight\":%zu}", st.connected,
+                      st.connecting, st.busy, st.in_flight);
+    }
+    int ready = primary_ok || (read_only && replica_ok);
+    tg_buf_printf(b, "],\"ready\":%s}", ready ? "true" : "false");
+    tg_respond_json(req, ready ? 200 : 503, b->base, b->len);
+}
+
 static int handle_builtin(tg_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
 {
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
@@ -200,14 +298,7 @@ static int handle_builtin(tg_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
         return 1;
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz"))) {
-        tg_pool_backend_stats_t st;
-        tg_pool_backend_stats(w->pool, 0, &st);
-        tg_buf_t *b = &w->scratch;
-        tg_buf_reset(b);
-        tg_buf_printf(b, "{\"ready\":%s,\"backends\":[{\"name\":\"primary\",\"state\":\"%s\",\"connections\":%d,\"busy\":%d}]}",
-                      st.connected > 0 ? "true" : "false", st.connected > 0 ? "up" : (st.up ? "connecting" : "down"),
-                      st.connected, st.busy);
-        tg_respond_json(req, st.connected > 0 ? 200 : 503, b->base, b->len);
+        respond_readyz(w, req);
         return 1;
     }
     return 0;
@@ -286,8 +377,11 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
     ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done};
     ctx->req = req;
     ctx->worker = w;
+    ctx->h1_link = (h2o_linklist_t){NULL, NULL};
     ctx->req_hook = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx->req_hook), on_req_dispose);
     *ctx->req_hook = ctx;
+    if (req->version < 0x200)
+        h1_watch(ctx);
     tg_pool_submit(w->pool, &ctx->call);
     return 0;
 }

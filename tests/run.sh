@@ -7,7 +7,9 @@
 #      "Synthesis: Tested: N | Passing: N | Failing: N | Crashing: N" counted;
 #   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
 #      sample data), the gateway (//gateway:tollgated) with tests/integration/config.json
-#      and its catalog, then bazel-bin/tests/integration against it.
+#      and its catalog, then bazel-bin/tests/integration against it;
+#   3. process and backends: suites that start their own gateways and stop and start
+#      the servers (exit codes, outages, failover, lag, cancel), one test at a time.
 #
 # Usage: tests/run.sh [--unit-only | --integration-only]
 #
@@ -160,7 +162,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in //gateway:tollgated //tests:integration //tests:process; do
+    for what in //gateway:tollgated //tests:integration //tests:process //tests:backends; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -234,18 +236,21 @@ integration_tests() {
         tail -n 60 "$glog" || true
     fi
 
-    # Tests that run their own gateways and stop and start the primary: one at a time,
-    # after the API suite, whose gateway is gone by now.
-    local p_bin=${TG_PROCESS_BIN:-$BAZEL_BIN/tests/process}
-    [[ -x $p_bin ]] || { fail_stage "no process-test binary at $p_bin"; return 0; }
-    tg_log "process tests: $p_bin --jobs 1"
-    local plog=$WORK/process.log prc=0
-    TG_GATEWAY_BIN=$gw_bin TG_PG_SCRIPT=$TG_ROOT/tests/pg.sh TG_CATALOG_DIR=$TG_ROOT/tests/integration/catalog \
-        timeout -k 10 600 "$p_bin" --jobs 1 2>&1 | tee "$plog" || prc=${PIPESTATUS[0]}
-    status=ok
-    ((prc == 0)) || status="exit $prc"
-    ((prc == 124)) && status="timed out"
-    count_binary //tests:process "$status" "$plog"
+    # Tests that run their own gateways and stop and start the databases: one at a
+    # time, after the API suite, whose gateway is gone by now.
+    local name
+    for name in process backends; do
+        local bin=$BAZEL_BIN/tests/$name
+        [[ -x $bin ]] || { fail_stage "no test binary at $bin"; continue; }
+        tg_log "$name tests: $bin --jobs 1"
+        local blog=$WORK/$name.log brc=0
+        TG_GATEWAY_BIN=$gw_bin TG_PG_SCRIPT=$TG_ROOT/tests/pg.sh TG_CATALOG_DIR=$TG_ROOT/tests/integration/catalog \
+            timeout -k 10 900 "$bin" --jobs 1 2>&1 | tee "$blog" || brc=${PIPESTATUS[0]}
+        status=ok
+        ((brc == 0)) || status="exit $brc"
+        ((brc == 124)) && status="timed out"
+        count_binary "//tests:$name" "$status" "$blog"
+    done
 }
 
 # ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <h2o.h>
 #include <libpq-fe.h>
+#include "tollgate/cancel.h"
 #include "tollgate/config.h"
 
 typedef struct st_tg_pool_t tg_pool_t;
@@ -52,16 +53,26 @@ struct st_tg_call_t {
     uint8_t _step_kinds;       /* bit i: command i from the end is (1) the statement itself */
     uint8_t _waiting;          /* in the wait queue */
     uint8_t _sent_prepare;
+    uint8_t _retried;          /* a read already retried after its connection died */
+    uint8_t _abandoned;        /* the caller left while it ran */
+    struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */
     float _est_ms;             /* what the pool expected it to take when sent */
     uint64_t _started_at;      /* tg_now_ms() when it reached the head of its connection's pipeline */
 };
 
-/** a backend as the pools see it (shared by all threads; only `recoveries` changes) */
+/**
+ * A backend as the pools see it, shared by all threads. The name and conninfo never
+ * change; the atomics are written by the health checker and by any pool that sees a
+ * connection fail, and read when routing.
+ */
 typedef struct st_tg_backend_t {
-    const char *name;          /* "primary", "replica1", ... (for logs and /readyz) */
-    const char *conninfo;      /* as configured: never shown to clients */
+    const char *name;               /* "primary", "replica1", ... (for logs and /readyz) */
+    const char *conninfo;           /* as configured: never shown to clients */
     int is_primary;
-    _Atomic uint32_t recoveries; /* bumped when a thread reconnects after the backend was down: the others retry at once */
+    _Atomic uint32_t recoveries;    /* bumped when the backend comes back after being down: pools reconnect at once */
+    _Atomic int up;                 /* the last verdict: 1 up, 0 down (a connection error says 0 at once) */
+    _Atomic int64_t lag_ms;         /* replicas: replay lag by the last check; -1 unknown */
+    _Atomic uint64_t checked_at_ms; /* tg_now_ms() of the last successful check; 0 never */
 } tg_backend_t;
 
 /** per-thread pool settings, derived from the config */
@@ -72,6 +83,7 @@ typedef struct st_tg_pool_config_t {
     int conns_per_backend;        /* this thread's share of pool.size */
     int pipeline_depth;           /* most calls in flight on one connection (1: no pipelining) */
     int max_waiters;              /* bound of the wait queue */
+    struct st_tg_canceller_t *canceller; /* sends cancels for calls whose clients left; NULL: never cancel */
 } tg_pool_config_t;
 
 /** state of one backend in one thread's pool, for /readyz and logs */
@@ -92,15 +104,16 @@ void tg_pool_destroy(tg_pool_t *pool);
 
 /**
  * Runs `call` on a backend suited to its query: writes on the primary; reads on the
- * primary too until replica routing lands. The call's callback runs exactly once,
- * possibly before this returns (e.g. TG_CALL_NO_BACKEND).
+ * least busy usable replica, else the primary. The call's callback runs exactly once,
+ * possibly before this returns (e.g. TG_CALL_NO_BACKEND). A read whose connection dies
+ * before any result is retried once on another backend.
  */
 void tg_pool_submit(tg_pool_t *pool, tg_call_t *call);
 
 /**
  * The caller lost interest (its client went away). A waiting call is dropped at once
- * and its callback is NOT run; a call already sent finishes on its connection and its
- * callback still runs (with the result). Returns 1 if the call was dropped.
+ * and its callback is NOT run (returns 1). A call already sent is cancelled on the
+ * server when it runs alone on its connection; either way its callback still runs.
  */
 int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call);
 

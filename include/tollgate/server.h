@@ -20,11 +20,16 @@ typedef struct st_tg_worker_t {
     size_t index;                  /* 0..threads-1 */
     pthread_t tid;
     tg_pool_t *pool;               /* this thread's backend connections */
+    tg_backend_t *backends;        /* the gateway's backends (shared): [0] is the primary */
+    size_t n_backends;
     tg_buf_t scratch;              /* response bodies are built here, then copied into the request's pool */
     uint32_t id_prefix;            /* random, for request ids */
     uint64_t id_seq;               /* request ids issued */
     size_t n_conns;                /* client connections open on this thread */
     void *free_calls;              /* recycled call contexts (a singly linked list), so calls need no malloc */
+    h2o_linklist_t h1_calls;       /* HTTP/1 calls in flight: h2o 2.2.5 notices an HTTP/1 client leaving only when it writes */
+    h2o_timeout_t h1_check_timeout; /* how often they are checked for a closed client socket */
+    h2o_timeout_entry_t h1_check;
     size_t n_free_calls;
     int shutting_down;
     h2o_multithread_queue_t *queue;
@@ -41,5 +46,8 @@ static inline tg_worker_t *tg_worker_of(h2o_req_t *req)
 
 /** the request handler (handlers/): answers every request on the main listeners */
 int tg_handle_request(h2o_handler_t *self, h2o_req_t *req);
+
+/** the worker's h1_check timer: abandons the calls of HTTP/1 clients that closed their connection */
+void tg_handle_check_h1_clients(h2o_timeout_entry_t *entry);
 
 #endif

@@ -232,3 +232,74 @@ Test(pool_params, session_settings_keep_the_users_options)
     cr_assert_str_eq(bp->values[0], b.conninfo);
     cr_assert_str_eq(bp->options, "-c DateStyle=ISO -c TimeZone=UTC -c statement_timeout=1234 -c work_mem=64MB");
 }
+
+/* Replica choice: two replicas beside the primary, health by hand, no sleeping. */
+static tg_backend_t three[3] = {{.name = "primary", .is_primary = 1}, {.name = "replica1"}, {.name = "replica2"}};
+
+static tg_pool_t *make_routed_pool(h2o_loop_t *loop)
+{
+    tg_pool_t *pool = make_pool(loop, 1, 4, 10);
+    pool->pc.backends = three;
+    pool->pc.n_backends = 3;
+    free(pool->bps);
+    pool->bps = tg_calloc(3, sizeof(*pool->bps));
+    for (int b = 0; b != 3; ++b) {
+        tg_backend_pool_t *bp = &pool->bps[b];
+        bp->pool = pool;
+        bp->backend = &three[b];
+        bp->n_ready = 1;
+        atomic_store(&three[b].up, 1);
+        atomic_store(&three[b].lag_ms, b == 0 ? -1 : 0);
+        atomic_store(&three[b].checked_at_ms, tg_now_ms());
+    }
+    config.health_interval_ms = 1000;
+    config.replica_max_lag_ms = 500;
+    return pool;
+}
+
+static tg_query_t read_q = {.index = 0, .name = "r", .access = TG_ACCESS_READ};
+static tg_query_t write_q = {.index = 1, .name = "w", .access = TG_ACCESS_WRITE};
+
+Test(pool_route, writes_primary_reads_least_busy_replica)
+{
+    tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
+    tg_call_t w = {.query = &write_q}, r = {.query = &read_q};
+    cr_assert_eq(pick_backend(pool, &w), &pool->bps[0]);
+    pool->bps[1].in_flight = 5;
+    pool->bps[2].in_flight = 2;
+    for (int i = 0; i != 4; ++i)
+        cr_assert_eq(pick_backend(pool, &r), &pool->bps[2], "the least busy replica, whatever the rotation");
+    pool->bps[2].in_flight = 9;
+    cr_assert_eq(pick_backend(pool, &r), &pool->bps[1]);
+}
+
+Test(pool_route, ties_rotate)
+{
+    tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
+    tg_call_t r = {.query = &read_q};
+    int hits[3] = {0};
+    for (int i = 0; i != 10; ++i)
+        ++hits[pick_backend(pool, &r) - pool->bps];
+    cr_assert_eq(hits[0], 0);
+    cr_assert_eq(hits[1], 5);
+    cr_assert_eq(hits[2], 5);
+}
+
+Test(pool_route, unusable_replicas_leave_reads_to_the_primary)
+{
+    tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
+    tg_call_t r = {.query = &read_q};
+    atomic_store(&three[1].lag_ms, 501);      /* lagging */
+    atomic_store(&three[2].up, 0);            /* down */
+    cr_assert_eq(pick_backend(pool, &r), &pool->bps[0]);
+    atomic_store(&three[2].up, 1);
+    pool->bps[2].n_ready = 0;                 /* up, but this thread has no connection yet */
+    cr_assert_eq(pick_backend(pool, &r), &pool->bps[0]);
+    pool->bps[2].n_ready = 1;
+    cr_assert_eq(pick_backend(pool, &r), &pool->bps[2]);
+    /* A read retried after replica2 failed it goes elsewhere. */
+    r._avoid = &pool->bps[2];
+    cr_assert_eq(pick_backend(pool, &r), &pool->bps[0]);
+    atomic_store(&three[1].lag_ms, 0);
+    cr_assert_eq(pick_backend(pool, &r), &pool->bps[1]);
+}

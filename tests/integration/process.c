@@ -22,74 +22,13 @@
 #include <time.h>
 #include <unistd.h>
 #include "http.h"
+#include "proc.h"
 
-static const char *env(const char *name)
+/* A config for a gateway on `port` with only the primary (static path). */
+static const char *simple_config(int port, const char *primary, int grace_ms, const char *catalog)
 {
-    const char *v = getenv(name);
-    cr_assert_not_null(v, "%s is not set (run tests through tests/run.sh)", name);
-    return v;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* A free TCP port on 127.0.0.1 (bound then released). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* Writes a config listening on `port` and returns its path (static buffer). */
-static const char *catalog_override; /* a catalog path instead of $TG_CATALOG_DIR */
-
-static const char *write_config_listen(json_t *listen, const char *primary, int grace_ms)
-{
-    static char path[256];
-    snprintf(path, sizeof(path), "/tmp/tollgate-process-test-%d.json", (int)getpid());
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    json_t *cfg = json_pack("{s:o,s:i,s:s,s:[],s:{s:i,s:i},s:i,s:[s]}", "listen", listen, "threads", 2, "primary", primary,
-                            "replicas", "pool", "size", 4, "acquire_timeout_ms", 500, "shutdown_grace_ms", grace_ms, "catalog",
-                            catalog_override != NULL ? catalog_override : env("TG_CATALOG_DIR"));
-    json_dumpf(cfg, f, JSON_INDENT(2));
-    json_decref(cfg);
-    fclose(f);
-    return path;
-}
-
-static const char *write_config(int port, const char *primary, int grace_ms)
-{
-    return write_config_listen(json_pack("[{s:s,s:i}]", "host", "127.0.0.1", "port", port), primary, grace_ms);
-}
-
-/* Starts a child that dies with this test process, so a failed assertion leaves no gateway behind. */
-static pid_t spawn(char *const argv[], int quiet)
-{
-    pid_t parent = getpid(), pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        if (quiet) {
-            int fd = open("/dev/null", O_WRONLY);
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
+    gw_opts_t o = {.port = port, .primary = primary, .grace_ms = grace_ms, .catalog = catalog};
+    return write_config(&o);
 }
 
 /* Runs the gateway binary with `args` to completion; returns its exit code. */
@@ -103,50 +42,17 @@ static int run_cli(const char *a1, const char *a2, const char *a3)
     return WEXITSTATUS(st);
 }
 
-static void pg_script(const char *cmd)
-{
-    char line[1024];
-    snprintf(line, sizeof(line), "%s %s >/dev/null 2>&1", env("TG_PG_SCRIPT"), cmd);
-    cr_assert_eq(system(line), 0, "%s failed", line);
-}
-
-/* Waits for the gateway on `port` to answer /healthz; fails after 10 s. */
+/* Waits for the gateway on `port` to answer /healthz over `scheme`. */
 static void wait_healthy_scheme(const char *scheme, int port)
 {
     char url[64];
     snprintf(url, sizeof(url), "%s://127.0.0.1:%d", scheme, port);
-    setenv("TG_URL", url, 1);
-    double until = now_s() + 10;
-    for (;;) {
-        resp_t *r = http(PROTO_H1, "GET", "/healthz", NULL, NULL, NULL);
-        long st = r->status;
-        resp_free(r);
-        if (st == 200)
-            return;
-        cr_assert(now_s() < until, "the gateway did not come up");
-        usleep(50000);
-    }
+    wait_healthy_url(url);
 }
 
 static void wait_healthy(int port)
 {
     wait_healthy_scheme("http", port);
-}
-
-static int wait_exit(pid_t pid, double timeout_s)
-{
-    double until = now_s() + timeout_s;
-    int st;
-    while (waitpid(pid, &st, WNOHANG) == 0) {
-        if (now_s() > until) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &st, 0);
-            cr_assert_fail("the gateway did not exit within %.1f s", timeout_s);
-        }
-        usleep(20000);
-    }
-    cr_assert(WIFEXITED(st), "the gateway died of a signal");
-    return WEXITSTATUS(st);
 }
 
 Test(cli, exit_codes)
@@ -156,7 +62,7 @@ Test(cli, exit_codes)
     cr_assert_eq(run_cli("--bogus", NULL, NULL), 2, "bad usage is 2");
     cr_assert_eq(run_cli(NULL, NULL, NULL), 2, "no --config is 2");
     cr_assert_eq(run_cli("--config", "/nonexistent/tollgate.json", "--check"), 1, "a missing config is 1");
-    const char *good = write_config(free_port(), env("TG_PRIMARY_DSN"), 1000);
+    const char *good = simple_config(0, NULL, 1000, NULL);
     cr_assert_eq(run_cli("--config", good, "--check"), 0, "a good config checks");
     FILE *f = fopen("/tmp/tollgate-bad-config.json", "w");
     fputs("{\"listen\": [], \"primary\": 5, \"nonsense\": true}", f);
@@ -179,7 +85,7 @@ Test(cli, hash_key_prints_sha256_form)
 
 Test(cli, check_db_prepares_every_statement)
 {
-    const char *good = write_config(free_port(), env("TG_PRIMARY_DSN"), 1000);
+    const char *good = simple_config(0, NULL, 1000, NULL);
     cr_assert_eq(run_cli("--config", good, "--check --db"), 2, "--check --db are two arguments");
     char *argv[] = {(char *)env("TG_GATEWAY_BIN"), "--config", (char *)good, "--check", "--db", NULL};
     int st;
@@ -197,9 +103,7 @@ Test(cli, check_db_prepares_every_statement)
           "]}\n",
           f);
     fclose(f);
-    catalog_override = path;
-    const char *bad = write_config(free_port(), env("TG_PRIMARY_DSN"), 1000);
-    catalog_override = NULL;
+    const char *bad = simple_config(0, NULL, 1000, path);
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "%s --config %s --check --db 2>&1", env("TG_GATEWAY_BIN"), bad);
     FILE *p = popen(cmd, "r");
@@ -224,7 +128,7 @@ Test(cli, port_in_use_is_3)
     cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     listen(fd, 1);
     getsockname(fd, (struct sockaddr *)&a, &len);
-    const char *cfg = write_config(ntohs(a.sin_port), env("TG_PRIMARY_DSN"), 1000);
+    const char *cfg = simple_config(ntohs(a.sin_port), NULL, 1000, NULL);
     cr_assert_eq(run_cli("--config", cfg, NULL), 3, "a port in use is 3");
     close(fd);
 }
@@ -233,7 +137,7 @@ Test(outage, database_down_at_start_then_recovers, .timeout = 60)
 {
     pg_script("stop-primary");
     int port = free_port();
-    const char *cfg = write_config(port, env("TG_PRIMARY_DSN"), 1000);
+    const char *cfg = simple_config(port, NULL, 1000, NULL);
     char *argv[] = {(char *)env("TG_GATEWAY_BIN"), "--config", (char *)cfg, NULL};
     pid_t pid = spawn(argv, 1);
     wait_healthy(port);
@@ -280,7 +184,7 @@ static void *slow_request(void *arg)
 Test(shutdown, sigterm_finishes_in_flight_requests, .timeout = 30)
 {
     int port = free_port();
-    const char *cfg = write_config(port, env("TG_PRIMARY_DSN"), 5000);
+    const char *cfg = simple_config(port, NULL, 5000, NULL);
     char *argv[] = {(char *)env("TG_GATEWAY_BIN"), "--config", (char *)cfg, NULL};
     pid_t pid = spawn(argv, 1);
     wait_healthy(port);
@@ -323,7 +227,8 @@ Test(tls, alpn_h2_and_http1, .timeout = 30)
     int tls_port = free_port(), plain_port = free_port();
     json_t *listen = json_pack("[{s:s,s:i,s:{s:s,s:s}},{s:s,s:i}]", "host", "127.0.0.1", "port", tls_port, "tls", "cert_file",
                                cert, "key_file", key, "host", "127.0.0.1", "port", plain_port);
-    const char *cfg = write_config_listen(listen, env("TG_PRIMARY_DSN"), 1000);
+    gw_opts_t o = {.listen = listen};
+    const char *cfg = write_config(&o);
     char *argv[] = {(char *)env("TG_GATEWAY_BIN"), "--config", (char *)cfg, NULL};
     pid_t pid = spawn(argv, 1);
     wait_healthy_scheme("https", tls_port);

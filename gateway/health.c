@@ -1,0 +1,229 @@
+/*
+ * Health checks: one blocking checker thread per backend, publishing up/down and
+ * replica lag through the backend's atomics. See tollgate/health.h for how lag is
+ * measured and why.
+ */
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "tollgate/health.h"
+#include "internal.h"
+
+void tg_lsn_history_add(tg_lsn_history_t *h, uint64_t at_ms, uint64_t lsn)
+{
+    if (h->n != 0 && h->s[(h->first + h->n - 1) % TG_LSN_HISTORY].lsn >= lsn)
+        return;
+    if (h->n == TG_LSN_HISTORY) {
+        h->first = (h->first + 1) % TG_LSN_HISTORY;
+        --h->n;
+    }
+    size_t i = (h->first + h->n++) % TG_LSN_HISTORY;
+    h->s[i].at_ms = at_ms;
+    h->s[i].lsn = lsn;
+}
+
+uint64_t tg_lsn_lag_ms(const tg_lsn_history_t *h, uint64_t replay_lsn, uint64_t now_ms)
+{
+    /* The oldest sample the replica has not reached: the primary had that WAL since then. */
+    for (size_t k = 0; k != h->n; ++k) {
+        size_t i = (h->first + k) % TG_LSN_HISTORY;
+        if (h->s[i].lsn > replay_lsn)
+            return now_ms > h->s[i].at_ms ? now_ms - h->s[i].at_ms : 0;
+    }
+    return 0;
+}
+
+int tg_lsn_parse(const char *s, uint64_t *out)
+{
+    unsigned hi, lo;
+    char tail;
+    if (s == NULL || sscanf(s, "%X/%X%c", &hi, &lo, &tail) != 2)
+        return -1;
+    *out = (uint64_t)hi << 32 | lo;
+    return 0;
+}
+
+/** the primary's LSN history, shared by the replicas' checkers */
+typedef struct st_tg_health_shared_t {
+    pthread_mutex_t mutex;
+    tg_lsn_history_t history;
+    int primary_known; /* at least one sample */
+} tg_health_shared_t;
+
+/** one backend's checker */
+typedef struct st_tg_checker_t {
+    struct st_tg_health_t *health;
+    tg_backend_t *backend;
+    pthread_t tid;
+    PGconn *conn;
+    int ever_up; /* for the log: first contact or a comeback */
+} tg_checker_t;
+
+struct st_tg_health_t {
+    const tg_config_t *config;
+    tg_health_shared_t shared;
+    tg_checker_t *checkers;
+    size_t n;
+    pthread_mutex_t stop_mutex;
+    pthread_cond_t stop_cond;
+    int stopping;
+};
+
+static void set_up(tg_checker_t *k, int up, const char *why)
+{
+    tg_backend_t *b = k->backend;
+    int was = atomic_exchange(&b->up, up);
+    if (up) {
+        atomic_store(&b->checked_at_ms, tg_now_ms());
+        if (!was) {
+            tg_log(TG_LOG_INFO, k->ever_up ? "%s: health check passed; taking it back" : "%s: up", b->name);
+            k->ever_up = 1;
+            atomic_fetch_add(&b->recoveries, 1);
+        }
+    } else if (was || atomic_load(&b->checked_at_ms) != 0) {
+        tg_log(TG_LOG_WARN, "%s: health check failed: %.*s", b->name, (int)strcspn(why, "\n"), why);
+        atomic_store(&b->checked_at_ms, 0);
+    }
+}
+
+/* One query, one row, one or two text columns. Returns the result or NULL (the connection is then closed). */
+static PGresult *ask(tg_checker_t *k, const char *sql)
+{
+    PGresult *res = PQexec(k->conn, sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        return res;
+    set_up(k, 0, PQresultStatus(res) == PGRES_FATAL_ERROR ? PQresultErrorMessage(res) : PQerrorMessage(k->conn));
+    PQclear(res);
+    PQfinish(k->conn);
+    k->conn = NULL;
+    return NULL;
+}
+
+static void check_once(tg_checker_t *k)
+{
+    tg_health_t *h = k->health;
+    tg_backend_t *b = k->backend;
+    if (k->conn == NULL) {
+        /* Bounded waits: a dead host must not stall this checker for long. */
+        int timeout_s = h->config->health_interval_ms / 1000 + 1;
+        char ct[16], opt[64];
+        snprintf(ct, sizeof(ct), "%d", timeout_s);
+        snprintf(opt, sizeof(opt), "-c statement_timeout=%d", timeout_s * 1000);
+        const char *kw[] = {"dbname", "connect_timeout", "options", "fallback_application_name", NULL};
+        const char *val[] = {b->conninfo, ct, opt, "tollgate-health", NULL};
+        k->conn = PQconnectdbParams(kw, val, 1);
+        if (PQstatus(k->conn) != CONNECTION_OK) {
+            set_up(k, 0, PQerrorMessage(k->conn));
+            PQfinish(k->conn);
+            k->conn = NULL;
+            return;
+        }
+    }
+    if (b->is_primary) {
+        PGresult *res = ask(k, "SELECT pg_current_wal_lsn()::text");
+        if (res == NULL)
+            return;
+        uint64_t lsn;
+        if (tg_lsn_parse(PQgetvalue(res, 0, 0), &lsn) == 0) {
+            pthread_mutex_lock(&h->shared.mutex);
+            tg_lsn_history_add(&h->shared.history, tg_now_ms(), lsn);
+            h->shared.primary_known = 1;
+            pthread_mutex_unlock(&h->shared.mutex);
+        }
+        PQclear(res);
+        set_up(k, 1, NULL);
+        return;
+    }
+    PGresult *res = ask(k, "SELECT pg_is_in_recovery()::text, pg_last_wal_replay_lsn()::text");
+    if (res == NULL)
+        return;
+    uint64_t replay;
+    int64_t lag = -1;
+    if (strcmp(PQgetvalue(res, 0, 0), "true") != 0) {
+        /* Promoted or never a replica: its data is not the primary's; keep reads off it. */
+        if (atomic_load(&b->lag_ms) != -1)
+            tg_log(TG_LOG_WARN, "%s: is not in recovery; not sending reads to it", b->name);
+    } else if (tg_lsn_parse(PQgetvalue(res, 0, 1), &replay) == 0) {
+        pthread_mutex_lock(&h->shared.mutex);
+        if (h->shared.primary_known)
+            lag = (int64_t)tg_lsn_lag_ms(&h->shared.history, replay, tg_now_ms());
+        pthread_mutex_unlock(&h->shared.mutex);
+    }
+    PQclear(res);
+    atomic_store(&b->lag_ms, lag);
+    set_up(k, 1, NULL);
+}
+
+static void *checker_main(void *arg)
+{
+    tg_checker_t *k = arg;
+    tg_health_t *h = k->health;
+    pthread_mutex_lock(&h->stop_mutex);
+    while (!h->stopping) {
+        pthread_mutex_unlock(&h->stop_mutex);
+        check_once(k);
+        pthread_mutex_lock(&h->stop_mutex);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)h->config->health_interval_ms * 1000000;
+        until.tv_sec += (time_t)(ns / 1000000000);
+        until.tv_nsec = (long)(ns % 1000000000);
+        if (!h->stopping)
+            pthread_cond_timedwait(&h->stop_cond, &h->stop_mutex, &until);
+    }
+    pthread_mutex_unlock(&h->stop_mutex);
+    if (k->conn != NULL)
+        PQfinish(k->conn);
+    return NULL;
+}
+
+tg_health_t *tg_health_start(tg_backend_t *backends, size_t n, const tg_config_t *cfg)
+{
+    tg_health_t *h = tg_calloc(1, sizeof(*h));
+    h->config = cfg;
+    h->n = n;
+    pthread_mutex_init(&h->shared.mutex, NULL);
+    pthread_mutex_init(&h->stop_mutex, NULL);
+    pthread_cond_init(&h->stop_cond, NULL);
+    h->checkers = tg_calloc(n, sizeof(*h->checkers));
+    /* The primary's first sample should exist before the replicas' first checks. */
+    for (size_t i = 0; i != n; ++i) {
+        h->checkers[i].health = h;
+        h->checkers[i].backend = &backends[i];
+        if (i == 0 && backends[0].is_primary)
+            check_once(&h->checkers[0]);
+    }
+    for (size_t i = 0; i != n; ++i)
+        pthread_create(&h->checkers[i].tid, NULL, checker_main, &h->checkers[i]);
+    return h;
+}
+
+void tg_health_stop(tg_health_t *h)
+{
+    if (h == NULL)
+        return;
+    pthread_mutex_lock(&h->stop_mutex);
+    h->stopping = 1;
+    pthread_cond_broadcast(&h->stop_cond);
+    pthread_mutex_unlock(&h->stop_mutex);
+    for (size_t i = 0; i != h->n; ++i)
+        pthread_join(h->checkers[i].tid, NULL);
+    free(h->checkers);
+    free(h);
+}
+
+int tg_health_replica_usable(const tg_backend_t *b, uint64_t now_ms, int interval_ms, int max_lag_ms)
+{
+    if (!atomic_load_explicit(&b->up, memory_order_relaxed))
+        return 0;
+    uint64_t at = atomic_load_explicit(&b->checked_at_ms, memory_order_relaxed);
+    if (at == 0 || now_ms > at + 3 * (uint64_t)interval_ms + 1000)
+        return 0;
+    int64_t lag = atomic_load_explicit(&b->lag_ms, memory_order_relaxed);
+    return lag >= 0 && lag <= max_lag_ms;
+}

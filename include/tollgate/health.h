@@ -1,0 +1,62 @@
+/*
+ * Backend health checks and replica lag. One helper thread per backend (blocking
+ * libpq, off the request path) checks it every `health_interval_ms` and publishes the
+ * verdict in the backend's atomics, which every worker's pool reads when it routes.
+ *
+ * Lag is measured in WAL, not in commit timestamps: each round samples the primary's
+ * pg_current_wal_lsn() and keeps the time each new LSN was first seen; a replica's lag
+ * is how long ago the primary first reported WAL the replica has not replayed
+ * (pg_last_wal_replay_lsn()). A replica that has replayed everything the primary last
+ * reported has lag 0. Unlike now() - pg_last_xact_replay_timestamp(), this stays 0
+ * while the primary is idle (no commits means no new timestamps, not lag) and grows in
+ * real time while the replica is behind, whether or not the primary keeps writing.
+ */
+#ifndef tollgate__health_h
+#define tollgate__health_h
+
+#include <stddef.h>
+#include <stdint.h>
+#include "tollgate/config.h"
+#include "tollgate/pool.h"
+
+/** how many distinct primary LSNs (with the time each was first seen) are remembered */
+#define TG_LSN_HISTORY 256
+
+/** the primary's WAL position over time, oldest first in a ring */
+typedef struct st_tg_lsn_history_t {
+    struct {
+        uint64_t at_ms; /* when this LSN was first seen */
+        uint64_t lsn;
+    } s[TG_LSN_HISTORY];
+    size_t first; /* index of the oldest sample */
+    size_t n;
+} tg_lsn_history_t;
+
+/** records the primary's LSN at `at_ms`; a repeated or older LSN adds nothing */
+void tg_lsn_history_add(tg_lsn_history_t *h, uint64_t at_ms, uint64_t lsn);
+
+/**
+ * The lag of a replica that has replayed up to `replay_lsn`, at `now_ms`: 0 if it has
+ * replayed the newest LSN seen, else now minus when the primary first reported an LSN
+ * beyond it (at least the age of the oldest sample when the history has rolled over).
+ */
+uint64_t tg_lsn_lag_ms(const tg_lsn_history_t *h, uint64_t replay_lsn, uint64_t now_ms);
+
+/** parses PostgreSQL's "X/Y" LSN text; returns 0 or -1 */
+int tg_lsn_parse(const char *s, uint64_t *out);
+
+typedef struct st_tg_health_t tg_health_t;
+
+/** starts one checker thread per backend; `backends` must outlive tg_health_stop */
+tg_health_t *tg_health_start(tg_backend_t *backends, size_t n, const tg_config_t *cfg);
+
+/** stops and joins the checker threads */
+void tg_health_stop(tg_health_t *h);
+
+/**
+ * May reads go to replica `b` now? It must be up by its last check, that check must be
+ * recent (a hung server stops answering checks), and its lag within `max_lag_ms`.
+ */
+int tg_health_replica_usable(const tg_backend_t *b, uint64_t now_ms, int interval_ms, int max_lag_ms);
+
+#endif

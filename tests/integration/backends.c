@@ -1,0 +1,268 @@
+/*
+ * Where requests go, against a real primary and streaming replica: reads on the
+ * replica and writes on the primary, a replica or the primary killed, a lagging
+ * replica, an exhausted pool, and a client that leaves in the middle of a query.
+ * Each test runs its own gateway (health checks every 200 ms, replica_max_lag_ms
+ * 1000, acquire_timeout_ms 500) and may stop and start the servers, so tests/run.sh
+ * runs these one at a time after the API suite.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "http.h"
+#include "proc.h"
+
+/* Is the answer to GET /routing/read from the replica? -1 if it failed. */
+static int read_hits_replica(proto_t p)
+{
+    resp_t *r = http(p, "GET", "/routing/read", NULL, NULL, NULL);
+    int v = r->status == 200 ? json_is_true(json_object_get(r->json, "in_recovery")) : -1;
+    resp_free(r);
+    return v;
+}
+
+/* Polls until reads land on the replica (want 1) or the primary (want 0), for at most `timeout_s`. */
+static void wait_reads_on(int want, double timeout_s)
+{
+    double until = now_s() + timeout_s;
+    int v = -2;
+    while (now_s() < until) {
+        if ((v = read_hits_replica(PROTO_H1)) == want && read_hits_replica(PROTO_H2) == want)
+            return;
+        usleep(50000);
+    }
+    cr_assert_fail("reads did not go to the %s within %.1f s (last: %d)", want ? "replica" : "primary", timeout_s, v);
+}
+
+Test(routing, reads_on_the_replica_writes_on_the_primary, .timeout = 60)
+{
+    gw_opts_t o = {.with_replica = 1};
+    pid_t pid = start_gateway(&o);
+    wait_reads_on(1, 5);
+    for (int i = 0; i != 2; ++i)
+        for (int n = 0; n != 10; ++n) {
+            cr_assert_eq(read_hits_replica(PROTOS[i]), 1, "[%s] a read went to the primary", proto_name(PROTOS[i]));
+            resp_t *r = http(PROTOS[i], "POST", "/routing/write", NULL, NULL, NULL);
+            cr_assert_eq(r->status, 200, "%s", r->body);
+            cr_assert(json_is_false(json_object_get(r->json, "in_recovery")), "[%s] a write went to the replica",
+                      proto_name(PROTOS[i]));
+            resp_free(r);
+        }
+    /* /readyz names both backends and says the replica is up. */
+    resp_t *r = http(PROTO_H1, "GET", "/readyz", NULL, NULL, NULL);
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    json_t *b = json_object_get(r->json, "backends");
+    cr_assert_eq(json_array_size(b), 2, "%s", r->body);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(b, 1), "state")), "up", "%s", r->body);
+    cr_assert(json_is_integer(json_object_get(json_array_get(b, 1), "lag_ms")), "%s", r->body);
+    resp_free(r);
+    stop_gateway(pid, 5);
+}
+
+Test(routing, without_replicas_reads_use_the_primary, .timeout = 60)
+{
+    gw_opts_t o = {0};
+    pid_t pid = start_gateway(&o);
+    double until = now_s() + 5;
+    int v;
+    while ((v = read_hits_replica(PROTO_H2)) == -1 && now_s() < until)
+        usleep(50000);
+    for (int i = 0; i != 10; ++i)
+        cr_assert_eq(read_hits_replica(PROTOS[i % 2]), 0);
+    stop_gateway(pid, 5);
+}
+
+/* A bounded read load in a thread: counts answers that were not 200. */
+struct load {
+    double until;
+    _Atomic int ok, failed;
+    char last_error[512];
+};
+
+static void *read_load(void *arg)
+{
+    struct load *l = arg;
+    for (int i = 0; now_s() < l->until; ++i) {
+        resp_t *r = http(PROTOS[i % 2], "GET", "/routing/read", NULL, NULL, NULL);
+        if (r->status == 200) {
+            ++l->ok;
+        } else {
+            ++l->failed;
+            snprintf(l->last_error, sizeof(l->last_error), "%ld %s", r->status, r->body);
+        }
+        resp_free(r);
+        usleep(2000);
+    }
+    return NULL;
+}
+
+Test(failover, replica_killed_under_read_load, .timeout = 90)
+{
+    gw_opts_t o = {.with_replica = 1};
+    pid_t pid = start_gateway(&o);
+    wait_reads_on(1, 5);
+    struct load l = {.until = now_s() + 4};
+    pthread_t t[2];
+    for (int i = 0; i != 2; ++i)
+        pthread_create(&t[i], NULL, read_load, &l);
+    usleep(1000000);
+    pg_script("stop-replica");
+    for (int i = 0; i != 2; ++i)
+        pthread_join(t[i], NULL);
+    cr_assert_gt(l.ok, 100, "the load did not run (%d ok)", l.ok);
+    cr_assert_eq(l.failed, 0, "%d of %d reads failed while the replica died; last: %s", l.failed, l.ok + l.failed, l.last_error);
+    cr_assert_eq(read_hits_replica(PROTO_H2), 0, "with the replica down, reads are served by the primary");
+    pg_script("start-replica");
+    /* Back within a few health intervals (200 ms) plus the replica's own start. */
+    wait_reads_on(1, 10);
+    stop_gateway(pid, 5);
+}
+
+Test(failover, primary_killed, .timeout = 90)
+{
+    gw_opts_t o = {.with_replica = 1};
+    pid_t pid = start_gateway(&o);
+    wait_reads_on(1, 5);
+    pg_script("stop-primary");
+    for (int i = 0; i != 2; ++i) {
+        double t0 = now_s();
+        resp_t *r = http(PROTOS[i], "POST", "/routing/write", NULL, NULL, NULL);
+        double took = now_s() - t0;
+        cr_assert_eq(r->status, 503, "[%s] a write with the primary down: %ld %s", proto_name(PROTOS[i]), r->status, r->body);
+        cr_assert_lt(took, 0.5 + 0.3, "[%s] the 503 took %.2f s, more than acquire_timeout_ms", proto_name(PROTOS[i]), took);
+        char *ra = resp_header(r, "retry-after");
+        cr_assert_not_null(ra, "503 without Retry-After");
+        free(ra);
+        resp_free(r);
+        /* Reads go on, on the replica. */
+        for (int n = 0; n != 10; ++n)
+            cr_assert_eq(read_hits_replica(PROTOS[i]), 1, "[%s] reads stopped with the primary down", proto_name(PROTOS[i]));
+    }
+    pg_script("start-primary");
+    double until = now_s() + 15;
+    long st = 0;
+    int in_a_row = 0;
+    while (now_s() < until && in_a_row < 10) {
+        resp_t *r = http(PROTOS[in_a_row % 2], "POST", "/routing/write", NULL, NULL, NULL);
+        st = r->status;
+        resp_free(r);
+        in_a_row = st == 200 ? in_a_row + 1 : 0;
+        if (st != 200)
+            usleep(100000);
+    }
+    cr_assert_eq(in_a_row, 10, "writes did not come back after the primary restarted (last %ld)", st);
+    stop_gateway(pid, 5);
+}
+
+Test(lag, reads_leave_a_lagging_replica_and_come_back, .timeout = 90)
+{
+    gw_opts_t o = {.with_replica = 1, .max_lag_ms = 1000};
+    pid_t pid = start_gateway(&o);
+    wait_reads_on(1, 5);
+    free(pg_sql(1, "SELECT pg_wal_replay_pause()"));
+    /* WAL the replica will not replay. */
+    free(pg_sql(0, "CREATE TABLE IF NOT EXISTS lag_probe (n int); INSERT INTO lag_probe VALUES (1)"));
+    double t0 = now_s();
+    /* Within the lag bound, reads may stay; past it (plus a health interval or two) they must leave. */
+    wait_reads_on(0, 5);
+    cr_assert_gt(now_s() - t0, 0.5, "reads left the replica long before its lag reached replica_max_lag_ms");
+    resp_t *r = http(PROTO_H1, "GET", "/readyz", NULL, NULL, NULL);
+    json_t *lag = json_object_get(json_array_get(json_object_get(r->json, "backends"), 1), "lag_ms");
+    cr_assert(json_integer_value(lag) > 1000, "readyz shows the lag: %s", r->body);
+    resp_free(r);
+    free(pg_sql(1, "SELECT pg_wal_replay_resume()"));
+    wait_reads_on(1, 5);
+    free(pg_sql(0, "DROP TABLE lag_probe"));
+    stop_gateway(pid, 5);
+}
+
+/* More concurrent slow calls than connections: the extra ones get 503 after acquire_timeout_ms. */
+static void *slow_write(void *arg)
+{
+    return http(PROTO_H2, "POST", "/limits/sleep", "{\"seconds\": 1.5}", "application/json", NULL);
+}
+
+Test(pool, exhaustion_answers_503_and_the_pool_recovers, .timeout = 60)
+{
+    gw_opts_t o = {.pool_size = 2, .acquire_timeout_ms = 500}; /* one connection per thread */
+    pid_t pid = start_gateway(&o);
+    /* Measure the sleep once, so the pool knows it is slow and will not pipeline behind it. */
+    resp_t *warm = slow_write(NULL);
+    cr_assert_eq(warm->status, 200, "%s", warm->body);
+    resp_free(warm);
+    enum { N = 6 };
+    pthread_t t[N];
+    double t0 = now_s();
+    for (int i = 0; i != N; ++i)
+        pthread_create(&t[i], NULL, slow_write, NULL);
+    int ok = 0, busy = 0;
+    for (int i = 0; i != N; ++i) {
+        resp_t *r;
+        pthread_join(t[i], (void **)&r);
+        if (r->status == 200) {
+            ++ok;
+        } else {
+            cr_assert_eq(r->status, 503, "%ld %s", r->status, r->body);
+            cr_assert_str_eq(json_string_value(json_object_get(r->json, "type")), "urn:tollgate:problem:pool-timeout");
+            char *ra = resp_header(r, "retry-after");
+            cr_assert_not_null(ra);
+            free(ra);
+            ++busy;
+        }
+        resp_free(r);
+    }
+    cr_assert_lt(now_s() - t0, 5, "nothing may wait beyond its timeouts");
+    cr_assert_geq(ok, 1, "the connections served some");
+    cr_assert_geq(busy, 1, "more calls than connections must be refused, not queued forever");
+    /* The pool is whole afterwards: every connection serves again. */
+    for (int i = 0; i != 10; ++i) {
+        resp_t *r = http(PROTOS[i % 2], "POST", "/limits/sleep", "{\"seconds\": 0}", "application/json", NULL);
+        cr_assert_eq(r->status, 200, "after exhaustion: %ld %s", r->status, r->body);
+        resp_free(r);
+    }
+    stop_gateway(pid, 5);
+}
+
+/* How many pg_sleep calls of the gateway's are running on the primary. */
+static int running_sleeps(void)
+{
+    char *n = pg_sql(0, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tollgate' AND state = 'active' "
+                        "AND query LIKE '%pg_sleep%'");
+    int v = atoi(n);
+    free(n);
+    return v;
+}
+
+Test(cancel, a_client_that_leaves_cancels_its_query, .timeout = 60)
+{
+    gw_opts_t o = {.pool_size = 2};
+    pid_t pid = start_gateway(&o);
+    /* Over HTTP/2 the stream is reset; the gateway must cancel the statement on the server. */
+    resp_t *r = http(PROTO_H2, "POST", "/limits/sleep", "{\"seconds\": 0}", "application/json", NULL);
+    cr_assert_eq(r->status, 200);
+    resp_free(r);
+    /* HTTP/2 resets the stream; an HTTP/1.1 client just closes its connection. */
+    for (int i = 0; i != 2; ++i) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd),
+                 "curl -s %s -m 0.5 -H 'Content-Type: application/json' -d '{\"seconds\": 10}' %s/limits/sleep >/dev/null 2>&1",
+                 i == 0 ? "--http2-prior-knowledge" : "--http1.1", getenv("TG_URL"));
+        system(cmd);
+        double t0 = now_s();
+        while (running_sleeps() > 0 && now_s() - t0 < 3)
+            usleep(50000);
+        double gone = now_s() - t0;
+        cr_assert_eq(running_sleeps(), 0, "[%s] the abandoned pg_sleep(10) still runs", i == 0 ? "HTTP/2" : "HTTP/1.1");
+        cr_assert_lt(gone, 1.0, "[%s] the query was cancelled only after %.2f s", i == 0 ? "HTTP/2" : "HTTP/1.1", gone);
+    }
+    /* The connection it ran on is clean: the next calls succeed. */
+    for (int i = 0; i != 6; ++i) {
+        r = http(PROTOS[i % 2], "POST", "/limits/sleep", "{\"seconds\": 0}", "application/json", NULL);
+        cr_assert_eq(r->status, 200, "after a cancel: %ld %s", r->status, r->body);
+        resp_free(r);
+    }
+    stop_gateway(pid, 5);
+}

@@ -1,0 +1,160 @@
+/* Helpers for tests that run their own gateways (see proc.h). */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "http.h"
+#include "proc.h"
+
+const char *env(const char *name)
+{
+    const char *v = getenv(name);
+    cr_assert_not_null(v, "%s is not set (run tests through tests/run.sh)", name);
+    return v;
+}
+
+double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+#define OR(v, d) ((v) != 0 ? (v) : (d))
+
+const char *write_config(gw_opts_t *o)
+{
+    static char path[256];
+    snprintf(path, sizeof(path), "/tmp/tollgate-process-test-%d.json", (int)getpid());
+    if (o->port == 0)
+        o->port = free_port();
+    json_t *listen = o->listen != NULL ? o->listen : json_pack("[{s:s,s:i}]", "host", "127.0.0.1", "port", o->port);
+    o->listen = NULL;
+    json_t *replicas = json_array();
+    if (o->with_replica)
+        json_array_append_new(replicas, json_string(env("TG_REPLICA_DSN")));
+    json_t *cfg = json_pack("{s:o,s:i,s:s,s:o,s:{s:i,s:i},s:i,s:i,s:i,s:[s]}", "listen", listen, "threads", 2, "primary",
+                            o->primary != NULL ? o->primary : env("TG_PRIMARY_DSN"), "replicas", replicas, "pool", "size",
+                            OR(o->pool_size, 4), "acquire_timeout_ms", OR(o->acquire_timeout_ms, 500), "shutdown_grace_ms",
+                            OR(o->grace_ms, 1000), "health_interval_ms", OR(o->health_interval_ms, 200),
+                            "replica_max_lag_ms", OR(o->max_lag_ms, 1000), "catalog",
+                            o->catalog != NULL ? o->catalog : env("TG_CATALOG_DIR"));
+    cr_assert_not_null(cfg);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    json_dumpf(cfg, f, JSON_INDENT(2));
+    json_decref(cfg);
+    fclose(f);
+    return path;
+}
+
+pid_t spawn(char *const argv[], int quiet)
+{
+    pid_t parent = getpid(), pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        if (quiet) {
+            int fd = open("/dev/null", O_WRONLY);
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+void wait_healthy_url(const char *url)
+{
+    setenv("TG_URL", url, 1);
+    double until = now_s() + 10;
+    for (;;) {
+        resp_t *r = http(PROTO_H1, "GET", "/healthz", NULL, NULL, NULL);
+        long st = r->status;
+        resp_free(r);
+        if (st == 200)
+            return;
+        cr_assert(now_s() < until, "the gateway did not come up at %s", url);
+        usleep(50000);
+    }
+}
+
+pid_t start_gateway(gw_opts_t *o)
+{
+    const char *cfg = write_config(o);
+    char *argv[] = {(char *)env("TG_GATEWAY_BIN"), "--config", (char *)cfg, NULL};
+    pid_t pid = spawn(argv, getenv("TG_GATEWAY_LOGS") == NULL);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", o->port);
+    wait_healthy_url(url);
+    return pid;
+}
+
+int wait_exit(pid_t pid, double timeout_s)
+{
+    double until = now_s() + timeout_s;
+    int st;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_s() > until) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            cr_assert_fail("the gateway did not exit within %.1f s", timeout_s);
+        }
+        usleep(20000);
+    }
+    cr_assert(WIFEXITED(st), "the gateway died of a signal");
+    return WEXITSTATUS(st);
+}
+
+void stop_gateway(pid_t pid, double timeout_s)
+{
+    kill(pid, SIGTERM);
+    cr_assert_eq(wait_exit(pid, timeout_s), 0, "the gateway did not exit 0 on SIGTERM");
+}
+
+void pg_script(const char *cmd)
+{
+    char line[1024];
+    snprintf(line, sizeof(line), "%s %s >/dev/null 2>&1", env("TG_PG_SCRIPT"), cmd);
+    cr_assert_eq(system(line), 0, "%s failed", line);
+}
+
+char *pg_sql(int replica, const char *sql)
+{
+    /* The test servers trust loopback: the same DSN as the superuser (a later keyword wins). */
+    char dsn[512];
+    snprintf(dsn, sizeof(dsn), "%s user=postgres", env(replica ? "TG_REPLICA_DSN" : "TG_PRIMARY_DSN"));
+    PGconn *c = PQconnectdb(dsn);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "cannot connect to the %s: %s", replica ? "replica" : "primary", PQerrorMessage(c));
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    cr_assert(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+    char *out = st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strdup(PQgetvalue(r, 0, 0)) : NULL;
+    PQclear(r);
+    PQfinish(c);
+    return out;
+}

@@ -1,0 +1,51 @@
+/*
+ * Helpers for tests that run their own gateway processes and stop and start the
+ * databases: free ports, configs, child processes that die with the test, waiting.
+ *
+ * Environment: TG_GATEWAY_BIN (tollgated), TG_PG_SCRIPT (tests/pg.sh), TG_PG_DIR,
+ * TG_PRIMARY_DSN, TG_REPLICA_DSN, TG_CATALOG_DIR (tests/integration/catalog, absolute).
+ */
+#ifndef tollgate_tests_proc_h
+#define tollgate_tests_proc_h
+
+#include <jansson.h>
+#include <sys/types.h>
+
+/** what a test gateway's config says; zero fields take the defaults shown */
+typedef struct {
+    json_t *listen;         /* NULL: one cleartext listener on 127.0.0.1:`port` (taken over) */
+    int port;               /* 0: a free one */
+    const char *primary;    /* NULL: $TG_PRIMARY_DSN */
+    int with_replica;       /* add $TG_REPLICA_DSN as the replica */
+    int pool_size;          /* 0: 4 */
+    int acquire_timeout_ms; /* 0: 500 */
+    int grace_ms;           /* 0: 1000 */
+    int health_interval_ms; /* 0: 200 */
+    int max_lag_ms;         /* 0: 1000 */
+    const char *catalog;    /* NULL: $TG_CATALOG_DIR */
+} gw_opts_t;
+
+/** $name, or the test fails */
+const char *env(const char *name);
+/** monotonic seconds */
+double now_s(void);
+/** a free TCP port on 127.0.0.1 */
+int free_port(void);
+/** writes the config (filling o->port if 0); returns its path (static buffer) */
+const char *write_config(gw_opts_t *o);
+/** starts a child that dies with the test process */
+pid_t spawn(char *const argv[], int quiet);
+/** writes the config, starts the gateway, waits for /healthz and points TG_URL at it */
+pid_t start_gateway(gw_opts_t *o);
+/** waits for `url`/healthz to answer 200 and sets TG_URL to `url` */
+void wait_healthy_url(const char *url);
+/** sends SIGTERM and checks the gateway exits 0 within `timeout_s` */
+void stop_gateway(pid_t pid, double timeout_s);
+/** waits for a child's exit code, failing the test after `timeout_s` */
+int wait_exit(pid_t pid, double timeout_s);
+/** runs `$TG_PG_SCRIPT cmd` (stop-primary, start-replica, ...) */
+void pg_script(const char *cmd);
+/** runs SQL as the superuser on the primary (`replica` 0) or the replica (1); returns the first value (malloc'd) or NULL */
+char *pg_sql(int replica, const char *sql);
+
+#endif
