@@ -125,11 +125,18 @@ tg_column_enc_t tg_encoding_for_oid(Oid type)
     return e;
 }
 
-void tg_encode_columns(const PGresult *res, tg_column_enc_t *encs)
+void tg_encode_columns(const PGresult *res, tg_column_enc_t *encs, tg_buf_t *keys)
 {
     int n = PQnfields(res);
-    for (int i = 0; i < n; ++i)
+    tg_buf_reset(keys);
+    for (int i = 0; i < n; ++i) {
         encs[i] = tg_encoding_for_oid(PQftype(res, i));
+        const char *name = PQfname(res, i);
+        encs[i].key_off = (uint32_t)keys->len;
+        tg_buf_append_json_string(keys, name, strlen(name));
+        tg_buf_appendc(keys, ':');
+        encs[i].key_len = (uint32_t)(keys->len - encs[i].key_off);
+    }
 }
 
 static inline int is_digit(char c)
@@ -466,16 +473,14 @@ void tg_encode_value(tg_buf_t *out, tg_column_enc_t enc, const char *text, size_
         encode_scalar(out, enc.enc, text, len);
 }
 
-void tg_encode_row(tg_buf_t *out, const PGresult *res, int row, const tg_column_enc_t *encs)
+void tg_encode_row(tg_buf_t *out, const PGresult *res, int row, const tg_column_enc_t *encs, const tg_buf_t *keys)
 {
     int n = PQnfields(res);
     tg_buf_appendc(out, '{');
     for (int i = 0; i < n; ++i) {
         if (i != 0)
             tg_buf_appendc(out, ',');
-        const char *name = PQfname(res, i);
-        tg_buf_append_json_string(out, name, strlen(name));
-        tg_buf_appendc(out, ':');
+        put(out, keys->base + encs[i].key_off, encs[i].key_len);
         if (PQgetisnull(res, row, i))
             put(out, "null", 4);
         else

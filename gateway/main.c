@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "tollgate.h"
 #include "tollgate/check.h"
 #include "internal.h"
@@ -31,6 +32,7 @@ static void *signal_thread(void *arg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    int stopping = 0;
     for (;;) {
         int sig;
         if (sigwait(&set, &sig) != 0)
@@ -39,10 +41,16 @@ static void *signal_thread(void *arg)
             tg_log(TG_LOG_WARN, "SIGHUP: reload is not supported yet; keeping the current config");
             continue;
         }
+        if (stopping) {
+            /* A second signal while finishing: the operator wants out now. */
+            tg_log(TG_LOG_WARN, "%s again: exiting without waiting", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            _exit(1);
+        }
+        stopping = 1;
         tg_log(TG_LOG_INFO, "%s: finishing in-flight requests, then exiting", sig == SIGINT ? "SIGINT" : "SIGTERM");
         tg_gateway_stop(gw);
-        return NULL;
     }
+    return NULL;
 }
 
 static tg_config_t *load(const char *path)

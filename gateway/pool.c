@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "tollgate/health.h"
 #include "tollgate/pool.h"
@@ -44,6 +45,8 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
  * much longer than that means the server or the network stopped answering.
  */
 #define TG_WATCHDOG_GRACE_MS 5000
+/* A connection attempt taking longer fails (the server accepted TCP and said nothing, or SYNs are dropped). */
+#define TG_CONNECT_TIMEOUT_MS 5000
 
 typedef struct st_tg_backend_pool_t tg_backend_pool_t;
 
@@ -58,7 +61,9 @@ struct st_tg_pgconn_t {
     unsigned n_inflight;
     double pending_ms;       /* expected time to drain the calls in flight (sum of their estimates) */
     uint8_t *prepared;       /* per query index: Parse was sent on this connection */
-    int cur_timeout_ms;      /* statement_timeout in force (-1: unknown) */
+    int cur_timeout_ms;      /* statement_timeout in force once every SET sent has been confirmed */
+    int unconfirmed_sets;    /* calls in flight that sent a SET */
+    uint64_t connect_started; /* for CONNECTING: when, to time it out */
     uint64_t retry_at;       /* for DOWN: when to connect again */
     int backoff_ms;          /* the next backoff */
     tg_cancel_job_t *cancel; /* a cancel sent for `cancel_target`: no new calls until it is done and the target ended */
@@ -114,8 +119,13 @@ static void close_socket(tg_pgconn_t *c)
 static void wrap_socket(tg_pgconn_t *c)
 {
     int fd = PQsocket(c->pg);
-    if (c->sock != NULL && c->fd == fd)
-        return;
+    /* A new socket often gets the number of the one libpq just closed (our dup keeps the old one open): compare inodes. */
+    if (c->sock != NULL && c->fd == fd) {
+        struct stat ours, theirs;
+        if (fstat(h2o_socket_get_fd(c->sock), &ours) == 0 && fstat(fd, &theirs) == 0 && ours.st_ino == theirs.st_ino &&
+            ours.st_dev == theirs.st_dev)
+            return;
+    }
     close_socket(c);
     int dupfd = dup(fd);
     if (dupfd < 0)
@@ -214,7 +224,10 @@ static void conn_fail(tg_pgconn_t *c, const char *why)
         snprintf(bp->last_error, sizeof(bp->last_error), "%.*s", (int)len, why);
     }
     set_down(c);
-    if (bp->n_ready == 0 && !bp->down) {
+    /* A connection that was working is most often lost alone (terminated, a restart): try again at once, once. */
+    if (was_ready)
+        c->retry_at = 0;
+    if (bp->n_ready == 0 && bp->n_connecting == 0 && !was_ready && !bp->down) {
         bp->down = 1;
         tg_log(TG_LOG_WARN, "%s: no connection is up; calls answer 503 until one is", bp->backend->name);
     }
@@ -236,6 +249,7 @@ static void conn_ready(tg_pgconn_t *c)
     c->state = CONN_READY;
     c->backoff_ms = TG_BACKOFF_FIRST_MS;
     c->cur_timeout_ms = bp->pool->pc.config->default_timeout_ms;
+    c->unconfirmed_sets = 0;
     memset(c->prepared, 0, bp->pool->pc.config->n_queries);
     if (bp->down) {
         bp->down = 0;
@@ -281,6 +295,7 @@ static void conn_start(tg_pgconn_t *c)
     tg_backend_pool_t *bp = c->bp;
     c->state = CONN_CONNECTING;
     ++bp->n_connecting;
+    c->connect_started = tg_now_ms();
     c->pg = PQconnectStartParams(bp->keywords, bp->values, 1);
     if (c->pg == NULL) {
         conn_fail(c, "out of memory");
@@ -336,21 +351,16 @@ static void finish_head(tg_pgconn_t *c)
     call->_conn = NULL;
     --c->n_inflight;
     --c->bp->in_flight;
-    tg_call_status_t status;
     ExecStatusType st = call->result != NULL ? PQresultStatus(call->result) : PGRES_FATAL_ERROR;
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-        status = TG_CALL_OK;
-    } else {
-        status = TG_CALL_DB_ERROR;
-        /* The implicit transaction was rolled back, and a SET sent with it went too. */
-        c->cur_timeout_ms = -1;
-        if (call->_sent_prepare && call->result != NULL && st == PGRES_FATAL_ERROR) {
-            const char *state = PQresultErrorField(call->result, PG_DIAG_SQLSTATE);
-            /* Unless the statement exists (it ran and failed), Parse failed: prepare again next time. */
-            if (state == NULL || strncmp(state, "42", 2) == 0)
-                c->prepared[call->query->index] = 0;
-        }
+    tg_call_status_t status = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK ? TG_CALL_OK : TG_CALL_DB_ERROR;
+    if (call->_sent_set) {
+        /* The SET committed with the call, or was rolled back with it. */
+        --c->unconfirmed_sets;
+        if (status == TG_CALL_OK)
+            c->cur_timeout_ms = call->query->timeout_ms;
     }
+    if (call->_parse_failed)
+        c->prepared[call->query->index] = 0; /* prepare again next time */
     call->cb(call, status);
 }
 
@@ -379,11 +389,19 @@ static void process_results(tg_pgconn_t *c)
             finish_head(c);
             continue;
         }
-        /* Keep the statement's own result, or the first error of the call (Parse or SET). */
-        if (call->result == NULL && (call->_steps == 1 || st == PGRES_FATAL_ERROR)) {
-            call->result = r;
-        } else if (call->result != NULL && call->_steps == 1 && PQresultStatus(call->result) != PGRES_FATAL_ERROR) {
-            PQclear(call->result); /* a statement can only have one result set; be safe */
+        /*
+         * Keep the statement's own result, unless an error comes: the first error of
+         * the call wins, whether it failed Parse, the SET, the statement, or the
+         * commit at Sync (a deferred constraint, a serialization failure), which
+         * arrives after the statement's good result and must replace it.
+         */
+        int is_error = st == PGRES_FATAL_ERROR;
+        int have_error = call->result != NULL && PQresultStatus(call->result) == PGRES_FATAL_ERROR;
+        if (is_error && call->_sent_prepare && call->_steps == call->_nsteps)
+            call->_parse_failed = 1; /* the first command was the Parse */
+        if (!have_error && (is_error || (call->_steps == 1 && st != PGRES_PIPELINE_ABORTED))) {
+            if (call->result != NULL)
+                PQclear(call->result);
             call->result = r;
         } else {
             PQclear(r);
@@ -434,13 +452,21 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
         call->_sent_prepare = 1;
         ++steps;
     }
-    if (c->cur_timeout_ms != q->timeout_ms) {
+    call->_sent_set = 0;
+    call->_parse_failed = 0;
+    /*
+     * A SET commits with its call, or rolls back if that call fails: while one sent
+     * earlier on this connection is unconfirmed, the server's value is unknown, so
+     * every call sends its own.
+     */
+    if (c->cur_timeout_ms != q->timeout_ms || c->unconfirmed_sets != 0) {
         /* Queued in the same pipeline: no extra round trip. The value is ours, never request data. */
         char set[64];
         snprintf(set, sizeof(set), "SET statement_timeout = %d", q->timeout_ms);
         if (!PQsendQueryParams(c->pg, set, 0, NULL, NULL, NULL, NULL, 0))
             return -1;
-        c->cur_timeout_ms = q->timeout_ms;
+        call->_sent_set = 1;
+        ++c->unconfirmed_sets;
         ++steps;
     }
     if (!PQsendQueryPrepared(c->pg, name, (int)q->n_params, call->values, NULL, NULL, 0))
@@ -448,7 +474,7 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     ++steps;
     if (!PQpipelineSync(c->pg))
         return -1;
-    call->_steps = steps;
+    call->_steps = call->_nsteps = steps;
     call->_conn = c;
     call->_next = NULL;
     if (c->head == NULL)
@@ -603,6 +629,11 @@ static void on_tick(h2o_timeout_entry_t *entry)
         bp->seen_recoveries = rec;
         for (int i = 0; i != bp->n_conns; ++i) {
             tg_pgconn_t *c = &bp->conns[i];
+            /* In non-blocking mode libpq leaves connect_timeout to us. */
+            if (c->state == CONN_CONNECTING && now > c->connect_started + TG_CONNECT_TIMEOUT_MS) {
+                conn_fail(c, "connecting timed out");
+                continue;
+            }
             if (c->state == CONN_READY && c->head != NULL &&
                 now > c->head->_started_at + (uint64_t)c->head->query->timeout_ms + TG_WATCHDOG_GRACE_MS) {
                 conn_fail(c, "no answer from the server long after the statement timeout");

@@ -24,6 +24,9 @@
 /* How often HTTP/1 clients with a call in flight are checked for having left. */
 #define TG_H1_CHECK_MS 200
 
+/* After the last call of a shutdown ends, how long the loop keeps running to write the responses. */
+#define TG_SHUTDOWN_FLUSH_MS 100
+
 /* Most calls in flight on one connection's pipeline. */
 #define TG_PIPELINE_DEPTH 32
 
@@ -82,23 +85,39 @@ static int bind_listener(const tg_listen_t *l, tg_errors_t *errs)
     return fd;
 }
 
+static const char *ssl_error(void)
+{
+    static __thread char buf[256];
+    unsigned long e = ERR_get_error();
+    ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    return e != 0 ? buf : "unknown error";
+}
+
 static SSL_CTX *setup_tls(const tg_listen_t *l, tg_errors_t *errs)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL) {
+        tg_errors_add(errs, "listen %s:%u: cannot set up TLS: %s", l->host, (unsigned)l->port, ssl_error());
+        return NULL;
+    }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     if (SSL_CTX_use_certificate_chain_file(ctx, l->cert_file) != 1) {
-        tg_errors_add(errs, "listen %s:%u: cannot load tls.cert_file %s", l->host, (unsigned)l->port, l->cert_file);
+        tg_errors_add(errs, "listen %s:%u: cannot load tls.cert_file %s: %s", l->host, (unsigned)l->port, l->cert_file,
+                      ssl_error());
         SSL_CTX_free(ctx);
         return NULL;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, l->key_file, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        tg_errors_add(errs, "listen %s:%u: cannot load tls.key_file %s", l->host, (unsigned)l->port, l->key_file);
+        tg_errors_add(errs, "listen %s:%u: cannot load tls.key_file %s: %s", l->host, (unsigned)l->port, l->key_file, ssl_error());
         SSL_CTX_free(ctx);
         return NULL;
     }
     h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
     return ctx;
 }
+
+static void setup_workers(tg_gateway_t *gw);
 
 tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
 {
@@ -146,6 +165,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     h2o_pathconf_t *pathconf = h2o_config_register_path(gw->hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = tg_handle_request;
+    setup_workers(gw);
     return gw;
 }
 
@@ -187,12 +207,13 @@ static void *worker_main(void *arg)
     const tg_config_t *cfg = gw->config;
     h2o_loop_t *loop = w->ctx.loop;
 
-    int per_thread = (cfg->pool.size + (int)gw->n_workers - 1) / (int)gw->n_workers;
+    /* pool.size is the total per backend: split it, the first threads taking the remainder. */
+    int per_thread = cfg->pool.size / (int)gw->n_workers + ((int)w->index < cfg->pool.size % (int)gw->n_workers ? 1 : 0);
     tg_pool_config_t pc = {
         .config = cfg,
         .backends = gw->backends,
         .n_backends = gw->n_backends,
-        .conns_per_backend = per_thread < 1 ? 1 : per_thread,
+        .conns_per_backend = per_thread,
         .pipeline_depth = TG_PIPELINE_DEPTH,
         .max_waiters = cfg->pool.size * TG_PIPELINE_DEPTH * 4,
         .canceller = gw->canceller,
@@ -218,31 +239,55 @@ static void *worker_main(void *arg)
         h2o_socket_read_start(l->sock, on_accept);
     }
 
-    while (!w->shutting_down)
+    while (!w->shutting_down && !atomic_load(&gw->stopping))
         h2o_evloop_run(loop, INT32_MAX);
 
-    /* Stop accepting, ask HTTP/2 clients to go away, and let what is in flight finish. */
+    /*
+     * Stop accepting, ask HTTP/2 clients to go away, and let the calls in flight
+     * finish (at most shutdown_grace_ms). Idle HTTP/1 keep-alive connections do not
+     * hold the exit: once no call is left, the loop runs a moment longer so the last
+     * responses get written, and then the process goes.
+     */
     for (size_t i = 0; i != w->n_listeners; ++i) {
         h2o_socket_read_stop(w->listeners[i].sock);
         h2o_socket_close(w->listeners[i].sock);
     }
     h2o_context_request_shutdown(&w->ctx);
-    uint64_t deadline = tg_now_ms() + (uint64_t)cfg->shutdown_grace_ms;
-    while (w->n_conns != 0 && tg_now_ms() < deadline)
-        h2o_evloop_run(loop, 50);
-    if (w->n_conns != 0)
-        tg_log(TG_LOG_WARN, "worker %zu: %zu connections still open after shutdown_grace_ms; closing", w->index, w->n_conns);
+    uint64_t now = tg_now_ms(), deadline = now + (uint64_t)cfg->shutdown_grace_ms, quiet_since = 0;
+    while (w->n_conns != 0 && now < deadline) {
+        h2o_evloop_run(loop, 20);
+        now = tg_now_ms();
+        if (w->n_calls != 0)
+            quiet_since = 0;
+        else if (quiet_since == 0)
+            quiet_since = now;
+        else if (now - quiet_since >= TG_SHUTDOWN_FLUSH_MS)
+            break;
+    }
+    if (w->n_calls != 0)
+        tg_log(TG_LOG_WARN, "worker %zu: %zu calls still running after shutdown_grace_ms; abandoning them", w->index, w->n_calls);
+    /* In this thread: pool callbacks touch this loop's requests. */
+    tg_pool_destroy(w->pool);
+    w->pool = NULL;
     return NULL;
 }
 
-int tg_gateway_run(tg_gateway_t *gw)
+/*
+ * Workers are set up at create, before any thread runs, so that tg_gateway_stop can
+ * reach them whenever it is called. Each worker owns a share of pool.size, so there
+ * are never more workers than that.
+ */
+static void setup_workers(tg_gateway_t *gw)
 {
     const tg_config_t *cfg = gw->config;
     gw->n_workers = (size_t)cfg->threads;
+    if (gw->n_workers > (size_t)cfg->pool.size) {
+        tg_log(TG_LOG_WARN, "threads (%d) is more than pool.size (%d): running %d threads", cfg->threads, cfg->pool.size,
+               cfg->pool.size);
+        gw->n_workers = (size_t)cfg->pool.size;
+    }
     gw->workers = tg_calloc(gw->n_workers, sizeof(*gw->workers));
     gw->stop_msgs = tg_calloc(gw->n_workers, sizeof(*gw->stop_msgs));
-    gw->canceller = tg_canceller_start();
-    gw->health = tg_health_start(gw->backends, gw->n_backends, cfg);
     for (size_t i = 0; i != gw->n_workers; ++i) {
         tg_worker_t *w = &gw->workers[i];
         w->gw = gw;
@@ -258,6 +303,13 @@ int tg_gateway_run(tg_gateway_t *gw)
         w->queue = h2o_multithread_create_queue(w->ctx.loop);
         h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
     }
+}
+
+int tg_gateway_run(tg_gateway_t *gw)
+{
+    const tg_config_t *cfg = gw->config;
+    gw->canceller = tg_canceller_start();
+    gw->health = tg_health_start(gw->backends, gw->n_backends, cfg);
     for (size_t i = 0; i != gw->n_workers; ++i)
         h2o_multithread_create_thread(&gw->workers[i].tid, NULL, worker_main, &gw->workers[i]);
     tg_log(TG_LOG_INFO, "serving %zu queries on %zu listener(s) with %zu thread(s)", cfg->n_queries, gw->n_sockets,
@@ -266,9 +318,9 @@ int tg_gateway_run(tg_gateway_t *gw)
         pthread_join(gw->workers[i].tid, NULL);
     for (size_t i = 0; i != gw->n_workers; ++i) {
         tg_worker_t *w = &gw->workers[i];
-        tg_pool_destroy(w->pool);
         free(w->listeners);
         tg_buf_dispose(&w->scratch);
+        tg_buf_dispose(&w->keys);
         while (w->free_calls != NULL) {
             void *next = *(void **)w->free_calls;
             free(w->free_calls);
@@ -285,6 +337,13 @@ void tg_gateway_stop(tg_gateway_t *gw)
 {
     if (atomic_exchange(&gw->stopping, 1))
         return;
+    /* Each worker closes its copy; closing ours too makes the kernel refuse new connections at once. */
+    for (size_t i = 0; i != gw->n_sockets; ++i) {
+        int fd = gw->sockets[i].fd;
+        gw->sockets[i].fd = -1;
+        if (fd >= 0)
+            close(fd);
+    }
     for (size_t i = 0; i != gw->n_workers; ++i) {
         gw->stop_msgs[i] = (h2o_multithread_message_t){{NULL}};
         h2o_multithread_send_message(&gw->workers[i].stop_receiver, &gw->stop_msgs[i]);

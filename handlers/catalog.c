@@ -75,11 +75,15 @@ void tg_handle_check_h1_clients(h2o_timeout_entry_t *entry)
         h2o_timeout_link(w->ctx.loop, &w->h1_check_timeout, &w->h1_check);
 }
 
+/* Largest response buffer a worker keeps between responses. */
+#define TG_SCRATCH_KEEP (1024 * 1024)
+
 /* Most call contexts a worker keeps for reuse. */
 #define TG_MAX_FREE_CALLS 1024
 
 static tg_query_ctx_t *ctx_alloc(tg_worker_t *w)
 {
+    ++w->n_calls;
     tg_query_ctx_t *ctx = w->free_calls;
     if (ctx == NULL)
         return tg_malloc(sizeof(*ctx));
@@ -91,6 +95,7 @@ static tg_query_ctx_t *ctx_alloc(tg_worker_t *w)
 static void ctx_free(tg_query_ctx_t *ctx)
 {
     tg_worker_t *w = ctx->worker;
+    --w->n_calls;
     h1_unwatch(ctx);
     if (w->n_free_calls >= TG_MAX_FREE_CALLS) {
         free(ctx);
@@ -113,6 +118,27 @@ static void on_req_dispose(void *p)
         ctx_free(ctx);
 }
 
+static const char *data_exception_detail(const char *state)
+{
+    static const struct {
+        const char *state, *detail;
+    } details[] = {
+        {"22012", "division by zero"},
+        {"22P02", "a value does not have the format its type needs"},
+        {"22003", "a number is out of range for its type"},
+        {"22001", "a string is too long for its type"},
+        {"22007", "a date or time value has the wrong format"},
+        {"22008", "a date or time value is out of range"},
+        {"22023", "a parameter value is not valid"},
+        {"2201E", "an invalid argument for a logarithm"},
+        {"22004", "a null value is not allowed here"},
+    };
+    for (size_t i = 0; i != sizeof(details) / sizeof(details[0]); ++i)
+        if (strcmp(details[i].state, state) == 0)
+            return details[i].detail;
+    return "a value is not valid for the query";
+}
+
 static const char *constraint_detail(const char *state)
 {
     static const struct {
@@ -133,11 +159,10 @@ static const char *constraint_detail(const char *state)
 static void respond_db_error(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     tg_problem_t p = {.sqlstate = state};
     if (state != NULL && strncmp(state, "22", 2) == 0) {
-        /* Data exceptions are the caller's: PostgreSQL's message names the value, never the SQL. */
-        p.status = 400, p.type = "invalid-value", p.detail = primary;
+        /* Data exceptions are the caller's; PostgreSQL's own message may quote stored values or types, so say it our way. */
+        p.status = 400, p.type = "invalid-value", p.detail = data_exception_detail(state);
     } else if (state != NULL && strncmp(state, "23", 2) == 0) {
         /* PostgreSQL's message names the constraint, part of the schema: say what kind it was instead. */
         p.status = 409, p.type = "constraint-violation", p.detail = constraint_detail(state);
@@ -171,8 +196,8 @@ static void respond_result(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, 
             tg_respond_error(w, req, 500, "too-many-rows", "the query returned more than one row");
             return;
         }
-        tg_encode_columns(res, encs);
-        tg_encode_row(b, res, 0, encs);
+        tg_encode_columns(res, encs, &w->keys);
+        tg_encode_row(b, res, 0, encs, &w->keys);
         break;
     case TG_RETURNS_MANY:
         if ((size_t)nrows > w->config->max_rows) {
@@ -181,12 +206,12 @@ static void respond_result(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, 
             tg_respond_error(w, req, 500, "too-many-rows", d);
             return;
         }
-        tg_encode_columns(res, encs);
+        tg_encode_columns(res, encs, &w->keys);
         tg_buf_appendc(b, '[');
         for (int i = 0; i != nrows; ++i) {
             if (i != 0)
                 tg_buf_appendc(b, ',');
-            tg_encode_row(b, res, i, encs);
+            tg_encode_row(b, res, i, encs, &w->keys);
         }
         tg_buf_appendc(b, ']');
         break;
@@ -232,6 +257,9 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
     }
     if (call->result != NULL)
         PQclear(call->result);
+    /* One huge response must not pin its memory in the worker for good. */
+    if (ctx->worker->scratch.cap > TG_SCRATCH_KEEP)
+        tg_buf_dispose(&ctx->worker->scratch);
     ctx_free(ctx);
 }
 

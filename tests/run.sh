@@ -187,6 +187,9 @@ integration_tests() {
 
     TG_SAMPLE_USERS=${TG_SAMPLE_USERS:-2000}
     pg_start || { fail_stage "could not start PostgreSQL (primary + replica)"; return 0; }
+    # Tables only the tests use (the replica gets them through replication).
+    _pg_psql "$TG_PG_PORT" <tests/integration/schema.sql || { fail_stage "could not load tests/integration/schema.sql"; return 0; }
+    pg_wait_replica_caught_up || true
 
     TG_HTTP_PORT=$(tg_pick_port "${TG_HTTP_PORT:-18080}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT")
     TG_ADMIN_PORT=$(tg_pick_port "${TG_ADMIN_PORT:-18081}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT" "$TG_HTTP_PORT")

@@ -7,6 +7,7 @@
 #define tollgate__encode_h
 
 #include <stddef.h>
+#include <stdint.h>
 #include <libpq-fe.h>
 #include "tollgate/buf.h"
 
@@ -22,10 +23,12 @@ typedef enum en_tg_encoding_t {
     TG_ENC_ARRAY,       /* a PostgreSQL array literal -> JSON array of the element encoding */
 } tg_encoding_t;
 
-/** a column encoding: the kind, and for arrays the element's kind */
+/** a column encoding: the kind, for arrays the element's kind, and where its JSON key is */
 typedef struct st_tg_column_enc_t {
     tg_encoding_t enc;
     tg_encoding_t elem; /* for TG_ENC_ARRAY */
+    uint32_t key_off;   /* set by tg_encode_columns: `"name":` (escaped once per result) in its `keys` buffer */
+    uint32_t key_len;
 } tg_column_enc_t;
 
 /** the encoding for a PostgreSQL type OID (arrays of known element types included) */
@@ -37,10 +40,17 @@ tg_column_enc_t tg_encoding_for_oid(Oid type);
  */
 void tg_encode_value(tg_buf_t *out, tg_column_enc_t enc, const char *text, size_t len);
 
-/** appends row `row` of `res` as a JSON object {"column": value, ...} (SQL NULL as null) */
-void tg_encode_row(tg_buf_t *out, const PGresult *res, int row, const tg_column_enc_t *encs);
+/**
+ * Appends row `row` of `res` as a JSON object {"column": value, ...} (SQL NULL as
+ * null); `encs` and `keys` come from tg_encode_columns.
+ */
+void tg_encode_row(tg_buf_t *out, const PGresult *res, int row, const tg_column_enc_t *encs, const tg_buf_t *keys);
 
-/** fills `encs[i]` for every column of `res` (`encs` has PQnfields(res) slots) */
-void tg_encode_columns(const PGresult *res, tg_column_enc_t *encs);
+/**
+ * Fills `encs[i]` for every column of `res` (`encs` has PQnfields(res) slots) and
+ * writes each column's escaped JSON key into `keys` (reset first), so rows do not
+ * escape the names again.
+ */
+void tg_encode_columns(const PGresult *res, tg_column_enc_t *encs, tg_buf_t *keys);
 
 #endif

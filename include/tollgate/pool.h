@@ -53,6 +53,9 @@ struct st_tg_call_t {
     uint8_t _step_kinds;       /* bit i: command i from the end is (1) the statement itself */
     uint8_t _waiting;          /* in the wait queue */
     uint8_t _sent_prepare;
+    uint8_t _sent_set;         /* a SET statement_timeout went with it */
+    uint8_t _parse_failed;     /* its Parse failed: the statement is not prepared on that connection */
+    uint8_t _nsteps;           /* commands sent before the Sync */
     uint8_t _retried;          /* a read already retried after its connection died */
     uint8_t _abandoned;        /* the caller left while it ran */
     struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */

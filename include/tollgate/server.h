@@ -23,9 +23,11 @@ typedef struct st_tg_worker_t {
     tg_backend_t *backends;        /* the gateway's backends (shared): [0] is the primary */
     size_t n_backends;
     tg_buf_t scratch;              /* response bodies are built here, then copied into the request's pool */
+    tg_buf_t keys;                 /* the escaped column names of the result being encoded */
     uint32_t id_prefix;            /* random, for request ids */
     uint64_t id_seq;               /* request ids issued */
     size_t n_conns;                /* client connections open on this thread */
+    size_t n_calls;                /* catalog calls in progress (decoded, not yet answered) */
     void *free_calls;              /* recycled call contexts (a singly linked list), so calls need no malloc */
     h2o_linklist_t h1_calls;       /* HTTP/1 calls in flight: h2o 2.2.5 notices an HTTP/1 client leaving only when it writes */
     h2o_timeout_t h1_check_timeout; /* how often they are checked for a closed client socket */

@@ -496,6 +496,39 @@ Test(errors, class_23_is_409)
     }
 }
 
+Test(errors, a_commit_that_fails_is_not_a_success)
+{
+    FOR_EACH_PROTO(p)
+    {
+        /* The INSERT succeeds; the deferred foreign key fails at commit (the pipeline's Sync). */
+        char body[64];
+        snprintf(body, sizeof(body), "{\"id\": %d, \"ref\": 999999}", 1000 + p);
+        resp_t *r = expect(p, 409, "POST", "/errors/deferred", body, "application/json");
+        cr_assert_str_eq(jstr(r, "sqlstate"), "23503");
+        resp_free(r);
+        snprintf(body, sizeof(body), "{\"id\": %d, \"ref\": %d}", 2000 + p, 2000 + p);
+        r = expect(p, 200, "POST", "/errors/deferred", body, "application/json");
+        resp_free(r);
+    }
+}
+
+Test(errors, an_execution_error_does_not_unprepare_the_statement)
+{
+    FOR_EACH_PROTO(p)
+    {
+        /* The first call on each connection carries the Parse and fails after it; later calls must still work. */
+        for (int i = 0; i != 12; ++i) {
+            resp_t *r = expect(p, 500, "GET", "/errors/regclass?t=no_such_table", NULL, NULL);
+            cr_assert_str_eq(jstr(r, "sqlstate"), "42P01");
+            resp_free(r);
+        }
+        for (int i = 0; i != 12; ++i) {
+            resp_t *r = expect(p, 200, "GET", "/errors/regclass?t=pg_class", NULL, NULL);
+            resp_free(r);
+        }
+    }
+}
+
 Test(errors, other_database_errors_are_500_without_internals)
 {
     FOR_EACH_PROTO(p)
