@@ -1,0 +1,213 @@
+/*
+ * Tenants and limits: API key lookup, GCRA token buckets and in-flight caps, shared
+ * lock-free by every worker thread.
+ */
+#include <math.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tollgate/limits.h"
+#include "internal.h"
+
+#define NS_PER_S 1000000000ull
+
+static uint64_t ceil_s(uint64_t ns)
+{
+    return (ns + NS_PER_S - 1) / NS_PER_S;
+}
+
+void tg_bucket_init(tg_bucket_t *b, double rate, double burst, uint64_t now_ns)
+{
+    b->rate = rate;
+    b->burst = burst;
+    double interval = 1e9 / rate;
+    b->interval_ns = interval < 1 ? 1 : (uint64_t)llround(interval);
+    b->capacity_ns = (uint64_t)llround(burst * interval);
+    atomic_init(&b->tat_ns, now_ns);
+}
+
+/* Whole tokens in the bucket when it is `debt_ns` short of full. */
+static uint64_t tokens_left(const tg_bucket_t *b, uint64_t debt_ns)
+{
+    double left = b->burst - (double)debt_ns * b->rate / 1e9;
+    return left <= 0 ? 0 : (uint64_t)floor(left + 1e-9);
+}
+
+int tg_bucket_take(tg_bucket_t *b, unsigned cost, uint64_t now_ns, tg_bucket_state_t *st)
+{
+    uint64_t tat = atomic_load_explicit(&b->tat_ns, memory_order_relaxed);
+    for (;;) {
+        uint64_t base = tat > now_ns ? tat : now_ns; /* a full bucket does not fill beyond full */
+        uint64_t next = base + (uint64_t)cost * b->interval_ns;
+        if (next - now_ns > b->capacity_ns) {
+            st->remaining = tokens_left(b, base - now_ns);
+            st->full_in_s = ceil_s(base - now_ns);
+            uint64_t wait = next - now_ns - b->capacity_ns;
+            st->retry_after_s = wait < NS_PER_S ? 1 : ceil_s(wait);
+            return 0;
+        }
+        if (cost == 0 ||
+            atomic_compare_exchange_weak_explicit(&b->tat_ns, &tat, next, memory_order_relaxed, memory_order_relaxed)) {
+            st->remaining = tokens_left(b, next - now_ns);
+            st->full_in_s = ceil_s(next - now_ns);
+            st->retry_after_s = 0;
+            return 1;
+        }
+        /* Another thread took tokens meanwhile: `tat` was reloaded, try again. */
+    }
+}
+
+static size_t key_slot(const uint8_t digest[32], size_t mask)
+{
+    uint64_t h;
+    memcpy(&h, digest, sizeof(h));
+    return (size_t)h & mask;
+}
+
+static int digest_empty(const uint8_t d[32])
+{
+    static const uint8_t zero[32];
+    return memcmp(d, zero, 32) == 0;
+}
+
+static void init_tenant(tg_tenant_state_t *t, const char *name, double rate, double burst, int max_in_flight,
+                        tg_priority_t priority, uint64_t now_ns)
+{
+    tg_bucket_init(&t->bucket, rate, burst, now_ns);
+    atomic_init(&t->in_flight, 0);
+    atomic_init(&t->disabled, 0);
+    t->name = name;
+    t->max_in_flight = max_in_flight;
+    t->priority = priority;
+}
+
+tg_limits_t *tg_limits_create(const tg_config_t *cfg, uint64_t now_ns)
+{
+    tg_limits_t *l = tg_calloc(1, sizeof(*l));
+    l->n_tenants = cfg->n_tenants + (cfg->has_anonymous ? 1 : 0);
+    if (posix_memalign((void **)&l->tenants, 64, sizeof(*l->tenants) * (l->n_tenants + 1)) != 0)
+        tg_fatal("out of memory");
+    size_t n_keys = 0;
+    for (size_t i = 0; i != cfg->n_tenants; ++i) {
+        const tg_tenant_t *t = &cfg->tenants[i];
+        init_tenant(&l->tenants[i], t->name, t->rate, t->burst, t->max_in_flight, t->priority, now_ns);
+        n_keys += t->n_keys;
+    }
+    if (cfg->has_anonymous) {
+        l->anonymous = &l->tenants[cfg->n_tenants];
+        init_tenant(l->anonymous, "anonymous", cfg->anonymous_rate, cfg->anonymous_burst, 0, TG_PRIORITY_HIGH, now_ns);
+    }
+    size_t cap = 16;
+    while (cap < n_keys * 2)
+        cap *= 2;
+    l->keys = tg_calloc(cap, sizeof(*l->keys));
+    l->keys_mask = cap - 1;
+    for (size_t i = 0; i != cfg->n_tenants; ++i) {
+        for (size_t k = 0; k != cfg->tenants[i].n_keys; ++k) {
+            const uint8_t *d = cfg->tenants[i].keys[k];
+            size_t s = key_slot(d, l->keys_mask);
+            while (!digest_empty(l->keys[s].digest))
+                s = (s + 1) & l->keys_mask;
+            memcpy(l->keys[s].digest, d, 32);
+            l->keys[s].tenant = (uint32_t)i;
+        }
+    }
+    l->n_queries = cfg->n_queries;
+    if (posix_memalign((void **)&l->queries, 64, sizeof(*l->queries) * (cfg->n_queries + 1)) != 0)
+        tg_fatal("out of memory");
+    for (size_t i = 0; i != cfg->n_queries; ++i) {
+        atomic_init(&l->queries[i].in_flight, 0);
+        atomic_init(&l->queries[i].disabled, !cfg->queries[i].enabled);
+        atomic_init(&l->queries[i].retry_after_s, 30);
+    }
+    atomic_init(&l->in_flight, 0);
+    l->max_in_flight = cfg->max_in_flight;
+    return l;
+}
+
+void tg_limits_free(tg_limits_t *l)
+{
+    if (l == NULL)
+        return;
+    free(l->tenants);
+    free(l->queries);
+    free(l->keys);
+    free(l);
+}
+
+tg_tenant_state_t *tg_limits_find_key(const tg_limits_t *l, const char *key, size_t len)
+{
+    uint8_t d[32];
+    SHA256((const unsigned char *)key, len, d);
+    /* Lookups compare digests, never keys: a digest says nothing usable about its key. */
+    for (size_t s = key_slot(d, l->keys_mask);; s = (s + 1) & l->keys_mask) {
+        if (digest_empty(l->keys[s].digest))
+            return NULL;
+        if (memcmp(l->keys[s].digest, d, 32) == 0)
+            return &l->tenants[l->keys[s].tenant];
+    }
+}
+
+/* Takes a slot under `cap` (0: no cap, but still counted). Returns 1 if taken. */
+static int take_slot(_Atomic int *counter, int cap)
+{
+    int n = atomic_fetch_add_explicit(counter, 1, memory_order_relaxed) + 1;
+    if (cap > 0 && n > cap) {
+        atomic_fetch_sub_explicit(counter, 1, memory_order_relaxed);
+        return 0;
+    }
+    return 1;
+}
+
+tg_admit_t tg_limits_admit(tg_limits_t *l, tg_tenant_state_t *tenant, const tg_query_t *q, uint64_t now_ns,
+                           tg_bucket_state_t *bucket, tg_admission_t *adm)
+{
+    *adm = (tg_admission_t){.tenant = tenant, .query = q->index};
+    if (atomic_load_explicit(&tenant->disabled, memory_order_relaxed)) {
+        tg_bucket_take(&tenant->bucket, 0, now_ns, bucket);
+        return TG_ADMIT_TENANT_DISABLED;
+    }
+    if (!tg_bucket_take(&tenant->bucket, (unsigned)q->cost, now_ns, bucket))
+        return TG_ADMIT_RATE_LIMITED;
+    if (!take_slot(&tenant->in_flight, tenant->max_in_flight))
+        return TG_ADMIT_TENANT_BUSY;
+    adm->holds_tenant = 1;
+    tg_query_state_t *qs = &l->queries[q->index];
+    if (atomic_load_explicit(&qs->disabled, memory_order_relaxed)) {
+        tg_limits_release(l, adm);
+        return TG_ADMIT_QUERY_DISABLED;
+    }
+    if (!take_slot(&qs->in_flight, q->max_in_flight)) {
+        tg_limits_release(l, adm);
+        return TG_ADMIT_QUERY_BUSY;
+    }
+    adm->holds_query = 1;
+    if (!take_slot(&l->in_flight, l->max_in_flight)) {
+        tg_limits_release(l, adm);
+        return TG_ADMIT_GATEWAY_BUSY;
+    }
+    adm->holds_gateway = 1;
+    return TG_ADMIT_OK;
+}
+
+void tg_limits_release(tg_limits_t *l, tg_admission_t *adm)
+{
+    if (adm->holds_tenant)
+        atomic_fetch_sub_explicit(&adm->tenant->in_flight, 1, memory_order_relaxed);
+    if (adm->holds_query)
+        atomic_fetch_sub_explicit(&l->queries[adm->query].in_flight, 1, memory_order_relaxed);
+    if (adm->holds_gateway)
+        atomic_fetch_sub_explicit(&l->in_flight, 1, memory_order_relaxed);
+    adm->holds_tenant = adm->holds_query = adm->holds_gateway = 0;
+}
+
+void tg_limits_format_policy(const tg_tenant_state_t *t, tg_buf_t *out)
+{
+    tg_buf_printf(out, "\"tenant\";q=%.0f;w=%.0f", floor(t->bucket.burst), ceil(t->bucket.burst / t->bucket.rate - 1e-9));
+}
+
+void tg_limits_format_state(const tg_bucket_state_t *st, tg_buf_t *out)
+{
+    tg_buf_printf(out, "\"tenant\";r=%llu;t=%llu", (unsigned long long)st->remaining, (unsigned long long)st->full_in_s);
+}
