@@ -31,5 +31,7 @@ void tg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 
 /** monotonic clock in milliseconds */
 uint64_t tg_now_ms(void);
+/** monotonic clock in nanoseconds */
+uint64_t tg_now_ns(void);
 
 #endif

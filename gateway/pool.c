@@ -59,6 +59,7 @@ struct st_tg_pgconn_t {
     tg_call_t *head;         /* calls sent and not yet ended, oldest first */
     tg_call_t **tail;
     unsigned n_inflight;
+    unsigned n_low;          /* low-priority calls among them */
     double pending_ms;       /* expected time to drain the calls in flight (sum of their estimates) */
     uint8_t *prepared;       /* per query index: Parse was sent on this connection */
     int cur_timeout_ms;      /* statement_timeout in force once every SET sent has been confirmed */
@@ -81,6 +82,7 @@ struct st_tg_backend_pool_t {
     int n_conns;
     int n_ready;
     int n_connecting;
+    int low_conns;           /* connections with a low-priority call in flight */
     int down;                /* the last attempt failed and nothing is ready: fail calls fast */
     size_t in_flight;
     char last_error[256];
@@ -90,8 +92,8 @@ struct st_tg_pool_t {
     h2o_loop_t *loop;
     tg_pool_config_t pc;
     tg_backend_pool_t *bps;
-    tg_call_t *wait_head; /* calls waiting for room, oldest first */
-    tg_call_t **wait_tail;
+    tg_call_t *wait_head[2]; /* calls waiting for room, oldest first, by priority (high, low) */
+    tg_call_t **wait_tail[2];
     size_t n_waiting;
     h2o_timeout_t acquire_timeout;
     h2o_timeout_t tick_timeout;
@@ -105,6 +107,7 @@ static void conn_start(tg_pgconn_t *c);
 static void conn_fail(tg_pgconn_t *c, const char *why);
 static void on_conn_read(h2o_socket_t *sock, const char *err);
 static void drain_waiters(tg_pool_t *pool);
+static void count_low(tg_pgconn_t *c, const tg_call_t *call, int delta);
 
 static void close_socket(tg_pgconn_t *c)
 {
@@ -170,6 +173,10 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
     c->bp->in_flight -= c->n_inflight;
     c->n_inflight = 0;
     c->pending_ms = 0;
+    if (c->n_low != 0) {
+        c->n_low = 0;
+        --c->bp->low_conns;
+    }
     while (call != NULL) {
         tg_call_t *next = call->_next;
         call->_next = NULL;
@@ -193,10 +200,12 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
 
 static void fail_waiters(tg_pool_t *pool, tg_call_status_t status)
 {
-    while (pool->wait_head != NULL) {
-        tg_call_t *call = pool->wait_head;
-        tg_pool_abandon(pool, call);
-        call->cb(call, status);
+    for (int p = 0; p != 2; ++p) {
+        while (pool->wait_head[p] != NULL) {
+            tg_call_t *call = pool->wait_head[p];
+            tg_pool_abandon(pool, call);
+            call->cb(call, status);
+        }
     }
 }
 
@@ -349,6 +358,7 @@ static void finish_head(tg_pgconn_t *c)
     }
     call->_next = NULL;
     call->_conn = NULL;
+    count_low(c, call, -1);
     --c->n_inflight;
     --c->bp->in_flight;
     ExecStatusType st = call->result != NULL ? PQresultStatus(call->result) : PGRES_FATAL_ERROR;
@@ -483,9 +493,33 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     c->pending_ms += call->_est_ms;
     *c->tail = call;
     c->tail = &call->_next;
+    count_low(c, call, 1);
     ++c->n_inflight;
     ++c->bp->in_flight;
     return 0;
+}
+
+/*
+ * How many of a backend's connections (in this thread) low-priority calls may hold:
+ * pool.low_priority_share of them, rounded down, but at least one unless the share
+ * is 0.
+ */
+static int low_conn_limit(const tg_backend_pool_t *bp)
+{
+    double share = bp->pool->pc.config->pool.low_priority_share;
+    int n = (int)(share * bp->n_conns);
+    return n < 1 && share > 0 ? 1 : n;
+}
+
+/* Counts a call in or out of its connection's low-priority tally. */
+static void count_low(tg_pgconn_t *c, const tg_call_t *call, int delta)
+{
+    if (call->priority != TG_PRIORITY_LOW)
+        return;
+    if (delta > 0 && c->n_low++ == 0)
+        ++c->bp->low_conns;
+    else if (delta < 0 && --c->n_low == 0)
+        --c->bp->low_conns;
 }
 
 /*
@@ -497,14 +531,18 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
  * query's recent execution times (an exponentially weighted average per thread).
  * With no connection fit, the call waits in the queue for the next free one.
  */
-static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, uint64_t now)
+static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint64_t now)
 {
     tg_pool_t *pool = bp->pool;
     tg_pgconn_t *best = NULL;
     unsigned depth = (unsigned)pool->pc.pipeline_depth;
+    /* Low-priority work holds at most its share of the connections, so high-priority work always finds one. */
+    int low = call->priority == TG_PRIORITY_LOW, low_full = low && bp->low_conns >= low_conn_limit(bp);
     for (int i = 0; i != bp->n_conns; ++i) {
         tg_pgconn_t *c = &bp->conns[i];
         if (c->state != CONN_READY || c->n_inflight >= depth)
+            continue;
+        if (low_full && c->n_low == 0)
             continue;
         if (c->cancel != NULL) {
             /* A cancel could hit whatever runs when it lands: send nothing until it landed and its target ended. */
@@ -557,7 +595,7 @@ static int try_send(tg_pool_t *pool, tg_call_t *call)
 {
     tg_backend_pool_t *bp = pick_backend(pool, call);
     tg_pgconn_t *c;
-    while ((c = pick_conn(bp, tg_now_ms())) != NULL) {
+    while ((c = pick_conn(bp, call, tg_now_ms())) != NULL) {
         if (send_call(c, call) == 0) {
             flush_conn(c);
             return 1;
@@ -584,16 +622,17 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
 {
     call->_waiting = 1;
     call->_pool = pool;
-    if (at_head && pool->wait_head != NULL) {
-        call->_next = pool->wait_head;
-        call->_pprev = &pool->wait_head;
-        pool->wait_head->_pprev = &call->_next;
-        pool->wait_head = call;
+    int p = call->priority == TG_PRIORITY_LOW;
+    if (at_head && pool->wait_head[p] != NULL) {
+        call->_next = pool->wait_head[p];
+        call->_pprev = &pool->wait_head[p];
+        pool->wait_head[p]->_pprev = &call->_next;
+        pool->wait_head[p] = call;
     } else {
         call->_next = NULL;
-        call->_pprev = pool->wait_tail;
-        *pool->wait_tail = call;
-        pool->wait_tail = &call->_next;
+        call->_pprev = pool->wait_tail[p];
+        *pool->wait_tail[p] = call;
+        pool->wait_tail[p] = &call->_next;
     }
     ++pool->n_waiting;
     call->_acquire_timer = (h2o_timeout_entry_t){0};
@@ -601,18 +640,21 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
     h2o_timeout_link(pool->loop, &pool->acquire_timeout, &call->_acquire_timer);
 }
 
+/* Hands waiting calls to connections with room: high priority first, then low, each in arrival order. */
 static void drain_waiters(tg_pool_t *pool)
 {
-    while (pool->wait_head != NULL) {
-        tg_call_t *call = pool->wait_head;
-        tg_backend_pool_t *bp = pick_backend(pool, call);
-        if (pick_conn(bp, tg_now_ms()) == NULL && !bp->down)
-            return;
-        tg_pool_abandon(pool, call);
-        if (!try_send(pool, call)) {
-            /* Every connection with room broke while sending: wait again, first in line. */
-            wait_push(pool, call, 1);
-            return;
+    for (int p = 0; p != 2; ++p) {
+        while (pool->wait_head[p] != NULL) {
+            tg_call_t *call = pool->wait_head[p];
+            tg_backend_pool_t *bp = pick_backend(pool, call);
+            if (pick_conn(bp, call, tg_now_ms()) == NULL && !bp->down)
+                break;
+            tg_pool_abandon(pool, call);
+            if (!try_send(pool, call)) {
+                /* Every connection with room broke while sending: wait again, first in line. */
+                wait_push(pool, call, 1);
+                break;
+            }
         }
     }
 }
@@ -686,7 +728,8 @@ tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
     tg_pool_t *pool = tg_calloc(1, sizeof(*pool));
     pool->loop = loop;
     pool->pc = *pc;
-    pool->wait_tail = &pool->wait_head;
+    pool->wait_tail[0] = &pool->wait_head[0];
+    pool->wait_tail[1] = &pool->wait_head[1];
     pool->seed = (unsigned)tg_now_ms() ^ (unsigned)(uintptr_t)pool;
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)pc->config->pool.acquire_timeout_ms);
     h2o_timeout_init(loop, &pool->tick_timeout, TG_TICK_MS);
@@ -748,7 +791,7 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
     call->_waiting = 0;
     call->_abandoned = 0;
     /* First come, first served: a new call never overtakes one already waiting. */
-    if (pool->wait_head == NULL && try_send(pool, call))
+    if (pool->wait_head[call->priority == TG_PRIORITY_LOW] == NULL && try_send(pool, call))
         return;
     if (pool->n_waiting >= (size_t)pool->pc.max_waiters) {
         call->cb(call, TG_CALL_QUEUE_FULL);
@@ -786,7 +829,7 @@ int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
     if (call->_next != NULL)
         call->_next->_pprev = call->_pprev;
     else
-        pool->wait_tail = call->_pprev;
+        pool->wait_tail[call->priority == TG_PRIORITY_LOW] = call->_pprev;
     call->_next = NULL;
     call->_waiting = 0;
     --pool->n_waiting;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include "tollgate.h"
 #include "tollgate/health.h"
+#include "tollgate/limits.h"
 #include "tollgate/server.h"
 #include "internal.h"
 
@@ -54,6 +55,7 @@ struct st_tg_gateway_t {
     size_t n_backends;
     tg_health_t *health;
     tg_canceller_t *canceller;
+    tg_limits_t *limits;
     tg_worker_t *workers;
     size_t n_workers;
     _Atomic int stopping;
@@ -165,6 +167,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     h2o_pathconf_t *pathconf = h2o_config_register_path(gw->hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = tg_handle_request;
+    gw->limits = tg_limits_create(cfg, tg_now_ns());
     setup_workers(gw);
     return gw;
 }
@@ -293,6 +296,7 @@ static void setup_workers(tg_gateway_t *gw)
         w->gw = gw;
         w->config = cfg;
         w->backends = gw->backends;
+        w->limits = gw->limits;
         w->n_backends = gw->n_backends;
         w->index = i;
         w->id_prefix = (uint32_t)(tg_now_ms() * 2654435761u) ^ (uint32_t)(i << 24) ^ (uint32_t)getpid();
@@ -365,6 +369,7 @@ void tg_gateway_destroy(tg_gateway_t *gw)
         free(gw->backend_names[i]);
     free(gw->backend_names);
     free(gw->backends);
+    tg_limits_free(gw->limits);
     free(gw->workers);
     free(gw->stop_msgs);
     tg_config_free(gw->config);

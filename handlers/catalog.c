@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include "tollgate/encode.h"
 #include "tollgate/health.h"
+#include "tollgate/limits.h"
 #include "tollgate/params.h"
 #include "tollgate/router.h"
 #include "../gateway/internal.h"
@@ -22,6 +23,7 @@ typedef struct st_tg_query_ctx_t {
     void **req_hook;  /* pool memory of the request that points back here */
     tg_worker_t *worker;
     h2o_linklist_t h1_link; /* in worker->h1_calls while an HTTP/1 call runs */
+    tg_admission_t adm;     /* the in-flight slots it holds */
 } tg_query_ctx_t;
 
 static void ctx_free(tg_query_ctx_t *ctx);
@@ -97,6 +99,7 @@ static void ctx_free(tg_query_ctx_t *ctx)
     tg_worker_t *w = ctx->worker;
     --w->n_calls;
     h1_unwatch(ctx);
+    tg_limits_release(w->limits, &ctx->adm);
     if (w->n_free_calls >= TG_MAX_FREE_CALLS) {
         free(ctx);
         return;
@@ -332,6 +335,94 @@ static int handle_builtin(tg_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
     return 0;
 }
 
+/*
+ * Who is calling: the tenant of the key in `Authorization: Bearer KEY` or
+ * `X-API-Key: KEY`, or "anonymous" for keyless requests when configured. Otherwise
+ * answers 401 and returns NULL.
+ */
+static tg_tenant_state_t *identify(tg_worker_t *w, h2o_req_t *req)
+{
+    h2o_iovec_t key = {NULL, 0};
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i != -1) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer "))) {
+            key = h2o_iovec_init(v.base + 7, v.len - 7);
+            while (key.len != 0 && key.base[0] == ' ')
+                ++key.base, --key.len;
+            while (key.len != 0 && key.base[key.len - 1] == ' ')
+                --key.len;
+        }
+    } else if ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1)) != -1) {
+        key = req->headers.entries[i].value;
+    }
+    if (key.base == NULL || key.len == 0) {
+        if (w->limits->anonymous != NULL)
+            return w->limits->anonymous;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer realm=\"tollgate\""));
+        tg_respond_error(w, req, 401, "missing-key", "an API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)");
+        return NULL;
+    }
+    tg_tenant_state_t *t = tg_limits_find_key(w->limits, key.base, key.len);
+    if (t == NULL) {
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer realm=\"tollgate\", error=\"invalid_token\""));
+        tg_respond_error(w, req, 401, "invalid-key", "the API key is not valid");
+    }
+    return t;
+}
+
+static void add_header_buf(h2o_req_t *req, const char *name, size_t name_len, const tg_buf_t *b)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, name_len, 0, NULL, h2o_strdup(&req->pool, b->base, b->len).base,
+                          b->len);
+}
+
+/* The RateLimit headers every catalog response of a known tenant carries. */
+static void add_ratelimit_headers(tg_worker_t *w, h2o_req_t *req, const tg_tenant_state_t *t, const tg_bucket_state_t *st)
+{
+    tg_buf_t *b = &w->scratch;
+    tg_buf_reset(b);
+    tg_limits_format_policy(t, b);
+    add_header_buf(req, H2O_STRLIT("ratelimit-policy"), b);
+    tg_buf_reset(b);
+    tg_limits_format_state(st, b);
+    add_header_buf(req, H2O_STRLIT("ratelimit"), b);
+}
+
+/* Answers a refused admission. */
+static void respond_refused(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, tg_admit_t a, const tg_bucket_state_t *st)
+{
+    tg_problem_t p = {0};
+    int retry = 1;
+    switch (a) {
+    case TG_ADMIT_TENANT_DISABLED:
+        p = (tg_problem_t){.status = 403, .type = "tenant-disabled", .detail = "this tenant is switched off"};
+        retry = 0;
+        break;
+    case TG_ADMIT_RATE_LIMITED:
+        p = (tg_problem_t){.status = 429, .type = "rate-limited", .detail = "the tenant's rate limit is exhausted"};
+        retry = (int)st->retry_after_s;
+        break;
+    case TG_ADMIT_TENANT_BUSY:
+        p = (tg_problem_t){.status = 429, .type = "too-many-in-flight", .detail = "the tenant has too many calls in flight"};
+        break;
+    case TG_ADMIT_QUERY_DISABLED:
+        p = (tg_problem_t){.status = 503, .type = "query-disabled", .detail = "this query is switched off"};
+        retry = atomic_load(&w->limits->queries[q->index].retry_after_s);
+        break;
+    case TG_ADMIT_QUERY_BUSY:
+        p = (tg_problem_t){.status = 503, .type = "query-busy", .detail = "this query has too many calls in flight"};
+        break;
+    case TG_ADMIT_GATEWAY_BUSY:
+        p = (tg_problem_t){.status = 503, .type = "overloaded", .detail = "the gateway has too many calls in flight"};
+        break;
+    case TG_ADMIT_OK:
+        tg_fatal("respond_refused called for an admitted call");
+    }
+    tg_respond_problem(w, req, &p, retry);
+}
+
 int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
 {
     tg_worker_t *w = tg_worker_of(req);
@@ -345,6 +436,9 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
         path.len = req->query_at;
     }
     if (handle_builtin(w, req, path))
+        return 0;
+    tg_tenant_state_t *tenant = identify(w, req);
+    if (tenant == NULL)
         return 0;
 
     tg_route_match_t m;
@@ -365,8 +459,14 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     const tg_query_t *q = m.query;
-    if (!q->enabled) {
-        tg_respond_error(w, req, 503, "query-disabled", "this query is switched off");
+
+    /* The limits, before anything costs more: a flood of bad requests is throttled too. */
+    tg_bucket_state_t bucket;
+    tg_admission_t adm;
+    tg_admit_t admitted = tg_limits_admit(w->limits, tenant, q, tg_now_ns(), &bucket, &adm);
+    add_ratelimit_headers(w, req, tenant, &bucket);
+    if (admitted != TG_ADMIT_OK) {
+        respond_refused(w, req, q, admitted, &bucket);
         return 0;
     }
 
@@ -375,10 +475,12 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
         if (req->entity.len > cfg->max_body_bytes) {
             char *d = h2o_mem_alloc_pool(&req->pool, 96);
             snprintf(d, 96, "the body is larger than max_body_bytes (%zu)", cfg->max_body_bytes);
+            tg_limits_release(w->limits, &adm);
             tg_respond_error(w, req, 413, "body-too-large", d);
             return 0;
         }
         if (!is_json_content_type(req)) {
+            tg_limits_release(w->limits, &adm);
             tg_respond_error(w, req, 415, "unsupported-media-type", "the body must be application/json");
             return 0;
         }
@@ -386,7 +488,10 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
     }
 
     tg_params_t params;
-    switch (tg_params_decode(q, &m, qs, body, &req->pool, &params)) {
+    int decoded = tg_params_decode(q, &m, qs, body, &req->pool, &params);
+    if (decoded != TG_PARAMS_OK)
+        tg_limits_release(w->limits, &adm);
+    switch (decoded) {
     case TG_PARAMS_OK:
         break;
     case TG_PARAMS_BAD_JSON:
@@ -402,7 +507,9 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
     }
 
     tg_query_ctx_t *ctx = ctx_alloc(w);
-    ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done};
+    ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done,
+                            .priority = q->priority != TG_PRIORITY_INHERIT ? q->priority : tenant->priority};
+    ctx->adm = adm;
     ctx->req = req;
     ctx->worker = w;
     ctx->h1_link = (h2o_linklist_t){NULL, NULL};

@@ -42,6 +42,7 @@ struct st_tg_call_t {
     const tg_query_t *query;
     const char *const *values; /* query->n_params text values (NULL = SQL NULL) */
     tg_call_cb cb;
+    tg_priority_t priority;    /* TG_PRIORITY_HIGH or TG_PRIORITY_LOW (the query's, else the tenant's) */
     PGresult *result;          /* set before cb */
     /* private */
     tg_call_t *_next;          /* in a connection's pipeline FIFO, or the wait queue */

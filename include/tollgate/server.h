@@ -21,6 +21,7 @@ typedef struct st_tg_worker_t {
     pthread_t tid;
     tg_pool_t *pool;               /* this thread's backend connections */
     tg_backend_t *backends;        /* the gateway's backends (shared): [0] is the primary */
+    struct st_tg_limits_t *limits; /* tenants, buckets and in-flight caps (shared) */
     size_t n_backends;
     tg_buf_t scratch;              /* response bodies are built here, then copied into the request's pool */
     tg_buf_t keys;                 /* the escaped column names of the result being encoded */

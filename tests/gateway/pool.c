@@ -22,7 +22,8 @@ static tg_pool_t *make_pool(h2o_loop_t *loop, int n_conns, int depth, int max_wa
     pool->loop = loop;
     pool->pc = (tg_pool_config_t){.config = &config, .backends = &backend, .n_backends = 1, .conns_per_backend = n_conns,
                                   .pipeline_depth = depth, .max_waiters = max_waiters};
-    pool->wait_tail = &pool->wait_head;
+    pool->wait_tail[0] = &pool->wait_head[0];
+    pool->wait_tail[1] = &pool->wait_head[1];
     pool->seed = 1;
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)config.pool.acquire_timeout_ms);
     pool->est_ms = tg_calloc(config.n_queries, sizeof(double));
@@ -43,6 +44,8 @@ static tg_pool_t *make_pool(h2o_loop_t *loop, int n_conns, int depth, int max_wa
     bp->n_ready = n_conns;
     return pool;
 }
+
+static tg_call_t high_call = {.priority = TG_PRIORITY_HIGH};
 
 /* Puts `n` fake calls of query `q` on connection `c`, the first having started at `started`. */
 static tg_call_t *load_conn(tg_pgconn_t *c, const tg_query_t *q, int n, uint64_t started)
@@ -68,7 +71,7 @@ Test(pool_pick, idle_connection_wins)
     uint64_t now = 1000000;
     load_conn(&bp->conns[0], &queries[0], 1, now);
     load_conn(&bp->conns[2], &queries[0], 2, now);
-    cr_assert_eq(pick_conn(bp, now), &bp->conns[1]);
+    cr_assert_eq(pick_conn(bp, &high_call, now), &bp->conns[1]);
 }
 
 Test(pool_pick, joins_the_pipeline_expected_to_drain_first)
@@ -81,7 +84,7 @@ Test(pool_pick, joins_the_pipeline_expected_to_drain_first)
     load_conn(&bp->conns[0], &queries[0], 3, now);
     load_conn(&bp->conns[1], &queries[0], 1, now);
     load_conn(&bp->conns[2], &queries[0], 2, now);
-    cr_assert_eq(pick_conn(bp, now), &bp->conns[1]);
+    cr_assert_eq(pick_conn(bp, &high_call, now), &bp->conns[1]);
 }
 
 Test(pool_pick, never_behind_a_slow_call)
@@ -95,10 +98,10 @@ Test(pool_pick, never_behind_a_slow_call)
     pool->est_ms[0] = 0.2;
     load_conn(&bp->conns[0], &queries[1], 1, now);
     load_conn(&bp->conns[1], &queries[0], 1, now - 200);
-    cr_assert_null(pick_conn(bp, now), "a fast call must not queue behind slow ones");
+    cr_assert_null(pick_conn(bp, &high_call, now), "a fast call must not queue behind slow ones");
     /* Once conn 1's head is fresh again, it is fit. */
     bp->conns[1].head->_started_at = now;
-    cr_assert_eq(pick_conn(bp, now), &bp->conns[1]);
+    cr_assert_eq(pick_conn(bp, &high_call, now), &bp->conns[1]);
 }
 
 Test(pool_pick, respects_pipeline_depth_and_state)
@@ -110,9 +113,9 @@ Test(pool_pick, respects_pipeline_depth_and_state)
     pool->est_ms[0] = 0.1;
     load_conn(&bp->conns[0], &queries[0], 2, now);
     bp->conns[1].state = CONN_CONNECTING;
-    cr_assert_null(pick_conn(bp, now), "a full pipeline and a connecting connection take nothing");
+    cr_assert_null(pick_conn(bp, &high_call, now), "a full pipeline and a connecting connection take nothing");
     bp->conns[1].state = CONN_READY;
-    cr_assert_eq(pick_conn(bp, now), &bp->conns[1]);
+    cr_assert_eq(pick_conn(bp, &high_call, now), &bp->conns[1]);
 }
 
 /* Records how calls ended. */
@@ -162,9 +165,9 @@ Test(pool_wait, queue_is_fifo_bounded_and_abandonable)
     /* Abandon the middle one: the others keep their order. */
     cr_assert_eq(tg_pool_abandon(pool, &calls[1]), 1);
     cr_assert_eq(tg_pool_abandon(pool, &calls[1]), 0, "abandoning twice is harmless");
-    cr_assert_eq(pool->wait_head, &calls[0]);
+    cr_assert_eq(pool->wait_head[0], &calls[0]);
     cr_assert_eq(calls[0]._next, &calls[2]);
-    cr_assert_eq(pool->wait_tail, &calls[2]._next);
+    cr_assert_eq(pool->wait_tail[0], &calls[2]._next);
     cr_assert_eq(pool->n_waiting, 2);
     /* The backend goes down: every waiter ends at once, oldest first. */
     n_ended = 0;
@@ -175,8 +178,8 @@ Test(pool_wait, queue_is_fifo_bounded_and_abandonable)
     cr_assert_eq(n_ended, 2);
     cr_assert_eq(ended_call[0], &calls[0]);
     cr_assert_eq(ended_call[1], &calls[2]);
-    cr_assert_eq(pool->wait_head, NULL);
-    cr_assert_eq(pool->wait_tail, &pool->wait_head);
+    cr_assert_eq(pool->wait_head[0], NULL);
+    cr_assert_eq(pool->wait_tail[0], &pool->wait_head[0]);
 }
 
 Test(pool_wait, acquire_timeout_ends_the_wait)
@@ -302,4 +305,31 @@ Test(pool_route, unusable_replicas_leave_reads_to_the_primary)
     cr_assert_eq(pick_backend(pool, &r), &pool->bps[0]);
     atomic_store(&three[1].lag_ms, 0);
     cr_assert_eq(pick_backend(pool, &r), &pool->bps[1]);
+}
+
+Test(pool_priority, low_work_holds_at_most_its_share)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 4, 1, 10); /* no pipelining: one call per connection */
+    tg_backend_pool_t *bp = &pool->bps[0];
+    config.pool.low_priority_share = 0.5;
+    uint64_t now = 1000000;
+    tg_call_t low = {.query = &queries[0], .priority = TG_PRIORITY_LOW};
+    /* Two low calls take two of the four connections; a third low call finds no room... */
+    for (int i = 0; i != 2; ++i) {
+        tg_pgconn_t *c = pick_conn(bp, &low, now);
+        cr_assert_not_null(c, "low call %d", i);
+        tg_call_t *held = load_conn(c, &queries[0], 1, now);
+        held->priority = TG_PRIORITY_LOW;
+        count_low(c, held, 1);
+    }
+    cr_assert_eq(bp->low_conns, 2);
+    cr_assert_null(pick_conn(bp, &low, now), "low work may hold only half the connections");
+    /* ...while high-priority calls still find the other two. */
+    cr_assert_not_null(pick_conn(bp, &high_call, now));
+    config.pool.low_priority_share = 0.01;
+    cr_assert_eq(low_conn_limit(bp), 1, "a tiny share still lets low work run");
+    config.pool.low_priority_share = 0;
+    cr_assert_eq(low_conn_limit(bp), 0);
+    config.pool.low_priority_share = 0.5;
 }

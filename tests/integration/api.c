@@ -5,8 +5,10 @@
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "http.h"
 
 #define FOR_EACH_PROTO(p) for (proto_t p = PROTO_H1; p <= PROTO_H2; p = (proto_t)(p + 1))
@@ -502,11 +504,12 @@ Test(errors, a_commit_that_fails_is_not_a_success)
     {
         /* The INSERT succeeds; the deferred foreign key fails at commit (the pipeline's Sync). */
         char body[64];
-        snprintf(body, sizeof(body), "{\"id\": %d, \"ref\": 999999}", 1000 + p);
+        int id = (int)(getpid() % 100000) * 10 + p; /* fresh ids for every run */
+        snprintf(body, sizeof(body), "{\"id\": %d, \"ref\": -1}", id);
         resp_t *r = expect(p, 409, "POST", "/errors/deferred", body, "application/json");
         cr_assert_str_eq(jstr(r, "sqlstate"), "23503");
         resp_free(r);
-        snprintf(body, sizeof(body), "{\"id\": %d, \"ref\": %d}", 2000 + p, 2000 + p);
+        snprintf(body, sizeof(body), "{\"id\": %d, \"ref\": %d}", id + 5, id + 5);
         r = expect(p, 200, "POST", "/errors/deferred", body, "application/json");
         resp_free(r);
     }
@@ -641,4 +644,180 @@ Test(injection, payloads_come_back_as_data)
         r = expect(p, 200, "GET", "/orders?ids=1&ids=2", NULL, NULL);
         resp_free(r);
     }
+}
+
+/* ---- tenants and limits (tenants from tests/integration/config.json) ---- */
+
+Test(tenants, keys_in_either_header_and_401_forms)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = http(p, "GET", "/users/1", NULL, NULL, "Authorization:");
+        cr_assert_eq(r->status, 401, "[%s] no key: %ld", proto_name(p), r->status);
+        char *wa = resp_header(r, "www-authenticate");
+        cr_assert_not_null(wa);
+        cr_assert(strncmp(wa, "Bearer", 6) == 0, "%s", wa);
+        free(wa);
+        cr_assert_str_eq(jstr(r, "type"), "urn:tollgate:problem:missing-key");
+        resp_free(r);
+        r = http(p, "GET", "/users/1", NULL, NULL, "Authorization: Bearer not-a-key");
+        cr_assert_eq(r->status, 401);
+        wa = resp_header(r, "www-authenticate");
+        cr_assert(strstr(wa, "error=\"invalid_token\"") != NULL, "%s", wa);
+        free(wa);
+        resp_free(r);
+        r = http(p, "GET", "/users/1", NULL, NULL, "Authorization: Basic dGc6dGc=");
+        cr_assert_eq(r->status, 401, "a key must be a Bearer token");
+        resp_free(r);
+        r = http(p, "GET", "/users/1", NULL, NULL, "X-API-Key: tg-test-key");
+        cr_assert_eq(r->status, 200, "X-API-Key: %s", r->body);
+        resp_free(r);
+        r = http(p, "GET", "/users/1", NULL, NULL, "Authorization: bearer tg-test-key");
+        cr_assert_eq(r->status, 200, "the scheme is case-insensitive: %s", r->body);
+        resp_free(r);
+        /* Built-in endpoints need no key. */
+        r = http(p, "GET", "/healthz", NULL, NULL, "Authorization:");
+        cr_assert_eq(r->status, 200);
+        resp_free(r);
+    }
+}
+
+Test(tenants, ratelimit_headers_on_every_catalog_response)
+{
+    FOR_EACH_PROTO(p)
+    {
+        static const char *paths[] = {"/users/1", "/users/999999999", "/echo/bounds", "/limits/disabled"};
+        for (size_t i = 0; i != sizeof(paths) / sizeof(paths[0]); ++i) {
+            resp_t *r = http(p, "GET", paths[i], NULL, NULL, NULL);
+            char *policy = resp_header(r, "ratelimit-policy"), *state = resp_header(r, "ratelimit");
+            cr_assert_not_null(policy, "[%s] %s (%ld): no RateLimit-Policy", proto_name(p), paths[i], r->status);
+            cr_assert_str_eq(policy, "\"tenant\";q=100000;w=1");
+            unsigned long rem, t;
+            cr_assert_eq(sscanf(state, "\"tenant\";r=%lu;t=%lu", &rem, &t), 2, "RateLimit: %s", state);
+            cr_assert_leq(rem, 100000);
+            free(policy);
+            free(state);
+            resp_free(r);
+        }
+    }
+}
+
+Test(tenants, burst_then_429_with_retry_after)
+{
+    /* Tenant "burst": 3 tokens, 0.5 per second. */
+    int n429 = 0, n200 = 0;
+    for (int i = 0; i != 5; ++i) {
+        resp_t *r = http(PROTOS[i % 2], "GET", "/users/1", NULL, NULL, "X-API-Key: tg-burst-key");
+        char *state = resp_header(r, "ratelimit");
+        cr_assert_not_null(state);
+        if (r->status == 200) {
+            ++n200;
+        } else {
+            cr_assert_eq(r->status, 429, "%ld %s", r->status, r->body);
+            ++n429;
+            char *ra = resp_header(r, "retry-after");
+            cr_assert_not_null(ra, "429 without Retry-After");
+            cr_assert(atoi(ra) >= 1 && atoi(ra) <= 2, "one token at 0.5/s comes within 2 s: Retry-After %s", ra);
+            free(ra);
+            cr_assert(strncmp(state, "\"tenant\";r=0;", 13) == 0, "RateLimit: %s", state);
+            cr_assert_str_eq(jstr(r, "type"), "urn:tollgate:problem:rate-limited");
+        }
+        free(state);
+        resp_free(r);
+    }
+    cr_assert_eq(n200, 3);
+    cr_assert_eq(n429, 2);
+    /* Another tenant is untouched by this one's 429s. */
+    for (int i = 0; i != 10; ++i) {
+        resp_t *r = http(PROTOS[i % 2], "GET", "/users/1", NULL, NULL, NULL);
+        cr_assert_eq(r->status, 200);
+        resp_free(r);
+    }
+}
+
+Test(tenants, cost_takes_several_tokens)
+{
+    /* Tenant "cost": 10 tokens, 1 per second; /limits/costly costs 5. */
+    resp_t *r = http(PROTO_H2, "GET", "/limits/costly", NULL, NULL, "X-API-Key: tg-cost-key");
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    char *state = resp_header(r, "ratelimit");
+    cr_assert(strncmp(state, "\"tenant\";r=5;", 13) == 0, "%s", state);
+    free(state);
+    resp_free(r);
+    r = http(PROTO_H1, "GET", "/limits/costly", NULL, NULL, "X-API-Key: tg-cost-key");
+    cr_assert_eq(r->status, 200);
+    resp_free(r);
+    r = http(PROTO_H2, "GET", "/limits/costly", NULL, NULL, "X-API-Key: tg-cost-key");
+    cr_assert_eq(r->status, 429);
+    char *ra = resp_header(r, "retry-after");
+    cr_assert(atoi(ra) >= 4 && atoi(ra) <= 5, "5 tokens at 1/s: Retry-After %s", ra);
+    free(ra);
+    resp_free(r);
+    /* Nothing is left for a cost-1 call either. */
+    r = http(PROTO_H1, "GET", "/users/1", NULL, NULL, "X-API-Key: tg-cost-key");
+    cr_assert_eq(r->status, 429);
+    resp_free(r);
+}
+
+/* Concurrent slow calls for the in-flight caps. */
+struct slow_arg {
+    proto_t p;
+    const char *path, *header;
+    resp_t *r;
+};
+
+static void *slow_call(void *arg)
+{
+    struct slow_arg *a = arg;
+    a->r = http(a->p, "GET", a->path, NULL, NULL, a->header);
+    return NULL;
+}
+
+/* Runs `n` calls at once; returns how many answered `status`, checking the others are 200. */
+static int concurrent(int n, const char *path, const char *header, long status, const char *type)
+{
+    pthread_t t[8];
+    struct slow_arg a[8];
+    for (int i = 0; i != n; ++i) {
+        a[i] = (struct slow_arg){.p = PROTOS[i % 2], .path = path, .header = header};
+        pthread_create(&t[i], NULL, slow_call, &a[i]);
+    }
+    int hits = 0;
+    for (int i = 0; i != n; ++i) {
+        pthread_join(t[i], NULL);
+        if (a[i].r->status == status) {
+            ++hits;
+            cr_assert_str_eq(jstr(a[i].r, "type"), type);
+            char *ra = resp_header(a[i].r, "retry-after");
+            cr_assert_not_null(ra, "%ld without Retry-After", status);
+            free(ra);
+        } else {
+            cr_assert_eq(a[i].r->status, 200, "%s: %ld %s", path, a[i].r->status, a[i].r->body);
+        }
+        resp_free(a[i].r);
+    }
+    return hits;
+}
+
+Test(tenants, in_flight_cap_answers_429)
+{
+    /* Tenant "capped": at most 2 calls in flight. */
+    int refused = concurrent(4, "/limits/sleep?seconds=1", "X-API-Key: tg-capped-key", 429, "urn:tollgate:problem:too-many-in-flight");
+    cr_assert_eq(refused, 2, "2 of 4 concurrent calls are over the cap");
+    /* Slots come back: calls one after another pass. */
+    for (int i = 0; i != 4; ++i) {
+        resp_t *r = http(PROTOS[i % 2], "GET", "/limits/sleep?seconds=0", NULL, NULL, "X-API-Key: tg-capped-key");
+        cr_assert_eq(r->status, 200);
+        resp_free(r);
+    }
+}
+
+Test(tenants, query_in_flight_cap_answers_503)
+{
+    /* /limits/capped takes one call at a time over all tenants. */
+    int refused = concurrent(3, "/limits/capped?seconds=1", NULL, 503, "urn:tollgate:problem:query-busy");
+    cr_assert_eq(refused, 2);
+    resp_t *r = http(PROTO_H2, "GET", "/limits/capped?seconds=0", NULL, NULL, NULL);
+    cr_assert_eq(r->status, 200, "the slot came back");
+    resp_free(r);
 }

@@ -266,3 +266,98 @@ Test(cancel, a_client_that_leaves_cancels_its_query, .timeout = 60)
     }
     stop_gateway(pid, 5);
 }
+
+/* ---- limits that need a gateway of their own ---- */
+
+Test(limits, anonymous_callers_get_their_own_bucket, .timeout = 30)
+{
+    gw_opts_t o = {.anonymous_rate = 1, .anonymous_burst = 2};
+    pid_t pid = start_gateway(&o);
+    int ok = 0, limited = 0;
+    for (int i = 0; i != 4; ++i) {
+        resp_t *r = http(PROTOS[i % 2], "GET", "/limits/ping", NULL, NULL, NULL);
+        char *policy = resp_header(r, "ratelimit-policy");
+        cr_assert_not_null(policy);
+        cr_assert_str_eq(policy, "\"tenant\";q=2;w=2");
+        free(policy);
+        if (r->status == 200)
+            ++ok;
+        else if (r->status == 429)
+            ++limited;
+        resp_free(r);
+    }
+    cr_assert_eq(ok, 2, "a keyless caller is served as \"anonymous\", burst 2");
+    cr_assert_eq(limited, 2);
+    stop_gateway(pid, 5);
+}
+
+static void *sleep_read(void *arg)
+{
+    return http(PROTO_H2, "GET", "/limits/sleep?seconds=1", NULL, NULL, NULL);
+}
+
+Test(limits, gateway_in_flight_cap_answers_503, .timeout = 30)
+{
+    gw_opts_t o = {.max_in_flight = 2};
+    pid_t pid = start_gateway(&o);
+    pthread_t t[4];
+    for (int i = 0; i != 4; ++i)
+        pthread_create(&t[i], NULL, sleep_read, NULL);
+    int ok = 0, busy = 0;
+    for (int i = 0; i != 4; ++i) {
+        resp_t *r;
+        pthread_join(t[i], (void **)&r);
+        if (r->status == 200) {
+            ++ok;
+        } else {
+            cr_assert_eq(r->status, 503, "%ld %s", r->status, r->body);
+            cr_assert_str_eq(json_string_value(json_object_get(r->json, "type")), "urn:tollgate:problem:overloaded");
+            char *ra = resp_header(r, "retry-after");
+            cr_assert_not_null(ra);
+            free(ra);
+            ++busy;
+        }
+        resp_free(r);
+    }
+    cr_assert_eq(ok, 2);
+    cr_assert_eq(busy, 2);
+    stop_gateway(pid, 5);
+}
+
+/* A low-priority flood of slow calls; high-priority calls must keep finding a connection. */
+static void *low_flood(void *arg)
+{
+    return http(PROTO_H2, "GET", "/limits/low?seconds=1.5", NULL, NULL, NULL);
+}
+
+Test(limits, low_priority_never_takes_every_connection, .timeout = 60)
+{
+    /* 4 connections to the primary (2 per thread); low work may hold half of them. */
+    gw_opts_t o = {.pool_size = 4, .low_priority_share = 0.5, .acquire_timeout_ms = 3000};
+    pid_t pid = start_gateway(&o);
+    /* Teach the pool that the low query is slow, so it does not pipeline behind it. */
+    resp_t *warm = http(PROTO_H2, "GET", "/limits/low?seconds=0.3", NULL, NULL, NULL);
+    cr_assert_eq(warm->status, 200, "%s", warm->body);
+    resp_free(warm);
+    enum { N = 8 };
+    pthread_t t[N];
+    for (int i = 0; i != N; ++i)
+        pthread_create(&t[i], NULL, low_flood, NULL);
+    usleep(300000);
+    /* While the flood runs, high-priority writes are served at once. */
+    for (int i = 0; i != 10; ++i) {
+        double t0 = now_s();
+        resp_t *r = http(PROTOS[i % 2], "POST", "/limits/sleep", "{\"seconds\": 0}", "application/json", NULL);
+        double took = now_s() - t0;
+        cr_assert_eq(r->status, 200, "%ld %s", r->status, r->body);
+        cr_assert_lt(took, 0.5, "a high-priority call waited %.2f s behind low-priority work", took);
+        resp_free(r);
+    }
+    for (int i = 0; i != N; ++i) {
+        resp_t *r;
+        pthread_join(t[i], (void **)&r);
+        cr_assert(r->status == 200 || r->status == 503, "%ld %s", r->status, r->body);
+        resp_free(r);
+    }
+    stop_gateway(pid, 5);
+}

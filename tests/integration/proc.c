@@ -54,11 +54,15 @@ const char *write_config(gw_opts_t *o)
     json_t *replicas = json_array();
     if (o->with_replica)
         json_array_append_new(replicas, json_string(env("TG_REPLICA_DSN")));
-    json_t *cfg = json_pack("{s:o,s:i,s:s,s:o,s:{s:i,s:i},s:i,s:i,s:i,s:[s]}", "listen", listen, "threads", 2, "primary",
-                            o->primary != NULL ? o->primary : env("TG_PRIMARY_DSN"), "replicas", replicas, "pool", "size",
-                            OR(o->pool_size, 4), "acquire_timeout_ms", OR(o->acquire_timeout_ms, 500), "shutdown_grace_ms",
-                            OR(o->grace_ms, 1000), "health_interval_ms", OR(o->health_interval_ms, 200),
-                            "replica_max_lag_ms", OR(o->max_lag_ms, 1000), "catalog",
+    /* Keyless callers are served as "anonymous", with limits high enough not to matter unless a test sets them. */
+    json_t *cfg = json_pack("{s:o,s:i,s:s,s:o,s:{s:i,s:i,s:f},s:i,s:i,s:i,s:i,s:{s:f,s:f},s:[s]}", "listen", listen, "threads", 2,
+                            "primary", o->primary != NULL ? o->primary : env("TG_PRIMARY_DSN"), "replicas", replicas, "pool",
+                            "size", OR(o->pool_size, 4), "acquire_timeout_ms", OR(o->acquire_timeout_ms, 500),
+                            "low_priority_share", o->low_priority_share != 0 ? o->low_priority_share : 0.5, "shutdown_grace_ms",
+                            OR(o->grace_ms, 1000), "health_interval_ms", OR(o->health_interval_ms, 200), "replica_max_lag_ms",
+                            OR(o->max_lag_ms, 1000), "max_in_flight", o->max_in_flight, "anonymous", "rate",
+                            o->anonymous_rate != 0 ? o->anonymous_rate : 1e6, "burst",
+                            o->anonymous_burst != 0 ? o->anonymous_burst : 1e6, "catalog",
                             o->catalog != NULL ? o->catalog : env("TG_CATALOG_DIR"));
     cr_assert_not_null(cfg);
     FILE *f = fopen(path, "w");

@@ -23,6 +23,10 @@ typedef struct {
     int health_interval_ms; /* 0: 200 */
     int max_lag_ms;         /* 0: 1000 */
     const char *catalog;    /* NULL: $TG_CATALOG_DIR */
+    int max_in_flight;      /* the gateway-wide cap; 0: none */
+    double low_priority_share; /* 0: 0.5 */
+    double anonymous_rate;  /* keyless callers are "anonymous": 0 means 1e6 */
+    double anonymous_burst; /* 0: 1e6 */
 } gw_opts_t;
 
 /** $name, or the test fails */
