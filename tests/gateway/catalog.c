@@ -1,73 +1,7 @@
 /* Tests of gateway/catalog.c: types and methods, catalog entries, their errors, placeholders, files and folders. */
-#define _GNU_SOURCE
-#include <ftw.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <criterion/criterion.h>
-#include "tollgate/config.h"
-
-/* --- helpers: each test gets a scratch folder for its config and catalog files --- */
-
-static char dir[512];
-
-static void make_dir(void)
-{
-    const char *base = getenv("TEST_TMPDIR");
-    snprintf(dir, sizeof(dir), "%s/tgcatXXXXXX", base != NULL ? base : "/tmp");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(path);
-}
-
-static void remove_dir(void)
-{
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+#include "config_fixture.h"
 
 TestSuite(catalog, .init = make_dir, .fini = remove_dir);
-
-/* JSON written with ' for " (and ` for ') so that it reads in C */
-static char *j(const char *s)
-{
-    char *d = strdup(s);
-    for (char *p = d; *p != '\0'; ++p)
-        *p = *p == '\'' ? '"' : *p == '`' ? '\'' : *p;
-    return d;
-}
-
-static void write_file(const char *name, const char *text)
-{
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    for (char *s = strchr(path + strlen(dir) + 1, '/'); s != NULL; s = strchr(s + 1, '/')) {
-        *s = '\0';
-        mkdir(path, 0755);
-        *s = '/';
-    }
-    char *t = j(text);
-    FILE *fp = fopen(path, "w");
-    cr_assert_not_null(fp, "cannot write %s", path);
-    fputs(t, fp);
-    fclose(fp);
-    free(t);
-}
-
-static tg_config_t *parse_config(const char *text, tg_errors_t *errs)
-{
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/tollgate.json", dir);
-    char *t = j(text);
-    tg_config_t *cfg = tg_config_parse(t, strlen(t), path, errs);
-    free(t);
-    return cfg;
-}
 
 #define CONFIG_WITH(catalog) "{'listen': [{'host': '127.0.0.1', 'port': 8080}], 'primary': 'dbname=app', 'catalog': [" catalog "]}"
 
@@ -76,22 +10,6 @@ static tg_config_t *load(const char *catalog, tg_errors_t *errs)
 {
     write_file("catalog.json", catalog);
     return parse_config(CONFIG_WITH("'catalog.json'"), errs);
-}
-
-static void dump(const tg_errors_t *errs)
-{
-    for (size_t i = 0; i < errs->n; ++i)
-        fprintf(stderr, "  error: %s\n", errs->msgs[i]);
-}
-
-static const char *find_error(const tg_errors_t *errs, const char *a, const char *b, const char *c)
-{
-    for (size_t i = 0; i < errs->n; ++i) {
-        const char *m = errs->msgs[i];
-        if (strstr(m, a) != NULL && (b == NULL || strstr(m, b) != NULL) && (c == NULL || strstr(m, c) != NULL))
-            return m;
-    }
-    return NULL;
 }
 
 static void expect_error(const char *catalog, const char *a, const char *b, const char *c)
