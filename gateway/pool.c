@@ -523,19 +523,28 @@ static void count_low(tg_pgconn_t *c, const tg_call_t *call, int delta)
 }
 
 /*
- * Which connection takes the next call. Pipelining pays only while the calls ahead
- * are quick: a point read queued behind a slow report waits as long as the report.
- * So an idle connection always wins; otherwise a call joins the pipeline expected to
- * drain first, and only if that is expected within TG_PIPELINE_MAX_WAIT_MS and the
- * call running at its head is not already overdue. Expectations come from each
- * query's recent execution times (an exponentially weighted average per thread).
- * With no connection fit, the call waits in the queue for the next free one.
+ * Which connection takes the next call. Two forces pull apart:
+ *
+ * - Pipelining is what makes a few connections serve many callers: PostgreSQL
+ *   answers a deep pipeline on one backend far faster than the same calls spread one
+ *   by one over many backends (more processes woken, more context switches). So a
+ *   call joins the first busy connection that has room, filling connections in order.
+ * - But a call queued behind a slow one waits as long as it: a point read behind a
+ *   report. So it joins a pipeline only if the calls ahead (by each query's recent
+ *   execution time, an exponentially weighted average per thread) are expected to
+ *   drain within TG_PIPELINE_MAX_WAIT_MS, counting its own, and the call running at
+ *   the head is not already overdue. Otherwise an idle connection takes it; with
+ *   none, it waits in the queue for the next free one.
+ *
+ * A query never measured yet is expected to take the whole budget, so it neither
+ * queues behind others nor lets others queue behind it until its first result.
  */
 static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint64_t now)
 {
     tg_pool_t *pool = bp->pool;
-    tg_pgconn_t *best = NULL;
+    tg_pgconn_t *idle = NULL;
     unsigned depth = (unsigned)pool->pc.pipeline_depth;
+    double own = call->query != NULL ? pool->est_ms[call->query->index] : 0;
     /* Low-priority work holds at most its share of the connections, so high-priority work always finds one. */
     int low = call->priority == TG_PRIORITY_LOW, low_full = low && bp->low_conns >= low_conn_limit(bp);
     for (int i = 0; i != bp->n_conns; ++i) {
@@ -550,17 +559,19 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
                 continue;
             clear_cancel(c);
         }
-        if (c->n_inflight == 0)
-            return c;
-        if (c->pending_ms >= TG_PIPELINE_MAX_WAIT_MS)
+        if (c->n_inflight == 0) {
+            if (idle == NULL)
+                idle = c;
+            continue;
+        }
+        if (c->pending_ms + own >= TG_PIPELINE_MAX_WAIT_MS)
             continue;
         double head_est = pool->est_ms[c->head->query->index];
         if ((double)(now - c->head->_started_at) > 2 * head_est + TG_PIPELINE_MAX_WAIT_MS)
             continue;
-        if (best == NULL || c->pending_ms < best->pending_ms)
-            best = c;
+        return c;
     }
-    return best;
+    return idle;
 }
 
 /*

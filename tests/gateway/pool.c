@@ -63,28 +63,42 @@ static tg_call_t *load_conn(tg_pgconn_t *c, const tg_query_t *q, int n, uint64_t
     return calls;
 }
 
-Test(pool_pick, idle_connection_wins)
+Test(pool_pick, an_unmeasured_query_takes_an_idle_connection)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 3, 8, 10);
     tg_backend_pool_t *bp = &pool->bps[0];
     uint64_t now = 1000000;
+    pool->est_ms[0] = 0.1;
     load_conn(&bp->conns[0], &queries[0], 1, now);
     load_conn(&bp->conns[2], &queries[0], 2, now);
-    cr_assert_eq(pick_conn(bp, &high_call, now), &bp->conns[1]);
+    tg_call_t fresh = {.query = &queries[2]}; /* never measured: expected to take the whole budget */
+    cr_assert_eq(pick_conn(bp, &fresh, now), &bp->conns[1]);
 }
 
-Test(pool_pick, joins_the_pipeline_expected_to_drain_first)
+Test(pool_pick, quick_calls_fill_busy_connections_first)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 3, 8, 10);
     tg_backend_pool_t *bp = &pool->bps[0];
     uint64_t now = 1000000;
     pool->est_ms[0] = 0.5;
-    load_conn(&bp->conns[0], &queries[0], 3, now);
-    load_conn(&bp->conns[1], &queries[0], 1, now);
-    load_conn(&bp->conns[2], &queries[0], 2, now);
-    cr_assert_eq(pick_conn(bp, &high_call, now), &bp->conns[1]);
+    tg_call_t quick = {.query = &queries[0]};
+    /* All idle: the first. */
+    cr_assert_eq(pick_conn(bp, &quick, now), &bp->conns[0]);
+    /* One busy with quick calls: pile onto it rather than wake another backend... */
+    load_conn(&bp->conns[1], &queries[0], 3, now);
+    cr_assert_eq(pick_conn(bp, &quick, now), &bp->conns[1]);
+    /* ...until its pipeline is full (depth 8). */
+    load_conn(&bp->conns[1], &queries[0], 5, now);
+    cr_assert_eq(pick_conn(bp, &quick, now), &bp->conns[0]);
+    /* Or until the calls ahead would take longer than the budget. */
+    tg_pool_t *pool2 = make_pool(loop, 2, 64, 10);
+    pool2->est_ms[0] = 1.0;
+    load_conn(&pool2->bps[0].conns[0], &queries[0], 8, now);
+    cr_assert_eq(pick_conn(&pool2->bps[0], &quick, now), &pool2->bps[0].conns[0], "8 ms ahead + 1 ms own fit in 10 ms");
+    load_conn(&pool2->bps[0].conns[0], &queries[0], 1, now);
+    cr_assert_eq(pick_conn(&pool2->bps[0], &quick, now), &pool2->bps[0].conns[1], "9 ms ahead + 1 ms own do not");
 }
 
 Test(pool_pick, never_behind_a_slow_call)
