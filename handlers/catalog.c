@@ -423,6 +423,41 @@ static void respond_refused(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q,
     tg_respond_problem(w, req, &p, retry);
 }
 
+/* Checks the body and decodes every parameter; on a problem, answers it (413, 415, 400) and returns -1. */
+static int decode_request(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t qs,
+                          tg_params_t *params)
+{
+    const tg_config_t *cfg = w->config;
+    h2o_iovec_t body = {NULL, 0};
+    if (q->method != TG_METHOD_GET && q->method != TG_METHOD_DELETE && req->entity.base != NULL && req->entity.len != 0) {
+        if (req->entity.len > cfg->max_body_bytes) {
+            char *d = h2o_mem_alloc_pool(&req->pool, 96);
+            snprintf(d, 96, "the body is larger than max_body_bytes (%zu)", cfg->max_body_bytes);
+            tg_respond_error(w, req, 413, "body-too-large", d);
+            return -1;
+        }
+        if (!is_json_content_type(req)) {
+            tg_respond_error(w, req, 415, "unsupported-media-type", "the body must be application/json");
+            return -1;
+        }
+        body = req->entity;
+    }
+    switch (tg_params_decode(q, m, qs, body, &req->pool, params)) {
+    case TG_PARAMS_OK:
+        return 0;
+    case TG_PARAMS_BAD_JSON:
+        tg_respond_error(w, req, 400, "malformed-json", params->detail);
+        return -1;
+    default: {
+        tg_problem_t p = {.status = 400, .type = "invalid-parameters", .title = "Invalid parameters",
+                          .detail = "one or more parameters are missing or invalid", .errors = params->errors,
+                          .n_errors = params->n_errors};
+        tg_respond_problem(w, req, &p, 0);
+        return -1;
+    }
+    }
+}
+
 int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
 {
     tg_worker_t *w = tg_worker_of(req);
@@ -470,40 +505,10 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
 
-    h2o_iovec_t body = {NULL, 0};
-    if (q->method != TG_METHOD_GET && q->method != TG_METHOD_DELETE && req->entity.base != NULL && req->entity.len != 0) {
-        if (req->entity.len > cfg->max_body_bytes) {
-            char *d = h2o_mem_alloc_pool(&req->pool, 96);
-            snprintf(d, 96, "the body is larger than max_body_bytes (%zu)", cfg->max_body_bytes);
-            tg_limits_release(w->limits, &adm);
-            tg_respond_error(w, req, 413, "body-too-large", d);
-            return 0;
-        }
-        if (!is_json_content_type(req)) {
-            tg_limits_release(w->limits, &adm);
-            tg_respond_error(w, req, 415, "unsupported-media-type", "the body must be application/json");
-            return 0;
-        }
-        body = req->entity;
-    }
-
     tg_params_t params;
-    int decoded = tg_params_decode(q, &m, qs, body, &req->pool, &params);
-    if (decoded != TG_PARAMS_OK)
+    if (decode_request(w, req, q, &m, qs, &params) != 0) {
         tg_limits_release(w->limits, &adm);
-    switch (decoded) {
-    case TG_PARAMS_OK:
-        break;
-    case TG_PARAMS_BAD_JSON:
-        tg_respond_error(w, req, 400, "malformed-json", params.detail);
         return 0;
-    default: {
-        tg_problem_t p = {.status = 400, .type = "invalid-parameters", .title = "Invalid parameters",
-                          .detail = "one or more parameters are missing or invalid", .errors = params.errors,
-                          .n_errors = params.n_errors};
-        tg_respond_problem(w, req, &p, 0);
-        return 0;
-    }
     }
 
     tg_query_ctx_t *ctx = ctx_alloc(w);
