@@ -107,7 +107,7 @@ for cmd in "${DEMOS[@]}"; do
 done
 cat <<EOF
 
-More: $URL/openapi.json   $URL/readyz   $ADMIN/metrics   $ADMIN/admin/status
+More: $URL/readyz   $URL/healthz
 EOF
 
 if ((WAIT)); then
