@@ -75,7 +75,6 @@ tg_wait_http "http://127.0.0.1:$TG_HTTP_PORT/readyz" 15 200 ||
     tg_warn "GET /readyz is not 200 yet (backends still connecting?)"
 
 URL=http://127.0.0.1:$TG_HTTP_PORT
-ADMIN=http://127.0.0.1:$TG_ADMIN_PORT
 EMAIL="demo-$(date +%s)-$RANDOM@example.com"
 JSON="-H 'Content-Type: application/json'"
 DEMOS=(
@@ -92,7 +91,7 @@ DEMOS=(
 
 cat <<EOF
 
-tollgate is serving on $URL (HTTP/1.1 and h2c), admin on $ADMIN
+tollgate is serving on $URL (HTTP/1.1 and h2c)
     config:  $CONFIG  (catalog: $TG_ROOT/config/catalog/)
     log:     $RUN_DIR/gateway.log
     primary: $TG_PRIMARY_DSN
