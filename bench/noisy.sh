@@ -127,16 +127,9 @@ cleanup() {
         tg_stop_gateway >/dev/null 2>&1 || true
     fi
     pg_stop >/dev/null 2>&1 || true
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-        tg_log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
+    tg_finish_work "$WORK" "${BENCH_KEEP:-0}" "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+tg_trap_cleanup cleanup
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 fmt() { awk -v f="$1" -v x="$2" 'BEGIN { printf f, x }'; }

@@ -148,16 +148,9 @@ cleanup() {
     for name in "${!GW_PID[@]}"; do stop_gw "$name" >/dev/null 2>&1 || true; done
     pgb_stop >/dev/null 2>&1 || true
     pg_stop >/dev/null 2>&1 || true
-    if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-        tg_log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
+    tg_finish_work "$WORK" "${BENCH_KEEP:-0}" "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+tg_trap_cleanup cleanup
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
 

@@ -20,6 +20,25 @@ TG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 tg_log()  { printf '[tollgate] %s\n' "$*" >&2; }
 tg_warn() { printf '[tollgate] warning: %s\n' "$*" >&2; }
+
+# The end of a script's cleanup: removes the work folder DIR unless KEEP is 1 (then
+# says where it is), and exits with RC. Usage: tg_finish_work DIR KEEP RC
+tg_finish_work() {
+    if [[ $2 == 1 ]]; then
+        tg_log "kept $1"
+    else
+        rm -rf "$1"
+    fi
+    exit "$3"
+}
+
+# Runs FUNCTION on exit, Ctrl-C or TERM (exiting 130 or 143 through it).
+# shellcheck disable=SC2064 # the function name is meant to be expanded now
+tg_trap_cleanup() {
+    trap "$1" EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
 tg_die()  { printf '[tollgate] error: %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------------------------

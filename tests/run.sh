@@ -69,16 +69,9 @@ cleanup() {
     trap - EXIT INT TERM
     tg_stop_gateway >/dev/null 2>&1 || true
     pg_stop || true
-    if [[ ${TG_KEEP:-0} == 1 ]]; then
-        tg_log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-    exit "$rc"
+    tg_finish_work "$WORK" "${TG_KEEP:-0}" "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+tg_trap_cleanup cleanup
 
 # Sums the Criterion synthesis lines of a log: prints "PASSING FAILING", or nothing
 # when the log has none.
