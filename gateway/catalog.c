@@ -1039,7 +1039,7 @@ static int parse_entry(entry_ctx_t *e, json_t *o, size_t idx, const tg_config_t 
     }
 
     entry_int(e, ".timeout_ms", o, "timeout_ms", 1, INT_MAX, &q->timeout_ms);
-    entry_int(e, ".cost", o, "cost", 1, INT_MAX, &q->cost);
+    entry_int(e, ".cost", o, "cost", 1, 1000000, &q->cost);
     entry_int(e, ".max_in_flight", o, "max_in_flight", 0, INT_MAX, &q->max_in_flight);
     if ((x = entry_choice(e, ".priority", o, "priority", priority_names, TG_PRIORITY_INHERIT, 1)) >= 0)
         q->priority = (tg_priority_t)x;

@@ -259,8 +259,8 @@ static void parse_tenant(ctx_t *c, json_t *v, size_t idx, tg_tenant_t *t)
             ++t->n_keys;
         }
     }
-    get_number(c, v, prefix, "rate", 0, 1e308, 1, 1, &t->rate);
-    get_number(c, v, prefix, "burst", 1, 1e308, 0, 1, &t->burst);
+    get_number(c, v, prefix, "rate", 1e-6, 1e9, 0, 1, &t->rate);
+    get_number(c, v, prefix, "burst", 1, 1e9, 0, 1, &t->burst);
     x = 0;
     if (get_int(c, v, prefix, "max_in_flight", 0, INT_MAX, 0, &x) == 0)
         t->max_in_flight = (int)x;
@@ -428,8 +428,8 @@ static void parse_fields(ctx_t *c, json_t *root)
         static const char *const anon_fields[] = {"rate", "burst", NULL};
         check_unknown(c, "anonymous", v, anon_fields);
         cfg->has_anonymous = 1;
-        get_number(c, v, "anonymous", "rate", 0, 1e308, 1, 1, &cfg->anonymous_rate);
-        get_number(c, v, "anonymous", "burst", 1, 1e308, 0, 1, &cfg->anonymous_burst);
+        get_number(c, v, "anonymous", "rate", 1e-6, 1e9, 0, 1, &cfg->anonymous_rate);
+        get_number(c, v, "anonymous", "burst", 1, 1e9, 0, 1, &cfg->anonymous_burst);
     }
 
     /* catalog */

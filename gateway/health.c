@@ -3,7 +3,9 @@
  * replica lag through the backend's atomics. See tollgate/health.h for how lag is
  * measured and why.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <libpq-fe.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -91,13 +93,51 @@ static void set_up(tg_checker_t *k, int up, const char *why)
     }
 }
 
-/* One query, one row, one or two text columns. Returns the result or NULL (the connection is then closed). */
-static PGresult *ask(tg_checker_t *k, const char *sql)
+/*
+ * One query, one row, one or two text columns, answered within `timeout_ms`: a
+ * server that stops answering (hung, or a network that drops packets) must not hold
+ * this thread, or shutdown, for longer. Returns the result or NULL (the connection is
+ * then closed and the backend marked down).
+ */
+static PGresult *ask(tg_checker_t *k, const char *sql, int timeout_ms)
 {
-    PGresult *res = PQexec(k->conn, sql);
+    const char *why = NULL;
+    PGresult *res = NULL, *r;
+    uint64_t deadline = tg_now_ms() + (uint64_t)timeout_ms;
+    if (!PQsendQuery(k->conn, sql)) {
+        why = PQerrorMessage(k->conn);
+        goto Fail;
+    }
+    for (;;) {
+        while (!PQisBusy(k->conn)) {
+            if ((r = PQgetResult(k->conn)) == NULL)
+                goto Done;
+            if (res == NULL)
+                res = r;
+            else
+                PQclear(r);
+        }
+        uint64_t now = tg_now_ms();
+        if (now >= deadline) {
+            why = "no answer within the health check's timeout";
+            goto Fail;
+        }
+        struct pollfd p = {.fd = PQsocket(k->conn), .events = POLLIN};
+        if (poll(&p, 1, (int)(deadline - now)) < 0 && errno != EINTR) {
+            why = strerror(errno);
+            goto Fail;
+        }
+        if (!PQconsumeInput(k->conn)) {
+            why = PQerrorMessage(k->conn);
+            goto Fail;
+        }
+    }
+Done:
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         return res;
-    set_up(k, 0, PQresultStatus(res) == PGRES_FATAL_ERROR ? PQresultErrorMessage(res) : PQerrorMessage(k->conn));
+    why = PQresultStatus(res) == PGRES_FATAL_ERROR ? PQresultErrorMessage(res) : "unexpected answer";
+Fail:
+    set_up(k, 0, why);
     PQclear(res);
     PQfinish(k->conn);
     k->conn = NULL;
@@ -117,15 +157,16 @@ static void check_once(tg_checker_t *k)
         const char *kw[] = {"dbname", "connect_timeout", "options", "fallback_application_name", NULL};
         const char *val[] = {b->conninfo, ct, opt, "tollgate-health", NULL};
         k->conn = PQconnectdbParams(kw, val, 1);
-        if (PQstatus(k->conn) != CONNECTION_OK) {
+        if (PQstatus(k->conn) != CONNECTION_OK || PQsetnonblocking(k->conn, 1) != 0) {
             set_up(k, 0, PQerrorMessage(k->conn));
             PQfinish(k->conn);
             k->conn = NULL;
             return;
         }
     }
+    int timeout_ms = (h->config->health_interval_ms / 1000 + 1) * 1000;
     if (b->is_primary) {
-        PGresult *res = ask(k, "SELECT pg_current_wal_lsn()::text");
+        PGresult *res = ask(k, "SELECT pg_current_wal_lsn()::text", timeout_ms);
         if (res == NULL)
             return;
         uint64_t lsn;
@@ -139,7 +180,7 @@ static void check_once(tg_checker_t *k)
         set_up(k, 1, NULL);
         return;
     }
-    PGresult *res = ask(k, "SELECT pg_is_in_recovery()::text, pg_last_wal_replay_lsn()::text");
+    PGresult *res = ask(k, "SELECT pg_is_in_recovery()::text, pg_last_wal_replay_lsn()::text", timeout_ms);
     if (res == NULL)
         return;
     uint64_t replay;
@@ -169,7 +210,7 @@ static void *checker_main(void *arg)
         check_once(k);
         pthread_mutex_lock(&h->stop_mutex);
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)h->config->health_interval_ms * 1000000;
         until.tv_sec += (time_t)(ns / 1000000000);
         until.tv_nsec = (long)(ns % 1000000000);
@@ -189,7 +230,12 @@ tg_health_t *tg_health_start(tg_backend_t *backends, size_t n, const tg_config_t
     h->n = n;
     pthread_mutex_init(&h->shared.mutex, NULL);
     pthread_mutex_init(&h->stop_mutex, NULL);
-    pthread_cond_init(&h->stop_cond, NULL);
+    /* Waits measure intervals: a wall-clock step must not stall the checks. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->stop_cond, &ca);
+    pthread_condattr_destroy(&ca);
     h->checkers = tg_calloc(n, sizeof(*h->checkers));
     /* The primary's first sample should exist before the replicas' first checks. */
     for (size_t i = 0; i != n; ++i) {

@@ -21,16 +21,18 @@ void tg_bucket_init(tg_bucket_t *b, double rate, double burst, uint64_t now_ns)
 {
     b->rate = rate;
     b->burst = burst;
+    /* The config bounds rate (1e-6..1e9/s) and burst (1..1e9), so these fit in 64 bits. */
     double interval = 1e9 / rate;
     b->interval_ns = interval < 1 ? 1 : (uint64_t)llround(interval);
-    b->capacity_ns = (uint64_t)llround(burst * interval);
+    /* In the same rounded unit, so that a full bucket holds exactly `burst` tokens. */
+    b->capacity_ns = (uint64_t)llround(burst * (double)b->interval_ns);
     atomic_init(&b->tat_ns, now_ns);
 }
 
 /* Whole tokens in the bucket when it is `debt_ns` short of full. */
 static uint64_t tokens_left(const tg_bucket_t *b, uint64_t debt_ns)
 {
-    double left = b->burst - (double)debt_ns * b->rate / 1e9;
+    double left = b->burst - (double)debt_ns / (double)b->interval_ns;
     return left <= 0 ? 0 : (uint64_t)floor(left + 1e-9);
 }
 
@@ -39,11 +41,14 @@ int tg_bucket_take(tg_bucket_t *b, unsigned cost, uint64_t now_ns, tg_bucket_sta
     uint64_t tat = atomic_load_explicit(&b->tat_ns, memory_order_relaxed);
     for (;;) {
         uint64_t base = tat > now_ns ? tat : now_ns; /* a full bucket does not fill beyond full */
-        uint64_t next = base + (uint64_t)cost * b->interval_ns;
-        if (next - now_ns > b->capacity_ns) {
+        uint64_t need, next;
+        int overflow = __builtin_mul_overflow((uint64_t)cost, b->interval_ns, &need) || __builtin_add_overflow(base, need, &next);
+        if (overflow || next - now_ns > b->capacity_ns) {
+            if (overflow)
+                next = UINT64_MAX;
             st->remaining = tokens_left(b, base - now_ns);
             st->full_in_s = ceil_s(base - now_ns);
-            uint64_t wait = next - now_ns - b->capacity_ns;
+            uint64_t wait = overflow ? UINT64_MAX / 2 : next - now_ns - b->capacity_ns;
             st->retry_after_s = wait < NS_PER_S ? 1 : ceil_s(wait);
             return 0;
         }

@@ -500,15 +500,19 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
 }
 
 /*
- * How many of a backend's connections (in this thread) low-priority calls may hold:
- * pool.low_priority_share of them, rounded down, but at least one unless the share
- * is 0.
+ * How many of a backend's ready connections (in this thread) low-priority calls may
+ * hold: pool.low_priority_share of them, rounded down; at least one when that still
+ * leaves one for high-priority calls (or the share is 1). With one connection per
+ * thread a share below 1 therefore gives low-priority calls none: a slow batch on the
+ * only connection would leave high-priority calls nowhere to go.
  */
 static int low_conn_limit(const tg_backend_pool_t *bp)
 {
     double share = bp->pool->pc.config->pool.low_priority_share;
-    int n = (int)(share * bp->n_conns);
-    return n < 1 && share > 0 ? 1 : n;
+    int n = (int)(share * bp->n_ready);
+    if (n < 1 && share > 0 && (bp->n_ready >= 2 || share >= 1))
+        n = 1;
+    return n;
 }
 
 /* Counts a call in or out of its connection's low-priority tally. */
@@ -699,6 +703,8 @@ static void on_tick(h2o_timeout_entry_t *entry)
             }
         }
     }
+    /* Room can appear without an event on a connection (a cancel that finished on its thread). */
+    drain_waiters(pool);
     h2o_timeout_link(pool->loop, &pool->tick_timeout, &pool->tick);
 }
 

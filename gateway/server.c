@@ -39,7 +39,8 @@ typedef struct st_tg_listen_socket_t {
 
 /** one worker's wrapper of a listening socket */
 typedef struct st_tg_listener_t {
-    h2o_socket_t *sock;
+    int fd;             /* this worker's dup of the listening socket */
+    h2o_socket_t *sock; /* wraps fd once the worker runs */
     h2o_accept_ctx_t accept_ctx;
     tg_worker_t *worker;
 } tg_listener_t;
@@ -226,18 +227,9 @@ static void *worker_main(void *arg)
         pc.pipeline_depth = atoi(depth);
     w->pool = tg_pool_create(loop, &pc);
 
-    w->listeners = tg_calloc(gw->n_sockets, sizeof(*w->listeners));
-    w->n_listeners = gw->n_sockets;
-    for (size_t i = 0; i != gw->n_sockets; ++i) {
+    for (size_t i = 0; i != w->n_listeners; ++i) {
         tg_listener_t *l = &w->listeners[i];
-        l->worker = w;
-        l->accept_ctx.ctx = &w->ctx;
-        l->accept_ctx.hosts = gw->globalconf.hosts;
-        l->accept_ctx.ssl_ctx = gw->sockets[i].ssl_ctx;
-        int fd = dup(gw->sockets[i].fd);
-        if (fd < 0)
-            tg_fatal("dup: %s", strerror(errno));
-        l->sock = h2o_evloop_socket_create(loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        l->sock = h2o_evloop_socket_create(loop, l->fd, H2O_SOCKET_FLAG_DONT_READ);
         l->sock->data = l;
         h2o_socket_read_start(l->sock, on_accept);
     }
@@ -306,7 +298,24 @@ static void setup_workers(tg_gateway_t *gw)
         w->h1_check.cb = tg_handle_check_h1_clients;
         w->queue = h2o_multithread_create_queue(w->ctx.loop);
         h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
+        /* Each worker's own copy of every listening socket, made now so that a stop can close the originals at any time. */
+        w->listeners = tg_calloc(gw->n_sockets, sizeof(*w->listeners));
+        w->n_listeners = gw->n_sockets;
+        for (size_t j = 0; j != gw->n_sockets; ++j) {
+            tg_listener_t *l = &w->listeners[j];
+            l->worker = w;
+            l->accept_ctx.ctx = &w->ctx;
+            l->accept_ctx.hosts = gw->globalconf.hosts;
+            l->accept_ctx.ssl_ctx = gw->sockets[j].ssl_ctx;
+            if ((l->fd = dup(gw->sockets[j].fd)) < 0)
+                tg_fatal("dup: %s", strerror(errno));
+        }
     }
+    int per_thread = cfg->pool.size / (int)gw->n_workers;
+    if (per_thread < 2 && cfg->pool.low_priority_share < 1)
+        tg_log(TG_LOG_WARN, "pool.size %d over %zu threads leaves a thread one connection per backend: low-priority calls will not "
+                            "run there (low_priority_share %.2f of one connection is none)",
+               cfg->pool.size, gw->n_workers, cfg->pool.low_priority_share);
 }
 
 int tg_gateway_run(tg_gateway_t *gw)
@@ -341,7 +350,7 @@ void tg_gateway_stop(tg_gateway_t *gw)
 {
     if (atomic_exchange(&gw->stopping, 1))
         return;
-    /* Each worker closes its copy; closing ours too makes the kernel refuse new connections at once. */
+    /* Each worker closes its copy when it gets the message; the kernel stops accepting once every copy is closed. */
     for (size_t i = 0; i != gw->n_sockets; ++i) {
         int fd = gw->sockets[i].fd;
         gw->sockets[i].fd = -1;

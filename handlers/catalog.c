@@ -3,10 +3,12 @@
  * decoded and checked here, handed to the worker's pool, and answered from the pool's
  * callback with the result written straight from libpq's text into the JSON body.
  */
+#define _GNU_SOURCE /* POLLRDHUP */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include "tollgate/encode.h"
 #include "tollgate/health.h"
@@ -43,15 +45,14 @@ static void h1_watch(tg_query_ctx_t *ctx)
         h2o_timeout_link(w->ctx.loop, &w->h1_check_timeout, &w->h1_check);
 }
 
-/* Has the peer closed the connection? A peek that reads EOF says so; pending bytes or EAGAIN say no. */
+/* Has the peer closed (or half-closed) the connection? POLLRDHUP says so even with unread bytes pending. */
 static int client_closed(h2o_req_t *req)
 {
     h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
     if (sock == NULL)
         return 0;
-    char c;
-    ssize_t n = recv(h2o_socket_get_fd(sock), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+    struct pollfd p = {.fd = h2o_socket_get_fd(sock), .events = POLLRDHUP};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 void tg_handle_check_h1_clients(h2o_timeout_entry_t *entry)
@@ -301,7 +302,9 @@ static void respond_readyz(tg_worker_t *w, h2o_req_t *req)
         const tg_backend_t *be = &w->backends[i];
         tg_pool_backend_stats_t st;
         tg_pool_backend_stats(w->pool, i, &st);
-        int up = atomic_load(&be->up);
+        /* Up by a recent check: a hung server stops answering checks and must not look up. */
+        uint64_t checked = atomic_load(&be->checked_at_ms);
+        int up = atomic_load(&be->up) && checked != 0 && now <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000;
         int64_t lag = atomic_load(&be->lag_ms);
         if (be->is_primary) {
             primary_ok = up || st.connected > 0;
@@ -342,28 +345,30 @@ static int handle_builtin(tg_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
  */
 static tg_tenant_state_t *identify(tg_worker_t *w, h2o_req_t *req)
 {
+    /* A Bearer token, else X-API-Key; another Authorization scheme is not a key. */
     h2o_iovec_t key = {NULL, 0};
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     if (i != -1) {
         h2o_iovec_t v = req->headers.entries[i].value;
-        if (v.len > 7 && h2o_lcstris(v.base, 7, H2O_STRLIT("bearer "))) {
-            key = h2o_iovec_init(v.base + 7, v.len - 7);
+        if (v.len >= 6 && h2o_lcstris(v.base, 6, H2O_STRLIT("bearer")) && (v.len == 6 || v.base[6] == ' ')) {
+            key = h2o_iovec_init(v.base + 6, v.len - 6);
             while (key.len != 0 && key.base[0] == ' ')
                 ++key.base, --key.len;
             while (key.len != 0 && key.base[key.len - 1] == ' ')
                 --key.len;
         }
-    } else if ((i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1)) != -1) {
-        key = req->headers.entries[i].value;
     }
-    if (key.base == NULL || key.len == 0) {
+    if (key.base == NULL && (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1)) != -1)
+        key = req->headers.entries[i].value;
+    if (key.base == NULL) {
         if (w->limits->anonymous != NULL)
             return w->limits->anonymous;
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer realm=\"tollgate\""));
         tg_respond_error(w, req, 401, "missing-key", "an API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)");
         return NULL;
     }
-    tg_tenant_state_t *t = tg_limits_find_key(w->limits, key.base, key.len);
+    /* A key was given, even an empty one: it must be valid; it never falls back to anonymous. */
+    tg_tenant_state_t *t = key.len != 0 ? tg_limits_find_key(w->limits, key.base, key.len) : NULL;
     if (t == NULL) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Bearer realm=\"tollgate\", error=\"invalid_token\""));

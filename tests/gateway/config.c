@@ -352,9 +352,9 @@ Test(config, values_out_of_range)
     expect_error("{" BASE ", 'default_timeout_ms': 3000000000}", "default_timeout_ms:", NULL, NULL);
     expect_error("{" BASE ", 'cache': {'max_bytes': -1}}", "cache.max_bytes:", NULL, NULL);
     expect_error("{" BASE ", 'tenants': [{'name': 't', 'keys': [], 'rate': 0, 'burst': 1}]}",
-                 "tenants[0].rate: must be a number > 0", NULL, NULL);
+                 "tenants[0].rate: must be a number between 1e-06 and 1e+09", NULL, NULL);
     expect_error("{" BASE ", 'tenants': [{'name': 't', 'keys': [], 'rate': 1, 'burst': 0.5}]}",
-                 "tenants[0].burst: must be a number >= 1", NULL, NULL);
+                 "tenants[0].burst: must be a number between 1 and 1e+09", NULL, NULL);
     expect_error("{" BASE ", 'tenants': [{'name': 't', 'keys': [], 'rate': 1, 'burst': 1, 'max_in_flight': -2}]}",
                  "tenants[0].max_in_flight:", NULL, NULL);
     expect_error("{" BASE ", 'tenants': [{'name': 't', 'keys': [], 'rate': 1, 'burst': 1, 'priority': 'urgent'}]}",

@@ -230,3 +230,29 @@ Test(headers, ratelimit_values)
     cr_assert_str_eq(out.base, "\"tenant\";r=17;t=3");
     tg_buf_dispose(&out);
 }
+
+Test(bucket, a_full_bucket_holds_exactly_burst_whatever_the_rounding)
+{
+    /* 1e9 / 7 and 1e9 / 600 are not whole nanoseconds: the burst must still be whole. */
+    static const double cases[][2] = {{7, 7}, {600, 1200}, {3, 10}, {1e-6, 1}, {1e9, 1e9}};
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        tg_bucket_t b;
+        tg_bucket_state_t st;
+        tg_bucket_init(&b, cases[i][0], cases[i][1], 0);
+        unsigned burst = (unsigned)cases[i][1];
+        cr_assert_eq(tg_bucket_take(&b, burst, 0, &st), 1, "rate %g burst %g: the whole burst at once", cases[i][0], cases[i][1]);
+        cr_assert_eq(st.remaining, 0);
+        cr_assert_eq(tg_bucket_take(&b, 1, 0, &st), 0);
+    }
+}
+
+Test(bucket, huge_costs_at_tiny_rates_never_wrap)
+{
+    tg_bucket_t b;
+    tg_bucket_state_t st;
+    tg_bucket_init(&b, 1e-6, 1, 0); /* one token per 11.6 days */
+    cr_assert_eq(tg_bucket_take(&b, 1, 0, &st), 1);
+    for (int i = 0; i != 1000; ++i)
+        cr_assert_eq(tg_bucket_take(&b, 1000000, 0, &st), 0, "take %d", i);
+    cr_assert_eq(tg_bucket_take(&b, 1, 0, &st), 0);
+}

@@ -342,8 +342,15 @@ Test(pool_priority, low_work_holds_at_most_its_share)
     /* ...while high-priority calls still find the other two. */
     cr_assert_not_null(pick_conn(bp, &high_call, now));
     config.pool.low_priority_share = 0.01;
-    cr_assert_eq(low_conn_limit(bp), 1, "a tiny share still lets low work run");
+    cr_assert_eq(low_conn_limit(bp), 1, "a tiny share still lets low work run while one connection stays free");
     config.pool.low_priority_share = 0;
     cr_assert_eq(low_conn_limit(bp), 0);
+    /* With one ready connection, low work gets none unless the share is all of it. */
     config.pool.low_priority_share = 0.5;
+    bp->n_ready = 1;
+    cr_assert_eq(low_conn_limit(bp), 0);
+    config.pool.low_priority_share = 1;
+    cr_assert_eq(low_conn_limit(bp), 1);
+    config.pool.low_priority_share = 0.5;
+    bp->n_ready = 4;
 }

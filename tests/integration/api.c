@@ -675,6 +675,16 @@ Test(tenants, keys_in_either_header_and_401_forms)
         r = http(p, "GET", "/users/1", NULL, NULL, "Authorization: bearer tg-test-key");
         cr_assert_eq(r->status, 200, "the scheme is case-insensitive: %s", r->body);
         resp_free(r);
+        /* Another scheme in Authorization does not hide X-API-Key... */
+        r = http(p, "GET", "/users/1", NULL, NULL, "Authorization: Basic dGc6dGc=\nX-API-Key: tg-capped-key");
+        char *policy = resp_header(r, "ratelimit-policy");
+        cr_assert_str_eq(policy, "\"tenant\";q=1000;w=1", "served as tenant capped, not as anyone else");
+        free(policy);
+        resp_free(r);
+        /* ...and an empty Bearer token is a bad key, never anonymous. */
+        r = http(p, "GET", "/users/1", NULL, NULL, "Authorization: Bearer ");
+        cr_assert_eq(r->status, 401);
+        resp_free(r);
         /* Built-in endpoints need no key. */
         r = http(p, "GET", "/healthz", NULL, NULL, "Authorization:");
         cr_assert_eq(r->status, 200);

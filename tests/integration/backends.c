@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -360,4 +361,44 @@ Test(limits, low_priority_never_takes_every_connection, .timeout = 60)
         resp_free(r);
     }
     stop_gateway(pid, 5);
+}
+
+static pid_t stopped_backend;
+
+/* Whatever happened in the test, the stopped server process runs again. */
+static void resume_backend(void)
+{
+    if (stopped_backend > 0)
+        kill(stopped_backend, SIGCONT);
+}
+
+/* A server that stops answering (its process stopped) must not hold health checks, routing or shutdown. */
+Test(failover, a_hung_replica_is_dropped_and_does_not_hold_shutdown, .timeout = 60, .fini = resume_backend)
+{
+    gw_opts_t o = {.with_replica = 1, .grace_ms = 1000};
+    pid_t pid = start_gateway(&o);
+    wait_reads_on(1, 5);
+    char *hp = NULL;
+    for (int i = 0; i != 50 && hp == NULL; ++i) {
+        hp = pg_sql(1, "SELECT pid FROM pg_stat_activity WHERE application_name = 'tollgate-health'");
+        if (hp == NULL)
+            usleep(100000);
+    }
+    cr_assert_not_null(hp, "no health-check session on the replica");
+    pid_t backend = stopped_backend = atoi(hp);
+    free(hp);
+    kill(backend, SIGSTOP);
+    /* Within a few health intervals (200 ms) plus the check's own timeout (1 s), reads leave it. */
+    double t0 = now_s();
+    wait_reads_on(0, 6);
+    resp_t *r = http(PROTO_H1, "GET", "/readyz", NULL, NULL, NULL);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r->json, "backends"), 1), "state")), "down",
+                     "%s", r->body);
+    resp_free(r);
+    t0 = now_s();
+    kill(pid, SIGTERM);
+    int rc = wait_exit(pid, 8);
+    kill(backend, SIGCONT);
+    cr_assert_eq(rc, 0);
+    cr_assert_lt(now_s() - t0, 5, "shutdown waited on the hung server");
 }

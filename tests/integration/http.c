@@ -79,8 +79,15 @@ resp_t *http(proto_t p, const char *method, const char *path, const char *body, 
         hdrs = curl_slist_append(hdrs, "Content-Type:");
     }
     hdrs = curl_slist_append(hdrs, "Expect:");
-    if (extra_header != NULL)
-        hdrs = curl_slist_append(hdrs, extra_header);
+    /* Several headers may be given, one per line. */
+    for (const char *h = extra_header; h != NULL && *h != '\0';) {
+        const char *nl = strchr(h, '\n');
+        size_t n = nl != NULL ? (size_t)(nl - h) : strlen(h);
+        char line[512];
+        snprintf(line, sizeof(line), "%.*s", (int)n, h);
+        hdrs = curl_slist_append(hdrs, line);
+        h = nl != NULL ? nl + 1 : NULL;
+    }
     /* The suite's tenant key, unless the test chose its own (or none: "Authorization:" sends no such header). */
     const char *key = getenv("TG_API_KEY");
     if (key != NULL && (extra_header == NULL || (strncasecmp(extra_header, "authorization:", 14) != 0 &&

@@ -25,7 +25,8 @@ typedef struct {
 
 /**
  * Sends METHOD path (relative to $TG_URL) with an optional body and content type.
- * `extra_header` may be NULL or "Name: value".
+ * `extra_header` may be NULL or "Name: value" lines separated by '\n'. Unless one of them
+ * is Authorization or X-API-Key, $TG_API_KEY (when set) is sent as a Bearer token.
  */
 resp_t *http(proto_t p, const char *method, const char *path, const char *body, const char *content_type,
              const char *extra_header);
