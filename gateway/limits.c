@@ -154,14 +154,22 @@ tg_tenant_state_t *tg_limits_find_key(const tg_limits_t *l, const char *key, siz
     }
 }
 
-/* Takes a slot under `cap` (0: no cap, but still counted). Returns 1 if taken. */
+/*
+ * Takes a slot under `cap` (0: no cap, but still counted). Returns 1 if taken. A
+ * compare-and-swap rather than add-then-undo, so a refused caller never makes the
+ * count look higher to others for a moment.
+ */
 static int take_slot(_Atomic int *counter, int cap)
 {
-    int n = atomic_fetch_add_explicit(counter, 1, memory_order_relaxed) + 1;
-    if (cap > 0 && n > cap) {
-        atomic_fetch_sub_explicit(counter, 1, memory_order_relaxed);
-        return 0;
+    if (cap <= 0) {
+        atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+        return 1;
     }
+    int n = atomic_load_explicit(counter, memory_order_relaxed);
+    do {
+        if (n >= cap)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(counter, &n, n + 1, memory_order_relaxed, memory_order_relaxed));
     return 1;
 }
 
