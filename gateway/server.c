@@ -169,6 +169,12 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = tg_handle_request;
     gw->limits = tg_limits_create(cfg, tg_now_ns());
+    /* A query that costs more than a tenant's bucket holds can never be called by that tenant: say so once. */
+    for (size_t q = 0; q != cfg->n_queries; ++q)
+        for (size_t t = 0; t != cfg->n_tenants; ++t)
+            if (cfg->queries[q].cost > cfg->tenants[t].burst)
+                tg_log(TG_LOG_WARN, "query %s costs %d tokens, more than tenant %s's burst (%.0f): that tenant always gets 429",
+                       cfg->queries[q].name, cfg->queries[q].cost, cfg->tenants[t].name, cfg->tenants[t].burst);
     setup_workers(gw);
     return gw;
 }
@@ -236,6 +242,7 @@ static void *worker_main(void *arg)
 
     while (!w->shutting_down && !atomic_load(&gw->stopping))
         h2o_evloop_run(loop, INT32_MAX);
+    w->shutting_down = 1; /* the handler answers new calls 503 from now on */
 
     /*
      * Stop accepting, ask HTTP/2 clients to go away, and let the calls in flight
@@ -252,7 +259,8 @@ static void *worker_main(void *arg)
     while (w->n_conns != 0 && now < deadline) {
         h2o_evloop_run(loop, 20);
         now = tg_now_ms();
-        if (w->n_calls != 0)
+        /* Quiet means the whole gateway: a worker with nothing left still answers late calls on its connections (503). */
+        if (w->n_calls != 0 || atomic_load(&gw->limits->in_flight) != 0)
             quiet_since = 0;
         else if (quiet_since == 0)
             quiet_since = now;

@@ -320,7 +320,7 @@ static void respond_readyz(tg_worker_t *w, h2o_req_t *req)
         tg_buf_printf(b, "\"connections\":{\"ready\":%d,\"connecting\":%d,\"busy\":%d},\"in_flight\":%zu}", st.connected,
                       st.connecting, st.busy, st.in_flight);
     }
-    int ready = primary_ok || (read_only && replica_ok);
+    int ready = !w->shutting_down && (primary_ok || (read_only && replica_ok));
     tg_buf_printf(b, "],\"ready\":%s}", ready ? "true" : "false");
     tg_respond_json(req, ready ? 200 : 503, b->base, b->len);
 }
@@ -477,6 +477,12 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
     }
     if (handle_builtin(w, req, path))
         return 0;
+    if (w->shutting_down) {
+        /* Calls in flight finish; a new one on a connection still open is turned away, and the connection closed. */
+        req->http1_is_persistent = 0;
+        tg_respond_error(w, req, 503, "shutting-down", "the gateway is shutting down");
+        return 0;
+    }
     tg_tenant_state_t *tenant = identify(w, req);
     if (tenant == NULL)
         return 0;

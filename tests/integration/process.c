@@ -7,10 +7,12 @@
  * Environment: TG_GATEWAY_BIN (the tollgated binary), TG_PG_SCRIPT (tests/pg.sh),
  * TG_PG_DIR, TG_PRIMARY_DSN, TG_CATALOG_DIR (tests/integration/catalog, absolute).
  */
+#define _GNU_SOURCE /* strcasestr */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <criterion/criterion.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -246,4 +248,60 @@ Test(tls, alpn_h2_and_http1, .timeout = 30)
     cr_assert_eq(wait_exit(pid, 5), 0);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     system(cmd);
+}
+
+/* One HTTP/1.1 request on an open socket; returns the status (the whole answer is read). */
+static int h1_on_socket(int fd)
+{
+    static const char req[] = "GET /limits/ping HTTP/1.1\r\nHost: x\r\n\r\n";
+    cr_assert_eq(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    char buf[4096];
+    size_t n = 0;
+    /* Read until the headers and the Content-Length body are in. */
+    for (;;) {
+        ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+        cr_assert_gt(r, 0, "the connection closed before an answer");
+        n += (size_t)r;
+        buf[n] = '\0';
+        char *end = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "content-length:");
+        if (end != NULL && cl != NULL && n >= (size_t)(end + 4 - buf) + (size_t)atoi(cl + 15))
+            break;
+    }
+    int status = 0;
+    sscanf(buf, "HTTP/1.1 %d", &status);
+    if (status == 503)
+        cr_assert_not_null(strcasestr(buf, "retry-after:"), "a 503 without Retry-After: %s", buf);
+    return status;
+}
+
+Test(shutdown, new_calls_on_open_connections_get_503, .timeout = 30)
+{
+    int port = free_port();
+    const char *cfg = simple_config(port, NULL, 3000, NULL);
+    char *argv[] = {(char *)env("TG_GATEWAY_BIN"), "--config", (char *)cfg, NULL};
+    pid_t pid = spawn(argv, 1);
+    wait_healthy(port);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    /* Keep a slow call in flight so the gateway stays in its grace period. */
+    pthread_t t;
+    pthread_create(&t, NULL, slow_request, NULL);
+    int st = 0;
+    for (int i = 0; i != 50 && st != 200; ++i) {
+        st = h1_on_socket(fd);
+        if (st != 200)
+            usleep(100000);
+    }
+    cr_assert_eq(st, 200, "the keep-alive connection works");
+    usleep(200000);
+    kill(pid, SIGTERM);
+    usleep(300000);
+    cr_assert_eq(h1_on_socket(fd), 503, "a new call during shutdown is turned away");
+    close(fd);
+    resp_t *r;
+    pthread_join(t, (void **)&r);
+    cr_assert_eq(r->status, 200, "the call in flight still finished: %ld", r->status);
+    resp_free(r);
+    cr_assert_eq(wait_exit(pid, 5), 0);
 }
