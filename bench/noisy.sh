@@ -359,20 +359,7 @@ BASE=http://127.0.0.1:$HTTP_PORT
 GW_PID=$TG_GATEWAY_PID
 TG_GATEWAY_PID=
 tg_wait_http "$BASE/readyz" 15 200 || tg_die "GET /readyz is not 200 after 15 s"
-# every backend up (the replica with a lag measured: it takes reads only then) and
-# connected, as three answers in a row see it
-deadline=$((SECONDS + 15)) ok=0 ready=
-while ((SECONDS < deadline && ok < 3)); do
-    ready=$(curl -s --max-time 2 "$BASE/readyz" || true)
-    if [[ $(jq -r '[.backends[] | .state == "up" and .connections.connecting == 0 and .connections.ready > 0
-                    and (.role == "primary" or .lag_ms != null)] | all' <<<"$ready" 2>/dev/null) == true ]]; then
-        ok=$((ok + 1))
-    else
-        ok=0
-    fi
-    sleep 0.1
-done
-((ok == 3)) || tg_warn "not every backend is up and connected after 15 s: $ready"
+tg_wait_backends "$BASE" || true
 
 # Smoke checks: each key is known, B gets its policy header, C's query answers.
 probe() { # KEY(-: none) PATH -> "STATUS POLICY"

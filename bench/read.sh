@@ -349,23 +349,10 @@ start_gw() {
     GW_PID[$name]=$TG_GATEWAY_PID
     TG_GATEWAY_PID=
     GW_URL[$name]=http://127.0.0.1:$http
-    local per=$(((pool + THREADS - 1) / THREADS))
+    local per=$((pool / THREADS)) # the first pool % threads threads take one more
     GW_DESC[$name]="pool size $pool ($per connections per thread per backend), pipeline depth ${depth:-32}$([[ -n $depth ]] || echo ' (default)')"
     tg_wait_http "${GW_URL[$name]}/readyz" 15 200 || tg_die "gateway $name: GET /readyz is not 200 after 15 s"
-    # every backend up (the replica with a lag measured: it takes reads only then) and
-    # connected, as three answers in a row (from either thread) see it
-    local deadline=$((SECONDS + 15)) ok=0 ready
-    while ((SECONDS < deadline && ok < 3)); do
-        ready=$(curl -s --max-time 2 "${GW_URL[$name]}/readyz" || true)
-        if [[ $(jq -r '[.backends[] | .state == "up" and .connections.connecting == 0 and .connections.ready > 0
-                        and (.role == "primary" or .lag_ms != null)] | all' <<<"$ready" 2>/dev/null) == true ]]; then
-            ok=$((ok + 1))
-        else
-            ok=0
-        fi
-        sleep 0.1
-    done
-    ((ok == 3)) || tg_warn "gateway $name: not every backend is up and connected after 15 s: $ready"
+    tg_wait_backends "${GW_URL[$name]}" || true
     local id body
     for id in 1 "$USERS"; do
         body=$(curl -sS --max-time 5 -w ' %{http_code}' "${GW_URL[$name]}/users/$id")

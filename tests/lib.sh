@@ -32,6 +32,26 @@ tg_finish_work() {
     exit "$3"
 }
 
+# Waits (at most 15 s) until the gateway at URL reports every backend up (a replica
+# with a measured lag: it takes reads only then) and connected, three answers in a row
+# (from whichever thread answers). Returns 1, after a warning, if that never happens.
+tg_wait_backends() {
+    local url=$1 deadline=$((SECONDS + 15)) ok=0 ready=
+    while ((SECONDS < deadline && ok < 3)); do
+        ready=$(curl -s --max-time 2 "$url/readyz" || true)
+        if [[ $(jq -r '[.backends[] | .state == "up" and .connections.connecting == 0 and .connections.ready > 0
+                        and (.role == "primary" or .lag_ms != null)] | all' <<<"$ready" 2>/dev/null) == true ]]; then
+            ok=$((ok + 1))
+        else
+            ok=0
+        fi
+        sleep 0.1
+    done
+    ((ok == 3)) && return 0
+    tg_warn "$url: not every backend is up and connected after 15 s: $ready"
+    return 1
+}
+
 # Runs FUNCTION on exit, Ctrl-C or TERM (exiting 130 or 143 through it).
 # shellcheck disable=SC2064 # the function name is meant to be expanded now
 tg_trap_cleanup() {
