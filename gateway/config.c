@@ -56,20 +56,32 @@ static void check_unknown(ctx_t *c, const char *prefix, json_t *obj, const char 
     }
 }
 
+/*
+ * Member `key` of `obj`: returns it, or NULL when absent, which is an error (counted,
+ * and `*failed` set) when `required`.
+ */
+static json_t *member(ctx_t *c, json_t *obj, const char *prefix, const char *key, int required, int *failed)
+{
+    json_t *v = json_object_get(obj, key);
+    *failed = 0;
+    if (v == NULL && required) {
+        char f[128];
+        cfg_error(c, field_name(f, sizeof(f), prefix, key), "required");
+        *failed = 1;
+    }
+    return v;
+}
+
 /* an integer member; absent keeps `*out` (or is an error when `required`); returns 0 if good */
 static int get_int(ctx_t *c, json_t *obj, const char *prefix, const char *key, long long lo, long long hi, int required,
                    long long *out)
 {
-    json_t *v = json_object_get(obj, key);
+    int failed;
+    json_t *v = member(c, obj, prefix, key, required, &failed);
     char f[128], why[128];
 
-    if (v == NULL) {
-        if (required) {
-            cfg_error(c, field_name(f, sizeof(f), prefix, key), "required");
-            return -1;
-        }
-        return 0;
-    }
+    if (v == NULL)
+        return -failed;
     if (tg__json_int(v, lo, hi, out, why, sizeof(why)) != 0) {
         cfg_error(c, field_name(f, sizeof(f), prefix, key), "%s", why);
         return -1;
@@ -94,16 +106,12 @@ static void get_size_field(ctx_t *c, json_t *obj, const char *prefix, const char
 static int get_number(ctx_t *c, json_t *obj, const char *prefix, const char *key, double lo, double hi, int lo_exclusive,
                       int required, double *out)
 {
-    json_t *v = json_object_get(obj, key);
+    int failed;
+    json_t *v = member(c, obj, prefix, key, required, &failed);
     char f[128], why[128];
 
-    if (v == NULL) {
-        if (required) {
-            cfg_error(c, field_name(f, sizeof(f), prefix, key), "required");
-            return -1;
-        }
-        return 0;
-    }
+    if (v == NULL)
+        return -failed;
     if (tg__json_number(v, lo, hi, lo_exclusive, out, why, sizeof(why)) != 0) {
         cfg_error(c, field_name(f, sizeof(f), prefix, key), "%s", why);
         return -1;
@@ -114,14 +122,12 @@ static int get_number(ctx_t *c, json_t *obj, const char *prefix, const char *key
 /* a non-empty string member; returns it (borrowed) or NULL (after an error unless absent and optional) */
 static const char *get_string(ctx_t *c, json_t *obj, const char *prefix, const char *key, int required)
 {
-    json_t *v = json_object_get(obj, key);
+    int failed;
+    json_t *v = member(c, obj, prefix, key, required, &failed);
     char f[128];
 
-    if (v == NULL) {
-        if (required)
-            cfg_error(c, field_name(f, sizeof(f), prefix, key), "required");
+    if (v == NULL)
         return NULL;
-    }
     if (!json_is_string(v) || json_string_length(v) == 0) {
         cfg_error(c, field_name(f, sizeof(f), prefix, key), "must be a non-empty string");
         return NULL;
