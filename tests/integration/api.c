@@ -769,50 +769,10 @@ Test(tenants, cost_takes_several_tokens)
     resp_free(r);
 }
 
-/* Concurrent slow calls for the in-flight caps. */
-struct slow_arg {
-    proto_t p;
-    const char *path, *header;
-    resp_t *r;
-};
-
-static void *slow_call(void *arg)
-{
-    struct slow_arg *a = arg;
-    a->r = http(a->p, "GET", a->path, NULL, NULL, a->header);
-    return NULL;
-}
-
-/* Runs `n` calls at once; returns how many answered `status`, checking the others are 200. */
-static int concurrent(int n, const char *path, const char *header, long status, const char *type)
-{
-    pthread_t t[8];
-    struct slow_arg a[8];
-    for (int i = 0; i != n; ++i) {
-        a[i] = (struct slow_arg){.p = PROTOS[i % 2], .path = path, .header = header};
-        pthread_create(&t[i], NULL, slow_call, &a[i]);
-    }
-    int hits = 0;
-    for (int i = 0; i != n; ++i) {
-        pthread_join(t[i], NULL);
-        if (a[i].r->status == status) {
-            ++hits;
-            cr_assert_str_eq(jstr(a[i].r, "type"), type);
-            char *ra = resp_header(a[i].r, "retry-after");
-            cr_assert_not_null(ra, "%ld without Retry-After", status);
-            free(ra);
-        } else {
-            cr_assert_eq(a[i].r->status, 200, "%s: %ld %s", path, a[i].r->status, a[i].r->body);
-        }
-        resp_free(a[i].r);
-    }
-    return hits;
-}
-
 Test(tenants, in_flight_cap_answers_429)
 {
     /* Tenant "capped": at most 2 calls in flight. */
-    int refused = concurrent(4, "/limits/sleep?seconds=1", "X-API-Key: tg-capped-key", 429, "urn:tollgate:problem:too-many-in-flight");
+    int refused = concurrent(4, "GET", "/limits/sleep?seconds=1", NULL, "X-API-Key: tg-capped-key", 429, "urn:tollgate:problem:too-many-in-flight");
     cr_assert_eq(refused, 2, "2 of 4 concurrent calls are over the cap");
     /* Slots come back: calls one after another pass. */
     for (int i = 0; i != 4; ++i) {
@@ -825,7 +785,7 @@ Test(tenants, in_flight_cap_answers_429)
 Test(tenants, query_in_flight_cap_answers_503)
 {
     /* /limits/capped takes one call at a time over all tenants. */
-    int refused = concurrent(3, "/limits/capped?seconds=1", NULL, 503, "urn:tollgate:problem:query-busy");
+    int refused = concurrent(3, "GET", "/limits/capped?seconds=1", NULL, NULL, 503, "urn:tollgate:problem:query-busy");
     cr_assert_eq(refused, 2);
     resp_t *r = http(PROTO_H2, "GET", "/limits/capped?seconds=0", NULL, NULL, NULL);
     cr_assert_eq(r->status, 200, "the slot came back");

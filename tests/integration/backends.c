@@ -181,40 +181,18 @@ Test(lag, reads_leave_a_lagging_replica_and_come_back, .timeout = 90)
 }
 
 /* More concurrent slow calls than connections: the extra ones get 503 after acquire_timeout_ms. */
-static void *slow_write(void *arg)
-{
-    return http(PROTO_H2, "POST", "/limits/sleep", "{\"seconds\": 1.5}", "application/json", NULL);
-}
-
 Test(pool, exhaustion_answers_503_and_the_pool_recovers, .timeout = 60)
 {
     gw_opts_t o = {.pool_size = 2, .acquire_timeout_ms = 500}; /* one connection per thread */
     pid_t pid = start_gateway(&o);
     /* Measure the sleep once, so the pool knows it is slow and will not pipeline behind it. */
-    resp_t *warm = slow_write(NULL);
+    resp_t *warm = http(PROTO_H2, "POST", "/limits/sleep", "{\"seconds\": 1.5}", "application/json", NULL);
     cr_assert_eq(warm->status, 200, "%s", warm->body);
     resp_free(warm);
     enum { N = 6 };
-    pthread_t t[N];
     double t0 = now_s();
-    for (int i = 0; i != N; ++i)
-        pthread_create(&t[i], NULL, slow_write, NULL);
-    int ok = 0, busy = 0;
-    for (int i = 0; i != N; ++i) {
-        resp_t *r;
-        pthread_join(t[i], (void **)&r);
-        if (r->status == 200) {
-            ++ok;
-        } else {
-            cr_assert_eq(r->status, 503, "%ld %s", r->status, r->body);
-            cr_assert_str_eq(json_string_value(json_object_get(r->json, "type")), "urn:tollgate:problem:pool-timeout");
-            char *ra = resp_header(r, "retry-after");
-            cr_assert_not_null(ra);
-            free(ra);
-            ++busy;
-        }
-        resp_free(r);
-    }
+    int busy = concurrent(N, "POST", "/limits/sleep", "{\"seconds\": 1.5}", NULL, 503, "urn:tollgate:problem:pool-timeout");
+    int ok = N - busy;
     cr_assert_lt(now_s() - t0, 5, "nothing may wait beyond its timeouts");
     cr_assert_geq(ok, 1, "the connections served some");
     cr_assert_geq(busy, 1, "more calls than connections must be refused, not queued forever");
@@ -292,34 +270,13 @@ Test(limits, anonymous_callers_get_their_own_bucket, .timeout = 30)
     stop_gateway(pid, 5);
 }
 
-static void *sleep_read(void *arg)
-{
-    return http(PROTO_H2, "GET", "/limits/sleep?seconds=1", NULL, NULL, NULL);
-}
 
 Test(limits, gateway_in_flight_cap_answers_503, .timeout = 30)
 {
     gw_opts_t o = {.max_in_flight = 2};
     pid_t pid = start_gateway(&o);
-    pthread_t t[4];
-    for (int i = 0; i != 4; ++i)
-        pthread_create(&t[i], NULL, sleep_read, NULL);
-    int ok = 0, busy = 0;
-    for (int i = 0; i != 4; ++i) {
-        resp_t *r;
-        pthread_join(t[i], (void **)&r);
-        if (r->status == 200) {
-            ++ok;
-        } else {
-            cr_assert_eq(r->status, 503, "%ld %s", r->status, r->body);
-            cr_assert_str_eq(json_string_value(json_object_get(r->json, "type")), "urn:tollgate:problem:overloaded");
-            char *ra = resp_header(r, "retry-after");
-            cr_assert_not_null(ra);
-            free(ra);
-            ++busy;
-        }
-        resp_free(r);
-    }
+    int busy = concurrent(4, "GET", "/limits/sleep?seconds=1", NULL, NULL, 503, "urn:tollgate:problem:overloaded");
+    int ok = 4 - busy;
     cr_assert_eq(ok, 2);
     cr_assert_eq(busy, 2);
     stop_gateway(pid, 5);

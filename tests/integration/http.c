@@ -1,5 +1,7 @@
 /* libcurl client for the integration tests. */
+#include <criterion/criterion.h>
 #include <ctype.h>
+#include <pthread.h>
 #include <curl/curl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,4 +161,43 @@ const char *jstr(const resp_t *r, const char *key)
     if (r->json == NULL || !json_is_object(r->json))
         return NULL;
     return json_string_value(json_object_get(r->json, key));
+}
+
+struct concurrent_arg {
+    proto_t p;
+    const char *method, *path, *body, *header;
+    resp_t *r;
+};
+
+static void *concurrent_one(void *arg)
+{
+    struct concurrent_arg *a = arg;
+    a->r = http(a->p, a->method, a->path, a->body, a->body != NULL ? "application/json" : NULL, a->header);
+    return NULL;
+}
+
+int concurrent(int n, const char *method, const char *path, const char *body, const char *header, long status, const char *type)
+{
+    pthread_t t[16];
+    struct concurrent_arg a[16];
+    cr_assert_leq(n, 16);
+    for (int i = 0; i != n; ++i) {
+        a[i] = (struct concurrent_arg){.p = PROTOS[i % 2], .method = method, .path = path, .body = body, .header = header};
+        pthread_create(&t[i], NULL, concurrent_one, &a[i]);
+    }
+    int hits = 0;
+    for (int i = 0; i != n; ++i) {
+        pthread_join(t[i], NULL);
+        if (a[i].r->status == status) {
+            ++hits;
+            cr_assert_str_eq(jstr(a[i].r, "type"), type);
+            char *ra = resp_header(a[i].r, "retry-after");
+            cr_assert_not_null(ra, "%ld without Retry-After", status);
+            free(ra);
+        } else {
+            cr_assert_eq(a[i].r->status, 200, "%s %s: %ld %s", method, path, a[i].r->status, a[i].r->body);
+        }
+        resp_free(a[i].r);
+    }
+    return hits;
 }

@@ -34,6 +34,13 @@ resp_t *http(proto_t p, const char *method, const char *path, const char *body, 
 char *resp_header(const resp_t *r, const char *name);
 void resp_free(resp_t *r);
 
+/**
+ * Sends `n` (at most 16) identical requests at once, alternating HTTP/1.1 and HTTP/2.
+ * Each answer must be 200, or `status` with the problem type `type` and a Retry-After
+ * (the test fails otherwise). Returns how many were `status`.
+ */
+int concurrent(int n, const char *method, const char *path, const char *body, const char *header, long status, const char *type);
+
 /** a string member of the JSON body, or NULL */
 const char *jstr(const resp_t *r, const char *key);
 
