@@ -605,12 +605,13 @@ static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call)
     return best != NULL ? best : &pool->bps[0];
 }
 
-/* Tries to put the call on a connection now. Returns 1 if sent (or ended), 0 if it must wait. */
-static int try_send(tg_pool_t *pool, tg_call_t *call)
+/*
+ * Sends the call on `c`, or, if that connection breaks while sending, on the next of
+ * `bp`'s with room. Returns 1 if sent (or ended: the backend is down), 0 if it must wait.
+ */
+static int send_on(tg_backend_pool_t *bp, tg_call_t *call, tg_pgconn_t *c)
 {
-    tg_backend_pool_t *bp = pick_backend(pool, call);
-    tg_pgconn_t *c;
-    while ((c = pick_conn(bp, call, tg_now_ms())) != NULL) {
+    for (; c != NULL; c = pick_conn(bp, call, tg_now_ms())) {
         if (send_call(c, call) == 0) {
             flush_conn(c);
             return 1;
@@ -622,6 +623,13 @@ static int try_send(tg_pool_t *pool, tg_call_t *call)
         return 1;
     }
     return 0;
+}
+
+/* Tries to put the call on a connection now. Returns 1 if sent (or ended), 0 if it must wait. */
+static int try_send(tg_pool_t *pool, tg_call_t *call)
+{
+    tg_backend_pool_t *bp = pick_backend(pool, call);
+    return send_on(bp, call, pick_conn(bp, call, tg_now_ms()));
 }
 
 static void on_acquire_timeout(h2o_timeout_entry_t *entry)
@@ -661,11 +669,13 @@ static void drain_waiters(tg_pool_t *pool)
     for (int p = 0; p != 2; ++p) {
         while (pool->wait_head[p] != NULL) {
             tg_call_t *call = pool->wait_head[p];
+            /* One choice of backend and connection, used for both the check and the send. */
             tg_backend_pool_t *bp = pick_backend(pool, call);
-            if (pick_conn(bp, call, tg_now_ms()) == NULL && !bp->down)
+            tg_pgconn_t *c = pick_conn(bp, call, tg_now_ms());
+            if (c == NULL && !bp->down)
                 break;
             tg_pool_abandon(pool, call);
-            if (!try_send(pool, call)) {
+            if (!send_on(bp, call, c)) {
                 /* Every connection with room broke while sending: wait again, first in line. */
                 wait_push(pool, call, 1);
                 break;
