@@ -556,17 +556,6 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg);
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int tg_parse_sha256(const char *s, uint8_t out[32])
 {
     uint8_t tmp[32];
@@ -575,7 +564,7 @@ int tg_parse_sha256(const char *s, uint8_t out[32])
         return -1;
     s += 7;
     for (int i = 0; i < 32; ++i) {
-        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+        int hi = tg_hex_value(s[2 * i]), lo = tg_hex_value(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         tmp[i] = (uint8_t)(hi << 4 | lo);

@@ -150,42 +150,6 @@ static inline void put(tg_buf_t *out, const char *s, size_t n)
     tg_buf_append(out, s, n);
 }
 
-/* RFC 8259 number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int is_json_number(const char *s, size_t len)
-{
-    size_t i = 0;
-    if (i < len && s[i] == '-')
-        ++i;
-    if (i == len)
-        return 0;
-    if (s[i] == '0') {
-        ++i;
-    } else if (is_digit(s[i])) {
-        while (i < len && is_digit(s[i]))
-            ++i;
-    } else {
-        return 0;
-    }
-    if (i < len && s[i] == '.') {
-        size_t start = ++i;
-        while (i < len && is_digit(s[i]))
-            ++i;
-        if (i == start)
-            return 0;
-    }
-    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-        ++i;
-        if (i < len && (s[i] == '+' || s[i] == '-'))
-            ++i;
-        size_t start = i;
-        while (i < len && is_digit(s[i]))
-            ++i;
-        if (i == start)
-            return 0;
-    }
-    return i == len;
-}
-
 /* -?[0-9]+ (PostgreSQL prints integers without leading zeros) */
 static int is_json_integer(const char *s, size_t len)
 {
@@ -431,7 +395,7 @@ static void encode_scalar(tg_buf_t *out, tg_encoding_t enc, const char *s, size_
             tg_buf_append_json_string(out, s, len);
         break;
     case TG_ENC_FLOAT:
-        if (TG_LIKELY(is_json_number(s, len)))
+        if (TG_LIKELY(tg_is_number(s, len, 1)))
             put(out, s, len);
         else
             tg_buf_append_json_string(out, s, len); /* NaN, Infinity, -Infinity */

@@ -29,6 +29,15 @@ extern int tg_log_level;
 /** one line to stderr: timestamp, level, message */
 void tg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/** the value of a hex digit, or -1 */
+int tg_hex_value(int c);
+
+/**
+ * Is `s` a decimal number: -?digits[.digits][(e|E)[+-]?digits]? With `json`, the
+ * integer part follows RFC 8259 too (0, or no leading zero).
+ */
+int tg_is_number(const char *s, size_t len, int json);
+
 /** monotonic clock in milliseconds */
 uint64_t tg_now_ms(void);
 /** monotonic clock in nanoseconds */

@@ -192,17 +192,6 @@ static size_t utf8_count(const char *s, size_t n)
 
 /* percent-decoding */
 
-static int hex_value(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *tg_percent_decode(const char *s, size_t len, int plus_is_space, h2o_mem_pool_t *pool, size_t *out_len)
 {
     char *d = h2o_mem_alloc_pool(pool, len + 1), *p = d;
@@ -210,7 +199,7 @@ char *tg_percent_decode(const char *s, size_t len, int plus_is_space, h2o_mem_po
         char c = s[i];
         if (c == '%') {
             int h, l;
-            if (len - i < 3 || (h = hex_value((unsigned char)s[i + 1])) < 0 || (l = hex_value((unsigned char)s[i + 2])) < 0)
+            if (len - i < 3 || (h = tg_hex_value((unsigned char)s[i + 1])) < 0 || (l = tg_hex_value((unsigned char)s[i + 2])) < 0)
                 return NULL;
             *p++ = (char)(h << 4 | l);
             i += 2;
@@ -279,34 +268,6 @@ static int is_special_float(const char *s, size_t len)
 {
     return (len == 3 && memcmp(s, "NaN", 3) == 0) || (len == 8 && memcmp(s, "Infinity", 8) == 0) ||
            (len == 9 && memcmp(s, "-Infinity", 9) == 0);
-}
-
-/* -?digits[.digits][(e|E)[+-]?digits] */
-static int is_decimal(const char *s, size_t len)
-{
-    size_t i = 0, start;
-    if (i < len && s[i] == '-')
-        ++i;
-    for (start = i; i < len && s[i] >= '0' && s[i] <= '9'; ++i)
-        ;
-    if (i == start)
-        return 0;
-    if (i < len && s[i] == '.') {
-        for (start = ++i; i < len && s[i] >= '0' && s[i] <= '9'; ++i)
-            ;
-        if (i == start)
-            return 0;
-    }
-    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
-        ++i;
-        if (i < len && (s[i] == '+' || s[i] == '-'))
-            ++i;
-        for (start = i; i < len && s[i] >= '0' && s[i] <= '9'; ++i)
-            ;
-        if (i == start)
-            return 0;
-    }
-    return i == len;
 }
 
 static const char *format_bound(h2o_mem_pool_t *pool, const char *what, double b)
@@ -398,7 +359,7 @@ static const char *check_uuid(const char *s, size_t len, h2o_mem_pool_t *pool, c
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (c != '-')
                 return R_UUID;
-        } else if (hex_value((unsigned char)c) < 0) {
+        } else if (tg_hex_value((unsigned char)c) < 0) {
             return R_UUID;
         } else if (c >= 'A' && c <= 'F') {
             c = (char)(c - 'A' + 'a');
@@ -435,7 +396,7 @@ static const char *check_text_value(const tg_param_t *p, const char *s, size_t l
     case TG_TYPE_FLOAT4:
     case TG_TYPE_FLOAT8:
     case TG_TYPE_NUMERIC: {
-        if (!is_decimal(s, len) && !is_special_float(s, len))
+        if (!tg_is_number(s, len, 0) && !is_special_float(s, len))
             return R_NUMBER;
         const char *c = CANON_AS_GIVEN();
         const char *err = check_float_canon(p, c, pool);
@@ -575,7 +536,7 @@ static const char *check_json_value(const tg_param_t *p, const json_t *v, h2o_me
         } else if (json_is_string(v)) {
             const char *s = json_string_value(v);
             size_t len = json_string_length(v);
-            if (!is_special_float(s, len) && (p->type != TG_TYPE_NUMERIC || !is_decimal(s, len)))
+            if (!is_special_float(s, len) && (p->type != TG_TYPE_NUMERIC || !tg_is_number(s, len, 0)))
                 return R_NUMBER;
             c = pool_strndup(pool, s, len);
         } else {

@@ -92,3 +92,47 @@ uint64_t tg_now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
 }
+
+int tg_hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Skips digits from s[i]; returns the new index. */
+static size_t skip_digits(const char *s, size_t len, size_t i)
+{
+    while (i < len && s[i] >= '0' && s[i] <= '9')
+        ++i;
+    return i;
+}
+
+int tg_is_number(const char *s, size_t len, int json)
+{
+    size_t i = 0, start;
+    if (i < len && s[i] == '-')
+        ++i;
+    start = i;
+    i = json && i < len && s[i] == '0' ? i + 1 : skip_digits(s, len, i);
+    if (i == start)
+        return 0;
+    if (i < len && s[i] == '.') {
+        start = ++i;
+        if ((i = skip_digits(s, len, i)) == start)
+            return 0;
+    }
+    if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+        ++i;
+        if (i < len && (s[i] == '+' || s[i] == '-'))
+            ++i;
+        start = i;
+        if ((i = skip_digits(s, len, i)) == start)
+            return 0;
+    }
+    return i == len;
+}

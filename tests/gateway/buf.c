@@ -45,3 +45,26 @@ Test(buf, errors_collect)
     tg_errors_dispose(&e);
     cr_assert_eq(e.n, 0);
 }
+
+/* gateway/util.c's number grammar, shared by the encoder (json) and parameter checks. */
+#include "gateway/internal.h"
+
+Test(util, number_grammar)
+{
+    static const struct {
+        const char *s;
+        int loose, json;
+    } cases[] = {
+        {"0", 1, 1},       {"-12.5e+3", 1, 1}, {"007", 1, 0}, {"-0.5", 1, 1}, {"1.", 0, 0},  {".5", 0, 0},
+        {"1e", 0, 0},      {"1e-", 0, 0},      {"--1", 0, 0}, {"", 0, 0},     {"-", 0, 0},   {"1 ", 0, 0},
+        {"12345678901234567890.0123", 1, 1},   {"0e5", 1, 1}, {"00.1", 1, 0}, {"NaN", 0, 0}, {"+1", 0, 0},
+    };
+    for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
+        cr_assert_eq(tg_is_number(cases[i].s, strlen(cases[i].s), 0), cases[i].loose, "\"%s\" (decimal)", cases[i].s);
+        cr_assert_eq(tg_is_number(cases[i].s, strlen(cases[i].s), 1), cases[i].json, "\"%s\" (json)", cases[i].s);
+    }
+    cr_assert_eq(tg_hex_value('a'), 10);
+    cr_assert_eq(tg_hex_value('F'), 15);
+    cr_assert_eq(tg_hex_value('7'), 7);
+    cr_assert_eq(tg_hex_value('g'), -1);
+}
