@@ -14,6 +14,7 @@
 #include <h2o.h>
 #include <jansson.h>
 #include "tollgate/config.h"
+#include "tollgate/json.h"
 #include "tollgate/params.h"
 #include "tollgate/router.h"
 #include "internal.h"
@@ -201,144 +202,50 @@ int tg__read_file(const char *path, tg_buf_t *out)
     return 0;
 }
 
-/* --- finding the line of each catalog entry --- */
+/* --- the raw text of each catalog entry --- */
 
 /*
- * jansson keeps no positions, so the line of each entry of the top-level "queries" array
- * is found by walking the (already validated) text: the line of the entry's "name" member,
- * or of its opening brace when it has none.
+ * jansson keeps no positions and turns numbers into doubles, so each file is also
+ * validated by tg_json_parse, and each entry of its "queries" array kept as raw text:
+ * for its line (the line of its "name" member, or of its opening brace without one)
+ * and for parameter defaults and enum values, which are checked from the bytes the
+ * catalog wrote (a numeric default of 1.10 stays 1.10).
  */
-typedef struct st_cursor_t {
-    const char *p, *end;
-    int line;
-} cursor_t;
-
-static void cur_ws(cursor_t *c)
+static int line_of(const char *text, const char *at, const char **scanned, int *line)
 {
-    while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' || *c->p == '\r')) {
-        if (*c->p == '\n')
-            ++c->line;
-        ++c->p;
-    }
+    for (; *scanned < at; ++*scanned)
+        *line += **scanned == '\n';
+    return *line;
 }
 
-/* skips a string at the cursor; returns its raw contents */
-static void cur_string(cursor_t *c, const char **s, size_t *len)
+/* fills raw[0..n) and lines[0..n) for each entry of the top-level "queries" array (lines 0 when not found) */
+static void find_entries(const char *text, const tg_json_t *root, tg_json_t *raw, int *lines, size_t n)
 {
-    const char *start = ++c->p;
-    while (c->p < c->end && *c->p != '"') {
-        if (*c->p == '\\' && c->p + 1 < c->end)
-            ++c->p;
-        ++c->p;
-    }
-    *s = start;
-    *len = (size_t)(c->p - start);
-    if (c->p < c->end)
-        ++c->p;
-}
-
-static void cur_value(cursor_t *c)
-{
-    int depth = 0;
-    do {
-        cur_ws(c);
-        if (c->p >= c->end)
-            return;
-        const char *s;
-        size_t len;
-        switch (*c->p) {
-        case '"':
-            cur_string(c, &s, &len);
-            break;
-        case '{':
-        case '[':
-            ++depth;
-            ++c->p;
-            break;
-        case '}':
-        case ']':
-            --depth;
-            ++c->p;
-            break;
-        case ',':
-        case ':':
-            ++c->p;
-            break;
-        default:
-            while (c->p < c->end && strchr(",:{}[]\" \t\r\n", *c->p) == NULL)
-                ++c->p;
-            break;
-        }
-    } while (depth > 0);
-}
-
-static int raw_is(const char *s, size_t len, const char *lit)
-{
-    return strlen(lit) == len && memcmp(s, lit, len) == 0;
-}
-
-/* fills lines[0..n) with the line of each entry of the top-level "queries" array (0 when not found) */
-static void find_entry_lines(const char *text, size_t text_len, int *lines, size_t n)
-{
-    cursor_t c = {text, text + text_len, 1};
-    const char *s;
-    size_t len;
-
-    cur_ws(&c);
-    if (c.p >= c.end || *c.p != '{')
+    tg_json_t queries, entry, key, value;
+    tg_json_iter_t it, members;
+    const char *scanned = text;
+    int line = 1;
+    if (!tg_json_object_get(root, "queries", 7, &queries))
         return;
-    ++c.p;
-    for (;;) {
-        cur_ws(&c);
-        if (c.p >= c.end || *c.p != '"')
-            return;
-        cur_string(&c, &s, &len);
-        cur_ws(&c);
-        if (c.p < c.end && *c.p == ':')
-            ++c.p;
-        cur_ws(&c);
-        if (raw_is(s, len, "queries") && c.p < c.end && *c.p == '[') {
-            ++c.p;
-            for (size_t i = 0;; ++i) {
-                cur_ws(&c);
-                if (c.p >= c.end || *c.p == ']')
-                    return;
-                if (*c.p == '{') {
-                    int brace_line = c.line, name_line = 0;
-                    ++c.p;
-                    for (;;) {
-                        cur_ws(&c);
-                        if (c.p >= c.end || *c.p != '"')
-                            break;
-                        int key_line = c.line;
-                        cur_string(&c, &s, &len);
-                        if (raw_is(s, len, "name") && name_line == 0)
-                            name_line = key_line;
-                        cur_ws(&c);
-                        if (c.p < c.end && *c.p == ':')
-                            ++c.p;
-                        cur_value(&c);
-                        cur_ws(&c);
-                        if (c.p < c.end && *c.p == ',')
-                            ++c.p;
-                    }
-                    if (c.p < c.end && *c.p == '}')
-                        ++c.p;
-                    if (i < n)
-                        lines[i] = name_line != 0 ? name_line : brace_line;
-                } else {
-                    cur_value(&c);
-                }
-                cur_ws(&c);
-                if (c.p < c.end && *c.p == ',')
-                    ++c.p;
-            }
-        }
-        cur_value(&c);
-        cur_ws(&c);
-        if (c.p < c.end && *c.p == ',')
-            ++c.p;
+    tg_json_iter_init(&it, &queries);
+    for (size_t i = 0; i < n && tg_json_iter_next(&it, NULL, &entry); ++i) {
+        raw[i] = entry;
+        int brace_line = line_of(text, entry.text, &scanned, &line), name_line = 0;
+        tg_json_iter_init(&members, &entry);
+        while (name_line == 0 && tg_json_iter_next(&members, &key, &value))
+            if (key.len == 6 && memcmp(key.text, "\"name\"", 6) == 0)
+                name_line = line_of(text, key.text, &scanned, &line);
+        lines[i] = name_line != 0 ? name_line : brace_line;
     }
+}
+
+/* member `key` of a raw object, or a null value when there is none (or `o` is not an object) */
+static tg_json_t raw_member(const tg_json_t *o, const char *key)
+{
+    tg_json_t v = {TG_JSON_NULL, "null", 4};
+    if (o != NULL && !tg_json_object_get(o, key, strlen(key), &v))
+        v = (tg_json_t){TG_JSON_NULL, "null", 4};
+    return v;
 }
 
 /* --- $n placeholders --- */
@@ -577,10 +484,11 @@ static int param_bound(entry_ctx_t *e, const char *field, json_t *v, tg_param_t 
     return 0;
 }
 
-static const char *const param_fields[] = {"name", "type", "required", "default", "min", "max", "max_length", "enum", NULL};
+static const char *const param_fields[] = {"name",       "type", "required",    "default", "min", "max",
+                                           "max_length", "enum", "description", NULL};
 
-/* parses params[idx] into `p`; returns 0 if it is good */
-static int parse_param(entry_ctx_t *e, size_t idx, json_t *o, tg_param_t *p, h2o_mem_pool_t *pool)
+/* parses params[idx] (`o`, and `raw`, the same member as text) into `p`; returns 0 if it is good */
+static int parse_param(entry_ctx_t *e, size_t idx, json_t *o, const tg_json_t *raw, tg_param_t *p, h2o_mem_pool_t *pool)
 {
     char field[160];
     size_t before = e->errs->n;
@@ -607,6 +515,13 @@ static int parse_param(entry_ctx_t *e, size_t idx, json_t *o, tg_param_t *p, h2o
         entry_error(e, field, "must be a name of letters, digits and '_' (at most %d)", MAX_NAME_LEN);
     } else {
         p->name = tg_strdup(json_string_value(v));
+    }
+    if ((v = json_object_get(o, "description")) != NULL && !json_is_null(v)) {
+        snprintf(field, sizeof(field), ".params[%zu].description", idx);
+        if (json_is_string(v))
+            p->description = tg_strdup(json_string_value(v));
+        else
+            entry_error(e, field, "must be a string");
     }
     /* field names from here on carry the parameter's name */
     char pfx[96];
@@ -690,15 +605,20 @@ static int parse_param(entry_ctx_t *e, size_t idx, json_t *o, tg_param_t *p, h2o
                 scalar.enum_values = NULL;
                 scalar.n_enum = 0;
                 scalar.required = 1;
+                tg_json_t raw_enum = raw_member(raw, "enum"), rev;
+                tg_json_iter_t it;
+                tg_json_iter_init(&it, &raw_enum);
                 p->enum_values = tg_calloc(json_array_size(v), sizeof(*p->enum_values));
                 json_array_foreach(v, i, ev)
                 {
                     const char *canon = NULL, *why;
                     char efield[128];
                     snprintf(efield, sizeof(efield), "%s.enum[%zu]", pfx, i);
+                    if (!tg_json_iter_next(&it, NULL, &rev))
+                        tg_fatal("the raw text of %s does not match its parse", efield);
                     if (json_is_null(ev)) {
                         entry_error(e, efield, "null is not an enum value (make the parameter optional instead)");
-                    } else if ((why = tg_params_check_json(&scalar, ev, pool, &canon)) != NULL) {
+                    } else if ((why = tg_params_check_json(&scalar, &rev, pool, &canon)) != NULL) {
                         entry_error(e, efield, "%s", why);
                     } else if (canon != NULL) {
                         p->enum_values[p->n_enum++] = tg_strdup(canon);
@@ -714,7 +634,8 @@ static int parse_param(entry_ctx_t *e, size_t idx, json_t *o, tg_param_t *p, h2o
                 entry_error(e, PFIELD(".required"), "a parameter with a default is not required");
             }
             p->required = 0;
-            if ((why = tg_params_check_json(p, v, pool, &canon)) != NULL)
+            tg_json_t raw_default = raw_member(raw, "default");
+            if ((why = tg_params_check_json(p, &raw_default, pool, &canon)) != NULL)
                 entry_error(e, PFIELD(".default"), "%s", why);
             else
                 p->default_text = canon != NULL ? tg_strdup(canon) : NULL;
@@ -923,8 +844,8 @@ static void free_query(tg_query_t *q);
  * set whenever the name itself was good (so that later checks can refer to the entry),
  * and `*route_ok` when the route was.
  */
-static int parse_entry(entry_ctx_t *e, json_t *o, size_t idx, const tg_config_t *cfg, const char *catalog_dir, h2o_mem_pool_t *pool,
-                       tg_query_t *q, int *route_ok)
+static int parse_entry(entry_ctx_t *e, json_t *o, const tg_json_t *raw, size_t idx, const tg_config_t *cfg, const char *catalog_dir,
+                       h2o_mem_pool_t *pool, tg_query_t *q, int *route_ok)
 {
     size_t before = e->errs->n;
     char *path_names[TG_ROUTER_MAX_PATH_PARAMS];
@@ -975,11 +896,16 @@ static int parse_entry(entry_ctx_t *e, json_t *o, size_t idx, const tg_config_t 
         } else {
             size_t i;
             json_t *po;
+            tg_json_t raw_params = raw_member(raw, "params"), raw_po;
+            tg_json_iter_t it;
+            tg_json_iter_init(&it, &raw_params);
             q->params = tg_calloc(json_array_size(v) + 1, sizeof(*q->params));
             q->n_params = json_array_size(v);
             json_array_foreach(v, i, po)
             {
-                parse_param(e, i, po, q->params + i, pool);
+                if (!tg_json_iter_next(&it, NULL, &raw_po))
+                    tg_fatal("the raw text of params[%zu] does not match its parse", i);
+                parse_param(e, i, po, &raw_po, q->params + i, pool);
                 for (size_t j = 0; j < i && q->params[i].name != NULL; ++j) {
                     if (q->params[j].name != NULL && strcmp(q->params[j].name, q->params[i].name) == 0) {
                         char f[128];
@@ -1110,6 +1036,7 @@ static void free_query(tg_query_t *q)
     for (size_t i = 0; i < q->n_params; ++i) {
         tg_param_t *p = q->params + i;
         free(p->name);
+        free(p->description);
         free(p->default_text);
         for (size_t j = 0; j < p->n_enum; ++j)
             free(p->enum_values[j]);
@@ -1159,6 +1086,8 @@ static void load_file(loader_t *l, const char *file)
     tg_buf_t text = {0};
     json_error_t jerr;
     json_t *root = NULL, *queries;
+    tg_json_t raw_root;
+    tg_json_error_t rerr;
     int err;
 
     if (seen_before(l, file))
@@ -1167,8 +1096,16 @@ static void load_file(loader_t *l, const char *file)
         tg__field_error(l->errs, file, 0, NULL, "cannot read: %s", strerror(err));
         goto Exit;
     }
+    if (tg_json_parse(text.base, text.len, &raw_root, &rerr) != 0) {
+        tg__field_error(l->errs, file, (int)rerr.line, NULL, "invalid JSON: %s (column %u)", rerr.reason, rerr.column);
+        goto Exit;
+    }
+    /* What jansson refuses beyond that is a number it cannot hold. */
     if ((root = json_loadb(text.base, text.len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
-        tg__field_error(l->errs, file, jerr.line, NULL, "invalid JSON: %s", jerr.text);
+        tg__field_error(l->errs, file, jerr.line, NULL,
+                        "invalid JSON: %s (numbers in catalog files must fit a 64-bit integer or a double: write larger ones as "
+                        "strings)",
+                        jerr.text);
         goto Exit;
     }
     if (!json_is_object(root)) {
@@ -1193,15 +1130,16 @@ static void load_file(loader_t *l, const char *file)
 
     size_t n = json_array_size(queries), i;
     int *lines = tg_calloc(n + 1, sizeof(*lines));
+    tg_json_t *raw = tg_calloc(n + 1, sizeof(*raw));
     char *dir = tg__path_dir(file);
     json_t *o;
-    find_entry_lines(text.base, text.len, lines, n);
+    find_entries(text.base, &raw_root, raw, lines, n);
     json_array_foreach(queries, i, o)
     {
         entry_ctx_t e = {l->errs, file, lines[i]};
         tg_query_t q = {0};
         int route_ok;
-        parse_entry(&e, o, i, l->cfg, dir, &l->pool, &q, &route_ok);
+        parse_entry(&e, o, &raw[i], i, l->cfg, dir, &l->pool, &q, &route_ok);
         if (q.name == NULL) {
             free_query(&q);
             continue;
@@ -1221,6 +1159,7 @@ static void load_file(loader_t *l, const char *file)
     }
     free(dir);
     free(lines);
+    free(raw);
 
 Exit:
     json_decref(root);

@@ -38,6 +38,15 @@ int tg_hex_value(int c);
  */
 int tg_is_number(const char *s, size_t len, int json);
 
+/**
+ * Length of the strict UTF-8 sequence at s[0] (1 to 4; no overlong forms, no
+ * surrogates, nothing past U+10FFFF), or 0 if the bytes there are not one.
+ */
+size_t tg_utf8_seq_len(const unsigned char *s, size_t n);
+
+/** is s[0, n) strict UTF-8? */
+int tg_utf8_valid(const char *s, size_t n);
+
 /** monotonic clock in milliseconds */
 uint64_t tg_now_ms(void);
 /** monotonic clock in nanoseconds */

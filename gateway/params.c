@@ -1,7 +1,7 @@
 /* Request parameters: the path, query string and JSON body become checked PostgreSQL text values. */
 
 /*
- * What is accepted, and how leniently (the SPEC leaves these to us):
+ * What is accepted, and how leniently (docs/reference.md says the same to users):
  *
  * - Sources. Path values are percent-decoded ('+' stays '+'); query-string keys and
  *   values are percent-decoded with '+' as space. A query key without '=' has the
@@ -10,30 +10,30 @@
  *   parameter": a path parameter sent in the query string is unknown too.
  *   A scalar sent twice in the query string is "must not be repeated" (no type error
  *   on top). A bad %XX escape is "is not valid percent-encoding" (named by the raw
- *   key when the key itself is bad). Bodies are parsed with JSON_REJECT_DUPLICATES:
- *   a duplicated member makes the body malformed (TG_PARAMS_BAD_JSON), closing off
- *   parameter pollution. Any JSON value that is not an object (array, string, null,
+ *   key when the key itself is bad). Bodies are validated by tg_json_parse (strict
+ *   RFC 8259, UTF-8, at most TG_JSON_MAX_DEPTH deep) and never re-serialized: values
+ *   are the bytes sent. A key twice in any object makes the body malformed
+ *   (TG_PARAMS_BAD_JSON), closing off parameter pollution and documents that two
+ *   readers would read differently. Any JSON value that is not an object (array, string, null,
  *   number) is "body must be a JSON object". With TG_PARAMS_BAD_JSON only `detail`
  *   counts; `errors` is not meaningful.
  * - Missing values: the catalog default (already canonical, not re-checked), else
  *   "is required", else SQL NULL. An explicit JSON null is "must not be null" for a
  *   required parameter, else SQL NULL (so null overrides a default).
  * - int2/int4/int8: text is an optional '-' and decimal digits only (no '+', no
- *   spaces; leading zeros allowed, canonical form drops them). From JSON only a JSON
- *   integer: 3.0, "3" and 1e2 are "must be an integer".
+ *   spaces; leading zeros allowed, canonical form drops them). From JSON only a number
+ *   written as an integer: 3.0, "3" and 1e2 are "must be an integer"; one past the
+ *   type (past 64 bits too) is "is out of range for intN".
  * - float4/float8: text is -?digits[.digits][(e|E)[+-]digits] or exactly "NaN",
- *   "Infinity", "-Infinity" (no hex floats, no "inf"). From JSON a number, or a JSON
- *   string holding exactly one of those three spellings (mirrors the output encoding).
+ *   "Infinity", "-Infinity" (no hex floats, no "inf"). From JSON a number (its text
+ *   as written, which PostgreSQL parses as we did), or a JSON string holding exactly one of those three spellings (mirrors the output encoding).
  *   A value that overflows the type, or underflows to zero, is out of range (as
  *   PostgreSQL says).
- * - numeric: the same text grammar (and the same three specials). From JSON: an
- *   integer (exact); a real, written in the shortest form that reads back as the same
- *   double (so 0.1 stays "0.1", but digits past double precision are lost); or a
- *   JSON string in the text grammar, which is passed through exactly: clients that
- *   need more than ~15 significant digits send numerics as strings.
- *   min/max compare the strtod() value; NaN fails every bound. A body number past
- *   64-bit integers or the double range is rejected by jansson: a malformed body.
- * - text: valid UTF-8 (checked for path/query; jansson checks bodies), no NUL byte
+ * - numeric: the same text grammar (and the same three specials). From JSON a number
+ *   or a string in the text grammar, either passed exactly as written (40 digits,
+ *   "-0", "1E+2" and "2.50" reach PostgreSQL as such). min/max compare exactly, in
+ *   decimal, against the shortest decimal form of the bound; NaN fails every bound.
+ * - text: valid UTF-8 (checked here for path/query, by tg_json_parse for bodies), no NUL byte
  *   (a body's \u0000 is "must not contain a NUL character"). From JSON only a string.
  *   max_length counts code points.
  * - bool: text "true"/"false"/"t"/"f"/"1"/"0" (lower case only), JSON true/false;
@@ -45,11 +45,12 @@
  *   seconds 00-60 (leap second, as PostgreSQL), offset hours 00-15 (PostgreSQL's
  *   limit). The offset is required: a local time would depend on the session's
  *   TimeZone. Canonical: 'T' and 'Z' upper case, the rest as given.
- * - json/jsonb: from a body any JSON value except null (null is SQL NULL), written
- *   compactly (reals in shortest round-trip form, object members in body order).
- *   From text it must parse as JSON (jansson, so \u0000 and integers beyond 64 bits
- *   are rejected) and is passed as given.
- * - enum applies to the canonical text, for every type.
+ * - json/jsonb: from a body any JSON value except null (null is SQL NULL), passed as
+ *   the bytes the body holds for it (whitespace, key order and number spellings kept;
+ *   jsonb then normalizes as PostgreSQL does). From text it must pass tg_json_parse
+ *   and is passed as given.
+ * - enum applies to the canonical text, for every type (so numbers match as written:
+ *   an enum of 1.5 does not take 1.50).
  * - Arrays: from the query string repeated keys (no key at all is "missing": give the
  *   catalog a default of "{}" to allow empty arrays there); from JSON an array whose
  *   elements follow the JSON rules above, null elements being NULL. A path parameter
@@ -70,6 +71,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tollgate/json.h"
 #include "tollgate/params.h"
 #include "internal.h"
 
@@ -139,47 +141,6 @@ static const char *format_int(h2o_mem_pool_t *pool, int64_t v)
 }
 
 /* UTF-8 */
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 2;
-            if (c == 0xe0)
-                lo = 0xa0;
-            else if (c == 0xed)
-                hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 3;
-            if (c == 0xf0)
-                lo = 0x90;
-            else if (c == 0xf4)
-                hi = 0x8f;
-        } else {
-            return 0;
-        }
-        if (n - i <= need)
-            return 0;
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= need; ++k)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-        i += need + 1;
-    }
-    return 1;
-}
 
 /* code points in valid UTF-8 */
 static size_t utf8_count(const char *s, size_t n)
@@ -277,9 +238,119 @@ static const char *format_bound(h2o_mem_pool_t *pool, const char *what, double b
     return pool_printf(pool, "must be at %s %s", what, tmp);
 }
 
-/* Range and bounds of a float or numeric whose canonical text `canon` is known to be well-formed. */
+/*
+ * A finite decimal in the text grammar (-?digits[.digits][(e|E)[+-]digits], leading
+ * zeros allowed) seen as 0.D x 10^exp: D its significant digits, no leading or trailing
+ * zeros, read in place (the '.' is skipped over).
+ */
+struct st_decimal_t {
+    int neg;
+    const char *first; /* the first significant digit */
+    const char *dot;   /* the '.', or NULL */
+    size_t n;          /* significant digits; 0: the value is zero */
+    int64_t exp;
+};
+
+static void decimal_read(const char *s, size_t len, struct st_decimal_t *d)
+{
+    const char *end = s + len, *p = s;
+    *d = (struct st_decimal_t){0};
+    if (p < end && *p == '-')
+        d->neg = 1, ++p;
+    const char *mant_end = p;
+    while (mant_end < end && *mant_end != 'e' && *mant_end != 'E')
+        ++mant_end;
+    /* the exponent, saturated far beyond anything PostgreSQL accepts, so order is kept */
+    if (mant_end < end) {
+        const char *e = mant_end + 1;
+        int eneg = 0;
+        if (*e == '+' || *e == '-')
+            eneg = *e++ == '-';
+        for (; e < end; ++e)
+            if (d->exp < ((int64_t)1 << 40))
+                d->exp = d->exp * 10 + (*e - '0');
+        if (eneg)
+            d->exp = -d->exp;
+    }
+    d->dot = memchr(p, '.', (size_t)(mant_end - p));
+    size_t int_digits = (size_t)((d->dot != NULL ? d->dot : mant_end) - p), leading = 0;
+    /* skip leading zeros, on both sides of the '.' */
+    const char *q = p;
+    while (q < mant_end && (*q == '0' || *q == '.')) {
+        if (*q == '0')
+            ++leading;
+        ++q;
+    }
+    if (q == mant_end)
+        return; /* zero */
+    d->first = q;
+    const char *last = mant_end - 1;
+    while (*last == '0' || *last == '.')
+        --last;
+    d->n = (size_t)(last - q + 1) - (d->dot != NULL && d->dot > q && d->dot < last ? 1 : 0);
+    d->exp += (int64_t)int_digits - (int64_t)leading;
+}
+
+static int decimal_digit(const struct st_decimal_t *d, size_t k)
+{
+    const char *p = d->first + k;
+    if (d->dot != NULL && p >= d->dot && d->first < d->dot)
+        ++p;
+    return *p - '0';
+}
+
+/* -1, 0, 1 as a < b, a == b, a > b */
+static int decimal_cmp(const struct st_decimal_t *a, const struct st_decimal_t *b)
+{
+    int sa = a->n == 0 ? 0 : a->neg ? -1 : 1, sb = b->n == 0 ? 0 : b->neg ? -1 : 1;
+    if (sa != sb || sa == 0)
+        return (sa > sb) - (sa < sb);
+    int mag = 0; /* |a| against |b| */
+    if (a->exp != b->exp) {
+        mag = a->exp > b->exp ? 1 : -1;
+    } else {
+        size_t n = a->n < b->n ? a->n : b->n;
+        for (size_t k = 0; k < n && mag == 0; ++k)
+            mag = decimal_digit(a, k) - decimal_digit(b, k);
+        if (mag == 0)
+            mag = (a->n > b->n) - (a->n < b->n); /* the longer one has a non-zero digit more */
+        mag = (mag > 0) - (mag < 0);
+    }
+    return sa * mag;
+}
+
+/*
+ * Compares a numeric's text (the grammar above, or NaN/Infinity/-Infinity) with a
+ * catalog bound, exactly: the bound as the shortest decimal that reads back as its
+ * double (what the catalog wrote, unless it wrote more digits than a double holds).
+ * Returns -1, 0, 1, or 2 for NaN, which fails every bound.
+ */
+static int numeric_cmp_bound(const char *s, size_t len, double bound)
+{
+    if (is_special_float(s, len))
+        return s[0] == 'N' ? 2 : s[0] == '-' ? -1 : 1;
+    char tmp[40];
+    struct st_decimal_t a, b;
+    decimal_read(s, len, &a);
+    decimal_read(tmp, (size_t)format_double(tmp, sizeof(tmp), bound), &b);
+    return decimal_cmp(&a, &b);
+}
+
+/*
+ * Range and bounds of a float or numeric whose canonical text `canon` is known to be
+ * well-formed. Floats are compared as the type reads them; numerics exactly, in decimal.
+ */
 static const char *check_float_canon(const tg_param_t *p, const char *canon, h2o_mem_pool_t *pool)
 {
+    if (p->type == TG_TYPE_NUMERIC) {
+        size_t len = strlen(canon);
+        int c;
+        if (p->has_min && ((c = numeric_cmp_bound(canon, len, p->min)) == 2 || c < 0))
+            return format_bound(pool, "least", p->min);
+        if (p->has_max && ((c = numeric_cmp_bound(canon, len, p->max)) == 2 || c > 0))
+            return format_bound(pool, "most", p->max);
+        return NULL;
+    }
     double d;
     errno = 0;
     if (p->type == TG_TYPE_FLOAT4) {
@@ -289,7 +360,7 @@ static const char *check_float_canon(const tg_param_t *p, const char *canon, h2o
         d = f;
     } else {
         d = strtod(canon, NULL);
-        if (p->type == TG_TYPE_FLOAT8 && errno == ERANGE && (d == 0 || isinf(d)))
+        if (errno == ERANGE && (d == 0 || isinf(d)))
             return "is out of range for float8";
     }
     if (p->has_min && !(d >= p->min))
@@ -408,7 +479,7 @@ static const char *check_text_value(const tg_param_t *p, const char *s, size_t l
     case TG_TYPE_TEXT:
         if (memchr(s, '\0', len) != NULL)
             return R_NUL;
-        if (!utf8_valid((const unsigned char *)s, len))
+        if (!tg_utf8_valid(s, len))
             return R_UTF8;
         if (p->max_length >= 0 && utf8_count(s, len) > (size_t)p->max_length)
             return pool_printf(pool, "must be at most %ld characters", p->max_length);
@@ -451,11 +522,9 @@ static const char *check_text_value(const tg_param_t *p, const char *s, size_t l
     }
     case TG_TYPE_JSON:
     case TG_TYPE_JSONB: {
-        json_error_t jerr;
-        json_t *v = json_loadb(s, len, JSON_DECODE_ANY, &jerr);
-        if (v == NULL)
+        tg_json_t v;
+        if (tg_json_parse(s, len, &v, NULL) != 0)
             return R_JSON;
-        json_decref(v);
         CANON_AS_GIVEN();
         return NULL;
     }
@@ -465,80 +534,43 @@ static const char *check_text_value(const tg_param_t *p, const char *s, size_t l
 #undef CANON_AS_GIVEN
 }
 
-/* Appends `v` as compact JSON (reals in shortest round-trip form, members in order). */
-static void dump_json(tg_buf_t *b, const json_t *v)
+/* The content of the JSON string `v` as NUL-terminated text (unescaped into `pool` when it has escapes). */
+static char *json_string_text(const tg_json_t *v, h2o_mem_pool_t *pool, size_t *len)
 {
-    char tmp[40];
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        tg_buf_appendc(b, '{');
-        int first = 1;
-        for (void *it = json_object_iter((json_t *)v); it != NULL; it = json_object_iter_next((json_t *)v, it)) {
-            if (!first)
-                tg_buf_appendc(b, ',');
-            first = 0;
-            tg_buf_append_json_string(b, json_object_iter_key(it), json_object_iter_key_len(it));
-            tg_buf_appendc(b, ':');
-            dump_json(b, json_object_iter_value(it));
-        }
-        tg_buf_appendc(b, '}');
-        break;
+    if (!tg_json_string_has_escapes(v)) {
+        *len = v->len - 2;
+        return pool_strndup(pool, v->text + 1, *len);
     }
-    case JSON_ARRAY:
-        tg_buf_appendc(b, '[');
-        for (size_t i = 0; i < json_array_size(v); ++i) {
-            if (i != 0)
-                tg_buf_appendc(b, ',');
-            dump_json(b, json_array_get(v, i));
-        }
-        tg_buf_appendc(b, ']');
-        break;
-    case JSON_STRING:
-        tg_buf_append_json_string(b, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER:
-        tg_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        break;
-    case JSON_REAL:
-        tg_buf_append(b, tmp, (size_t)format_double(tmp, sizeof(tmp), json_real_value(v)));
-        break;
-    case JSON_TRUE:
-        tg_buf_append(b, "true", 4);
-        break;
-    case JSON_FALSE:
-        tg_buf_append(b, "false", 5);
-        break;
-    case JSON_NULL:
-        tg_buf_append(b, "null", 4);
-        break;
-    }
+    char *d = h2o_mem_alloc_pool(pool, v->len);
+    *len = tg_json_string_decode(v, d);
+    d[*len] = '\0';
+    return d;
 }
 
-/* Checks one non-null JSON scalar (any JSON value for json/jsonb), without the enum check. */
-static const char *check_json_value(const tg_param_t *p, const json_t *v, h2o_mem_pool_t *pool, const char **canon)
+/*
+ * Checks one non-null JSON value (any JSON value for json/jsonb), without the enum
+ * check. Numbers and json values are taken as the bytes the caller wrote.
+ */
+static const char *check_json_value(const tg_param_t *p, const tg_json_t *v, h2o_mem_pool_t *pool, const char **canon)
 {
-    char tmp[40];
     switch (p->type) {
     case TG_TYPE_INT2:
     case TG_TYPE_INT4:
     case TG_TYPE_INT8:
-        if (!json_is_integer(v))
+        if (v->type != TG_JSON_NUMBER || !tg_json_number_is_integer(v))
             return R_INTEGER;
-        return check_int_value(p, json_integer_value(v), pool, canon);
+        return check_text_value(p, v->text, v->len, 0, pool, canon);
     case TG_TYPE_FLOAT4:
     case TG_TYPE_FLOAT8:
     case TG_TYPE_NUMERIC: {
         const char *c;
-        if (json_is_integer(v)) {
-            c = format_int(pool, json_integer_value(v));
-        } else if (json_is_real(v)) {
-            c = pool_strndup(pool, tmp, (size_t)format_double(tmp, sizeof(tmp), json_real_value(v)));
-        } else if (json_is_string(v)) {
-            const char *s = json_string_value(v);
-            size_t len = json_string_length(v);
-            if (!is_special_float(s, len) && (p->type != TG_TYPE_NUMERIC || !tg_is_number(s, len, 0)))
+        if (v->type == TG_JSON_NUMBER) {
+            c = pool_strndup(pool, v->text, v->len);
+        } else if (v->type == TG_JSON_STRING) {
+            size_t len;
+            c = json_string_text(v, pool, &len);
+            if (!is_special_float(c, len) && (p->type != TG_TYPE_NUMERIC || !tg_is_number(c, len, 0)))
                 return R_NUMBER;
-            c = pool_strndup(pool, s, len);
         } else {
             return R_NUMBER;
         }
@@ -549,27 +581,26 @@ static const char *check_json_value(const tg_param_t *p, const json_t *v, h2o_me
         return NULL;
     }
     case TG_TYPE_BOOL:
-        if (!json_is_boolean(v))
+        if (v->type != TG_JSON_TRUE && v->type != TG_JSON_FALSE)
             return R_BOOL;
-        *canon = json_is_true(v) ? "true" : "false";
+        *canon = v->type == TG_JSON_TRUE ? "true" : "false";
         return NULL;
     case TG_TYPE_TEXT:
     case TG_TYPE_UUID:
     case TG_TYPE_DATE:
-    case TG_TYPE_TIMESTAMPTZ:
-        if (!json_is_string(v))
+    case TG_TYPE_TIMESTAMPTZ: {
+        if (v->type != TG_JSON_STRING)
             return p->type == TG_TYPE_TEXT ? R_STRING : p->type == TG_TYPE_UUID ? R_UUID
                                                        : p->type == TG_TYPE_DATE ? R_DATE
                                                                                  : R_TIMESTAMP;
-        return check_text_value(p, json_string_value(v), json_string_length(v), 0, pool, canon);
-    case TG_TYPE_JSON:
-    case TG_TYPE_JSONB: {
-        tg_buf_t b = {0};
-        dump_json(&b, v);
-        *canon = pool_strndup(pool, b.base, b.len);
-        tg_buf_dispose(&b);
-        return NULL;
+        size_t len;
+        char *text = json_string_text(v, pool, &len);
+        return check_text_value(p, text, len, 1, pool, canon);
     }
+    case TG_TYPE_JSON:
+    case TG_TYPE_JSONB:
+        *canon = pool_strndup(pool, v->text, v->len);
+        return NULL;
     default:
         tg_fatal("unknown parameter type %d", (int)p->type);
     }
@@ -605,7 +636,7 @@ static const char *check_scalar_text(const tg_param_t *p, const char *s, size_t 
     return NULL;
 }
 
-static const char *check_scalar_json(const tg_param_t *p, const json_t *v, h2o_mem_pool_t *pool, const char **canon)
+static const char *check_scalar_json(const tg_param_t *p, const tg_json_t *v, h2o_mem_pool_t *pool, const char **canon)
 {
     const char *c, *err;
     if ((err = check_json_value(p, v, pool, &c)) != NULL || (err = check_enum(p, c, pool)) != NULL)
@@ -662,24 +693,25 @@ const char *tg_params_check_text(const tg_param_t *p, const char *s, size_t len,
     return check_scalar_text(p, s, len, 0, pool, canon);
 }
 
-const char *tg_params_check_json(const tg_param_t *p, const json_t *v, h2o_mem_pool_t *pool, const char **canon)
+const char *tg_params_check_json(const tg_param_t *p, const tg_json_t *v, h2o_mem_pool_t *pool, const char **canon)
 {
-    if (json_is_null(v)) {
+    if (v->type == TG_JSON_NULL) {
         *canon = NULL;
         return NULL;
     }
     if (!p->is_array)
         return check_scalar_json(p, v, pool, canon);
-    if (!json_is_array(v))
+    if (v->type != TG_JSON_ARRAY)
         return R_ARRAY;
-    size_t n = json_array_size(v);
+    size_t n = tg_json_count(v), i = 0;
     const char **elems = h2o_mem_alloc_pool(pool, sizeof(*elems) * (n + 1));
-    for (size_t i = 0; i < n; ++i) {
-        const json_t *e = json_array_get(v, i);
+    tg_json_iter_t it;
+    tg_json_t e;
+    for (tg_json_iter_init(&it, v); tg_json_iter_next(&it, NULL, &e); ++i) {
         const char *err;
-        if (json_is_null(e))
+        if (e.type == TG_JSON_NULL)
             elems[i] = NULL;
-        else if ((err = check_scalar_json(p, e, pool, &elems[i])) != NULL)
+        else if ((err = check_scalar_json(p, &e, pool, &elems[i])) != NULL)
             return element_error(pool, i, err);
     }
     *canon = array_literal(elems, n, pool);
@@ -699,7 +731,8 @@ struct st_qs_pair_t {
 struct st_slot_t {
     int first, last;     /* pairs of the query string, -1: none */
     size_t count;        /* how many */
-    const json_t *json;  /* the body member, NULL: none */
+    tg_json_t json;      /* the body member (when `in_body`) */
+    int in_body;
     int failed;          /* already reported */
 };
 
@@ -813,14 +846,13 @@ int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t
     struct st_error_list_t errs = {out, 0, pool};
     struct st_slot_t *slots = h2o_mem_alloc_pool(pool, sizeof(*slots) * (n + 1));
     struct st_qs_pair_t *pairs = NULL;
-    json_t *root = NULL;
 
     out->values = h2o_mem_alloc_pool(pool, sizeof(*out->values) * (n + 1));
     out->errors = NULL;
     out->n_errors = 0;
     out->detail = NULL;
     for (size_t i = 0; i < n; ++i) {
-        slots[i] = (struct st_slot_t){-1, -1, 0, NULL, 0};
+        slots[i] = (struct st_slot_t){.first = -1, .last = -1};
         out->values[i] = NULL;
     }
 
@@ -828,24 +860,27 @@ int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t
         scan_query_string(q, query_string, slots, &errs, pool, &pairs);
 
     if (body.len != 0) {
-        json_error_t jerr;
-        if ((root = json_loadb(body.base, body.len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr)) == NULL) {
-            out->detail = pool_printf(pool, "body is not valid JSON: %s at line %d column %d", jerr.text, jerr.line, jerr.column);
+        tg_json_t root, key, value;
+        tg_json_error_t jerr;
+        if (tg_json_parse(body.base, body.len, &root, &jerr) != 0) {
+            out->detail = pool_printf(pool, "body is not valid JSON: %s at line %u column %u", jerr.reason, jerr.line, jerr.column);
             return TG_PARAMS_BAD_JSON;
         }
-        if (!json_is_object(root)) {
-            json_decref(root);
+        if (root.type != TG_JSON_OBJECT) {
             out->detail = "body must be a JSON object";
             return TG_PARAMS_BAD_JSON;
         }
-        for (void *it = json_object_iter(root); it != NULL; it = json_object_iter_next(root, it)) {
-            const char *key = json_object_iter_key(it);
-            size_t klen = json_object_iter_key_len(it);
-            int idx = memchr(key, '\0', klen) != NULL ? -1 : find_param(q, TG_SOURCE_BODY, key, klen);
-            if (idx < 0)
-                add_error(&errs, pool_strndup(pool, key, klen), R_UNKNOWN);
-            else
-                slots[idx].json = json_object_iter_value(it);
+        tg_json_iter_t it;
+        for (tg_json_iter_init(&it, &root); tg_json_iter_next(&it, &key, &value);) {
+            size_t klen;
+            char *k = json_string_text(&key, pool, &klen);
+            int idx = memchr(k, '\0', klen) != NULL ? -1 : find_param(q, TG_SOURCE_BODY, k, klen);
+            if (idx < 0) {
+                add_error(&errs, k, R_UNKNOWN);
+            } else {
+                slots[idx].json = value;
+                slots[idx].in_body = 1;
+            }
         }
     }
 
@@ -871,12 +906,12 @@ int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t
             }
             break;
         case TG_SOURCE_BODY:
-            if (slot->json != NULL) {
+            if (slot->in_body) {
                 present = 1;
-                if (json_is_null(slot->json))
+                if (slot->json.type == TG_JSON_NULL)
                     err = p->required ? R_NOT_NULL : NULL;
                 else
-                    err = tg_params_check_json(p, slot->json, pool, &canon);
+                    err = tg_params_check_json(p, &slot->json, pool, &canon);
             }
             break;
         }
@@ -892,7 +927,5 @@ int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t
             out->values[i] = canon;
     }
 
-    if (root != NULL)
-        json_decref(root);
     return out->n_errors != 0 ? TG_PARAMS_INVALID : TG_PARAMS_OK;
 }

@@ -45,6 +45,7 @@ typedef enum en_tg_param_source_t {
 /** one parameter of a catalog query; the i-th binds `$i+1` */
 typedef struct st_tg_param_t {
     char *name;               /* as in the catalog */
+    char *description;        /* for documentation (OpenAPI); NULL: none */
     tg_type_t type;           /* scalar type (element type for arrays) */
     int is_array;             /* declared as `type[]` */
     int required;             /* true unless `required: false` or a `default` is given */

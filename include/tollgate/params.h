@@ -8,8 +8,8 @@
 
 #include <stddef.h>
 #include <h2o.h>
-#include <jansson.h>
 #include "tollgate/config.h"
+#include "tollgate/json.h"
 #include "tollgate/router.h"
 
 /** one bad parameter, for the problem's `errors` array */
@@ -51,12 +51,13 @@ int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t
 const char *tg_params_check_text(const tg_param_t *p, const char *s, size_t len, h2o_mem_pool_t *pool, const char **canon);
 
 /**
- * Checks one JSON value (a body member, or a catalog `default`) against `p`: a scalar,
- * or for array parameters a JSON array of scalars, which becomes a PostgreSQL array
- * literal. JSON null gives `*canon = NULL` (SQL NULL). Returns NULL if good, else the
- * reason.
+ * Checks one JSON value (a body member, or a catalog `default` or `enum` value, as
+ * returned by tg_json_parse) against `p`: a scalar, or for array parameters a JSON
+ * array of scalars, which becomes a PostgreSQL array literal. Numbers, numerics in
+ * strings and json/jsonb values are taken as the bytes written, never re-serialized.
+ * JSON null gives `*canon = NULL` (SQL NULL). Returns NULL if good, else the reason.
  */
-const char *tg_params_check_json(const tg_param_t *p, const json_t *v, h2o_mem_pool_t *pool, const char **canon);
+const char *tg_params_check_json(const tg_param_t *p, const tg_json_t *v, h2o_mem_pool_t *pool, const char **canon);
 
 /** decodes %XX escapes (and '+' as space when `plus_is_space`) into `pool` memory; NULL on a bad escape */
 char *tg_percent_decode(const char *s, size_t len, int plus_is_space, h2o_mem_pool_t *pool, size_t *out_len);

@@ -471,7 +471,7 @@ Test(catalog, catalog_file_shape)
     expect_error("{}", "catalog.json: queries: required", NULL, NULL);
     expect_error("{'queries': {}}", "catalog.json: queries: must be an array", NULL, NULL);
     expect_error("{'queries': [], 'version': 2}", "catalog.json: version: unknown field", NULL, NULL);
-    expect_error("{'queries': [42]}", "catalog.json: queries[0]: must be an object", NULL, NULL);
+    expect_error("{'queries': [42]}", "catalog.json:1: queries[0]: must be an object", NULL, NULL);
 }
 
 Test(catalog, missing_sql_file_names_the_path)

@@ -78,6 +78,11 @@ static const struct case_t text_cases[] = {
     OK(INT8, "-9223372036854775808", "-9223372036854775808"),
     BAD(INT8, "9223372036854775808", "is out of range for int8"),
     BAD(INT8, "-9223372036854775809", "is out of range for int8"),
+    BAD(INT8, "12345678901234567890123", "is out of range for int8"),
+    BAD(INT8, "1E+2", "must be an integer"),
+    OK(INT8, "-9223372036854775808", "-9223372036854775808"),
+    BAD(INT8, "9223372036854775808", "is out of range for int8"),
+    BAD(INT8, "-9223372036854775809", "is out of range for int8"),
     BAD(INT8, "99999999999999999999999", "is out of range for int8"),
     OK(FLOAT8, "1.5", "1.5"),
     OK(FLOAT8, "-0.25e-3", "-0.25e-3"),
@@ -238,10 +243,19 @@ static const struct case_t json_cases[] = {
     BAD(INT4, "2147483648", "is out of range for int4"),
     BAD(INT2, "-32769", "is out of range for int2"),
     OK(INT8, "9223372036854775807", "9223372036854775807"),
+    OK(INT8, "-9223372036854775808", "-9223372036854775808"),
+    BAD(INT8, "9223372036854775808", "is out of range for int8"),
+    BAD(INT8, "-9223372036854775809", "is out of range for int8"),
+    BAD(INT8, "12345678901234567890123", "is out of range for int8"),
+    BAD(INT8, "1E+2", "must be an integer"),
     OK(FLOAT8, "1.5", "1.5"),
     OK(FLOAT8, "0.1", "0.1"),
     OK(FLOAT8, "3", "3"),
-    OK(FLOAT8, "1e300", "1e+300"),
+    OK(FLOAT8, "1e300", "1e300"),
+    OK(FLOAT8, "1E+2", "1E+2"),
+    OK(FLOAT8, "-0", "-0"),
+    BAD(FLOAT8, "1e309", "is out of range for float8"),
+    BAD(FLOAT8, "1e-400", "is out of range for float8"),
     OK(FLOAT8, "0.30000000000000004", "0.30000000000000004"),
     OK(FLOAT8, "\"NaN\"", "NaN"),
     OK(FLOAT8, "\"Infinity\"", "Infinity"),
@@ -255,6 +269,15 @@ static const struct case_t json_cases[] = {
     OK(NUMERIC, "\"12345678901234567890.123456789\"", "12345678901234567890.123456789"),
     OK(NUMERIC, "0.1", "0.1"),
     OK(NUMERIC, "12", "12"),
+    /* numbers reach PostgreSQL as written: no double in between */
+    OK(NUMERIC, "19.90", "19.90"),
+    OK(NUMERIC, "3.14159265358979323846264338327950288419", "3.14159265358979323846264338327950288419"),
+    OK(NUMERIC, "123456789012345678901234567890.0123456789", "123456789012345678901234567890.0123456789"),
+    OK(NUMERIC, "12345678901234567890123", "12345678901234567890123"),
+    OK(NUMERIC, "-0", "-0"),
+    OK(NUMERIC, "1E+2", "1E+2"),
+    OK(NUMERIC, "-1.5e-300", "-1.5e-300"),
+    OK(NUMERIC, "\"1\\u002e5\"", "1.5"),
     OK(NUMERIC, "\"NaN\"", "NaN"),
     OK(NUMERIC, "\"-1.50e3\"", "-1.50e3"),
     BAD(NUMERIC, "\"abc\"", "must be a number"),
@@ -280,28 +303,32 @@ static const struct case_t json_cases[] = {
     OK(TIMESTAMPTZ, "\"2026-01-02 03:04:05Z\"", "2026-01-02T03:04:05Z"),
     BAD(TIMESTAMPTZ, "1700000000", "must be an RFC 3339 timestamp with an offset"),
     BAD(TIMESTAMPTZ, "\"2026-01-02\"", "must be an RFC 3339 timestamp with an offset"),
-    OK(JSON, "{\"b\": [1, 2.5, \"x\", null, true, false], \"a\": {}}", "{\"b\":[1,2.5,\"x\",null,true,false],\"a\":{}}"),
-    OK(JSON, " [ 1 , 2 ] ", "[1,2]"),
+    /* json values are the bytes sent: whitespace inside, key order, number spellings, escapes */
+    OK(JSON, "{\"b\": [1, 2.5, \"x\", null, true, false], \"a\": {}}", "{\"b\": [1, 2.5, \"x\", null, true, false], \"a\": {}}"),
+    OK(JSON, " [ 1 , 2 ] ", "[ 1 , 2 ]"),
     OK(JSON, "0.1", "0.1"),
+    OK(JSON, "2.50", "2.50"),
     OK(JSON, "\"s\\\"q\"", "\"s\\\"q\""),
-    OK(JSON, "\"\\u00e9\\n\\u0001\"", "\"\xc3\xa9\\n\\u0001\""),
-    OK(JSONB, "{\"x\": {\"y\": [[]]}}", "{\"x\":{\"y\":[[]]}}"),
+    OK(JSON, "\"\\u00e9\\n\\u0001\"", "\"\\u00e9\\n\\u0001\""),
+    OK(JSONB, "{\"x\": {\"y\": [[]]}}", "{\"x\": {\"y\": [[]]}}"),
     OK(JSONB, "-12", "-12"),
+    OK(JSONB, "{\"pi\": 3.14159265358979323846264, \"amount\": 19.90}", "{\"pi\": 3.14159265358979323846264, \"amount\": 19.90}"),
+    OK(JSONB, "{\"big\": 12345678901234567890123, \"e\": -1E-7, \"z\": -0}", "{\"big\": 12345678901234567890123, \"e\": -1E-7, \"z\": -0}"),
 };
 
-static json_t *parse(const char *s)
+static tg_json_t parse(const char *s)
 {
-    json_error_t err;
-    json_t *v = json_loads(s, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-    cr_assert_not_null(v, "test JSON %s: %s", s, err.text);
+    tg_json_t v;
+    tg_json_error_t err;
+    cr_assert_eq(tg_json_parse(s, strlen(s), &v, &err), 0, "test JSON %s: %s", s, err.reason);
     return v;
 }
 
 static void run_json_case(const tg_param_t *p, const struct case_t *c)
 {
-    json_t *v = parse(c->in);
+    tg_json_t v = parse(c->in);
     const char *canon = "unset";
-    const char *err = tg_params_check_json(p, v, &pool, &canon);
+    const char *err = tg_params_check_json(p, &v, &pool, &canon);
     if (c->err != NULL) {
         cr_expect_str_eq(err != NULL ? err : "(none)", c->err, "%s: %s", type_name(p->type), c->in);
     } else {
@@ -313,7 +340,6 @@ static void run_json_case(const tg_param_t *p, const struct case_t *c)
                 cr_expect_str_eq(canon != NULL ? canon : "(null)", c->canon, "%s: %s", type_name(p->type), c->in);
         }
     }
-    json_decref(v);
 }
 
 Test(params, json_values)
@@ -348,9 +374,8 @@ static void run_bounds(const tg_param_t *p, const struct bound_case_t *cases, si
     for (size_t i = 0; i < n; ++i) {
         const char *canon, *err;
         if (as_json) {
-            json_t *v = parse(cases[i].in);
-            err = tg_params_check_json(p, v, &pool, &canon);
-            json_decref(v);
+            tg_json_t v = parse(cases[i].in);
+            err = tg_params_check_json(p, &v, &pool, &canon);
         } else {
             err = tg_params_check_text(p, cases[i].in, strlen(cases[i].in), &pool, &canon);
         }
@@ -438,8 +463,47 @@ Test(params, numeric_bounds)
         {"\"10.01\"", "must be at most 10"},
         {"-10.01", "must be at least -10"},
         {"\"Infinity\"", "must be at most 10"},
+        {"\"-Infinity\"", "must be at least -10"},
+        {"\"NaN\"", "must be at least -10"},
     };
     RUN_BOUNDS(&p, json, 1);
+
+    /* exact in decimal: a double would round each of these onto the bound */
+    static const struct bound_case_t exact[] = {
+        {"10.00000000000000000000000000001", "must be at most 10"},
+        {"9.99999999999999999999999999999", NULL},
+        {"-10.00000000000000000000000000001", "must be at least -10"},
+        {"0.0000000000000000000000000000000000001", NULL},
+        {"-0", NULL},
+        {"0e99999999999999999999", NULL},
+        {"1e-99999999999999999999", NULL},
+        {"1e99999999999999999999", "must be at most 10"},
+        {"-1e99999999999999999999", "must be at least -10"},
+        {"0.1e2", NULL},
+        {"0.11e2", "must be at most 10"},
+        {"0.01e3", NULL},
+        {"-0.1000000000000000000000001E+2", "must be at least -10"},
+    };
+    RUN_BOUNDS(&p, exact, 0);
+    RUN_BOUNDS(&p, exact, 1);
+    static const struct bound_case_t text_only[] = {{"0000010.000", NULL}, {"-0009.9", NULL}, {"00010.0001", "must be at most 10"}};
+    RUN_BOUNDS(&p, text_only, 0);
+
+    /* a fractional bound, compared as the catalog wrote it (0.1), not as its double (0.1000000000000000055...) */
+    tg_param_t f = param("rate", TG_TYPE_NUMERIC, TG_SOURCE_BODY);
+    f.has_min = f.has_max = 1;
+    f.min = 0.1;
+    f.max = 1e20;
+    static const struct bound_case_t frac[] = {
+        {"0.1", NULL},
+        {"0.10000000000000000000001", NULL},
+        {"0.09999999999999999999999", "must be at least 0.1"},
+        {"100000000000000000000", NULL},
+        {"100000000000000000000.000000001", "must be at most 1e+20"},
+        {"1.00000000000000000000e20", NULL},
+    };
+    RUN_BOUNDS(&f, frac, 0);
+    RUN_BOUNDS(&f, frac, 1);
 }
 
 Test(params, max_length_counts_code_points)
@@ -522,7 +586,7 @@ Test(params, json_arrays)
         OK(NUMERIC, "[\"1.10\", 2]", "{\"1.10\",\"2\"}"),
         OK(DATE, "[\"2024-02-29\"]", "{\"2024-02-29\"}"),
         OK(TIMESTAMPTZ, "[\"2026-01-02 03:04:05Z\"]", "{\"2026-01-02T03:04:05Z\"}"),
-        OK(JSON, "[{\"a\": \"x\\\"y\"}, null, [1], \"s\"]", "{\"{\\\"a\\\":\\\"x\\\\\\\"y\\\"}\",NULL,\"[1]\",\"\\\"s\\\"\"}"),
+        OK(JSON, "[{\"a\": \"x\\\"y\"}, null, [1], \"s\"]", "{\"{\\\"a\\\": \\\"x\\\\\\\"y\\\"}\",NULL,\"[1]\",\"\\\"s\\\"\"}"),
         OK(JSONB, "[1]", "{\"1\"}"),
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
@@ -570,7 +634,10 @@ Test(params, array_literal_round_trip)
 
     tg_param_t p = array_param(TG_TYPE_TEXT);
     const char *canon;
-    cr_assert_null(tg_params_check_json(&p, arr, &pool, &canon));
+    char *text = json_dumps(arr, 0);
+    tg_json_t raw = parse(text);
+    cr_assert_null(tg_params_check_json(&p, &raw, &pool, &canon));
+    free(text);
 
     tg_buf_t b = {0};
     tg_encode_value(&b, tg_encoding_for_oid(1009 /* text[] */), canon, strlen(canon));
@@ -790,7 +857,7 @@ Test(params, decode_body, .init = user_init, .fini = teardown)
     const char *body = "{\"name\": \"bob\", \"age\": 30, \"tags\": [\"a\", \"\\\"},{\\\"\"], \"settings\": {\"dark\": true}}";
     cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(body), &pool, &out), TG_PARAMS_OK);
     cr_assert_eq(out.n_errors, 0);
-    const char *want[] = {"bob", "30", "{\"a\",\"\\\"},{\\\"\"}", "hi", "{\"dark\":true}"};
+    const char *want[] = {"bob", "30", "{\"a\",\"\\\"},{\\\"\"}", "hi", "{\"dark\": true}"};
     expect_values(&out, want, 5);
 }
 
@@ -878,7 +945,22 @@ Test(params, decode_exact_syntax_error_detail, .init = user_init, .fini = teardo
 {
     tg_params_t out;
     cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov("{\n  \"name\": tru\n}"), &pool, &out), TG_PARAMS_BAD_JSON);
-    cr_assert_str_eq(out.detail, "body is not valid JSON: invalid token near 'tru' at line 2 column 13");
+    cr_assert_str_eq(out.detail, "body is not valid JSON: invalid token at line 2 column 11");
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov("{\"name\": \"a\",\n \"tags\": [{\"k\": 1, \"k\": 2}]}"), &pool, &out),
+                 TG_PARAMS_BAD_JSON);
+    cr_assert_str_eq(out.detail, "body is not valid JSON: duplicate key in object at line 2 column 20");
+}
+
+/* The body's bytes for a json/jsonb or numeric member are what is bound, not a re-serialization. */
+Test(params, decode_keeps_body_bytes, .init = user_init, .fini = teardown)
+{
+    tg_params_t out;
+    const char *body = "{\"name\": \"n\\u00e9\", \"age\": 3, \"settings\": {\"pi\": 3.14159265358979323846264, \"big\": 12345678901234567890123,"
+                       " \"amount\": 19.90,\n \"list\": [1E+2, -0]}}";
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(body), &pool, &out), TG_PARAMS_OK);
+    cr_assert_str_eq(out.values[0], "n\xc3\xa9");
+    cr_assert_str_eq(out.values[4],
+                     "{\"pi\": 3.14159265358979323846264, \"big\": 12345678901234567890123, \"amount\": 19.90,\n \"list\": [1E+2, -0]}");
 }
 
 Test(params, decode_without_params)
