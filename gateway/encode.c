@@ -10,6 +10,7 @@
  *   an offset with seconds (historic local mean time, "+05:53:28") is kept as is;
  *   "infinity"/"-infinity" and BC dates ("0044-03-15 12:00:00+00 BC") are written
  *   unchanged as strings, since RFC 3339 cannot express them.
+ * - void (SELECT pg_sleep(1)) prints as an empty string: it is written as null.
  * - Arrays: only the array types listed in tg_encoding_for_oid are parsed (all of
  *   them use ',' as delimiter; box[] uses ';' and is not among them). Any other
  *   array type, user-defined ones included, is a string of its literal.
@@ -31,6 +32,7 @@ enum {
     OID_TIMESTAMP = 1114,
     OID_TIMESTAMPTZ = 1184,
     OID_NUMERIC = 1700,
+    OID_VOID = 2278,
     OID_JSONB = 3802,
 };
 
@@ -61,6 +63,9 @@ tg_column_enc_t tg_encoding_for_oid(Oid type)
         break;
     case OID_TIMESTAMP:
         e.enc = TG_ENC_TIMESTAMP;
+        break;
+    case OID_VOID:
+        e.enc = TG_ENC_NULL;
         break;
     /* arrays */
     case 1005: /* int2[] */
@@ -420,6 +425,9 @@ static void encode_scalar(tg_buf_t *out, tg_encoding_t enc, const char *s, size_
         break;
     case TG_ENC_TIMESTAMP:
         encode_timestamp(out, s, len);
+        break;
+    case TG_ENC_NULL:
+        put(out, "null", 4);
         break;
     case TG_ENC_ARRAY: /* arrays of arrays are nested literals, never an element encoding */
     case TG_ENC_STRING:

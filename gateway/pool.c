@@ -13,6 +13,14 @@
  * so it is its own implicit transaction: an error aborts only that call. Results come
  * back in the same order: each command's results end with a NULL from PQgetResult,
  * and each call ends with PGRES_PIPELINE_SYNC.
+ *
+ * A guarded call (a write that must not commit more rows than its query declares) is
+ * sent with a Flush instead of its Sync, so the server answers while the implicit
+ * transaction is still open. When its result is in, a ROLLBACK goes first if it has
+ * too many rows (PostgreSQL rolls an implicit transaction back on ROLLBACK, with a
+ * WARNING that no transaction block was open), then the Sync, which commits whatever
+ * was not rolled back. Until then the connection is `held`: a call queued behind it
+ * would run inside its transaction.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +77,7 @@ struct st_tg_pgconn_t {
     int backoff_ms;          /* the next backoff */
     tg_cancel_job_t *cancel; /* a cancel sent for `cancel_target`: no new calls until it is done and the target ended */
     tg_call_t *cancel_target;
+    tg_call_t *held;         /* a guarded call whose Sync is not sent yet: nothing may be queued behind it */
 };
 
 struct st_tg_backend_pool_t {
@@ -170,6 +179,7 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
     tg_call_t *call = c->head;
     c->head = NULL;
     c->tail = &c->head;
+    c->held = NULL;
     c->bp->in_flight -= c->n_inflight;
     c->n_inflight = 0;
     c->pending_ms = 0;
@@ -299,6 +309,13 @@ static void on_connect_io(h2o_socket_t *sock, const char *err)
     }
 }
 
+/* Server notices (a RAISE NOTICE, the WARNING of a guarded call's ROLLBACK) go to the debug log, one line each. */
+static void on_notice(void *arg, const char *message)
+{
+    const tg_backend_pool_t *bp = arg;
+    tg_log(TG_LOG_DEBUG, "%s: notice: %.*s", bp->backend->name, (int)strcspn(message, "\n"), message);
+}
+
 static void conn_start(tg_pgconn_t *c)
 {
     tg_backend_pool_t *bp = c->bp;
@@ -314,6 +331,7 @@ static void conn_start(tg_pgconn_t *c)
         conn_fail(c, PQerrorMessage(c->pg));
         return;
     }
+    PQsetNoticeProcessor(c->pg, on_notice, bp);
     /* libpq's first poll must wait until the socket is writable. */
     wrap_socket(c);
     h2o_socket_notify_write(c->sock, on_connect_io);
@@ -363,6 +381,8 @@ static void finish_head(tg_pgconn_t *c)
     --c->bp->in_flight;
     ExecStatusType st = call->result != NULL ? PQresultStatus(call->result) : PGRES_FATAL_ERROR;
     tg_call_status_t status = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK ? TG_CALL_OK : TG_CALL_DB_ERROR;
+    if (call->_rolled_back && status == TG_CALL_OK)
+        status = TG_CALL_ROLLED_BACK;
     if (call->_sent_set) {
         /* The SET committed with the call, or was rolled back with it. */
         --c->unconfirmed_sets;
@@ -372,6 +392,33 @@ static void finish_head(tg_pgconn_t *c)
     if (call->_parse_failed)
         c->prepared[call->query->index] = 0; /* prepare again next time */
     call->cb(call, status);
+}
+
+/*
+ * A guarded call's result is in: roll it back if it has more rows than it may
+ * commit, then send its Sync. Returns 0, or -1 if the connection broke (and was
+ * failed, with its calls).
+ */
+static int decide(tg_pgconn_t *c, tg_call_t *call)
+{
+    call->_undecided = 0;
+    c->held = NULL;
+    if (call->result != NULL && PQresultStatus(call->result) == PGRES_TUPLES_OK &&
+        (uint32_t)PQntuples(call->result) > call->guard_rows) {
+        /* A fixed statement, never request data. */
+        if (!PQsendQueryParams(c->pg, "ROLLBACK", 0, NULL, NULL, NULL, NULL, 0)) {
+            conn_fail(c, PQerrorMessage(c->pg));
+            return -1;
+        }
+        call->_rolled_back = 1;
+        call->_steps = 1;
+    }
+    if (!PQpipelineSync(c->pg)) {
+        conn_fail(c, PQerrorMessage(c->pg));
+        return -1;
+    }
+    flush_conn(c);
+    return c->state == CONN_READY ? 0 : -1;
 }
 
 static void process_results(tg_pgconn_t *c)
@@ -387,6 +434,8 @@ static void process_results(tg_pgconn_t *c)
             if (call->_steps > 0) {
                 --call->_steps;
                 idle_nulls = 0;
+                if (call->_steps == 0 && call->_undecided && decide(c, call) != 0)
+                    return;
             } else if (++idle_nulls > 1) {
                 break; /* nothing more until input arrives */
             }
@@ -409,7 +458,7 @@ static void process_results(tg_pgconn_t *c)
         int have_error = call->result != NULL && PQresultStatus(call->result) == PGRES_FATAL_ERROR;
         if (is_error && call->_sent_prepare && call->_steps == call->_nsteps)
             call->_parse_failed = 1; /* the first command was the Parse */
-        if (!have_error && (is_error || (call->_steps == 1 && st != PGRES_PIPELINE_ABORTED))) {
+        if (!have_error && !call->_rolled_back && (is_error || (call->_steps == 1 && st != PGRES_PIPELINE_ABORTED))) {
             if (call->result != NULL)
                 PQclear(call->result);
             call->result = r;
@@ -482,8 +531,13 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     if (!PQsendQueryPrepared(c->pg, name, (int)q->n_params, call->values, NULL, NULL, 0))
         return -1;
     ++steps;
-    if (!PQpipelineSync(c->pg))
+    call->_rolled_back = 0;
+    call->_undecided = call->guard_rows != 0;
+    /* A guarded call asks for its results now and sends its Sync once it has seen them (decide). */
+    if (!(call->_undecided ? PQsendFlushRequest(c->pg) : PQpipelineSync(c->pg)))
         return -1;
+    if (call->_undecided)
+        c->held = call;
     call->_steps = call->_nsteps = steps;
     call->_conn = c;
     call->_next = NULL;
@@ -553,7 +607,7 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
     int low = call->priority == TG_PRIORITY_LOW, low_full = low && bp->low_conns >= low_conn_limit(bp);
     for (int i = 0; i != bp->n_conns; ++i) {
         tg_pgconn_t *c = &bp->conns[i];
-        if (c->state != CONN_READY || c->n_inflight >= depth)
+        if (c->state != CONN_READY || c->n_inflight >= depth || c->held != NULL)
             continue;
         if (low_full && c->n_low == 0)
             continue;

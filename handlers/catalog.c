@@ -252,6 +252,18 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
         case TG_CALL_QUEUE_FULL:
             tg_respond_error(w, req, 503, "overloaded", "too many calls are waiting for a database connection");
             break;
+        case TG_CALL_ROLLED_BACK: {
+            char *d = h2o_mem_alloc_pool(&req->pool, 160);
+            if (q->returns == TG_RETURNS_ONE)
+                snprintf(d, 160, "the write returned %d rows, more than one; it was rolled back", PQntuples(call->result));
+            else
+                snprintf(d, 160, "the write returned %d rows, more than max_rows (%zu); it was rolled back", PQntuples(call->result),
+                         w->config->max_rows);
+            tg_log(TG_LOG_ERROR, "query %s (returns: %s) returned %d rows: rolled back", q->name,
+                   q->returns == TG_RETURNS_ONE ? "one" : "many", PQntuples(call->result));
+            tg_respond_error(w, req, 500, "too-many-rows", d);
+            break;
+        }
         case TG_CALL_CONN_LOST:
             tg_respond_error(w, req, 503, "connection-lost",
                              q->access == TG_ACCESS_WRITE ? "the database connection was lost; the write's outcome is unknown"
@@ -525,6 +537,9 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
     tg_query_ctx_t *ctx = ctx_alloc(w);
     ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done,
                             .priority = q->priority != TG_PRIORITY_INHERIT ? q->priority : tenant->priority};
+    /* A write that declares its result's shape must not commit a result that breaks it. */
+    if (q->access == TG_ACCESS_WRITE && q->returns != TG_RETURNS_NONE)
+        ctx->call.guard_rows = q->returns == TG_RETURNS_ONE ? 1 : cfg->max_rows < UINT32_MAX ? (uint32_t)cfg->max_rows : UINT32_MAX;
     ctx->adm = adm;
     ctx->req = req;
     ctx->worker = w;

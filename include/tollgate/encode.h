@@ -21,6 +21,7 @@ typedef enum en_tg_encoding_t {
     TG_ENC_TIMESTAMPTZ, /* "2026-01-02 03:04:05.123+00" -> "2026-01-02T03:04:05.123+00:00" */
     TG_ENC_TIMESTAMP,   /* "2026-01-02 03:04:05" -> "2026-01-02T03:04:05" */
     TG_ENC_ARRAY,       /* a PostgreSQL array literal -> JSON array of the element encoding */
+    TG_ENC_NULL,        /* void (what a function returning nothing gives): always null */
 } tg_encoding_t;
 
 /** a column encoding: the kind, for arrays the element's kind, and where its JSON key is */

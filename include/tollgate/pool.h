@@ -3,7 +3,8 @@
  * (the primary, then each replica) a set of non-blocking libpq connections watched by
  * the thread's h2o event loop, in pipeline mode, with each catalog statement prepared
  * once per connection. Calls are queued on a connection's pipeline (one Sync per call,
- * so each call is its own implicit transaction and an error aborts only that call), or
+ * so each call is its own implicit transaction and an error aborts only that call; a
+ * guarded call's Sync waits for its result, see `guard_rows`), or
  * wait in a bounded FIFO for at most `acquire_timeout_ms` when no connection has room.
  */
 #ifndef tollgate__pool_h
@@ -28,6 +29,7 @@ typedef enum en_tg_call_status_t {
     TG_CALL_ACQUIRE_TIMEOUT,/* no connection had room within acquire_timeout_ms */
     TG_CALL_QUEUE_FULL,     /* the wait queue is full */
     TG_CALL_CONN_LOST,      /* the connection died while the call was on it; for writes the outcome is unknown */
+    TG_CALL_ROLLED_BACK,    /* the statement returned more than `guard_rows` rows, so it was rolled back; `result` holds them */
 } tg_call_status_t;
 
 /** called once when a call ends; `call->result` (may be NULL) now belongs to the callee */
@@ -43,6 +45,13 @@ struct st_tg_call_t {
     const char *const *values; /* query->n_params text values (NULL = SQL NULL) */
     tg_call_cb cb;
     tg_priority_t priority;    /* TG_PRIORITY_HIGH or TG_PRIORITY_LOW (the query's, else the tenant's) */
+    /**
+     * 0, or the most rows the statement may return and still commit: the call is then
+     * sent without its Sync, its result read, and only then committed, or rolled back
+     * when it has more rows (TG_CALL_ROLLED_BACK). Costs one round trip more, during
+     * which its connection takes no other call. For writes that declare a result shape.
+     */
+    uint32_t guard_rows;
     PGresult *result;          /* set before cb */
     /* private */
     tg_call_t *_next;          /* in a connection's pipeline FIFO, or the wait queue */
@@ -59,6 +68,8 @@ struct st_tg_call_t {
     uint8_t _nsteps;           /* commands sent before the Sync */
     uint8_t _retried;          /* a read already retried after its connection died */
     uint8_t _abandoned;        /* the caller left while it ran */
+    uint8_t _undecided;        /* guarded: sent without its Sync; commit or roll back once its result is in */
+    uint8_t _rolled_back;      /* guarded: its result broke guard_rows and a ROLLBACK went before its Sync */
     struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */
     float _est_ms;             /* what the pool expected it to take when sent */
     uint64_t _started_at;      /* tg_now_ms() when it reached the head of its connection's pipeline */

@@ -32,6 +32,7 @@ enum {
     NUMERIC = 1700,
     UUID = 2950,
     UUID_ARR = 2951,
+    VOID = 2278,
     JSONB = 3802,
     JSONB_ARR = 3807,
     USER_TYPE = 16384,
@@ -100,6 +101,8 @@ static const struct {
     {DATE, "2026-01-02", "\"2026-01-02\""},
     {UUID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "\"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11\""},
     {USER_TYPE, "{1,2}", "\"{1,2}\""},
+    /* void: what SELECT pg_sleep(0) returns, printed as "" */
+    {VOID, "", "null"},
     /* arrays */
     {INT4_ARR, "{1,2,NULL}", "[1,2,null]"},
     {INT2_ARR, "{}", "[]"},
@@ -171,7 +174,7 @@ Test(encode, encodings_for_oids)
         {INT8_ARR, TG_ENC_ARRAY, TG_ENC_INT},     {NUMERIC_ARR, TG_ENC_ARRAY, TG_ENC_FLOAT},
         {JSON_ARR, TG_ENC_ARRAY, TG_ENC_JSON},    {1015, TG_ENC_ARRAY, TG_ENC_STRING},
         {1182, TG_ENC_ARRAY, TG_ENC_STRING},      {BOX_ARR, TG_ENC_STRING, TG_ENC_STRING},
-        {USER_TYPE, TG_ENC_STRING, TG_ENC_STRING},
+        {USER_TYPE, TG_ENC_STRING, TG_ENC_STRING}, {VOID, TG_ENC_NULL, TG_ENC_STRING},
     };
     for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); ++i) {
         tg_column_enc_t e = tg_encoding_for_oid(m[i].oid);
