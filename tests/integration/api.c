@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "http.h"
+#include "proc.h"
 
 #define FOR_EACH_PROTO(p) for (proto_t p = PROTO_H1; p <= PROTO_H2; p = (proto_t)(p + 1))
 
@@ -461,6 +462,292 @@ Test(encoding, every_column_type)
         cr_assert(strstr(r->body, "\"n_big\":12345678901234567890.123456789") != NULL, "%s", r->body);
         cr_assert(strstr(r->body, "\"n_scale\":0.10") != NULL, "%s", r->body);
         cr_assert(strstr(r->body, "\"f8\":0.1,") != NULL, "float8 as PostgreSQL prints it: %s", r->body);
+        resp_free(r);
+    }
+}
+
+/* --- exact data: what the gateway stored, read back with libpq --- */
+
+/* A value of the exact_probe row `id` (a SQL expression over its columns), or NULL. */
+static char *probe(long long id, const char *expr)
+{
+    char sql[256], idtext[32];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM exact_probe WHERE id = $1", expr);
+    snprintf(idtext, sizeof(idtext), "%lld", id);
+    const char *params[] = {idtext};
+    return pg_sql_params(0, sql, 1, params);
+}
+
+/* PostgreSQL's own reading of `text` as `type`, printed: what a value-for-value comparison expects. */
+static char *pg_reads(const char *text, const char *type)
+{
+    char sql[64];
+    snprintf(sql, sizeof(sql), "SELECT $1::%s::text", type);
+    const char *params[] = {text};
+    return pg_sql_params(0, sql, 1, params);
+}
+
+static void expect_probe(long long id, const char *expr, const char *want)
+{
+    char *got = probe(id, expr);
+    cr_assert_not_null(got, "row %lld: %s is NULL, want %s", id, expr, want);
+    cr_assert_str_eq(got, want, "row %lld: %s", id, expr);
+    free(got);
+}
+
+/* A document no double can carry: long decimals, an integer past 64 bits, exponents, -0, nesting, odd whitespace. */
+static const char EXACT_DOC[] = "{\"pi\": 3.14159265358979323846264338327950288419716939937510, \"amount\": 19.90,\n"
+                                "  \"big\": 12345678901234567890123, \"neg_big\": -98765432109876543210987654321,"
+                                " \"e\": 1E+2, \"tiny\": 2.50e-300, \"neg0\": -0,\n"
+                                "  \"nested\": [[1.10, [2.50]], {\"z\": 1, \"a\": [true, null, \"\\u00e9\\n\"]}], \"empty\": {}}";
+
+Test(exact, numbers_and_json_reach_postgres_as_sent)
+{
+    FOR_EACH_PROTO(p)
+    {
+        long long id = 900001 + p;
+        char body[2048];
+        snprintf(body, sizeof(body),
+                 "{\"id\": %lld, \"num\": 3.1415926535897932384626433832795028841971,"
+                 " \"num10\": 123456789012345678901234567890.0123456789,"
+                 " \"doc_json\": %s, \"doc_jsonb\": %s, \"f8\": 0.1000000000000000055511151231257827}",
+                 id, EXACT_DOC, EXACT_DOC);
+        resp_t *r = expect(p, 200, "POST", "/exact", body, "application/json");
+        cr_assert_eq(json_integer_value(json_object_get(r->json, "id")), id, "%s", r->body);
+        resp_free(r);
+        /* numeric and json keep every byte; a 40-digit numeric with scale 10 too */
+        expect_probe(id, "num::text", "3.1415926535897932384626433832795028841971");
+        expect_probe(id, "num10::text", "123456789012345678901234567890.0123456789");
+        expect_probe(id, "doc_json::text", EXACT_DOC);
+        /* jsonb normalizes (key order, whitespace) as PostgreSQL does: compare with its own reading of the text sent */
+        char *want = pg_reads(EXACT_DOC, "jsonb");
+        expect_probe(id, "doc_jsonb::text", want);
+        free(want);
+        char *jb = probe(id, "doc_jsonb::text");
+        static const char *kept[] = {"3.14159265358979323846264338327950288419716939937510", "19.90", "12345678901234567890123",
+                                     "-98765432109876543210987654321", "[[1.10, [2.50]]", "000250,"};
+        for (size_t i = 0; i != sizeof(kept) / sizeof(kept[0]); ++i)
+            cr_assert_not_null(strstr(jb, kept[i]), "jsonb lost %s: %s", kept[i], jb);
+        free(jb);
+        /* float8 from the text sent: the same double PostgreSQL reads from it */
+        want = pg_reads("0.1000000000000000055511151231257827", "float8");
+        expect_probe(id, "f8::text", want);
+        free(want);
+
+        /* numerics as JSON strings, and spellings PostgreSQL normalizes (compared value for value) */
+        snprintf(body, sizeof(body),
+                 "{\"id\": %lld, \"num\": \"-0.00000000000000000000000000000000000001\","
+                 " \"num10\": \"-123456789012345678901234567890.0123456789\", \"doc_json\": [1E+2, -0, 2.50]}",
+                 id);
+        r = expect(p, 200, "POST", "/exact", body, "application/json");
+        resp_free(r);
+        expect_probe(id, "num::text", "-0.00000000000000000000000000000000000001");
+        expect_probe(id, "num10::text", "-123456789012345678901234567890.0123456789");
+        expect_probe(id, "doc_json::text", "[1E+2, -0, 2.50]");
+        snprintf(body, sizeof(body), "{\"id\": %lld, \"num\": 1E+2, \"num10\": -0}", id);
+        r = expect(p, 200, "POST", "/exact", body, "application/json");
+        resp_free(r);
+        want = pg_reads("1E+2", "numeric");
+        expect_probe(id, "num::text", want);
+        free(want);
+        want = pg_reads("-0", "numeric(50,10)");
+        expect_probe(id, "num10::text", want);
+        free(want);
+    }
+    pg_sql(0, "DELETE FROM exact_probe WHERE id IN (900001, 900002)");
+}
+
+Test(exact, int8_at_both_ends_from_body_query_string_and_path)
+{
+    static const char *ends[] = {"9223372036854775807", "-9223372036854775808"};
+    static const char *past[] = {"9223372036854775808", "-9223372036854775809", "123456789012345678901234567890"};
+    FOR_EACH_PROTO(p)
+    {
+        for (size_t i = 0; i != 2; ++i) {
+            char body[128], path[128];
+            snprintf(body, sizeof(body), "{\"id\": %s}", ends[i]);
+            resp_t *r = expect(p, 200, "POST", "/exact", body, "application/json");
+            resp_free(r);
+            char *got = probe(strtoll(ends[i], NULL, 10), "id::text");
+            cr_assert_not_null(got, "row %s was not stored", ends[i]);
+            cr_assert_str_eq(got, ends[i]);
+            free(got);
+            snprintf(path, sizeof(path), "/exact/echo/%s", ends[i]);
+            r = expect(p, 200, "GET", path, NULL, NULL);
+            cr_assert_str_eq(jstr(r, "id"), ends[i], "%s", r->body);
+            resp_free(r);
+            snprintf(path, sizeof(path), "/exact/echo?id=%s", ends[i]);
+            r = expect(p, 200, "GET", path, NULL, NULL);
+            cr_assert_str_eq(jstr(r, "id"), ends[i], "%s", r->body);
+            resp_free(r);
+        }
+        for (size_t i = 0; i != sizeof(past) / sizeof(past[0]); ++i) {
+            char body[128], path[128];
+            snprintf(body, sizeof(body), "{\"id\": %s}", past[i]);
+            resp_t *r = expect(p, 400, "POST", "/exact", body, "application/json");
+            cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:invalid-parameters", "%s: %s", past[i], r->body);
+            cr_assert_str_eq(param_error(r, "id"), "is out of range for int8", "%s: %s", past[i], r->body);
+            resp_free(r);
+            snprintf(path, sizeof(path), "/exact/echo/%s", past[i]);
+            r = expect(p, 400, "GET", path, NULL, NULL);
+            cr_assert_str_eq(param_error(r, "id"), "is out of range for int8", "%s: %s", past[i], r->body);
+            resp_free(r);
+            snprintf(path, sizeof(path), "/exact/echo?id=%s", past[i]);
+            r = expect(p, 400, "GET", path, NULL, NULL);
+            cr_assert_str_eq(param_error(r, "id"), "is out of range for int8", "%s: %s", past[i], r->body);
+            resp_free(r);
+        }
+    }
+    pg_sql(0, "DELETE FROM exact_probe WHERE id IN (9223372036854775807, -9223372036854775808)");
+}
+
+Test(exact, query_string_numerics_and_json_pass_through)
+{
+    CURL *c = curl_easy_init();
+    static const char num[] = "-1234567890123456789012345678901234567890.0123456789";
+    static const char doc[] = "{\"a\": 1.10, \"big\": 12345678901234567890123, \"b\": [1E+2]}";
+    char *enc_num = curl_easy_escape(c, num, 0), *enc_doc = curl_easy_escape(c, doc, 0);
+    char path[1024];
+    snprintf(path, sizeof(path), "/exact/echo?num=%s&doc_json=%s&doc_jsonb=%s", enc_num, enc_doc, enc_doc);
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET", path, NULL, NULL);
+        cr_assert_str_eq(jstr(r, "num"), num, "%s", r->body);
+        cr_assert_str_eq(jstr(r, "doc_json"), doc, "%s", r->body);
+        char *want = pg_reads(doc, "jsonb");
+        cr_assert_str_eq(jstr(r, "doc_jsonb"), want, "%s", r->body);
+        free(want);
+        resp_free(r);
+    }
+    curl_free(enc_num);
+    curl_free(enc_doc);
+    curl_easy_cleanup(c);
+}
+
+Test(exact, catalog_defaults_are_taken_as_written)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET", "/exact/default", NULL, NULL);
+        cr_assert_str_eq(jstr(r, "num"), "1.10", "%s", r->body);
+        cr_assert_str_eq(jstr(r, "doc"), "{\"price\": 19.90, \"n\": [1E+2, -0]}", "%s", r->body);
+        resp_free(r);
+    }
+}
+
+Test(exact, bodies_that_two_readers_could_read_differently_are_refused)
+{
+    char deep[1200];
+    size_t n = 0;
+    n += (size_t)snprintf(deep + n, sizeof(deep) - n, "{\"id\": 1, \"doc_json\": ");
+    for (int i = 0; i < 512; ++i)
+        deep[n++] = '[';
+    for (int i = 0; i < 512; ++i)
+        deep[n++] = ']';
+    snprintf(deep + n, sizeof(deep) - n, "}");
+    static const char *bad[] = {
+        "{\"id\": 1, \"doc_json\": {\"a\": 1, \"a\": 2}}",
+        "{\"id\": 1, \"doc_jsonb\": [{\"k\": 1, \"\\u006b\": 2}]}",
+        "{\"id\": 1, \"id\": 2}",
+        "{\"id\": 1, \"doc_json\": \"\\ud800\"}",
+        "{\"id\": 1, \"doc_json\": 01}",
+    };
+    FOR_EACH_PROTO(p)
+    {
+        for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+            resp_t *r = expect(p, 400, "POST", "/exact", bad[i], "application/json");
+            cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:malformed-json", "%s: %s", bad[i], r->body);
+            resp_free(r);
+        }
+        resp_t *r = expect(p, 400, "POST", "/exact", deep, "application/json");
+        cr_assert_not_null(strstr(jstr(r, "detail"), "nested deeper than 512 levels"), "%s", r->body);
+        resp_free(r);
+    }
+    char *left = pg_sql(0, "SELECT count(*) FROM exact_probe WHERE id IN (1, 2)");
+    cr_assert_str_eq(left, "0");
+    free(left);
+}
+
+/* --- writes that declare a result shape never commit one that breaks it --- */
+
+static void expect_count(const char *where, const char *want)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM exact_probe WHERE %s", where);
+    char *got = pg_sql(0, sql);
+    cr_assert_str_eq(got, want, "%s", sql);
+    free(got);
+}
+
+Test(writes, returns_one_touching_two_rows_is_rolled_back)
+{
+    FOR_EACH_PROTO(p)
+    {
+        int g = 7100 + 10 * p;
+        char sql[256], body[128], where[64];
+        snprintf(sql, sizeof(sql), "INSERT INTO exact_probe (id, grp) VALUES (%d, %d), (%d, %d), (%d, %d)", g, g, g + 1, g, g + 2,
+                 g + 5);
+        pg_sql(0, sql);
+        /* two rows match: 500, and neither changed */
+        snprintf(body, sizeof(body), "{\"from\": %d, \"to\": %d}", g, g + 1);
+        resp_t *r = expect(p, 500, "PATCH", "/exact/group/one", body, "application/json");
+        cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:too-many-rows", "%s", r->body);
+        cr_assert_not_null(strstr(jstr(r, "detail"), "rolled back"), "%s", r->body);
+        resp_free(r);
+        snprintf(where, sizeof(where), "grp = %d", g);
+        expect_count(where, "2");
+        snprintf(where, sizeof(where), "grp = %d", g + 1);
+        expect_count(where, "0");
+        /* one row matches: committed, and the connection works on as before */
+        for (int round = 0; round != 2; ++round) {
+            snprintf(body, sizeof(body), "{\"from\": %d, \"to\": %d}", g + 5 + round, g + 6 + round);
+            r = expect(p, 200, "PATCH", "/exact/group/one", body, "application/json");
+            cr_assert_eq(json_integer_value(json_object_get(r->json, "id")), g + 2, "%s", r->body);
+            resp_free(r);
+            snprintf(where, sizeof(where), "id = %d AND grp = %d", g + 2, g + 6 + round);
+            expect_count(where, "1");
+        }
+        /* no row: 404, nothing to roll back */
+        snprintf(body, sizeof(body), "{\"from\": %d, \"to\": %d}", g + 9, g + 1);
+        r = expect(p, 404, "PATCH", "/exact/group/one", body, "application/json");
+        resp_free(r);
+        snprintf(sql, sizeof(sql), "DELETE FROM exact_probe WHERE id BETWEEN %d AND %d", g, g + 2);
+        pg_sql(0, sql);
+    }
+}
+
+Test(writes, returns_many_over_max_rows_is_rolled_back)
+{
+    FOR_EACH_PROTO(p)
+    {
+        long long first = 200000 + 10000LL * p;
+        int g = 8100 + p;
+        char body[128], where[64], sql[128];
+        /* 1001 rows, max_rows is 1000: nothing is inserted */
+        snprintf(body, sizeof(body), "{\"first\": %lld, \"last\": %lld, \"grp\": %d}", first, first + 1000, g);
+        resp_t *r = expect(p, 500, "POST", "/exact/fill", body, "application/json");
+        cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:too-many-rows", "%s", r->body);
+        cr_assert_not_null(strstr(jstr(r, "detail"), "max_rows (1000); it was rolled back"), "%s", r->body);
+        resp_free(r);
+        snprintf(where, sizeof(where), "grp = %d", g);
+        expect_count(where, "0");
+        /* exactly max_rows rows: all committed */
+        snprintf(body, sizeof(body), "{\"first\": %lld, \"last\": %lld, \"grp\": %d}", first, first + 999, g);
+        r = expect(p, 200, "POST", "/exact/fill", body, "application/json");
+        cr_assert_eq(json_array_size(r->json), 1000, "%zu rows", json_array_size(r->json));
+        resp_free(r);
+        expect_count(where, "1000");
+        snprintf(sql, sizeof(sql), "DELETE FROM exact_probe WHERE grp = %d", g);
+        pg_sql(0, sql);
+    }
+}
+
+Test(encoding, void_is_null)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 200, "GET", "/exact/void", NULL, NULL);
+        cr_assert_str_eq(r->body, "{\"slept\":null,\"one\":1}");
         resp_free(r);
     }
 }

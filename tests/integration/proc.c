@@ -149,12 +149,18 @@ void pg_script(const char *cmd)
 
 char *pg_sql(int replica, const char *sql)
 {
+    return pg_sql_params(replica, sql, 0, NULL);
+}
+
+char *pg_sql_params(int replica, const char *sql, int n, const char *const *params)
+{
     /* The test servers trust loopback: the same DSN as the superuser (a later keyword wins). */
     char dsn[512];
     snprintf(dsn, sizeof(dsn), "%s user=postgres", env(replica ? "TG_REPLICA_DSN" : "TG_PRIMARY_DSN"));
     PGconn *c = PQconnectdb(dsn);
     cr_assert_eq(PQstatus(c), CONNECTION_OK, "cannot connect to the %s: %s", replica ? "replica" : "primary", PQerrorMessage(c));
-    PGresult *r = PQexec(c, sql);
+    /* Without parameters, several statements may go in one string (the simple protocol). */
+    PGresult *r = n == 0 ? PQexec(c, sql) : PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     cr_assert(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
     char *out = st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strdup(PQgetvalue(r, 0, 0)) : NULL;

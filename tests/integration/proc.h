@@ -51,5 +51,7 @@ int wait_exit(pid_t pid, double timeout_s);
 void pg_script(const char *cmd);
 /** runs SQL as the superuser on the primary (`replica` 0) or the replica (1); returns the first value (malloc'd) or NULL */
 char *pg_sql(int replica, const char *sql);
+/** pg_sql with `n` text parameters for $1..$n */
+char *pg_sql_params(int replica, const char *sql, int n, const char *const *params);
 
 #endif

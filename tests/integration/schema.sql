@@ -4,3 +4,15 @@ CREATE TABLE deferred_probe (
     ref int REFERENCES deferred_probe (id) DEFERRABLE INITIALLY DEFERRED
 );
 GRANT SELECT, INSERT, UPDATE, DELETE ON deferred_probe TO tollgate;
+
+-- Exact data: what the gateway stored is read back with libpq and compared.
+CREATE TABLE exact_probe (
+    id int8 PRIMARY KEY,
+    num numeric,
+    num10 numeric(50, 10),
+    doc_json json,
+    doc_jsonb jsonb,
+    f8 float8,
+    grp int
+);
+GRANT SELECT, INSERT, UPDATE, DELETE ON exact_probe TO tollgate;
