@@ -52,9 +52,9 @@
  * - enum applies to the canonical text, for every type (so numbers match as written:
  *   an enum of 1.5 does not take 1.50).
  * - Arrays: from the query string repeated keys (no key at all is "missing": give the
- *   catalog a default of "{}" to allow empty arrays there); from JSON an array whose
- *   elements follow the JSON rules above, null elements being NULL. A path parameter
- *   declared as an array takes its one value as a one-element array. Only the first
+ *   catalog a default of [] to allow empty arrays there); from JSON an array whose
+ *   elements follow the JSON rules above, null elements being NULL. (The catalog
+ *   refuses array path parameters.) Only the first
  *   bad element of a parameter is reported, as reason "element N <reason>", N from 0
  *   (so a huge bad array cannot make a huge error response). The canonical form is a
  *   PostgreSQL array literal with every element double-quoted, '"' and '\' escaped by

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include "tollgate/buf.h"
 
-/** parameter types (the SPEC's list); arrays are the same type with `is_array` set */
+/** parameter types (docs/reference.md lists them); arrays are the same type with `is_array` set */
 typedef enum en_tg_type_t {
     TG_TYPE_INT2,
     TG_TYPE_INT4,

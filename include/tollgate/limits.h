@@ -1,6 +1,6 @@
 /*
  * Tenants and limits: who a request is (API key -> tenant), and the limits every
- * call passes before it reaches a backend, in the SPEC's order: tenant switched off,
+ * call passes before it reaches a backend, in the documented order (docs/reference.md): tenant switched off,
  * tenant token bucket and in-flight cap, query switched off and in-flight cap, the
  * gateway-wide in-flight cap.
  *
