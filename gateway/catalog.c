@@ -485,7 +485,7 @@ static int param_bound(entry_ctx_t *e, const char *field, json_t *v, tg_param_t 
 }
 
 static const char *const param_fields[] = {"name",       "type", "required",    "default", "min", "max",
-                                           "max_length", "enum", "description", NULL};
+                                           "max_length", "enum", "description", "from",    NULL};
 
 /* parses params[idx] (`o`, and `raw`, the same member as text) into `p`; returns 0 if it is good */
 static int parse_param(entry_ctx_t *e, size_t idx, json_t *o, const tg_json_t *raw, tg_param_t *p, h2o_mem_pool_t *pool)
@@ -643,6 +643,22 @@ static int parse_param(entry_ctx_t *e, size_t idx, json_t *o, const tg_json_t *r
     } else if (json_object_get(o, "default") != NULL) {
         p->has_default = 1;
         p->required = 0;
+    }
+
+    /* from: "tenant" binds the caller's tenant name, which the caller cannot set: nothing about it is optional */
+    if ((v = json_object_get(o, "from")) != NULL && !json_is_null(v)) {
+        static const char *const not_with_tenant[] = {"required", "default", "enum", "max_length", NULL};
+        if (!json_is_string(v) || strcmp(json_string_value(v), "tenant") != 0) {
+            entry_error(e, PFIELD(".from"), "must be \"tenant\" (the caller's tenant name)");
+        } else {
+            p->source = TG_SOURCE_TENANT;
+            if (type_ok && (p->type != TG_TYPE_TEXT || p->is_array))
+                entry_error(e, PFIELD(".type"), "a parameter from the tenant is the tenant's name: its type must be text");
+            for (size_t i = 0; not_with_tenant[i] != NULL; ++i)
+                if (json_object_get(o, not_with_tenant[i]) != NULL)
+                    entry_error(e, PFIELD(".from"), "a parameter from the tenant is always given: it takes no %s", not_with_tenant[i]);
+            p->required = 1;
+        }
     }
 #undef PFIELD
     return e->errs->n == before ? 0 : -1;
@@ -932,6 +948,10 @@ static int parse_entry(entry_ctx_t *e, json_t *o, const tg_json_t *raw, size_t i
             tg_param_t *p = q->params + i;
             char f[128];
             snprintf(f, sizeof(f), ".params[%zu] (%s)", i, p->name);
+            if (p->source == TG_SOURCE_TENANT) {
+                entry_error(e, ".route", "{%s} is bound to the caller's tenant (from: \"tenant\") and cannot be in the path", p->name);
+                continue;
+            }
             p->source = TG_SOURCE_PATH;
             p->path_index = (int)j;
             if (p->is_array || p->type == TG_TYPE_JSON || p->type == TG_TYPE_JSONB)
@@ -940,7 +960,7 @@ static int parse_entry(entry_ctx_t *e, json_t *o, const tg_json_t *raw, size_t i
                 entry_error(e, f, "a path parameter is always given: it takes no default and cannot be optional");
         }
         for (size_t i = 0; i < q->n_params; ++i) {
-            if (q->params[i].path_index >= 0)
+            if (q->params[i].path_index >= 0 || q->params[i].source == TG_SOURCE_TENANT)
                 continue;
             q->params[i].source = q->method == TG_METHOD_GET || q->method == TG_METHOD_DELETE ? TG_SOURCE_QUERY : TG_SOURCE_BODY;
         }

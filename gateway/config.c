@@ -226,9 +226,118 @@ static int valid_tenant_name(const char *s)
     return 1;
 }
 
+int tg_query_pattern_match(const char *pattern, const char *name)
+{
+    size_t n = strlen(pattern);
+    if (n != 0 && pattern[n - 1] == '*')
+        return strncmp(pattern, name, n - 1) == 0;
+    return strcmp(pattern, name) == 0;
+}
+
+/* `queries` of a tenant (or of anonymous): names of letters, digits and '_', a trailing '*' making a prefix */
+static void parse_query_list(ctx_t *c, json_t *obj, const char *prefix, tg_query_list_t *l)
+{
+    json_t *v = json_object_get(obj, "queries"), *e;
+    char f[160];
+    size_t i;
+    if (v == NULL || json_is_null(v))
+        return;
+    if (!json_is_array(v)) {
+        cfg_error(c, field_name(f, sizeof(f), prefix, "queries"), "must be an array of query names (a trailing '*' matches a prefix)");
+        return;
+    }
+    l->patterns = tg_calloc(json_array_size(v) + 1, sizeof(*l->patterns));
+    json_array_foreach(v, i, e)
+    {
+        const char *s = json_is_string(e) ? json_string_value(e) : NULL;
+        size_t n = s != NULL ? strlen(s) : 0, k = 0;
+        while (k < n && ((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z') || (s[k] >= '0' && s[k] <= '9') || s[k] == '_'))
+            ++k;
+        if (s == NULL || n == 0 || n > 64 || !(k == n || (k == n - 1 && s[k] == '*')) || n != json_string_length(e)) {
+            snprintf(f, sizeof(f), "%s.queries[%zu]", prefix, i);
+            cfg_error(c, f, "must be a query name, or a prefix ending in '*' (\"orders_*\", or \"*\" for all)");
+            continue;
+        }
+        l->patterns[l->n_patterns++] = tg_strdup(s);
+    }
+}
+
+static void free_query_list(tg_query_list_t *l)
+{
+    for (size_t i = 0; i < l->n_patterns; ++i)
+        free(l->patterns[i]);
+    free(l->patterns);
+    free(l->allowed);
+}
+
+static void warn(tg_config_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void warn(tg_config_t *cfg, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    tg_errors_add(&cfg->warnings, "%s: %s", cfg->path, msg);
+}
+
+/* Turns a list's patterns into a per-query table, warning about patterns that match nothing. */
+static void resolve_query_list(tg_config_t *cfg, tg_query_list_t *l, const char *who)
+{
+    if (l->patterns == NULL)
+        return;
+    l->allowed = tg_calloc(cfg->n_queries + 1, 1);
+    for (size_t i = 0; i < l->n_patterns; ++i) {
+        int matched = 0;
+        for (size_t q = 0; q < cfg->n_queries; ++q)
+            if (tg_query_pattern_match(l->patterns[i], cfg->queries[q].name))
+                l->allowed[q] = matched = 1;
+        if (!matched)
+            warn(cfg, "%s.queries: \"%s\" names no catalog query", who, l->patterns[i]);
+    }
+}
+
+/*
+ * Once the catalog is read: the tenants' query lists, and what is allowed but
+ * probably a mistake (a write open to every caller, a cost no bucket can pay).
+ */
+static void resolve_tenants(tg_config_t *cfg)
+{
+    char who[96];
+    for (size_t t = 0; t < cfg->n_tenants; ++t) {
+        snprintf(who, sizeof(who), "tenants[%zu] (%s)", t, cfg->tenants[t].name);
+        resolve_query_list(cfg, &cfg->tenants[t].queries, who);
+    }
+    if (cfg->has_anonymous)
+        resolve_query_list(cfg, &cfg->anonymous_queries, "anonymous");
+    for (size_t q = 0; q < cfg->n_queries; ++q) {
+        const tg_query_t *query = &cfg->queries[q];
+        int everyone = cfg->n_tenants != 0 || cfg->has_anonymous;
+        for (size_t t = 0; t < cfg->n_tenants; ++t) {
+            const tg_tenant_t *tenant = &cfg->tenants[t];
+            int may = tg_query_list_allows(&tenant->queries, query);
+            everyone &= may;
+            if (may && query->cost > tenant->burst)
+                warn(cfg, "query %s costs %d tokens, more than tenant %s's burst (%.0f): that tenant always gets 429", query->name,
+                     query->cost, tenant->name, tenant->burst);
+        }
+        if (cfg->has_anonymous) {
+            int may = tg_query_list_allows(&cfg->anonymous_queries, query);
+            everyone &= may;
+            if (may && query->cost > cfg->anonymous_burst)
+                warn(cfg, "query %s costs %d tokens, more than anonymous's burst (%.0f): keyless callers always get 429",
+                     query->name, query->cost, cfg->anonymous_burst);
+        }
+        if (everyone && query->access == TG_ACCESS_WRITE)
+            warn(cfg, "query %s writes and every tenant%s may call it: give tenants a \"queries\" list", query->name,
+                 cfg->has_anonymous ? ", keyless callers included," : "");
+    }
+}
+
 static void parse_tenant(ctx_t *c, json_t *v, size_t idx, tg_tenant_t *t)
 {
-    static const char *const fields[] = {"name", "keys", "rate", "burst", "max_in_flight", "priority", NULL};
+    static const char *const fields[] = {"name", "keys", "rate", "burst", "max_in_flight", "priority", "queries", NULL};
     char prefix[64], f[128];
     const char *name;
     json_t *keys, *pv;
@@ -278,6 +387,7 @@ static void parse_tenant(ctx_t *c, json_t *v, size_t idx, tg_tenant_t *t)
         else
             cfg_error(c, field_name(f, sizeof(f), prefix, "priority"), "must be \"high\" or \"low\"");
     }
+    parse_query_list(c, v, prefix, &t->queries);
 }
 
 /* tenant names are unique, and a key belongs to one tenant */
@@ -431,11 +541,12 @@ static void parse_fields(ctx_t *c, json_t *root)
     }
     if ((v = json_object_get(root, "anonymous")) != NULL && !json_is_null(v) &&
         want_object(c, v, "anonymous", "null or an object {\"rate\": .., \"burst\": ..}")) {
-        static const char *const anon_fields[] = {"rate", "burst", NULL};
+        static const char *const anon_fields[] = {"rate", "burst", "queries", NULL};
         check_unknown(c, "anonymous", v, anon_fields);
         cfg->has_anonymous = 1;
         get_number(c, v, "anonymous", "rate", 1e-6, 1e9, 0, 1, &cfg->anonymous_rate);
         get_number(c, v, "anonymous", "burst", 1, 1e9, 0, 1, &cfg->anonymous_burst);
+        parse_query_list(c, v, "anonymous", &cfg->anonymous_queries);
     }
 
     /* catalog */
@@ -504,6 +615,7 @@ tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_
         tg_config_free(cfg);
         return NULL;
     }
+    resolve_tenants(cfg);
     return cfg;
 }
 
@@ -548,7 +660,10 @@ void tg_config_free(tg_config_t *cfg)
     for (size_t i = 0; i < cfg->n_tenants; ++i) {
         free(cfg->tenants[i].name);
         free(cfg->tenants[i].keys);
+        free_query_list(&cfg->tenants[i].queries);
     }
+    free_query_list(&cfg->anonymous_queries);
+    tg_errors_dispose(&cfg->warnings);
     free(cfg->tenants);
     for (size_t i = 0; i < cfg->n_catalog_paths; ++i)
         free(cfg->catalog_paths[i]);

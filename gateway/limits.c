@@ -77,7 +77,7 @@ static int digest_empty(const uint8_t d[32])
 }
 
 static void init_tenant(tg_tenant_state_t *t, const char *name, double rate, double burst, int max_in_flight,
-                        tg_priority_t priority, uint64_t now_ns)
+                        tg_priority_t priority, const tg_query_list_t *queries, uint64_t now_ns)
 {
     tg_bucket_init(&t->bucket, rate, burst, now_ns);
     atomic_init(&t->in_flight, 0);
@@ -85,6 +85,7 @@ static void init_tenant(tg_tenant_state_t *t, const char *name, double rate, dou
     t->name = name;
     t->max_in_flight = max_in_flight;
     t->priority = priority;
+    t->queries = queries;
 }
 
 tg_limits_t *tg_limits_create(const tg_config_t *cfg, uint64_t now_ns)
@@ -96,12 +97,13 @@ tg_limits_t *tg_limits_create(const tg_config_t *cfg, uint64_t now_ns)
     size_t n_keys = 0;
     for (size_t i = 0; i != cfg->n_tenants; ++i) {
         const tg_tenant_t *t = &cfg->tenants[i];
-        init_tenant(&l->tenants[i], t->name, t->rate, t->burst, t->max_in_flight, t->priority, now_ns);
+        init_tenant(&l->tenants[i], t->name, t->rate, t->burst, t->max_in_flight, t->priority, &t->queries, now_ns);
         n_keys += t->n_keys;
     }
     if (cfg->has_anonymous) {
         l->anonymous = &l->tenants[cfg->n_tenants];
-        init_tenant(l->anonymous, "anonymous", cfg->anonymous_rate, cfg->anonymous_burst, 0, TG_PRIORITY_HIGH, now_ns);
+        init_tenant(l->anonymous, "anonymous", cfg->anonymous_rate, cfg->anonymous_burst, 0, TG_PRIORITY_HIGH, &cfg->anonymous_queries,
+                    now_ns);
     }
     size_t cap = 16;
     while (cap < n_keys * 2)

@@ -129,6 +129,8 @@ int main(int argc, char **argv)
     if (cfg == NULL)
         return EXIT_CONFIG;
     if (check) {
+        for (size_t i = 0; i != cfg->warnings.n; ++i)
+            fprintf(stderr, "warning: %s\n", cfg->warnings.msgs[i]);
         if (check_db) {
             tg_errors_t errs = {0};
             int bad = tg_check_db(cfg, &errs) != 0;

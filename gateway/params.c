@@ -79,6 +79,7 @@
 #define R_REQUIRED "is required"
 #define R_NOT_NULL "must not be null"
 #define R_UNKNOWN "unknown parameter"
+#define R_FROM_TENANT "is the caller's tenant and cannot be sent"
 #define R_REPEATED "must not be repeated"
 #define R_BAD_ESCAPE "is not valid percent-encoding"
 #define R_INTEGER "must be an integer"
@@ -768,6 +769,12 @@ static int find_param(const tg_query_t *q, tg_param_source_t source, const char 
     return -1;
 }
 
+/* Why a key that names no parameter of its place is refused: it may name the tenant-bound one. */
+static const char *unknown_reason(const tg_query_t *q, const char *name, size_t len)
+{
+    return find_param(q, TG_SOURCE_TENANT, name, len) >= 0 ? R_FROM_TENANT : R_UNKNOWN;
+}
+
 /* Splits the query string and files each pair under its parameter; reports unknown keys and repeats. */
 static void scan_query_string(const tg_query_t *q, h2o_iovec_t qs, struct st_slot_t *slots, struct st_error_list_t *errs,
                               h2o_mem_pool_t *pool, struct st_qs_pair_t **pairs_out)
@@ -788,7 +795,7 @@ static void scan_query_string(const tg_query_t *q, h2o_iovec_t qs, struct st_slo
             if (key == NULL) {
                 add_error(errs, pool_strndup(pool, s, (size_t)(key_end - s)), R_BAD_ESCAPE);
             } else if (memchr(key, '\0', klen) != NULL || (idx = find_param(q, TG_SOURCE_QUERY, key, klen)) < 0) {
-                add_error(errs, key, R_UNKNOWN);
+                add_error(errs, key, unknown_reason(q, key, klen));
             } else {
                 struct st_slot_t *slot = &slots[idx];
                 if (!q->params[idx].is_array && slot->count != 0) {
@@ -840,7 +847,7 @@ static const char *decode_text_values(const tg_param_t *p, const struct st_qs_pa
 }
 
 int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t query_string, h2o_iovec_t body,
-                     h2o_mem_pool_t *pool, tg_params_t *out)
+                     const char *tenant, h2o_mem_pool_t *pool, tg_params_t *out)
 {
     size_t n = q->n_params;
     struct st_error_list_t errs = {out, 0, pool};
@@ -876,7 +883,7 @@ int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t
             char *k = json_string_text(&key, pool, &klen);
             int idx = memchr(k, '\0', klen) != NULL ? -1 : find_param(q, TG_SOURCE_BODY, k, klen);
             if (idx < 0) {
-                add_error(&errs, k, R_UNKNOWN);
+                add_error(&errs, k, memchr(k, '\0', klen) != NULL ? R_UNKNOWN : unknown_reason(q, k, klen));
             } else {
                 slots[idx].json = value;
                 slots[idx].in_body = 1;
@@ -904,6 +911,10 @@ int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t
                 present = 1;
                 err = decode_text_values(p, pairs, slot->first, slot->count, 1, pool, &canon);
             }
+            break;
+        case TG_SOURCE_TENANT:
+            present = 1;
+            canon = tenant;
             break;
         case TG_SOURCE_BODY:
             if (slot->in_body) {

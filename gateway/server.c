@@ -169,12 +169,8 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = tg_handle_request;
     gw->limits = tg_limits_create(cfg, tg_now_ns());
-    /* A query that costs more than a tenant's bucket holds can never be called by that tenant: say so once. */
-    for (size_t q = 0; q != cfg->n_queries; ++q)
-        for (size_t t = 0; t != cfg->n_tenants; ++t)
-            if (cfg->queries[q].cost > cfg->tenants[t].burst)
-                tg_log(TG_LOG_WARN, "query %s costs %d tokens, more than tenant %s's burst (%.0f): that tenant always gets 429",
-                       cfg->queries[q].name, cfg->queries[q].cost, cfg->tenants[t].name, cfg->tenants[t].burst);
+    for (size_t i = 0; i != cfg->warnings.n; ++i)
+        tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);
     setup_workers(gw);
     return gw;
 }

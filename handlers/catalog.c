@@ -442,7 +442,7 @@ static void respond_refused(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q,
 
 /* Checks the body and decodes every parameter; on a problem, answers it (413, 415, 400) and returns -1. */
 static int decode_request(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t qs,
-                          tg_params_t *params)
+                          const tg_tenant_state_t *tenant, tg_params_t *params)
 {
     const tg_config_t *cfg = w->config;
     h2o_iovec_t body = {NULL, 0};
@@ -459,7 +459,7 @@ static int decode_request(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, c
         }
         body = req->entity;
     }
-    switch (tg_params_decode(q, m, qs, body, &req->pool, params)) {
+    switch (tg_params_decode(q, m, qs, body, tenant->name, &req->pool, params)) {
     case TG_PARAMS_OK:
         return 0;
     case TG_PARAMS_BAD_JSON:
@@ -518,6 +518,12 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
     }
     const tg_query_t *q = m.query;
 
+    /* A query the tenant may not call costs it nothing, like a route that does not exist. */
+    if (!tg_query_list_allows(tenant->queries, q)) {
+        tg_respond_error(w, req, 403, "forbidden", "this tenant may not call this query");
+        return 0;
+    }
+
     /* The limits, before anything costs more: a flood of bad requests is throttled too. */
     tg_bucket_state_t bucket;
     tg_admission_t adm;
@@ -529,7 +535,7 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
     }
 
     tg_params_t params;
-    if (decode_request(w, req, q, &m, qs, &params) != 0) {
+    if (decode_request(w, req, q, &m, qs, tenant, &params) != 0) {
         tg_limits_release(w->limits, &adm);
         return 0;
     }

@@ -40,6 +40,7 @@ typedef enum en_tg_param_source_t {
     TG_SOURCE_PATH,  /* a `{name}` segment of the route */
     TG_SOURCE_QUERY, /* the query string (GET and DELETE) */
     TG_SOURCE_BODY,  /* a member of the JSON object body (other methods) */
+    TG_SOURCE_TENANT, /* `from: "tenant"`: the caller's tenant name; the caller cannot set it */
 } tg_param_source_t;
 
 /** one parameter of a catalog query; the i-th binds `$i+1` */
@@ -131,6 +132,19 @@ typedef struct st_tg_listen_t {
 } tg_listen_t;
 
 /** a tenant: who a key belongs to and the limits it gets */
+/**
+ * The catalog queries a tenant may call (`queries` in the config): names, or prefixes
+ * ending in '*' ("orders_*"; "*" alone is every query).
+ */
+typedef struct st_tg_query_list_t {
+    char **patterns;   /* as configured; NULL (no `queries`): every query */
+    size_t n_patterns;
+    uint8_t *allowed;  /* by query index, resolved once the catalog is read; NULL: every query */
+} tg_query_list_t;
+
+/** does `pattern` (a name, or a prefix ending in '*') match the query name `name`? */
+int tg_query_pattern_match(const char *pattern, const char *name);
+
 typedef struct st_tg_tenant_t {
     char *name;
     uint8_t (*keys)[32]; /* SHA-256 of each accepted key */
@@ -139,6 +153,7 @@ typedef struct st_tg_tenant_t {
     double burst;        /* bucket size */
     int max_in_flight;   /* 0: no cap */
     tg_priority_t priority;
+    tg_query_list_t queries; /* what it may call */
 } tg_tenant_t;
 
 /** the whole configuration snapshot */
@@ -173,11 +188,13 @@ typedef struct st_tg_config_t {
     size_t n_tenants;
     int has_anonymous;           /* keyless requests are served as tenant "anonymous" */
     double anonymous_rate, anonymous_burst;
+    tg_query_list_t anonymous_queries; /* what keyless callers may call */
     char **catalog_paths;        /* as given (resolved against dir) */
     size_t n_catalog_paths;
     tg_query_t *queries;         /* the catalog, in file order */
     size_t n_queries;
     struct st_tg_router_t *router; /* built from the queries */
+    tg_errors_t warnings;        /* things that are allowed but probably wrong: logged at start, printed by --check */
 } tg_config_t;
 
 /**
@@ -206,5 +223,11 @@ int tg_parse_sha256(const char *s, uint8_t out[32]);
 
 /** writes "sha256:<hex>" of `key` into `out` (72 bytes incl. NUL) */
 void tg_hash_key(const char *key, size_t len, char out[72]);
+
+/** may a tenant with list `l` call `q`? */
+static inline int tg_query_list_allows(const tg_query_list_t *l, const tg_query_t *q)
+{
+    return l->allowed == NULL || l->allowed[q->index];
+}
 
 #endif

@@ -50,6 +50,7 @@ typedef struct st_tg_tenant_state_t {
     const char *name;
     int max_in_flight;           /* 0: no cap */
     tg_priority_t priority;
+    const tg_query_list_t *queries; /* what it may call (the config's list) */
 } __attribute__((aligned(64))) tg_tenant_state_t;
 
 /** one query's shared state */

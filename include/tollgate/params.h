@@ -36,12 +36,14 @@ typedef struct st_tg_params_t {
 /**
  * Decodes every parameter of `q`. `m` holds the path parameters from the router;
  * `query_string` is what follows '?' (may be empty); `body` is the raw request body
- * (empty when none; the caller has already checked its content type and size).
- * Unknown query-string keys and body members are errors too.
+ * (empty when none; the caller has already checked its content type and size);
+ * `tenant` is the caller's tenant name, bound to `from: "tenant"` parameters (it must
+ * live as long as `out`). Unknown query-string keys and body members are errors too,
+ * and so is sending a tenant-bound parameter.
  * Returns TG_PARAMS_OK, TG_PARAMS_INVALID or TG_PARAMS_BAD_JSON.
  */
 int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t query_string, h2o_iovec_t body,
-                     h2o_mem_pool_t *pool, tg_params_t *out);
+                     const char *tenant, h2o_mem_pool_t *pool, tg_params_t *out);
 
 /**
  * Checks one scalar value given as text (path or query string) against `p`, and

@@ -850,3 +850,36 @@ Test(catalog, every_error_in_a_catalog_is_reported)
     cr_assert_eq(errs.n, sizeof(want) / sizeof(want[0]));
     tg_errors_dispose(&errs);
 }
+
+/* --- from: "tenant" --- */
+
+Test(catalog, from_tenant_binds_the_caller_in_any_method)
+{
+    tg_config_t *cfg = load_ok("{'queries': [{" READ("mine", "GET /mine", "SELECT $1, $2")
+                               ", 'params': [{'name': 'owner', 'type': 'text', 'from': 'tenant'}, {'name': 'n', 'type': 'int4'}]},"
+                               " {" WRITE("note", "POST /notes", "SELECT $1") ", 'params': [{'name': 'owner', 'type': 'text', 'from': 'tenant'}]}]}");
+    const tg_query_t *q = tg_config_find_query(cfg, "mine"), *w = tg_config_find_query(cfg, "note");
+    cr_assert_eq(q->params[0].source, TG_SOURCE_TENANT);
+    cr_assert(q->params[0].required);
+    cr_assert_eq(q->params[1].source, TG_SOURCE_QUERY);
+    cr_assert_eq(w->params[0].source, TG_SOURCE_TENANT);
+    tg_config_free(cfg);
+}
+
+Test(catalog, from_tenant_errors)
+{
+#define TENANT_PARAM(extra) Q(READ("q", "GET /q", "SELECT $1") ", 'params': [{'name': 'owner', 'from': 'tenant'" extra "}]")
+    expect_error(TENANT_PARAM(", 'type': 'int8'"), "queries[0] (q).params[0] (owner).type: a parameter from the tenant", "must be text",
+                 NULL);
+    expect_error(TENANT_PARAM(", 'type': 'text[]'"), "(owner).type: a parameter from the tenant", NULL, NULL);
+    expect_error(TENANT_PARAM(", 'type': 'text', 'default': 'x'"), "(owner).from: a parameter from the tenant is always given",
+                 "takes no default", NULL);
+    expect_error(TENANT_PARAM(", 'type': 'text', 'required': false"), "(owner).from:", "takes no required", NULL);
+    expect_error(TENANT_PARAM(", 'type': 'text', 'enum': ['a']"), "(owner).from:", "takes no enum", NULL);
+    expect_error(TENANT_PARAM(", 'type': 'text', 'max_length': 3"), "(owner).from:", "takes no max_length", NULL);
+    expect_error(Q(READ("q", "GET /q", "SELECT $1") ", 'params': [{'name': 'owner', 'type': 'text', 'from': 'header'}]"),
+                 "(owner).from: must be \"tenant\"", NULL, NULL);
+    expect_error(Q(READ("q", "GET /q/{owner}", "SELECT $1") ", 'params': [{'name': 'owner', 'type': 'text', 'from': 'tenant'}]"),
+                 "queries[0] (q).route: {owner} is bound to the caller's tenant", NULL, NULL);
+#undef TENANT_PARAM
+}

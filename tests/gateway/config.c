@@ -508,3 +508,118 @@ Test(config, hash_key)
     cr_assert_eq(strlen(out), 71);
     cr_assert_eq(tg_parse_sha256(out, d), 0);
 }
+
+/* --- who may call what (tenants[].queries, anonymous.queries) --- */
+
+Test(config, query_pattern_match)
+{
+    static const struct {
+        const char *pattern, *name;
+        int match;
+    } cases[] = {
+        {"get_user", "get_user", 1}, {"get_user", "get_users", 0}, {"get_users", "get_user", 0}, {"get_*", "get_user", 1},
+        {"get_*", "get_", 1},        {"get_*", "get", 0},          {"get_*", "list_get_x", 0}, {"*", "anything", 1},
+        {"*", "", 1},                {"Get_*", "get_user", 0},     {"orders_*", "orders", 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i)
+        cr_expect_eq(tg_query_pattern_match(cases[i].pattern, cases[i].name), cases[i].match, "%s vs %s", cases[i].pattern,
+                     cases[i].name);
+}
+
+#define LISTS_CATALOG                                                                                                            \
+    "{'queries': ["                                                                                                              \
+    "{'name': 'get_user', 'route': 'GET /u', 'sql': 'SELECT 1', 'returns': 'one', 'access': 'read'},"                            \
+    "{'name': 'get_order', 'route': 'GET /o', 'sql': 'SELECT 1', 'returns': 'one', 'access': 'read'},"                           \
+    "{'name': 'refund_order', 'route': 'POST /r', 'sql': 'SELECT 1', 'returns': 'none', 'access': 'write', 'cost': 5}]}"
+
+static tg_config_t *parse_lists(const char *tenants, tg_errors_t *errs)
+{
+    char path[1024], text[2048];
+    write_file("lists.json", LISTS_CATALOG);
+    snprintf(path, sizeof(path), "%s/tollgate.json", dir);
+    snprintf(text, sizeof(text), "{" LISTEN ", " PRIMARY ", 'catalog': ['lists.json'], %s}", tenants);
+    char *t = j(text);
+    tg_config_t *cfg = tg_config_parse(t, strlen(t), path, errs);
+    free(t);
+    return cfg;
+}
+
+static int allows(const tg_query_list_t *l, const tg_config_t *cfg, const char *query)
+{
+    const tg_query_t *q = tg_config_find_query(cfg, query);
+    cr_assert_not_null(q, "%s", query);
+    return tg_query_list_allows(l, q);
+}
+
+static const char *find_warning(const tg_config_t *cfg, const char *a, const char *b)
+{
+    return find_error(&cfg->warnings, a, b, NULL);
+}
+
+Test(config, tenant_query_lists_resolve_against_the_catalog)
+{
+    tg_errors_t errs = {0};
+    tg_config_t *cfg = parse_lists("'tenants': [{'name': 'billing', 'keys': [], 'rate': 1, 'burst': 10, 'queries': ['refund_order', 'get_*']},"
+                                   " {'name': 'analytics', 'keys': [], 'rate': 1, 'burst': 10, 'queries': ['get_order']},"
+                                   " {'name': 'nothing', 'keys': [], 'rate': 1, 'burst': 10, 'queries': []},"
+                                   " {'name': 'all', 'keys': [], 'rate': 1, 'burst': 1}],"
+                                   " 'anonymous': {'rate': 1, 'burst': 10, 'queries': ['get_user']}",
+                                   &errs);
+    if (cfg == NULL)
+        dump(&errs);
+    cr_assert_not_null(cfg);
+    const tg_tenant_t *billing = &cfg->tenants[0], *analytics = &cfg->tenants[1], *nothing = &cfg->tenants[2], *all = &cfg->tenants[3];
+    cr_expect(allows(&billing->queries, cfg, "refund_order"));
+    cr_expect(allows(&billing->queries, cfg, "get_user"));
+    cr_expect(allows(&billing->queries, cfg, "get_order"));
+    cr_expect(!allows(&analytics->queries, cfg, "refund_order"));
+    cr_expect(!allows(&analytics->queries, cfg, "get_user"));
+    cr_expect(allows(&analytics->queries, cfg, "get_order"));
+    cr_expect(!allows(&nothing->queries, cfg, "get_order"));
+    cr_expect(allows(&all->queries, cfg, "refund_order"), "no list: every query");
+    cr_expect(allows(&cfg->anonymous_queries, cfg, "get_user"));
+    cr_expect(!allows(&cfg->anonymous_queries, cfg, "refund_order"));
+    /* a write not everyone may call, and costs only where the tenant may call the query */
+    cr_expect_null(find_warning(cfg, "refund_order writes", NULL));
+    cr_expect_not_null(find_warning(cfg, "refund_order costs 5 tokens", "tenant all's burst"));
+    cr_expect_null(find_warning(cfg, "refund_order costs", "analytics"));
+    tg_config_free(cfg);
+}
+
+Test(config, query_list_warnings)
+{
+    tg_errors_t errs = {0};
+    tg_config_t *cfg = parse_lists("'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 10, 'queries': ['get_user', 'no_such', 'zz_*']},"
+                                   " {'name': 'b', 'keys': [], 'rate': 1, 'burst': 10}]",
+                                   &errs);
+    cr_assert_not_null(cfg);
+    cr_expect_not_null(find_warning(cfg, "tenants[0] (a).queries: \"no_such\" names no catalog query", NULL));
+    cr_expect_not_null(find_warning(cfg, "tenants[0] (a).queries: \"zz_*\" names no catalog query", NULL));
+    cr_expect_null(find_warning(cfg, "\"get_user\" names no", NULL));
+    /* a may not call refund_order: no warning about everyone */
+    cr_expect_null(find_warning(cfg, "refund_order writes", NULL));
+    tg_config_free(cfg);
+
+    cfg = parse_lists("'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 10, 'queries': ['*']}],"
+                      " 'anonymous': {'rate': 1, 'burst': 10}",
+                      &errs);
+    cr_assert_not_null(cfg);
+    cr_expect_not_null(find_warning(cfg, "query refund_order writes and every tenant, keyless callers included, may call it", NULL));
+    cr_expect_null(find_warning(cfg, "get_user writes", NULL));
+    tg_config_free(cfg);
+}
+
+Test(config, query_list_errors)
+{
+    expect_error("{" BASE ", 'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 1, 'queries': 'get_user'}]}",
+                 "tenants[0].queries: must be an array", NULL, NULL);
+    static const char *bad[] = {"''", "'get user'", "'*get'", "'get*x'", "'a**'", "1", "null", "'get-user'"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        char text[512];
+        snprintf(text, sizeof(text), "{" BASE ", 'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 1, 'queries': ['ok', %s]}]}",
+                 bad[i]);
+        expect_error(text, "tenants[0].queries[1]: must be a query name", NULL, NULL);
+    }
+    expect_error("{" BASE ", 'anonymous': {'rate': 1, 'burst': 1, 'queries': ['a', 'b c']}}", "anonymous.queries[1]: must be a query name",
+                 NULL, NULL);
+}

@@ -715,21 +715,21 @@ Test(params, decode_path)
     m.path_params[0] = (tg_slice_t){"a%2Fb+c%C3%A9/rest", 13};
     m.path_params[1] = (tg_slice_t){"0042", 4};
     tg_params_t out;
-    cr_assert_eq(tg_params_decode(&q, &m, iov(""), iov(""), &pool, &out), TG_PARAMS_OK);
+    cr_assert_eq(tg_params_decode(&q, &m, iov(""), iov(""), "t1", &pool, &out), TG_PARAMS_OK);
     cr_assert_eq(out.n_errors, 0);
     const char *want[] = {"a/b+c\xc3\xa9", "42"};
     expect_values(&out, want, 2);
 
     m.path_params[0] = (tg_slice_t){"%zz", 3};
     m.path_params[1] = (tg_slice_t){"x", 1};
-    cr_assert_eq(tg_params_decode(&q, &m, iov(""), iov(""), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&q, &m, iov(""), iov(""), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 2);
     expect_error(&out, 0, "org", "is not valid percent-encoding");
     expect_error(&out, 1, "id", "must be an integer");
 
     m.path_params[0] = (tg_slice_t){"%FF", 3};
     m.path_params[1] = (tg_slice_t){"1", 1};
-    cr_assert_eq(tg_params_decode(&q, &m, iov(""), iov(""), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&q, &m, iov(""), iov(""), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 1);
     expect_error(&out, 0, "org", "must be valid UTF-8");
 }
@@ -759,16 +759,16 @@ static void search_init(void)
 Test(params, decode_query_string, .init = search_init, .fini = teardown)
 {
     tg_params_t out;
-    cr_assert_eq(tg_params_decode(&search, NULL, iov("q=hello+world%21&ids=1&ids=02&ids=3"), iov(""), &pool, &out), TG_PARAMS_OK);
+    cr_assert_eq(tg_params_decode(&search, NULL, iov("q=hello+world%21&ids=1&ids=02&ids=3"), iov(""), "t1", &pool, &out), TG_PARAMS_OK);
     const char *want[] = {"hello world!", "10", "{\"1\",\"2\",\"3\"}", NULL};
     expect_values(&out, want, 4);
 
-    cr_assert_eq(tg_params_decode(&search, NULL, iov("&&limit=100&q&opt=&ids=7&"), iov(""), &pool, &out), TG_PARAMS_OK);
+    cr_assert_eq(tg_params_decode(&search, NULL, iov("&&limit=100&q&opt=&ids=7&"), iov(""), "t1", &pool, &out), TG_PARAMS_OK);
     const char *want2[] = {"", "100", "{\"7\"}", ""};
     expect_values(&out, want2, 4);
 
     /* the key is percent-decoded too */
-    cr_assert_eq(tg_params_decode(&search, NULL, iov("%71=x&li%6Dit=5"), iov(""), &pool, &out), TG_PARAMS_OK);
+    cr_assert_eq(tg_params_decode(&search, NULL, iov("%71=x&li%6Dit=5"), iov(""), "t1", &pool, &out), TG_PARAMS_OK);
     const char *want3[] = {"x", "5", NULL, NULL};
     expect_values(&out, want3, 4);
 }
@@ -777,7 +777,7 @@ Test(params, decode_query_string_collects_every_error, .init = search_init, .fin
 {
     tg_params_t out;
     int rc = tg_params_decode(&search, NULL, iov("q=a&q=b&limit=x&zzz=1&ids=1&ids=y&ids=z&q=c&li+mit=1&%zz=1&opt=%G0"), iov(""),
-                              &pool, &out);
+                              "t1", &pool, &out);
     cr_assert_eq(rc, TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 7, "got %zu errors", out.n_errors);
     expect_error(&out, 0, "q", "must not be repeated");
@@ -792,12 +792,12 @@ Test(params, decode_query_string_collects_every_error, .init = search_init, .fin
 Test(params, decode_query_string_required_and_bounds, .init = search_init, .fini = teardown)
 {
     tg_params_t out;
-    cr_assert_eq(tg_params_decode(&search, NULL, iov("limit=101"), iov(""), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&search, NULL, iov("limit=101"), iov(""), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 2);
     expect_error(&out, 0, "q", "is required");
     expect_error(&out, 1, "limit", "must be at most 100");
 
-    cr_assert_eq(tg_params_decode(&search, NULL, iov(""), iov(""), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&search, NULL, iov(""), iov(""), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 1);
     expect_error(&out, 0, "q", "is required");
 }
@@ -809,7 +809,7 @@ Test(params, decode_query_array_quoting, .init = search_init, .fini = teardown)
     /* "},{"  a\b  1); DROP TABLE users;--  NULL */
     cr_assert_eq(tg_params_decode(&search, NULL,
                                   iov("q=x&ids=%22%7D%2C%7B%22&ids=a%5Cb&ids=1)%3B+DROP+TABLE+users%3B--&ids=NULL"), iov(""),
-                                  &pool, &out),
+                                  "t1", &pool, &out),
                  TG_PARAMS_OK);
     cr_assert_str_eq(out.values[2], "{\"\\\"},{\\\"\",\"a\\\\b\",\"1); DROP TABLE users;--\",\"NULL\"}");
 }
@@ -821,7 +821,7 @@ Test(params, decode_query_key_for_path_param_is_unknown)
     tg_route_match_t m = {.query = &q, .n_path_params = 1};
     m.path_params[0] = (tg_slice_t){"5", 1};
     tg_params_t out;
-    cr_assert_eq(tg_params_decode(&q, &m, iov("id=6"), iov(""), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&q, &m, iov("id=6"), iov(""), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 1);
     expect_error(&out, 0, "id", "unknown parameter");
     cr_assert_str_eq(out.values[0], "5");
@@ -855,7 +855,7 @@ Test(params, decode_body, .init = user_init, .fini = teardown)
 {
     tg_params_t out;
     const char *body = "{\"name\": \"bob\", \"age\": 30, \"tags\": [\"a\", \"\\\"},{\\\"\"], \"settings\": {\"dark\": true}}";
-    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(body), &pool, &out), TG_PARAMS_OK);
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(body), "t1", &pool, &out), TG_PARAMS_OK);
     cr_assert_eq(out.n_errors, 0);
     const char *want[] = {"bob", "30", "{\"a\",\"\\\"},{\\\"\"}", "hi", "{\"dark\": true}"};
     expect_values(&out, want, 5);
@@ -865,7 +865,7 @@ Test(params, decode_body_collects_every_error, .init = user_init, .fini = teardo
 {
     tg_params_t out;
     const char *body = "{\"name\": 5, \"age\": -1, \"tags\": \"x\", \"extra\": 1, \"Name\": \"x\"}";
-    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(body), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(body), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 5, "got %zu", out.n_errors);
     expect_error(&out, 0, "extra", "unknown parameter");
     expect_error(&out, 1, "Name", "unknown parameter");
@@ -878,16 +878,16 @@ Test(params, decode_body_collects_every_error, .init = user_init, .fini = teardo
 Test(params, decode_body_missing_and_defaults, .init = user_init, .fini = teardown)
 {
     tg_params_t out;
-    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov("{}"), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov("{}"), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 2);
     expect_error(&out, 0, "name", "is required");
     expect_error(&out, 1, "age", "is required");
 
     /* an empty body has no members */
-    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(""), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(""), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 2);
 
-    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(" {\"age\": 0, \"name\": \"\"}\n"), &pool, &out), TG_PARAMS_OK);
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(" {\"age\": 0, \"name\": \"\"}\n"), "t1", &pool, &out), TG_PARAMS_OK);
     const char *want[] = {"", "0", NULL, "hi", NULL};
     expect_values(&out, want, 5);
 }
@@ -896,7 +896,7 @@ Test(params, decode_body_nulls, .init = user_init, .fini = teardown)
 {
     tg_params_t out;
     const char *body = "{\"name\": null, \"age\": 1, \"tags\": null, \"note\": null, \"settings\": null}";
-    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(body), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(body), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 1);
     expect_error(&out, 0, "name", "must not be null");
     /* an explicit null overrides the default */
@@ -904,7 +904,7 @@ Test(params, decode_body_nulls, .init = user_init, .fini = teardown)
     cr_assert_null(out.values[2]);
     cr_assert_null(out.values[4]);
 
-    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov("{\"name\":\"a\",\"age\":1,\"tags\":[null,\"x\",null]}"), &pool, &out),
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov("{\"name\":\"a\",\"age\":1,\"tags\":[null,\"x\",null]}"), "t1", &pool, &out),
                  TG_PARAMS_OK);
     cr_assert_str_eq(out.values[2], "{NULL,\"x\",NULL}");
 }
@@ -928,7 +928,7 @@ Test(params, decode_bad_bodies, .init = user_init, .fini = teardown)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
         tg_params_t out;
-        cr_expect_eq(tg_params_decode(&user, NULL, iov(""), iov(cases[i].body), &pool, &out), TG_PARAMS_BAD_JSON, "%s",
+        cr_expect_eq(tg_params_decode(&user, NULL, iov(""), iov(cases[i].body), "t1", &pool, &out), TG_PARAMS_BAD_JSON, "%s",
                      cases[i].body);
         cr_assert_not_null(out.detail, "%s", cases[i].body);
         size_t n = strlen(cases[i].detail);
@@ -944,9 +944,9 @@ Test(params, decode_bad_bodies, .init = user_init, .fini = teardown)
 Test(params, decode_exact_syntax_error_detail, .init = user_init, .fini = teardown)
 {
     tg_params_t out;
-    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov("{\n  \"name\": tru\n}"), &pool, &out), TG_PARAMS_BAD_JSON);
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov("{\n  \"name\": tru\n}"), "t1", &pool, &out), TG_PARAMS_BAD_JSON);
     cr_assert_str_eq(out.detail, "body is not valid JSON: invalid token at line 2 column 11");
-    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov("{\"name\": \"a\",\n \"tags\": [{\"k\": 1, \"k\": 2}]}"), &pool, &out),
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov("{\"name\": \"a\",\n \"tags\": [{\"k\": 1, \"k\": 2}]}"), "t1", &pool, &out),
                  TG_PARAMS_BAD_JSON);
     cr_assert_str_eq(out.detail, "body is not valid JSON: duplicate key in object at line 2 column 20");
 }
@@ -957,7 +957,7 @@ Test(params, decode_keeps_body_bytes, .init = user_init, .fini = teardown)
     tg_params_t out;
     const char *body = "{\"name\": \"n\\u00e9\", \"age\": 3, \"settings\": {\"pi\": 3.14159265358979323846264, \"big\": 12345678901234567890123,"
                        " \"amount\": 19.90,\n \"list\": [1E+2, -0]}}";
-    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(body), &pool, &out), TG_PARAMS_OK);
+    cr_assert_eq(tg_params_decode(&user, NULL, iov(""), iov(body), "t1", &pool, &out), TG_PARAMS_OK);
     cr_assert_str_eq(out.values[0], "n\xc3\xa9");
     cr_assert_str_eq(out.values[4],
                      "{\"pi\": 3.14159265358979323846264, \"big\": 12345678901234567890123, \"amount\": 19.90,\n \"list\": [1E+2, -0]}");
@@ -967,9 +967,9 @@ Test(params, decode_without_params)
 {
     tg_query_t q = {.name = "ping"};
     tg_params_t out;
-    cr_assert_eq(tg_params_decode(&q, NULL, iov(""), iov(""), &pool, &out), TG_PARAMS_OK);
+    cr_assert_eq(tg_params_decode(&q, NULL, iov(""), iov(""), "t1", &pool, &out), TG_PARAMS_OK);
     cr_assert_eq(out.n_errors, 0);
-    cr_assert_eq(tg_params_decode(&q, NULL, iov("x=1"), iov("{\"y\":2}"), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&q, NULL, iov("x=1"), iov("{\"y\":2}"), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 2);
     expect_error(&out, 0, "x", "unknown parameter");
     expect_error(&out, 1, "y", "unknown parameter");
@@ -983,12 +983,12 @@ Test(params, decode_mixed_sources)
     tg_route_match_t m = {.query = &q, .n_path_params = 1};
     m.path_params[0] = (tg_slice_t){"A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11", 36};
     tg_params_t out;
-    cr_assert_eq(tg_params_decode(&q, &m, iov(""), iov("{\"email\":\"a@b\"}"), &pool, &out), TG_PARAMS_OK);
+    cr_assert_eq(tg_params_decode(&q, &m, iov(""), iov("{\"email\":\"a@b\"}"), "t1", &pool, &out), TG_PARAMS_OK);
     const char *want[] = {"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a@b"};
     expect_values(&out, want, 2);
 
     /* a body member naming the path parameter is unknown */
-    cr_assert_eq(tg_params_decode(&q, &m, iov("email=x"), iov("{\"email\":\"a@b\",\"id\":\"x\"}"), &pool, &out),
+    cr_assert_eq(tg_params_decode(&q, &m, iov("email=x"), iov("{\"email\":\"a@b\",\"id\":\"x\"}"), "t1", &pool, &out),
                  TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 2);
     expect_error(&out, 0, "email", "unknown parameter");
@@ -1005,9 +1005,39 @@ Test(params, decode_many_errors_grow_the_list)
     }
     tg_query_t q = {.name = "many", .params = ps, .n_params = 40};
     tg_params_t out;
-    cr_assert_eq(tg_params_decode(&q, NULL, iov(""), iov("{\"p3\": 3}"), &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(tg_params_decode(&q, NULL, iov(""), iov("{\"p3\": 3}"), "t1", &pool, &out), TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 39);
     expect_error(&out, 0, "p0", "is required");
     expect_error(&out, 38, "p39", "is required");
     cr_assert_str_eq(out.values[3], "3");
+}
+
+/* from: "tenant": the caller's tenant name is bound, and the caller cannot send it from anywhere */
+Test(params, tenant_bound_parameter)
+{
+    tg_param_t ps[] = {param("owner", TG_TYPE_TEXT, TG_SOURCE_TENANT), param("n", TG_TYPE_INT4, TG_SOURCE_QUERY)};
+    tg_query_t q = {.name = "mine", .method = TG_METHOD_GET, .params = ps, .n_params = 2};
+    tg_params_t out;
+    cr_assert_eq(tg_params_decode(&q, NULL, iov("n=3"), iov(""), "billing", &pool, &out), TG_PARAMS_OK);
+    const char *want[] = {"billing", "3"};
+    expect_values(&out, want, 2);
+
+    cr_assert_eq(tg_params_decode(&q, NULL, iov("n=3&owner=analytics"), iov(""), "billing", &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(out.n_errors, 1);
+    expect_error(&out, 0, "owner", "is the caller's tenant and cannot be sent");
+
+    tg_param_t bs[] = {param("owner", TG_TYPE_TEXT, TG_SOURCE_TENANT), param("note", TG_TYPE_TEXT, TG_SOURCE_BODY)};
+    tg_query_t b = {.name = "note", .method = TG_METHOD_POST, .params = bs, .n_params = 2};
+    cr_assert_eq(tg_params_decode(&b, NULL, iov(""), iov("{\"note\": \"x\"}"), "anonymous", &pool, &out), TG_PARAMS_OK);
+    const char *bwant[] = {"anonymous", "x"};
+    expect_values(&out, bwant, 2);
+    cr_assert_eq(tg_params_decode(&b, NULL, iov("owner=x"), iov("{\"note\": \"x\", \"owner\": \"other\"}"), "anonymous", &pool, &out),
+                 TG_PARAMS_INVALID);
+    cr_assert_eq(out.n_errors, 2);
+    expect_error(&out, 0, "owner", "is the caller's tenant and cannot be sent");
+    expect_error(&out, 1, "owner", "is the caller's tenant and cannot be sent");
+    /* escaped in the body, it is still the same key */
+    cr_assert_eq(tg_params_decode(&b, NULL, iov(""), iov("{\"note\": \"x\", \"\\u006fwner\": \"other\"}"), "a", &pool, &out),
+                 TG_PARAMS_INVALID);
+    expect_error(&out, 0, "owner", "is the caller's tenant and cannot be sent");
 }
