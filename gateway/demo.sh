@@ -77,16 +77,18 @@ tg_wait_http "http://127.0.0.1:$TG_HTTP_PORT/readyz" 15 200 ||
 URL=http://127.0.0.1:$TG_HTTP_PORT
 EMAIL="demo-$(date +%s)-$RANDOM@example.com"
 JSON="-H 'Content-Type: application/json'"
+KEY="-H 'Authorization: Bearer demo-key'"
 DEMOS=(
     "curl -s $URL/users/42"
     "curl -s --http2-prior-knowledge '$URL/users?limit=3&after_id=1000'"
     "curl -s --http2-prior-knowledge '$URL/users/5/orders?status=paid'"
     "curl -s '$URL/orders?ids=1&ids=2&ids=3'"
-    "curl -s -H 'Authorization: Bearer demo-key' $URL/debug/in_recovery"
-    "curl -s -X POST $JSON -d '{\"email\": \"$EMAIL\", \"name\": \"Demo User\"}' $URL/users"
-    "curl -s -X POST $JSON -d '{\"user_id\": 42, \"total\": 19.99, \"tags\": [\"demo\"]}' $URL/orders"
+    "curl -s $KEY $URL/debug/in_recovery"
+    "curl -s -X POST $KEY $JSON -d '{\"email\": \"$EMAIL\", \"name\": \"Demo User\"}' $URL/users"
+    "curl -s -X POST $KEY $JSON -d '{\"user_id\": 42, \"total\": 19.99, \"tags\": [\"demo\"]}' $URL/orders"
     "curl -s -i $URL/users/not-a-number"
-    "curl -s -X POST $JSON -d '{\"email\": \"user1@example.com\", \"name\": \"Dup\"}' $URL/users"
+    "curl -s -X POST $KEY $JSON -d '{\"email\": \"user1@example.com\", \"name\": \"Dup\"}' $URL/users"
+    "curl -s -X POST $JSON -d '{\"email\": \"nokey@example.com\", \"name\": \"No key\"}' $URL/users"
 )
 
 cat <<EOF

@@ -14,10 +14,11 @@
 
 #define FOR_EACH_PROTO(p) for (proto_t p = PROTO_H1; p <= PROTO_H2; p = (proto_t)(p + 1))
 
-/* Asserts status and, for errors, the problem+json shape; returns the response. */
-static resp_t *expect(proto_t p, long status, const char *method, const char *path, const char *body, const char *ctype)
+/* Asserts status and, for errors, the problem+json shape; returns the response. `header` as for http(). */
+static resp_t *expect_h(proto_t p, long status, const char *method, const char *path, const char *body, const char *ctype,
+                        const char *header)
 {
-    resp_t *r = http(p, method, path, body, ctype, NULL);
+    resp_t *r = http(p, method, path, body, ctype, header);
     cr_assert_eq(r->status, status, "[%s] %s %s: status %ld, want %ld; body: %s", proto_name(p), method, path, r->status, status,
                  r->body);
     cr_assert_eq(r->http_version, p == PROTO_H1 ? 1 : 2, "[%s] wrong HTTP version %ld", proto_name(p), r->http_version);
@@ -41,6 +42,11 @@ static resp_t *expect(proto_t p, long status, const char *method, const char *pa
     }
     free(ct);
     return r;
+}
+
+static resp_t *expect(proto_t p, long status, const char *method, const char *path, const char *body, const char *ctype)
+{
+    return expect_h(p, status, method, path, body, ctype, NULL);
 }
 
 static const char *problem_type(const resp_t *r)
@@ -934,6 +940,137 @@ Test(injection, payloads_come_back_as_data)
 }
 
 /* ---- tenants and limits (tenants from tests/integration/config.json) ---- */
+
+/* --- who may call what, and rows scoped to the caller --- */
+
+#define ALPHA "Authorization: Bearer tg-alpha-key" /* queries: notes_*, get_user */
+#define BETA "Authorization: Bearer tg-beta-key"   /* queries: notes_mine; rate 0.001/s, burst 20 */
+
+/* whole tokens left by the RateLimit header of `r` */
+static long tokens_left(const resp_t *r)
+{
+    char *v = resp_header(r, "ratelimit");
+    cr_assert_not_null(v, "no RateLimit header: %s", r->headers);
+    const char *at = strstr(v, ";r=");
+    cr_assert_not_null(at, "%s", v);
+    long n = strtol(at + 3, NULL, 10);
+    free(v);
+    return n;
+}
+
+Test(tenants, query_allow_lists)
+{
+    FOR_EACH_PROTO(p)
+    {
+        static const struct {
+            const char *who, *method, *path, *body;
+            long status;
+        } calls[] = {
+            {ALPHA, "GET", "/notes/mine", NULL, 200},
+            {ALPHA, "GET", "/users/1", NULL, 200},
+            {ALPHA, "GET", "/rows/many?n=1", NULL, 403},
+            {ALPHA, "POST", "/rows/touch", "{\"ids\": [1]}", 403},
+            {BETA, "GET", "/notes/mine", NULL, 200},
+            {BETA, "POST", "/notes", "{\"note\": \"never\"}", 403},
+            {BETA, "GET", "/users/1", NULL, 403},
+            {NULL, "GET", "/rows/many?n=1", NULL, 200}, /* the test tenant has no list: every query */
+            {"X-API-Key: nope", "GET", "/notes/mine", NULL, 401},
+        };
+        for (size_t i = 0; i != sizeof(calls) / sizeof(calls[0]); ++i) {
+            resp_t *r = expect_h(p, calls[i].status, calls[i].method, calls[i].path, calls[i].body,
+                                 calls[i].body != NULL ? "application/json" : NULL, calls[i].who);
+            if (calls[i].status == 403) {
+                cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:forbidden", "%s", r->body);
+                char *rl = resp_header(r, "ratelimit");
+                cr_assert_null(rl, "a forbidden call is not counted: no RateLimit header");
+                free(rl);
+            }
+            resp_free(r);
+        }
+        /* a keyless caller learns nothing about routes: 401 for a route, for a forbidden one and for none */
+        static const char *paths[] = {"/notes/mine", "/users/1", "/no/such/route"};
+        for (size_t i = 0; i != 3; ++i) {
+            resp_t *r = http(p, "GET", paths[i], NULL, NULL, "Authorization: Basic eDp5");
+            cr_assert_eq(r->status, 401, "%s: %ld", paths[i], r->status);
+            resp_free(r);
+        }
+    }
+}
+
+Test(tenants, a_forbidden_call_costs_no_tokens)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect_h(p, 200, "GET", "/notes/mine", NULL, NULL, BETA);
+        long before = tokens_left(r);
+        resp_free(r);
+        for (int i = 0; i != 5; ++i) {
+            r = expect_h(p, 403, "GET", "/users/1", NULL, NULL, BETA);
+            resp_free(r);
+        }
+        r = expect_h(p, 200, "GET", "/notes/mine", NULL, NULL, BETA);
+        cr_assert_eq(tokens_left(r), before - 1, "five 403s in between took no token (%ld, then %ld)", before, tokens_left(r));
+        resp_free(r);
+    }
+}
+
+/* the notes of the caller, as one comma-separated string */
+static char *notes_of(proto_t p, const char *who)
+{
+    resp_t *r = expect_h(p, 200, "GET", "/notes/mine", NULL, NULL, who);
+    struct {
+        char *s;
+        size_t len;
+    } out = {NULL, 0};
+    size_t i;
+    json_t *row;
+    json_array_foreach(r->json, i, row)
+    {
+        const char *n = json_string_value(json_object_get(row, "note"));
+        size_t len = strlen(n);
+        out.s = realloc(out.s, out.len + len + 2);
+        if (out.len != 0)
+            out.s[out.len++] = ',';
+        memcpy(out.s + out.len, n, len);
+        out.len += len;
+        out.s[out.len] = '\0';
+    }
+    resp_free(r);
+    return out.s != NULL ? out.s : strdup("");
+}
+
+Test(tenants, from_tenant_scopes_rows_to_the_caller)
+{
+    FOR_EACH_PROTO(p)
+    {
+        char *beta = notes_of(p, BETA);
+        cr_assert_str_eq(beta, "b1");
+        free(beta);
+        /* alpha adds a note: it is alpha's, whatever alpha would like it to be */
+        char body[64];
+        snprintf(body, sizeof(body), "{\"note\": \"a-%s\"}", proto_name(p));
+        resp_t *r = expect_h(p, 200, "POST", "/notes", body, "application/json", ALPHA);
+        cr_assert_str_eq(jstr(r, "owner"), "alpha", "%s", r->body);
+        resp_free(r);
+        char *alpha = notes_of(p, ALPHA);
+        cr_assert(strncmp(alpha, "a-", 2) == 0 || strncmp(alpha, "a1", 2) == 0, "%s", alpha);
+        cr_assert_null(strstr(alpha, "b1"), "%s", alpha);
+        cr_assert_null(strstr(alpha, "n1"), "%s", alpha);
+        cr_assert_not_null(strstr(alpha, "a1,a2"), "%s", alpha);
+        free(alpha);
+        /* the caller cannot say whose rows it wants: 400 naming the parameter, from the query string or the body */
+        r = expect_h(p, 400, "GET", "/notes/mine?owner=beta", NULL, NULL, ALPHA);
+        cr_assert_str_eq(param_error(r, "owner"), "is the caller's tenant and cannot be sent", "%s", r->body);
+        resp_free(r);
+        r = expect_h(p, 400, "POST", "/notes", "{\"note\": \"x\", \"owner\": \"beta\"}", "application/json", ALPHA);
+        cr_assert_str_eq(param_error(r, "owner"), "is the caller's tenant and cannot be sent", "%s", r->body);
+        resp_free(r);
+        beta = notes_of(p, BETA);
+        cr_assert_str_eq(beta, "b1", "nothing was added for beta");
+        free(beta);
+    }
+    pg_sql(0, "DELETE FROM tenant_notes WHERE note LIKE 'a-%'");
+}
 
 Test(tenants, keys_in_either_header_and_401_forms)
 {

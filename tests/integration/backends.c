@@ -271,6 +271,27 @@ Test(limits, anonymous_callers_get_their_own_bucket, .timeout = 30)
 }
 
 
+Test(limits, anonymous_callers_have_their_own_query_list, .timeout = 30)
+{
+    gw_opts_t o = {.anonymous_queries = json_pack("[s,s]", "pi*", "notes_mine")};
+    pid_t pid = start_gateway(&o);
+    for (int i = 0; i != 2; ++i) {
+        resp_t *r = http(PROTOS[i], "GET", "/limits/ping", NULL, NULL, NULL);
+        cr_assert_eq(r->status, 200, "a prefix pattern (pi*) lets anonymous call ping: %s", r->body);
+        resp_free(r);
+        r = http(PROTOS[i], "POST", "/echo/scalars", "{}", "application/json", NULL);
+        cr_assert_eq(r->status, 403, "not on anonymous's list: %s", r->body);
+        cr_assert_str_eq(jstr(r, "type"), "urn:tollgate:problem:forbidden");
+        resp_free(r);
+        /* bound to the tenant "anonymous": its rows only */
+        r = http(PROTOS[i], "GET", "/notes/mine", NULL, NULL, NULL);
+        cr_assert_eq(r->status, 200, "%s", r->body);
+        cr_assert_str_eq(r->body, "[{\"note\":\"n1\"}]");
+        resp_free(r);
+    }
+    stop_gateway(pid, 5);
+}
+
 Test(limits, gateway_in_flight_cap_answers_503, .timeout = 30)
 {
     gw_opts_t o = {.max_in_flight = 2};

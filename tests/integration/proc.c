@@ -65,6 +65,9 @@ const char *write_config(gw_opts_t *o)
                             o->anonymous_burst != 0 ? o->anonymous_burst : 1e6, "catalog",
                             o->catalog != NULL ? o->catalog : env("TG_CATALOG_DIR"));
     cr_assert_not_null(cfg);
+    if (o->anonymous_queries != NULL)
+        json_object_set_new(json_object_get(cfg, "anonymous"), "queries", o->anonymous_queries);
+    o->anonymous_queries = NULL;
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     json_dumpf(cfg, f, JSON_INDENT(2));

@@ -27,6 +27,7 @@ typedef struct {
     double low_priority_share; /* 0: 0.5 */
     double anonymous_rate;  /* keyless callers are "anonymous": 0 means 1e6 */
     double anonymous_burst; /* 0: 1e6 */
+    json_t *anonymous_queries; /* the anonymous tenant's `queries` (taken over); NULL: every query */
 } gw_opts_t;
 
 /** $name, or the test fails */

@@ -16,3 +16,13 @@ CREATE TABLE exact_probe (
     grp int
 );
 GRANT SELECT, INSERT, UPDATE, DELETE ON exact_probe TO tollgate;
+
+-- Rows scoped to their tenant by a from: "tenant" parameter.
+CREATE TABLE tenant_notes (
+    id serial PRIMARY KEY,
+    owner text NOT NULL,
+    note text NOT NULL
+);
+INSERT INTO tenant_notes (owner, note) VALUES ('alpha', 'a1'), ('alpha', 'a2'), ('beta', 'b1'), ('anonymous', 'n1');
+GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_notes TO tollgate;
+GRANT USAGE ON SEQUENCE tenant_notes_id_seq TO tollgate;
