@@ -233,7 +233,7 @@ static void find_entries(const char *text, const tg_json_t *root, tg_json_t *raw
         int brace_line = line_of(text, entry.text, &scanned, &line), name_line = 0;
         tg_json_iter_init(&members, &entry);
         while (name_line == 0 && tg_json_iter_next(&members, &key, &value))
-            if (key.len == 6 && memcmp(key.text, "\"name\"", 6) == 0)
+            if (tg_json_string_equals(&key, "name", 4))
                 name_line = line_of(text, key.text, &scanned, &line);
         lines[i] = name_line != 0 ? name_line : brace_line;
     }
@@ -457,7 +457,9 @@ static void int_type_range(tg_type_t t, long long *lo, long long *hi)
 }
 
 /* reads a `min` or `max` bound; returns 0 if given and good */
-static int param_bound(entry_ctx_t *e, const char *field, json_t *v, tg_param_t *p, double *d, int64_t *i)
+/* A bound: `v` as jansson read it, `raw` as the file wrote it (numeric bounds keep that text, `*text`). */
+static int param_bound(entry_ctx_t *e, const char *field, json_t *v, const tg_json_t *raw, tg_param_t *p, double *d, int64_t *i,
+                       char **text)
 {
     if (is_int_type(p->type)) {
         long long lo, hi;
@@ -481,6 +483,8 @@ static int param_bound(entry_ctx_t *e, const char *field, json_t *v, tg_param_t 
     }
     *d = json_number_value(v);
     *i = 0;
+    if (p->type == TG_TYPE_NUMERIC)
+        *text = tg_strndup(raw->text, raw->len);
     return 0;
 }
 
@@ -573,9 +577,10 @@ static int parse_param(entry_ctx_t *e, size_t idx, json_t *o, const tg_json_t *r
             entry_error(e, PFIELD(vmin != NULL ? ".min" : ".max"), "only numeric parameters take bounds (this one is %s)",
                         tg_type_name(p->type));
         } else {
-            if (vmin != NULL && param_bound(e, PFIELD(".min"), vmin, p, &p->min, &p->imin) == 0)
+            tg_json_t raw_min = raw_member(raw, "min"), raw_max = raw_member(raw, "max");
+            if (vmin != NULL && param_bound(e, PFIELD(".min"), vmin, &raw_min, p, &p->min, &p->imin, &p->min_text) == 0)
                 p->has_min = 1;
-            if (vmax != NULL && param_bound(e, PFIELD(".max"), vmax, p, &p->max, &p->imax) == 0)
+            if (vmax != NULL && param_bound(e, PFIELD(".max"), vmax, &raw_max, p, &p->max, &p->imax, &p->max_text) == 0)
                 p->has_max = 1;
             if (p->has_min && p->has_max && (is_int_type(p->type) ? p->imin > p->imax : p->min > p->max))
                 entry_error(e, PFIELD(".max"), "must not be less than min");
@@ -1057,6 +1062,8 @@ static void free_query(tg_query_t *q)
         tg_param_t *p = q->params + i;
         free(p->name);
         free(p->description);
+        free(p->min_text);
+        free(p->max_text);
         free(p->default_text);
         for (size_t j = 0; j < p->n_enum; ++j)
             free(p->enum_values[j]);
@@ -1120,12 +1127,12 @@ static void load_file(loader_t *l, const char *file)
         tg__field_error(l->errs, file, (int)rerr.line, NULL, "invalid JSON: %s (column %u)", rerr.reason, rerr.column);
         goto Exit;
     }
-    /* What jansson refuses beyond that is a number it cannot hold. */
+    /* What jansson refuses beyond that is mostly a number it cannot hold: say how to write one. */
     if ((root = json_loadb(text.base, text.len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
-        tg__field_error(l->errs, file, jerr.line, NULL,
-                        "invalid JSON: %s (numbers in catalog files must fit a 64-bit integer or a double: write larger ones as "
-                        "strings)",
-                        jerr.text);
+        int number = strstr(jerr.text, "too big") != NULL || strstr(jerr.text, "overflow") != NULL;
+        tg__field_error(l->errs, file, jerr.line, NULL, "invalid JSON: %s%s", jerr.text,
+                        number ? " (numbers in catalog files must fit a 64-bit integer or a double: write larger ones as strings)"
+                               : "");
         goto Exit;
     }
     if (!json_is_object(root)) {

@@ -580,8 +580,7 @@ size_t tg_json_string_decode(const tg_json_t *v, char *dst)
     return (size_t)(d - dst);
 }
 
-/* Does the TG_JSON_STRING `k` unescape to s[0, n)? */
-static int key_equals(const tg_json_t *k, const char *s, size_t n)
+int tg_json_string_equals(const tg_json_t *k, const char *s, size_t n)
 {
     if (!tg_json_string_has_escapes(k))
         return k->len - 2 == n && memcmp(k->text + 1, s, n) == 0;
@@ -603,7 +602,7 @@ int tg_json_object_get(const tg_json_t *object, const char *key, size_t key_len,
     tg_json_t k;
     tg_json_iter_init(&it, object);
     while (tg_json_iter_next(&it, &k, out))
-        if (key_equals(&k, key, key_len))
+        if (tg_json_string_equals(&k, key, key_len))
             return 1;
     return 0;
 }

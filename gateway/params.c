@@ -32,7 +32,7 @@
  * - numeric: the same text grammar (and the same three specials). From JSON a number
  *   or a string in the text grammar, either passed exactly as written (40 digits,
  *   "-0", "1E+2" and "2.50" reach PostgreSQL as such). min/max compare exactly, in
- *   decimal, against the shortest decimal form of the bound; NaN fails every bound.
+ *   decimal, against the bound as the catalog wrote it; NaN fails every bound.
  * - text: valid UTF-8 (checked here for path/query, by tg_json_parse for bodies), no NUL byte
  *   (a body's \u0000 is "must not contain a NUL character"). From JSON only a string.
  *   max_length counts code points.
@@ -322,34 +322,33 @@ static int decimal_cmp(const struct st_decimal_t *a, const struct st_decimal_t *
 
 /*
  * Compares a numeric's text (the grammar above, or NaN/Infinity/-Infinity) with a
- * catalog bound, exactly: the bound as the shortest decimal that reads back as its
- * double (what the catalog wrote, unless it wrote more digits than a double holds).
- * Returns -1, 0, 1, or 2 for NaN, which fails every bound.
+ * catalog bound as the catalog wrote it, exactly. Returns -1, 0, 1, or 2 for NaN,
+ * which fails every bound.
  */
-static int numeric_cmp_bound(const char *s, size_t len, double bound)
+static int numeric_cmp_bound(const char *s, size_t len, const char *bound)
 {
     if (is_special_float(s, len))
         return s[0] == 'N' ? 2 : s[0] == '-' ? -1 : 1;
-    char tmp[40];
     struct st_decimal_t a, b;
     decimal_read(s, len, &a);
-    decimal_read(tmp, (size_t)format_double(tmp, sizeof(tmp), bound), &b);
+    decimal_read(bound, strlen(bound), &b);
     return decimal_cmp(&a, &b);
 }
 
 /*
  * Range and bounds of a float or numeric whose canonical text `canon` is known to be
- * well-formed. Floats are compared as the type reads them; numerics exactly, in decimal.
+ * well-formed. Floats are compared as the type stores them; numerics exactly, in
+ * decimal, against the bounds as the catalog wrote them (`min_text`, `max_text`).
  */
 static const char *check_float_canon(const tg_param_t *p, const char *canon, h2o_mem_pool_t *pool)
 {
     if (p->type == TG_TYPE_NUMERIC) {
         size_t len = strlen(canon);
         int c;
-        if (p->has_min && ((c = numeric_cmp_bound(canon, len, p->min)) == 2 || c < 0))
-            return format_bound(pool, "least", p->min);
-        if (p->has_max && ((c = numeric_cmp_bound(canon, len, p->max)) == 2 || c > 0))
-            return format_bound(pool, "most", p->max);
+        if (p->has_min && ((c = numeric_cmp_bound(canon, len, p->min_text)) == 2 || c < 0))
+            return pool_printf(pool, "must be at least %s", p->min_text);
+        if (p->has_max && ((c = numeric_cmp_bound(canon, len, p->max_text)) == 2 || c > 0))
+            return pool_printf(pool, "must be at most %s", p->max_text);
         return NULL;
     }
     double d;
@@ -358,12 +357,16 @@ static const char *check_float_canon(const tg_param_t *p, const char *canon, h2o
         float f = strtof(canon, NULL);
         if (errno == ERANGE && (f == 0 || isinf(f)))
             return "is out of range for float4";
-        d = f;
-    } else {
-        d = strtod(canon, NULL);
-        if (errno == ERANGE && (d == 0 || isinf(d)))
-            return "is out of range for float8";
+        /* As float4 stores them: the value and the bounds rounded to float (0.1 is within max 0.1). */
+        if (p->has_min && !(f >= (float)p->min))
+            return format_bound(pool, "least", p->min);
+        if (p->has_max && !(f <= (float)p->max))
+            return format_bound(pool, "most", p->max);
+        return NULL;
     }
+    d = strtod(canon, NULL);
+    if (errno == ERANGE && (d == 0 || isinf(d)))
+        return "is out of range for float8";
     if (p->has_min && !(d >= p->min))
         return format_bound(pool, "least", p->min);
     if (p->has_max && !(d <= p->max))

@@ -193,6 +193,15 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         call->_conn = NULL;
         int retry = status == TG_CALL_CONN_LOST && call->query->access == TG_ACCESS_READ && !call->_retried &&
                     !call->_abandoned && call->result == NULL;
+        /*
+         * A write is known not to have committed when its Sync never went out (a guarded
+         * call still undecided), or when it had already failed: an error aborts the
+         * implicit transaction, whatever happens to the connection next.
+         */
+        int failed = call->result != NULL && PQresultStatus(call->result) == PGRES_FATAL_ERROR;
+        tg_call_status_t st = status == TG_CALL_CONN_LOST && call->query->access == TG_ACCESS_WRITE && (call->_undecided || failed)
+                                  ? TG_CALL_CONN_LOST_UNCOMMITTED
+                                  : status;
         if (call->result != NULL) {
             PQclear(call->result);
             call->result = NULL;
@@ -202,7 +211,7 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
             call->_avoid = c->bp;
             tg_pool_submit(pool, call);
         } else {
-            call->cb(call, status);
+            call->cb(call, st);
         }
         call = next;
     }
@@ -309,11 +318,19 @@ static void on_connect_io(h2o_socket_t *sock, const char *err)
     }
 }
 
-/* Server notices (a RAISE NOTICE, the WARNING of a guarded call's ROLLBACK) go to the debug log, one line each. */
-static void on_notice(void *arg, const char *message)
+/*
+ * Server notices, one line each: WARNINGs at warn level, but for the one a guarded
+ * call's ROLLBACK always draws (25P01, no transaction in progress); the rest (a RAISE
+ * NOTICE) at debug.
+ */
+static void on_notice(void *arg, const PGresult *res)
 {
     const tg_backend_pool_t *bp = arg;
-    tg_log(TG_LOG_DEBUG, "%s: notice: %.*s", bp->backend->name, (int)strcspn(message, "\n"), message);
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED), *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *message = PQresultErrorMessage(res);
+    int warning = severity != NULL && strcmp(severity, "WARNING") == 0 && (state == NULL || strcmp(state, "25P01") != 0);
+    tg_log(warning ? TG_LOG_WARN : TG_LOG_DEBUG, "%s: server %s: %.*s", bp->backend->name, severity != NULL ? severity : "notice",
+           (int)strcspn(message, "\n"), message);
 }
 
 static void conn_start(tg_pgconn_t *c)
@@ -331,7 +348,7 @@ static void conn_start(tg_pgconn_t *c)
         conn_fail(c, PQerrorMessage(c->pg));
         return;
     }
-    PQsetNoticeProcessor(c->pg, on_notice, bp);
+    PQsetNoticeReceiver(c->pg, on_notice, bp);
     /* libpq's first poll must wait until the socket is writable. */
     wrap_socket(c);
     h2o_socket_notify_write(c->sock, on_connect_io);
@@ -401,7 +418,6 @@ static void finish_head(tg_pgconn_t *c)
  */
 static int decide(tg_pgconn_t *c, tg_call_t *call)
 {
-    call->_undecided = 0;
     c->held = NULL;
     if (call->result != NULL && PQresultStatus(call->result) == PGRES_TUPLES_OK &&
         (uint32_t)PQntuples(call->result) > call->guard_rows) {
@@ -417,8 +433,12 @@ static int decide(tg_pgconn_t *c, tg_call_t *call)
         conn_fail(c, PQerrorMessage(c->pg));
         return -1;
     }
+    /* Until the Sync has gone out, a lost connection means the write did not commit (fail_inflight). */
     flush_conn(c);
-    return c->state == CONN_READY ? 0 : -1;
+    if (c->state != CONN_READY)
+        return -1;
+    call->_undecided = 0;
+    return 0;
 }
 
 static void process_results(tg_pgconn_t *c)

@@ -264,6 +264,9 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
             tg_respond_error(w, req, 500, "too-many-rows", d);
             break;
         }
+        case TG_CALL_CONN_LOST_UNCOMMITTED:
+            tg_respond_error(w, req, 503, "connection-lost", "the database connection was lost before the write committed; it was not applied");
+            break;
         case TG_CALL_CONN_LOST:
             tg_respond_error(w, req, 503, "connection-lost",
                              q->access == TG_ACCESS_WRITE ? "the database connection was lost; the write's outcome is unknown"

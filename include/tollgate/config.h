@@ -57,6 +57,7 @@ typedef struct st_tg_param_t {
     int has_min, has_max;     /* bounds given (numeric types only) */
     double min, max;          /* the bounds, for float and numeric types */
     int64_t imin, imax;       /* the same bounds, exact, for integer types */
+    char *min_text, *max_text; /* numeric: the bounds as the catalog wrote them (compared exactly, in decimal) */
     long max_length;          /* longest text in characters (each element for arrays); -1: no limit */
     char **enum_values;       /* allowed values in canonical text form; NULL: any */
     size_t n_enum;

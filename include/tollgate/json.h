@@ -7,8 +7,8 @@
  *
  * tg_json_parse validates a whole document once (grammar, UTF-8, escapes, depth,
  * duplicate keys); the values it returns are windows on the caller's buffer, and
- * walking them (iteration, lookup, string decoding) never allocates and never
- * re-validates. Nothing here depends on h2o or jansson.
+ * walking them (iteration, lookup, string decoding) never re-validates and allocates
+ * only to compare a long escaped key. Nothing here depends on h2o or jansson.
  */
 #ifndef tollgate__json_h
 #define tollgate__json_h
@@ -101,6 +101,9 @@ int tg_json_string_has_escapes(const tg_json_t *v);
  * (from `\u0000`).
  */
 size_t tg_json_string_decode(const tg_json_t *v, char *dst);
+
+/** Does the TG_JSON_STRING `v` unescape to exactly s[0, n)? */
+int tg_json_string_equals(const tg_json_t *v, const char *s, size_t n);
 
 /** Is the TG_JSON_NUMBER `v` written as an integer (no fraction, no exponent)? */
 int tg_json_number_is_integer(const tg_json_t *v);

@@ -30,6 +30,7 @@ typedef enum en_tg_call_status_t {
     TG_CALL_QUEUE_FULL,     /* the wait queue is full */
     TG_CALL_CONN_LOST,      /* the connection died while the call was on it; for writes the outcome is unknown */
     TG_CALL_ROLLED_BACK,    /* the statement returned more than `guard_rows` rows, so it was rolled back; `result` holds them */
+    TG_CALL_CONN_LOST_UNCOMMITTED, /* the connection died, but the call is known not to have committed (failed, or its Sync never went out) */
 } tg_call_status_t;
 
 /** called once when a call ends; `call->result` (may be NULL) now belongs to the callee */
@@ -48,8 +49,10 @@ struct st_tg_call_t {
     /**
      * 0, or the most rows the statement may return and still commit: the call is then
      * sent without its Sync, its result read, and only then committed, or rolled back
-     * when it has more rows (TG_CALL_ROLLED_BACK). Costs one round trip more, during
-     * which its connection takes no other call. For writes that declare a result shape.
+     * when it has more rows (TG_CALL_ROLLED_BACK). Costs one round trip more, and from
+     * the moment it is sent until its result is read (the calls queued ahead of it, its
+     * own run, one round trip) nothing is queued behind it on its connection. For
+     * writes that declare a result shape.
      */
     uint32_t guard_rows;
     PGresult *result;          /* set before cb */

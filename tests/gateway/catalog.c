@@ -883,3 +883,14 @@ Test(catalog, from_tenant_errors)
                  "queries[0] (q).route: {owner} is bound to the caller's tenant", NULL, NULL);
 #undef TENANT_PARAM
 }
+
+/* numeric bounds keep the catalog's text: no double holds 12345678901234567 */
+Test(catalog, numeric_bounds_keep_their_text)
+{
+    tg_config_t *cfg = load_ok(Q(READ("q", "GET /q", "SELECT $1") ", 'params': [{'name': 'n', 'type': 'numeric', 'min': -0.10, "
+                                                                     "'max': 12345678901234567}]"));
+    const tg_param_t *p = &tg_config_find_query(cfg, "q")->params[0];
+    cr_assert_str_eq(p->min_text, "-0.10");
+    cr_assert_str_eq(p->max_text, "12345678901234567");
+    tg_config_free(cfg);
+}

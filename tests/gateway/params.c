@@ -447,8 +447,8 @@ Test(params, numeric_bounds)
 {
     tg_param_t p = param("amount", TG_TYPE_NUMERIC, TG_SOURCE_BODY);
     p.has_min = p.has_max = 1;
-    p.min = -10;
-    p.max = 10;
+    p.min_text = "-10";
+    p.max_text = "10";
     static const struct bound_case_t cases[] = {
         {"10", NULL},
         {"10.0000", NULL},
@@ -492,18 +492,41 @@ Test(params, numeric_bounds)
     /* a fractional bound, compared as the catalog wrote it (0.1), not as its double (0.1000000000000000055...) */
     tg_param_t f = param("rate", TG_TYPE_NUMERIC, TG_SOURCE_BODY);
     f.has_min = f.has_max = 1;
-    f.min = 0.1;
-    f.max = 1e20;
+    f.min_text = "0.1";
+    f.max_text = "1e20";
     static const struct bound_case_t frac[] = {
         {"0.1", NULL},
         {"0.10000000000000000000001", NULL},
         {"0.09999999999999999999999", "must be at least 0.1"},
         {"100000000000000000000", NULL},
-        {"100000000000000000000.000000001", "must be at most 1e+20"},
+        {"100000000000000000000.000000001", "must be at most 1e20"},
         {"1.00000000000000000000e20", NULL},
     };
     RUN_BOUNDS(&f, frac, 0);
     RUN_BOUNDS(&f, frac, 1);
+
+    /* bounds no double holds: past 2^53, and 16-17 digits whose shortest double form differs */
+    tg_param_t g = param("big", TG_TYPE_NUMERIC, TG_SOURCE_BODY);
+    g.has_max = 1;
+    g.max_text = "12345678901234567";
+    static const struct bound_case_t big[] = {{"12345678901234567", NULL}, {"12345678901234568", "must be at most 12345678901234567"}};
+    RUN_BOUNDS(&g, big, 0);
+    RUN_BOUNDS(&g, big, 1);
+    g.max_text = "9.999999999999999";
+    static const struct bound_case_t nines[] = {{"9.999999999999999", NULL}, {"9.9999999999999991", "must be at most 9.999999999999999"}};
+    RUN_BOUNDS(&g, nines, 0);
+}
+
+/* float4 values and bounds meet as float4 stores them */
+Test(params, float4_bounds_in_float)
+{
+    tg_param_t p = param("f", TG_TYPE_FLOAT4, TG_SOURCE_QUERY);
+    p.has_min = p.has_max = 1;
+    p.min = 0.1;
+    p.max = 0.3;
+    static const struct bound_case_t cases[] = {{"0.1", NULL}, {"0.3", NULL}, {"0.30000001", NULL}, {"0.3000001", "must be at most 0.3"},
+                                                {"0.0999999", "must be at least 0.1"}};
+    RUN_BOUNDS(&p, cases, 0);
 }
 
 Test(params, max_length_counts_code_points)

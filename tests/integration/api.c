@@ -748,6 +748,53 @@ Test(writes, returns_many_over_max_rows_is_rolled_back)
     }
 }
 
+struct held_call {
+    proto_t p;
+    const char *body;
+    resp_t *r;
+};
+
+static void *held_call_main(void *arg)
+{
+    struct held_call *h = arg;
+    h->r = http(h->p, "PATCH", "/exact/held", h->body, "application/json", NULL);
+    return NULL;
+}
+
+/* A guarded write whose connection dies before its Sync did not commit, and the caller is told so. */
+Test(writes, a_guarded_write_cut_off_before_commit_is_known_not_applied)
+{
+    FOR_EACH_PROTO(p)
+    {
+        int g = 7300 + 10 * p;
+        char sql[160], body[128], where[64];
+        snprintf(sql, sizeof(sql), "INSERT INTO exact_probe (id, grp) VALUES (%d, %d)", g, g);
+        pg_sql(0, sql);
+        snprintf(body, sizeof(body), "{\"from\": %d, \"to\": %d, \"seconds\": 3}", g, g + 1);
+        struct held_call h = {p, body, NULL};
+        pthread_t t;
+        pthread_create(&t, NULL, held_call_main, &h);
+        /* wait until it runs, then end its session */
+        char *killed = NULL;
+        for (int i = 0; i != 50 && killed == NULL; ++i) {
+            usleep(100 * 1000);
+            killed = pg_sql(0, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%-- exact_held' AND pid <> "
+                               "pg_backend_pid() AND state = 'active'");
+        }
+        pthread_join(t, NULL);
+        cr_assert_not_null(killed, "the held write never showed up in pg_stat_activity");
+        free(killed);
+        cr_assert_eq(h.r->status, 503, "%s", h.r->body);
+        cr_assert_str_eq(jstr(h.r, "type"), "urn:tollgate:problem:connection-lost");
+        cr_assert_not_null(strstr(jstr(h.r, "detail"), "not applied"), "%s", h.r->body);
+        resp_free(h.r);
+        snprintf(where, sizeof(where), "id = %d AND grp = %d", g, g);
+        expect_count(where, "1");
+        snprintf(sql, sizeof(sql), "DELETE FROM exact_probe WHERE id = %d", g);
+        pg_sql(0, sql);
+    }
+}
+
 Test(encoding, void_is_null)
 {
     FOR_EACH_PROTO(p)
