@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <h2o.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 #include "tollgate/config.h"
 #include "tollgate/json.h"
 #include "tollgate/params.h"
@@ -861,6 +862,29 @@ static const char *const priority_names[] = {"high", "low", NULL};
 static void free_query(tg_query_t *q);
 
 /*
+ * Names the prepared statement after what it is: a hash of its SQL and parameter
+ * types. A connection kept across a reload then knows exactly which statements it
+ * has, and a query whose SQL changed under the same name is prepared anew.
+ */
+static void name_statement(tg_query_t *q)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t d[SHA256_DIGEST_LENGTH];
+    tg_buf_t b = {0};
+    tg_buf_append(&b, q->sql, strlen(q->sql) + 1);
+    for (size_t i = 0; i < q->n_params; ++i)
+        tg_buf_printf(&b, "%u,", tg_type_oid(q->params[i].type, q->params[i].is_array));
+    SHA256((const unsigned char *)b.base, b.len, d);
+    tg_buf_dispose(&b);
+    memcpy(q->stmt_name, "tg_", 3);
+    for (int i = 0; i < 16; ++i) {
+        q->stmt_name[3 + 2 * i] = hex[d[i] >> 4];
+        q->stmt_name[4 + 2 * i] = hex[d[i] & 15];
+    }
+    q->stmt_name[35] = '\0';
+}
+
+/*
  * Parses one catalog entry into `q`. Returns 0 if it was good, -1 if not; `q->name` is
  * set whenever the name itself was good (so that later checks can refer to the entry),
  * and `*route_ok` when the route was.
@@ -1049,6 +1073,8 @@ static int parse_entry(entry_ctx_t *e, json_t *o, const tg_json_t *raw, size_t i
         else
             entry_error(e, ".enabled", "must be true or false");
     }
+    if (sql_ok && params_ok)
+        name_statement(q);
     return e->errs->n == before ? 0 : -1;
 }
 

@@ -337,7 +337,7 @@ static void resolve_tenants(tg_config_t *cfg)
 
 static void parse_tenant(ctx_t *c, json_t *v, size_t idx, tg_tenant_t *t)
 {
-    static const char *const fields[] = {"name", "keys", "rate", "burst", "max_in_flight", "priority", "queries", NULL};
+    static const char *const fields[] = {"name", "keys", "rate", "burst", "max_in_flight", "priority", "queries", "enabled", NULL};
     char prefix[64], f[128];
     const char *name;
     json_t *keys, *pv;
@@ -388,6 +388,13 @@ static void parse_tenant(ctx_t *c, json_t *v, size_t idx, tg_tenant_t *t)
             cfg_error(c, field_name(f, sizeof(f), prefix, "priority"), "must be \"high\" or \"low\"");
     }
     parse_query_list(c, v, prefix, &t->queries);
+    t->enabled = 1;
+    if ((pv = json_object_get(v, "enabled")) != NULL) {
+        if (json_is_boolean(pv))
+            t->enabled = json_is_true(pv);
+        else
+            cfg_error(c, field_name(f, sizeof(f), prefix, "enabled"), "must be true or false");
+    }
 }
 
 /* tenant names are unique, and a key belongs to one tenant */

@@ -1,6 +1,6 @@
 /*
- * Tenants and limits: API key lookup, GCRA token buckets and in-flight caps, shared
- * lock-free by every worker thread.
+ * Tenants and limits: API key lookup, GCRA token buckets and in-flight caps over live
+ * state shared lock-free by every worker thread and carried across reloads.
  */
 #include <math.h>
 #include <openssl/sha.h>
@@ -17,8 +17,9 @@ static uint64_t ceil_s(uint64_t ns)
     return (ns + NS_PER_S - 1) / NS_PER_S;
 }
 
-void tg_bucket_init(tg_bucket_t *b, double rate, double burst, uint64_t now_ns)
+void tg_bucket_init_shared(tg_bucket_t *b, double rate, double burst, _Atomic uint64_t *tat_ns)
 {
+    b->tat_ns = tat_ns;
     b->rate = rate;
     b->burst = burst;
     /* The config bounds rate (1e-6..1e9/s) and burst (1..1e9), so these fit in 64 bits. */
@@ -26,7 +27,12 @@ void tg_bucket_init(tg_bucket_t *b, double rate, double burst, uint64_t now_ns)
     b->interval_ns = interval < 1 ? 1 : (uint64_t)llround(interval);
     /* In the same rounded unit, so that a full bucket holds exactly `burst` tokens. */
     b->capacity_ns = (uint64_t)llround(burst * (double)b->interval_ns);
-    atomic_init(&b->tat_ns, now_ns);
+}
+
+void tg_bucket_init(tg_bucket_t *b, double rate, double burst, uint64_t now_ns)
+{
+    atomic_init(&b->own_tat_ns, now_ns);
+    tg_bucket_init_shared(b, rate, burst, &b->own_tat_ns);
 }
 
 /* Whole tokens in the bucket when it is `debt_ns` short of full. */
@@ -38,7 +44,7 @@ static uint64_t tokens_left(const tg_bucket_t *b, uint64_t debt_ns)
 
 int tg_bucket_take(tg_bucket_t *b, unsigned cost, uint64_t now_ns, tg_bucket_state_t *st)
 {
-    uint64_t tat = atomic_load_explicit(&b->tat_ns, memory_order_relaxed);
+    uint64_t tat = atomic_load_explicit(b->tat_ns, memory_order_relaxed);
     for (;;) {
         uint64_t base = tat > now_ns ? tat : now_ns; /* a full bucket does not fill beyond full */
         uint64_t need, next;
@@ -53,7 +59,7 @@ int tg_bucket_take(tg_bucket_t *b, unsigned cost, uint64_t now_ns, tg_bucket_sta
             return 0;
         }
         if (cost == 0 ||
-            atomic_compare_exchange_weak_explicit(&b->tat_ns, &tat, next, memory_order_relaxed, memory_order_relaxed)) {
+            atomic_compare_exchange_weak_explicit(b->tat_ns, &tat, next, memory_order_relaxed, memory_order_relaxed)) {
             st->remaining = tokens_left(b, next - now_ns);
             st->full_in_s = ceil_s(next - now_ns);
             st->retry_after_s = 0;
@@ -76,19 +82,19 @@ static int digest_empty(const uint8_t d[32])
     return memcmp(d, zero, 32) == 0;
 }
 
-static void init_tenant(tg_tenant_state_t *t, const char *name, double rate, double burst, int max_in_flight,
-                        tg_priority_t priority, const tg_query_list_t *queries, uint64_t now_ns)
+static void init_tenant(tg_limits_tenant_t *t, tg_state_t *state, const char *name, double rate, double burst, int max_in_flight,
+                        tg_priority_t priority, const tg_query_list_t *queries, int enabled, uint64_t now_ns)
 {
-    tg_bucket_init(&t->bucket, rate, burst, now_ns);
-    atomic_init(&t->in_flight, 0);
-    atomic_init(&t->disabled, 0);
+    t->state = tg_state_bind_tenant(state, name, enabled, now_ns);
+    tg_bucket_init_shared(&t->bucket, rate, burst, &t->state->tat_ns);
     t->name = name;
     t->max_in_flight = max_in_flight;
     t->priority = priority;
     t->queries = queries;
+    t->enabled = enabled;
 }
 
-tg_limits_t *tg_limits_create(const tg_config_t *cfg, uint64_t now_ns)
+tg_limits_t *tg_limits_create(tg_config_t *cfg, tg_state_t *state, uint64_t now_ns)
 {
     tg_limits_t *l = tg_calloc(1, sizeof(*l));
     l->n_tenants = cfg->n_tenants + (cfg->has_anonymous ? 1 : 0);
@@ -97,13 +103,13 @@ tg_limits_t *tg_limits_create(const tg_config_t *cfg, uint64_t now_ns)
     size_t n_keys = 0;
     for (size_t i = 0; i != cfg->n_tenants; ++i) {
         const tg_tenant_t *t = &cfg->tenants[i];
-        init_tenant(&l->tenants[i], t->name, t->rate, t->burst, t->max_in_flight, t->priority, &t->queries, now_ns);
+        init_tenant(&l->tenants[i], state, t->name, t->rate, t->burst, t->max_in_flight, t->priority, &t->queries, t->enabled, now_ns);
         n_keys += t->n_keys;
     }
     if (cfg->has_anonymous) {
         l->anonymous = &l->tenants[cfg->n_tenants];
-        init_tenant(l->anonymous, "anonymous", cfg->anonymous_rate, cfg->anonymous_burst, 0, TG_PRIORITY_HIGH, &cfg->anonymous_queries,
-                    now_ns);
+        init_tenant(l->anonymous, state, "anonymous", cfg->anonymous_rate, cfg->anonymous_burst, 0, TG_PRIORITY_HIGH,
+                    &cfg->anonymous_queries, 1, now_ns);
     }
     size_t cap = 16;
     while (cap < n_keys * 2)
@@ -120,15 +126,9 @@ tg_limits_t *tg_limits_create(const tg_config_t *cfg, uint64_t now_ns)
             l->keys[s].tenant = (uint32_t)i;
         }
     }
-    l->n_queries = cfg->n_queries;
-    if (posix_memalign((void **)&l->queries, 64, sizeof(*l->queries) * (cfg->n_queries + 1)) != 0)
-        tg_fatal("out of memory");
-    for (size_t i = 0; i != cfg->n_queries; ++i) {
-        atomic_init(&l->queries[i].in_flight, 0);
-        atomic_init(&l->queries[i].disabled, !cfg->queries[i].enabled);
-        atomic_init(&l->queries[i].retry_after_s, 30);
-    }
-    atomic_init(&l->in_flight, 0);
+    for (size_t i = 0; i != cfg->n_queries; ++i)
+        cfg->queries[i].state = tg_state_bind_query(state, cfg->queries[i].name, cfg->queries[i].enabled);
+    l->in_flight = &state->in_flight;
     l->max_in_flight = cfg->max_in_flight;
     return l;
 }
@@ -138,12 +138,11 @@ void tg_limits_free(tg_limits_t *l)
     if (l == NULL)
         return;
     free(l->tenants);
-    free(l->queries);
     free(l->keys);
     free(l);
 }
 
-tg_tenant_state_t *tg_limits_find_key(const tg_limits_t *l, const char *key, size_t len)
+tg_limits_tenant_t *tg_limits_find_key(const tg_limits_t *l, const char *key, size_t len)
 {
     uint8_t d[32];
     SHA256((const unsigned char *)key, len, d);
@@ -175,49 +174,50 @@ static int take_slot(_Atomic int *counter, int cap)
     return 1;
 }
 
-tg_admit_t tg_limits_admit(tg_limits_t *l, tg_tenant_state_t *tenant, const tg_query_t *q, uint64_t now_ns,
+tg_admit_t tg_limits_admit(tg_limits_t *l, tg_limits_tenant_t *tenant, const tg_query_t *q, uint64_t now_ns,
                            tg_bucket_state_t *bucket, tg_admission_t *adm)
 {
-    *adm = (tg_admission_t){.tenant = tenant, .query = q->index};
-    if (atomic_load_explicit(&tenant->disabled, memory_order_relaxed)) {
+    tg_tenant_state_t *ts = tenant->state;
+    tg_query_state_t *qs = q->state;
+    *adm = (tg_admission_t){.tenant = ts, .query = qs, .gateway = l->in_flight};
+    if (tg_state_is_off(&ts->switched, tenant->enabled)) {
         tg_bucket_take(&tenant->bucket, 0, now_ns, bucket);
         return TG_ADMIT_TENANT_DISABLED;
     }
     if (!tg_bucket_take(&tenant->bucket, (unsigned)q->cost, now_ns, bucket))
         return TG_ADMIT_RATE_LIMITED;
-    if (!take_slot(&tenant->in_flight, tenant->max_in_flight))
+    if (!take_slot(&ts->in_flight, tenant->max_in_flight))
         return TG_ADMIT_TENANT_BUSY;
     adm->holds_tenant = 1;
-    tg_query_state_t *qs = &l->queries[q->index];
-    if (atomic_load_explicit(&qs->disabled, memory_order_relaxed)) {
-        tg_limits_release(l, adm);
+    if (tg_state_is_off(&qs->switched, q->enabled)) {
+        tg_limits_release(adm);
         return TG_ADMIT_QUERY_DISABLED;
     }
     if (!take_slot(&qs->in_flight, q->max_in_flight)) {
-        tg_limits_release(l, adm);
+        tg_limits_release(adm);
         return TG_ADMIT_QUERY_BUSY;
     }
     adm->holds_query = 1;
-    if (!take_slot(&l->in_flight, l->max_in_flight)) {
-        tg_limits_release(l, adm);
+    if (!take_slot(l->in_flight, l->max_in_flight)) {
+        tg_limits_release(adm);
         return TG_ADMIT_GATEWAY_BUSY;
     }
     adm->holds_gateway = 1;
     return TG_ADMIT_OK;
 }
 
-void tg_limits_release(tg_limits_t *l, tg_admission_t *adm)
+void tg_limits_release(tg_admission_t *adm)
 {
     if (adm->holds_tenant)
         atomic_fetch_sub_explicit(&adm->tenant->in_flight, 1, memory_order_relaxed);
     if (adm->holds_query)
-        atomic_fetch_sub_explicit(&l->queries[adm->query].in_flight, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&adm->query->in_flight, 1, memory_order_relaxed);
     if (adm->holds_gateway)
-        atomic_fetch_sub_explicit(&l->in_flight, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(adm->gateway, 1, memory_order_relaxed);
     adm->holds_tenant = adm->holds_query = adm->holds_gateway = 0;
 }
 
-void tg_limits_format_policy(const tg_tenant_state_t *t, tg_buf_t *out)
+void tg_limits_format_policy(const tg_limits_tenant_t *t, tg_buf_t *out)
 {
     tg_buf_printf(out, "\"tenant\";q=%.0f;w=%.0f", floor(t->bucket.burst), ceil(t->bucket.burst / t->bucket.rate - 1e-9));
 }

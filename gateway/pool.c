@@ -38,12 +38,6 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 #define TG_BACKOFF_MAX_MS 3000
 /* A call joins a busy pipeline only if the calls ahead are expected to finish within this. */
 #define TG_PIPELINE_MAX_WAIT_MS 10.0
-/*
- * What a query is expected to take before it was ever measured: as much as a pipeline
- * may hold, so an unmeasured query never queues behind another and nothing queues
- * behind it until its first result says it is quick.
- */
-#define TG_EST_INITIAL_MS TG_PIPELINE_MAX_WAIT_MS
 /* Weight of the newest sample in a query's running estimate. */
 #define TG_EST_ALPHA 0.25
 /* The janitor's period: reconnects are due at most this late. */
@@ -69,7 +63,10 @@ struct st_tg_pgconn_t {
     unsigned n_inflight;
     unsigned n_low;          /* low-priority calls among them */
     double pending_ms;       /* expected time to drain the calls in flight (sum of their estimates) */
-    uint8_t *prepared;       /* per query index: Parse was sent on this connection */
+    struct st_tg_stmt_set_t {
+        struct st_tg_stmt_slot_t *slots; /* open addressing on the name */
+        size_t cap, used;                /* used: filled or removed slots */
+    } prepared;              /* statements whose Parse was sent on this connection, by name (tg_query_t.stmt_name) */
     int cur_timeout_ms;      /* statement_timeout in force once every SET sent has been confirmed */
     int unconfirmed_sets;    /* calls in flight that sent a SET */
     uint64_t connect_started; /* for CONNECTING: when, to time it out */
@@ -109,8 +106,87 @@ struct st_tg_pool_t {
     h2o_timeout_entry_t tick;
     unsigned seed;        /* for backoff jitter */
     size_t rr;            /* rotates the first replica pick_backend looks at */
-    double *est_ms;       /* per query index: recent execution time, for pick_conn */
 };
+
+/* one slot of a connection's set of prepared statements */
+struct st_tg_stmt_slot_t {
+    char name[40];
+    uint8_t state; /* 0 empty, 1 prepared, 2 removed */
+};
+
+static size_t stmt_hash(const char *name)
+{
+    /* names are "tg_" and hex digits of a SHA-256: any eight of them are as good as a hash */
+    size_t h = 0;
+    for (int i = 3; i < 11 && name[i] != '\0'; ++i)
+        h = h << 4 | (size_t)tg_hex_value((unsigned char)name[i]);
+    return h;
+}
+
+/* the slot holding `name`, or the empty slot where it would go */
+static struct st_tg_stmt_slot_t *stmt_slot(struct st_tg_stmt_set_t *set, const char *name)
+{
+    size_t mask = set->cap - 1;
+    struct st_tg_stmt_slot_t *removed = NULL;
+    for (size_t i = stmt_hash(name) & mask;; i = (i + 1) & mask) {
+        struct st_tg_stmt_slot_t *s = &set->slots[i];
+        if (s->state == 0)
+            return removed != NULL ? removed : s;
+        if (s->state == 2) {
+            if (removed == NULL)
+                removed = s;
+        } else if (strcmp(s->name, name) == 0) {
+            return s;
+        }
+    }
+}
+
+static int stmt_prepared(struct st_tg_stmt_set_t *set, const char *name)
+{
+    return set->cap != 0 && stmt_slot(set, name)->state == 1;
+}
+
+static void stmt_clear(struct st_tg_stmt_set_t *set)
+{
+    free(set->slots);
+    *set = (struct st_tg_stmt_set_t){NULL, 0, 0};
+}
+
+static void stmt_add(struct st_tg_stmt_set_t *set, const char *name)
+{
+    if ((set->used + 1) * 2 > set->cap) {
+        struct st_tg_stmt_set_t old = *set;
+        set->cap = old.cap == 0 ? 16 : old.cap * 2;
+        set->slots = tg_calloc(set->cap, sizeof(*set->slots));
+        set->used = 0;
+        for (size_t i = 0; i != old.cap; ++i)
+            if (old.slots[i].state == 1)
+                stmt_add(set, old.slots[i].name);
+        free(old.slots);
+    }
+    struct st_tg_stmt_slot_t *s = stmt_slot(set, name);
+    if (s->state == 1)
+        return;
+    if (s->state == 0)
+        ++set->used;
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    s->state = 1;
+}
+
+static void stmt_remove(struct st_tg_stmt_set_t *set, const char *name)
+{
+    if (set->cap == 0)
+        return;
+    struct st_tg_stmt_slot_t *s = stmt_slot(set, name);
+    if (s->state == 1)
+        s->state = 2;
+}
+
+/* this thread's running estimate of what `q` takes (live state: it survives reloads) */
+static double *est_of(const tg_pool_t *pool, const tg_query_t *q)
+{
+    return &q->state->slots[pool->pc.thread_index].est_ms;
+}
 
 static void conn_start(tg_pgconn_t *c);
 static void conn_fail(tg_pgconn_t *c, const char *why);
@@ -278,7 +354,7 @@ static void conn_ready(tg_pgconn_t *c)
     c->backoff_ms = TG_BACKOFF_FIRST_MS;
     c->cur_timeout_ms = bp->pool->pc.config->default_timeout_ms;
     c->unconfirmed_sets = 0;
-    memset(c->prepared, 0, bp->pool->pc.config->n_queries);
+    stmt_clear(&c->prepared);
     if (bp->down) {
         bp->down = 0;
         bp->last_error[0] = '\0';
@@ -380,7 +456,7 @@ static void finish_head(tg_pgconn_t *c)
 {
     tg_call_t *call = c->head;
     uint64_t now = tg_now_ms();
-    double *est = &c->bp->pool->est_ms[call->query->index];
+    double *est = est_of(c->bp->pool, call->query);
     *est += TG_EST_ALPHA * ((double)(now - call->_started_at) - *est);
     c->pending_ms -= call->_est_ms;
     if (c->cancel_target == call)
@@ -407,7 +483,7 @@ static void finish_head(tg_pgconn_t *c)
             c->cur_timeout_ms = call->query->timeout_ms;
     }
     if (call->_parse_failed)
-        c->prepared[call->query->index] = 0; /* prepare again next time */
+        stmt_remove(&c->prepared, call->query->stmt_name); /* prepare again next time */
     call->cb(call, status);
 }
 
@@ -507,27 +583,21 @@ static void on_conn_read(h2o_socket_t *sock, const char *err)
     drain_waiters(c->bp->pool);
 }
 
-static void stmt_name(char *buf, size_t size, const tg_query_t *q)
-{
-    snprintf(buf, size, "tg%u", q->index);
-}
-
 /* Queues the call's commands on the connection's pipeline. Returns 0, or -1 if the connection broke. */
 static int send_call(tg_pgconn_t *c, tg_call_t *call)
 {
     const tg_query_t *q = call->query;
-    char name[32];
-    stmt_name(name, sizeof(name), q);
+    const char *name = q->stmt_name;
     uint8_t steps = 0;
     call->_sent_prepare = 0;
     call->result = NULL;
-    if (!c->prepared[q->index]) {
+    if (!stmt_prepared(&c->prepared, name)) {
         Oid oids[q->n_params + 1];
         for (size_t i = 0; i != q->n_params; ++i)
             oids[i] = tg_type_oid(q->params[i].type, q->params[i].is_array);
         if (!PQsendPrepare(c->pg, name, q->sql, (int)q->n_params, oids))
             return -1;
-        c->prepared[q->index] = 1;
+        stmt_add(&c->prepared, name);
         call->_sent_prepare = 1;
         ++steps;
     }
@@ -563,7 +633,7 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     call->_next = NULL;
     if (c->head == NULL)
         call->_started_at = tg_now_ms();
-    call->_est_ms = (float)c->bp->pool->est_ms[q->index];
+    call->_est_ms = (float)*est_of(c->bp->pool, q);
     c->pending_ms += call->_est_ms;
     *c->tail = call;
     c->tail = &call->_next;
@@ -622,7 +692,7 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
     tg_pool_t *pool = bp->pool;
     tg_pgconn_t *idle = NULL;
     unsigned depth = (unsigned)pool->pc.pipeline_depth;
-    double own = call->query != NULL ? pool->est_ms[call->query->index] : 0;
+    double own = call->query != NULL ? *est_of(pool, call->query) : 0;
     /* Low-priority work holds at most its share of the connections, so high-priority work always finds one. */
     int low = call->priority == TG_PRIORITY_LOW, low_full = low && bp->low_conns >= low_conn_limit(bp);
     for (int i = 0; i != bp->n_conns; ++i) {
@@ -644,7 +714,7 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
         }
         if (c->pending_ms + own >= TG_PIPELINE_MAX_WAIT_MS)
             continue;
-        double head_est = pool->est_ms[c->head->query->index];
+        double head_est = *est_of(pool, c->head->query);
         if ((double)(now - c->head->_started_at) > 2 * head_est + TG_PIPELINE_MAX_WAIT_MS)
             continue;
         return c;
@@ -835,9 +905,6 @@ tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)pc->config->pool.acquire_timeout_ms);
     h2o_timeout_init(loop, &pool->tick_timeout, TG_TICK_MS);
     pool->tick.cb = on_tick;
-    pool->est_ms = tg_malloc(sizeof(*pool->est_ms) * (pc->config->n_queries + 1));
-    for (size_t i = 0; i <= pc->config->n_queries; ++i)
-        pool->est_ms[i] = TG_EST_INITIAL_MS;
     pool->bps = tg_calloc(pc->n_backends, sizeof(*pool->bps));
     for (size_t b = 0; b != pc->n_backends; ++b) {
         tg_backend_pool_t *bp = &pool->bps[b];
@@ -851,7 +918,6 @@ tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
             c->bp = bp;
             c->fd = -1;
             c->tail = &c->head;
-            c->prepared = tg_calloc(pc->config->n_queries + 1, 1);
             c->backoff_ms = TG_BACKOFF_FIRST_MS;
             conn_start(c);
         }
@@ -871,13 +937,12 @@ void tg_pool_destroy(tg_pool_t *pool)
             clear_cancel(c);
             if (c->state != CONN_DOWN)
                 set_down(c);
-            free(c->prepared);
+            stmt_clear(&c->prepared);
         }
         free(bp->conns);
         free(bp->options);
     }
     free(pool->bps);
-    free(pool->est_ms);
     if (h2o_timeout_is_linked(&pool->tick))
         h2o_timeout_unlink(&pool->tick);
     h2o_timeout_dispose(pool->loop, &pool->tick_timeout);

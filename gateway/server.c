@@ -20,6 +20,7 @@
 #include "tollgate/health.h"
 #include "tollgate/limits.h"
 #include "tollgate/server.h"
+#include "tollgate/snapshot.h"
 #include "internal.h"
 
 /* How often HTTP/1 clients with a call in flight are checked for having left. */
@@ -46,7 +47,10 @@ typedef struct st_tg_listener_t {
 } tg_listener_t;
 
 struct st_tg_gateway_t {
-    tg_config_t *config;
+    tg_snapshot_t *snapshot;  /* the current one (the gateway holds a reference) */
+    tg_state_t *state;        /* live state by name, kept across snapshots */
+    tg_snapshot_t *initial;   /* the one the gateway started with (held): its listeners and threads stay until a restart */
+    const tg_config_t *config; /* initial->config */
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
     tg_listen_socket_t *sockets;
@@ -56,7 +60,6 @@ struct st_tg_gateway_t {
     size_t n_backends;
     tg_health_t *health;
     tg_canceller_t *canceller;
-    tg_limits_t *limits;
     tg_worker_t *workers;
     size_t n_workers;
     _Atomic int stopping;
@@ -126,6 +129,16 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
 {
     tg_gateway_t *gw = tg_calloc(1, sizeof(*gw));
     gw->config = cfg;
+    /* Each worker owns a share of pool.size, so there are never more workers than that. */
+    gw->n_workers = (size_t)cfg->threads;
+    if (gw->n_workers > (size_t)cfg->pool.size) {
+        tg_log(TG_LOG_WARN, "threads (%d) is more than pool.size (%d): running %d threads", cfg->threads, cfg->pool.size,
+               cfg->pool.size);
+        gw->n_workers = (size_t)cfg->pool.size;
+    }
+    gw->state = tg_state_create(gw->n_workers);
+    gw->snapshot = tg_snapshot_create(cfg, gw->state, 1, tg_now_ns());
+    gw->initial = tg_snapshot_ref(gw->snapshot);
     gw->sockets = tg_calloc(cfg->n_listen, sizeof(*gw->sockets));
     for (size_t i = 0; i != cfg->n_listen; ++i) {
         gw->sockets[i].fd = -1;
@@ -168,7 +181,6 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     h2o_pathconf_t *pathconf = h2o_config_register_path(gw->hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = tg_handle_request;
-    gw->limits = tg_limits_create(cfg, tg_now_ns());
     for (size_t i = 0; i != cfg->warnings.n; ++i)
         tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);
     setup_workers(gw);
@@ -210,7 +222,7 @@ static void *worker_main(void *arg)
 {
     tg_worker_t *w = arg;
     tg_gateway_t *gw = w->gw;
-    const tg_config_t *cfg = gw->config;
+    const tg_config_t *cfg = tg_worker_config(w);
     h2o_loop_t *loop = w->ctx.loop;
 
     /* pool.size is the total per backend: split it, the first threads taking the remainder. */
@@ -223,6 +235,7 @@ static void *worker_main(void *arg)
         .pipeline_depth = TG_PIPELINE_DEPTH,
         .max_waiters = cfg->pool.size * TG_PIPELINE_DEPTH * 4,
         .canceller = gw->canceller,
+        .thread_index = w->index,
     };
     const char *depth = getenv("TOLLGATE_PIPELINE_DEPTH");
     if (depth != NULL && atoi(depth) > 0)
@@ -256,7 +269,7 @@ static void *worker_main(void *arg)
         h2o_evloop_run(loop, 20);
         now = tg_now_ms();
         /* Quiet means the whole gateway: a worker with nothing left still answers late calls on its connections (503). */
-        if (w->n_calls != 0 || atomic_load(&gw->limits->in_flight) != 0)
+        if (w->n_calls != 0 || atomic_load(&gw->state->in_flight) != 0)
             quiet_since = 0;
         else if (quiet_since == 0)
             quiet_since = now;
@@ -271,28 +284,17 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/*
- * Workers are set up at create, before any thread runs, so that tg_gateway_stop can
- * reach them whenever it is called. Each worker owns a share of pool.size, so there
- * are never more workers than that.
- */
+/* Workers are set up at create, before any thread runs, so that tg_gateway_stop can reach them whenever it is called. */
 static void setup_workers(tg_gateway_t *gw)
 {
     const tg_config_t *cfg = gw->config;
-    gw->n_workers = (size_t)cfg->threads;
-    if (gw->n_workers > (size_t)cfg->pool.size) {
-        tg_log(TG_LOG_WARN, "threads (%d) is more than pool.size (%d): running %d threads", cfg->threads, cfg->pool.size,
-               cfg->pool.size);
-        gw->n_workers = (size_t)cfg->pool.size;
-    }
     gw->workers = tg_calloc(gw->n_workers, sizeof(*gw->workers));
     gw->stop_msgs = tg_calloc(gw->n_workers, sizeof(*gw->stop_msgs));
     for (size_t i = 0; i != gw->n_workers; ++i) {
         tg_worker_t *w = &gw->workers[i];
         w->gw = gw;
-        w->config = cfg;
+        tg_pins_init(&w->pins, tg_snapshot_ref(gw->snapshot));
         w->backends = gw->backends;
-        w->limits = gw->limits;
         w->n_backends = gw->n_backends;
         w->index = i;
         w->id_prefix = (uint32_t)(tg_now_ms() * 2654435761u) ^ (uint32_t)(i << 24) ^ (uint32_t)getpid();
@@ -382,9 +384,15 @@ void tg_gateway_destroy(tg_gateway_t *gw)
         free(gw->backend_names[i]);
     free(gw->backend_names);
     free(gw->backends);
-    tg_limits_free(gw->limits);
+    for (size_t i = 0; gw->workers != NULL && i != gw->n_workers; ++i) {
+        tg_worker_t *w = &gw->workers[i];
+        if (w->pins.current != NULL)
+            tg_pins_dispose(&w->pins);
+    }
     free(gw->workers);
     free(gw->stop_msgs);
-    tg_config_free(gw->config);
+    tg_snapshot_release(gw->snapshot);
+    tg_snapshot_release(gw->initial);
+    tg_state_free(gw->state);
     free(gw);
 }

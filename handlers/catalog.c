@@ -26,6 +26,7 @@ typedef struct st_tg_query_ctx_t {
     tg_worker_t *worker;
     h2o_linklist_t h1_link; /* in worker->h1_calls while an HTTP/1 call runs */
     tg_admission_t adm;     /* the in-flight slots it holds */
+    tg_pin_t *pin;          /* the snapshot it started on (its query, config and limits), held until it ends */
 } tg_query_ctx_t;
 
 static void ctx_free(tg_query_ctx_t *ctx);
@@ -70,6 +71,7 @@ void tg_handle_check_h1_clients(h2o_timeout_entry_t *entry)
             *ctx->req_hook = NULL;
             h2o_req_t *req = ctx->req;
             ctx->req = NULL;
+            w->answering = ctx->call.query;
             tg_respond_error(w, req, 503, "client-gone", "the client closed the connection");
             ctx_free(ctx);
         }
@@ -100,7 +102,9 @@ static void ctx_free(tg_query_ctx_t *ctx)
     tg_worker_t *w = ctx->worker;
     --w->n_calls;
     h1_unwatch(ctx);
-    tg_limits_release(w->limits, &ctx->adm);
+    tg_limits_release(&ctx->adm);
+    tg_pins_drop(&w->pins, ctx->pin);
+    ctx->pin = NULL;
     if (w->n_free_calls >= TG_MAX_FREE_CALLS) {
         free(ctx);
         return;
@@ -183,7 +187,7 @@ static void respond_db_error(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q
     tg_respond_problem(w, req, &p, 0);
 }
 
-static void respond_result(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res)
+static void respond_result(tg_worker_t *w, h2o_req_t *req, const tg_config_t *cfg, const tg_query_t *q, const PGresult *res)
 {
     tg_buf_t *b = &w->scratch;
     tg_buf_reset(b);
@@ -204,9 +208,9 @@ static void respond_result(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, 
         tg_encode_row(b, res, 0, encs, &w->keys);
         break;
     case TG_RETURNS_MANY:
-        if ((size_t)nrows > w->config->max_rows) {
+        if ((size_t)nrows > cfg->max_rows) {
             char *d = h2o_mem_alloc_pool(&req->pool, 128);
-            snprintf(d, 128, "the query returned %d rows, more than max_rows (%zu)", nrows, w->config->max_rows);
+            snprintf(d, 128, "the query returned %d rows, more than max_rows (%zu)", nrows, cfg->max_rows);
             tg_respond_error(w, req, 500, "too-many-rows", d);
             return;
         }
@@ -224,7 +228,7 @@ static void respond_result(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, 
         tg_buf_printf(b, "{\"rows_affected\":%s}", n[0] != '\0' ? n : "0");
     } break;
     }
-    tg_respond_json(req, 200, b->base, b->len);
+    tg_respond_json(w, req, 200, b->base, b->len);
 }
 
 static void on_call_done(tg_call_t *call, tg_call_status_t status)
@@ -235,10 +239,12 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
         /* Unhook first: sending may free the request's pool, and the hook with it. */
         *ctx->req_hook = NULL;
         tg_worker_t *w = ctx->worker;
+        const tg_config_t *cfg = ctx->pin->snap->config;
         const tg_query_t *q = call->query;
+        w->answering = q;
         switch (status) {
         case TG_CALL_OK:
-            respond_result(w, req, q, call->result);
+            respond_result(w, req, cfg, q, call->result);
             break;
         case TG_CALL_DB_ERROR:
             respond_db_error(w, req, q, call->result);
@@ -258,7 +264,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
                 snprintf(d, 160, "the write returned %d rows, more than one; it was rolled back", PQntuples(call->result));
             else
                 snprintf(d, 160, "the write returned %d rows, more than max_rows (%zu); it was rolled back", PQntuples(call->result),
-                         w->config->max_rows);
+                         cfg->max_rows);
             tg_log(TG_LOG_ERROR, "query %s (returns: %s) returned %d rows: rolled back", q->name,
                    q->returns == TG_RETURNS_ONE ? "one" : "many", PQntuples(call->result));
             tg_respond_error(w, req, 500, "too-many-rows", d);
@@ -297,68 +303,11 @@ static int is_json_content_type(h2o_req_t *req)
 }
 
 /*
- * GET /readyz: 200 when the primary is reachable or, for a catalog of reads only, a
- * replica is usable; 503 otherwise. The body has every backend's state by the health
- * checks, and its connections as the answering worker thread sees them.
- */
-static void respond_readyz(tg_worker_t *w, h2o_req_t *req)
-{
-    const tg_config_t *cfg = w->config;
-    uint64_t now = tg_now_ms();
-    int read_only = 1;
-    for (size_t i = 0; i != cfg->n_queries; ++i)
-        if (cfg->queries[i].access == TG_ACCESS_WRITE)
-            read_only = 0;
-    tg_buf_t *b = &w->scratch;
-    tg_buf_reset(b);
-    tg_buf_appends(b, "{\"backends\":[");
-    int primary_ok = 0, replica_ok = 0;
-    for (size_t i = 0; i != w->n_backends; ++i) {
-        const tg_backend_t *be = &w->backends[i];
-        tg_pool_backend_stats_t st;
-        tg_pool_backend_stats(w->pool, i, &st);
-        /* Up by a recent check: a hung server stops answering checks and must not look up. */
-        uint64_t checked = atomic_load(&be->checked_at_ms);
-        int up = atomic_load(&be->up) && checked != 0 && now <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000;
-        int64_t lag = atomic_load(&be->lag_ms);
-        if (be->is_primary) {
-            primary_ok = up || st.connected > 0;
-        } else if (tg_health_replica_usable(be, now, cfg->health_interval_ms, cfg->replica_max_lag_ms)) {
-            replica_ok = 1;
-        }
-        tg_buf_printf(b, "%s{\"name\":\"%s\",\"role\":\"%s\",\"state\":\"%s\",", i != 0 ? "," : "", be->name,
-                      be->is_primary ? "primary" : "replica", up ? "up" : "down");
-        if (be->is_primary || lag < 0)
-            tg_buf_appends(b, "\"lag_ms\":null,");
-        else
-            tg_buf_printf(b, "\"lag_ms\":%lld,", (long long)lag);
-        tg_buf_printf(b, "\"connections\":{\"ready\":%d,\"connecting\":%d,\"busy\":%d},\"in_flight\":%zu}", st.connected,
-                      st.connecting, st.busy, st.in_flight);
-    }
-    int ready = !w->shutting_down && (primary_ok || (read_only && replica_ok));
-    tg_buf_printf(b, "],\"ready\":%s}", ready ? "true" : "false");
-    tg_respond_json(req, ready ? 200 : 503, b->base, b->len);
-}
-
-static int handle_builtin(tg_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
-{
-    if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
-        tg_respond_json(req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
-        return 1;
-    }
-    if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz"))) {
-        respond_readyz(w, req);
-        return 1;
-    }
-    return 0;
-}
-
-/*
  * Who is calling: the tenant of the key in `Authorization: Bearer KEY` or
  * `X-API-Key: KEY`, or "anonymous" for keyless requests when configured. Otherwise
  * answers 401 and returns NULL.
  */
-static tg_tenant_state_t *identify(tg_worker_t *w, h2o_req_t *req)
+static tg_limits_tenant_t *identify(tg_worker_t *w, h2o_req_t *req, tg_limits_t *limits)
 {
     /* A Bearer token, else X-API-Key; another Authorization scheme is not a key. */
     h2o_iovec_t key = {NULL, 0};
@@ -376,14 +325,14 @@ static tg_tenant_state_t *identify(tg_worker_t *w, h2o_req_t *req)
     if (key.base == NULL && (i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1)) != -1)
         key = req->headers.entries[i].value;
     if (key.base == NULL) {
-        if (w->limits->anonymous != NULL)
-            return w->limits->anonymous;
+        if (limits->anonymous != NULL)
+            return limits->anonymous;
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL, H2O_STRLIT("Bearer realm=\"tollgate\""));
         tg_respond_error(w, req, 401, "missing-key", "an API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)");
         return NULL;
     }
     /* A key was given, even an empty one: it must be valid; it never falls back to anonymous. */
-    tg_tenant_state_t *t = key.len != 0 ? tg_limits_find_key(w->limits, key.base, key.len) : NULL;
+    tg_limits_tenant_t *t = key.len != 0 ? tg_limits_find_key(limits, key.base, key.len) : NULL;
     if (t == NULL) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Bearer realm=\"tollgate\", error=\"invalid_token\""));
@@ -399,7 +348,7 @@ static void add_header_buf(h2o_req_t *req, const char *name, size_t name_len, co
 }
 
 /* The RateLimit headers every catalog response of a known tenant carries. */
-static void add_ratelimit_headers(tg_worker_t *w, h2o_req_t *req, const tg_tenant_state_t *t, const tg_bucket_state_t *st)
+static void add_ratelimit_headers(tg_worker_t *w, h2o_req_t *req, const tg_limits_tenant_t *t, const tg_bucket_state_t *st)
 {
     tg_buf_t *b = &w->scratch;
     tg_buf_reset(b);
@@ -429,7 +378,7 @@ static void respond_refused(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q,
         break;
     case TG_ADMIT_QUERY_DISABLED:
         p = (tg_problem_t){.status = 503, .type = "query-disabled", .detail = "this query is switched off"};
-        retry = atomic_load(&w->limits->queries[q->index].retry_after_s);
+        retry = atomic_load(&q->state->retry_after_s);
         break;
     case TG_ADMIT_QUERY_BUSY:
         p = (tg_problem_t){.status = 503, .type = "query-busy", .detail = "this query has too many calls in flight"};
@@ -445,9 +394,9 @@ static void respond_refused(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q,
 
 /* Checks the body and decodes every parameter; on a problem, answers it (413, 415, 400) and returns -1. */
 static int decode_request(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t qs,
-                          const tg_tenant_state_t *tenant, tg_params_t *params)
+                          const tg_limits_tenant_t *tenant, tg_params_t *params)
 {
-    const tg_config_t *cfg = w->config;
+    const tg_config_t *cfg = tg_worker_config(w);
     h2o_iovec_t body = {NULL, 0};
     if (q->method != TG_METHOD_GET && q->method != TG_METHOD_DELETE && req->entity.base != NULL && req->entity.len != 0) {
         if (req->entity.len > cfg->max_body_bytes) {
@@ -478,10 +427,58 @@ static int decode_request(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, c
     }
 }
 
+/* Everything after routing, for `tenant` calling `q` on the worker's current snapshot. */
+static void handle_call(tg_worker_t *w, h2o_req_t *req, tg_limits_tenant_t *tenant, const tg_route_match_t *m, h2o_iovec_t qs)
+{
+    const tg_config_t *cfg = tg_worker_config(w);
+    const tg_query_t *q = m->query;
+
+    /* A query the tenant may not call costs it nothing, like a route that does not exist. */
+    if (!tg_query_list_allows(tenant->queries, q)) {
+        tg_respond_error(w, req, 403, "forbidden", "this tenant may not call this query");
+        return;
+    }
+
+    /* The limits, before anything costs more: a flood of bad requests is throttled too. */
+    tg_bucket_state_t bucket;
+    tg_admission_t adm;
+    tg_admit_t admitted = tg_limits_admit(tg_worker_limits(w), tenant, q, tg_now_ns(), &bucket, &adm);
+    add_ratelimit_headers(w, req, tenant, &bucket);
+    if (admitted != TG_ADMIT_OK) {
+        respond_refused(w, req, q, admitted, &bucket);
+        return;
+    }
+
+    tg_params_t params;
+    if (decode_request(w, req, q, m, qs, tenant, &params) != 0) {
+        tg_limits_release(&adm);
+        return;
+    }
+
+    tg_query_ctx_t *ctx = ctx_alloc(w);
+    ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done,
+                            .priority = q->priority != TG_PRIORITY_INHERIT ? q->priority : tenant->priority};
+    /* A write that declares its result's shape must not commit a result that breaks it. */
+    if (q->access == TG_ACCESS_WRITE && q->returns != TG_RETURNS_NONE)
+        ctx->call.guard_rows = q->returns == TG_RETURNS_ONE ? 1 : cfg->max_rows < UINT32_MAX ? (uint32_t)cfg->max_rows : UINT32_MAX;
+    ctx->adm = adm;
+    ctx->pin = tg_pins_hold(&w->pins);
+    ctx->req = req;
+    ctx->worker = w;
+    ctx->h1_link = (h2o_linklist_t){NULL, NULL};
+    ctx->req_hook = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx->req_hook), on_req_dispose);
+    *ctx->req_hook = ctx;
+    if (req->version < 0x200)
+        h1_watch(ctx);
+    /* Not answered yet: the answer is counted when it comes (on_call_done). */
+    w->answering = NULL;
+    tg_pool_submit(w->pool, &ctx->call);
+}
+
 int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
 {
     tg_worker_t *w = tg_worker_of(req);
-    const tg_config_t *cfg = w->config;
+    const tg_config_t *cfg = tg_worker_config(w);
     tg_respond_request_id(w, req);
 
     h2o_iovec_t path = req->path;
@@ -490,7 +487,7 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
         qs = h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
         path.len = req->query_at;
     }
-    if (handle_builtin(w, req, path))
+    if (tg_handle_builtin(w, req, path))
         return 0;
     if (w->shutting_down) {
         /* Calls in flight finish; a new one on a connection still open is turned away, and the connection closed. */
@@ -498,7 +495,7 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
         tg_respond_error(w, req, 503, "shutting-down", "the gateway is shutting down");
         return 0;
     }
-    tg_tenant_state_t *tenant = identify(w, req);
+    tg_limits_tenant_t *tenant = identify(w, req, tg_worker_limits(w));
     if (tenant == NULL)
         return 0;
 
@@ -519,44 +516,9 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
         tg_respond_error(w, req, 404, "no-route", "no route matches the path");
         return 0;
     }
-    const tg_query_t *q = m.query;
-
-    /* A query the tenant may not call costs it nothing, like a route that does not exist. */
-    if (!tg_query_list_allows(tenant->queries, q)) {
-        tg_respond_error(w, req, 403, "forbidden", "this tenant may not call this query");
-        return 0;
-    }
-
-    /* The limits, before anything costs more: a flood of bad requests is throttled too. */
-    tg_bucket_state_t bucket;
-    tg_admission_t adm;
-    tg_admit_t admitted = tg_limits_admit(w->limits, tenant, q, tg_now_ns(), &bucket, &adm);
-    add_ratelimit_headers(w, req, tenant, &bucket);
-    if (admitted != TG_ADMIT_OK) {
-        respond_refused(w, req, q, admitted, &bucket);
-        return 0;
-    }
-
-    tg_params_t params;
-    if (decode_request(w, req, q, &m, qs, tenant, &params) != 0) {
-        tg_limits_release(w->limits, &adm);
-        return 0;
-    }
-
-    tg_query_ctx_t *ctx = ctx_alloc(w);
-    ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done,
-                            .priority = q->priority != TG_PRIORITY_INHERIT ? q->priority : tenant->priority};
-    /* A write that declares its result's shape must not commit a result that breaks it. */
-    if (q->access == TG_ACCESS_WRITE && q->returns != TG_RETURNS_NONE)
-        ctx->call.guard_rows = q->returns == TG_RETURNS_ONE ? 1 : cfg->max_rows < UINT32_MAX ? (uint32_t)cfg->max_rows : UINT32_MAX;
-    ctx->adm = adm;
-    ctx->req = req;
-    ctx->worker = w;
-    ctx->h1_link = (h2o_linklist_t){NULL, NULL};
-    ctx->req_hook = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx->req_hook), on_req_dispose);
-    *ctx->req_hook = ctx;
-    if (req->version < 0x200)
-        h1_watch(ctx);
-    tg_pool_submit(w->pool, &ctx->call);
+    /* From here on every answer is counted for the query (tg_respond_*). */
+    w->answering = m.query;
+    handle_call(w, req, tenant, &m, qs);
+    w->answering = NULL;
     return 0;
 }

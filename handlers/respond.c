@@ -25,8 +25,14 @@ h2o_iovec_t tg_respond_request_id(tg_worker_t *w, h2o_req_t *req)
     return id;
 }
 
-static void send_body(h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body, size_t len)
+static void send_body(tg_worker_t *w, h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body,
+                      size_t len)
 {
+    /* The answer of a catalog call counts for its query, once, before h2o may recycle the request. */
+    if (w != NULL && w->answering != NULL) {
+        tg_query_slot_count(&w->answering->state->slots[w->index], status);
+        w->answering = NULL;
+    }
     req->res.status = status;
     req->res.reason = tg_status_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, ct_len);
@@ -34,9 +40,9 @@ static void send_body(h2o_req_t *req, int status, const char *content_type, size
     h2o_send_inline(req, body, len);
 }
 
-void tg_respond_json(h2o_req_t *req, int status, const char *body, size_t len)
+void tg_respond_json(tg_worker_t *w, h2o_req_t *req, int status, const char *body, size_t len)
 {
-    send_body(req, status, H2O_STRLIT("application/json"), body, len);
+    send_body(w, req, status, H2O_STRLIT("application/json"), body, len);
 }
 
 void tg_respond_problem(tg_worker_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s)
@@ -48,7 +54,7 @@ void tg_respond_problem(tg_worker_t *w, h2o_req_t *req, const tg_problem_t *p, i
     }
     tg_buf_reset(&w->scratch);
     tg_problem_format(&w->scratch, p);
-    send_body(req, p->status, H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE), w->scratch.base, w->scratch.len);
+    send_body(w, req, p->status, H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE), w->scratch.base, w->scratch.len);
 }
 
 void tg_respond_error(tg_worker_t *w, h2o_req_t *req, int status, const char *type, const char *detail)

@@ -122,6 +122,8 @@ typedef struct st_tg_query_t {
     int enabled;            /* false: ships switched off */
     char *file;             /* the catalog file it came from */
     int line;               /* its line in that file (0 if unknown) */
+    char stmt_name[40];     /* the prepared statement's name, from a hash of its SQL and parameter types: "tg_<32 hex>" */
+    struct st_tg_query_state_t *state; /* its live state (tollgate/state.h), bound by tg_limits_create; NULL before */
 } tg_query_t;
 
 /** a listening address */
@@ -155,6 +157,7 @@ typedef struct st_tg_tenant_t {
     int max_in_flight;   /* 0: no cap */
     tg_priority_t priority;
     tg_query_list_t queries; /* what it may call */
+    int enabled;             /* false: ships switched off (403) */
 } tg_tenant_t;
 
 /** the whole configuration snapshot */

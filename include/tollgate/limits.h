@@ -4,10 +4,11 @@
  * tenant token bucket and in-flight cap, query switched off and in-flight cap, the
  * gateway-wide in-flight cap.
  *
- * The state is shared by all worker threads and lock-free: a bucket is one atomic
- * word (GCRA: the "theoretical arrival time" of the next token, in nanoseconds), so
- * concurrent takers can never spend the same tokens; in-flight caps are atomic
- * counters. Each tenant's state sits on its own cache line.
+ * A snapshot's limits are its settings bound to live state found by name
+ * (tollgate/state.h), which every worker thread shares lock-free and a reload keeps:
+ * a bucket is one atomic word (GCRA: the "theoretical arrival time" of the next token,
+ * in nanoseconds), so concurrent takers can never spend the same tokens; in-flight
+ * caps are atomic counters. Each tenant's state sits on its own cache line.
  */
 #ifndef tollgate__limits_h
 #define tollgate__limits_h
@@ -17,12 +18,19 @@
 #include <stdint.h>
 #include "tollgate/buf.h"
 #include "tollgate/config.h"
+#include "tollgate/state.h"
 
-/** a token bucket: `burst` tokens, refilled at `rate` per second, as GCRA */
+/**
+ * A token bucket: `burst` tokens, refilled at `rate` per second, as GCRA. The one word
+ * of state (`*tat_ns`) is the bucket's own, or a tenant's live state shared by every
+ * snapshot (tg_bucket_init_shared), so that a reload keeps what was spent; the rest is
+ * the snapshot's settings, never written once made.
+ */
 typedef struct st_tg_bucket_t {
-    _Atomic uint64_t tat_ns; /* when the bucket is full again (<= now: full) */
-    uint64_t interval_ns;    /* one token's worth of time: 1e9 / rate */
-    uint64_t capacity_ns;    /* burst tokens' worth of time: burst * interval */
+    _Atomic uint64_t *tat_ns;    /* when the bucket is full again (<= now: full) */
+    _Atomic uint64_t own_tat_ns; /* the word `tat_ns` points at, for a bucket of its own */
+    uint64_t interval_ns;        /* one token's worth of time: 1e9 / rate */
+    uint64_t capacity_ns;        /* burst tokens' worth of time: burst * interval */
     double rate, burst;
 } tg_bucket_t;
 
@@ -33,58 +41,57 @@ typedef struct st_tg_bucket_state_t {
     uint64_t retry_after_s;  /* when refused: seconds until the cost is available, rounded up (at least 1) */
 } tg_bucket_state_t;
 
-/** a full bucket at `now_ns` */
+/** a bucket of its own, full at `now_ns` (it must not be copied: it points at itself) */
 void tg_bucket_init(tg_bucket_t *b, double rate, double burst, uint64_t now_ns);
+
+/** a bucket whose state is the word `tat_ns` (a tenant's live state) */
+void tg_bucket_init_shared(tg_bucket_t *b, double rate, double burst, _Atomic uint64_t *tat_ns);
 
 /**
  * Takes `cost` tokens at `now_ns` if they are there (returns 1) or takes nothing
- * (returns 0). `st` says what is left either way. Exact under any number of threads.
+ * (returns 0); a cost of 0 only reads. `st` says what is left either way. Exact under
+ * any number of threads.
  */
 int tg_bucket_take(tg_bucket_t *b, unsigned cost, uint64_t now_ns, tg_bucket_state_t *st);
 
-/** one tenant's shared state */
-typedef struct st_tg_tenant_state_t {
+/** one tenant as a snapshot sees it: its settings, and its live state (found by name) */
+typedef struct st_tg_limits_tenant_t {
     tg_bucket_t bucket;
-    _Atomic int in_flight;
-    _Atomic int disabled;        /* switched off by an operator: 403 */
+    tg_tenant_state_t *state;       /* in flight, switch, the bucket's word: carried across reloads */
     const char *name;
-    int max_in_flight;           /* 0: no cap */
+    int max_in_flight;              /* 0: no cap */
+    int enabled;                    /* what the files say (`enabled`); an operator's switch overrides it */
     tg_priority_t priority;
     const tg_query_list_t *queries; /* what it may call (the config's list) */
-} __attribute__((aligned(64))) tg_tenant_state_t;
+} __attribute__((aligned(64))) tg_limits_tenant_t;
 
-/** one query's shared state */
-typedef struct st_tg_query_state_t {
-    _Atomic int in_flight;
-    _Atomic int disabled;        /* kill switch: 503 (starts as !enabled) */
-    _Atomic int retry_after_s;   /* what the kill switch answers with */
-} __attribute__((aligned(64))) tg_query_state_t;
-
-/** all of it, built from a config */
+/** all of it, for one snapshot */
 typedef struct st_tg_limits_t {
-    tg_tenant_state_t *tenants;  /* config order, then "anonymous" when configured */
+    tg_limits_tenant_t *tenants;  /* config order, then "anonymous" when configured */
     size_t n_tenants;
-    tg_tenant_state_t *anonymous; /* NULL: keyless requests get 401 */
-    tg_query_state_t *queries;   /* by query index */
-    size_t n_queries;
+    tg_limits_tenant_t *anonymous; /* NULL: keyless requests get 401 */
     struct {
         uint8_t digest[32];
         uint32_t tenant;          /* index into tenants */
     } *keys;                     /* open addressing on the digest; digest of all zero bytes: empty */
     size_t keys_mask;
-    _Atomic int in_flight;       /* gateway-wide */
+    _Atomic int *in_flight;      /* gateway-wide (the live state's) */
     int max_in_flight;           /* 0: no cap */
 } tg_limits_t;
 
-/** builds the state for `cfg` (every bucket full at `now_ns`) */
-tg_limits_t *tg_limits_create(const tg_config_t *cfg, uint64_t now_ns);
+/**
+ * The limits of `cfg`, bound to the live state in `state`: every tenant (and
+ * anonymous) to the state of its name (a new name's bucket full at `now_ns`), and
+ * every query's `state` to the state of its name. `cfg` must outlive the result.
+ */
+tg_limits_t *tg_limits_create(tg_config_t *cfg, tg_state_t *state, uint64_t now_ns);
 void tg_limits_free(tg_limits_t *l);
 
 /**
  * The tenant an API key belongs to, or NULL. The key is hashed (SHA-256) and only the
  * digest is looked up and compared, so the time taken says nothing about the keys.
  */
-tg_tenant_state_t *tg_limits_find_key(const tg_limits_t *l, const char *key, size_t len);
+tg_limits_tenant_t *tg_limits_find_key(const tg_limits_t *l, const char *key, size_t len);
 
 /** how a call fared against the limits */
 typedef enum en_tg_admit_t {
@@ -97,10 +104,11 @@ typedef enum en_tg_admit_t {
     TG_ADMIT_GATEWAY_BUSY,     /* 503, the gateway's in-flight cap */
 } tg_admit_t;
 
-/** the slots a call holds while it runs */
+/** the slots a call holds while it runs (in live state, so a reload meanwhile changes nothing) */
 typedef struct st_tg_admission_t {
     tg_tenant_state_t *tenant;
-    uint32_t query;
+    tg_query_state_t *query;
+    _Atomic int *gateway;
     uint8_t holds_tenant, holds_query, holds_gateway;
 } tg_admission_t;
 
@@ -110,14 +118,14 @@ typedef struct st_tg_admission_t {
  * in-flight slot at each capped layer until tg_limits_release. A refusal holds
  * nothing (the tokens taken by a later refusal are not given back, as in any bucket).
  */
-tg_admit_t tg_limits_admit(tg_limits_t *l, tg_tenant_state_t *tenant, const tg_query_t *q, uint64_t now_ns,
+tg_admit_t tg_limits_admit(tg_limits_t *l, tg_limits_tenant_t *tenant, const tg_query_t *q, uint64_t now_ns,
                            tg_bucket_state_t *bucket, tg_admission_t *adm);
 
 /** gives back the in-flight slots of an admitted call (idempotent) */
-void tg_limits_release(tg_limits_t *l, tg_admission_t *adm);
+void tg_limits_release(tg_admission_t *adm);
 
 /** `RateLimit-Policy` value: "tenant";q=<burst>;w=<ceil(burst/rate)> */
-void tg_limits_format_policy(const tg_tenant_state_t *t, tg_buf_t *out);
+void tg_limits_format_policy(const tg_limits_tenant_t *t, tg_buf_t *out);
 
 /** `RateLimit` value: "tenant";r=<remaining>;t=<seconds until full> */
 void tg_limits_format_state(const tg_bucket_state_t *st, tg_buf_t *out);

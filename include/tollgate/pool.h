@@ -16,6 +16,7 @@
 #include <libpq-fe.h>
 #include "tollgate/cancel.h"
 #include "tollgate/config.h"
+#include "tollgate/state.h"
 
 typedef struct st_tg_pool_t tg_pool_t;
 typedef struct st_tg_pgconn_t tg_pgconn_t;
@@ -102,6 +103,7 @@ typedef struct st_tg_pool_config_t {
     int pipeline_depth;           /* most calls in flight on one connection (1: no pipelining) */
     int max_waiters;              /* bound of the wait queue */
     struct st_tg_canceller_t *canceller; /* sends cancels for calls whose clients left; NULL: never cancel */
+    size_t thread_index;          /* which of each query's per-thread slots (tollgate/state.h) is this pool's */
 } tg_pool_config_t;
 
 /** state of one backend in one thread's pool, for /readyz and logs */

@@ -11,17 +11,17 @@
 #include "tollgate.h"
 #include "tollgate/buf.h"
 #include "tollgate/pool.h"
+#include "tollgate/snapshot.h"
 
 /** one worker thread */
 typedef struct st_tg_worker_t {
     h2o_context_t ctx;             /* this thread's h2o context (its loop is ctx.loop) */
     tg_gateway_t *gw;
-    const tg_config_t *config;     /* the snapshot this worker serves */
+    tg_pins_t pins;                /* the snapshot new requests are served on, and older ones calls still hold */
     size_t index;                  /* 0..threads-1 */
     pthread_t tid;
     tg_pool_t *pool;               /* this thread's backend connections */
     tg_backend_t *backends;        /* the gateway's backends (shared): [0] is the primary */
-    struct st_tg_limits_t *limits; /* tenants, buckets and in-flight caps (shared) */
     size_t n_backends;
     tg_buf_t scratch;              /* response bodies are built here, then copied into the request's pool */
     tg_buf_t keys;                 /* the escaped column names of the result being encoded */
@@ -34,6 +34,7 @@ typedef struct st_tg_worker_t {
     h2o_timeout_t h1_check_timeout; /* how often they are checked for a closed client socket */
     h2o_timeout_entry_t h1_check;
     size_t n_free_calls;
+    const tg_query_t *answering;   /* the catalog query whose answer is being sent (for its counters), or NULL */
     int shutting_down;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t stop_receiver;
@@ -45,6 +46,18 @@ typedef struct st_tg_worker_t {
 static inline tg_worker_t *tg_worker_of(h2o_req_t *req)
 {
     return H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, req->conn->ctx);
+}
+
+/** the config new requests on this worker are served with */
+static inline const tg_config_t *tg_worker_config(const tg_worker_t *w)
+{
+    return w->pins.current->snap->config;
+}
+
+/** the limits new requests on this worker are admitted by */
+static inline tg_limits_t *tg_worker_limits(const tg_worker_t *w)
+{
+    return w->pins.current->snap->limits;
 }
 
 /** the request handler (handlers/): answers every request on the main listeners */

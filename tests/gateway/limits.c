@@ -145,8 +145,8 @@ static tg_config_t *make_config(void)
     tg_hash_key("key-b2", 6, hex);
     tg_parse_sha256(hex, keys_b[1]);
     static tg_tenant_t tenants[2];
-    tenants[0] = (tg_tenant_t){.name = "a", .keys = keys_a, .n_keys = 1, .rate = 1, .burst = 3, .max_in_flight = 1};
-    tenants[1] = (tg_tenant_t){.name = "b", .keys = keys_b, .n_keys = 2, .rate = 100, .burst = 100, .priority = TG_PRIORITY_LOW};
+    tenants[0] = (tg_tenant_t){.name = "a", .keys = keys_a, .n_keys = 1, .rate = 1, .burst = 3, .max_in_flight = 1, .enabled = 1};
+    tenants[1] = (tg_tenant_t){.name = "b", .keys = keys_b, .n_keys = 2, .rate = 100, .burst = 100, .priority = TG_PRIORITY_LOW, .enabled = 1};
     static tg_config_t cfg;
     cfg = (tg_config_t){.tenants = tenants, .n_tenants = 2, .has_anonymous = 1, .anonymous_rate = 5, .anonymous_burst = 5,
                         .queries = queries, .n_queries = 2, .max_in_flight = 3};
@@ -155,7 +155,8 @@ static tg_config_t *make_config(void)
 
 Test(keys, lookup_by_digest)
 {
-    tg_limits_t *l = tg_limits_create(make_config(), 0);
+    tg_state_t *state = tg_state_create(1);
+    tg_limits_t *l = tg_limits_create(make_config(), state, 0);
     cr_assert_str_eq(tg_limits_find_key(l, "key-a", 5)->name, "a");
     cr_assert_str_eq(tg_limits_find_key(l, "key-b1", 6)->name, "b");
     cr_assert_str_eq(tg_limits_find_key(l, "key-b2", 6)->name, "b");
@@ -164,55 +165,98 @@ Test(keys, lookup_by_digest)
     cr_assert_null(tg_limits_find_key(l, "key-a ", 6));
     cr_assert_str_eq(l->anonymous->name, "anonymous");
     tg_limits_free(l);
+    tg_state_free(state);
 }
 
 Test(admit, limits_apply_in_order_and_release)
 {
-    tg_limits_t *l = tg_limits_create(make_config(), 0);
-    tg_tenant_state_t *a = tg_limits_find_key(l, "key-a", 5), *b = tg_limits_find_key(l, "key-b1", 6);
+    tg_state_t *state = tg_state_create(1);
+    tg_limits_t *l = tg_limits_create(make_config(), state, 0);
+    tg_limits_tenant_t *a = tg_limits_find_key(l, "key-a", 5), *b = tg_limits_find_key(l, "key-b1", 6);
     tg_bucket_state_t st;
     tg_admission_t adm1, adm2, adm3, adm4;
     /* Tenant a: in-flight cap 1. */
     cr_assert_eq(tg_limits_admit(l, a, &queries[0], 0, &st, &adm1), TG_ADMIT_OK);
     cr_assert_eq(st.remaining, 2);
     cr_assert_eq(tg_limits_admit(l, a, &queries[0], 0, &st, &adm2), TG_ADMIT_TENANT_BUSY);
-    tg_limits_release(l, &adm1);
-    tg_limits_release(l, &adm1); /* idempotent */
-    cr_assert_eq(atomic_load(&a->in_flight), 0);
+    tg_limits_release(&adm1);
+    tg_limits_release(&adm1); /* idempotent */
+    cr_assert_eq(atomic_load(&a->state->in_flight), 0);
     /* Its bucket (burst 3) is now spent: two takes above, one more, then 429. */
     cr_assert_eq(tg_limits_admit(l, a, &queries[0], 0, &st, &adm1), TG_ADMIT_OK);
-    tg_limits_release(l, &adm1);
+    tg_limits_release(&adm1);
     cr_assert_eq(tg_limits_admit(l, a, &queries[0], 0, &st, &adm1), TG_ADMIT_RATE_LIMITED);
     cr_assert_eq(st.retry_after_s, 1);
-    /* Switched off: 403 before anything else. */
-    atomic_store(&a->disabled, 1);
+    /* Switched off by an operator: 403 before anything else. */
+    tg_state_switch_tenant(state, a->state, TG_SWITCH_OFF, "test");
     cr_assert_eq(tg_limits_admit(l, a, &queries[0], 10 * S, &st, &adm1), TG_ADMIT_TENANT_DISABLED);
     /* Query in-flight cap 2 over all tenants, then the gateway cap 3. */
     cr_assert_eq(tg_limits_admit(l, b, &queries[0], 0, &st, &adm1), TG_ADMIT_OK);
     cr_assert_eq(tg_limits_admit(l, l->anonymous, &queries[0], 0, &st, &adm2), TG_ADMIT_OK);
     cr_assert_eq(tg_limits_admit(l, b, &queries[0], 0, &st, &adm3), TG_ADMIT_QUERY_BUSY);
-    cr_assert_eq(atomic_load(&b->in_flight), 1, "a refused call holds nothing");
-    queries[1].enabled = 1;
-    atomic_store(&l->queries[1].disabled, 0);
+    cr_assert_eq(atomic_load(&b->state->in_flight), 1, "a refused call holds nothing");
+    /* "off" ships switched off (enabled: false); an operator's switch on overrides the files */
+    cr_assert_eq(tg_limits_admit(l, b, &queries[1], 0, &st, &adm3), TG_ADMIT_QUERY_DISABLED);
+    tg_state_switch_query(state, queries[1].state, TG_SWITCH_ON, 30, NULL);
     cr_assert_eq(tg_limits_admit(l, b, &queries[1], 0, &st, &adm3), TG_ADMIT_OK);
     cr_assert_eq(tg_limits_admit(l, b, &queries[1], 0, &st, &adm4), TG_ADMIT_GATEWAY_BUSY);
-    atomic_store(&l->queries[1].disabled, 1);
-    tg_limits_release(l, &adm3);
+    tg_state_switch_query(state, queries[1].state, TG_SWITCH_OFF, 7, "melting");
+    tg_limits_release(&adm3);
     cr_assert_eq(tg_limits_admit(l, b, &queries[1], 0, &st, &adm4), TG_ADMIT_QUERY_DISABLED);
-    tg_limits_release(l, &adm1);
-    tg_limits_release(l, &adm2);
-    cr_assert_eq(atomic_load(&l->in_flight), 0);
-    cr_assert_eq(atomic_load(&l->queries[0].in_flight), 0);
-    cr_assert_eq(atomic_load(&b->in_flight), 0);
+    cr_assert_eq(atomic_load(&queries[1].state->retry_after_s), 7);
+    cr_assert_str_eq(queries[1].state->reason, "melting");
+    tg_limits_release(&adm1);
+    tg_limits_release(&adm2);
+    cr_assert_eq(atomic_load(l->in_flight), 0);
+    cr_assert_eq(atomic_load(&queries[0].state->in_flight), 0);
+    cr_assert_eq(atomic_load(&b->state->in_flight), 0);
     tg_limits_free(l);
+    tg_state_free(state);
+}
+
+/* A second snapshot of the same names finds the same live state: spent tokens, in-flight slots and switches carry over. */
+Test(admit, live_state_carries_over_to_the_next_snapshot_by_name)
+{
+    tg_state_t *state = tg_state_create(1);
+    tg_config_t *cfg = make_config();
+    tg_limits_t *l1 = tg_limits_create(cfg, state, 0);
+    tg_limits_tenant_t *a1 = tg_limits_find_key(l1, "key-a", 5);
+    tg_bucket_state_t st;
+    tg_admission_t held;
+    cr_assert_eq(tg_limits_admit(l1, a1, &queries[0], 0, &st, &held), TG_ADMIT_OK);
+    tg_state_switch_query(state, queries[0].state, TG_SWITCH_OFF, 9, "hot");
+    tg_query_state_t *q0 = queries[0].state;
+
+    /* the next snapshot: the same config again, with tenant a's burst raised */
+    cfg->tenants[0].burst = 10;
+    tg_limits_t *l2 = tg_limits_create(cfg, state, 0);
+    tg_limits_tenant_t *a2 = tg_limits_find_key(l2, "key-a", 5);
+    cr_assert_neq(a1, a2);
+    cr_assert_eq(a1->state, a2->state, "one tenant state per name");
+    cr_assert_eq(queries[0].state, q0, "one query state per name");
+    cr_assert_eq(atomic_load(&a2->state->in_flight), 1, "the call admitted on the old snapshot still counts");
+    cr_assert_eq(tg_state_is_off(&q0->switched, queries[0].enabled), 1, "the operator's switch survives");
+    /* the bucket keeps what was spent (1 of a's tokens), under the new burst */
+    tg_bucket_take(&a2->bucket, 0, 0, &st);
+    cr_assert_eq(st.remaining, 9);
+    tg_limits_release(&held);
+    cr_assert_eq(atomic_load(&a2->state->in_flight), 0);
+    /* a change of `enabled` in the files clears an operator's switch: the files were changed on purpose */
+    queries[0].enabled = 0;
+    tg_limits_t *l3 = tg_limits_create(cfg, state, 0);
+    cr_assert_eq(atomic_load(&q0->switched), TG_SWITCH_NONE);
+    queries[0].enabled = 1;
+    cfg->tenants[0].burst = 3;
+    tg_limits_free(l1);
+    tg_limits_free(l2);
+    tg_limits_free(l3);
+    tg_state_free(state);
 }
 
 Test(headers, ratelimit_values)
 {
-    tg_bucket_t bk;
-    tg_tenant_state_t t = {.name = "x"};
+    tg_limits_tenant_t t = {.name = "x"};
     tg_bucket_init(&t.bucket, 200, 400, 0);
-    (void)bk;
     tg_buf_t out = {0};
     tg_limits_format_policy(&t, &out);
     cr_assert_str_eq(out.base, "\"tenant\";q=400;w=2");

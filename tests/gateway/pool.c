@@ -7,11 +7,22 @@
 #include <criterion/criterion.h>
 #include "gateway/pool.c"
 
+/* the live state each query's estimates live in (one thread: slot 0) */
+static tg_query_slot_t slots[5] = {{.est_ms = TG_EST_INITIAL_MS}, {.est_ms = TG_EST_INITIAL_MS}, {.est_ms = TG_EST_INITIAL_MS},
+                                   {.est_ms = TG_EST_INITIAL_MS}, {.est_ms = TG_EST_INITIAL_MS}};
+static tg_query_state_t states[5] = {{.slots = &slots[0]}, {.slots = &slots[1]}, {.slots = &slots[2]}, {.slots = &slots[3]},
+                                     {.slots = &slots[4]}};
 static tg_query_t queries[3] = {
-    {.index = 0, .name = "fast", .timeout_ms = 1000},
-    {.index = 1, .name = "slow", .timeout_ms = 1000},
-    {.index = 2, .name = "other", .timeout_ms = 1000},
+    {.index = 0, .name = "fast", .timeout_ms = 1000, .stmt_name = "tg_00000000000000000000000000000001", .state = &states[0]},
+    {.index = 1, .name = "slow", .timeout_ms = 1000, .stmt_name = "tg_00000000000000000000000000000002", .state = &states[1]},
+    {.index = 2, .name = "other", .timeout_ms = 1000, .stmt_name = "tg_00000000000000000000000000000003", .state = &states[2]},
 };
+
+/* what the pool expects query `i` to take */
+static void set_est(int i, double ms)
+{
+    slots[i].est_ms = ms;
+}
 static tg_config_t config = {.queries = queries, .n_queries = 3, .pool = {.size = 4, .acquire_timeout_ms = 50}};
 static tg_backend_t backend = {.name = "primary", .conninfo = "host=127.0.0.1 port=1", .is_primary = 1};
 
@@ -26,9 +37,6 @@ static tg_pool_t *make_pool(h2o_loop_t *loop, int n_conns, int depth, int max_wa
     pool->wait_tail[1] = &pool->wait_head[1];
     pool->seed = 1;
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)config.pool.acquire_timeout_ms);
-    pool->est_ms = tg_calloc(config.n_queries, sizeof(double));
-    for (size_t i = 0; i != config.n_queries; ++i)
-        pool->est_ms[i] = TG_EST_INITIAL_MS;
     pool->bps = tg_calloc(1, sizeof(*pool->bps));
     tg_backend_pool_t *bp = &pool->bps[0];
     bp->pool = pool;
@@ -54,7 +62,7 @@ static tg_call_t *load_conn(tg_pgconn_t *c, const tg_query_t *q, int n, uint64_t
     for (int i = 0; i != n; ++i) {
         calls[i].query = q;
         calls[i]._started_at = started;
-        calls[i]._est_ms = (float)c->bp->pool->est_ms[q->index];
+        calls[i]._est_ms = (float)*est_of(c->bp->pool, q);
         *c->tail = &calls[i];
         c->tail = &calls[i]._next;
         ++c->n_inflight;
@@ -69,7 +77,7 @@ Test(pool_pick, an_unmeasured_query_takes_an_idle_connection)
     tg_pool_t *pool = make_pool(loop, 3, 8, 10);
     tg_backend_pool_t *bp = &pool->bps[0];
     uint64_t now = 1000000;
-    pool->est_ms[0] = 0.1;
+    set_est(0, 0.1);
     load_conn(&bp->conns[0], &queries[0], 1, now);
     load_conn(&bp->conns[2], &queries[0], 2, now);
     tg_call_t fresh = {.query = &queries[2]}; /* never measured: expected to take the whole budget */
@@ -82,7 +90,7 @@ Test(pool_pick, quick_calls_fill_busy_connections_first)
     tg_pool_t *pool = make_pool(loop, 3, 8, 10);
     tg_backend_pool_t *bp = &pool->bps[0];
     uint64_t now = 1000000;
-    pool->est_ms[0] = 0.5;
+    set_est(0, 0.5);
     tg_call_t quick = {.query = &queries[0]};
     /* All idle: the first. */
     cr_assert_eq(pick_conn(bp, &quick, now), &bp->conns[0]);
@@ -94,7 +102,7 @@ Test(pool_pick, quick_calls_fill_busy_connections_first)
     cr_assert_eq(pick_conn(bp, &quick, now), &bp->conns[0]);
     /* Or until the calls ahead would take longer than the budget. */
     tg_pool_t *pool2 = make_pool(loop, 2, 64, 10);
-    pool2->est_ms[0] = 1.0;
+    set_est(0, 1.0);
     load_conn(&pool2->bps[0].conns[0], &queries[0], 8, now);
     cr_assert_eq(pick_conn(&pool2->bps[0], &quick, now), &pool2->bps[0].conns[0], "8 ms ahead + 1 ms own fit in 10 ms");
     load_conn(&pool2->bps[0].conns[0], &queries[0], 1, now);
@@ -108,8 +116,8 @@ Test(pool_pick, never_behind_a_slow_call)
     tg_backend_pool_t *bp = &pool->bps[0];
     uint64_t now = 1000000;
     /* conn 0 runs a query known to take 500 ms; conn 1 one that is overdue although thought fast. */
-    pool->est_ms[1] = 500;
-    pool->est_ms[0] = 0.2;
+    set_est(1, 500);
+    set_est(0, 0.2);
     load_conn(&bp->conns[0], &queries[1], 1, now);
     load_conn(&bp->conns[1], &queries[0], 1, now - 200);
     cr_assert_null(pick_conn(bp, &high_call, now), "a fast call must not queue behind slow ones");
@@ -124,7 +132,7 @@ Test(pool_pick, respects_pipeline_depth_and_state)
     tg_pool_t *pool = make_pool(loop, 2, 2, 10);
     tg_backend_pool_t *bp = &pool->bps[0];
     uint64_t now = 1000000;
-    pool->est_ms[0] = 0.1;
+    set_est(0, 0.1);
     load_conn(&bp->conns[0], &queries[0], 2, now);
     bp->conns[1].state = CONN_CONNECTING;
     cr_assert_null(pick_conn(bp, &high_call, now), "a full pipeline and a connecting connection take nothing");
@@ -274,8 +282,8 @@ static tg_pool_t *make_routed_pool(h2o_loop_t *loop)
     return pool;
 }
 
-static tg_query_t read_q = {.index = 0, .name = "r", .access = TG_ACCESS_READ};
-static tg_query_t write_q = {.index = 1, .name = "w", .access = TG_ACCESS_WRITE};
+static tg_query_t read_q = {.index = 0, .name = "r", .access = TG_ACCESS_READ, .state = &states[3]};
+static tg_query_t write_q = {.index = 1, .name = "w", .access = TG_ACCESS_WRITE, .state = &states[4]};
 
 Test(pool_route, writes_primary_reads_least_busy_replica)
 {

@@ -1,0 +1,153 @@
+/* Live state by name: what a reload carries from one snapshot to the next. */
+#include <stdlib.h>
+#include <string.h>
+#include "tollgate/state.h"
+#include "internal.h"
+
+tg_state_t *tg_state_create(size_t n_threads)
+{
+    tg_state_t *s = tg_calloc(1, sizeof(*s));
+    pthread_mutex_init(&s->mutex, NULL);
+    s->n_threads = n_threads != 0 ? n_threads : 1;
+    atomic_init(&s->in_flight, 0);
+    return s;
+}
+
+void tg_state_free(tg_state_t *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i != s->n_queries; ++i) {
+        free(s->queries[i]->name);
+        free(s->queries[i]->reason);
+        free(s->queries[i]->slots);
+        free(s->queries[i]);
+    }
+    free(s->queries);
+    for (size_t i = 0; i != s->n_tenants; ++i) {
+        free(s->tenants[i]->name);
+        free(s->tenants[i]->reason);
+        free(s->tenants[i]);
+    }
+    free(s->tenants);
+    pthread_mutex_destroy(&s->mutex);
+    free(s);
+}
+
+/* cache-line aligned, zeroed */
+static void *alloc_aligned(size_t size)
+{
+    void *p;
+    if (posix_memalign(&p, 64, size) != 0)
+        tg_fatal("out of memory");
+    memset(p, 0, size);
+    return p;
+}
+
+static tg_query_state_t *find_query(tg_state_t *s, const char *name)
+{
+    for (size_t i = 0; i != s->n_queries; ++i)
+        if (strcmp(s->queries[i]->name, name) == 0)
+            return s->queries[i];
+    return NULL;
+}
+
+static tg_tenant_state_t *find_tenant(tg_state_t *s, const char *name)
+{
+    for (size_t i = 0; i != s->n_tenants; ++i)
+        if (strcmp(s->tenants[i]->name, name) == 0)
+            return s->tenants[i];
+    return NULL;
+}
+
+/* Appends `p` to a growable array of pointers. */
+static void push(void ***arr, size_t *n, size_t *cap, void *p)
+{
+    if (*n == *cap) {
+        *cap = *cap == 0 ? 16 : *cap * 2;
+        *arr = tg_realloc(*arr, *cap * sizeof(**arr));
+    }
+    (*arr)[(*n)++] = p;
+}
+
+tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_enabled)
+{
+    pthread_mutex_lock(&s->mutex);
+    tg_query_state_t *q = find_query(s, name);
+    if (q == NULL) {
+        q = alloc_aligned(sizeof(*q));
+        q->name = tg_strdup(name);
+        q->slots = alloc_aligned(sizeof(*q->slots) * s->n_threads);
+        for (size_t i = 0; i != s->n_threads; ++i)
+            q->slots[i].est_ms = TG_EST_INITIAL_MS;
+        atomic_init(&q->in_flight, 0);
+        atomic_init(&q->switched, TG_SWITCH_NONE);
+        atomic_init(&q->retry_after_s, 30);
+        q->file_enabled = file_enabled;
+        push((void ***)&s->queries, &s->n_queries, &s->cap_queries, q);
+    } else if (q->file_enabled != file_enabled) {
+        atomic_store(&q->switched, TG_SWITCH_NONE);
+        q->file_enabled = file_enabled;
+    }
+    pthread_mutex_unlock(&s->mutex);
+    return q;
+}
+
+tg_tenant_state_t *tg_state_bind_tenant(tg_state_t *s, const char *name, int file_enabled, uint64_t now_ns)
+{
+    pthread_mutex_lock(&s->mutex);
+    tg_tenant_state_t *t = find_tenant(s, name);
+    if (t == NULL) {
+        t = alloc_aligned(sizeof(*t));
+        t->name = tg_strdup(name);
+        atomic_init(&t->tat_ns, now_ns);
+        atomic_init(&t->in_flight, 0);
+        atomic_init(&t->switched, TG_SWITCH_NONE);
+        t->file_enabled = file_enabled;
+        push((void ***)&s->tenants, &s->n_tenants, &s->cap_tenants, t);
+    } else if (t->file_enabled != file_enabled) {
+        atomic_store(&t->switched, TG_SWITCH_NONE);
+        t->file_enabled = file_enabled;
+    }
+    pthread_mutex_unlock(&s->mutex);
+    return t;
+}
+
+tg_query_state_t *tg_state_find_query(tg_state_t *s, const char *name)
+{
+    pthread_mutex_lock(&s->mutex);
+    tg_query_state_t *q = find_query(s, name);
+    pthread_mutex_unlock(&s->mutex);
+    return q;
+}
+
+tg_tenant_state_t *tg_state_find_tenant(tg_state_t *s, const char *name)
+{
+    pthread_mutex_lock(&s->mutex);
+    tg_tenant_state_t *t = find_tenant(s, name);
+    pthread_mutex_unlock(&s->mutex);
+    return t;
+}
+
+static void set_reason(char **slot, tg_switch_t sw, const char *reason)
+{
+    free(*slot);
+    *slot = sw == TG_SWITCH_OFF && reason != NULL ? tg_strdup(reason) : NULL;
+}
+
+void tg_state_switch_query(tg_state_t *s, tg_query_state_t *q, tg_switch_t sw, int retry_after_s, const char *reason)
+{
+    pthread_mutex_lock(&s->mutex);
+    set_reason(&q->reason, sw, reason);
+    atomic_store(&q->retry_after_s, retry_after_s);
+    atomic_store(&q->switched, (int)sw);
+    pthread_mutex_unlock(&s->mutex);
+}
+
+void tg_state_switch_tenant(tg_state_t *s, tg_tenant_state_t *t, tg_switch_t sw, const char *reason)
+{
+    pthread_mutex_lock(&s->mutex);
+    set_reason(&t->reason, sw, reason);
+    atomic_store(&t->switched, (int)sw);
+    pthread_mutex_unlock(&s->mutex);
+}

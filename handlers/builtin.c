@@ -1,0 +1,64 @@
+/* The main listener's built-in endpoints: /healthz and /readyz. */
+#include <stdatomic.h>
+#include "tollgate/health.h"
+#include "tollgate/server.h"
+#include "../gateway/internal.h"
+#include "respond.h"
+
+/*
+ * GET /readyz: 200 when the primary is reachable or, for a catalog of reads only, a
+ * replica is usable; 503 otherwise. The body has every backend's state by the health
+ * checks, and its connections as the answering worker thread sees them.
+ */
+static void respond_readyz(tg_worker_t *w, h2o_req_t *req)
+{
+    const tg_config_t *cfg = tg_worker_config(w);
+    uint64_t now = tg_now_ms();
+    int read_only = 1;
+    for (size_t i = 0; i != cfg->n_queries; ++i)
+        if (cfg->queries[i].access == TG_ACCESS_WRITE)
+            read_only = 0;
+    tg_buf_t *b = &w->scratch;
+    tg_buf_reset(b);
+    tg_buf_appends(b, "{\"backends\":[");
+    int primary_ok = 0, replica_ok = 0;
+    for (size_t i = 0; i != w->n_backends; ++i) {
+        const tg_backend_t *be = &w->backends[i];
+        tg_pool_backend_stats_t st;
+        tg_pool_backend_stats(w->pool, i, &st);
+        /* Up by a recent check: a hung server stops answering checks and must not look up. */
+        uint64_t checked = atomic_load(&be->checked_at_ms);
+        int up = atomic_load(&be->up) && checked != 0 && now <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000;
+        int64_t lag = atomic_load(&be->lag_ms);
+        if (be->is_primary) {
+            primary_ok = up || st.connected > 0;
+        } else if (tg_health_replica_usable(be, now, cfg->health_interval_ms, cfg->replica_max_lag_ms)) {
+            replica_ok = 1;
+        }
+        tg_buf_printf(b, "%s{\"name\":\"%s\",\"role\":\"%s\",\"state\":\"%s\",", i != 0 ? "," : "", be->name,
+                      be->is_primary ? "primary" : "replica", up ? "up" : "down");
+        if (be->is_primary || lag < 0)
+            tg_buf_appends(b, "\"lag_ms\":null,");
+        else
+            tg_buf_printf(b, "\"lag_ms\":%lld,", (long long)lag);
+        tg_buf_printf(b, "\"connections\":{\"ready\":%d,\"connecting\":%d,\"busy\":%d},\"in_flight\":%zu}", st.connected,
+                      st.connecting, st.busy, st.in_flight);
+    }
+    int ready = !w->shutting_down && (primary_ok || (read_only && replica_ok));
+    tg_buf_printf(b, "],\"ready\":%s}", ready ? "true" : "false");
+    tg_respond_json(w, req, ready ? 200 : 503, b->base, b->len);
+}
+
+int tg_handle_builtin(tg_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
+{
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
+        tg_respond_json(w, req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
+        return 1;
+    }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz"))) {
+        respond_readyz(w, req);
+        return 1;
+    }
+    return 0;
+}
+
