@@ -253,7 +253,8 @@ static void parse_query_list(ctx_t *c, json_t *obj, const char *prefix, tg_query
         size_t n = s != NULL ? strlen(s) : 0, k = 0;
         while (k < n && ((s[k] >= 'a' && s[k] <= 'z') || (s[k] >= 'A' && s[k] <= 'Z') || (s[k] >= '0' && s[k] <= '9') || s[k] == '_'))
             ++k;
-        if (s == NULL || n == 0 || n > 64 || !(k == n || (k == n - 1 && s[k] == '*')) || n != json_string_length(e)) {
+        /* a name is at most 63 characters (as in the catalog), a prefix at most 63 and its '*' */
+        if (s == NULL || n == 0 || !(k == n ? n <= 63 : k == n - 1 && s[k] == '*' && n <= 64) || n != json_string_length(e)) {
             snprintf(f, sizeof(f), "%s.queries[%zu]", prefix, i);
             cfg_error(c, f, "must be a query name, or a prefix ending in '*' (\"orders_*\", or \"*\" for all)");
             continue;
@@ -313,15 +314,18 @@ static void resolve_tenants(tg_config_t *cfg)
         resolve_query_list(cfg, &cfg->anonymous_queries, "anonymous");
     for (size_t q = 0; q < cfg->n_queries; ++q) {
         const tg_query_t *query = &cfg->queries[q];
-        int everyone = cfg->n_tenants != 0 || cfg->has_anonymous;
+        /* callers that may call it because they have no list at all, and whether every caller may */
+        int everyone = cfg->n_tenants != 0 || cfg->has_anonymous, by_default = 0;
         for (size_t t = 0; t < cfg->n_tenants; ++t) {
             const tg_tenant_t *tenant = &cfg->tenants[t];
             int may = tg_query_list_allows(&tenant->queries, query);
             everyone &= may;
+            by_default |= tenant->queries.allowed == NULL;
             if (may && query->cost > tenant->burst)
                 warn(cfg, "query %s costs %d tokens, more than tenant %s's burst (%.0f): that tenant always gets 429", query->name,
                      query->cost, tenant->name, tenant->burst);
         }
+        int anonymous_by_default = cfg->has_anonymous && cfg->anonymous_queries.allowed == NULL;
         if (cfg->has_anonymous) {
             int may = tg_query_list_allows(&cfg->anonymous_queries, query);
             everyone &= may;
@@ -329,9 +333,13 @@ static void resolve_tenants(tg_config_t *cfg)
                 warn(cfg, "query %s costs %d tokens, more than anonymous's burst (%.0f): keyless callers always get 429",
                      query->name, query->cost, cfg->anonymous_burst);
         }
-        if (everyone && query->access == TG_ACCESS_WRITE)
-            warn(cfg, "query %s writes and every tenant%s may call it: give tenants a \"queries\" list", query->name,
-                 cfg->has_anonymous ? ", keyless callers included," : "");
+        if (query->access != TG_ACCESS_WRITE)
+            continue;
+        /* A write open to callers without a key, or to everyone only because nobody was given a list, is likely a mistake. */
+        if (anonymous_by_default)
+            warn(cfg, "query %s writes and keyless callers may call it: give anonymous a \"queries\" list", query->name);
+        else if (everyone && by_default)
+            warn(cfg, "query %s writes and every tenant may call it: give tenants a \"queries\" list", query->name);
     }
 }
 

@@ -560,7 +560,7 @@ Test(config, tenant_query_lists_resolve_against_the_catalog)
 {
     tg_errors_t errs = {0};
     tg_config_t *cfg = parse_lists("'tenants': [{'name': 'billing', 'keys': [], 'rate': 1, 'burst': 10, 'queries': ['refund_order', 'get_*']},"
-                                   " {'name': 'analytics', 'keys': [], 'rate': 1, 'burst': 10, 'queries': ['get_order']},"
+                                   " {'name': 'analytics', 'keys': [], 'rate': 1, 'burst': 1, 'queries': ['get_order']},"
                                    " {'name': 'nothing', 'keys': [], 'rate': 1, 'burst': 10, 'queries': []},"
                                    " {'name': 'all', 'keys': [], 'rate': 1, 'burst': 1}],"
                                    " 'anonymous': {'rate': 1, 'burst': 10, 'queries': ['get_user']}",
@@ -582,7 +582,15 @@ Test(config, tenant_query_lists_resolve_against_the_catalog)
     /* a write not everyone may call, and costs only where the tenant may call the query */
     cr_expect_null(find_warning(cfg, "refund_order writes", NULL));
     cr_expect_not_null(find_warning(cfg, "refund_order costs 5 tokens", "tenant all's burst"));
-    cr_expect_null(find_warning(cfg, "refund_order costs", "analytics"));
+    cr_expect_null(find_warning(cfg, "refund_order costs", "analytics"), "analytics (burst 1) may not call it: no warning");
+    cr_expect_null(find_warning(cfg, "costs", "anonymous"), "anonymous (burst 10) may not call refund_order");
+    tg_config_free(cfg);
+
+    /* keyless callers that may call the costly write */
+    cfg = parse_lists("'tenants': [], 'anonymous': {'rate': 1, 'burst': 2, 'queries': ['refund_order']}", &errs);
+    cr_assert_not_null(cfg);
+    cr_expect_not_null(find_warning(cfg, "query refund_order costs 5 tokens, more than anonymous's burst (2)", NULL));
+    cr_expect_null(find_warning(cfg, "refund_order writes", NULL), "anonymous's own list names it: on purpose");
     tg_config_free(cfg);
 }
 
@@ -600,12 +608,26 @@ Test(config, query_list_warnings)
     cr_expect_null(find_warning(cfg, "refund_order writes", NULL));
     tg_config_free(cfg);
 
-    cfg = parse_lists("'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 10, 'queries': ['*']}],"
-                      " 'anonymous': {'rate': 1, 'burst': 10}",
+    /* keyless callers with no list reach every write, whatever the tenants' lists say */
+    cfg = parse_lists("'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 10, 'queries': []}], 'anonymous': {'rate': 1, 'burst': 10}",
                       &errs);
     cr_assert_not_null(cfg);
-    cr_expect_not_null(find_warning(cfg, "query refund_order writes and every tenant, keyless callers included, may call it", NULL));
+    cr_expect_not_null(find_warning(cfg, "query refund_order writes and keyless callers may call it", NULL));
     cr_expect_null(find_warning(cfg, "get_user writes", NULL));
+    tg_config_free(cfg);
+
+    /* every tenant may, one of them only for having no list */
+    cfg = parse_lists("'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 10, 'queries': ['*']},"
+                      " {'name': 'b', 'keys': [], 'rate': 1, 'burst': 10}]",
+                      &errs);
+    cr_assert_not_null(cfg);
+    cr_expect_not_null(find_warning(cfg, "query refund_order writes and every tenant may call it", NULL));
+    tg_config_free(cfg);
+
+    /* every caller has a list that names it: chosen, not a default */
+    cfg = parse_lists("'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 10, 'queries': ['refund_order']}]", &errs);
+    cr_assert_not_null(cfg);
+    cr_expect_eq(cfg->warnings.n, 0, "%s", cfg->warnings.n != 0 ? cfg->warnings.msgs[0] : "");
     tg_config_free(cfg);
 }
 
@@ -613,7 +635,9 @@ Test(config, query_list_errors)
 {
     expect_error("{" BASE ", 'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 1, 'queries': 'get_user'}]}",
                  "tenants[0].queries: must be an array", NULL, NULL);
-    static const char *bad[] = {"''", "'get user'", "'*get'", "'get*x'", "'a**'", "1", "null", "'get-user'"};
+    static const char *bad[] = {"''",      "'get user'", "'*get'",     "'get*x'",
+                                "'a**'",   "1",          "null",       "'get-user'",
+                                "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'" /* 64: longer than any name */};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
         char text[512];
         snprintf(text, sizeof(text), "{" BASE ", 'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 1, 'queries': ['ok', %s]}]}",
