@@ -508,14 +508,51 @@ static void parse_fields(ctx_t *c, json_t *root)
             cfg_error(c, "replicas", "must be an array of connection strings");
         } else {
             cfg->replicas = tg_calloc(json_array_size(v) + 1, sizeof(*cfg->replicas));
+            cfg->replica_names = tg_calloc(json_array_size(v) + 1, sizeof(*cfg->replica_names));
             json_array_foreach(v, i, e)
             {
-                if (!json_is_string(e) || json_string_length(e) == 0) {
-                    snprintf(f, sizeof(f), "replicas[%zu]", i);
-                    cfg_error(c, f, "must be a non-empty connection string");
+                static const char *const replica_fields[] = {"name", "dsn", NULL};
+                const char *dsn = NULL, *name = NULL;
+                char rname[32];
+                snprintf(f, sizeof(f), "replicas[%zu]", i);
+                if (json_is_object(e)) {
+                    /* {"name": "eu-1", "dsn": "..."}: the name is what logs, /readyz and the admin API call it */
+                    check_unknown(c, f, e, replica_fields);
+                    dsn = get_string(c, e, f, "dsn", 1);
+                    name = get_string(c, e, f, "name", 1);
+                    if (name != NULL && (!valid_tenant_name(name) || name[0] == '\0' || strlen(name) > 63 || strcmp(name, "primary") == 0)) {
+                        char g[96];
+                        cfg_error(c, field_name(g, sizeof(g), f, "name"), "must be 1 to 63 letters, digits, '_', '-' or '.' (and not \"primary\")");
+                        name = NULL;
+                    }
+                } else if (json_is_string(e)) {
+                    dsn = json_string_value(e);
+                } else {
+                    cfg_error(c, f, "must be a connection string or {\"name\": ..., \"dsn\": ...}");
                     continue;
                 }
-                cfg->replicas[cfg->n_replicas++] = tg_strdup(json_string_value(e));
+                if (dsn == NULL || dsn[0] == '\0') {
+                    if (json_is_string(e))
+                        cfg_error(c, f, "must be a non-empty connection string");
+                    continue;
+                }
+                if (name == NULL) {
+                    if (json_is_object(e))
+                        continue;
+                    snprintf(rname, sizeof(rname), "replica%zu", i + 1);
+                    name = rname;
+                }
+                for (size_t j = 0; j != cfg->n_replicas; ++j) {
+                    if (strcmp(cfg->replica_names[j], name) == 0) {
+                        cfg_error(c, f, "the name \"%s\" is taken by another replica", name);
+                        name = NULL;
+                        break;
+                    }
+                }
+                if (name == NULL)
+                    continue;
+                cfg->replica_names[cfg->n_replicas] = tg_strdup(name);
+                cfg->replicas[cfg->n_replicas++] = tg_strdup(dsn);
             }
         }
     }
@@ -668,9 +705,12 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->listen);
     free_listen(&cfg->admin_listen);
     free(cfg->primary);
-    for (size_t i = 0; i < cfg->n_replicas; ++i)
+    for (size_t i = 0; i < cfg->n_replicas; ++i) {
         free(cfg->replicas[i]);
+        free(cfg->replica_names[i]);
+    }
     free(cfg->replicas);
+    free(cfg->replica_names);
     free(cfg->access_log);
     for (size_t i = 0; i < cfg->n_tenants; ++i) {
         free(cfg->tenants[i].name);

@@ -63,17 +63,17 @@ typedef struct st_tg_checker_t {
     tg_backend_t *backend;
     pthread_t tid;
     PGconn *conn;
-    int ever_up; /* for the log: first contact or a comeback */
+    int ever_up;  /* for the log: first contact or a comeback */
+    int stopping; /* guarded by the health's stop_mutex */
+    struct st_tg_checker_t *next;
 } tg_checker_t;
 
 struct st_tg_health_t {
-    const tg_config_t *config;
+    _Atomic int interval_ms;
     tg_health_shared_t shared;
     tg_checker_t *checkers;
-    size_t n;
     pthread_mutex_t stop_mutex;
     pthread_cond_t stop_cond;
-    int stopping;
 };
 
 static void set_up(tg_checker_t *k, int up, const char *why)
@@ -150,7 +150,7 @@ static void check_once(tg_checker_t *k)
     tg_backend_t *b = k->backend;
     if (k->conn == NULL) {
         /* Bounded waits: a dead host must not stall this checker for long. */
-        int timeout_s = h->config->health_interval_ms / 1000 + 1;
+        int timeout_s = atomic_load(&h->interval_ms) / 1000 + 1;
         char ct[16], opt[64];
         snprintf(ct, sizeof(ct), "%d", timeout_s);
         snprintf(opt, sizeof(opt), "-c statement_timeout=%d", timeout_s * 1000);
@@ -164,7 +164,7 @@ static void check_once(tg_checker_t *k)
             return;
         }
     }
-    int timeout_ms = (h->config->health_interval_ms / 1000 + 1) * 1000;
+    int timeout_ms = (atomic_load(&h->interval_ms) / 1000 + 1) * 1000;
     if (b->is_primary) {
         PGresult *res = ask(k, "SELECT pg_current_wal_lsn()::text", timeout_ms);
         if (res == NULL)
@@ -205,16 +205,16 @@ static void *checker_main(void *arg)
     tg_checker_t *k = arg;
     tg_health_t *h = k->health;
     pthread_mutex_lock(&h->stop_mutex);
-    while (!h->stopping) {
+    while (!k->stopping) {
         pthread_mutex_unlock(&h->stop_mutex);
         check_once(k);
         pthread_mutex_lock(&h->stop_mutex);
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)h->config->health_interval_ms * 1000000;
+        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)atomic_load(&h->interval_ms) * 1000000;
         until.tv_sec += (time_t)(ns / 1000000000);
         until.tv_nsec = (long)(ns % 1000000000);
-        if (!h->stopping)
+        if (!k->stopping)
             pthread_cond_timedwait(&h->stop_cond, &h->stop_mutex, &until);
     }
     pthread_mutex_unlock(&h->stop_mutex);
@@ -223,11 +223,10 @@ static void *checker_main(void *arg)
     return NULL;
 }
 
-tg_health_t *tg_health_start(tg_backend_t *backends, size_t n, const tg_config_t *cfg)
+tg_health_t *tg_health_create(int interval_ms)
 {
     tg_health_t *h = tg_calloc(1, sizeof(*h));
-    h->config = cfg;
-    h->n = n;
+    atomic_init(&h->interval_ms, interval_ms);
     pthread_mutex_init(&h->shared.mutex, NULL);
     pthread_mutex_init(&h->stop_mutex, NULL);
     /* Waits measure intervals: a wall-clock step must not stall the checks. */
@@ -236,30 +235,71 @@ tg_health_t *tg_health_start(tg_backend_t *backends, size_t n, const tg_config_t
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&h->stop_cond, &ca);
     pthread_condattr_destroy(&ca);
-    h->checkers = tg_calloc(n, sizeof(*h->checkers));
-    /* The primary's first sample should exist before the replicas' first checks. */
-    for (size_t i = 0; i != n; ++i) {
-        h->checkers[i].health = h;
-        h->checkers[i].backend = &backends[i];
-        if (i == 0 && backends[0].is_primary)
-            check_once(&h->checkers[0]);
-    }
-    for (size_t i = 0; i != n; ++i)
-        pthread_create(&h->checkers[i].tid, NULL, checker_main, &h->checkers[i]);
     return h;
+}
+
+void tg_health_set_interval(tg_health_t *h, int interval_ms)
+{
+    atomic_store(&h->interval_ms, interval_ms);
+}
+
+void tg_health_add(tg_health_t *h, tg_backend_t *b)
+{
+    tg_checker_t *k = tg_calloc(1, sizeof(*k));
+    k->health = h;
+    k->backend = b;
+    if (b->is_primary) {
+        /* A new primary's WAL positions are its own: lag is measured against them from now on. */
+        pthread_mutex_lock(&h->shared.mutex);
+        h->shared.history = (tg_lsn_history_t){0};
+        h->shared.primary_known = 0;
+        pthread_mutex_unlock(&h->shared.mutex);
+        /* Its first sample should exist before the replicas' next checks. */
+        check_once(k);
+    }
+    pthread_mutex_lock(&h->stop_mutex);
+    k->next = h->checkers;
+    h->checkers = k;
+    pthread_mutex_unlock(&h->stop_mutex);
+    pthread_create(&k->tid, NULL, checker_main, k);
+}
+
+/* Stops checkers (all of them, or `b`'s) and joins them; each takes at most one check's timeout. */
+static void stop_checkers(tg_health_t *h, const tg_backend_t *b)
+{
+    tg_checker_t *stopped = NULL;
+    pthread_mutex_lock(&h->stop_mutex);
+    for (tg_checker_t **p = &h->checkers; *p != NULL;) {
+        tg_checker_t *k = *p;
+        if (b != NULL && k->backend != b) {
+            p = &k->next;
+            continue;
+        }
+        k->stopping = 1;
+        *p = k->next;
+        k->next = stopped;
+        stopped = k;
+    }
+    pthread_cond_broadcast(&h->stop_cond);
+    pthread_mutex_unlock(&h->stop_mutex);
+    while (stopped != NULL) {
+        tg_checker_t *next = stopped->next;
+        pthread_join(stopped->tid, NULL);
+        free(stopped);
+        stopped = next;
+    }
+}
+
+void tg_health_remove(tg_health_t *h, const tg_backend_t *b)
+{
+    stop_checkers(h, b);
 }
 
 void tg_health_stop(tg_health_t *h)
 {
     if (h == NULL)
         return;
-    pthread_mutex_lock(&h->stop_mutex);
-    h->stopping = 1;
-    pthread_cond_broadcast(&h->stop_cond);
-    pthread_mutex_unlock(&h->stop_mutex);
-    for (size_t i = 0; i != h->n; ++i)
-        pthread_join(h->checkers[i].tid, NULL);
-    free(h->checkers);
+    stop_checkers(h, NULL);
     free(h);
 }
 

@@ -38,7 +38,14 @@ static void *signal_thread(void *arg)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            tg_log(TG_LOG_WARN, "SIGHUP: reload is not supported yet; keeping the current config");
+            /* The same reload as POST /admin/reload: read and checked here, off the event loops; logged either way. */
+            tg_errors_t errs = {0}, notes = {0};
+            uint64_t generation;
+            tg_log(TG_LOG_INFO, "SIGHUP: reloading the config");
+            if (!stopping)
+                (void)tg_gateway_reload(gw, &errs, &notes, &generation);
+            tg_errors_dispose(&errs);
+            tg_errors_dispose(&notes);
             continue;
         }
         if (stopping) {

@@ -75,6 +75,8 @@ struct st_tg_pgconn_t {
     tg_cancel_job_t *cancel; /* a cancel sent for `cancel_target`: no new calls until it is done and the target ended */
     tg_call_t *cancel_target;
     tg_call_t *held;         /* a guarded call whose Sync is not sent yet: nothing may be queued behind it */
+    int session_timeout_ms;  /* the statement_timeout its session started with */
+    int retiring;            /* pool.size shrank: no new calls; closed once its calls are done */
 };
 
 struct st_tg_backend_pool_t {
@@ -84,8 +86,10 @@ struct st_tg_backend_pool_t {
     const char *keywords[8]; /* libpq connection parameters: the conninfo plus our session settings */
     const char *values[8];
     char *options;           /* the `options` value we pass (the user's, plus ours) */
-    tg_pgconn_t *conns;
+    int session_timeout_ms;  /* the statement_timeout in `options` */
+    tg_pgconn_t **conns;     /* each allocated alone: sockets point at them */
     int n_conns;
+    int draining;            /* the backend left the config: no new calls; freed once its calls are done */
     int n_ready;
     int n_connecting;
     int low_conns;           /* connections with a low-priority call in flight */
@@ -97,7 +101,11 @@ struct st_tg_backend_pool_t {
 struct st_tg_pool_t {
     h2o_loop_t *loop;
     tg_pool_config_t pc;
-    tg_backend_pool_t *bps;
+    const tg_config_t *cfg;  /* the settings in force (pc.config at first, then each reconfigure's) */
+    tg_backend_pool_t **bps; /* the backends calls may go to: [0] is the primary */
+    size_t n_bps;
+    tg_backend_pool_t **draining; /* backends that left the config, finishing their calls */
+    size_t n_draining;
     tg_call_t *wait_head[2]; /* calls waiting for room, oldest first, by priority (high, low) */
     tg_call_t **wait_tail[2];
     size_t n_waiting;
@@ -352,7 +360,7 @@ static void conn_ready(tg_pgconn_t *c)
     ++bp->n_ready;
     c->state = CONN_READY;
     c->backoff_ms = TG_BACKOFF_FIRST_MS;
-    c->cur_timeout_ms = bp->pool->pc.config->default_timeout_ms;
+    c->cur_timeout_ms = c->session_timeout_ms;
     c->unconfirmed_sets = 0;
     stmt_clear(&c->prepared);
     if (bp->down) {
@@ -415,6 +423,7 @@ static void conn_start(tg_pgconn_t *c)
     c->state = CONN_CONNECTING;
     ++bp->n_connecting;
     c->connect_started = tg_now_ms();
+    c->session_timeout_ms = bp->session_timeout_ms;
     c->pg = PQconnectStartParams(bp->keywords, bp->values, 1);
     if (c->pg == NULL) {
         conn_fail(c, "out of memory");
@@ -652,7 +661,7 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
  */
 static int low_conn_limit(const tg_backend_pool_t *bp)
 {
-    double share = bp->pool->pc.config->pool.low_priority_share;
+    double share = bp->pool->cfg->pool.low_priority_share;
     int n = (int)(share * bp->n_ready);
     if (n < 1 && share > 0 && (bp->n_ready >= 2 || share >= 1))
         n = 1;
@@ -696,8 +705,8 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
     /* Low-priority work holds at most its share of the connections, so high-priority work always finds one. */
     int low = call->priority == TG_PRIORITY_LOW, low_full = low && bp->low_conns >= low_conn_limit(bp);
     for (int i = 0; i != bp->n_conns; ++i) {
-        tg_pgconn_t *c = &bp->conns[i];
-        if (c->state != CONN_READY || c->n_inflight >= depth || c->held != NULL)
+        tg_pgconn_t *c = bp->conns[i];
+        if (c->state != CONN_READY || c->n_inflight >= depth || c->held != NULL || c->retiring)
             continue;
         if (low_full && c->n_low == 0)
             continue;
@@ -731,14 +740,14 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
 static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call)
 {
     tg_backend_pool_t *best = NULL;
-    if (call->query->access == TG_ACCESS_READ && pool->pc.n_backends > 1) {
-        const tg_config_t *cfg = pool->pc.config;
+    if (call->query->access == TG_ACCESS_READ && pool->n_bps > 1) {
+        const tg_config_t *cfg = pool->cfg;
         uint64_t now = tg_now_ms();
-        size_t n = pool->pc.n_backends - 1;
+        size_t n = pool->n_bps - 1;
         /* Start at a rotating replica, so ties spread instead of piling on the first. */
         size_t start = pool->rr++ % n;
         for (size_t k = 0; k != n; ++k) {
-            tg_backend_pool_t *bp = &pool->bps[1 + (start + k) % n];
+            tg_backend_pool_t *bp = pool->bps[1 + (start + k) % n];
             if (bp == call->_avoid || bp->n_ready == 0 ||
                 !tg_health_replica_usable(bp->backend, now, cfg->health_interval_ms, cfg->replica_max_lag_ms))
                 continue;
@@ -746,7 +755,7 @@ static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call)
                 best = bp;
         }
     }
-    return best != NULL ? best : &pool->bps[0];
+    return best != NULL ? best : pool->bps[0];
 }
 
 /*
@@ -828,33 +837,91 @@ static void drain_waiters(tg_pool_t *pool)
     }
 }
 
+static void free_conn(tg_pgconn_t *c)
+{
+    clear_cancel(c);
+    if (c->state != CONN_DOWN)
+        set_down(c);
+    stmt_clear(&c->prepared);
+    free(c);
+}
+
+static void free_backend_pool(tg_backend_pool_t *bp)
+{
+    for (int i = 0; i != bp->n_conns; ++i) {
+        fail_inflight(bp->conns[i], TG_CALL_NO_BACKEND);
+        free_conn(bp->conns[i]);
+    }
+    free(bp->conns);
+    free(bp->options);
+    free(bp);
+}
+
+/* Janitor work on one backend's connections: timeouts, the watchdog, reconnects, retired connections. */
+static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
+{
+    /* Another thread got through to this backend: it is back, so stop backing off. */
+    uint32_t rec = atomic_load_explicit(&bp->backend->recoveries, memory_order_relaxed);
+    int recovered = rec != bp->seen_recoveries;
+    bp->seen_recoveries = rec;
+    for (int i = 0; i < bp->n_conns; ++i) {
+        tg_pgconn_t *c = bp->conns[i];
+        /* In non-blocking mode libpq leaves connect_timeout to us. */
+        if (c->state == CONN_CONNECTING && now > c->connect_started + TG_CONNECT_TIMEOUT_MS) {
+            conn_fail(c, "connecting timed out");
+            continue;
+        }
+        if (c->state == CONN_READY && c->head != NULL &&
+            now > c->head->_started_at + (uint64_t)c->head->query->timeout_ms + TG_WATCHDOG_GRACE_MS) {
+            conn_fail(c, "no answer from the server long after the statement timeout");
+            continue;
+        }
+        /* A connection pool.size no longer wants goes once it has nothing in flight. */
+        if (c->retiring && c->n_inflight == 0 && c->cancel == NULL) {
+            free_conn(c);
+            bp->conns[i--] = bp->conns[--bp->n_conns];
+            continue;
+        }
+        if (c->state == CONN_DOWN && !bp->draining && (recovered || c->retry_at <= now)) {
+            if (recovered)
+                c->backoff_ms = TG_BACKOFF_FIRST_MS;
+            conn_start(c);
+        }
+    }
+}
+
+/* What this thread has of a backend, for the admin API (which sums the threads). */
+static void publish(tg_backend_pool_t *bp, int gone)
+{
+    if (bp->backend->slots == NULL)
+        return;
+    struct st_tg_backend_slot_t *s = &bp->backend->slots[bp->pool->pc.thread_index];
+    int busy = 0;
+    for (int i = 0; i != bp->n_conns; ++i)
+        busy += bp->conns[i]->n_inflight != 0;
+    atomic_store_explicit(&s->ready, gone ? 0 : bp->n_ready, memory_order_relaxed);
+    atomic_store_explicit(&s->connecting, gone ? 0 : bp->n_connecting, memory_order_relaxed);
+    atomic_store_explicit(&s->busy, gone ? 0 : busy, memory_order_relaxed);
+    atomic_store_explicit(&s->in_flight, gone ? 0 : (long)bp->in_flight, memory_order_relaxed);
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, tick, entry);
     uint64_t now = tg_now_ms();
-    for (size_t b = 0; b != pool->pc.n_backends; ++b) {
-        tg_backend_pool_t *bp = &pool->bps[b];
-        /* Another thread got through to this backend: it is back, so stop backing off. */
-        uint32_t rec = atomic_load_explicit(&bp->backend->recoveries, memory_order_relaxed);
-        int recovered = rec != bp->seen_recoveries;
-        bp->seen_recoveries = rec;
-        for (int i = 0; i != bp->n_conns; ++i) {
-            tg_pgconn_t *c = &bp->conns[i];
-            /* In non-blocking mode libpq leaves connect_timeout to us. */
-            if (c->state == CONN_CONNECTING && now > c->connect_started + TG_CONNECT_TIMEOUT_MS) {
-                conn_fail(c, "connecting timed out");
-                continue;
-            }
-            if (c->state == CONN_READY && c->head != NULL &&
-                now > c->head->_started_at + (uint64_t)c->head->query->timeout_ms + TG_WATCHDOG_GRACE_MS) {
-                conn_fail(c, "no answer from the server long after the statement timeout");
-                continue;
-            }
-            if (c->state == CONN_DOWN && (recovered || c->retry_at <= now)) {
-                if (recovered)
-                    c->backoff_ms = TG_BACKOFF_FIRST_MS;
-                conn_start(c);
-            }
+    for (size_t b = 0; b != pool->n_bps; ++b) {
+        tick_backend(pool->bps[b], now);
+        publish(pool->bps[b], 0);
+    }
+    /* A backend that left the config goes once its calls are done. */
+    for (size_t b = 0; b < pool->n_draining; ++b) {
+        tg_backend_pool_t *bp = pool->draining[b];
+        tick_backend(bp, now);
+        if (bp->in_flight == 0) {
+            tg_log(TG_LOG_DEBUG, "%s: drained; closing its connections", bp->backend->name);
+            publish(bp, 1);
+            free_backend_pool(bp);
+            pool->draining[b--] = pool->draining[--pool->n_draining];
         }
     }
     /* Room can appear without an event on a connection (a cancel that finished on its thread). */
@@ -870,7 +937,7 @@ static void on_tick(h2o_timeout_entry_t *entry)
  */
 static void init_backend_params(tg_backend_pool_t *bp)
 {
-    const tg_config_t *cfg = bp->pool->pc.config;
+    const tg_config_t *cfg = bp->pool->cfg;
     char *user_options = NULL;
     PQconninfoOption *opts = PQconninfoParse(bp->backend->conninfo, NULL);
     if (opts != NULL) {
@@ -885,7 +952,9 @@ static void init_backend_params(tg_backend_pool_t *bp)
         tg_buf_printf(&b, " %s", user_options);
         free(user_options);
     }
+    free(bp->options);
     bp->options = b.base;
+    bp->session_timeout_ms = cfg->default_timeout_ms;
     size_t i = 0;
     bp->keywords[i] = "dbname", bp->values[i++] = bp->backend->conninfo;
     bp->keywords[i] = "client_encoding", bp->values[i++] = "UTF8";
@@ -894,55 +963,112 @@ static void init_backend_params(tg_backend_pool_t *bp)
     bp->keywords[i] = NULL, bp->values[i] = NULL;
 }
 
+/* Grows a backend's connections to `n` (new ones connect now), or retires the extra ones. */
+static void set_conn_count(tg_backend_pool_t *bp, int n)
+{
+    int live = 0;
+    for (int i = 0; i != bp->n_conns; ++i)
+        live += !bp->conns[i]->retiring;
+    for (int i = bp->n_conns - 1; i >= 0 && live > n; --i) {
+        if (!bp->conns[i]->retiring) {
+            bp->conns[i]->retiring = 1;
+            --live;
+        }
+    }
+    if (live >= n)
+        return;
+    bp->conns = tg_realloc(bp->conns, sizeof(*bp->conns) * (size_t)(bp->n_conns + (n - live)));
+    for (; live < n; ++live) {
+        tg_pgconn_t *c = tg_calloc(1, sizeof(*c));
+        c->bp = bp;
+        c->fd = -1;
+        c->tail = &c->head;
+        c->backoff_ms = TG_BACKOFF_FIRST_MS;
+        bp->conns[bp->n_conns++] = c;
+        conn_start(c);
+    }
+}
+
+static tg_backend_pool_t *new_backend_pool(tg_pool_t *pool, tg_backend_t *b, int n_conns)
+{
+    tg_backend_pool_t *bp = tg_calloc(1, sizeof(*bp));
+    bp->pool = pool;
+    bp->backend = b;
+    init_backend_params(bp);
+    set_conn_count(bp, n_conns);
+    return bp;
+}
+
 tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
 {
     tg_pool_t *pool = tg_calloc(1, sizeof(*pool));
     pool->loop = loop;
     pool->pc = *pc;
+    pool->cfg = pc->config;
     pool->wait_tail[0] = &pool->wait_head[0];
     pool->wait_tail[1] = &pool->wait_head[1];
     pool->seed = (unsigned)tg_now_ms() ^ (unsigned)(uintptr_t)pool;
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)pc->config->pool.acquire_timeout_ms);
     h2o_timeout_init(loop, &pool->tick_timeout, TG_TICK_MS);
     pool->tick.cb = on_tick;
-    pool->bps = tg_calloc(pc->n_backends, sizeof(*pool->bps));
-    for (size_t b = 0; b != pc->n_backends; ++b) {
-        tg_backend_pool_t *bp = &pool->bps[b];
-        bp->pool = pool;
-        bp->backend = &pc->backends[b];
-        init_backend_params(bp);
-        bp->n_conns = pc->conns_per_backend;
-        bp->conns = tg_calloc((size_t)bp->n_conns, sizeof(*bp->conns));
-        for (int i = 0; i != bp->n_conns; ++i) {
-            tg_pgconn_t *c = &bp->conns[i];
-            c->bp = bp;
-            c->fd = -1;
-            c->tail = &c->head;
-            c->backoff_ms = TG_BACKOFF_FIRST_MS;
-            conn_start(c);
-        }
-    }
+    pool->bps = tg_calloc(pc->n_backends + 1, sizeof(*pool->bps));
+    for (size_t b = 0; b != pc->n_backends; ++b)
+        pool->bps[pool->n_bps++] = new_backend_pool(pool, pc->backends[b], pc->conns_per_backend);
     h2o_timeout_link(loop, &pool->tick_timeout, &pool->tick);
     return pool;
+}
+
+void tg_pool_reconfigure(tg_pool_t *pool, const tg_config_t *cfg, tg_backend_t *const *backends, size_t n, int conns_per_backend,
+                         int max_waiters)
+{
+    int timeout_changed = cfg->default_timeout_ms != pool->cfg->default_timeout_ms;
+    pool->cfg = cfg;
+    pool->pc.config = cfg;
+    pool->pc.conns_per_backend = conns_per_backend;
+    pool->pc.max_waiters = max_waiters;
+    /* h2o expires an entry at its registration time plus the timeout's value: changed in place, it applies to the waiting too. */
+    pool->acquire_timeout.timeout = (uint64_t)cfg->pool.acquire_timeout_ms;
+    tg_backend_pool_t **next = tg_calloc(n + 1, sizeof(*next));
+    for (size_t i = 0; i != n; ++i) {
+        for (size_t j = 0; j != pool->n_bps && next[i] == NULL; ++j) {
+            if (pool->bps[j] != NULL && pool->bps[j]->backend == backends[i]) {
+                next[i] = pool->bps[j];
+                pool->bps[j] = NULL;
+            }
+        }
+        if (next[i] == NULL) {
+            next[i] = new_backend_pool(pool, backends[i], conns_per_backend);
+        } else {
+            /* New connections start with the new default statement timeout; kept ones know their own. */
+            if (timeout_changed)
+                init_backend_params(next[i]);
+            set_conn_count(next[i], conns_per_backend);
+        }
+    }
+    /* What is left has left the config: it finishes its calls and goes (on_tick). */
+    for (size_t j = 0; j != pool->n_bps; ++j) {
+        tg_backend_pool_t *bp = pool->bps[j];
+        if (bp == NULL)
+            continue;
+        bp->draining = 1;
+        pool->draining = tg_realloc(pool->draining, sizeof(*pool->draining) * (pool->n_draining + 1));
+        pool->draining[pool->n_draining++] = bp;
+    }
+    free(pool->bps);
+    pool->bps = next;
+    pool->n_bps = n;
+    drain_waiters(pool);
 }
 
 void tg_pool_destroy(tg_pool_t *pool)
 {
     fail_waiters(pool, TG_CALL_NO_BACKEND);
-    for (size_t b = 0; b != pool->pc.n_backends; ++b) {
-        tg_backend_pool_t *bp = &pool->bps[b];
-        for (int i = 0; i != bp->n_conns; ++i) {
-            tg_pgconn_t *c = &bp->conns[i];
-            fail_inflight(c, TG_CALL_NO_BACKEND);
-            clear_cancel(c);
-            if (c->state != CONN_DOWN)
-                set_down(c);
-            stmt_clear(&c->prepared);
-        }
-        free(bp->conns);
-        free(bp->options);
-    }
+    for (size_t b = 0; b != pool->n_bps; ++b)
+        free_backend_pool(pool->bps[b]);
+    for (size_t b = 0; b != pool->n_draining; ++b)
+        free_backend_pool(pool->draining[b]);
     free(pool->bps);
+    free(pool->draining);
     if (h2o_timeout_is_linked(&pool->tick))
         h2o_timeout_unlink(&pool->tick);
     h2o_timeout_dispose(pool->loop, &pool->tick_timeout);
@@ -1004,24 +1130,32 @@ int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
     return 1;
 }
 
-void tg_pool_backend_stats(const tg_pool_t *pool, size_t i, tg_pool_backend_stats_t *out)
+int tg_pool_backend_stats(const tg_pool_t *pool, const tg_backend_t *b, tg_pool_backend_stats_t *out)
 {
-    const tg_backend_pool_t *bp = &pool->bps[i];
+    const tg_backend_pool_t *bp = NULL;
+    for (size_t i = 0; i != pool->n_bps && bp == NULL; ++i)
+        if (pool->bps[i]->backend == b)
+            bp = pool->bps[i];
+    if (bp == NULL)
+        return -1;
     out->connected = bp->n_ready;
     out->connecting = bp->n_connecting;
     out->busy = 0;
     for (int j = 0; j != bp->n_conns; ++j)
-        if (bp->conns[j].n_inflight != 0)
+        if (bp->conns[j]->n_inflight != 0)
             ++out->busy;
     out->in_flight = bp->in_flight;
     out->up = !bp->down;
     out->last_error = bp->last_error[0] != '\0' ? bp->last_error : NULL;
+    return 0;
 }
 
 size_t tg_pool_pending(const tg_pool_t *pool)
 {
     size_t n = pool->n_waiting;
-    for (size_t b = 0; b != pool->pc.n_backends; ++b)
-        n += pool->bps[b].in_flight;
+    for (size_t b = 0; b != pool->n_bps; ++b)
+        n += pool->bps[b]->in_flight;
+    for (size_t b = 0; b != pool->n_draining; ++b)
+        n += pool->draining[b]->in_flight;
     return n;
 }

@@ -55,15 +55,27 @@ struct st_tg_gateway_t {
     h2o_hostconf_t *hostconf;
     tg_listen_socket_t *sockets;
     size_t n_sockets;
-    tg_backend_t *backends;
-    char **backend_names;
+    tg_backend_t **known;      /* every backend made, by role, name and connection string (kept: a reload may bring one back) */
+    size_t n_known;
+    tg_backend_t **backends;   /* the current config's: [0] is the primary */
     size_t n_backends;
     tg_health_t *health;
+    pthread_mutex_t reload_mutex; /* one reload at a time */
+    pthread_mutex_t snapshot_mutex; /* guards `snapshot` for readers off the workers (the admin API) */
     tg_canceller_t *canceller;
     tg_worker_t *workers;
     size_t n_workers;
     _Atomic int stopping;
     h2o_multithread_message_t *stop_msgs;
+    struct {
+        int fd;                     /* -1: no admin_listen */
+        h2o_globalconf_t globalconf;
+        h2o_context_t ctx;
+        h2o_accept_ctx_t accept_ctx;
+        h2o_socket_t *sock;
+        pthread_t tid;
+        int running;
+    } admin;
 };
 
 static int bind_listener(const tg_listen_t *l, tg_errors_t *errs)
@@ -124,6 +136,49 @@ static SSL_CTX *setup_tls(const tg_listen_t *l, tg_errors_t *errs)
 }
 
 static void setup_workers(tg_gateway_t *gw);
+static void setup_admin(tg_gateway_t *gw, tg_errors_t *errs);
+
+/* The backend with this role, name and connection string: the one made before, or a new one. */
+static tg_backend_t *find_backend(tg_gateway_t *gw, int is_primary, const char *name, const char *conninfo)
+{
+    for (size_t i = 0; i != gw->n_known; ++i) {
+        tg_backend_t *b = gw->known[i];
+        if (b->is_primary == is_primary && strcmp(b->name, name) == 0 && strcmp(b->conninfo, conninfo) == 0)
+            return b;
+    }
+    tg_backend_t *b = tg_calloc(1, sizeof(*b));
+    if (posix_memalign((void **)&b->slots, 64, sizeof(*b->slots) * gw->n_workers) != 0)
+        tg_fatal("out of memory");
+    memset(b->slots, 0, sizeof(*b->slots) * gw->n_workers);
+    b->name = tg_strdup(name);
+    b->conninfo = tg_strdup(conninfo);
+    b->is_primary = is_primary;
+    atomic_init(&b->up, 0);
+    atomic_init(&b->lag_ms, -1);
+    atomic_init(&b->checked_at_ms, 0);
+    gw->known = tg_realloc(gw->known, sizeof(*gw->known) * (gw->n_known + 1));
+    gw->known[gw->n_known++] = b;
+    return b;
+}
+
+/* The backends `cfg` names, [0] the primary (malloc'd array; the backends are the registry's). */
+static tg_backend_t **backends_of(tg_gateway_t *gw, const tg_config_t *cfg, size_t *n)
+{
+    *n = 1 + cfg->n_replicas;
+    tg_backend_t **list = tg_calloc(*n, sizeof(*list));
+    list[0] = find_backend(gw, 1, "primary", cfg->primary);
+    for (size_t i = 0; i != cfg->n_replicas; ++i)
+        list[1 + i] = find_backend(gw, 0, cfg->replica_names[i], cfg->replicas[i]);
+    return list;
+}
+
+static int in_list(tg_backend_t *const *list, size_t n, const tg_backend_t *b)
+{
+    for (size_t i = 0; i != n; ++i)
+        if (list[i] == b)
+            return 1;
+    return 0;
+}
 
 tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
 {
@@ -147,27 +202,16 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
         gw->sockets[i].fd = bind_listener(&cfg->listen[i], errs);
     }
     gw->n_sockets = cfg->n_listen;
+    setup_admin(gw, errs);
     if (errs->n != 0) {
         tg_gateway_destroy(gw);
         return NULL;
     }
 
     /* Backends: the primary first, then the replicas in config order. */
-    gw->n_backends = 1 + cfg->n_replicas;
-    gw->backends = tg_calloc(gw->n_backends, sizeof(*gw->backends));
-    gw->backend_names = tg_calloc(gw->n_backends, sizeof(*gw->backend_names));
-    for (size_t i = 0; i != gw->n_backends; ++i) {
-        tg_backend_t *b = &gw->backends[i];
-        char name[32];
-        snprintf(name, sizeof(name), i == 0 ? "primary" : "replica%zu", i);
-        gw->backend_names[i] = tg_strdup(name);
-        b->name = gw->backend_names[i];
-        b->conninfo = i == 0 ? cfg->primary : cfg->replicas[i - 1];
-        b->is_primary = i == 0;
-        atomic_init(&b->up, 0);
-        atomic_init(&b->lag_ms, -1);
-        atomic_init(&b->checked_at_ms, 0);
-    }
+    gw->backends = backends_of(gw, cfg, &gw->n_backends);
+    pthread_mutex_init(&gw->reload_mutex, NULL);
+    pthread_mutex_init(&gw->snapshot_mutex, NULL);
 
     h2o_config_init(&gw->globalconf);
     gw->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
@@ -184,6 +228,10 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     for (size_t i = 0; i != cfg->warnings.n; ++i)
         tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);
     setup_workers(gw);
+    /* Health checks from now on: a reload may come before tg_gateway_run. */
+    gw->health = tg_health_create(cfg->health_interval_ms);
+    for (size_t i = 0; i != gw->n_backends; ++i)
+        tg_health_add(gw->health, gw->backends[i]);
     return gw;
 }
 
@@ -218,6 +266,53 @@ static void on_stop_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t
     w->shutting_down = 1;
 }
 
+/* pool.size is the total per backend: split it, the first threads taking the remainder. */
+static int conns_per_thread(const tg_config_t *cfg, size_t n_workers, size_t index)
+{
+    return cfg->pool.size / (int)n_workers + ((int)index < cfg->pool.size % (int)n_workers ? 1 : 0);
+}
+
+/* The bound of a worker's wait queue. */
+#define MAX_WAITERS(cfg) ((cfg)->pool.size * TG_PIPELINE_DEPTH * 4)
+
+/** what a reload sends each worker */
+typedef struct st_tg_reload_msg_t {
+    h2o_multithread_message_t super;
+    tg_snapshot_t *snap;      /* a reference for the worker */
+    tg_backend_t **backends;  /* the worker's own copy of the list */
+    size_t n_backends;
+    SSL_CTX **ssl_ctx;        /* per listener: a reference for the worker, or NULL (cleartext, or unchanged) */
+} tg_reload_msg_t;
+
+/* A reload reaches the worker: new calls start on the new snapshot; calls in flight finish on the one they started on. */
+static void on_reload_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    tg_worker_t *w = H2O_STRUCT_FROM_MEMBER(tg_worker_t, reload_receiver, receiver);
+    tg_gateway_t *gw = w->gw;
+    while (!h2o_linklist_is_empty(messages)) {
+        tg_reload_msg_t *m = H2O_STRUCT_FROM_MEMBER(tg_reload_msg_t, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        const tg_config_t *cfg = m->snap->config;
+        /* The pool takes the new settings while the old snapshot is still pinned (it compares them). */
+        if (w->pool != NULL)
+            tg_pool_reconfigure(w->pool, cfg, m->backends, m->n_backends, conns_per_thread(cfg, gw->n_workers, w->index),
+                                MAX_WAITERS(cfg));
+        free(w->backends);
+        w->backends = m->backends;
+        w->n_backends = m->n_backends;
+        for (size_t i = 0; i != w->n_listeners; ++i) {
+            if (m->ssl_ctx[i] == NULL)
+                continue;
+            /* Connections made with the old certificate keep it (each SSL holds its context). */
+            SSL_CTX_free(w->listeners[i].accept_ctx.ssl_ctx);
+            w->listeners[i].accept_ctx.ssl_ctx = m->ssl_ctx[i];
+        }
+        free(m->ssl_ctx);
+        tg_pins_set(&w->pins, m->snap);
+        free(m);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     tg_worker_t *w = arg;
@@ -226,14 +321,13 @@ static void *worker_main(void *arg)
     h2o_loop_t *loop = w->ctx.loop;
 
     /* pool.size is the total per backend: split it, the first threads taking the remainder. */
-    int per_thread = cfg->pool.size / (int)gw->n_workers + ((int)w->index < cfg->pool.size % (int)gw->n_workers ? 1 : 0);
     tg_pool_config_t pc = {
         .config = cfg,
-        .backends = gw->backends,
-        .n_backends = gw->n_backends,
-        .conns_per_backend = per_thread,
+        .backends = w->backends,
+        .n_backends = w->n_backends,
+        .conns_per_backend = conns_per_thread(cfg, gw->n_workers, w->index),
         .pipeline_depth = TG_PIPELINE_DEPTH,
-        .max_waiters = cfg->pool.size * TG_PIPELINE_DEPTH * 4,
+        .max_waiters = MAX_WAITERS(cfg),
         .canceller = gw->canceller,
         .thread_index = w->index,
     };
@@ -253,6 +347,7 @@ static void *worker_main(void *arg)
         h2o_evloop_run(loop, INT32_MAX);
     w->shutting_down = 1; /* the handler answers new calls 503 from now on */
 
+    cfg = tg_worker_config(w);
     /*
      * Stop accepting, ask HTTP/2 clients to go away, and let the calls in flight
      * finish (at most shutdown_grace_ms). Idle HTTP/1 keep-alive connections do not
@@ -294,7 +389,8 @@ static void setup_workers(tg_gateway_t *gw)
         tg_worker_t *w = &gw->workers[i];
         w->gw = gw;
         tg_pins_init(&w->pins, tg_snapshot_ref(gw->snapshot));
-        w->backends = gw->backends;
+        w->backends = tg_calloc(gw->n_backends, sizeof(*w->backends));
+        memcpy(w->backends, gw->backends, sizeof(*w->backends) * gw->n_backends);
         w->n_backends = gw->n_backends;
         w->index = i;
         w->id_prefix = (uint32_t)(tg_now_ms() * 2654435761u) ^ (uint32_t)(i << 24) ^ (uint32_t)getpid();
@@ -304,6 +400,7 @@ static void setup_workers(tg_gateway_t *gw)
         w->h1_check.cb = tg_handle_check_h1_clients;
         w->queue = h2o_multithread_create_queue(w->ctx.loop);
         h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
+        h2o_multithread_register_receiver(w->queue, &w->reload_receiver, on_reload_message);
         /* Each worker's own copy of every listening socket, made now so that a stop can close the originals at any time. */
         w->listeners = tg_calloc(gw->n_sockets, sizeof(*w->listeners));
         w->n_listeners = gw->n_sockets;
@@ -313,6 +410,9 @@ static void setup_workers(tg_gateway_t *gw)
             l->accept_ctx.ctx = &w->ctx;
             l->accept_ctx.hosts = gw->globalconf.hosts;
             l->accept_ctx.ssl_ctx = gw->sockets[j].ssl_ctx;
+            /* each worker holds its own reference: a reload swaps it */
+            if (l->accept_ctx.ssl_ctx != NULL)
+                SSL_CTX_up_ref(l->accept_ctx.ssl_ctx);
             if ((l->fd = dup(gw->sockets[j].fd)) < 0)
                 tg_fatal("dup: %s", strerror(errno));
         }
@@ -324,20 +424,241 @@ static void setup_workers(tg_gateway_t *gw)
                cfg->pool.size, gw->n_workers, cfg->pool.low_priority_share);
 }
 
+/* Restart-only settings that differ: noted, and left as they are. */
+static void note_restart_only(const tg_config_t *old, const tg_config_t *cfg, tg_errors_t *notes)
+{
+    int listen_same = old->n_listen == cfg->n_listen;
+    for (size_t i = 0; listen_same && i != cfg->n_listen; ++i) {
+        const tg_listen_t *a = &old->listen[i], *b = &cfg->listen[i];
+        listen_same = a->port == b->port && strcmp(a->host, b->host) == 0 && (a->cert_file == NULL) == (b->cert_file == NULL);
+    }
+    if (!listen_same)
+        tg_errors_add(notes, "listen: changed; the listeners stay as they are until a restart");
+    if (old->threads != cfg->threads)
+        tg_errors_add(notes, "threads: changed (%d to %d); takes a restart", old->threads, cfg->threads);
+    int admin_same = old->has_admin_listen == cfg->has_admin_listen &&
+                     (!cfg->has_admin_listen ||
+                      (old->admin_listen.port == cfg->admin_listen.port && strcmp(old->admin_listen.host, cfg->admin_listen.host) == 0));
+    if (!admin_same)
+        tg_errors_add(notes, "admin_listen: changed; the admin listener stays as it is until a restart");
+}
+
+/* The listeners' TLS certificates, read again: a new context per TLS listener (or NULL), or -1 with the reasons. */
+static int reload_tls(tg_gateway_t *gw, const tg_config_t *cfg, SSL_CTX **ctxs, tg_errors_t *errs)
+{
+    int ok = 0;
+    for (size_t i = 0; i != gw->n_sockets; ++i) {
+        ctxs[i] = NULL;
+        /* the listener as it was bound, with the certificate files the new config names for it */
+        if (gw->sockets[i].ssl_ctx == NULL || i >= cfg->n_listen || cfg->listen[i].cert_file == NULL)
+            continue;
+        if ((ctxs[i] = setup_tls(&cfg->listen[i], errs)) == NULL)
+            ok = -1;
+    }
+    if (ok != 0)
+        for (size_t i = 0; i != gw->n_sockets; ++i)
+            if (ctxs[i] != NULL)
+                SSL_CTX_free(ctxs[i]), ctxs[i] = NULL;
+    return ok;
+}
+
+int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, uint64_t *generation)
+{
+    pthread_mutex_lock(&gw->reload_mutex);
+    int r = -1;
+    tg_config_t *cfg = NULL;
+    if (gw->health == NULL || atomic_load(&gw->stopping)) {
+        tg_errors_add(errs, "the gateway is stopping");
+        goto Exit;
+    }
+    cfg = tg_config_load(gw->config->path, errs);
+    if (cfg == NULL)
+        goto Exit;
+    SSL_CTX **ctxs = tg_calloc(gw->n_sockets + 1, sizeof(*ctxs));
+    if (reload_tls(gw, cfg, ctxs, errs) != 0) {
+        free(ctxs);
+        tg_config_free(cfg);
+        goto Exit;
+    }
+    note_restart_only(gw->config, cfg, notes);
+    for (size_t i = 0; i != cfg->warnings.n; ++i)
+        tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);
+
+    /* Backends by role, name and connection string: those kept keep their health and connections. */
+    size_t n;
+    tg_backend_t **backends = backends_of(gw, cfg, &n);
+    for (size_t i = 0; i != n; ++i)
+        if (!in_list(gw->backends, gw->n_backends, backends[i]))
+            tg_health_add(gw->health, backends[i]);
+    tg_health_set_interval(gw->health, cfg->health_interval_ms);
+
+    uint64_t gen = gw->snapshot->generation + 1;
+    tg_snapshot_t *snap = tg_snapshot_create(cfg, gw->state, gen, tg_now_ns());
+    pthread_mutex_lock(&gw->snapshot_mutex);
+    tg_snapshot_t *old = gw->snapshot;
+    gw->snapshot = snap;
+    tg_backend_t **old_backends = gw->backends;
+    size_t n_old = gw->n_backends;
+    gw->backends = backends;
+    gw->n_backends = n;
+    pthread_mutex_unlock(&gw->snapshot_mutex);
+
+    /* Every worker takes it on its own loop; until then it serves the old one. */
+    for (size_t i = 0; i != gw->n_workers; ++i) {
+        tg_reload_msg_t *m = tg_calloc(1, sizeof(*m));
+        m->snap = tg_snapshot_ref(snap);
+        m->backends = tg_calloc(n, sizeof(*m->backends));
+        memcpy(m->backends, backends, sizeof(*backends) * n);
+        m->n_backends = n;
+        m->ssl_ctx = tg_calloc(gw->n_sockets + 1, sizeof(*m->ssl_ctx));
+        for (size_t j = 0; j != gw->n_sockets; ++j)
+            if (ctxs[j] != NULL && SSL_CTX_up_ref(ctxs[j]) == 1)
+                m->ssl_ctx[j] = ctxs[j];
+        h2o_multithread_send_message(&gw->workers[i].reload_receiver, &m->super);
+    }
+    for (size_t j = 0; j != gw->n_sockets; ++j) {
+        if (ctxs[j] == NULL)
+            continue;
+        SSL_CTX_free(gw->sockets[j].ssl_ctx);
+        gw->sockets[j].ssl_ctx = ctxs[j];
+    }
+    free(ctxs);
+    tg_snapshot_release(old);
+
+    /* Backends that left: no more checks (their connections close as each worker drains them). */
+    for (size_t i = 0; i != n_old; ++i)
+        if (!in_list(backends, n, old_backends[i]))
+            tg_health_remove(gw->health, old_backends[i]);
+    free(old_backends);
+    *generation = gen;
+    tg_log(TG_LOG_INFO, "reloaded %s: generation %llu, %zu queries, %zu tenants", gw->config->path, (unsigned long long)gen,
+           cfg->n_queries, cfg->n_tenants);
+    for (size_t i = 0; i != notes->n; ++i)
+        tg_log(TG_LOG_WARN, "reload: %s", notes->msgs[i]);
+    r = 0;
+Exit:
+    if (r != 0) {
+        tg_log(TG_LOG_ERROR, "reload of %s rejected (%zu error%s); the current config stays", gw->config->path, errs->n,
+               errs->n == 1 ? "" : "s");
+        for (size_t i = 0; i != errs->n; ++i)
+            tg_log(TG_LOG_ERROR, "reload: %s", errs->msgs[i]);
+    }
+    pthread_mutex_unlock(&gw->reload_mutex);
+    return r;
+}
+
+size_t tg_gateway_threads(tg_gateway_t *gw)
+{
+    return gw->n_workers;
+}
+
+tg_backend_t **tg_gateway_backends(tg_gateway_t *gw, size_t *n)
+{
+    pthread_mutex_lock(&gw->snapshot_mutex);
+    tg_backend_t **copy = tg_calloc(gw->n_backends + 1, sizeof(*copy));
+    memcpy(copy, gw->backends, sizeof(*copy) * gw->n_backends);
+    *n = gw->n_backends;
+    pthread_mutex_unlock(&gw->snapshot_mutex);
+    return copy;
+}
+
+/*
+ * The admin API has a thread and loop of its own: a reload it runs reads and checks
+ * files there, never on a worker's loop, and a slow admin call never delays a catalog
+ * call. It is bound at create (exit 3 if it cannot be) and serves until the stop.
+ */
+static void on_admin_accept(h2o_socket_t *listener, const char *err)
+{
+    tg_gateway_t *gw = listener->data;
+    if (err != NULL)
+        return;
+    for (int i = 0; i != 16; ++i) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            break;
+        h2o_accept(&gw->admin.accept_ctx, sock);
+    }
+}
+
+static void *admin_main(void *arg)
+{
+    tg_gateway_t *gw = arg;
+    h2o_loop_t *loop = gw->admin.ctx.loop;
+    gw->admin.sock = h2o_evloop_socket_create(loop, gw->admin.fd, H2O_SOCKET_FLAG_DONT_READ);
+    gw->admin.fd = -1; /* the socket owns it now */
+    gw->admin.sock->data = gw;
+    h2o_socket_read_start(gw->admin.sock, on_admin_accept);
+    while (!atomic_load(&gw->stopping))
+        h2o_evloop_run(loop, 100);
+    h2o_socket_read_stop(gw->admin.sock);
+    h2o_socket_close(gw->admin.sock);
+    /* a moment for the last answers to leave */
+    uint64_t until = tg_now_ms() + 100;
+    while (tg_now_ms() < until)
+        h2o_evloop_run(loop, 20);
+    return NULL;
+}
+
+static void setup_admin(tg_gateway_t *gw, tg_errors_t *errs)
+{
+    const tg_config_t *cfg = gw->config;
+    gw->admin.fd = -1;
+    if (!cfg->has_admin_listen)
+        return;
+    if ((gw->admin.fd = bind_listener(&cfg->admin_listen, errs)) < 0)
+        return;
+    h2o_config_init(&gw->admin.globalconf);
+    gw->admin.globalconf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
+    gw->admin.globalconf.max_request_entity_size = 1024 * 1024;
+    h2o_hostconf_t *host = h2o_config_register_host(&gw->admin.globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    tg_admin_handler_t *handler = (tg_admin_handler_t *)h2o_create_handler(pathconf, sizeof(*handler));
+    handler->super.on_req = tg_handle_admin;
+    handler->gw = gw;
+    h2o_context_init(&gw->admin.ctx, h2o_evloop_create(), &gw->admin.globalconf);
+    gw->admin.accept_ctx.ctx = &gw->admin.ctx;
+    gw->admin.accept_ctx.hosts = gw->admin.globalconf.hosts;
+}
+
+tg_snapshot_t *tg_gateway_snapshot(tg_gateway_t *gw)
+{
+    pthread_mutex_lock(&gw->snapshot_mutex);
+    tg_snapshot_t *s = tg_snapshot_ref(gw->snapshot);
+    pthread_mutex_unlock(&gw->snapshot_mutex);
+    return s;
+}
+
+tg_state_t *tg_gateway_state(tg_gateway_t *gw)
+{
+    return gw->state;
+}
+
 int tg_gateway_run(tg_gateway_t *gw)
 {
     const tg_config_t *cfg = gw->config;
     gw->canceller = tg_canceller_start();
-    gw->health = tg_health_start(gw->backends, gw->n_backends, cfg);
     for (size_t i = 0; i != gw->n_workers; ++i)
         h2o_multithread_create_thread(&gw->workers[i].tid, NULL, worker_main, &gw->workers[i]);
+    if (gw->admin.fd >= 0) {
+        pthread_create(&gw->admin.tid, NULL, admin_main, gw);
+        gw->admin.running = 1;
+    }
     tg_log(TG_LOG_INFO, "serving %zu queries on %zu listener(s) with %zu thread(s)", cfg->n_queries, gw->n_sockets,
            gw->n_workers);
     for (size_t i = 0; i != gw->n_workers; ++i)
         pthread_join(gw->workers[i].tid, NULL);
+    if (gw->admin.running) {
+        pthread_join(gw->admin.tid, NULL);
+        gw->admin.running = 0;
+    }
     for (size_t i = 0; i != gw->n_workers; ++i) {
         tg_worker_t *w = &gw->workers[i];
+        for (size_t j = 0; j != w->n_listeners; ++j)
+            if (w->listeners[j].accept_ctx.ssl_ctx != NULL)
+                SSL_CTX_free(w->listeners[j].accept_ctx.ssl_ctx);
         free(w->listeners);
+        w->listeners = NULL;
+        w->n_listeners = 0;
         tg_buf_dispose(&w->scratch);
         tg_buf_dispose(&w->keys);
         while (w->free_calls != NULL) {
@@ -347,7 +668,10 @@ int tg_gateway_run(tg_gateway_t *gw)
         }
         /* The h2o context and loop are left to process exit: h2o 2.2.5 cannot dispose a loop with sockets pending close. */
     }
+    pthread_mutex_lock(&gw->reload_mutex);
     tg_health_stop(gw->health);
+    gw->health = NULL;
+    pthread_mutex_unlock(&gw->reload_mutex);
     tg_canceller_stop(gw->canceller);
     return 0;
 }
@@ -373,6 +697,9 @@ void tg_gateway_destroy(tg_gateway_t *gw)
 {
     if (gw == NULL)
         return;
+    tg_health_stop(gw->health);
+    if (gw->admin.fd >= 0)
+        close(gw->admin.fd);
     for (size_t i = 0; i != gw->n_sockets; ++i) {
         if (gw->sockets[i].fd >= 0)
             close(gw->sockets[i].fd);
@@ -380,17 +707,24 @@ void tg_gateway_destroy(tg_gateway_t *gw)
             SSL_CTX_free(gw->sockets[i].ssl_ctx);
     }
     free(gw->sockets);
-    for (size_t i = 0; i != gw->n_backends; ++i)
-        free(gw->backend_names[i]);
-    free(gw->backend_names);
+    for (size_t i = 0; i != gw->n_known; ++i) {
+        free((char *)gw->known[i]->name);
+        free((char *)gw->known[i]->conninfo);
+        free(gw->known[i]->slots);
+        free(gw->known[i]);
+    }
+    free(gw->known);
     free(gw->backends);
     for (size_t i = 0; gw->workers != NULL && i != gw->n_workers; ++i) {
         tg_worker_t *w = &gw->workers[i];
         if (w->pins.current != NULL)
             tg_pins_dispose(&w->pins);
+        free(w->backends);
     }
     free(gw->workers);
     free(gw->stop_msgs);
+    pthread_mutex_destroy(&gw->reload_mutex);
+    pthread_mutex_destroy(&gw->snapshot_mutex);
     tg_snapshot_release(gw->snapshot);
     tg_snapshot_release(gw->initial);
     tg_state_free(gw->state);

@@ -23,9 +23,9 @@ static void respond_readyz(tg_worker_t *w, h2o_req_t *req)
     tg_buf_appends(b, "{\"backends\":[");
     int primary_ok = 0, replica_ok = 0;
     for (size_t i = 0; i != w->n_backends; ++i) {
-        const tg_backend_t *be = &w->backends[i];
-        tg_pool_backend_stats_t st;
-        tg_pool_backend_stats(w->pool, i, &st);
+        const tg_backend_t *be = w->backends[i];
+        tg_pool_backend_stats_t st = {0};
+        tg_pool_backend_stats(w->pool, be, &st);
         /* Up by a recent check: a hung server stops answering checks and must not look up. */
         uint64_t checked = atomic_load(&be->checked_at_ms);
         int up = atomic_load(&be->up) && checked != 0 && now <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000;

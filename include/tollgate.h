@@ -32,6 +32,18 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs);
  */
 int tg_gateway_run(tg_gateway_t *gw);
 
+/**
+ * Reloads the config file the gateway was made from, and the catalog it names, while
+ * it runs. The files are read and checked in full on the calling thread (never a
+ * worker's); if anything is wrong nothing is taken, the errors are appended to
+ * `errs` (as --check prints them) and -1 is returned. Otherwise every worker serves
+ * the new config from its next request on, calls in flight finish on the one they
+ * started on, `*generation` gets the new generation and 0 is returned. Settings that
+ * take a restart (listen, threads, admin_listen) are left as they are and named in
+ * `notes`. TLS certificate files are read again. One reload runs at a time.
+ */
+int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, uint64_t *generation);
+
 /** asks a running gateway to stop accepting and finish; safe from any thread */
 void tg_gateway_stop(tg_gateway_t *gw);
 

@@ -172,7 +172,8 @@ typedef struct st_tg_config_t {
     uint8_t admin_token[32];     /* SHA-256 of the admin token */
     int threads;                 /* resolved: 0 in the file becomes the number of CPUs */
     char *primary;               /* libpq connection string */
-    char **replicas;
+    char **replicas;             /* libpq connection strings */
+    char **replica_names;        /* replica i's name: given ({"name", "dsn"}), else "replica<i+1>" */
     size_t n_replicas;
     struct {
         int size;                /* connections per backend, over all threads */

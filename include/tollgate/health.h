@@ -47,10 +47,22 @@ int tg_lsn_parse(const char *s, uint64_t *out);
 
 typedef struct st_tg_health_t tg_health_t;
 
-/** starts one checker thread per backend; `backends` must outlive tg_health_stop */
-tg_health_t *tg_health_start(tg_backend_t *backends, size_t n, const tg_config_t *cfg);
+/** a health checker with no backends yet, checking every `interval_ms` */
+tg_health_t *tg_health_create(int interval_ms);
 
-/** stops and joins the checker threads */
+/** from the next round on, checks every `interval_ms` (a reload) */
+void tg_health_set_interval(tg_health_t *h, int interval_ms);
+
+/**
+ * Starts a checker thread for `b` (which must outlive its checker). A primary's first
+ * check runs before this returns, and lag is measured against its WAL from then on.
+ */
+void tg_health_add(tg_health_t *h, tg_backend_t *b);
+
+/** stops and joins `b`'s checker (it left the config) */
+void tg_health_remove(tg_health_t *h, const tg_backend_t *b);
+
+/** stops and joins every checker thread, and frees `h` */
 void tg_health_stop(tg_health_t *h);
 
 /**

@@ -92,12 +92,16 @@ typedef struct st_tg_backend_t {
     _Atomic int up;                 /* the last verdict: 1 up, 0 down (a connection error says 0 at once) */
     _Atomic int64_t lag_ms;         /* replicas: replay lag by the last check; -1 unknown */
     _Atomic uint64_t checked_at_ms; /* tg_now_ms() of the last successful check; 0 never */
+    struct st_tg_backend_slot_t {
+        _Atomic int ready, connecting, busy; /* this thread's connections */
+        _Atomic long in_flight;              /* calls on them */
+    } __attribute__((aligned(64))) * slots; /* one per worker thread, published by its pool on each tick; NULL: none */
 } tg_backend_t;
 
 /** per-thread pool settings, derived from the config */
 typedef struct st_tg_pool_config_t {
-    const tg_config_t *config;
-    tg_backend_t *backends;       /* [0] is the primary; shared by every thread's pool */
+    const tg_config_t *config;    /* the settings (timeouts, shares); must live until the next tg_pool_reconfigure */
+    tg_backend_t *const *backends; /* [0] is the primary; shared by every thread's pool (the array is only read here) */
     size_t n_backends;
     int conns_per_backend;        /* this thread's share of pool.size */
     int pipeline_depth;           /* most calls in flight on one connection (1: no pipelining) */
@@ -137,8 +141,20 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call);
  */
 int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call);
 
-/** fills `out` for backend `i` */
-void tg_pool_backend_stats(const tg_pool_t *pool, size_t i, tg_pool_backend_stats_t *out);
+/** fills `out` for backend `b`; -1 if this pool does not route to it */
+int tg_pool_backend_stats(const tg_pool_t *pool, const tg_backend_t *b, tg_pool_backend_stats_t *out);
+
+/**
+ * Takes a reload on the pool's own thread: from now on `cfg` gives the settings
+ * (acquire timeout, low-priority share, default statement timeout for new
+ * connections) and `backends` ([0] the primary) the backends, each with
+ * `conns_per_backend` connections. A backend already in the pool (the same object)
+ * keeps its connections, their prepared statements and its calls; one no longer named
+ * takes no new calls and is closed once its calls are done; a new one connects now.
+ * Connections beyond a smaller count are closed once idle.
+ */
+void tg_pool_reconfigure(tg_pool_t *pool, const tg_config_t *cfg, tg_backend_t *const *backends, size_t n, int conns_per_backend,
+                         int max_waiters);
 
 /** total calls in flight or waiting in this pool */
 size_t tg_pool_pending(const tg_pool_t *pool);

@@ -21,7 +21,7 @@ typedef struct st_tg_worker_t {
     size_t index;                  /* 0..threads-1 */
     pthread_t tid;
     tg_pool_t *pool;               /* this thread's backend connections */
-    tg_backend_t *backends;        /* the gateway's backends (shared): [0] is the primary */
+    tg_backend_t **backends;       /* the backends of the snapshot it serves (the worker's own list): [0] is the primary */
     size_t n_backends;
     tg_buf_t scratch;              /* response bodies are built here, then copied into the request's pool */
     tg_buf_t keys;                 /* the escaped column names of the result being encoded */
@@ -38,6 +38,7 @@ typedef struct st_tg_worker_t {
     int shutting_down;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t stop_receiver;
+    h2o_multithread_receiver_t reload_receiver;
     struct st_tg_listener_t *listeners; /* this thread's wrappers of the listening sockets */
     size_t n_listeners;
 } tg_worker_t;
@@ -59,6 +60,27 @@ static inline tg_limits_t *tg_worker_limits(const tg_worker_t *w)
 {
     return w->pins.current->snap->limits;
 }
+
+/** the gateway's current snapshot, with a reference for the caller (tg_snapshot_release); any thread */
+tg_snapshot_t *tg_gateway_snapshot(tg_gateway_t *gw);
+
+/** the gateway's live state by name (switches, counters) */
+tg_state_t *tg_gateway_state(tg_gateway_t *gw);
+
+/** the number of worker threads (fixed for the gateway's life) */
+size_t tg_gateway_threads(tg_gateway_t *gw);
+
+/** the current config's backends, [0] the primary: a malloc'd copy of the list (the backends are the gateway's) */
+tg_backend_t **tg_gateway_backends(tg_gateway_t *gw, size_t *n);
+
+/** the admin listener's handler: h2o's handler and the gateway it reports on */
+typedef struct st_tg_admin_handler_t {
+    h2o_handler_t super;
+    tg_gateway_t *gw;
+} tg_admin_handler_t;
+
+/** the admin API (handlers/admin.c): answers every request on the admin listener, on its own thread */
+int tg_handle_admin(h2o_handler_t *self, h2o_req_t *req);
 
 /** the request handler (handlers/): answers every request on the main listeners */
 int tg_handle_request(h2o_handler_t *self, h2o_req_t *req);

@@ -27,27 +27,33 @@ static tg_config_t config = {.queries = queries, .n_queries = 3, .pool = {.size 
 static tg_backend_t backend = {.name = "primary", .conninfo = "host=127.0.0.1 port=1", .is_primary = 1};
 
 /* A pool whose connections never connect: the tests set their states by hand. */
+static tg_backend_t *one_backend[1] = {&backend};
+
+/* A pool whose connections never connect: the tests set their states by hand. */
 static tg_pool_t *make_pool(h2o_loop_t *loop, int n_conns, int depth, int max_waiters)
 {
     tg_pool_t *pool = tg_calloc(1, sizeof(*pool));
     pool->loop = loop;
-    pool->pc = (tg_pool_config_t){.config = &config, .backends = &backend, .n_backends = 1, .conns_per_backend = n_conns,
+    pool->pc = (tg_pool_config_t){.config = &config, .backends = one_backend, .n_backends = 1, .conns_per_backend = n_conns,
                                   .pipeline_depth = depth, .max_waiters = max_waiters};
+    pool->cfg = &config;
     pool->wait_tail[0] = &pool->wait_head[0];
     pool->wait_tail[1] = &pool->wait_head[1];
     pool->seed = 1;
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)config.pool.acquire_timeout_ms);
     pool->bps = tg_calloc(1, sizeof(*pool->bps));
-    tg_backend_pool_t *bp = &pool->bps[0];
+    pool->n_bps = 1;
+    tg_backend_pool_t *bp = pool->bps[0] = tg_calloc(1, sizeof(*bp));
     bp->pool = pool;
     bp->backend = &backend;
     bp->n_conns = n_conns;
     bp->conns = tg_calloc((size_t)n_conns, sizeof(*bp->conns));
     for (int i = 0; i != n_conns; ++i) {
-        bp->conns[i].bp = bp;
-        bp->conns[i].tail = &bp->conns[i].head;
-        bp->conns[i].backoff_ms = TG_BACKOFF_FIRST_MS;
-        bp->conns[i].state = CONN_READY;
+        tg_pgconn_t *c = bp->conns[i] = tg_calloc(1, sizeof(*c));
+        c->bp = bp;
+        c->tail = &c->head;
+        c->backoff_ms = TG_BACKOFF_FIRST_MS;
+        c->state = CONN_READY;
     }
     bp->n_ready = n_conns;
     return pool;
@@ -75,69 +81,69 @@ Test(pool_pick, an_unmeasured_query_takes_an_idle_connection)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 3, 8, 10);
-    tg_backend_pool_t *bp = &pool->bps[0];
+    tg_backend_pool_t *bp = pool->bps[0];
     uint64_t now = 1000000;
     set_est(0, 0.1);
-    load_conn(&bp->conns[0], &queries[0], 1, now);
-    load_conn(&bp->conns[2], &queries[0], 2, now);
+    load_conn(bp->conns[0], &queries[0], 1, now);
+    load_conn(bp->conns[2], &queries[0], 2, now);
     tg_call_t fresh = {.query = &queries[2]}; /* never measured: expected to take the whole budget */
-    cr_assert_eq(pick_conn(bp, &fresh, now), &bp->conns[1]);
+    cr_assert_eq(pick_conn(bp, &fresh, now), bp->conns[1]);
 }
 
 Test(pool_pick, quick_calls_fill_busy_connections_first)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 3, 8, 10);
-    tg_backend_pool_t *bp = &pool->bps[0];
+    tg_backend_pool_t *bp = pool->bps[0];
     uint64_t now = 1000000;
     set_est(0, 0.5);
     tg_call_t quick = {.query = &queries[0]};
     /* All idle: the first. */
-    cr_assert_eq(pick_conn(bp, &quick, now), &bp->conns[0]);
+    cr_assert_eq(pick_conn(bp, &quick, now), bp->conns[0]);
     /* One busy with quick calls: pile onto it rather than wake another backend... */
-    load_conn(&bp->conns[1], &queries[0], 3, now);
-    cr_assert_eq(pick_conn(bp, &quick, now), &bp->conns[1]);
+    load_conn(bp->conns[1], &queries[0], 3, now);
+    cr_assert_eq(pick_conn(bp, &quick, now), bp->conns[1]);
     /* ...until its pipeline is full (depth 8). */
-    load_conn(&bp->conns[1], &queries[0], 5, now);
-    cr_assert_eq(pick_conn(bp, &quick, now), &bp->conns[0]);
+    load_conn(bp->conns[1], &queries[0], 5, now);
+    cr_assert_eq(pick_conn(bp, &quick, now), bp->conns[0]);
     /* Or until the calls ahead would take longer than the budget. */
     tg_pool_t *pool2 = make_pool(loop, 2, 64, 10);
     set_est(0, 1.0);
-    load_conn(&pool2->bps[0].conns[0], &queries[0], 8, now);
-    cr_assert_eq(pick_conn(&pool2->bps[0], &quick, now), &pool2->bps[0].conns[0], "8 ms ahead + 1 ms own fit in 10 ms");
-    load_conn(&pool2->bps[0].conns[0], &queries[0], 1, now);
-    cr_assert_eq(pick_conn(&pool2->bps[0], &quick, now), &pool2->bps[0].conns[1], "9 ms ahead + 1 ms own do not");
+    load_conn(pool2->bps[0]->conns[0], &queries[0], 8, now);
+    cr_assert_eq(pick_conn(pool2->bps[0], &quick, now), pool2->bps[0]->conns[0], "8 ms ahead + 1 ms own fit in 10 ms");
+    load_conn(pool2->bps[0]->conns[0], &queries[0], 1, now);
+    cr_assert_eq(pick_conn(pool2->bps[0], &quick, now), pool2->bps[0]->conns[1], "9 ms ahead + 1 ms own do not");
 }
 
 Test(pool_pick, never_behind_a_slow_call)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 2, 32, 10);
-    tg_backend_pool_t *bp = &pool->bps[0];
+    tg_backend_pool_t *bp = pool->bps[0];
     uint64_t now = 1000000;
     /* conn 0 runs a query known to take 500 ms; conn 1 one that is overdue although thought fast. */
     set_est(1, 500);
     set_est(0, 0.2);
-    load_conn(&bp->conns[0], &queries[1], 1, now);
-    load_conn(&bp->conns[1], &queries[0], 1, now - 200);
+    load_conn(bp->conns[0], &queries[1], 1, now);
+    load_conn(bp->conns[1], &queries[0], 1, now - 200);
     cr_assert_null(pick_conn(bp, &high_call, now), "a fast call must not queue behind slow ones");
     /* Once conn 1's head is fresh again, it is fit. */
-    bp->conns[1].head->_started_at = now;
-    cr_assert_eq(pick_conn(bp, &high_call, now), &bp->conns[1]);
+    bp->conns[1]->head->_started_at = now;
+    cr_assert_eq(pick_conn(bp, &high_call, now), bp->conns[1]);
 }
 
 Test(pool_pick, respects_pipeline_depth_and_state)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 2, 2, 10);
-    tg_backend_pool_t *bp = &pool->bps[0];
+    tg_backend_pool_t *bp = pool->bps[0];
     uint64_t now = 1000000;
     set_est(0, 0.1);
-    load_conn(&bp->conns[0], &queries[0], 2, now);
-    bp->conns[1].state = CONN_CONNECTING;
+    load_conn(bp->conns[0], &queries[0], 2, now);
+    bp->conns[1]->state = CONN_CONNECTING;
     cr_assert_null(pick_conn(bp, &high_call, now), "a full pipeline and a connecting connection take nothing");
-    bp->conns[1].state = CONN_READY;
-    cr_assert_eq(pick_conn(bp, &high_call, now), &bp->conns[1]);
+    bp->conns[1]->state = CONN_READY;
+    cr_assert_eq(pick_conn(bp, &high_call, now), bp->conns[1]);
 }
 
 /* Records how calls ended. */
@@ -155,9 +161,9 @@ Test(pool_wait, down_backend_fails_fast)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 1, 4, 10);
-    pool->bps[0].conns[0].state = CONN_DOWN;
-    pool->bps[0].n_ready = 0;
-    pool->bps[0].down = 1;
+    pool->bps[0]->conns[0]->state = CONN_DOWN;
+    pool->bps[0]->n_ready = 0;
+    pool->bps[0]->down = 1;
     n_ended = 0;
     tg_call_t call = {.query = &queries[0], .cb = record};
     tg_pool_submit(pool, &call);
@@ -170,8 +176,8 @@ Test(pool_wait, queue_is_fifo_bounded_and_abandonable)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 1, 1, 3);
-    tg_backend_pool_t *bp = &pool->bps[0];
-    bp->conns[0].state = CONN_CONNECTING; /* not ready yet, not down: calls wait */
+    tg_backend_pool_t *bp = pool->bps[0];
+    bp->conns[0]->state = CONN_CONNECTING; /* not ready yet, not down: calls wait */
     bp->n_ready = 0;
     bp->n_connecting = 1;
     n_ended = 0;
@@ -193,7 +199,7 @@ Test(pool_wait, queue_is_fifo_bounded_and_abandonable)
     cr_assert_eq(pool->n_waiting, 2);
     /* The backend goes down: every waiter ends at once, oldest first. */
     n_ended = 0;
-    bp->conns[0].state = CONN_DOWN;
+    bp->conns[0]->state = CONN_DOWN;
     bp->n_connecting = 0;
     bp->down = 1;
     fail_waiters(pool, TG_CALL_NO_BACKEND);
@@ -208,8 +214,8 @@ Test(pool_wait, acquire_timeout_ends_the_wait)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 1, 1, 3);
-    tg_backend_pool_t *bp = &pool->bps[0];
-    bp->conns[0].state = CONN_CONNECTING;
+    tg_backend_pool_t *bp = pool->bps[0];
+    bp->conns[0]->state = CONN_CONNECTING;
     bp->n_ready = 0;
     n_ended = 0;
     tg_call_t call = {.query = &queries[0], .cb = record};
@@ -227,11 +233,11 @@ Test(pool_backoff, doubles_with_jitter_up_to_the_cap)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 1, 1, 1);
-    tg_pgconn_t *c = &pool->bps[0].conns[0];
+    tg_pgconn_t *c = pool->bps[0]->conns[0];
     int expect = TG_BACKOFF_FIRST_MS;
     for (int i = 0; i != 12; ++i) {
         c->state = CONN_CONNECTING;
-        ++pool->bps[0].n_connecting;
+        ++pool->bps[0]->n_connecting;
         uint64_t before = tg_now_ms();
         set_down(c);
         uint64_t delay = c->retry_at - before;
@@ -249,7 +255,7 @@ Test(pool_params, session_settings_keep_the_users_options)
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 1, 1, 1);
     tg_backend_t b = {.name = "x", .conninfo = "host=127.0.0.1 options='-c work_mem=64MB'"};
-    tg_backend_pool_t *bp = &pool->bps[0];
+    tg_backend_pool_t *bp = pool->bps[0];
     bp->backend = &b;
     config.default_timeout_ms = 1234;
     init_backend_params(bp);
@@ -261,15 +267,18 @@ Test(pool_params, session_settings_keep_the_users_options)
 /* Replica choice: two replicas beside the primary, health by hand, no sleeping. */
 static tg_backend_t three[3] = {{.name = "primary", .is_primary = 1}, {.name = "replica1"}, {.name = "replica2"}};
 
+static tg_backend_t *three_backends[3] = {&three[0], &three[1], &three[2]};
+
 static tg_pool_t *make_routed_pool(h2o_loop_t *loop)
 {
     tg_pool_t *pool = make_pool(loop, 1, 4, 10);
-    pool->pc.backends = three;
+    pool->pc.backends = three_backends;
     pool->pc.n_backends = 3;
     free(pool->bps);
     pool->bps = tg_calloc(3, sizeof(*pool->bps));
+    pool->n_bps = 3;
     for (int b = 0; b != 3; ++b) {
-        tg_backend_pool_t *bp = &pool->bps[b];
+        tg_backend_pool_t *bp = pool->bps[b] = tg_calloc(1, sizeof(*bp));
         bp->pool = pool;
         bp->backend = &three[b];
         bp->n_ready = 1;
@@ -289,13 +298,13 @@ Test(pool_route, writes_primary_reads_least_busy_replica)
 {
     tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
     tg_call_t w = {.query = &write_q}, r = {.query = &read_q};
-    cr_assert_eq(pick_backend(pool, &w), &pool->bps[0]);
-    pool->bps[1].in_flight = 5;
-    pool->bps[2].in_flight = 2;
+    cr_assert_eq(pick_backend(pool, &w), pool->bps[0]);
+    pool->bps[1]->in_flight = 5;
+    pool->bps[2]->in_flight = 2;
     for (int i = 0; i != 4; ++i)
-        cr_assert_eq(pick_backend(pool, &r), &pool->bps[2], "the least busy replica, whatever the rotation");
-    pool->bps[2].in_flight = 9;
-    cr_assert_eq(pick_backend(pool, &r), &pool->bps[1]);
+        cr_assert_eq(pick_backend(pool, &r), pool->bps[2], "the least busy replica, whatever the rotation");
+    pool->bps[2]->in_flight = 9;
+    cr_assert_eq(pick_backend(pool, &r), pool->bps[1]);
 }
 
 Test(pool_route, ties_rotate)
@@ -303,8 +312,11 @@ Test(pool_route, ties_rotate)
     tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
     tg_call_t r = {.query = &read_q};
     int hits[3] = {0};
-    for (int i = 0; i != 10; ++i)
-        ++hits[pick_backend(pool, &r) - pool->bps];
+    for (int i = 0; i != 10; ++i) {
+        tg_backend_pool_t *got = pick_backend(pool, &r);
+        for (int b = 0; b != 3; ++b)
+            hits[b] += got == pool->bps[b];
+    }
     cr_assert_eq(hits[0], 0);
     cr_assert_eq(hits[1], 5);
     cr_assert_eq(hits[2], 5);
@@ -316,24 +328,24 @@ Test(pool_route, unusable_replicas_leave_reads_to_the_primary)
     tg_call_t r = {.query = &read_q};
     atomic_store(&three[1].lag_ms, 501);      /* lagging */
     atomic_store(&three[2].up, 0);            /* down */
-    cr_assert_eq(pick_backend(pool, &r), &pool->bps[0]);
+    cr_assert_eq(pick_backend(pool, &r), pool->bps[0]);
     atomic_store(&three[2].up, 1);
-    pool->bps[2].n_ready = 0;                 /* up, but this thread has no connection yet */
-    cr_assert_eq(pick_backend(pool, &r), &pool->bps[0]);
-    pool->bps[2].n_ready = 1;
-    cr_assert_eq(pick_backend(pool, &r), &pool->bps[2]);
+    pool->bps[2]->n_ready = 0;                 /* up, but this thread has no connection yet */
+    cr_assert_eq(pick_backend(pool, &r), pool->bps[0]);
+    pool->bps[2]->n_ready = 1;
+    cr_assert_eq(pick_backend(pool, &r), pool->bps[2]);
     /* A read retried after replica2 failed it goes elsewhere. */
-    r._avoid = &pool->bps[2];
-    cr_assert_eq(pick_backend(pool, &r), &pool->bps[0]);
+    r._avoid = pool->bps[2];
+    cr_assert_eq(pick_backend(pool, &r), pool->bps[0]);
     atomic_store(&three[1].lag_ms, 0);
-    cr_assert_eq(pick_backend(pool, &r), &pool->bps[1]);
+    cr_assert_eq(pick_backend(pool, &r), pool->bps[1]);
 }
 
 Test(pool_priority, low_work_holds_at_most_its_share)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 4, 1, 10); /* no pipelining: one call per connection */
-    tg_backend_pool_t *bp = &pool->bps[0];
+    tg_backend_pool_t *bp = pool->bps[0];
     config.pool.low_priority_share = 0.5;
     uint64_t now = 1000000;
     tg_call_t low = {.query = &queries[0], .priority = TG_PRIORITY_LOW};

@@ -48,7 +48,8 @@ resp_t *http(proto_t p, const char *method, const char *path, const char *body, 
     if (base == NULL)
         base = "http://127.0.0.1:8080";
     char url[4096];
-    snprintf(url, sizeof(url), "%s%s", base, path);
+    /* an absolute URL (another listener, such as the admin API) is taken as it is */
+    snprintf(url, sizeof(url), "%s%s", strncmp(path, "http://", 7) == 0 ? "" : base, path);
     CURL *c = curl_easy_init();
     acc_t b = {0}, h = {0};
     struct curl_slist *hdrs = NULL;

@@ -24,7 +24,7 @@ typedef struct {
 } resp_t;
 
 /**
- * Sends METHOD path (relative to $TG_URL) with an optional body and content type.
+ * Sends METHOD path (relative to $TG_URL, unless it is an absolute http:// URL) with an optional body and content type.
  * `extra_header` may be NULL or "Name: value" lines separated by '\n'. Unless one of them
  * is Authorization or X-API-Key, $TG_API_KEY (when set) is sent as a Bearer token.
  */

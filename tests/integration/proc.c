@@ -55,7 +55,8 @@ const char *write_config(gw_opts_t *o)
     if (o->with_replica)
         json_array_append_new(replicas, json_string(env("TG_REPLICA_DSN")));
     /* Keyless callers are served as "anonymous", with limits high enough not to matter unless a test sets them. */
-    json_t *cfg = json_pack("{s:o,s:i,s:s,s:o,s:{s:i,s:i,s:f},s:i,s:i,s:i,s:i,s:{s:f,s:f},s:[s]}", "listen", listen, "threads", 2,
+    json_t *cfg = json_pack("{s:o,s:i,s:s,s:o,s:{s:i,s:i,s:f},s:i,s:i,s:i,s:i,s:{s:f,s:f},s:[s]}", "listen", listen, "threads",
+                            OR(o->threads, 2),
                             "primary", o->primary != NULL ? o->primary : env("TG_PRIMARY_DSN"), "replicas", replicas, "pool",
                             "size", OR(o->pool_size, 4), "acquire_timeout_ms", OR(o->acquire_timeout_ms, 500),
                             "low_priority_share", o->low_priority_share != 0 ? o->low_priority_share : 0.5, "shutdown_grace_ms",
@@ -68,6 +69,16 @@ const char *write_config(gw_opts_t *o)
     if (o->anonymous_queries != NULL)
         json_object_set_new(json_object_get(cfg, "anonymous"), "queries", o->anonymous_queries);
     o->anonymous_queries = NULL;
+    if (o->admin_port < 0)
+        o->admin_port = free_port();
+    if (o->admin_port > 0)
+        json_object_set_new(cfg, "admin_listen", json_pack("{s:s,s:i}", "host", "127.0.0.1", "port", o->admin_port));
+    if (o->admin_token != NULL)
+        json_object_set_new(cfg, "admin_token", json_string(o->admin_token));
+    if (o->extra != NULL)
+        json_object_update(cfg, o->extra);
+    json_decref(o->extra);
+    o->extra = NULL;
     FILE *f = fopen(path, "w");
     cr_assert_not_null(f);
     json_dumpf(cfg, f, JSON_INDENT(2));

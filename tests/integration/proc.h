@@ -28,6 +28,10 @@ typedef struct {
     double anonymous_rate;  /* keyless callers are "anonymous": 0 means 1e6 */
     double anonymous_burst; /* 0: 1e6 */
     json_t *anonymous_queries; /* the anonymous tenant's `queries` (taken over); NULL: every query */
+    int threads;            /* 0: 2 */
+    int admin_port;         /* 0: no admin listener; -1: a free one (filled in) */
+    const char *admin_token; /* "sha256:<hex>" of the admin token, or NULL */
+    json_t *extra;          /* more config members (taken over), set last */
 } gw_opts_t;
 
 /** $name, or the test fails */
