@@ -488,6 +488,8 @@ static void parse_fields(ctx_t *c, json_t *root)
     if ((v = json_object_get(root, "admin_listen")) != NULL && !json_is_null(v)) {
         cfg->has_admin_listen = 1;
         parse_listen(c, v, "admin_listen", &cfg->admin_listen);
+        if (cfg->admin_listen.cert_file != NULL)
+            cfg_error(c, "admin_listen.tls", "the admin API is served in cleartext: bind it to loopback or a private network");
     }
     check_listen_dups(c);
 
@@ -668,6 +670,10 @@ tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_
         return NULL;
     }
     resolve_tenants(cfg);
+    if (cfg->has_admin_listen && !cfg->has_admin_token && strcmp(cfg->admin_listen.host, "127.0.0.1") != 0 &&
+        strcmp(cfg->admin_listen.host, "localhost") != 0 && strcmp(cfg->admin_listen.host, "::1") != 0)
+        warn(cfg, "admin_listen is %s without an admin_token: whoever reaches it can reload and switch queries off",
+             cfg->admin_listen.host);
     return cfg;
 }
 

@@ -109,6 +109,13 @@ done
 cat <<EOF
 
 More: $URL/readyz   $URL/healthz
+
+The admin API (status, reload, kill switches) is on http://127.0.0.1:$TG_ADMIN_PORT:
+    curl -s http://127.0.0.1:$TG_ADMIN_PORT/admin/status
+    curl -s -X POST http://127.0.0.1:$TG_ADMIN_PORT/admin/queries/get_user/disable -d '{"retry_after_s": 60, "reason": "demo"}'
+    curl -s -i $URL/users/42        # 503, Retry-After: 60
+    curl -s -X POST http://127.0.0.1:$TG_ADMIN_PORT/admin/queries/get_user/enable
+    curl -s -X POST http://127.0.0.1:$TG_ADMIN_PORT/admin/reload    # or: kill -HUP $TG_GATEWAY_PID
 EOF
 
 if ((WAIT)); then

@@ -240,7 +240,11 @@ tg_health_t *tg_health_create(int interval_ms)
 
 void tg_health_set_interval(tg_health_t *h, int interval_ms)
 {
+    /* Wake the checkers: one asleep for a long old interval would let its backend look stale by the new one. */
+    pthread_mutex_lock(&h->stop_mutex);
     atomic_store(&h->interval_ms, interval_ms);
+    pthread_cond_broadcast(&h->stop_cond);
+    pthread_mutex_unlock(&h->stop_mutex);
 }
 
 void tg_health_add(tg_health_t *h, tg_backend_t *b)

@@ -877,7 +877,7 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
             continue;
         }
         /* A connection pool.size no longer wants goes once it has nothing in flight. */
-        if (c->retiring && c->n_inflight == 0 && c->cancel == NULL) {
+        if (c->retiring && c->n_inflight == 0 && (c->cancel == NULL || atomic_load(&c->cancel->done))) {
             free_conn(c);
             bp->conns[i--] = bp->conns[--bp->n_conns];
             continue;
@@ -1036,14 +1036,10 @@ void tg_pool_reconfigure(tg_pool_t *pool, const tg_config_t *cfg, tg_backend_t *
                 pool->bps[j] = NULL;
             }
         }
-        if (next[i] == NULL) {
-            next[i] = new_backend_pool(pool, backends[i], conns_per_backend);
-        } else {
-            /* New connections start with the new default statement timeout; kept ones know their own. */
-            if (timeout_changed)
-                init_backend_params(next[i]);
-            set_conn_count(next[i], conns_per_backend);
-        }
+        if (next[i] == NULL)
+            next[i] = new_backend_pool(pool, backends[i], 0);
+        else if (timeout_changed)
+            init_backend_params(next[i]); /* new connections start with the new default; kept ones know their own */
     }
     /* What is left has left the config: it finishes its calls and goes (on_tick). */
     for (size_t j = 0; j != pool->n_bps; ++j) {
@@ -1057,6 +1053,9 @@ void tg_pool_reconfigure(tg_pool_t *pool, const tg_config_t *cfg, tg_backend_t *
     free(pool->bps);
     pool->bps = next;
     pool->n_bps = n;
+    /* Only now connect: a connection that fails at once drains the waiters, which must see the new backends whole. */
+    for (size_t i = 0; i != n; ++i)
+        set_conn_count(next[i], conns_per_backend);
     drain_waiters(pool);
 }
 

@@ -184,6 +184,8 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
 {
     tg_gateway_t *gw = tg_calloc(1, sizeof(*gw));
     gw->config = cfg;
+    pthread_mutex_init(&gw->reload_mutex, NULL);
+    pthread_mutex_init(&gw->snapshot_mutex, NULL);
     /* Each worker owns a share of pool.size, so there are never more workers than that. */
     gw->n_workers = (size_t)cfg->threads;
     if (gw->n_workers > (size_t)cfg->pool.size) {
@@ -210,8 +212,6 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
 
     /* Backends: the primary first, then the replicas in config order. */
     gw->backends = backends_of(gw, cfg, &gw->n_backends);
-    pthread_mutex_init(&gw->reload_mutex, NULL);
-    pthread_mutex_init(&gw->snapshot_mutex, NULL);
 
     h2o_config_init(&gw->globalconf);
     gw->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
@@ -424,8 +424,8 @@ static void setup_workers(tg_gateway_t *gw)
                cfg->pool.size, gw->n_workers, cfg->pool.low_priority_share);
 }
 
-/* Restart-only settings that differ: noted, and left as they are. */
-static void note_restart_only(const tg_config_t *old, const tg_config_t *cfg, tg_errors_t *notes)
+/* Restart-only settings that differ: noted, and left as they are. Returns whether `listen` is the same. */
+static int note_restart_only(const tg_config_t *old, const tg_config_t *cfg, tg_errors_t *notes)
 {
     int listen_same = old->n_listen == cfg->n_listen;
     for (size_t i = 0; listen_same && i != cfg->n_listen; ++i) {
@@ -441,6 +441,7 @@ static void note_restart_only(const tg_config_t *old, const tg_config_t *cfg, tg
                       (old->admin_listen.port == cfg->admin_listen.port && strcmp(old->admin_listen.host, cfg->admin_listen.host) == 0));
     if (!admin_same)
         tg_errors_add(notes, "admin_listen: changed; the admin listener stays as it is until a restart");
+    return listen_same;
 }
 
 /* The listeners' TLS certificates, read again: a new context per TLS listener (or NULL), or -1 with the reasons. */
@@ -474,19 +475,32 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
     cfg = tg_config_load(gw->config->path, errs);
     if (cfg == NULL)
         goto Exit;
+    if (cfg->pool.size < (int)gw->n_workers) {
+        tg_errors_add(errs, "%s: pool.size: %d is fewer connections than the %zu threads running (threads takes a restart)",
+                      cfg->path, cfg->pool.size, gw->n_workers);
+        tg_config_free(cfg);
+        goto Exit;
+    }
     SSL_CTX **ctxs = tg_calloc(gw->n_sockets + 1, sizeof(*ctxs));
-    if (reload_tls(gw, cfg, ctxs, errs) != 0) {
+    /* Certificates are read again for the listeners as they were bound, so only while `listen` is the same. */
+    if (note_restart_only(gw->config, cfg, notes) && reload_tls(gw, cfg, ctxs, errs) != 0) {
         free(ctxs);
         tg_config_free(cfg);
         goto Exit;
     }
-    note_restart_only(gw->config, cfg, notes);
     for (size_t i = 0; i != cfg->warnings.n; ++i)
         tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);
 
-    /* Backends by role, name and connection string: those kept keep their health and connections. */
+    /*
+     * Backends by role, name and connection string: those kept keep their health and
+     * connections. The checkers of those that leave stop first: an old primary's must
+     * not sample into the lag history a new primary starts.
+     */
     size_t n;
     tg_backend_t **backends = backends_of(gw, cfg, &n);
+    for (size_t i = 0; i != gw->n_backends; ++i)
+        if (!in_list(backends, n, gw->backends[i]))
+            tg_health_remove(gw->health, gw->backends[i]);
     for (size_t i = 0; i != n; ++i)
         if (!in_list(gw->backends, gw->n_backends, backends[i]))
             tg_health_add(gw->health, backends[i]);
@@ -525,10 +539,8 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
     free(ctxs);
     tg_snapshot_release(old);
 
-    /* Backends that left: no more checks (their connections close as each worker drains them). */
-    for (size_t i = 0; i != n_old; ++i)
-        if (!in_list(backends, n, old_backends[i]))
-            tg_health_remove(gw->health, old_backends[i]);
+    /* (Backends that left close their connections as each worker drains them.) */
+    (void)n_old;
     free(old_backends);
     *generation = gen;
     tg_log(TG_LOG_INFO, "reloaded %s: generation %llu, %zu queries, %zu tenants", gw->config->path, (unsigned long long)gen,

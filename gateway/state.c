@@ -70,6 +70,23 @@ static void push(void ***arr, size_t *n, size_t *cap, void *p)
     (*arr)[(*n)++] = p;
 }
 
+/*
+ * The files changed a name's `enabled`: they decide again, so an operator's switch
+ * that says otherwise is cleared. One that says the same is kept: clearing it now,
+ * while workers still serve the old snapshot (with the old `enabled`), would flip the
+ * name for a moment (a query switched off, then shipped off, served until the
+ * workers took the new snapshot).
+ */
+static void clear_if_files_disagree(_Atomic int *switched, char **reason, int file_enabled)
+{
+    int sw = atomic_load(switched);
+    if ((sw == TG_SWITCH_OFF && !file_enabled) || (sw == TG_SWITCH_ON && file_enabled))
+        return;
+    atomic_store(switched, TG_SWITCH_NONE);
+    free(*reason);
+    *reason = NULL;
+}
+
 tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_enabled)
 {
     pthread_mutex_lock(&s->mutex);
@@ -86,7 +103,7 @@ tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_
         q->file_enabled = file_enabled;
         push((void ***)&s->queries, &s->n_queries, &s->cap_queries, q);
     } else if (q->file_enabled != file_enabled) {
-        atomic_store(&q->switched, TG_SWITCH_NONE);
+        clear_if_files_disagree(&q->switched, &q->reason, file_enabled);
         q->file_enabled = file_enabled;
     }
     pthread_mutex_unlock(&s->mutex);
@@ -106,7 +123,7 @@ tg_tenant_state_t *tg_state_bind_tenant(tg_state_t *s, const char *name, int fil
         t->file_enabled = file_enabled;
         push((void ***)&s->tenants, &s->n_tenants, &s->cap_tenants, t);
     } else if (t->file_enabled != file_enabled) {
-        atomic_store(&t->switched, TG_SWITCH_NONE);
+        clear_if_files_disagree(&t->switched, &t->reason, file_enabled);
         t->file_enabled = file_enabled;
     }
     pthread_mutex_unlock(&s->mutex);
@@ -135,11 +152,18 @@ static void set_reason(char **slot, tg_switch_t sw, const char *reason)
     *slot = sw == TG_SWITCH_OFF && reason != NULL ? tg_strdup(reason) : NULL;
 }
 
+/* Switching on what the files switch on hands it back to them; switching on what they ship off overrides them. */
+static tg_switch_t resolve(tg_switch_t sw, int file_enabled)
+{
+    return sw == TG_SWITCH_ON && file_enabled ? TG_SWITCH_NONE : sw;
+}
+
 void tg_state_switch_query(tg_state_t *s, tg_query_state_t *q, tg_switch_t sw, int retry_after_s, const char *reason)
 {
     pthread_mutex_lock(&s->mutex);
+    sw = resolve(sw, q->file_enabled);
     set_reason(&q->reason, sw, reason);
-    atomic_store(&q->retry_after_s, retry_after_s);
+    atomic_store(&q->retry_after_s, sw == TG_SWITCH_OFF ? retry_after_s : 30);
     atomic_store(&q->switched, (int)sw);
     pthread_mutex_unlock(&s->mutex);
 }
@@ -147,6 +171,7 @@ void tg_state_switch_query(tg_state_t *s, tg_query_state_t *q, tg_switch_t sw, i
 void tg_state_switch_tenant(tg_state_t *s, tg_tenant_state_t *t, tg_switch_t sw, const char *reason)
 {
     pthread_mutex_lock(&s->mutex);
+    sw = resolve(sw, t->file_enabled);
     set_reason(&t->reason, sw, reason);
     atomic_store(&t->switched, (int)sw);
     pthread_mutex_unlock(&s->mutex);

@@ -158,9 +158,11 @@ static void respond_status(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
         }
         tg_buf_printf(&b, "%s{\"name\":", i != 0 ? "," : "");
         tg_buf_append_json_string(&b, q->name, strlen(q->name));
-        tg_buf_printf(&b, ",\"route\":\"%s ", tg_method_name(q->method));
-        tg_buf_append(&b, q->path, strlen(q->path));
-        tg_buf_printf(&b, "\",\"access\":\"%s\",\"calls\":%llu,\"errors\":%llu,\"in_flight\":%d,\"max_in_flight\":%d,\"retry_after_s\":%d,",
+        char route[600];
+        int rn = snprintf(route, sizeof(route), "%s %s", tg_method_name(q->method), q->path);
+        tg_buf_appends(&b, ",\"route\":");
+        tg_buf_append_json_string(&b, route, rn < 0 ? 0 : (size_t)rn < sizeof(route) ? (size_t)rn : sizeof(route) - 1);
+        tg_buf_printf(&b, ",\"access\":\"%s\",\"calls\":%llu,\"errors\":%llu,\"in_flight\":%d,\"max_in_flight\":%d,\"retry_after_s\":%d,",
                       q->access == TG_ACCESS_WRITE ? "write" : "read", (unsigned long long)calls, (unsigned long long)errors,
                       atomic_load(&qs->in_flight), q->max_in_flight, atomic_load(&qs->retry_after_s));
         append_switch(&b, &qs->switched, q->enabled, qs->reason);
@@ -238,7 +240,7 @@ static void respond_switch(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
 {
     tg_state_t *state = tg_gateway_state(gw);
     char n[128], reason[TG_ADMIN_MAX_REASON + 8];
-    if (name.len == 0 || name.len >= sizeof(n)) {
+    if (name.len == 0 || name.len >= sizeof(n) || memchr(name.base, '\0', name.len) != NULL) {
         send_problem(req, 404, "not-found", query ? "no such query" : "no such tenant");
         return;
     }
@@ -247,15 +249,14 @@ static void respond_switch(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
     /* only names of the current snapshot */
     tg_query_state_t *qs = NULL;
     tg_tenant_state_t *ts = NULL;
-    int file_enabled = 1;
     if (query) {
         const tg_query_t *q = tg_config_find_query(snap->config, n);
         if (q != NULL)
-            qs = q->state, file_enabled = q->enabled;
+            qs = q->state;
     } else {
         for (size_t i = 0; i != snap->limits->n_tenants && ts == NULL; ++i)
             if (strcmp(snap->limits->tenants[i].name, n) == 0)
-                ts = snap->limits->tenants[i].state, file_enabled = snap->limits->tenants[i].enabled;
+                ts = snap->limits->tenants[i].state;
     }
     if (qs == NULL && ts == NULL) {
         send_problem(req, 404, "not-found", query ? "no such query" : "no such tenant");
@@ -269,14 +270,18 @@ static void respond_switch(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
     }
     if (!off)
         reason[0] = '\0';
-    /* Enabling what the files enable hands it back to the files; enabling what they ship off overrides them. */
-    tg_switch_t sw = off ? TG_SWITCH_OFF : file_enabled ? TG_SWITCH_NONE : TG_SWITCH_ON;
+    tg_switch_t sw = off ? TG_SWITCH_OFF : TG_SWITCH_ON; /* (an ON the files agree with becomes theirs again) */
     if (query)
         tg_state_switch_query(state, qs, sw, retry, reason[0] != '\0' ? reason : NULL);
     else
         tg_state_switch_tenant(state, ts, sw, reason[0] != '\0' ? reason : NULL);
+    /* one log line, whatever the reason holds */
+    tg_buf_t quoted = {0};
+    if (reason[0] != '\0')
+        tg_buf_append_json_string(&quoted, reason, strlen(reason));
     tg_log(TG_LOG_INFO, "%s %s switched %s by an operator%s%s", query ? "query" : "tenant", n, off ? "off" : "on",
-           reason[0] != '\0' ? ": " : "", reason);
+           quoted.len != 0 ? ": " : "", quoted.len != 0 ? quoted.base : "");
+    tg_buf_dispose(&quoted);
     tg_buf_t b = {0};
     tg_buf_appends(&b, "{\"name\":");
     tg_buf_append_json_string(&b, n, strlen(n));

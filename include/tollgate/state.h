@@ -86,8 +86,9 @@ void tg_state_free(tg_state_t *s);
 /**
  * The state of query (or tenant) `name`, made if new (a new tenant's bucket is full at
  * `now_ns`). `file_enabled` is what the files say now: when it differs from what they
- * said when the state was last bound, an operator's switch is cleared, since the
- * files were changed on purpose. Takes the registry's mutex.
+ * said when the state was last bound, an operator's switch that says otherwise is
+ * cleared (with its reason), since the files were changed on purpose. Takes the
+ * registry's mutex.
  */
 tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_enabled);
 tg_tenant_state_t *tg_state_bind_tenant(tg_state_t *s, const char *name, int file_enabled, uint64_t now_ns);
@@ -103,7 +104,11 @@ static inline int tg_state_is_off(_Atomic int *switched, int file_enabled)
     return sw == TG_SWITCH_OFF || (sw == TG_SWITCH_NONE && !file_enabled);
 }
 
-/** an operator's switch with its reason (copied; NULL for none). Takes the registry's mutex. */
+/**
+ * An operator's switch with its reason (copied; NULL for none). TG_SWITCH_ON on a name
+ * the files enable hands it back to the files (TG_SWITCH_NONE), decided under the
+ * registry's mutex from what the files said when last bound. Takes the mutex.
+ */
 void tg_state_switch_query(tg_state_t *s, tg_query_state_t *q, tg_switch_t sw, int retry_after_s, const char *reason);
 void tg_state_switch_tenant(tg_state_t *s, tg_tenant_state_t *t, tg_switch_t sw, const char *reason);
 

@@ -241,11 +241,16 @@ Test(admit, live_state_carries_over_to_the_next_snapshot_by_name)
     cr_assert_eq(st.remaining, 9);
     tg_limits_release(&held);
     cr_assert_eq(atomic_load(&a2->state->in_flight), 0);
-    /* a change of `enabled` in the files clears an operator's switch: the files were changed on purpose */
+    /* the files now ship it off too: the operator's switch agrees and stays (no moment of it served) */
     queries[0].enabled = 0;
     tg_limits_t *l3 = tg_limits_create(cfg, state, 0);
-    cr_assert_eq(atomic_load(&q0->switched), TG_SWITCH_NONE);
+    cr_assert_eq(atomic_load(&q0->switched), TG_SWITCH_OFF);
+    /* the files switch it on again: they were changed on purpose, the switch that says otherwise goes, with its reason */
     queries[0].enabled = 1;
+    tg_limits_t *l4 = tg_limits_create(cfg, state, 0);
+    cr_assert_eq(atomic_load(&q0->switched), TG_SWITCH_NONE);
+    cr_assert_null(q0->reason);
+    tg_limits_free(l4);
     cfg->tenants[0].burst = 3;
     tg_limits_free(l1);
     tg_limits_free(l2);

@@ -374,3 +374,74 @@ Test(pool_priority, low_work_holds_at_most_its_share)
     config.pool.low_priority_share = 0.5;
     bp->n_ready = 4;
 }
+
+/* --- reconfiguring a live pool (a reload) --- */
+
+static tg_backend_t slow_backend = {.name = "primary", .conninfo = "host=127.0.0.1 port=1", .is_primary = 1};
+static tg_backend_t bad_backend = {.name = "replica1", .conninfo = "host=127.0.0.1 port=notaport"}; /* refused at once by libpq */
+
+Test(pool_reconfigure, keeps_backends_by_object_drains_the_rest_and_survives_a_connection_failing_at_once)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_backend_t *first[1] = {&slow_backend};
+    tg_pool_config_t pc = {.config = &config, .backends = first, .n_backends = 1, .conns_per_backend = 2, .pipeline_depth = 4,
+                           .max_waiters = 10};
+    tg_pool_t *pool = tg_pool_create(loop, &pc);
+    tg_backend_pool_t *kept = pool->bps[0];
+    cr_assert_eq(kept->n_conns, 2);
+    /* a call waits: nothing is connected yet */
+    n_ended = 0;
+    tg_call_t call = {.query = &queries[0], .cb = record};
+    tg_pool_submit(pool, &call);
+    cr_assert_eq(pool->n_waiting, 1);
+
+    /* a reload adds a replica whose connections fail as they start: the waiters must see the new backends whole */
+    tg_backend_t *second[2] = {&slow_backend, &bad_backend};
+    tg_pool_reconfigure(pool, &config, second, 2, 3, 10);
+    cr_assert_eq(pool->n_bps, 2);
+    cr_assert_eq(pool->bps[0], kept, "the same backend keeps its pool and connections");
+    cr_assert_eq(kept->n_conns, 3, "pool.size grew: one more connection");
+    cr_assert_eq(pool->bps[1]->backend, &bad_backend);
+    cr_assert(pool->bps[1]->down, "its connections failed at once");
+    cr_assert_eq(pool->n_draining, 0);
+
+    /* shrink: the extra connections retire (closed once idle); the replica leaves and drains */
+    tg_pool_reconfigure(pool, &config, first, 1, 1, 10);
+    cr_assert_eq(pool->n_bps, 1);
+    cr_assert_eq(pool->bps[0], kept);
+    cr_assert_eq(pool->n_draining, 1);
+    int retiring = 0;
+    for (int i = 0; i != kept->n_conns; ++i)
+        retiring += kept->conns[i]->retiring;
+    cr_assert_eq(retiring, 2);
+    /* the janitor frees what is idle: the drained replica, the retired connections */
+    h2o_timeout_unlink(&pool->tick);
+    on_tick(&pool->tick);
+    cr_assert_eq(pool->n_draining, 0);
+    cr_assert_eq(kept->n_conns, 1);
+    tg_pool_abandon(pool, &call);
+    tg_pool_destroy(pool);
+}
+
+/* A connection's set of prepared statements: add, find, remove (a failed Parse), growth past its first size. */
+Test(pool_statements, the_set_of_prepared_names)
+{
+    struct st_tg_stmt_set_t set = {NULL, 0, 0};
+    char names[100][40];
+    cr_assert(!stmt_prepared(&set, "tg_00000000000000000000000000000001"));
+    for (int i = 0; i != 100; ++i) {
+        snprintf(names[i], sizeof(names[i]), "tg_%032x", (unsigned)(i * 2654435761u));
+        stmt_add(&set, names[i]);
+    }
+    for (int i = 0; i != 100; ++i)
+        cr_assert(stmt_prepared(&set, names[i]), "%s", names[i]);
+    for (int i = 0; i < 100; i += 2)
+        stmt_remove(&set, names[i]);
+    for (int i = 0; i != 100; ++i)
+        cr_assert_eq(stmt_prepared(&set, names[i]), i % 2, "%s", names[i]);
+    stmt_add(&set, names[0]);
+    cr_assert(stmt_prepared(&set, names[0]), "prepared again after a failed Parse");
+    cr_assert(!stmt_prepared(&set, "tg_ffffffffffffffffffffffffffffffff"));
+    stmt_clear(&set);
+    cr_assert(!stmt_prepared(&set, names[1]), "a new session has none");
+}

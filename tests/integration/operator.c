@@ -189,13 +189,22 @@ Test(operator, a_tenant_switch_and_a_switch_survive_a_reload, .timeout = 60)
     cr_assert_str_eq(jstr(r, "type"), "urn:tollgate:problem:tenant-disabled");
     resp_free(r);
     r = admin("POST", "/admin/queries/shared/disable", NULL, NULL);
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    cr_assert(json_is_true(json_object_get(r->json, "switched_off")), "%s", r->body);
     resp_free(r);
     write_catalog(CATALOG_B);
     expect_reload(NULL, 1);
+    /* both switches survived the reload */
+    r = http(PROTO_H2, "GET", "/r/stable", NULL, NULL, NULL);
+    cr_assert_eq(r->status, 403, "the tenant's switch survived the reload: %s", r->body);
+    cr_assert_str_eq(jstr(r, "type"), "urn:tollgate:problem:tenant-disabled");
+    resp_free(r);
     r = admin("POST", "/admin/tenants/anonymous/enable", NULL, NULL);
+    cr_assert_eq(r->status, 200, "%s", r->body);
     resp_free(r);
     r = http(PROTO_H2, "GET", "/r/shared", NULL, NULL, NULL);
     cr_assert_eq(r->status, 503, "the query's switch survived the reload: %s", r->body);
+    cr_assert_str_eq(jstr(r, "type"), "urn:tollgate:problem:query-disabled");
     resp_free(r);
     r = http(PROTO_H2, "GET", "/r/stable", NULL, NULL, NULL);
     cr_assert_eq(r->status, 200, "%s", r->body);

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Reloads under full load: does reloading the config every 100 ms cost requests or
+# throughput?
+#
+#   1. a throwaway PostgreSQL 15 primary and streaming replica (tests/pg.sh) with
+#      BENCH_USERS users; the gateway with config/example.json's config (threads 2,
+#      pool 16, its catalog) and an admin listener;
+#   2. BENCH_RUNS rounds, each of two BENCH_SECONDS loads of point reads over h2c
+#      (h2load -c10 -m10, GET /users/<random id>, a fresh file of random URIs each
+#      round), in alternating order: one alone, one while POST /admin/reload is sent
+#      every BENCH_RELOAD_MS (100) ms;
+#   3. prints req/s of each (medians), the ratio with / without reloads (target at
+#      least 0.9), every failed or non-2xx request (must be 0) and the reloads done.
+#
+# Settings: BENCH_USERS=100000 BENCH_SECONDS=20 BENCH_RUNS=2 BENCH_RELOAD_MS=100
+# BENCH_CLIENTS=10 BENCH_STREAMS=10 BENCH_KEEP=1 (keep the work folder).
+# Loopback only, bounded in time; it stops everything it started.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+TG_ROOT=$PWD
+source tests/lib.sh
+source tests/pg.sh
+
+USERS=${BENCH_USERS:-100000}
+SECS=${BENCH_SECONDS:-20}
+RUNS=${BENCH_RUNS:-2}
+RELOAD_MS=${BENCH_RELOAD_MS:-100}
+CLIENTS=${BENCH_CLIENTS:-10}
+STREAMS=${BENCH_STREAMS:-10}
+for v in USERS SECS RUNS RELOAD_MS CLIENTS STREAMS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "BENCH_$v must be a positive integer"
+done
+
+WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    tg_stop_gateway >/dev/null 2>&1 || true
+    pg_stop >/dev/null 2>&1 || true
+    tg_finish_work "$WORK" "${BENCH_KEEP:-0}" "$rc"
+}
+tg_trap_cleanup cleanup
+
+tg_ensure_packages
+command -v h2load >/dev/null || tg_die "h2load is missing (apt-get install nghttp2-client)"
+command -v jq >/dev/null || tg_die "jq is missing (apt-get install jq)"
+tg_log "building the gateway"
+bazel --batch build //gateway:tollgated >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; tg_die "build failed"; }
+GW_BIN=${BENCH_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgated}
+
+export TG_SAMPLE_USERS=$USERS
+pg_start || tg_die "could not start PostgreSQL"
+TG_HTTP_PORT=$(tg_pick_port 18480 "$TG_PG_PORT" "$TG_PG_REPLICA_PORT")
+TG_ADMIN_PORT=$(tg_pick_port 18481 "$TG_PG_PORT" "$TG_PG_REPLICA_PORT" "$TG_HTTP_PORT")
+CONFIG=$WORK/config.json
+tg_render_config config/example.json "$WORK/config.tmpl.json"
+# keyless point reads, limits effectively off: the benchmark measures reloads, not the anonymous bucket
+jq '.anonymous.rate = 1000000000 | .anonymous.burst = 1000000000' "$WORK/config.tmpl.json" >"$CONFIG"
+tg_start_gateway "$GW_BIN" "$CONFIG" "$WORK/gateway.log" || tg_die "the gateway did not start"
+tg_wait_http "http://127.0.0.1:$TG_HTTP_PORT/readyz" 15 200 || tg_die "the gateway is not ready"
+tg_wait_backends "http://127.0.0.1:$TG_HTTP_PORT" || true
+URL=http://127.0.0.1:$TG_HTTP_PORT
+ADMIN=http://127.0.0.1:$TG_ADMIN_PORT
+
+make_uris() { # FILE SEED
+    awk -v n="$USERS" -v seed="$2" -v base="$URL" \
+        'BEGIN { srand(seed); for (i = 0; i < 200000; i++) printf "%s/users/%d\n", base, 1 + int(rand() * n) }' >"$1"
+}
+
+# Runs the load for SECS; prints "req/s done bad".
+load() { # URIFILE
+    local out=$WORK/h2load.out
+    timeout -k 5 $((SECS + 30)) h2load -c "$CLIENTS" -m "$STREAMS" -D "$SECS" -i "$1" >"$out" 2>&1 ||
+        { sed 's/^/    /' "$out" >&2; tg_die "h2load failed"; }
+    local rps done bad codes
+    rps=$(awk '/^finished in/ { print $4 }' "$out")
+    read -r done bad <<<"$(awk '/^requests:/ { print $6, $10 + $12 + $14 }' "$out")"
+    codes=$(awk '/^status codes:/ { print $5 + $7 + $9 }' "$out")
+    echo "$rps $done $((bad + codes))"
+}
+
+# Sends POST /admin/reload every RELOAD_MS until killed; counts the answers in $WORK/reloads.
+reloader() {
+    local ok=0 bad=0 code
+    trap 'echo "$ok $bad" >"$WORK/reloads"; exit 0' TERM
+    while :; do
+        code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ADMIN/admin/reload" || echo 000)
+        if [[ $code == 200 ]]; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
+        sleep "$(awk -v m="$RELOAD_MS" 'BEGIN { printf "%.3f", m / 1000 }')"
+    done
+}
+
+tg_log "warm-up (3 s)"
+make_uris "$WORK/uris" 0
+SECS_SAVE=$SECS SECS=3 load "$WORK/uris" >/dev/null
+: >"$WORK/results"
+for ((r = 1; r <= RUNS; ++r)); do
+    make_uris "$WORK/uris" "$r"
+    for kind in $( ((r % 2)) && echo "alone reloading" || echo "reloading alone"); do
+        tg_log "round $r: $kind, $SECS s (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        if [[ $kind == reloading ]]; then
+            reloader &
+            RPID=$!
+            res=$(load "$WORK/uris")
+            kill -TERM "$RPID"
+            wait "$RPID" || true
+            read -r rok rbad <"$WORK/reloads"
+        else
+            res=$(load "$WORK/uris")
+            rok=- rbad=-
+        fi
+        echo "$kind $res $rok $rbad" >>"$WORK/results"
+    done
+done
+
+median() { awk -v k="$1" -v c="$2" '$1 == k { print $c }' "$WORK/results" | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+sum() { awk -v k="$1" -v c="$2" '$1 == k && $c != "-" { s += $c } END { print s + 0 }' "$WORK/results"; }
+
+alone=$(median alone 2)
+reloading=$(median reloading 2)
+echo
+echo "Point reads (h2load -c$CLIENTS -m$STREAMS, h2c, $SECS s each, $RUNS rounds, medians), reloading every $RELOAD_MS ms:"
+printf '  %-28s %10s %14s %12s\n' "" "req/s" "failed/non-2xx" "reloads"
+printf '  %-28s %10s %14s %12s\n' "alone" "$alone" "$(sum alone 4)" "-"
+printf '  %-28s %10s %14s %12s\n' "while reloading" "$reloading" "$(sum reloading 4)" "$(sum reloading 5) ok, $(sum reloading 6) not"
+echo "  ratio while reloading / alone: $(awk -v a="$alone" -v b="$reloading" 'BEGIN { printf "%.2f", b / a }') (target >= 0.9)"
+echo "  per round:"
+sed 's/^/    /' "$WORK/results"
+echo "  load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
+bad=$(($(sum alone 4) + $(sum reloading 4)))
+((bad == 0)) || tg_die "$bad requests failed or were not 2xx"
