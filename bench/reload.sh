@@ -79,15 +79,18 @@ load() { # URIFILE
     echo "$rps $done $((bad + codes))"
 }
 
-# Sends POST /admin/reload every RELOAD_MS until killed; counts the answers in $WORK/reloads.
+# Sends POST /admin/reload every RELOAD_MS for SECS, from one curl process (its --rate),
+# so the reloads cost the shared cores little beyond the gateway's own work; counts the
+# answers in $WORK/reloads ("ok not-ok").
 reloader() {
-    local ok=0 bad=0 code
-    trap 'echo "$ok $bad" >"$WORK/reloads"; exit 0' TERM
-    while :; do
-        code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "$ADMIN/admin/reload" || echo 000)
-        if [[ $code == 200 ]]; then ok=$((ok + 1)); else bad=$((bad + 1)); fi
-        sleep "$(awk -v m="$RELOAD_MS" 'BEGIN { printf "%.3f", m / 1000 }')"
-    done
+    local n=$((SECS * 1000 / RELOAD_MS)) i
+    {
+        for ((i = 0; i < n; ++i)); do
+            printf 'url = "%s/admin/reload"\noutput = "/dev/null"\n' "$ADMIN"
+        done
+    } >"$WORK/curl.cfg"
+    curl -s -X POST --rate "$((60000 / RELOAD_MS))/m" -w '%{http_code}\n' -K "$WORK/curl.cfg" >"$WORK/reload-codes" || true
+    awk '$1 == 200 { ok++ } $1 != 200 { bad++ } END { print ok + 0, bad + 0 }' "$WORK/reload-codes" >"$WORK/reloads"
 }
 
 tg_log "warm-up (3 s)"
@@ -102,7 +105,6 @@ for ((r = 1; r <= RUNS; ++r)); do
             reloader &
             RPID=$!
             res=$(load "$WORK/uris")
-            kill -TERM "$RPID"
             wait "$RPID" || true
             read -r rok rbad <"$WORK/reloads"
         else

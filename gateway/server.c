@@ -241,21 +241,27 @@ static void on_conn_close(void *data)
     --w->n_conns;
 }
 
-static void on_accept(h2o_socket_t *listener, const char *err)
+/* Accepts a bounded batch per wakeup, so one busy listener cannot starve the loop; a worker counts its connections. */
+static void accept_batch(h2o_socket_t *listener, h2o_accept_ctx_t *accept_ctx, tg_worker_t *w)
 {
-    tg_listener_t *l = listener->data;
-    if (err != NULL)
-        return;
-    /* Take a bounded batch per wakeup so one busy listener cannot starve the loop. */
     for (int i = 0; i != 16; ++i) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
             break;
-        ++l->worker->n_conns;
-        sock->on_close.cb = on_conn_close;
-        sock->on_close.data = l->worker;
-        h2o_accept(&l->accept_ctx, sock);
+        if (w != NULL) {
+            ++w->n_conns;
+            sock->on_close.cb = on_conn_close;
+            sock->on_close.data = w;
+        }
+        h2o_accept(accept_ctx, sock);
     }
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    tg_listener_t *l = listener->data;
+    if (err == NULL)
+        accept_batch(listener, &l->accept_ctx, l->worker);
 }
 
 static void on_stop_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -582,14 +588,8 @@ tg_backend_t **tg_gateway_backends(tg_gateway_t *gw, size_t *n)
 static void on_admin_accept(h2o_socket_t *listener, const char *err)
 {
     tg_gateway_t *gw = listener->data;
-    if (err != NULL)
-        return;
-    for (int i = 0; i != 16; ++i) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (sock == NULL)
-            break;
-        h2o_accept(&gw->admin.accept_ctx, sock);
-    }
+    if (err == NULL)
+        accept_batch(listener, &gw->admin.accept_ctx, NULL);
 }
 
 static void *admin_main(void *arg)
