@@ -23,9 +23,6 @@
 #include "tollgate/snapshot.h"
 #include "internal.h"
 
-/* How often HTTP/1 clients with a call in flight are checked for having left. */
-#define TG_H1_CHECK_MS 200
-
 /* After the last call of a shutdown ends, how long the loop keeps running to write the responses. */
 #define TG_SHUTDOWN_FLUSH_MS 100
 
@@ -63,6 +60,7 @@ struct st_tg_gateway_t {
     pthread_mutex_t reload_mutex; /* one reload at a time */
     pthread_mutex_t snapshot_mutex; /* guards `snapshot` for readers off the workers (the admin API) */
     tg_canceller_t *canceller;
+    h2o_handler_t *handler;    /* the main listeners' request handler (its state per thread is its own) */
     tg_worker_t *workers;
     size_t n_workers;
     _Atomic int stopping;
@@ -223,8 +221,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     gw->globalconf.max_request_entity_size = cfg->max_body_bytes * 4 + 65536;
     gw->hostconf = h2o_config_register_host(&gw->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(gw->hostconf, "/", 0);
-    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
-    handler->on_req = tg_handle_request;
+    gw->handler = tg_handler_register(pathconf);
     for (size_t i = 0; i != cfg->warnings.n; ++i)
         tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);
     setup_workers(gw);
@@ -370,15 +367,16 @@ static void *worker_main(void *arg)
         h2o_evloop_run(loop, 20);
         now = tg_now_ms();
         /* Quiet means the whole gateway: a worker with nothing left still answers late calls on its connections (503). */
-        if (w->n_calls != 0 || atomic_load(&gw->state->in_flight) != 0)
+        if (tg_handler_calls(&w->ctx, gw->handler) != 0 || atomic_load(&gw->state->in_flight) != 0)
             quiet_since = 0;
         else if (quiet_since == 0)
             quiet_since = now;
         else if (now - quiet_since >= TG_SHUTDOWN_FLUSH_MS)
             break;
     }
-    if (w->n_calls != 0)
-        tg_log(TG_LOG_WARN, "worker %zu: %zu calls still running after shutdown_grace_ms; abandoning them", w->index, w->n_calls);
+    size_t left = tg_handler_calls(&w->ctx, gw->handler);
+    if (left != 0)
+        tg_log(TG_LOG_WARN, "worker %zu: %zu calls still running after shutdown_grace_ms; abandoning them", w->index, left);
     /* In this thread: pool callbacks touch this loop's requests. */
     tg_pool_destroy(w->pool);
     w->pool = NULL;
@@ -399,11 +397,7 @@ static void setup_workers(tg_gateway_t *gw)
         memcpy(w->backends, gw->backends, sizeof(*w->backends) * gw->n_backends);
         w->n_backends = gw->n_backends;
         w->index = i;
-        w->id_prefix = (uint32_t)(tg_now_ms() * 2654435761u) ^ (uint32_t)(i << 24) ^ (uint32_t)getpid();
-        h2o_context_init(&w->ctx, h2o_evloop_create(), &gw->globalconf);
-        h2o_linklist_init_anchor(&w->h1_calls);
-        h2o_timeout_init(w->ctx.loop, &w->h1_check_timeout, TG_H1_CHECK_MS);
-        w->h1_check.cb = tg_handle_check_h1_clients;
+        h2o_context_init(&w->ctx, h2o_evloop_create(), &gw->globalconf); /* the handler makes its own state for the thread */
         w->queue = h2o_multithread_create_queue(w->ctx.loop);
         h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
         h2o_multithread_register_receiver(w->queue, &w->reload_receiver, on_reload_message);
@@ -671,13 +665,7 @@ int tg_gateway_run(tg_gateway_t *gw)
         free(w->listeners);
         w->listeners = NULL;
         w->n_listeners = 0;
-        tg_buf_dispose(&w->scratch);
-        tg_buf_dispose(&w->keys);
-        while (w->free_calls != NULL) {
-            void *next = *(void **)w->free_calls;
-            free(w->free_calls);
-            w->free_calls = next;
-        }
+        tg_handler_dispose(&w->ctx, gw->handler);
         /* The h2o context and loop are left to process exit: h2o 2.2.5 cannot dispose a loop with sockets pending close. */
     }
     pthread_mutex_lock(&gw->reload_mutex);

@@ -10,9 +10,9 @@
  * replica is usable; 503 otherwise. The body has every backend's state by the health
  * checks, and its connections as the answering worker thread sees them.
  */
-static void respond_readyz(tg_worker_t *w, h2o_req_t *req)
+static void respond_readyz(tg_handler_ctx_t *w, h2o_req_t *req)
 {
-    const tg_config_t *cfg = tg_worker_config(w);
+    const tg_config_t *cfg = tg_worker_config(w->worker);
     uint64_t now = tg_now_ms();
     int read_only = 1;
     for (size_t i = 0; i != cfg->n_queries; ++i)
@@ -22,10 +22,10 @@ static void respond_readyz(tg_worker_t *w, h2o_req_t *req)
     tg_buf_reset(b);
     tg_buf_appends(b, "{\"backends\":[");
     int primary_ok = 0, replica_ok = 0;
-    for (size_t i = 0; i != w->n_backends; ++i) {
-        const tg_backend_t *be = w->backends[i];
+    for (size_t i = 0; i != w->worker->n_backends; ++i) {
+        const tg_backend_t *be = w->worker->backends[i];
         tg_pool_backend_stats_t st = {0};
-        tg_pool_backend_stats(w->pool, be, &st);
+        tg_pool_backend_stats(w->worker->pool, be, &st);
         /* Up by a recent check: a hung server stops answering checks and must not look up. */
         uint64_t checked = atomic_load(&be->checked_at_ms);
         int up = atomic_load(&be->up) && checked != 0 && now <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000;
@@ -44,12 +44,12 @@ static void respond_readyz(tg_worker_t *w, h2o_req_t *req)
         tg_buf_printf(b, "\"connections\":{\"ready\":%d,\"connecting\":%d,\"busy\":%d},\"in_flight\":%zu}", st.connected,
                       st.connecting, st.busy, st.in_flight);
     }
-    int ready = !w->shutting_down && (primary_ok || (read_only && replica_ok));
+    int ready = !w->worker->shutting_down && (primary_ok || (read_only && replica_ok));
     tg_buf_printf(b, "],\"ready\":%s}", ready ? "true" : "false");
     tg_respond_json(w, req, ready ? 200 : 503, b->base, b->len);
 }
 
-int tg_handle_builtin(tg_worker_t *w, h2o_req_t *req, h2o_iovec_t path)
+int tg_handle_builtin(tg_handler_ctx_t *w, h2o_req_t *req, h2o_iovec_t path)
 {
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
         tg_respond_json(w, req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include "tollgate/encode.h"
 #include "tollgate/health.h"
 #include "tollgate/limits.h"
@@ -23,7 +24,7 @@ typedef struct st_tg_query_ctx_t {
     tg_call_t call;   /* must be first: the pool's callback gets &call */
     h2o_req_t *req;   /* NULL once the request is gone */
     void **req_hook;  /* pool memory of the request that points back here */
-    tg_worker_t *worker;
+    tg_handler_ctx_t *worker; /* the handler's state on the thread the call runs on */
     h2o_linklist_t h1_link; /* in worker->h1_calls while an HTTP/1 call runs */
     tg_admission_t adm;     /* the in-flight slots it holds */
     tg_pin_t *pin;          /* the snapshot it started on (its query, config and limits), held until it ends */
@@ -40,10 +41,10 @@ static void h1_unwatch(tg_query_ctx_t *ctx)
 /* An HTTP/1 call is watched for its client leaving (HTTP/2 tells us through the request's disposal). */
 static void h1_watch(tg_query_ctx_t *ctx)
 {
-    tg_worker_t *w = ctx->worker;
+    tg_handler_ctx_t *w = ctx->worker;
     h2o_linklist_insert(&w->h1_calls, &ctx->h1_link);
     if (!h2o_timeout_is_linked(&w->h1_check))
-        h2o_timeout_link(w->ctx.loop, &w->h1_check_timeout, &w->h1_check);
+        h2o_timeout_link(w->worker->ctx.loop, &w->h1_check_timeout, &w->h1_check);
 }
 
 /* Has the peer closed (or half-closed) the connection? POLLRDHUP says so even with unread bytes pending. */
@@ -56,9 +57,9 @@ static int client_closed(h2o_req_t *req)
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-void tg_handle_check_h1_clients(h2o_timeout_entry_t *entry)
+static void check_h1_clients(h2o_timeout_entry_t *entry)
 {
-    tg_worker_t *w = H2O_STRUCT_FROM_MEMBER(tg_worker_t, h1_check, entry);
+    tg_handler_ctx_t *w = H2O_STRUCT_FROM_MEMBER(tg_handler_ctx_t, h1_check, entry);
     h2o_linklist_t *node = w->h1_calls.next;
     while (node != &w->h1_calls) {
         tg_query_ctx_t *ctx = H2O_STRUCT_FROM_MEMBER(tg_query_ctx_t, h1_link, node);
@@ -67,7 +68,7 @@ void tg_handle_check_h1_clients(h2o_timeout_entry_t *entry)
             continue;
         h1_unwatch(ctx);
         /* A sent call is cancelled and answers into the void; a waiting one is dropped, and the request ended here. */
-        if (tg_pool_abandon(w->pool, &ctx->call)) {
+        if (tg_pool_abandon(w->worker->pool, &ctx->call)) {
             *ctx->req_hook = NULL;
             h2o_req_t *req = ctx->req;
             ctx->req = NULL;
@@ -77,8 +78,11 @@ void tg_handle_check_h1_clients(h2o_timeout_entry_t *entry)
         }
     }
     if (!h2o_linklist_is_empty(&w->h1_calls))
-        h2o_timeout_link(w->ctx.loop, &w->h1_check_timeout, &w->h1_check);
+        h2o_timeout_link(w->worker->ctx.loop, &w->h1_check_timeout, &w->h1_check);
 }
+
+/* How often HTTP/1 clients with a call in flight are checked for having left. */
+#define TG_H1_CHECK_MS 200
 
 /* Largest response buffer a worker keeps between responses. */
 #define TG_SCRATCH_KEEP (1024 * 1024)
@@ -86,7 +90,7 @@ void tg_handle_check_h1_clients(h2o_timeout_entry_t *entry)
 /* Most call contexts a worker keeps for reuse. */
 #define TG_MAX_FREE_CALLS 1024
 
-static tg_query_ctx_t *ctx_alloc(tg_worker_t *w)
+static tg_query_ctx_t *ctx_alloc(tg_handler_ctx_t *w)
 {
     ++w->n_calls;
     tg_query_ctx_t *ctx = w->free_calls;
@@ -99,11 +103,11 @@ static tg_query_ctx_t *ctx_alloc(tg_worker_t *w)
 
 static void ctx_free(tg_query_ctx_t *ctx)
 {
-    tg_worker_t *w = ctx->worker;
+    tg_handler_ctx_t *w = ctx->worker;
     --w->n_calls;
     h1_unwatch(ctx);
     tg_limits_release(&ctx->adm);
-    tg_pins_drop(&w->pins, ctx->pin);
+    tg_pins_drop(&w->worker->pins, ctx->pin);
     ctx->pin = NULL;
     if (w->n_free_calls >= TG_MAX_FREE_CALLS) {
         free(ctx);
@@ -122,7 +126,7 @@ static void on_req_dispose(void *p)
         return;
     ctx->req = NULL;
     /* A call still waiting for a connection is dropped; one already sent finishes and is discarded. */
-    if (tg_pool_abandon(ctx->worker->pool, &ctx->call))
+    if (tg_pool_abandon(ctx->worker->worker->pool, &ctx->call))
         ctx_free(ctx);
 }
 
@@ -164,7 +168,7 @@ static const char *constraint_detail(const char *state)
     return "the change violates an integrity constraint";
 }
 
-static void respond_db_error(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res)
+static void respond_db_error(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     tg_problem_t p = {.sqlstate = state};
@@ -187,7 +191,7 @@ static void respond_db_error(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q
     tg_respond_problem(w, req, &p, 0);
 }
 
-static void respond_result(tg_worker_t *w, h2o_req_t *req, const tg_config_t *cfg, const tg_query_t *q, const PGresult *res)
+static void respond_result(tg_handler_ctx_t *w, h2o_req_t *req, const tg_config_t *cfg, const tg_query_t *q, const PGresult *res)
 {
     tg_buf_t *b = &w->scratch;
     tg_buf_reset(b);
@@ -238,7 +242,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
     if (req != NULL) {
         /* Unhook first: sending may free the request's pool, and the hook with it. */
         *ctx->req_hook = NULL;
-        tg_worker_t *w = ctx->worker;
+        tg_handler_ctx_t *w = ctx->worker;
         const tg_config_t *cfg = ctx->pin->snap->config;
         const tg_query_t *q = call->query;
         w->answering = q;
@@ -307,7 +311,7 @@ static int is_json_content_type(h2o_req_t *req)
  * `X-API-Key: KEY`, or "anonymous" for keyless requests when configured. Otherwise
  * answers 401 and returns NULL.
  */
-static tg_limits_tenant_t *identify(tg_worker_t *w, h2o_req_t *req, tg_limits_t *limits)
+static tg_limits_tenant_t *identify(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_t *limits)
 {
     /* A Bearer token, else X-API-Key; another Authorization scheme is not a key. */
     h2o_iovec_t key = {NULL, 0};
@@ -348,7 +352,7 @@ static void add_header_buf(h2o_req_t *req, const char *name, size_t name_len, co
 }
 
 /* The RateLimit headers every catalog response of a known tenant carries. */
-static void add_ratelimit_headers(tg_worker_t *w, h2o_req_t *req, const tg_limits_tenant_t *t, const tg_bucket_state_t *st)
+static void add_ratelimit_headers(tg_handler_ctx_t *w, h2o_req_t *req, const tg_limits_tenant_t *t, const tg_bucket_state_t *st)
 {
     tg_buf_t *b = &w->scratch;
     tg_buf_reset(b);
@@ -360,7 +364,7 @@ static void add_ratelimit_headers(tg_worker_t *w, h2o_req_t *req, const tg_limit
 }
 
 /* Answers a refused admission. */
-static void respond_refused(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, tg_admit_t a, const tg_bucket_state_t *st)
+static void respond_refused(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, tg_admit_t a, const tg_bucket_state_t *st)
 {
     tg_problem_t p = {0};
     int retry = 1;
@@ -393,10 +397,10 @@ static void respond_refused(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q,
 }
 
 /* Checks the body and decodes every parameter; on a problem, answers it (413, 415, 400) and returns -1. */
-static int decode_request(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t qs,
+static int decode_request(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t qs,
                           const tg_limits_tenant_t *tenant, tg_params_t *params)
 {
-    const tg_config_t *cfg = tg_worker_config(w);
+    const tg_config_t *cfg = tg_worker_config(w->worker);
     h2o_iovec_t body = {NULL, 0};
     if (q->method != TG_METHOD_GET && q->method != TG_METHOD_DELETE && req->entity.base != NULL && req->entity.len != 0) {
         if (req->entity.len > cfg->max_body_bytes) {
@@ -428,9 +432,9 @@ static int decode_request(tg_worker_t *w, h2o_req_t *req, const tg_query_t *q, c
 }
 
 /* Everything after routing, for `tenant` calling `q` on the worker's current snapshot. */
-static void handle_call(tg_worker_t *w, h2o_req_t *req, tg_limits_tenant_t *tenant, const tg_route_match_t *m, h2o_iovec_t qs)
+static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t *tenant, const tg_route_match_t *m, h2o_iovec_t qs)
 {
-    const tg_config_t *cfg = tg_worker_config(w);
+    const tg_config_t *cfg = tg_worker_config(w->worker);
     const tg_query_t *q = m->query;
 
     /* A query the tenant may not call costs it nothing, like a route that does not exist. */
@@ -442,7 +446,7 @@ static void handle_call(tg_worker_t *w, h2o_req_t *req, tg_limits_tenant_t *tena
     /* The limits, before anything costs more: a flood of bad requests is throttled too. */
     tg_bucket_state_t bucket;
     tg_admission_t adm;
-    tg_admit_t admitted = tg_limits_admit(tg_worker_limits(w), tenant, q, tg_now_ns(), &bucket, &adm);
+    tg_admit_t admitted = tg_limits_admit(tg_worker_limits(w->worker), tenant, q, tg_now_ns(), &bucket, &adm);
     add_ratelimit_headers(w, req, tenant, &bucket);
     if (admitted != TG_ADMIT_OK) {
         respond_refused(w, req, q, admitted, &bucket);
@@ -462,7 +466,7 @@ static void handle_call(tg_worker_t *w, h2o_req_t *req, tg_limits_tenant_t *tena
     if (q->access == TG_ACCESS_WRITE && q->returns != TG_RETURNS_NONE)
         ctx->call.guard_rows = q->returns == TG_RETURNS_ONE ? 1 : cfg->max_rows < UINT32_MAX ? (uint32_t)cfg->max_rows : UINT32_MAX;
     ctx->adm = adm;
-    ctx->pin = tg_pins_hold(&w->pins);
+    ctx->pin = tg_pins_hold(&w->worker->pins);
     ctx->req = req;
     ctx->worker = w;
     ctx->h1_link = (h2o_linklist_t){NULL, NULL};
@@ -472,13 +476,13 @@ static void handle_call(tg_worker_t *w, h2o_req_t *req, tg_limits_tenant_t *tena
         h1_watch(ctx);
     /* Not answered yet: the answer is counted when it comes (on_call_done). */
     w->answering = NULL;
-    tg_pool_submit(w->pool, &ctx->call);
+    tg_pool_submit(w->worker->pool, &ctx->call);
 }
 
-int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    tg_worker_t *w = tg_worker_of(req);
-    const tg_config_t *cfg = tg_worker_config(w);
+    tg_handler_ctx_t *w = h2o_context_get_handler_context(req->conn->ctx, self);
+    const tg_config_t *cfg = tg_worker_config(w->worker);
     tg_respond_request_id(w, req);
 
     h2o_iovec_t path = req->path;
@@ -489,13 +493,13 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
     }
     if (tg_handle_builtin(w, req, path))
         return 0;
-    if (w->shutting_down) {
+    if (w->worker->shutting_down) {
         /* Calls in flight finish; a new one on a connection still open is turned away, and the connection closed. */
         req->http1_is_persistent = 0;
         tg_respond_error(w, req, 503, "shutting-down", "the gateway is shutting down");
         return 0;
     }
-    tg_limits_tenant_t *tenant = identify(w, req, tg_worker_limits(w));
+    tg_limits_tenant_t *tenant = identify(w, req, tg_worker_limits(w->worker));
     if (tenant == NULL)
         return 0;
 
@@ -521,4 +525,54 @@ int tg_handle_request(h2o_handler_t *self, h2o_req_t *req)
     handle_call(w, req, tenant, &m, qs);
     w->answering = NULL;
     return 0;
+}
+
+static void on_context_init(h2o_handler_t *self, h2o_context_t *ctx)
+{
+    tg_handler_ctx_t *w = tg_calloc(1, sizeof(*w));
+    w->worker = H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, ctx);
+    w->id_prefix = (uint32_t)(tg_now_ms() * 2654435761u) ^ (uint32_t)(w->worker->index << 24) ^ (uint32_t)getpid();
+    h2o_linklist_init_anchor(&w->h1_calls);
+    h2o_timeout_init(ctx->loop, &w->h1_check_timeout, TG_H1_CHECK_MS);
+    w->h1_check.cb = check_h1_clients;
+    h2o_context_set_handler_context(ctx, self, w);
+}
+
+static void on_context_dispose(h2o_handler_t *self, h2o_context_t *ctx)
+{
+    tg_handler_ctx_t *w = h2o_context_get_handler_context(ctx, self);
+    if (w == NULL)
+        return;
+    tg_buf_dispose(&w->scratch);
+    tg_buf_dispose(&w->keys);
+    while (w->free_calls != NULL) {
+        void *next = *(void **)w->free_calls;
+        free(w->free_calls);
+        w->free_calls = next;
+    }
+    if (h2o_timeout_is_linked(&w->h1_check))
+        h2o_timeout_unlink(&w->h1_check);
+    h2o_timeout_dispose(ctx->loop, &w->h1_check_timeout);
+    free(w);
+    h2o_context_set_handler_context(ctx, self, NULL);
+}
+
+h2o_handler_t *tg_handler_register(h2o_pathconf_t *pathconf)
+{
+    h2o_handler_t *h = h2o_create_handler(pathconf, sizeof(*h));
+    h->on_req = on_req;
+    h->on_context_init = on_context_init;
+    h->on_context_dispose = on_context_dispose;
+    return h;
+}
+
+size_t tg_handler_calls(h2o_context_t *ctx, h2o_handler_t *handler)
+{
+    tg_handler_ctx_t *w = h2o_context_get_handler_context(ctx, handler);
+    return w != NULL ? w->n_calls : 0;
+}
+
+void tg_handler_dispose(h2o_context_t *ctx, h2o_handler_t *handler)
+{
+    on_context_dispose(handler, ctx);
 }

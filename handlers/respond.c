@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include "respond.h"
 
-h2o_iovec_t tg_respond_request_id(tg_worker_t *w, h2o_req_t *req)
+h2o_iovec_t tg_respond_request_id(tg_handler_ctx_t *w, h2o_req_t *req)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
     h2o_iovec_t id = {NULL, 0};
@@ -25,12 +25,12 @@ h2o_iovec_t tg_respond_request_id(tg_worker_t *w, h2o_req_t *req)
     return id;
 }
 
-static void send_body(tg_worker_t *w, h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body,
+static void send_body(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body,
                       size_t len)
 {
     /* The answer of a catalog call counts for its query, once, before h2o may recycle the request. */
     if (w != NULL && w->answering != NULL) {
-        tg_query_slot_count(&w->answering->state->slots[w->index], status);
+        tg_query_slot_count(&w->answering->state->slots[w->worker->index], status);
         w->answering = NULL;
     }
     req->res.status = status;
@@ -40,12 +40,12 @@ static void send_body(tg_worker_t *w, h2o_req_t *req, int status, const char *co
     h2o_send_inline(req, body, len);
 }
 
-void tg_respond_json(tg_worker_t *w, h2o_req_t *req, int status, const char *body, size_t len)
+void tg_respond_json(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *body, size_t len)
 {
     send_body(w, req, status, H2O_STRLIT("application/json"), body, len);
 }
 
-void tg_respond_problem(tg_worker_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s)
+void tg_respond_problem(tg_handler_ctx_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s)
 {
     if (retry_after_s > 0) {
         char *v = h2o_mem_alloc_pool(&req->pool, 16);
@@ -57,7 +57,7 @@ void tg_respond_problem(tg_worker_t *w, h2o_req_t *req, const tg_problem_t *p, i
     send_body(w, req, p->status, H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE), w->scratch.base, w->scratch.len);
 }
 
-void tg_respond_error(tg_worker_t *w, h2o_req_t *req, int status, const char *type, const char *detail)
+void tg_respond_error(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *type, const char *detail)
 {
     tg_problem_t p = {.status = status, .type = type, .detail = detail};
     tg_respond_problem(w, req, &p, status == 503 ? 1 : 0);

@@ -23,18 +23,7 @@ typedef struct st_tg_worker_t {
     tg_pool_t *pool;               /* this thread's backend connections */
     tg_backend_t **backends;       /* the backends of the snapshot it serves (the worker's own list): [0] is the primary */
     size_t n_backends;
-    tg_buf_t scratch;              /* response bodies are built here, then copied into the request's pool */
-    tg_buf_t keys;                 /* the escaped column names of the result being encoded */
-    uint32_t id_prefix;            /* random, for request ids */
-    uint64_t id_seq;               /* request ids issued */
     size_t n_conns;                /* client connections open on this thread */
-    size_t n_calls;                /* catalog calls in progress (decoded, not yet answered) */
-    void *free_calls;              /* recycled call contexts (a singly linked list), so calls need no malloc */
-    h2o_linklist_t h1_calls;       /* HTTP/1 calls in flight: h2o 2.2.5 notices an HTTP/1 client leaving only when it writes */
-    h2o_timeout_t h1_check_timeout; /* how often they are checked for a closed client socket */
-    h2o_timeout_entry_t h1_check;
-    size_t n_free_calls;
-    const tg_query_t *answering;   /* the catalog query whose answer is being sent (for its counters), or NULL */
     int shutting_down;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t stop_receiver;
@@ -42,12 +31,6 @@ typedef struct st_tg_worker_t {
     struct st_tg_listener_t *listeners; /* this thread's wrappers of the listening sockets */
     size_t n_listeners;
 } tg_worker_t;
-
-/** the worker serving `req` */
-static inline tg_worker_t *tg_worker_of(h2o_req_t *req)
-{
-    return H2O_STRUCT_FROM_MEMBER(tg_worker_t, ctx, req->conn->ctx);
-}
 
 /** the config new requests on this worker are served with */
 static inline const tg_config_t *tg_worker_config(const tg_worker_t *w)
@@ -82,10 +65,17 @@ typedef struct st_tg_admin_handler_t {
 /** the admin API (handlers/admin.c): answers every request on the admin listener, on its own thread */
 int tg_handle_admin(h2o_handler_t *self, h2o_req_t *req);
 
-/** the request handler (handlers/): answers every request on the main listeners */
-int tg_handle_request(h2o_handler_t *self, h2o_req_t *req);
+/**
+ * The request handler of the main listeners (handlers/catalog.c), registered on
+ * `pathconf`: built-in endpoints and catalog calls. Its state on each worker thread
+ * is its own h2o handler context, made when the worker's h2o context is.
+ */
+h2o_handler_t *tg_handler_register(h2o_pathconf_t *pathconf);
 
-/** the worker's h1_check timer: abandons the calls of HTTP/1 clients that closed their connection */
-void tg_handle_check_h1_clients(h2o_timeout_entry_t *entry);
+/** catalog calls in progress on the thread of `ctx` (decoded, not yet answered) */
+size_t tg_handler_calls(h2o_context_t *ctx, h2o_handler_t *handler);
+
+/** frees the handler's state on the thread of `ctx` (at exit; h2o 2.2.5's contexts are not disposed) */
+void tg_handler_dispose(h2o_context_t *ctx, h2o_handler_t *handler);
 
 #endif
