@@ -119,7 +119,7 @@ struct st_tg_pool_t {
 /* one slot of a connection's set of prepared statements */
 struct st_tg_stmt_slot_t {
     char name[40];
-    uint8_t state; /* 0 empty, 1 prepared, 2 removed */
+    uint8_t state; /* 0 empty, 1 prepared, 2 removed, 3 stale (its plan no longer fits: DEALLOCATE, then prepare again) */
 };
 
 static size_t stmt_hash(const char *name)
@@ -179,6 +179,21 @@ static void stmt_add(struct st_tg_stmt_set_t *set, const char *name)
         ++set->used;
     snprintf(s->name, sizeof(s->name), "%s", name);
     s->state = 1;
+}
+
+/* Is it prepared on the server with a plan that no longer fits (0A000 after DDL)? */
+static int stmt_stale(struct st_tg_stmt_set_t *set, const char *name)
+{
+    return set->cap != 0 && stmt_slot(set, name)->state == 3;
+}
+
+static void stmt_mark_stale(struct st_tg_stmt_set_t *set, const char *name)
+{
+    if (set->cap == 0)
+        return;
+    struct st_tg_stmt_slot_t *s = stmt_slot(set, name);
+    if (s->state == 1)
+        s->state = 3;
 }
 
 static void stmt_remove(struct st_tg_stmt_set_t *set, const char *name)
@@ -461,6 +476,34 @@ static void flush_conn(tg_pgconn_t *c)
 }
 
 /* Ends the call at the head of the FIFO: its Sync arrived. */
+/*
+ * A call that failed because its prepared statement, not its data, was wrong on this
+ * connection never ran: after DDL PostgreSQL refuses a kept plan whose result type
+ * changed (0A000, "cached plan must not change result type"), and a call pipelined
+ * behind a Parse that failed finds no statement (26000). Such a call is sent again,
+ * once, with the statement prepared anew (deallocated first when it is stale).
+ * Returns 1 if it was; its callback runs when that one ends.
+ */
+static int replan(tg_pgconn_t *c, tg_call_t *call)
+{
+    const char *state = call->result != NULL ? PQresultErrorField(call->result, PG_DIAG_SQLSTATE) : NULL;
+    if (state == NULL || call->_replanned || call->_abandoned)
+        return 0;
+    if (strcmp(state, "0A000") == 0 && !call->_parse_failed && !call->_sent_prepare)
+        stmt_mark_stale(&c->prepared, call->query->stmt_name);
+    else if (strcmp(state, "26000") == 0 && !call->_sent_prepare)
+        stmt_remove(&c->prepared, call->query->stmt_name);
+    else
+        return 0;
+    tg_log(TG_LOG_DEBUG, "%s: query %s: its prepared statement was %s; preparing it again", c->bp->backend->name, call->query->name,
+           state[0] == '0' ? "planned for another result type" : "missing");
+    PQclear(call->result);
+    call->result = NULL;
+    call->_replanned = 1;
+    tg_pool_submit(c->bp->pool, call);
+    return 1;
+}
+
 static void finish_head(tg_pgconn_t *c)
 {
     tg_call_t *call = c->head;
@@ -493,6 +536,8 @@ static void finish_head(tg_pgconn_t *c)
     }
     if (call->_parse_failed)
         stmt_remove(&c->prepared, call->query->stmt_name); /* prepare again next time */
+    if (status == TG_CALL_DB_ERROR && replan(c, call))
+        return;
     call->cb(call, status);
 }
 
@@ -561,8 +606,8 @@ static void process_results(tg_pgconn_t *c)
          */
         int is_error = st == PGRES_FATAL_ERROR;
         int have_error = call->result != NULL && PQresultStatus(call->result) == PGRES_FATAL_ERROR;
-        if (is_error && call->_sent_prepare && call->_steps == call->_nsteps)
-            call->_parse_failed = 1; /* the first command was the Parse */
+        if (is_error && call->_sent_prepare && call->_steps == call->_nsteps - call->_sent_dealloc)
+            call->_parse_failed = 1; /* the first command (after a DEALLOCATE) was the Parse */
         if (!have_error && !call->_rolled_back && (is_error || (call->_steps == 1 && st != PGRES_PIPELINE_ABORTED))) {
             if (call->result != NULL)
                 PQclear(call->result);
@@ -599,7 +644,18 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     const char *name = q->stmt_name;
     uint8_t steps = 0;
     call->_sent_prepare = 0;
+    call->_sent_dealloc = 0;
     call->result = NULL;
+    if (stmt_stale(&c->prepared, name)) {
+        /* The name is ours (hex digits), never request data. */
+        char dealloc[64];
+        snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", name);
+        if (!PQsendQueryParams(c->pg, dealloc, 0, NULL, NULL, NULL, NULL, 0))
+            return -1;
+        stmt_remove(&c->prepared, name);
+        call->_sent_dealloc = 1;
+        ++steps;
+    }
     if (!stmt_prepared(&c->prepared, name)) {
         Oid oids[q->n_params + 1];
         for (size_t i = 0; i != q->n_params; ++i)
@@ -933,7 +989,8 @@ static void on_tick(h2o_timeout_entry_t *entry)
  * Builds the libpq parameters: the configured conninfo (expanded as `dbname`), then our
  * session settings, which later keywords let override: UTF-8, ISO dates in UTC (the
  * JSON encoder turns them into RFC 3339), and the default statement timeout, so only
- * queries with their own timeout_ms need a SET.
+ * queries with their own timeout_ms need a SET. A user's `options` go first, so that
+ * ours win over them.
  */
 static void init_backend_params(tg_backend_pool_t *bp)
 {
@@ -946,12 +1003,13 @@ static void init_backend_params(tg_backend_pool_t *bp)
                 user_options = tg_strdup(o->val);
         PQconninfoFree(opts);
     }
+    /* The user's options first: ours come after and win, since the encoder relies on them (and timeouts are the config's). */
     tg_buf_t b = {0};
-    tg_buf_printf(&b, "-c DateStyle=ISO -c TimeZone=UTC -c statement_timeout=%d", cfg->default_timeout_ms);
     if (user_options != NULL) {
-        tg_buf_printf(&b, " %s", user_options);
+        tg_buf_printf(&b, "%s ", user_options);
         free(user_options);
     }
+    tg_buf_printf(&b, "-c DateStyle=ISO -c TimeZone=UTC -c statement_timeout=%d", cfg->default_timeout_ms);
     free(bp->options);
     bp->options = b.base;
     bp->session_timeout_ms = cfg->default_timeout_ms;

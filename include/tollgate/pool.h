@@ -71,6 +71,8 @@ struct st_tg_call_t {
     uint8_t _parse_failed;     /* its Parse failed: the statement is not prepared on that connection */
     uint8_t _nsteps;           /* commands sent before the Sync */
     uint8_t _retried;          /* a read already retried after its connection died */
+    uint8_t _replanned;        /* already sent again because its prepared statement was stale or missing */
+    uint8_t _sent_dealloc;     /* a DEALLOCATE of its stale statement went first */
     uint8_t _abandoned;        /* the caller left while it ran */
     uint8_t _undecided;        /* guarded: sent without its Sync; commit or roll back once its result is in */
     uint8_t _rolled_back;      /* guarded: its result broke guard_rows and a ROLLBACK went before its Sync */

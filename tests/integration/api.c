@@ -795,6 +795,35 @@ Test(writes, a_guarded_write_cut_off_before_commit_is_known_not_applied)
     }
 }
 
+/* DDL while serving: kept connections' prepared statements go stale (0A000); calls are prepared anew, not failed. */
+Test(schema, a_column_added_while_serving_is_served)
+{
+    for (int i = 0; i != 8; ++i) {
+        resp_t *r = expect(PROTOS[i % 2], 200, "GET", "/schema/probe", NULL, NULL);
+        cr_assert_null(strstr(r->body, "\"b\""), "%s", r->body);
+        resp_free(r);
+    }
+    pg_sql(0, "ALTER TABLE schema_probe ADD COLUMN b int NOT NULL DEFAULT 7");
+    /* reads go to the replica: wait for it to replay the change */
+    char *seen = NULL;
+    for (int i = 0; i != 100; ++i) {
+        seen = pg_sql(1, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'schema_probe'::regclass AND attname = 'b'");
+        if (seen != NULL && strcmp(seen, "1") == 0)
+            break;
+        free(seen);
+        seen = NULL;
+        usleep(50 * 1000);
+    }
+    cr_assert_not_null(seen, "the replica did not replay the ALTER TABLE");
+    free(seen);
+    for (int i = 0; i != 24; ++i) {
+        resp_t *r = expect(PROTOS[i % 2], 200, "GET", "/schema/probe", NULL, NULL);
+        cr_assert_str_eq(r->body, "[{\"id\":1,\"a\":\"one\",\"b\":7},{\"id\":2,\"a\":\"two\",\"b\":7}]", "call %d", i);
+        resp_free(r);
+    }
+    pg_sql(0, "ALTER TABLE schema_probe DROP COLUMN b");
+}
+
 Test(encoding, void_is_null)
 {
     FOR_EACH_PROTO(p)

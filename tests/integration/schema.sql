@@ -26,3 +26,8 @@ CREATE TABLE tenant_notes (
 INSERT INTO tenant_notes (owner, note) VALUES ('alpha', 'a1'), ('alpha', 'a2'), ('beta', 'b1'), ('anonymous', 'n1');
 GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_notes TO tollgate;
 GRANT USAGE ON SEQUENCE tenant_notes_id_seq TO tollgate;
+
+-- A table whose shape changes while the gateway serves it (prepared statements then go stale).
+CREATE TABLE schema_probe (id int PRIMARY KEY, a text NOT NULL);
+INSERT INTO schema_probe VALUES (1, 'one'), (2, 'two');
+GRANT SELECT ON schema_probe TO tollgate;
