@@ -54,7 +54,8 @@ int tg_lsn_parse(const char *s, uint64_t *out)
 typedef struct st_tg_health_shared_t {
     pthread_mutex_t mutex;
     tg_lsn_history_t history;
-    int primary_known; /* at least one sample */
+    int primary_known;      /* at least one sample */
+    uint64_t primary_at_ms; /* when the last sample was taken */
 } tg_health_shared_t;
 
 /** one backend's checker */
@@ -174,6 +175,7 @@ static void check_once(tg_checker_t *k)
             pthread_mutex_lock(&h->shared.mutex);
             tg_lsn_history_add(&h->shared.history, tg_now_ms(), lsn);
             h->shared.primary_known = 1;
+            h->shared.primary_at_ms = tg_now_ms();
             pthread_mutex_unlock(&h->shared.mutex);
         }
         PQclear(res);
@@ -184,16 +186,27 @@ static void check_once(tg_checker_t *k)
     if (res == NULL)
         return;
     uint64_t replay;
-    int64_t lag = -1;
+    int64_t lag = TG_LAG_UNKNOWN;
     if (strcmp(PQgetvalue(res, 0, 0), "true") != 0) {
         /* Promoted or never a replica: its data is not the primary's; keep reads off it. */
         if (atomic_load(&b->lag_ms) != -1)
             tg_log(TG_LOG_WARN, "%s: is not in recovery; not sending reads to it", b->name);
     } else if (tg_lsn_parse(PQgetvalue(res, 0, 1), &replay) == 0) {
+        /*
+         * Lag is measured against the primary's recent samples. Without them (the
+         * primary unreachable since the start, or down now) it cannot be: the replica
+         * then serves what it has replayed, which is all there is while the primary
+         * is gone, and is only as stale as it was when the primary was last seen.
+         */
+        uint64_t now = tg_now_ms(), fresh = 3 * (uint64_t)atomic_load(&h->interval_ms) + 1000;
         pthread_mutex_lock(&h->shared.mutex);
-        if (h->shared.primary_known)
-            lag = (int64_t)tg_lsn_lag_ms(&h->shared.history, replay, tg_now_ms());
+        if (h->shared.primary_known && now <= h->shared.primary_at_ms + fresh)
+            lag = (int64_t)tg_lsn_lag_ms(&h->shared.history, replay, now);
+        else
+            lag = TG_LAG_UNCOMPARED;
         pthread_mutex_unlock(&h->shared.mutex);
+        if (lag == TG_LAG_UNCOMPARED && atomic_load(&b->lag_ms) != TG_LAG_UNCOMPARED)
+            tg_log(TG_LOG_WARN, "%s: the primary cannot be checked: serving reads with the lag unknown", b->name);
     }
     PQclear(res);
     atomic_store(&b->lag_ms, lag);
@@ -315,5 +328,16 @@ int tg_health_replica_usable(const tg_backend_t *b, uint64_t now_ms, int interva
     if (at == 0 || now_ms > at + 3 * (uint64_t)interval_ms + 1000)
         return 0;
     int64_t lag = atomic_load_explicit(&b->lag_ms, memory_order_relaxed);
-    return lag >= 0 && lag <= max_lag_ms;
+    return lag == TG_LAG_UNCOMPARED || (lag >= 0 && lag <= max_lag_ms);
+}
+
+void tg_health_format_lag(tg_buf_t *out, const tg_backend_t *b)
+{
+    int64_t lag = atomic_load(&b->lag_ms);
+    if (b->is_primary)
+        tg_buf_appends(out, "\"lag_ms\":null,\"lag\":\"none\"");
+    else if (lag >= 0)
+        tg_buf_printf(out, "\"lag_ms\":%lld,\"lag\":\"measured\"", (long long)lag);
+    else
+        tg_buf_printf(out, "\"lag_ms\":null,\"lag\":\"%s\"", lag == TG_LAG_UNCOMPARED ? "primary-unreachable" : "unknown");
 }

@@ -108,15 +108,11 @@ static void respond_status(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
         }
         uint64_t checked = atomic_load(&be->checked_at_ms);
         int up = atomic_load(&be->up) && checked != 0 && now_ms <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000;
-        int64_t lag = atomic_load(&be->lag_ms);
         tg_buf_printf(&b, "%s{\"name\":", i != 0 ? "," : "");
         tg_buf_append_json_string(&b, be->name, strlen(be->name));
         tg_buf_printf(&b, ",\"role\":\"%s\",\"state\":\"%s\",", be->is_primary ? "primary" : "replica", up ? "up" : "down");
-        if (be->is_primary || lag < 0)
-            tg_buf_appends(&b, "\"lag_ms\":null,");
-        else
-            tg_buf_printf(&b, "\"lag_ms\":%lld,", (long long)lag);
-        tg_buf_printf(&b, "\"connections\":{\"ready\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d},\"in_flight\":%ld}", ready,
+        tg_health_format_lag(&b, be);
+        tg_buf_printf(&b, ",\"connections\":{\"ready\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d},\"in_flight\":%ld}", ready,
                       ready - busy > 0 ? ready - busy : 0, busy, connecting, in_flight);
     }
     free(backends);

@@ -1,5 +1,6 @@
 /* The main listener's built-in endpoints: /healthz and /readyz. */
 #include <stdatomic.h>
+#include <string.h>
 #include "tollgate/health.h"
 #include "tollgate/server.h"
 #include "../gateway/internal.h"
@@ -29,7 +30,6 @@ static void respond_readyz(tg_handler_ctx_t *w, h2o_req_t *req)
         /* Up by a recent check: a hung server stops answering checks and must not look up. */
         uint64_t checked = atomic_load(&be->checked_at_ms);
         int up = atomic_load(&be->up) && checked != 0 && now <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000;
-        int64_t lag = atomic_load(&be->lag_ms);
         if (be->is_primary) {
             primary_ok = up || st.connected > 0;
         } else if (tg_health_replica_usable(be, now, cfg->health_interval_ms, cfg->replica_max_lag_ms)) {
@@ -37,14 +37,21 @@ static void respond_readyz(tg_handler_ctx_t *w, h2o_req_t *req)
         }
         tg_buf_printf(b, "%s{\"name\":\"%s\",\"role\":\"%s\",\"state\":\"%s\",", i != 0 ? "," : "", be->name,
                       be->is_primary ? "primary" : "replica", up ? "up" : "down");
-        if (be->is_primary || lag < 0)
-            tg_buf_appends(b, "\"lag_ms\":null,");
-        else
-            tg_buf_printf(b, "\"lag_ms\":%lld,", (long long)lag);
-        tg_buf_printf(b, "\"connections\":{\"ready\":%d,\"connecting\":%d,\"busy\":%d},\"in_flight\":%zu}", st.connected,
+        tg_health_format_lag(b, be);
+        tg_buf_printf(b, ",\"connections\":{\"ready\":%d,\"connecting\":%d,\"busy\":%d},\"in_flight\":%zu}", st.connected,
                       st.connecting, st.busy, st.in_flight);
     }
     int ready = !w->worker->shutting_down && (primary_ok || (read_only && replica_ok));
+    /* the backends that are down, by name, so that a 503 (or a 200 without the primary) says why */
+    tg_buf_appends(b, "],\"down\":[");
+    for (size_t i = 0, n = 0; i != w->worker->n_backends; ++i) {
+        const tg_backend_t *be = w->worker->backends[i];
+        uint64_t checked = atomic_load(&be->checked_at_ms);
+        if (atomic_load(&be->up) && checked != 0 && now <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000)
+            continue;
+        tg_buf_printf(b, "%s", n++ != 0 ? "," : "");
+        tg_buf_append_json_string(b, be->name, strlen(be->name));
+    }
     tg_buf_printf(b, "],\"ready\":%s}", ready ? "true" : "false");
     tg_respond_json(w, req, ready ? 200 : 503, b->base, b->len);
 }

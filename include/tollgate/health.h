@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "tollgate/buf.h"
 #include "tollgate/config.h"
 #include "tollgate/pool.h"
 
@@ -45,6 +46,15 @@ uint64_t tg_lsn_lag_ms(const tg_lsn_history_t *h, uint64_t replay_lsn, uint64_t 
 /** parses PostgreSQL's "X/Y" LSN text; returns 0 or -1 */
 int tg_lsn_parse(const char *s, uint64_t *out);
 
+/** a replica's lag_ms when it is not usable for reads: not in recovery (promoted), or never answered */
+#define TG_LAG_UNKNOWN (-1)
+/**
+ * a replica's lag_ms while the primary cannot be checked (unreachable at start, or
+ * down): it cannot be compared, and the replica stays usable while it answers its
+ * checks in recovery. A primary outage must not take reads down with it.
+ */
+#define TG_LAG_UNCOMPARED (-2)
+
 typedef struct st_tg_health_t tg_health_t;
 
 /** a health checker with no backends yet, checking every `interval_ms` */
@@ -67,8 +77,16 @@ void tg_health_stop(tg_health_t *h);
 
 /**
  * May reads go to replica `b` now? It must be up by its last check, that check must be
- * recent (a hung server stops answering checks), and its lag within `max_lag_ms`.
+ * recent (a hung server stops answering checks), and its lag within `max_lag_ms`, or
+ * not comparable because the primary cannot be checked (TG_LAG_UNCOMPARED).
  */
 int tg_health_replica_usable(const tg_backend_t *b, uint64_t now_ms, int interval_ms, int max_lag_ms);
+
+/**
+ * Appends `"lag_ms":N,"lag":"..."` for backend `b` to a JSON object being written:
+ * lag_ms null and lag "primary-unreachable" while it cannot be compared, "unknown"
+ * when it is not known, "measured" otherwise (a primary: null, "none").
+ */
+void tg_health_format_lag(tg_buf_t *out, const tg_backend_t *b);
 
 #endif

@@ -76,7 +76,10 @@ Test(usable, table)
         {1, 99500, 0, 1},     /* fresh, caught up */
         {1, 99500, 500, 1},   /* at the bound */
         {1, 99500, 501, 0},   /* past it */
-        {1, 99500, -1, 0},    /* lag unknown (primary never seen, or not in recovery) */
+        {1, 99500, -1, 0},    /* lag unknown: not in recovery (promoted), or no answer */
+        {1, 99500, -2, 1},    /* not comparable: the primary cannot be checked; the replica still serves */
+        {0, 99500, -2, 0},    /* ...but not when it is down itself */
+        {1, 95999, -2, 0},    /* ...or its last check is stale */
         {0, 99500, 0, 0},     /* down */
         {1, 0, 0, 0},         /* never checked */
         {1, 95999, 0, 0},     /* last check over 4 s ago: hung, stop trusting it */

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "http.h"
 #include "proc.h"
@@ -119,6 +120,96 @@ Test(failover, replica_killed_under_read_load, .timeout = 90)
     pg_script("start-replica");
     /* Back within a few health intervals (200 ms) plus the replica's own start. */
     wait_reads_on(1, 10);
+    stop_gateway(pid, 5);
+}
+
+/* A catalog folder of its own: a read only, or a read and a write. */
+static const char *catalog_of(int with_write)
+{
+    static char dir[128];
+    char path[200];
+    snprintf(dir, sizeof(dir), "/tmp/tollgate-backends-%d-%d", (int)getpid(), with_write);
+    mkdir(dir, 0755);
+    snprintf(path, sizeof(path), "%s/catalog.json", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fprintf(f, "{\"queries\": [{\"name\": \"where_read\", \"route\": \"GET /routing/read\", \"sql\": \"SELECT pg_is_in_recovery() AS "
+               "in_recovery\", \"returns\": \"one\", \"access\": \"read\"}%s]}",
+            with_write ? ", {\"name\": \"where_write\", \"route\": \"POST /routing/write\", \"sql\": \"SELECT 1 AS ok\", "
+                         "\"returns\": \"one\", \"access\": \"write\"}"
+                       : "");
+    fclose(f);
+    return dir;
+}
+
+static long readyz(json_t **body)
+{
+    resp_t *r = http(PROTO_H1, "GET", "/readyz", NULL, NULL, NULL);
+    long st = r->status;
+    if (body != NULL)
+        *body = json_incref(r->json);
+    resp_free(r);
+    return st;
+}
+
+static void restart_primary(void)
+{
+    /* whatever the test did, the primary is up for the next one */
+    char line[512];
+    snprintf(line, sizeof(line), "%s start-primary >/dev/null 2>&1", getenv("TG_PG_SCRIPT") != NULL ? getenv("TG_PG_SCRIPT") : "false");
+    (void)system(line);
+}
+
+Test(failover, replicas_serve_reads_when_the_primary_was_down_from_the_start, .timeout = 90, .fini = restart_primary)
+{
+    pg_script("stop-primary");
+    /* a read-only catalog: ready on the replica alone */
+    gw_opts_t o = {.with_replica = 1, .catalog = catalog_of(0)};
+    pid_t pid = start_gateway(&o);
+    double until = now_s() + 10;
+    json_t *body = NULL;
+    while (readyz(NULL) != 200 && now_s() < until)
+        usleep(100 * 1000);
+    cr_assert_eq(readyz(&body), 200, "a read-only catalog with a usable replica is ready");
+    char *text = json_dumps(body, 0);
+    cr_assert_not_null(strstr(text, "\"down\": [\"primary\"]"), "names the backend that is down: %s", text);
+    cr_assert_not_null(strstr(text, "\"lag\": \"primary-unreachable\""), "%s", text);
+    free(text);
+    json_decref(body);
+    for (int i = 0; i != 10; ++i)
+        cr_assert_eq(read_hits_replica(PROTOS[i % 2]), 1, "reads are served by the replica");
+    stop_gateway(pid, 5);
+
+    /* with writes: reads served, writes 503 with Retry-After, not ready; then the primary comes and writes are served */
+    gw_opts_t w = {.with_replica = 1, .catalog = catalog_of(1)};
+    pid = start_gateway(&w);
+    until = now_s() + 10;
+    while (read_hits_replica(PROTO_H2) != 1 && now_s() < until)
+        usleep(100 * 1000);
+    cr_assert_eq(read_hits_replica(PROTO_H1), 1);
+    cr_assert_eq(readyz(NULL), 503, "writes cannot be served: not ready");
+    resp_t *r = http(PROTO_H2, "POST", "/routing/write", NULL, NULL, NULL);
+    cr_assert_eq(r->status, 503, "%s", r->body);
+    char *ra = resp_header(r, "retry-after");
+    cr_assert_not_null(ra);
+    free(ra);
+    resp_free(r);
+    pg_script("start-primary");
+    until = now_s() + 15;
+    long st = 0;
+    while (now_s() < until) {
+        r = http(PROTO_H1, "POST", "/routing/write", NULL, NULL, NULL);
+        st = r->status;
+        resp_free(r);
+        if (st == 200)
+            break;
+        usleep(100 * 1000);
+    }
+    cr_assert_eq(st, 200, "writes are served once the primary is up, without a restart");
+    until = now_s() + 10;
+    while (readyz(NULL) != 200 && now_s() < until)
+        usleep(100 * 1000);
+    cr_assert_eq(readyz(NULL), 200);
     stop_gateway(pid, 5);
 }
 
