@@ -18,8 +18,18 @@
 
 void tg_lsn_history_add(tg_lsn_history_t *h, uint64_t at_ms, uint64_t lsn)
 {
-    if (h->n != 0 && h->s[(h->first + h->n - 1) % TG_LSN_HISTORY].lsn >= lsn)
-        return;
+    if (h->n != 0) {
+        uint64_t last = h->s[(h->first + h->n - 1) % TG_LSN_HISTORY].lsn;
+        if (last == lsn)
+            return;
+        /*
+         * A server's WAL position never goes back: a lower one is another server (a
+         * standby promoted behind a multi-host primary string). Its positions are not
+         * comparable with the old ones, so lag is measured from it afresh.
+         */
+        if (lsn < last)
+            *h = (tg_lsn_history_t){0};
+    }
     if (h->n == TG_LSN_HISTORY) {
         h->first = (h->first + 1) % TG_LSN_HISTORY;
         --h->n;

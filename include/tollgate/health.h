@@ -33,7 +33,10 @@ typedef struct st_tg_lsn_history_t {
     size_t n;
 } tg_lsn_history_t;
 
-/** records the primary's LSN at `at_ms`; a repeated or older LSN adds nothing */
+/**
+ * records the primary's LSN at `at_ms`; a repeated one adds nothing, and an older one
+ * (another server: a promoted standby) starts the history afresh
+ */
 void tg_lsn_history_add(tg_lsn_history_t *h, uint64_t at_ms, uint64_t lsn);
 
 /**

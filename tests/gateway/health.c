@@ -27,6 +27,20 @@ Test(lsn, idle_primary_means_no_lag)
     cr_assert_eq(tg_lsn_lag_ms(&h, 600, 61000), 0);
 }
 
+/* After a failover the primary is another server, maybe behind the last position seen: measure from it afresh. */
+Test(lsn, a_lower_position_is_a_new_primary)
+{
+    tg_lsn_history_t h = {0};
+    tg_lsn_history_add(&h, 1000, 1000);
+    tg_lsn_history_add(&h, 2000, 2000);
+    /* promoted standby: it had replayed up to 1500 */
+    tg_lsn_history_add(&h, 3000, 1500);
+    cr_assert_eq(h.n, 1, "the old server's samples are gone");
+    cr_assert_eq(tg_lsn_lag_ms(&h, 1500, 5000), 0, "a replica at the new primary's position is not behind");
+    tg_lsn_history_add(&h, 4000, 1600);
+    cr_assert_eq(tg_lsn_lag_ms(&h, 1500, 5000), 1000, "and lag grows again from the new primary's writes");
+}
+
 Test(lsn, lag_grows_from_the_first_unreplayed_write)
 {
     tg_lsn_history_t h = {0};
@@ -39,8 +53,8 @@ Test(lsn, lag_grows_from_the_first_unreplayed_write)
     cr_assert_eq(tg_lsn_lag_ms(&h, 200, 3500), 500);
     cr_assert_eq(tg_lsn_lag_ms(&h, 300, 3500), 0);
     cr_assert_eq(tg_lsn_lag_ms(&h, 50, 3500), 2500);
-    /* An older or repeated LSN (a sample out of order) is ignored. */
-    tg_lsn_history_add(&h, 4000, 250);
+    /* A repeated LSN adds nothing (a lower one is another server: a_lower_position_is_a_new_primary). */
+    tg_lsn_history_add(&h, 4000, 300);
     cr_assert_eq(h.n, 3);
 }
 
