@@ -167,7 +167,7 @@ static int want_object(ctx_t *c, json_t *v, const char *field, const char *what)
 
 static void parse_listen(ctx_t *c, json_t *v, const char *field, tg_listen_t *out)
 {
-    static const char *const fields[] = {"host", "port", "tls", NULL};
+    static const char *const fields[] = {"host", "port", "tls", "max_connections", NULL};
     static const char *const tls_fields[] = {"cert_file", "key_file", NULL};
     const char *host;
     long long port = 0;
@@ -181,6 +181,9 @@ static void parse_listen(ctx_t *c, json_t *v, const char *field, tg_listen_t *ou
         out->host = tg_strdup(host);
     if (get_int(c, v, field, "port", 0, 65535, 1, &port) == 0)
         out->port = (uint16_t)port;
+    long long maxc = 10000;
+    if (get_int(c, v, field, "max_connections", 1, 10000000, 0, &maxc) == 0)
+        out->max_connections = (long)maxc;
     if ((tls = json_object_get(v, "tls")) != NULL && !json_is_null(tls)) {
         field_name(f, sizeof(f), field, "tls");
         if (want_object(c, tls, f, "null or an object {\"cert_file\": .., \"key_file\": ..}")) {

@@ -226,8 +226,12 @@ static void close_socket(tg_pgconn_t *c)
     }
 }
 
-/* libpq may switch sockets while connecting (one per address it tries): keep the wrapper on the current one. */
-static void wrap_socket(tg_pgconn_t *c)
+/*
+ * libpq may switch sockets while connecting (one per address it tries): keep the
+ * wrapper on the current one. Returns -1 when no descriptor is left for the wrapper's
+ * dup (the connection fails; the gateway goes on).
+ */
+static int wrap_socket(tg_pgconn_t *c)
 {
     int fd = PQsocket(c->pg);
     /* A new socket often gets the number of the one libpq just closed (our dup keeps the old one open): compare inodes. */
@@ -235,16 +239,19 @@ static void wrap_socket(tg_pgconn_t *c)
         struct stat ours, theirs;
         if (fstat(h2o_socket_get_fd(c->sock), &ours) == 0 && fstat(fd, &theirs) == 0 && ours.st_ino == theirs.st_ino &&
             ours.st_dev == theirs.st_dev)
-            return;
+            return 0;
     }
     close_socket(c);
     int dupfd = dup(fd);
     if (dupfd < 0)
-        tg_fatal("dup failed");
+        return -1;
     c->sock = h2o_evloop_socket_create(c->bp->pool->loop, dupfd, H2O_SOCKET_FLAG_DONT_READ);
     c->sock->data = c;
     c->fd = fd;
+    return 0;
 }
+
+#define TG_NO_FD "out of file descriptors"
 
 static void set_down(tg_pgconn_t *c)
 {
@@ -393,19 +400,28 @@ static void on_connect_io(h2o_socket_t *sock, const char *err)
     tg_pgconn_t *c = sock->data;
     switch (PQconnectPoll(c->pg)) {
     case PGRES_POLLING_OK:
-        wrap_socket(c);
+        if (wrap_socket(c) != 0) {
+            conn_fail(c, TG_NO_FD);
+            return;
+        }
         conn_ready(c);
         return;
     case PGRES_POLLING_FAILED:
         conn_fail(c, PQerrorMessage(c->pg));
         return;
     case PGRES_POLLING_READING:
-        wrap_socket(c);
+        if (wrap_socket(c) != 0) {
+            conn_fail(c, TG_NO_FD);
+            return;
+        }
         if (!h2o_socket_is_reading(c->sock))
             h2o_socket_read_start(c->sock, on_connect_io);
         return;
     case PGRES_POLLING_WRITING:
-        wrap_socket(c);
+        if (wrap_socket(c) != 0) {
+            conn_fail(c, TG_NO_FD);
+            return;
+        }
         if (h2o_socket_is_reading(c->sock))
             h2o_socket_read_stop(c->sock);
         if (!h2o_socket_is_writing(c->sock))
@@ -450,7 +466,10 @@ static void conn_start(tg_pgconn_t *c)
     }
     PQsetNoticeReceiver(c->pg, on_notice, bp);
     /* libpq's first poll must wait until the socket is writable. */
-    wrap_socket(c);
+    if (wrap_socket(c) != 0) {
+        conn_fail(c, TG_NO_FD);
+        return;
+    }
     h2o_socket_notify_write(c->sock, on_connect_io);
 }
 

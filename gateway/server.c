@@ -33,6 +33,8 @@
 typedef struct st_tg_listen_socket_t {
     int fd;
     SSL_CTX *ssl_ctx; /* NULL: cleartext */
+    _Atomic long n_conns; /* client connections open on it, over every worker */
+    long max_conns;       /* listen[].max_connections */
 } tg_listen_socket_t;
 
 /** one worker's wrapper of a listening socket */
@@ -41,6 +43,8 @@ typedef struct st_tg_listener_t {
     h2o_socket_t *sock; /* wraps fd once the worker runs */
     h2o_accept_ctx_t accept_ctx;
     tg_worker_t *worker;
+    tg_listen_socket_t *shared;   /* the socket it copies: the connection count and cap */
+    h2o_timeout_entry_t resume;   /* accepting paused while no descriptor is left */
 } tg_listener_t;
 
 struct st_tg_gateway_t {
@@ -73,6 +77,7 @@ struct st_tg_gateway_t {
         h2o_socket_t *sock;
         pthread_t tid;
         int running;
+        int paused;                 /* accepting stopped: out of descriptors */
     } admin;
 };
 
@@ -200,6 +205,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
         if (cfg->listen[i].cert_file != NULL && (gw->sockets[i].ssl_ctx = setup_tls(&cfg->listen[i], errs)) == NULL)
             continue;
         gw->sockets[i].fd = bind_listener(&cfg->listen[i], errs);
+        gw->sockets[i].max_conns = cfg->listen[i].max_connections;
     }
     gw->n_sockets = cfg->n_listen;
     setup_admin(gw, errs);
@@ -234,31 +240,64 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
 
 static void on_conn_close(void *data)
 {
-    tg_worker_t *w = data;
-    --w->n_conns;
+    tg_listener_t *l = data;
+    --l->worker->n_conns;
+    atomic_fetch_sub_explicit(&l->shared->n_conns, 1, memory_order_relaxed);
 }
 
-/* Accepts a bounded batch per wakeup, so one busy listener cannot starve the loop; a worker counts its connections. */
-static void accept_batch(h2o_socket_t *listener, h2o_accept_ctx_t *accept_ctx, tg_worker_t *w)
+/* How long accepting pauses when no descriptor is left (accept4 failing with EMFILE keeps the listener readable). */
+#define TG_ACCEPT_PAUSE_MS 100
+
+static void on_accept(h2o_socket_t *listener, const char *err);
+
+static void on_accept_resume(h2o_timeout_entry_t *entry)
+{
+    tg_listener_t *l = H2O_STRUCT_FROM_MEMBER(tg_listener_t, resume, entry);
+    if (l->sock != NULL && !l->worker->shutting_down)
+        h2o_socket_read_start(l->sock, on_accept);
+}
+
+/*
+ * Accepts a bounded batch per wakeup, so one busy listener cannot starve the loop. A
+ * worker's listener counts its connections against listen[].max_connections (past it
+ * a new connection is closed at once, which costs little) and, out of descriptors,
+ * stops accepting for a moment rather than spin. Returns -1 when out of descriptors.
+ */
+static int accept_batch(h2o_socket_t *listener, h2o_accept_ctx_t *accept_ctx, tg_listener_t *l)
 {
     for (int i = 0; i != 16; ++i) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
         if (sock == NULL)
-            break;
-        if (w != NULL) {
-            ++w->n_conns;
+            return errno == EMFILE || errno == ENFILE ? -1 : 0;
+        if (l != NULL) {
+            if (atomic_fetch_add_explicit(&l->shared->n_conns, 1, memory_order_relaxed) >= l->shared->max_conns) {
+                atomic_fetch_sub_explicit(&l->shared->n_conns, 1, memory_order_relaxed);
+                h2o_socket_close(sock);
+                continue;
+            }
+            ++l->worker->n_conns;
             sock->on_close.cb = on_conn_close;
-            sock->on_close.data = w;
+            sock->on_close.data = l;
         }
         h2o_accept(accept_ctx, sock);
     }
+    return 0;
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     tg_listener_t *l = listener->data;
-    if (err == NULL)
-        accept_batch(listener, &l->accept_ctx, l->worker);
+    if (err != NULL || accept_batch(listener, &l->accept_ctx, l) == 0)
+        return;
+    static _Atomic uint64_t warned_at;
+    uint64_t now = tg_now_ms(), last = atomic_load(&warned_at);
+    if (now > last + 10000 && atomic_compare_exchange_strong(&warned_at, &last, now))
+        tg_log(TG_LOG_WARN, "out of file descriptors: not accepting connections for %d ms at a time (raise the limit, or lower "
+                            "listen[].max_connections or pool.size)",
+               TG_ACCEPT_PAUSE_MS);
+    h2o_socket_read_stop(listener);
+    if (!h2o_timeout_is_linked(&l->resume))
+        h2o_timeout_link(l->worker->ctx.loop, &l->worker->accept_pause, &l->resume);
 }
 
 static void on_stop_message(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -358,8 +397,11 @@ static void *worker_main(void *arg)
      * responses get written, and then the process goes.
      */
     for (size_t i = 0; i != w->n_listeners; ++i) {
+        if (h2o_timeout_is_linked(&w->listeners[i].resume))
+            h2o_timeout_unlink(&w->listeners[i].resume);
         h2o_socket_read_stop(w->listeners[i].sock);
         h2o_socket_close(w->listeners[i].sock);
+        w->listeners[i].sock = NULL;
     }
     h2o_context_request_shutdown(&w->ctx);
     uint64_t now = tg_now_ms(), deadline = now + (uint64_t)cfg->shutdown_grace_ms, quiet_since = 0;
@@ -398,6 +440,7 @@ static void setup_workers(tg_gateway_t *gw)
         w->n_backends = gw->n_backends;
         w->index = i;
         h2o_context_init(&w->ctx, h2o_evloop_create(), &gw->globalconf); /* the handler makes its own state for the thread */
+        h2o_timeout_init(w->ctx.loop, &w->accept_pause, TG_ACCEPT_PAUSE_MS);
         w->queue = h2o_multithread_create_queue(w->ctx.loop);
         h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
         h2o_multithread_register_receiver(w->queue, &w->reload_receiver, on_reload_message);
@@ -409,6 +452,8 @@ static void setup_workers(tg_gateway_t *gw)
             l->worker = w;
             l->accept_ctx.ctx = &w->ctx;
             l->accept_ctx.hosts = gw->globalconf.hosts;
+            l->shared = &gw->sockets[j];
+            l->resume.cb = on_accept_resume;
             l->accept_ctx.ssl_ctx = gw->sockets[j].ssl_ctx;
             /* each worker holds its own reference: a reload swaps it */
             if (l->accept_ctx.ssl_ctx != NULL)
@@ -582,8 +627,11 @@ tg_backend_t **tg_gateway_backends(tg_gateway_t *gw, size_t *n)
 static void on_admin_accept(h2o_socket_t *listener, const char *err)
 {
     tg_gateway_t *gw = listener->data;
-    if (err == NULL)
-        accept_batch(listener, &gw->admin.accept_ctx, NULL);
+    /* out of descriptors: the admin loop wakes every 100 ms anyway; wait for it rather than spin */
+    if (err == NULL && accept_batch(listener, &gw->admin.accept_ctx, NULL) != 0) {
+        h2o_socket_read_stop(listener);
+        gw->admin.paused = 1;
+    }
 }
 
 static void *admin_main(void *arg)
@@ -594,8 +642,13 @@ static void *admin_main(void *arg)
     gw->admin.fd = -1; /* the socket owns it now */
     gw->admin.sock->data = gw;
     h2o_socket_read_start(gw->admin.sock, on_admin_accept);
-    while (!atomic_load(&gw->stopping))
+    while (!atomic_load(&gw->stopping)) {
         h2o_evloop_run(loop, 100);
+        if (gw->admin.paused) {
+            gw->admin.paused = 0;
+            h2o_socket_read_start(gw->admin.sock, on_admin_accept);
+        }
+    }
     h2o_socket_read_stop(gw->admin.sock);
     h2o_socket_close(gw->admin.sock);
     /* a moment for the last answers to leave */

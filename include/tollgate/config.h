@@ -132,6 +132,7 @@ typedef struct st_tg_listen_t {
     uint16_t port;
     char *cert_file; /* TLS certificate chain (PEM); NULL: cleartext */
     char *key_file;  /* TLS private key (PEM) */
+    long max_connections; /* client connections open at once on it; past it new ones are closed at once (default 10000) */
 } tg_listen_t;
 
 /** a tenant: who a key belongs to and the limits it gets */

@@ -24,6 +24,7 @@ typedef struct st_tg_worker_t {
     tg_backend_t **backends;       /* the backends of the snapshot it serves (the worker's own list): [0] is the primary */
     size_t n_backends;
     size_t n_conns;                /* client connections open on this thread */
+    h2o_timeout_t accept_pause;    /* how long accepting pauses when no descriptor is left */
     int shutting_down;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t stop_receiver;

@@ -305,3 +305,71 @@ Test(shutdown, new_calls_on_open_connections_get_503, .timeout = 30)
     resp_free(r);
     cr_assert_eq(wait_exit(pid, 5), 0);
 }
+
+/* --- client connections: the cap per listener, and running out of descriptors --- */
+
+/* an idle TCP connection to the gateway (no request), or -1 */
+static int idle_connection(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+Test(connections, a_listener_past_max_connections_closes_new_ones_and_serves_the_rest, .timeout = 30)
+{
+    gw_opts_t o = {.port = free_port()};
+    o.listen = json_pack("[{s:s,s:i,s:i}]", "host", "127.0.0.1", "port", o.port, "max_connections", 3);
+    pid_t pid = start_gateway(&o);
+    int fds[3];
+    for (int i = 0; i != 3; ++i)
+        cr_assert_geq(fds[i] = idle_connection(o.port), 0);
+    usleep(300 * 1000); /* accepted and counted */
+    resp_t *r = http(PROTO_H1, "GET", "/healthz", NULL, NULL, NULL);
+    cr_assert_neq(r->status, 200, "a 4th connection is closed at once, not served");
+    resp_free(r);
+    close(fds[0]);
+    usleep(300 * 1000);
+    r = http(PROTO_H2, "GET", "/healthz", NULL, NULL, NULL);
+    cr_assert_eq(r->status, 200, "with one closed there is room again: %ld", r->status);
+    resp_free(r);
+    close(fds[1]), close(fds[2]);
+    stop_gateway(pid, 5);
+}
+
+Test(connections, running_out_of_descriptors_pauses_accepting_and_the_gateway_goes_on, .timeout = 60)
+{
+    gw_opts_t o = {.pool_size = 2};
+    const char *cfg = write_config(&o);
+    char *argv[] = {"/usr/bin/prlimit", "--nofile=64:64", (char *)env("TG_GATEWAY_BIN"), "--config", (char *)cfg, NULL};
+    pid_t pid = spawn(argv, getenv("TG_GATEWAY_LOGS") == NULL);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", o.port);
+    wait_healthy_url(url);
+    /* more idle connections than descriptors are left */
+    int fds[120], n = 0;
+    for (int i = 0; i != 120; ++i)
+        if ((fds[n] = idle_connection(o.port)) >= 0)
+            ++n;
+    usleep(500 * 1000);
+    cr_assert_eq(waitpid(pid, NULL, WNOHANG), 0, "the gateway is still running");
+    for (int i = 0; i != n; ++i)
+        close(fds[i]);
+    /* once they are gone, it serves again */
+    double until = now_s() + 10;
+    long st = 0;
+    while (now_s() < until && st != 200) {
+        resp_t *r = http(PROTO_H1, "GET", "/limits/ping", NULL, NULL, NULL);
+        st = r->status;
+        resp_free(r);
+        if (st != 200)
+            usleep(200 * 1000);
+    }
+    cr_assert_eq(st, 200, "served again after the descriptors came back");
+    stop_gateway(pid, 10);
+}
