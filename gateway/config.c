@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,6 +228,18 @@ static int valid_tenant_name(const char *s)
               *s == '.'))
             return 0;
     return 1;
+}
+
+/* Is `host` a loopback address (127.0.0.0/8, ::1) or "localhost"? Other names are not trusted to be. */
+static int is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (strcmp(host, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 int tg_query_pattern_match(const char *pattern, const char *name)
@@ -673,8 +686,7 @@ tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_
         return NULL;
     }
     resolve_tenants(cfg);
-    if (cfg->has_admin_listen && !cfg->has_admin_token && strcmp(cfg->admin_listen.host, "127.0.0.1") != 0 &&
-        strcmp(cfg->admin_listen.host, "localhost") != 0 && strcmp(cfg->admin_listen.host, "::1") != 0)
+    if (cfg->has_admin_listen && !cfg->has_admin_token && !is_loopback(cfg->admin_listen.host))
         warn(cfg, "admin_listen is %s without an admin_token: whoever reaches it can reload and switch queries off",
              cfg->admin_listen.host);
     return cfg;

@@ -83,6 +83,7 @@ struct st_tg_health_t {
     _Atomic int interval_ms;
     tg_health_shared_t shared;
     tg_checker_t *checkers;
+    tg_checker_t *leaving;  /* told to stop, not joined yet */
     pthread_mutex_t stop_mutex;
     pthread_cond_t stop_cond;
 };
@@ -181,7 +182,11 @@ static void check_once(tg_checker_t *k)
         if (res == NULL)
             return;
         uint64_t lsn;
-        if (tg_lsn_parse(PQgetvalue(res, 0, 0), &lsn) == 0) {
+        /* a primary leaving the config must not sample into the history its successor starts */
+        pthread_mutex_lock(&h->stop_mutex);
+        int leaving = k->stopping;
+        pthread_mutex_unlock(&h->stop_mutex);
+        if (!leaving && tg_lsn_parse(PQgetvalue(res, 0, 0), &lsn) == 0) {
             pthread_mutex_lock(&h->shared.mutex);
             tg_lsn_history_add(&h->shared.history, tg_now_ms(), lsn);
             h->shared.primary_known = 1;
@@ -263,10 +268,11 @@ tg_health_t *tg_health_create(int interval_ms)
 
 void tg_health_set_interval(tg_health_t *h, int interval_ms)
 {
-    /* Wake the checkers: one asleep for a long old interval would let its backend look stale by the new one. */
     pthread_mutex_lock(&h->stop_mutex);
-    atomic_store(&h->interval_ms, interval_ms);
-    pthread_cond_broadcast(&h->stop_cond);
+    int old = atomic_exchange(&h->interval_ms, interval_ms);
+    /* A shorter one wakes the checkers: one asleep for the long old interval would let its backend look stale by the new. */
+    if (interval_ms < old)
+        pthread_cond_broadcast(&h->stop_cond);
     pthread_mutex_unlock(&h->stop_mutex);
 }
 
@@ -291,10 +297,12 @@ void tg_health_add(tg_health_t *h, tg_backend_t *b)
     pthread_create(&k->tid, NULL, checker_main, k);
 }
 
-/* Stops checkers (all of them, or `b`'s) and joins them; each takes at most one check's timeout. */
-static void stop_checkers(tg_health_t *h, const tg_backend_t *b)
+/*
+ * Tells checkers (all of them, or `b`'s) to stop and moves them to the leaving list,
+ * without waiting: one may be blocked in a connect or a check for seconds.
+ */
+static void detach_checkers(tg_health_t *h, const tg_backend_t *b)
 {
-    tg_checker_t *stopped = NULL;
     pthread_mutex_lock(&h->stop_mutex);
     for (tg_checker_t **p = &h->checkers; *p != NULL;) {
         tg_checker_t *k = *p;
@@ -304,10 +312,19 @@ static void stop_checkers(tg_health_t *h, const tg_backend_t *b)
         }
         k->stopping = 1;
         *p = k->next;
-        k->next = stopped;
-        stopped = k;
+        k->next = h->leaving;
+        h->leaving = k;
     }
     pthread_cond_broadcast(&h->stop_cond);
+    pthread_mutex_unlock(&h->stop_mutex);
+}
+
+/* Joins the checkers that were told to stop; each takes at most one check's timeout. */
+static void reap_checkers(tg_health_t *h)
+{
+    pthread_mutex_lock(&h->stop_mutex);
+    tg_checker_t *stopped = h->leaving;
+    h->leaving = NULL;
     pthread_mutex_unlock(&h->stop_mutex);
     while (stopped != NULL) {
         tg_checker_t *next = stopped->next;
@@ -317,9 +334,22 @@ static void stop_checkers(tg_health_t *h, const tg_backend_t *b)
     }
 }
 
+/* Stops checkers (all of them, or `b`'s) and joins them. */
+static void stop_checkers(tg_health_t *h, const tg_backend_t *b)
+{
+    detach_checkers(h, b);
+    reap_checkers(h);
+}
+
+
 void tg_health_remove(tg_health_t *h, const tg_backend_t *b)
 {
-    stop_checkers(h, b);
+    detach_checkers(h, b);
+}
+
+void tg_health_reap(tg_health_t *h)
+{
+    reap_checkers(h);
 }
 
 void tg_health_stop(tg_health_t *h)

@@ -584,7 +584,8 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
     free(ctxs);
     tg_snapshot_release(old);
 
-    /* (Backends that left close their connections as each worker drains them.) */
+    /* The leaving backends' checkers, told to stop before the swap, are joined after it (a hung one takes a while). */
+    tg_health_reap(gw->health);
     (void)n_old;
     free(old_backends);
     *generation = gen;

@@ -77,14 +77,15 @@ static void push(void ***arr, size_t *n, size_t *cap, void *p)
  * name for a moment (a query switched off, then shipped off, served until the
  * workers took the new snapshot).
  */
-static void clear_if_files_disagree(_Atomic int *switched, char **reason, int file_enabled)
+static int clear_if_files_disagree(_Atomic int *switched, char **reason, int file_enabled)
 {
     int sw = atomic_load(switched);
     if ((sw == TG_SWITCH_OFF && !file_enabled) || (sw == TG_SWITCH_ON && file_enabled))
-        return;
+        return 0;
     atomic_store(switched, TG_SWITCH_NONE);
     free(*reason);
     *reason = NULL;
+    return 1;
 }
 
 tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_enabled)
@@ -103,7 +104,8 @@ tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_
         q->file_enabled = file_enabled;
         push((void ***)&s->queries, &s->n_queries, &s->cap_queries, q);
     } else if (q->file_enabled != file_enabled) {
-        clear_if_files_disagree(&q->switched, &q->reason, file_enabled);
+        if (clear_if_files_disagree(&q->switched, &q->reason, file_enabled))
+            atomic_store(&q->retry_after_s, 30);
         q->file_enabled = file_enabled;
     }
     pthread_mutex_unlock(&s->mutex);

@@ -72,7 +72,10 @@ static void append_switch(tg_buf_t *b, _Atomic int *switched, int file_enabled, 
 {
     int sw = atomic_load(switched), off = tg_state_is_off(switched, file_enabled);
     tg_buf_printf(b, "\"switched_off\":%s,\"switched_by\":%s,\"reason\":", off ? "true" : "false",
-                  sw == TG_SWITCH_OFF ? "\"operator\"" : sw == TG_SWITCH_ON ? "\"operator (on)\"" : off ? "\"config\"" : "null");
+                  sw == TG_SWITCH_OFF                  ? "\"operator\""
+                  : sw == TG_SWITCH_ON && !file_enabled ? "\"operator (on)\""
+                  : off                                 ? "\"config\""
+                                                        : "null");
     if (reason != NULL)
         tg_buf_append_json_string(b, reason, strlen(reason));
     else
@@ -154,10 +157,11 @@ static void respond_status(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
         }
         tg_buf_printf(&b, "%s{\"name\":", i != 0 ? "," : "");
         tg_buf_append_json_string(&b, q->name, strlen(q->name));
-        char route[600];
-        int rn = snprintf(route, sizeof(route), "%s %s", tg_method_name(q->method), q->path);
+        tg_buf_t route = {0};
+        tg_buf_printf(&route, "%s %s", tg_method_name(q->method), q->path);
         tg_buf_appends(&b, ",\"route\":");
-        tg_buf_append_json_string(&b, route, rn < 0 ? 0 : (size_t)rn < sizeof(route) ? (size_t)rn : sizeof(route) - 1);
+        tg_buf_append_json_string(&b, route.base, route.len);
+        tg_buf_dispose(&route);
         tg_buf_printf(&b, ",\"access\":\"%s\",\"calls\":%llu,\"errors\":%llu,\"in_flight\":%d,\"max_in_flight\":%d,\"retry_after_s\":%d,",
                       q->access == TG_ACCESS_WRITE ? "write" : "read", (unsigned long long)calls, (unsigned long long)errors,
                       atomic_load(&qs->in_flight), q->max_in_flight, atomic_load(&qs->retry_after_s));

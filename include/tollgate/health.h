@@ -72,8 +72,11 @@ void tg_health_set_interval(tg_health_t *h, int interval_ms);
  */
 void tg_health_add(tg_health_t *h, tg_backend_t *b);
 
-/** stops and joins `b`'s checker (it left the config) */
+/** tells `b`'s checker to stop (it left the config) without waiting for it: tg_health_reap joins it */
 void tg_health_remove(tg_health_t *h, const tg_backend_t *b);
+
+/** joins the checkers tg_health_remove stopped (each within one check's timeout) */
+void tg_health_reap(tg_health_t *h);
 
 /** stops and joins every checker thread, and frees `h` */
 void tg_health_stop(tg_health_t *h);

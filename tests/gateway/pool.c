@@ -261,7 +261,13 @@ Test(pool_params, session_settings_keep_the_users_options)
     init_backend_params(bp);
     cr_assert_str_eq(bp->keywords[0], "dbname");
     cr_assert_str_eq(bp->values[0], b.conninfo);
-    cr_assert_str_eq(bp->options, "-c DateStyle=ISO -c TimeZone=UTC -c statement_timeout=1234 -c work_mem=64MB");
+    /* the user's first, ours after: a user's DateStyle or statement_timeout cannot undo ours */
+    cr_assert_str_eq(bp->options, "-c work_mem=64MB -c DateStyle=ISO -c TimeZone=UTC -c statement_timeout=1234");
+    tg_backend_t override = {.name = "y", .conninfo = "host=127.0.0.1 options='-c DateStyle=SQL -c statement_timeout=0'"};
+    bp->backend = &override;
+    init_backend_params(bp);
+    cr_assert_str_eq(bp->options, "-c DateStyle=SQL -c statement_timeout=0 -c DateStyle=ISO -c TimeZone=UTC -c statement_timeout=1234");
+    cr_assert_eq(bp->session_timeout_ms, 1234);
 }
 
 /* Replica choice: two replicas beside the primary, health by hand, no sleeping. */
