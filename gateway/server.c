@@ -557,7 +557,6 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
     tg_snapshot_t *old = gw->snapshot;
     gw->snapshot = snap;
     tg_backend_t **old_backends = gw->backends;
-    size_t n_old = gw->n_backends;
     gw->backends = backends;
     gw->n_backends = n;
     pthread_mutex_unlock(&gw->snapshot_mutex);
@@ -586,7 +585,6 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
 
     /* The leaving backends' checkers, told to stop before the swap, are joined after it (a hung one takes a while). */
     tg_health_reap(gw->health);
-    (void)n_old;
     free(old_backends);
     *generation = gen;
     tg_log(TG_LOG_INFO, "reloaded %s: generation %llu, %zu queries, %zu tenants", gw->config->path, (unsigned long long)gen,
