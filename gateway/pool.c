@@ -47,6 +47,8 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
  * much longer than that means the server or the network stopped answering.
  */
 #define TG_WATCHDOG_GRACE_MS 5000
+/* How long a connection waits for its cancel to be taken before it is closed instead. */
+#define TG_CANCEL_DEADLINE_MS 3000
 /* A connection attempt taking longer fails (the server accepted TCP and said nothing, or SYNs are dropped). */
 #define TG_CONNECT_TIMEOUT_MS 5000
 
@@ -73,6 +75,7 @@ struct st_tg_pgconn_t {
     uint64_t retry_at;       /* for DOWN: when to connect again */
     int backoff_ms;          /* the next backoff */
     tg_cancel_job_t *cancel; /* a cancel sent for `cancel_target`: no new calls until it is done and the target ended */
+    uint64_t cancel_at;      /* when it was sent: a cancel the host does not answer fences the connection only so long */
     tg_call_t *cancel_target;
     tg_call_t *held;         /* a guarded call whose Sync is not sent yet: nothing may be queued behind it */
     int session_timeout_ms;  /* the statement_timeout its session started with */
@@ -946,6 +949,11 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
             conn_fail(c, "connecting timed out");
             continue;
         }
+        /* A cancel the host does not take: the connection is closed (its calls fail over) rather than fenced for good. */
+        if (c->state == CONN_READY && c->cancel != NULL && !atomic_load(&c->cancel->done) && now > c->cancel_at + TG_CANCEL_DEADLINE_MS) {
+            conn_fail(c, "a cancel got no answer in time");
+            continue;
+        }
         if (c->state == CONN_READY && c->head != NULL &&
             now > c->head->_started_at + (uint64_t)c->head->query->timeout_ms + TG_WATCHDOG_GRACE_MS) {
             conn_fail(c, "no answer from the server long after the statement timeout");
@@ -1177,11 +1185,13 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
 static void cancel_sent(tg_call_t *call)
 {
     tg_pgconn_t *c = call->_conn;
-    tg_pool_t *pool = c->bp->pool;
-    if (pool->pc.canceller == NULL || c->state != CONN_READY || c->head != call || call->_next != NULL || c->cancel != NULL)
+    tg_canceller_t *canceller = c->bp->backend->canceller;
+    if (canceller == NULL || c->state != CONN_READY || c->head != call || call->_next != NULL || c->cancel != NULL)
         return;
-    if ((c->cancel = tg_cancel_send(pool->pc.canceller, c->pg)) != NULL)
+    if ((c->cancel = tg_cancel_send(canceller, c->pg)) != NULL) {
         c->cancel_target = call;
+        c->cancel_at = tg_now_ms();
+    }
 }
 
 int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)

@@ -63,7 +63,6 @@ struct st_tg_gateway_t {
     tg_health_t *health;
     pthread_mutex_t reload_mutex; /* one reload at a time */
     pthread_mutex_t snapshot_mutex; /* guards `snapshot` for readers off the workers (the admin API) */
-    tg_canceller_t *canceller;
     h2o_handler_t *handler;    /* the main listeners' request handler (its state per thread is its own) */
     tg_worker_t *workers;
     size_t n_workers;
@@ -155,6 +154,7 @@ static tg_backend_t *find_backend(tg_gateway_t *gw, int is_primary, const char *
     memset(b->slots, 0, sizeof(*b->slots) * gw->n_workers);
     b->name = tg_strdup(name);
     b->conninfo = tg_strdup(conninfo);
+    b->canceller = tg_canceller_start();
     b->is_primary = is_primary;
     atomic_init(&b->up, 0);
     atomic_init(&b->lag_ms, -1);
@@ -370,7 +370,6 @@ static void *worker_main(void *arg)
         .conns_per_backend = conns_per_thread(cfg, gw->n_workers, w->index),
         .pipeline_depth = TG_PIPELINE_DEPTH,
         .max_waiters = MAX_WAITERS(cfg),
-        .canceller = gw->canceller,
         .thread_index = w->index,
     };
     const char *depth = getenv("TOLLGATE_PIPELINE_DEPTH");
@@ -694,7 +693,6 @@ tg_state_t *tg_gateway_state(tg_gateway_t *gw)
 int tg_gateway_run(tg_gateway_t *gw)
 {
     const tg_config_t *cfg = gw->config;
-    gw->canceller = tg_canceller_start();
     for (size_t i = 0; i != gw->n_workers; ++i)
         h2o_multithread_create_thread(&gw->workers[i].tid, NULL, worker_main, &gw->workers[i]);
     if (gw->admin.fd >= 0) {
@@ -724,7 +722,6 @@ int tg_gateway_run(tg_gateway_t *gw)
     tg_health_stop(gw->health);
     gw->health = NULL;
     pthread_mutex_unlock(&gw->reload_mutex);
-    tg_canceller_stop(gw->canceller);
     return 0;
 }
 
@@ -761,6 +758,7 @@ void tg_gateway_destroy(tg_gateway_t *gw)
     free(gw->sockets);
     for (size_t i = 0; i != gw->n_known; ++i) {
         free((char *)gw->known[i]->name);
+        tg_canceller_stop(gw->known[i]->canceller);
         free((char *)gw->known[i]->conninfo);
         free(gw->known[i]->slots);
         free(gw->known[i]);

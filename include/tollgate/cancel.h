@@ -1,7 +1,9 @@
 /*
  * Query cancellation off the event loop. PQcancel() opens a connection and waits for
  * the server, so it never runs on a worker thread: workers queue a job here and a
- * helper thread sends it, marking the job done when the server has taken it.
+ * helper thread sends it, marking the job done when the server has taken it. There is
+ * one canceller per backend, so a host that does not answer delays only its own
+ * cancels.
  */
 #ifndef tollgate__cancel_h
 #define tollgate__cancel_h
@@ -22,7 +24,7 @@ typedef struct st_tg_cancel_job_t {
 /** starts the helper thread */
 tg_canceller_t *tg_canceller_start(void);
 
-/** stops it after sending what is queued */
+/** stops it after sending what is queued, waiting at most a second (a thread stuck on a silent host is left behind) */
 void tg_canceller_stop(tg_canceller_t *c);
 
 /**

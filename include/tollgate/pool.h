@@ -94,6 +94,7 @@ typedef struct st_tg_backend_t {
     _Atomic int up;                 /* the last verdict: 1 up, 0 down (a connection error says 0 at once) */
     _Atomic int64_t lag_ms;         /* replicas: replay lag by the last check; -1 unknown */
     _Atomic uint64_t checked_at_ms; /* tg_now_ms() of the last successful check; 0 never */
+    struct st_tg_canceller_t *canceller; /* sends its cancels (its own: a silent host delays only these); NULL: never cancel */
     struct st_tg_backend_slot_t {
         _Atomic int ready, connecting, busy; /* this thread's connections */
         _Atomic long in_flight;              /* calls on them */
@@ -108,7 +109,7 @@ typedef struct st_tg_pool_config_t {
     int conns_per_backend;        /* this thread's share of pool.size */
     int pipeline_depth;           /* most calls in flight on one connection (1: no pipelining) */
     int max_waiters;              /* bound of the wait queue */
-    struct st_tg_canceller_t *canceller; /* sends cancels for calls whose clients left; NULL: never cancel */
+
     size_t thread_index;          /* which of each query's per-thread slots (tollgate/state.h) is this pool's */
 } tg_pool_config_t;
 

@@ -471,3 +471,80 @@ Test(failover, a_hung_replica_is_dropped_and_does_not_hold_shutdown, .timeout = 
     cr_assert_eq(rc, 0);
     cr_assert_lt(now_s() - t0, 5, "shutdown waited on the hung server");
 }
+
+/* A call from a client that gives up after `max_s`: curl, in a thread of its own. */
+struct leaving_call {
+    char cmd[512];
+};
+
+static void *leaving_call_main(void *arg)
+{
+    struct leaving_call *c = arg;
+    (void)system(c->cmd);
+    return NULL;
+}
+
+static void leave_after(pthread_t *t, struct leaving_call *c, const char *method, const char *path, double max_s)
+{
+    snprintf(c->cmd, sizeof(c->cmd), "curl -s -o /dev/null --http2-prior-knowledge --max-time %.1f -X %s '%s%s' %s", max_s, method,
+             getenv("TG_URL"), path, strcmp(method, "POST") == 0 ? "-H 'Content-Type: application/json' -d '{\"seconds\": 8}'" : "");
+    pthread_create(t, NULL, leaving_call_main, c);
+}
+
+/* Is a pg_sleep of the gateway's still running on the primary? */
+static int sleeping_on_primary(void)
+{
+    char *n = pg_sql(0, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tollgate' AND state = 'active' AND "
+                        "query LIKE '%pg_sleep%'");
+    int v = n != NULL && strcmp(n, "0") != 0;
+    free(n);
+    return v;
+}
+
+/*
+ * A cancel aimed at a host that takes no connection (its postmaster stopped) waits on
+ * that backend's own canceller: a cancel for the primary is sent at once, calls go on,
+ * and shutdown is not held.
+ */
+Test(cancel, a_silent_host_delays_only_its_own_cancels, .timeout = 60, .fini = resume_backend)
+{
+    gw_opts_t o = {.with_replica = 1, .grace_ms = 1000};
+    pid_t pid = start_gateway(&o);
+    wait_reads_on(1, 5);
+    /* a slow read runs on the replica... */
+    pthread_t t1, t2;
+    struct leaving_call c1, c2;
+    leave_after(&t1, &c1, "GET", "/limits/sleep?seconds=4", 1.0);
+    usleep(400 * 1000);
+    /* ...then the replica stops taking connections (its sessions run on), so the cancel for that read hangs */
+    char path[512], line[64] = "";
+    snprintf(path, sizeof(path), "%s/replica/postmaster.pid", env("TG_PG_DIR"));
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_not_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    pid_t postmaster = stopped_backend = atoi(line);
+    cr_assert_gt(postmaster, 0);
+    kill(postmaster, SIGSTOP);
+    pthread_join(t1, NULL); /* the client left: the gateway sends the replica's cancel, which cannot land */
+    /* a slow write on the primary whose client leaves: its cancel must not wait behind the replica's */
+    leave_after(&t2, &c2, "POST", "/limits/sleep", 1.0);
+    pthread_join(t2, NULL);
+    double until = now_s() + 2.5;
+    while (sleeping_on_primary() && now_s() < until)
+        usleep(100 * 1000);
+    cr_assert(!sleeping_on_primary(), "the primary's cancel was delayed by the silent replica's");
+    /* calls go on (reads leave the silent replica) */
+    for (int i = 0; i != 4; ++i) {
+        resp_t *r = http(PROTOS[i % 2], "POST", "/routing/write", NULL, NULL, NULL);
+        cr_assert_eq(r->status, 200, "%s", r->body);
+        resp_free(r);
+    }
+    double t0 = now_s();
+    kill(pid, SIGTERM);
+    int rc = wait_exit(pid, 10);
+    kill(postmaster, SIGCONT);
+    stopped_backend = 0;
+    cr_assert_eq(rc, 0);
+    cr_assert_lt(now_s() - t0, 5, "shutdown waited on the silent host's cancel");
+}
