@@ -360,12 +360,17 @@ void tg_health_stop(tg_health_t *h)
     free(h);
 }
 
-int tg_health_replica_usable(const tg_backend_t *b, uint64_t now_ms, int interval_ms, int max_lag_ms)
+int tg_health_backend_up(const tg_backend_t *b, uint64_t now_ms, int interval_ms)
 {
     if (!atomic_load_explicit(&b->up, memory_order_relaxed))
         return 0;
     uint64_t at = atomic_load_explicit(&b->checked_at_ms, memory_order_relaxed);
-    if (at == 0 || now_ms > at + 3 * (uint64_t)interval_ms + 1000)
+    return at != 0 && now_ms <= at + 3 * (uint64_t)interval_ms + 1000;
+}
+
+int tg_health_replica_usable(const tg_backend_t *b, uint64_t now_ms, int interval_ms, int max_lag_ms)
+{
+    if (!tg_health_backend_up(b, now_ms, interval_ms))
         return 0;
     int64_t lag = atomic_load_explicit(&b->lag_ms, memory_order_relaxed);
     return lag == TG_LAG_UNCOMPARED || (lag >= 0 && lag <= max_lag_ms);

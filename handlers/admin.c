@@ -109,8 +109,7 @@ static void respond_status(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
             busy += atomic_load(&be->slots[t].busy);
             in_flight += atomic_load(&be->slots[t].in_flight);
         }
-        uint64_t checked = atomic_load(&be->checked_at_ms);
-        int up = atomic_load(&be->up) && checked != 0 && now_ms <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000;
+        int up = tg_health_backend_up(be, now_ms, cfg->health_interval_ms);
         tg_buf_printf(&b, "%s{\"name\":", i != 0 ? "," : "");
         tg_buf_append_json_string(&b, be->name, strlen(be->name));
         tg_buf_printf(&b, ",\"role\":\"%s\",\"state\":\"%s\",", be->is_primary ? "primary" : "replica", up ? "up" : "down");

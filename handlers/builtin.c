@@ -27,9 +27,7 @@ static void respond_readyz(tg_handler_ctx_t *w, h2o_req_t *req)
         const tg_backend_t *be = w->worker->backends[i];
         tg_pool_backend_stats_t st = {0};
         tg_pool_backend_stats(w->worker->pool, be, &st);
-        /* Up by a recent check: a hung server stops answering checks and must not look up. */
-        uint64_t checked = atomic_load(&be->checked_at_ms);
-        int up = atomic_load(&be->up) && checked != 0 && now <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000;
+        int up = tg_health_backend_up(be, now, cfg->health_interval_ms);
         if (be->is_primary) {
             primary_ok = up || st.connected > 0;
         } else if (tg_health_replica_usable(be, now, cfg->health_interval_ms, cfg->replica_max_lag_ms)) {
@@ -46,8 +44,7 @@ static void respond_readyz(tg_handler_ctx_t *w, h2o_req_t *req)
     tg_buf_appends(b, "],\"down\":[");
     for (size_t i = 0, n = 0; i != w->worker->n_backends; ++i) {
         const tg_backend_t *be = w->worker->backends[i];
-        uint64_t checked = atomic_load(&be->checked_at_ms);
-        if (atomic_load(&be->up) && checked != 0 && now <= checked + 3 * (uint64_t)cfg->health_interval_ms + 1000)
+        if (tg_health_backend_up(be, now, cfg->health_interval_ms))
             continue;
         tg_buf_printf(b, "%s", n++ != 0 ? "," : "");
         tg_buf_append_json_string(b, be->name, strlen(be->name));

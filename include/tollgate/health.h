@@ -82,6 +82,12 @@ void tg_health_reap(tg_health_t *h);
 void tg_health_stop(tg_health_t *h);
 
 /**
+ * Is backend `b` up by a recent check? Up by its last check, and that check less than
+ * 3 intervals + 1 s old: a hung server stops answering checks and must not look up.
+ */
+int tg_health_backend_up(const tg_backend_t *b, uint64_t now_ms, int interval_ms);
+
+/**
  * May reads go to replica `b` now? It must be up by its last check, that check must be
  * recent (a hung server stops answering checks), and its lag within `max_lag_ms`, or
  * not comparable because the primary cannot be checked (TG_LAG_UNCOMPARED).
