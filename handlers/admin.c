@@ -17,6 +17,7 @@
 #include "tollgate/problem.h"
 #include "tollgate/server.h"
 #include "../gateway/internal.h"
+#include "respond.h"
 
 /* The largest admin request body. */
 #define TG_ADMIN_MAX_BODY 65536
@@ -27,11 +28,7 @@
 
 static void send_json(h2o_req_t *req, int status, const char *content_type, const tg_buf_t *b)
 {
-    req->res.status = status;
-    req->res.reason = tg_status_reason(status);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
-    req->res.content_length = b->len;
-    h2o_send_inline(req, b->base, b->len);
+    tg_respond_body(req, status, content_type, strlen(content_type), b->base, b->len);
 }
 
 static void send_problem(h2o_req_t *req, int status, const char *type, const char *detail)

@@ -33,6 +33,11 @@ static void send_body(tg_handler_ctx_t *w, h2o_req_t *req, int status, const cha
         tg_query_slot_count(&w->answering->state->slots[w->worker->index], status);
         w->answering = NULL;
     }
+    tg_respond_body(req, status, content_type, ct_len, body, len);
+}
+
+void tg_respond_body(h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body, size_t len)
+{
     req->res.status = status;
     req->res.reason = tg_status_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, ct_len);

@@ -38,6 +38,9 @@ h2o_iovec_t tg_respond_request_id(tg_handler_ctx_t *w, h2o_req_t *req);
  */
 void tg_respond_json(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *body, size_t len);
 
+/** sends `status` with `body` (copied) as `content_type`: no counting, no per-thread state (the admin API uses it) */
+void tg_respond_body(h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body, size_t len);
+
 /** sends a problem+json error; `retry_after_s` > 0 adds Retry-After */
 void tg_respond_problem(tg_handler_ctx_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s);
 
