@@ -882,11 +882,13 @@ int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t
         }
         tg_json_iter_t it;
         for (tg_json_iter_init(&it, &root); tg_json_iter_next(&it, &key, &value);) {
-            size_t klen;
-            char *k = json_string_text(&key, pool, &klen);
-            int idx = memchr(k, '\0', klen) != NULL ? -1 : find_param(q, TG_SOURCE_BODY, k, klen);
+            /* A plain key is looked up in place; only an escaped one (or one to report) is copied. */
+            int escaped = tg_json_string_has_escapes(&key);
+            size_t klen = key.len - 2;
+            const char *k = escaped ? json_string_text(&key, pool, &klen) : key.text + 1;
+            int nul = escaped && memchr(k, '\0', klen) != NULL, idx = nul ? -1 : find_param(q, TG_SOURCE_BODY, k, klen);
             if (idx < 0) {
-                add_error(&errs, k, memchr(k, '\0', klen) != NULL ? R_UNKNOWN : unknown_reason(q, k, klen));
+                add_error(&errs, escaped ? k : pool_strndup(pool, k, klen), nul ? R_UNKNOWN : unknown_reason(q, k, klen));
             } else {
                 slots[idx].json = value;
                 slots[idx].in_body = 1;
