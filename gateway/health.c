@@ -97,7 +97,7 @@ static void set_up(tg_checker_t *k, int up, const char *why)
         if (!was) {
             tg_log(TG_LOG_INFO, k->ever_up ? "%s: health check passed; taking it back" : "%s: up", b->name);
             k->ever_up = 1;
-            atomic_fetch_add(&b->recoveries, 1);
+            atomic_fetch_add(&b->comebacks, 1);
         }
     } else if (was || atomic_load(&b->checked_at_ms) != 0) {
         tg_log(TG_LOG_WARN, "%s: health check failed: %.*s", b->name, (int)strcspn(why, "\n"), why);
@@ -203,9 +203,10 @@ static void check_once(tg_checker_t *k)
     uint64_t replay;
     int64_t lag = TG_LAG_UNKNOWN;
     if (strcmp(PQgetvalue(res, 0, 0), "true") != 0) {
-        /* Promoted or never a replica: its data is not the primary's; keep reads off it. */
-        if (atomic_load(&b->lag_ms) != -1)
-            tg_log(TG_LOG_WARN, "%s: is not in recovery; not sending reads to it", b->name);
+        /* Promoted or never a replica: its data may not be the primary's; reads go to it only as a last resort. */
+        lag = TG_LAG_NOT_IN_RECOVERY;
+        if (atomic_load(&b->lag_ms) != TG_LAG_NOT_IN_RECOVERY)
+            tg_log(TG_LOG_WARN, "%s: is not in recovery; reads go to it only while the primary cannot be reached", b->name);
     } else if (tg_lsn_parse(PQgetvalue(res, 0, 1), &replay) == 0) {
         /*
          * Lag is measured against the primary's recent samples. Without them (the
@@ -376,6 +377,12 @@ int tg_health_replica_usable(const tg_backend_t *b, uint64_t now_ms, int interva
     return lag == TG_LAG_UNCOMPARED || (lag >= 0 && lag <= max_lag_ms);
 }
 
+int tg_health_replica_last_resort(const tg_backend_t *b, uint64_t now_ms, int interval_ms)
+{
+    return tg_health_backend_up(b, now_ms, interval_ms) &&
+           atomic_load_explicit(&b->lag_ms, memory_order_relaxed) == TG_LAG_NOT_IN_RECOVERY;
+}
+
 void tg_health_format_lag(tg_buf_t *out, const tg_backend_t *b)
 {
     int64_t lag = atomic_load(&b->lag_ms);
@@ -384,5 +391,8 @@ void tg_health_format_lag(tg_buf_t *out, const tg_backend_t *b)
     else if (lag >= 0)
         tg_buf_printf(out, "\"lag_ms\":%lld,\"lag\":\"measured\"", (long long)lag);
     else
-        tg_buf_printf(out, "\"lag_ms\":null,\"lag\":\"%s\"", lag == TG_LAG_UNCOMPARED ? "primary-unreachable" : "unknown");
+        tg_buf_printf(out, "\"lag_ms\":null,\"lag\":\"%s\"",
+                      lag == TG_LAG_UNCOMPARED       ? "primary-unreachable"
+                      : lag == TG_LAG_NOT_IN_RECOVERY ? "not-in-recovery"
+                                                      : "unknown");
 }

@@ -51,6 +51,19 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 #define TG_CANCEL_DEADLINE_MS 3000
 /* A connection attempt taking longer fails (the server accepted TCP and said nothing, or SYNs are dropped). */
 #define TG_CONNECT_TIMEOUT_MS 5000
+/*
+ * Connection attempts in flight per backend and thread: a fleet of gateways (and
+ * threads) coming back at once opens a few connections each, not its whole pool in
+ * the same second. While nothing is up, a single attempt probes the backend.
+ */
+#define TG_MAX_CONNECTING 2
+/*
+ * A call at the head of a pipeline on a backend that has passed no health check since
+ * the call started, for two health intervals and this much, is on a server or network
+ * that stopped answering: its connection is closed and its calls failed over (reads)
+ * or answered "outcome unknown" (writes), long before the statement timeout.
+ */
+#define TG_HEALTH_SLACK_MS 250
 
 typedef struct st_tg_backend_pool_t tg_backend_pool_t;
 
@@ -72,8 +85,6 @@ struct st_tg_pgconn_t {
     int cur_timeout_ms;      /* statement_timeout in force once every SET sent has been confirmed */
     int unconfirmed_sets;    /* calls in flight that sent a SET */
     uint64_t connect_started; /* for CONNECTING: when, to time it out */
-    uint64_t retry_at;       /* for DOWN: when to connect again */
-    int backoff_ms;          /* the next backoff */
     tg_cancel_job_t *cancel; /* a cancel sent for `cancel_target`: no new calls until it is done and the target ended */
     uint64_t cancel_at;      /* when it was sent: a cancel the host does not answer fences the connection only so long */
     tg_call_t *cancel_target;
@@ -85,7 +96,9 @@ struct st_tg_pgconn_t {
 struct st_tg_backend_pool_t {
     tg_pool_t *pool;
     tg_backend_t *backend;
-    uint32_t seen_recoveries; /* backend->recoveries when last looked at */
+    int backoff_ms;          /* the next wait after a failed attempt: one backoff per backend, not per connection */
+    uint64_t retry_at;       /* no attempt before then (the last one failed) */
+    uint32_t seen_comebacks; /* backend->comebacks when last looked at */
     const char *keywords[8]; /* libpq connection parameters: the conninfo plus our session settings */
     const char *values[8];
     char *options;           /* the `options` value we pass (the user's, plus ours) */
@@ -109,8 +122,15 @@ struct st_tg_pool_t {
     size_t n_bps;
     tg_backend_pool_t **draining; /* backends that left the config, finishing their calls */
     size_t n_draining;
-    tg_call_t *wait_head[2]; /* calls waiting for room, oldest first, by priority (high, low) */
-    tg_call_t **wait_tail[2];
+    /*
+     * Calls waiting for room, oldest first, by what they wait for (the primary:
+     * writes; any backend that serves reads: reads) and priority (high, low). A call
+     * waits only behind calls bound where it is: never a read behind a write waiting
+     * on a saturated or unreachable primary.
+     */
+    struct st_tg_waitq_t {
+        tg_call_t *head, **tail;
+    } waitq[2][2];
     size_t n_waiting;
     h2o_timeout_t acquire_timeout;
     h2o_timeout_t tick_timeout;
@@ -218,6 +238,7 @@ static void conn_start(tg_pgconn_t *c);
 static void conn_fail(tg_pgconn_t *c, const char *why);
 static void on_conn_read(h2o_socket_t *sock, const char *err);
 static void drain_waiters(tg_pool_t *pool);
+static void start_connections(tg_backend_pool_t *bp, uint64_t now);
 static void count_low(tg_pgconn_t *c, const tg_call_t *call, int delta);
 
 static void close_socket(tg_pgconn_t *c)
@@ -269,11 +290,15 @@ static void set_down(tg_pgconn_t *c)
         PQfinish(c->pg);
         c->pg = NULL;
     }
-    /* Exponential backoff with jitter, so a fleet of connections never reconnects in a storm. */
-    int jitter = c->backoff_ms / 4;
-    int delay = c->backoff_ms - jitter + (jitter > 0 ? (int)(rand_r(&bp->pool->seed) % (unsigned)(2 * jitter + 1)) : 0);
-    c->retry_at = tg_now_ms() + (uint64_t)delay;
-    c->backoff_ms = c->backoff_ms * 2 > TG_BACKOFF_MAX_MS ? TG_BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+/* A connection attempt failed: the backend's next one waits, doubling, with jitter so a fleet never reconnects in step. */
+static void back_off(tg_backend_pool_t *bp)
+{
+    int jitter = bp->backoff_ms / 4;
+    int delay = bp->backoff_ms - jitter + (jitter > 0 ? (int)(rand_r(&bp->pool->seed) % (unsigned)(2 * jitter + 1)) : 0);
+    bp->retry_at = tg_now_ms() + (uint64_t)delay;
+    bp->backoff_ms = bp->backoff_ms * 2 > TG_BACKOFF_MAX_MS ? TG_BACKOFF_MAX_MS : bp->backoff_ms * 2;
 }
 
 /*
@@ -326,13 +351,21 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
     }
 }
 
+/* the queue `call` waits in: by where it may go (the primary, or any backend serving reads) and its priority */
+static struct st_tg_waitq_t *queue_of(tg_pool_t *pool, const tg_call_t *call)
+{
+    return &pool->waitq[call->query->access == TG_ACCESS_READ][call->priority == TG_PRIORITY_LOW];
+}
+
 static void fail_waiters(tg_pool_t *pool, tg_call_status_t status)
 {
-    for (int p = 0; p != 2; ++p) {
-        while (pool->wait_head[p] != NULL) {
-            tg_call_t *call = pool->wait_head[p];
-            tg_pool_abandon(pool, call);
-            call->cb(call, status);
+    for (int k = 0; k != 2; ++k) {
+        for (int p = 0; p != 2; ++p) {
+            while (pool->waitq[k][p].head != NULL) {
+                tg_call_t *call = pool->waitq[k][p].head;
+                tg_pool_abandon(pool, call);
+                call->cb(call, status);
+            }
         }
     }
 }
@@ -351,8 +384,11 @@ static void conn_fail(tg_pgconn_t *c, const char *why)
 {
     tg_backend_pool_t *bp = c->bp;
     int was_ready = c->state == CONN_READY;
-    /* A connection error takes the backend out of read routing at once, in every thread; the health check brings it back. */
-    atomic_store(&bp->backend->up, 0);
+    /*
+     * One connection's error says nothing of the others (a watchdog closed it, the
+     * server ended that session): routing follows the health checker, and this
+     * thread's pool stops using the backend only when none of its connections is up.
+     */
     clear_cancel(c);
     /* Keep the first line of libpq's message: the rest repeats it. */
     size_t len = strcspn(why, "\n");
@@ -361,9 +397,9 @@ static void conn_fail(tg_pgconn_t *c, const char *why)
         snprintf(bp->last_error, sizeof(bp->last_error), "%.*s", (int)len, why);
     }
     set_down(c);
-    /* A connection that was working is most often lost alone (terminated, a restart): try again at once, once. */
-    if (was_ready)
-        c->retry_at = 0;
+    /* A connection that was working is most often lost alone (terminated, a restart): it reconnects at the next tick, once. */
+    if (!was_ready)
+        back_off(bp);
     if (bp->n_ready == 0 && bp->n_connecting == 0 && !was_ready && !bp->down) {
         bp->down = 1;
         tg_log(TG_LOG_WARN, "%s: no connection is up; calls answer 503 until one is", bp->backend->name);
@@ -384,18 +420,20 @@ static void conn_ready(tg_pgconn_t *c)
     --bp->n_connecting;
     ++bp->n_ready;
     c->state = CONN_READY;
-    c->backoff_ms = TG_BACKOFF_FIRST_MS;
+    bp->backoff_ms = TG_BACKOFF_FIRST_MS;
+    bp->retry_at = 0;
     c->cur_timeout_ms = c->session_timeout_ms;
     c->unconfirmed_sets = 0;
     stmt_clear(&c->prepared);
     if (bp->down) {
         bp->down = 0;
         bp->last_error[0] = '\0';
-        bp->seen_recoveries = atomic_fetch_add(&bp->backend->recoveries, 1) + 1;
         tg_log(TG_LOG_INFO, "%s: connected", bp->backend->name);
     }
     h2o_socket_read_start(c->sock, on_conn_read);
     drain_waiters(bp->pool);
+    /* it answers: the rest of its connections may follow, a few at a time */
+    start_connections(bp, tg_now_ms());
 }
 
 static void on_connect_io(h2o_socket_t *sock, const char *err)
@@ -810,17 +848,44 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
 }
 
 /*
- * Where a call goes: writes to the primary; reads to the usable replica (up, checked
- * recently, lag within replica_max_lag_ms, connected in this thread) with the least
- * work outstanding here, else the primary. A read being retried avoids the backend
- * that failed it.
+ * Is every connection of the backend (in this thread) stuck behind a call running far
+ * past what its query takes, by half the acquire timeout? Then the server or the
+ * network has stalled (a blackhole is noticed by the health checker only after its
+ * check times out, and by the connections after two intervals): reads waiting for it
+ * would time out, so they go elsewhere.
  */
-static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call)
+static int stalled(const tg_backend_pool_t *bp, uint64_t now)
+{
+    tg_pool_t *pool = bp->pool;
+    double grace = pool->cfg->pool.acquire_timeout_ms / 2.0 + TG_PIPELINE_MAX_WAIT_MS;
+    int ready = 0;
+    for (int i = 0; i != bp->n_conns; ++i) {
+        const tg_pgconn_t *c = bp->conns[i];
+        if (c->state != CONN_READY || c->retiring)
+            continue;
+        ++ready;
+        if (c->head == NULL || (double)(now - c->head->_started_at) <= 2 * *est_of(pool, c->head->query) + grace)
+            return 0;
+    }
+    return ready != 0;
+}
+
+/*
+ * Where a call goes, and on which connection (*conn, NULL: none has room now): writes
+ * to the primary; reads to a usable replica (up by a recent health check, lag within
+ * replica_max_lag_ms or not comparable, connected in this thread, not stalled), one
+ * with a connection free before one without, then the one with the least work
+ * outstanding here; else the primary, or, while this thread cannot reach it, a
+ * replica that is no longer in recovery (promoted: see TG_LAG_NOT_IN_RECOVERY). A read
+ * being retried avoids the backend that failed it.
+ */
+static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call, tg_pgconn_t **conn)
 {
     tg_backend_pool_t *best = NULL;
+    tg_pgconn_t *best_conn = NULL;
+    uint64_t now = tg_now_ms();
     if (call->query->access == TG_ACCESS_READ && pool->n_bps > 1) {
         const tg_config_t *cfg = pool->cfg;
-        uint64_t now = tg_now_ms();
         size_t n = pool->n_bps - 1;
         /* Start at a rotating replica, so ties spread instead of piling on the first. */
         size_t start = pool->rr++ % n;
@@ -829,11 +894,32 @@ static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call)
             if (bp == call->_avoid || bp->n_ready == 0 ||
                 !tg_health_replica_usable(bp->backend, now, cfg->health_interval_ms, cfg->replica_max_lag_ms))
                 continue;
-            if (best == NULL || bp->in_flight < best->in_flight)
+            tg_pgconn_t *c = pick_conn(bp, call, now);
+            if (c == NULL && stalled(bp, now))
+                continue;
+            if (best == NULL || (c != NULL && best_conn == NULL) ||
+                ((c != NULL) == (best_conn != NULL) && bp->in_flight < best->in_flight)) {
                 best = bp;
+                best_conn = c;
+            }
         }
     }
-    return best != NULL ? best : pool->bps[0];
+    /* The last resort while this thread cannot reach the primary (a failover): a promoted replica the checker reaches. */
+    if (best == NULL && call->query->access == TG_ACCESS_READ && pool->bps[0]->down) {
+        for (size_t k = 1; k < pool->n_bps && best == NULL; ++k) {
+            tg_backend_pool_t *bp = pool->bps[k];
+            if (bp != call->_avoid && bp->n_ready != 0 && tg_health_replica_last_resort(bp->backend, now, pool->cfg->health_interval_ms)) {
+                best = bp;
+                best_conn = pick_conn(bp, call, now);
+            }
+        }
+    }
+    if (best == NULL) {
+        best = pool->bps[0];
+        best_conn = pick_conn(best, call, now);
+    }
+    *conn = best_conn;
+    return best;
 }
 
 /*
@@ -859,8 +945,9 @@ static int send_on(tg_backend_pool_t *bp, tg_call_t *call, tg_pgconn_t *c)
 /* Tries to put the call on a connection now. Returns 1 if sent (or ended), 0 if it must wait. */
 static int try_send(tg_pool_t *pool, tg_call_t *call)
 {
-    tg_backend_pool_t *bp = pick_backend(pool, call);
-    return send_on(bp, call, pick_conn(bp, call, tg_now_ms()));
+    tg_pgconn_t *c;
+    tg_backend_pool_t *bp = pick_backend(pool, call, &c);
+    return send_on(bp, call, c);
 }
 
 static void on_acquire_timeout(h2o_timeout_entry_t *entry)
@@ -876,17 +963,17 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
 {
     call->_waiting = 1;
     call->_pool = pool;
-    int p = call->priority == TG_PRIORITY_LOW;
-    if (at_head && pool->wait_head[p] != NULL) {
-        call->_next = pool->wait_head[p];
-        call->_pprev = &pool->wait_head[p];
-        pool->wait_head[p]->_pprev = &call->_next;
-        pool->wait_head[p] = call;
+    struct st_tg_waitq_t *q = queue_of(pool, call);
+    if (at_head && q->head != NULL) {
+        call->_next = q->head;
+        call->_pprev = &q->head;
+        q->head->_pprev = &call->_next;
+        q->head = call;
     } else {
         call->_next = NULL;
-        call->_pprev = pool->wait_tail[p];
-        *pool->wait_tail[p] = call;
-        pool->wait_tail[p] = &call->_next;
+        call->_pprev = q->tail;
+        *q->tail = call;
+        q->tail = &call->_next;
     }
     ++pool->n_waiting;
     call->_acquire_timer = (h2o_timeout_entry_t){0};
@@ -894,22 +981,29 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
     h2o_timeout_link(pool->loop, &pool->acquire_timeout, &call->_acquire_timer);
 }
 
-/* Hands waiting calls to connections with room: high priority first, then low, each in arrival order. */
+/*
+ * Hands waiting calls to connections with room: high priority first, then low; in
+ * each, writes (bound for the primary) and reads (bound for any backend serving
+ * them) are separate queues, each in arrival order, so one never holds the other.
+ */
 static void drain_waiters(tg_pool_t *pool)
 {
     for (int p = 0; p != 2; ++p) {
-        while (pool->wait_head[p] != NULL) {
-            tg_call_t *call = pool->wait_head[p];
-            /* One choice of backend and connection, used for both the check and the send. */
-            tg_backend_pool_t *bp = pick_backend(pool, call);
-            tg_pgconn_t *c = pick_conn(bp, call, tg_now_ms());
-            if (c == NULL && !bp->down)
-                break;
-            tg_pool_abandon(pool, call);
-            if (!send_on(bp, call, c)) {
-                /* Every connection with room broke while sending: wait again, first in line. */
-                wait_push(pool, call, 1);
-                break;
+        for (int k = 0; k != 2; ++k) {
+            struct st_tg_waitq_t *q = &pool->waitq[k][p];
+            while (q->head != NULL) {
+                tg_call_t *call = q->head;
+                /* One choice of backend and connection, used for both the check and the send. */
+                tg_pgconn_t *c;
+                tg_backend_pool_t *bp = pick_backend(pool, call, &c);
+                if (c == NULL && !bp->down)
+                    break;
+                tg_pool_abandon(pool, call);
+                if (!send_on(bp, call, c)) {
+                    /* Every connection with room broke while sending: wait again, first in line. */
+                    wait_push(pool, call, 1);
+                    break;
+                }
             }
         }
     }
@@ -938,10 +1032,8 @@ static void free_backend_pool(tg_backend_pool_t *bp)
 /* Janitor work on one backend's connections: timeouts, the watchdog, reconnects, retired connections. */
 static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
 {
-    /* Another thread got through to this backend: it is back, so stop backing off. */
-    uint32_t rec = atomic_load_explicit(&bp->backend->recoveries, memory_order_relaxed);
-    int recovered = rec != bp->seen_recoveries;
-    bp->seen_recoveries = rec;
+    uint64_t silent_after = 2 * (uint64_t)bp->pool->cfg->health_interval_ms + TG_HEALTH_SLACK_MS;
+    uint64_t checked_at = atomic_load_explicit(&bp->backend->checked_at_ms, memory_order_relaxed);
     for (int i = 0; i < bp->n_conns; ++i) {
         tg_pgconn_t *c = bp->conns[i];
         /* In non-blocking mode libpq leaves connect_timeout to us. */
@@ -959,17 +1051,41 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
             conn_fail(c, "no answer from the server long after the statement timeout");
             continue;
         }
+        /* The server stopped answering its health checks while this connection waits on it: it will not answer us either. */
+        if (c->state == CONN_READY && c->head != NULL && checked_at < c->head->_started_at && now > c->head->_started_at + silent_after) {
+            conn_fail(c, "no answer, and no health check passed, since the call at the head was sent");
+            continue;
+        }
         /* A connection pool.size no longer wants goes once it has nothing in flight. */
         if (c->retiring && c->n_inflight == 0 && (c->cancel == NULL || atomic_load(&c->cancel->done))) {
             free_conn(c);
             bp->conns[i--] = bp->conns[--bp->n_conns];
             continue;
         }
-        if (c->state == CONN_DOWN && !bp->draining && (recovered || c->retry_at <= now)) {
-            if (recovered)
-                c->backoff_ms = TG_BACKOFF_FIRST_MS;
+    }
+    start_connections(bp, now);
+}
+
+/*
+ * Opens the backend's missing connections, at most TG_MAX_CONNECTING at a time (one
+ * while none is up here: a probe), and none before its backoff has passed.
+ */
+static void start_connections(tg_backend_pool_t *bp, uint64_t now)
+{
+    /* The health checker saw it come back (a restart, a promotion): a down pool probes it now, once, backoff or not. */
+    uint32_t comebacks = atomic_load_explicit(&bp->backend->comebacks, memory_order_relaxed);
+    if (comebacks != bp->seen_comebacks) {
+        bp->seen_comebacks = comebacks;
+        if (bp->n_ready == 0)
+            bp->retry_at = 0;
+    }
+    if (bp->draining || now < bp->retry_at)
+        return;
+    int cap = bp->n_ready == 0 && bp->down ? 1 : TG_MAX_CONNECTING;
+    for (int i = 0; i != bp->n_conns && bp->n_connecting < cap && now >= bp->retry_at; ++i) {
+        tg_pgconn_t *c = bp->conns[i];
+        if (c->state == CONN_DOWN && !c->retiring)
             conn_start(c);
-        }
     }
 }
 
@@ -1068,10 +1184,9 @@ static void set_conn_count(tg_backend_pool_t *bp, int n)
         c->bp = bp;
         c->fd = -1;
         c->tail = &c->head;
-        c->backoff_ms = TG_BACKOFF_FIRST_MS;
         bp->conns[bp->n_conns++] = c;
-        conn_start(c);
     }
+    start_connections(bp, tg_now_ms());
 }
 
 static tg_backend_pool_t *new_backend_pool(tg_pool_t *pool, tg_backend_t *b, int n_conns)
@@ -1079,6 +1194,8 @@ static tg_backend_pool_t *new_backend_pool(tg_pool_t *pool, tg_backend_t *b, int
     tg_backend_pool_t *bp = tg_calloc(1, sizeof(*bp));
     bp->pool = pool;
     bp->backend = b;
+    bp->backoff_ms = TG_BACKOFF_FIRST_MS;
+    bp->seen_comebacks = atomic_load(&b->comebacks);
     init_backend_params(bp);
     set_conn_count(bp, n_conns);
     return bp;
@@ -1090,8 +1207,9 @@ tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
     pool->loop = loop;
     pool->pc = *pc;
     pool->cfg = pc->config;
-    pool->wait_tail[0] = &pool->wait_head[0];
-    pool->wait_tail[1] = &pool->wait_head[1];
+    for (int k = 0; k != 2; ++k)
+        for (int p = 0; p != 2; ++p)
+            pool->waitq[k][p].tail = &pool->waitq[k][p].head;
     pool->seed = (unsigned)tg_now_ms() ^ (unsigned)(uintptr_t)pool;
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)pc->config->pool.acquire_timeout_ms);
     h2o_timeout_init(loop, &pool->tick_timeout, TG_TICK_MS);
@@ -1167,7 +1285,7 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
     call->_waiting = 0;
     call->_abandoned = 0;
     /* First come, first served: a new call never overtakes one already waiting. */
-    if (pool->wait_head[call->priority == TG_PRIORITY_LOW] == NULL && try_send(pool, call))
+    if (queue_of(pool, call)->head == NULL && try_send(pool, call))
         return;
     if (pool->n_waiting >= (size_t)pool->pc.max_waiters) {
         call->cb(call, TG_CALL_QUEUE_FULL);
@@ -1207,7 +1325,7 @@ int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
     if (call->_next != NULL)
         call->_next->_pprev = call->_pprev;
     else
-        pool->wait_tail[call->priority == TG_PRIORITY_LOW] = call->_pprev;
+        queue_of(pool, call)->tail = call->_pprev;
     call->_next = NULL;
     call->_waiting = 0;
     --pool->n_waiting;

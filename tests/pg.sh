@@ -8,11 +8,13 @@
 #     source tests/pg.sh
 #     pg_start            # primary + sample data + replica; exports TG_PRIMARY_DSN ...
 #     pg_stop_replica / pg_start_replica / pg_stop_primary / pg_start_primary
+#     pg_promote_replica / pg_rebuild_replica   (failover, and back)
 #     pg_stop             # stops both and removes the folder
 #
 # Standalone:
 #     eval "$(tests/pg.sh start)"        # prints export lines; servers keep running
 #     tests/pg.sh stop-replica | start-replica | stop-primary | start-primary | status
+#                  promote-replica | rebuild-replica
 #     tests/pg.sh stop                   # these find the servers through TG_PG_DIR
 #     tests/pg.sh run CMD ARGS...        # start, run CMD with the env, stop
 #
@@ -208,22 +210,30 @@ EOF
     pg_load_sample || { tg_warn "loading the sample failed"; return 1; }
 
     if [[ ${TG_PG_REPLICA:-1} != 0 ]]; then
-        tg_log "making the replica (pg_basebackup)"
-        _pg_as_owner "$TG_PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$TG_PG_PORT" -U postgres \
-            -D "$replica" -c fast -R -X stream >"$TG_PG_DIR/basebackup.log" 2>&1 ||
-            { cat "$TG_PG_DIR/basebackup.log" >&2; tg_warn "pg_basebackup failed"; return 1; }
-        # later lines win over the primary's settings copied with the backup
-        cat >>"$replica/postgresql.conf" <<EOF
-port = $TG_PG_REPLICA_PORT
-cluster_name = 'tg_replica'
-EOF
-        _pg_ctl_start "$replica" replica || return 1
-        _pg_wait_streaming 60 || return 1
+        _pg_make_replica || return 1
     fi
 
     tg_log "primary: $TG_PRIMARY_DSN"
     [[ -n $TG_REPLICA_DSN ]] && tg_log "replica: $TG_REPLICA_DSN"
     return 0
+}
+
+# Makes the replica from a base backup of the running primary, starts it and waits
+# until it streams.
+_pg_make_replica() {
+    local replica
+    replica=$(_pg_replica_dir)
+    tg_log "making the replica (pg_basebackup)"
+    _pg_as_owner "$TG_PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$TG_PG_PORT" -U postgres \
+        -D "$replica" -c fast -R -X stream >"$TG_PG_DIR/basebackup.log" 2>&1 ||
+        { cat "$TG_PG_DIR/basebackup.log" >&2; tg_warn "pg_basebackup failed"; return 1; }
+    # later lines win over the primary's settings copied with the backup
+    cat >>"$replica/postgresql.conf" <<EOF
+port = $TG_PG_REPLICA_PORT
+cluster_name = 'tg_replica'
+EOF
+    _pg_ctl_start "$replica" replica || return 1
+    _pg_wait_streaming 60
 }
 
 # Stops both servers and removes the temp folder (only a folder pg_start made).
@@ -251,6 +261,19 @@ pg_start_replica() {
     if "$TG_PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$TG_PG_PORT"; then
         _pg_wait_streaming 60
     fi
+}
+
+# Failover as an HA tool does it: the replica becomes a primary (the old primary must
+# be stopped first). rebuild-replica undoes it: the old primary runs again and the
+# replica is made afresh from it (what the promoted server wrote is gone).
+pg_promote_replica() { _pg_as_owner "$TG_PG_BIN/pg_ctl" promote -D "$(_pg_replica_dir)" -w -t 60 >/dev/null; }
+pg_rebuild_replica() {
+    _pg_ctl_stop "$(_pg_replica_dir)" immediate
+    if ! "$TG_PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$TG_PG_PORT"; then
+        pg_start_primary || return 1
+    fi
+    rm -rf "$(_pg_replica_dir)"
+    _pg_make_replica
 }
 
 # One line per server: port, running or not, in recovery or not.
@@ -291,6 +314,8 @@ _pg_main() {
         start-primary) _pg_load_env && pg_start_primary ;;
         stop-replica) _pg_load_env && pg_stop_replica ;;
         start-replica) _pg_load_env && pg_start_replica ;;
+        promote-replica) _pg_load_env && pg_promote_replica ;;
+        rebuild-replica) _pg_load_env && pg_rebuild_replica ;;
         status) _pg_load_env && pg_status ;;
         run)
             (($# > 0)) || tg_die "usage: tests/pg.sh run CMD [ARGS...]"

@@ -8,8 +8,9 @@
 #   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
 #      sample data), the gateway (//gateway:tollgated) with tests/integration/config.json
 #      and its catalog, then bazel-bin/tests/integration against it;
-#   3. process and backends: suites that start their own gateways and stop and start
-#      the servers (exit codes, outages, failover, lag, cancel), one test at a time.
+#   3. process, backends, operator and faults: suites that start their own gateways
+#      and stop, start, promote or cut off the servers (exit codes, outages, failover,
+#      lag, cancel, reloads, network faults through tests/faultproxy), one test at a time.
 #
 # Usage: tests/run.sh [--unit-only | --integration-only]
 #
@@ -155,7 +156,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in //gateway:tollgated //tests:integration //tests:process //tests:backends //tests:operator; do
+    for what in //gateway:tollgated //tests:integration //tests:process //tests:backends //tests:operator //tests:faults //tests:faultproxy; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -235,12 +236,13 @@ integration_tests() {
     # Tests that run their own gateways and stop and start the databases: one at a
     # time, after the API suite, whose gateway is gone by now.
     local name
-    for name in process backends operator; do
+    for name in process backends operator faults; do
         local bin=$BAZEL_BIN/tests/$name
         [[ -x $bin ]] || { fail_stage "no test binary at $bin"; continue; }
         tg_log "$name tests: $bin --jobs 1"
         local blog=$WORK/$name.log brc=0
         TG_GATEWAY_BIN=$gw_bin TG_PG_SCRIPT=$TG_ROOT/tests/pg.sh TG_CATALOG_DIR=$TG_ROOT/tests/integration/catalog \
+            TG_FAULTPROXY_BIN=$BAZEL_BIN/tests/faultproxy \
             timeout -k 10 900 "$bin" --jobs 1 2>&1 | tee "$blog" || brc=${PIPESTATUS[0]}
         status=ok
         ((brc == 0)) || status="exit $brc"

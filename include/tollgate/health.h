@@ -49,8 +49,14 @@ uint64_t tg_lsn_lag_ms(const tg_lsn_history_t *h, uint64_t replay_lsn, uint64_t 
 /** parses PostgreSQL's "X/Y" LSN text; returns 0 or -1 */
 int tg_lsn_parse(const char *s, uint64_t *out);
 
-/** a replica's lag_ms when it is not usable for reads: not in recovery (promoted), or never answered */
+/** a replica's lag_ms when it is not known: it never answered */
 #define TG_LAG_UNKNOWN (-1)
+/**
+ * a replica's lag_ms when it answers but is not in recovery (promoted, or never a
+ * replica): its data may not be the primary's, so reads go to it only as a last
+ * resort, while this thread cannot reach the primary (a failover in progress)
+ */
+#define TG_LAG_NOT_IN_RECOVERY (-3)
 /**
  * a replica's lag_ms while the primary cannot be checked (unreachable at start, or
  * down): it cannot be compared, and the replica stays usable while it answers its
@@ -94,10 +100,14 @@ int tg_health_backend_up(const tg_backend_t *b, uint64_t now_ms, int interval_ms
  */
 int tg_health_replica_usable(const tg_backend_t *b, uint64_t now_ms, int interval_ms, int max_lag_ms);
 
+/** May replica `b` take reads as a last resort (see TG_LAG_NOT_IN_RECOVERY)? Up by a recent check, not in recovery. */
+int tg_health_replica_last_resort(const tg_backend_t *b, uint64_t now_ms, int interval_ms);
+
 /**
  * Appends `"lag_ms":N,"lag":"..."` for backend `b` to a JSON object being written:
- * lag_ms null and lag "primary-unreachable" while it cannot be compared, "unknown"
- * when it is not known, "measured" otherwise (a primary: null, "none").
+ * lag_ms null and lag "primary-unreachable" while it cannot be compared,
+ * "not-in-recovery" for a replica that was promoted, "unknown" when it is not known,
+ * "measured" otherwise (a primary: null, "none").
  */
 void tg_health_format_lag(tg_buf_t *out, const tg_backend_t *b);
 

@@ -5,7 +5,13 @@
  * once per connection. Calls are queued on a connection's pipeline (one Sync per call,
  * so each call is its own implicit transaction and an error aborts only that call; a
  * guarded call's Sync waits for its result, see `guard_rows`), or
- * wait in a bounded FIFO for at most `acquire_timeout_ms` when no connection has room.
+ * wait for at most `acquire_timeout_ms` when no connection has room, in bounded FIFOs
+ * by where they may go (writes: the primary; reads: any backend serving reads) and
+ * priority, so a read never waits behind a write held up by the primary.
+ *
+ * Connections are opened a few at a time per backend and thread, with one backoff per
+ * backend after a failed attempt (doubling to 3 s, jittered) and a single probe while
+ * none is up; the health checker's view, not one connection's error, decides routing.
  */
 #ifndef tollgate__pool_h
 #define tollgate__pool_h
@@ -83,15 +89,15 @@ struct st_tg_call_t {
 
 /**
  * A backend as the pools see it, shared by all threads. The name and conninfo never
- * change; the atomics are written by the health checker and by any pool that sees a
- * connection fail, and read when routing.
+ * change; the atomics are written by the health checker (one connection's error in
+ * one pool says nothing of the backend) and read when routing.
  */
 typedef struct st_tg_backend_t {
     const char *name;               /* "primary", "replica1", ... (for logs and /readyz) */
     const char *conninfo;           /* as configured: never shown to clients */
     int is_primary;
-    _Atomic uint32_t recoveries;    /* bumped when the backend comes back after being down: pools reconnect at once */
-    _Atomic int up;                 /* the last verdict: 1 up, 0 down (a connection error says 0 at once) */
+    _Atomic int up;                 /* the health checker's last verdict: 1 up, 0 down */
+    _Atomic uint32_t comebacks;     /* bumped when the checker sees it come back: each pool may probe it once at once */
     _Atomic int64_t lag_ms;         /* replicas: replay lag by the last check; -1 unknown */
     _Atomic uint64_t checked_at_ms; /* tg_now_ms() of the last successful check; 0 never */
     struct st_tg_canceller_t *canceller; /* sends its cancels (its own: a silent host delays only these); NULL: never cancel */

@@ -85,22 +85,26 @@ Test(usable, table)
         int up;
         uint64_t checked_at;
         int64_t lag;
-        int want;
+        int want, last_resort;
     } cases[] = {
-        {1, 99500, 0, 1},     /* fresh, caught up */
-        {1, 99500, 500, 1},   /* at the bound */
-        {1, 99500, 501, 0},   /* past it */
-        {1, 99500, -1, 0},    /* lag unknown: not in recovery (promoted), or no answer */
-        {1, 99500, -2, 1},    /* not comparable: the primary cannot be checked; the replica still serves */
-        {0, 99500, -2, 0},    /* ...but not when it is down itself */
-        {1, 95999, -2, 0},    /* ...or its last check is stale */
-        {0, 99500, 0, 0},     /* down */
-        {1, 0, 0, 0},         /* never checked */
-        {1, 95999, 0, 0},     /* last check over 4 s ago: hung, stop trusting it */
-        {1, 97000, 0, 1},     /* 3 s ago: still within 3 intervals + 1 s */
+        {1, 99500, 0, 1, 0},     /* fresh, caught up */
+        {1, 99500, 500, 1, 0},   /* at the bound */
+        {1, 99500, 501, 0, 0},   /* past it */
+        {1, 99500, -1, 0, 0},    /* lag unknown: no answer yet */
+        {1, 99500, -3, 0, 1},    /* not in recovery (promoted): a last resort only */
+        {0, 99500, -3, 0, 0},    /* ...not when down */
+        {1, 95999, -3, 0, 0},    /* ...or stale */
+        {1, 99500, -2, 1, 0},    /* not comparable: the primary cannot be checked; the replica still serves */
+        {0, 99500, -2, 0, 0},    /* ...but not when it is down itself */
+        {1, 95999, -2, 0, 0},    /* ...or its last check is stale */
+        {0, 99500, 0, 0, 0},     /* down */
+        {1, 0, 0, 0, 0},         /* never checked */
+        {1, 95999, 0, 0, 0},     /* last check over 4 s ago: hung, stop trusting it */
+        {1, 97000, 0, 1, 0},     /* 3 s ago: still within 3 intervals + 1 s */
     };
     for (size_t i = 0; i != sizeof(cases) / sizeof(cases[0]); ++i) {
         tg_backend_t b = replica(cases[i].up, cases[i].checked_at, cases[i].lag);
         cr_assert_eq(tg_health_replica_usable(&b, 100000, 1000, 500), cases[i].want, "case %zu", i);
+        cr_assert_eq(tg_health_replica_last_resort(&b, 100000, 1000), cases[i].last_resort, "case %zu", i);
     }
 }

@@ -37,8 +37,9 @@ static tg_pool_t *make_pool(h2o_loop_t *loop, int n_conns, int depth, int max_wa
     pool->pc = (tg_pool_config_t){.config = &config, .backends = one_backend, .n_backends = 1, .conns_per_backend = n_conns,
                                   .pipeline_depth = depth, .max_waiters = max_waiters};
     pool->cfg = &config;
-    pool->wait_tail[0] = &pool->wait_head[0];
-    pool->wait_tail[1] = &pool->wait_head[1];
+    for (int k = 0; k != 2; ++k)
+        for (int p = 0; p != 2; ++p)
+            pool->waitq[k][p].tail = &pool->waitq[k][p].head;
     pool->seed = 1;
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)config.pool.acquire_timeout_ms);
     pool->bps = tg_calloc(1, sizeof(*pool->bps));
@@ -46,13 +47,13 @@ static tg_pool_t *make_pool(h2o_loop_t *loop, int n_conns, int depth, int max_wa
     tg_backend_pool_t *bp = pool->bps[0] = tg_calloc(1, sizeof(*bp));
     bp->pool = pool;
     bp->backend = &backend;
+    bp->backoff_ms = TG_BACKOFF_FIRST_MS;
     bp->n_conns = n_conns;
     bp->conns = tg_calloc((size_t)n_conns, sizeof(*bp->conns));
     for (int i = 0; i != n_conns; ++i) {
         tg_pgconn_t *c = bp->conns[i] = tg_calloc(1, sizeof(*c));
         c->bp = bp;
         c->tail = &c->head;
-        c->backoff_ms = TG_BACKOFF_FIRST_MS;
         c->state = CONN_READY;
     }
     bp->n_ready = n_conns;
@@ -193,9 +194,10 @@ Test(pool_wait, queue_is_fifo_bounded_and_abandonable)
     /* Abandon the middle one: the others keep their order. */
     cr_assert_eq(tg_pool_abandon(pool, &calls[1]), 1);
     cr_assert_eq(tg_pool_abandon(pool, &calls[1]), 0, "abandoning twice is harmless");
-    cr_assert_eq(pool->wait_head[0], &calls[0]);
+    struct st_tg_waitq_t *q = queue_of(pool, &calls[0]);
+    cr_assert_eq(q->head, &calls[0]);
     cr_assert_eq(calls[0]._next, &calls[2]);
-    cr_assert_eq(pool->wait_tail[0], &calls[2]._next);
+    cr_assert_eq(q->tail, &calls[2]._next);
     cr_assert_eq(pool->n_waiting, 2);
     /* The backend goes down: every waiter ends at once, oldest first. */
     n_ended = 0;
@@ -206,8 +208,8 @@ Test(pool_wait, queue_is_fifo_bounded_and_abandonable)
     cr_assert_eq(n_ended, 2);
     cr_assert_eq(ended_call[0], &calls[0]);
     cr_assert_eq(ended_call[1], &calls[2]);
-    cr_assert_eq(pool->wait_head[0], NULL);
-    cr_assert_eq(pool->wait_tail[0], &pool->wait_head[0]);
+    cr_assert_eq(q->head, NULL);
+    cr_assert_eq(q->tail, &q->head);
 }
 
 Test(pool_wait, acquire_timeout_ends_the_wait)
@@ -233,21 +235,76 @@ Test(pool_backoff, doubles_with_jitter_up_to_the_cap)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 1, 1, 1);
-    tg_pgconn_t *c = pool->bps[0]->conns[0];
+    tg_backend_pool_t *bp = pool->bps[0];
     int expect = TG_BACKOFF_FIRST_MS;
     for (int i = 0; i != 12; ++i) {
-        c->state = CONN_CONNECTING;
-        ++pool->bps[0]->n_connecting;
         uint64_t before = tg_now_ms();
-        set_down(c);
-        uint64_t delay = c->retry_at - before;
+        back_off(bp);
+        uint64_t delay = bp->retry_at - before;
         cr_assert_geq(delay + 1, (uint64_t)(expect - expect / 4), "attempt %d: delay %lu, base %d", i, (unsigned long)delay,
                       expect);
         cr_assert_leq(delay, (uint64_t)(expect + expect / 4 + 1), "attempt %d: delay %lu, base %d", i, (unsigned long)delay,
                       expect);
         expect = expect * 2 > TG_BACKOFF_MAX_MS ? TG_BACKOFF_MAX_MS : expect * 2;
     }
-    cr_assert_eq(c->backoff_ms, TG_BACKOFF_MAX_MS);
+    cr_assert_eq(bp->backoff_ms, TG_BACKOFF_MAX_MS);
+}
+
+/* Connections open a few at a time, one while nothing is up, none during the backend's backoff. */
+Test(pool_backoff, attempts_in_flight_are_capped_per_backend)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 6, 1, 1);
+    tg_backend_pool_t *bp = pool->bps[0];
+    init_backend_params(bp); /* port 1: each attempt stays in progress until the loop runs */
+    for (int i = 0; i != 6; ++i)
+        bp->conns[i]->state = CONN_DOWN;
+    bp->n_ready = 0;
+    uint64_t now = tg_now_ms();
+    start_connections(bp, now);
+    cr_assert_eq(bp->n_connecting, TG_MAX_CONNECTING, "a pool of 6 opens %d at a time", TG_MAX_CONNECTING);
+    start_connections(bp, now);
+    cr_assert_eq(bp->n_connecting, TG_MAX_CONNECTING, "and not more on the next tick");
+    /* every attempt failed: the backend is down, backing off, then probed by one attempt */
+    for (int i = 0; i != 6; ++i)
+        if (bp->conns[i]->state == CONN_CONNECTING)
+            conn_fail(bp->conns[i], "refused");
+    cr_assert(bp->down);
+    cr_assert_eq(bp->n_connecting, 0);
+    start_connections(bp, tg_now_ms());
+    cr_assert_eq(bp->n_connecting, 0, "nothing during the backoff");
+    start_connections(bp, bp->retry_at);
+    cr_assert_eq(bp->n_connecting, 1, "one probe while nothing is up");
+    for (int i = 0; i != 6; ++i)
+        if (bp->conns[i]->state == CONN_CONNECTING)
+            set_down(bp->conns[i]);
+}
+
+/* A connection whose head call has seen no health check pass for two intervals is closed; one that has is left alone. */
+Test(pool_watchdog, a_backend_silent_to_its_health_checks_loses_its_calls)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 1, 4, 1);
+    tg_backend_pool_t *bp = pool->bps[0];
+    bp->draining = 1; /* no reconnect in this test */
+    config.health_interval_ms = 1000;
+    static tg_query_t w = {.index = 0, .name = "w", .access = TG_ACCESS_WRITE, .timeout_ms = 60000, .state = &states[4]};
+    uint64_t now = tg_now_ms();
+    tg_call_t *call = load_conn(bp->conns[0], &w, 1, now - 2400);
+    call->cb = record;
+    bp->in_flight = 1;
+    atomic_store(&backend.checked_at_ms, now - 100); /* a check passed since it started */
+    n_ended = 0;
+    tick_backend(bp, now);
+    cr_assert_eq(n_ended, 0, "a call on a backend that answers its checks runs on");
+    atomic_store(&backend.checked_at_ms, now - 3000);
+    tick_backend(bp, now - 300);
+    cr_assert_eq(n_ended, 0, "not before two intervals and the slack");
+    tick_backend(bp, now);
+    cr_assert_eq(n_ended, 1);
+    cr_assert_eq(ended[0], TG_CALL_CONN_LOST, "a write on a silent server: outcome unknown");
+    cr_assert_eq(bp->conns[0]->state, CONN_DOWN);
+    atomic_store(&backend.checked_at_ms, 0);
 }
 
 Test(pool_params, session_settings_keep_the_users_options)
@@ -300,17 +357,24 @@ static tg_pool_t *make_routed_pool(h2o_loop_t *loop)
 static tg_query_t read_q = {.index = 0, .name = "r", .access = TG_ACCESS_READ, .state = &states[3]};
 static tg_query_t write_q = {.index = 1, .name = "w", .access = TG_ACCESS_WRITE, .state = &states[4]};
 
+/* where pick_backend sends a call */
+static tg_backend_pool_t *route(tg_pool_t *pool, const tg_call_t *call)
+{
+    tg_pgconn_t *c;
+    return pick_backend(pool, call, &c);
+}
+
 Test(pool_route, writes_primary_reads_least_busy_replica)
 {
     tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
     tg_call_t w = {.query = &write_q}, r = {.query = &read_q};
-    cr_assert_eq(pick_backend(pool, &w), pool->bps[0]);
+    cr_assert_eq(route(pool, &w), pool->bps[0]);
     pool->bps[1]->in_flight = 5;
     pool->bps[2]->in_flight = 2;
     for (int i = 0; i != 4; ++i)
-        cr_assert_eq(pick_backend(pool, &r), pool->bps[2], "the least busy replica, whatever the rotation");
+        cr_assert_eq(route(pool, &r), pool->bps[2], "the least busy replica, whatever the rotation");
     pool->bps[2]->in_flight = 9;
-    cr_assert_eq(pick_backend(pool, &r), pool->bps[1]);
+    cr_assert_eq(route(pool, &r), pool->bps[1]);
 }
 
 Test(pool_route, ties_rotate)
@@ -319,7 +383,7 @@ Test(pool_route, ties_rotate)
     tg_call_t r = {.query = &read_q};
     int hits[3] = {0};
     for (int i = 0; i != 10; ++i) {
-        tg_backend_pool_t *got = pick_backend(pool, &r);
+        tg_backend_pool_t *got = route(pool, &r);
         for (int b = 0; b != 3; ++b)
             hits[b] += got == pool->bps[b];
     }
@@ -334,17 +398,102 @@ Test(pool_route, unusable_replicas_leave_reads_to_the_primary)
     tg_call_t r = {.query = &read_q};
     atomic_store(&three[1].lag_ms, 501);      /* lagging */
     atomic_store(&three[2].up, 0);            /* down */
-    cr_assert_eq(pick_backend(pool, &r), pool->bps[0]);
+    cr_assert_eq(route(pool, &r), pool->bps[0]);
     atomic_store(&three[2].up, 1);
     pool->bps[2]->n_ready = 0;                 /* up, but this thread has no connection yet */
-    cr_assert_eq(pick_backend(pool, &r), pool->bps[0]);
+    cr_assert_eq(route(pool, &r), pool->bps[0]);
     pool->bps[2]->n_ready = 1;
-    cr_assert_eq(pick_backend(pool, &r), pool->bps[2]);
+    cr_assert_eq(route(pool, &r), pool->bps[2]);
     /* A read retried after replica2 failed it goes elsewhere. */
     r._avoid = pool->bps[2];
-    cr_assert_eq(pick_backend(pool, &r), pool->bps[0]);
+    cr_assert_eq(route(pool, &r), pool->bps[0]);
     atomic_store(&three[1].lag_ms, 0);
-    cr_assert_eq(pick_backend(pool, &r), pool->bps[1]);
+    cr_assert_eq(route(pool, &r), pool->bps[1]);
+}
+
+/* A replica with a free connection beats a less busy one without: a read waits for no backend while another has room. */
+Test(pool_route, a_replica_with_room_first)
+{
+    tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
+    tg_backend_pool_t *roomy = pool->bps[2];
+    tg_pgconn_t *c = tg_calloc(1, sizeof(*c));
+    c->bp = roomy;
+    c->tail = &c->head;
+    c->state = CONN_READY;
+    roomy->conns = tg_calloc(1, sizeof(*roomy->conns));
+    roomy->conns[0] = c;
+    roomy->n_conns = 1;
+    roomy->in_flight = 7;
+    pool->bps[1]->in_flight = 0; /* the idler replica has no connection with room */
+    tg_call_t r = {.query = &read_q};
+    for (int i = 0; i != 4; ++i) {
+        tg_pgconn_t *got;
+        cr_assert_eq(pick_backend(pool, &r, &got), roomy);
+        cr_assert_eq(got, c);
+    }
+}
+
+/* A replica whose every connection is stuck far past its calls' estimates is passed over: reads waiting for it would time out. */
+Test(pool_route, a_stalled_replica_is_passed_over)
+{
+    tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
+    atomic_store(&three[2].up, 0); /* only replica1 is usable */
+    tg_backend_pool_t *bp = pool->bps[1];
+    tg_pgconn_t *c = tg_calloc(1, sizeof(*c));
+    c->bp = bp;
+    c->tail = &c->head;
+    c->state = CONN_READY;
+    bp->conns = tg_calloc(1, sizeof(*bp->conns));
+    bp->conns[0] = c;
+    bp->n_conns = 1;
+    set_est(3, 1);
+    uint64_t now = tg_now_ms();
+    load_conn(c, &read_q, 4, now - 20); /* busy, a little overdue: it may still answer; the read waits for it */
+    tg_call_t r = {.query = &read_q};
+    cr_assert_eq(route(pool, &r), bp);
+    c->head->_started_at = now - 400; /* past 2 x 1 ms + half the 50 ms acquire timeout + 10 ms by far */
+    cr_assert_eq(route(pool, &r), pool->bps[0], "the stalled replica is passed over for the primary");
+    atomic_store(&three[2].up, 1);
+    cr_assert_eq(route(pool, &r), pool->bps[2], "or for another replica");
+}
+
+/* While this thread cannot reach the primary, a promoted replica (not in recovery) takes reads; otherwise never. */
+Test(pool_route, a_promoted_replica_is_the_last_resort)
+{
+    tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
+    atomic_store(&three[1].lag_ms, TG_LAG_NOT_IN_RECOVERY);
+    atomic_store(&three[2].up, 0);
+    tg_call_t r = {.query = &read_q}, w = {.query = &write_q};
+    cr_assert_eq(route(pool, &r), pool->bps[0], "the primary answers: reads stay off the promoted server");
+    pool->bps[0]->down = 1;
+    cr_assert_eq(route(pool, &r), pool->bps[1], "the primary cannot be reached here: the promoted server serves reads");
+    cr_assert_eq(route(pool, &w), pool->bps[0], "never writes");
+    atomic_store(&three[1].lag_ms, 0);
+    atomic_store(&three[2].up, 1);
+}
+
+/*
+ * Reads and writes wait in queues of their own: a read submitted while a write waits
+ * for a primary still connecting is routed at once (here to a replica whose pool is
+ * down in this thread, so it ends at once) instead of queueing behind the write.
+ */
+Test(pool_wait, a_read_never_waits_behind_a_write)
+{
+    tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
+    pool->bps[0]->n_ready = 0; /* the primary: connecting */
+    pool->bps[1]->n_ready = 0;
+    pool->bps[2]->down = 1;    /* a usable replica this thread cannot reach: reads end at once */
+    n_ended = 0;
+    tg_call_t w = {.query = &write_q, .cb = record}, r = {.query = &read_q, .cb = record};
+    tg_pool_submit(pool, &w);
+    cr_assert_eq(pool->n_waiting, 1, "the write waits for the primary");
+    cr_assert_eq(queue_of(pool, &w)->head, &w);
+    cr_assert_neq(queue_of(pool, &r), queue_of(pool, &w));
+    tg_pool_submit(pool, &r);
+    cr_assert_eq(n_ended, 1, "the read was routed now, not queued behind the write");
+    cr_assert_eq(ended_call[0], &r);
+    cr_assert_eq(pool->n_waiting, 1);
+    tg_pool_abandon(pool, &w);
 }
 
 Test(pool_priority, low_work_holds_at_most_its_share)

@@ -9,6 +9,7 @@
 #include "http.h"
 
 const proto_t PROTOS[2] = {PROTO_H1, PROTO_H2};
+long http_timeout_s = 30;
 
 const char *proto_name(proto_t p)
 {
@@ -59,7 +60,7 @@ resp_t *http(proto_t p, const char *method, const char *path, const char *body, 
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, http_timeout_s);
     int tls = strncmp(base, "https:", 6) == 0;
     /* Over TLS, HTTP/2 is negotiated with ALPN; in cleartext it is prior knowledge or an Upgrade. */
     curl_easy_setopt(c, CURLOPT_HTTP_VERSION, p == PROTO_H1   ? CURL_HTTP_VERSION_1_1

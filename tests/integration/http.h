@@ -28,6 +28,9 @@ typedef struct {
  * `extra_header` may be NULL or "Name: value" lines separated by '\n'. Unless one of them
  * is Authorization or X-API-Key, $TG_API_KEY (when set) is sent as a Bearer token.
  */
+/** how long one request may take in all (seconds; default 30) */
+extern long http_timeout_s;
+
 resp_t *http(proto_t p, const char *method, const char *path, const char *body, const char *content_type,
              const char *extra_header);
 /** the value of a response header (case-insensitive name), malloc'd, or NULL */

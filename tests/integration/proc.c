@@ -53,7 +53,7 @@ const char *write_config(gw_opts_t *o)
     o->listen = NULL;
     json_t *replicas = json_array();
     if (o->with_replica)
-        json_array_append_new(replicas, json_string(env("TG_REPLICA_DSN")));
+        json_array_append_new(replicas, json_string(o->replica != NULL ? o->replica : env("TG_REPLICA_DSN")));
     /* Keyless callers are served as "anonymous", with limits high enough not to matter unless a test sets them. */
     json_t *cfg = json_pack("{s:o,s:i,s:s,s:o,s:{s:i,s:i,s:f},s:i,s:i,s:i,s:i,s:{s:f,s:f},s:[s]}", "listen", listen, "threads",
                             OR(o->threads, 2),

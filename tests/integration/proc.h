@@ -16,7 +16,8 @@ typedef struct {
     json_t *listen;         /* NULL: one cleartext listener on 127.0.0.1:`port` (taken over) */
     int port;               /* 0: a free one */
     const char *primary;    /* NULL: $TG_PRIMARY_DSN */
-    int with_replica;       /* add $TG_REPLICA_DSN as the replica */
+    int with_replica;       /* add a replica: `replica`, else $TG_REPLICA_DSN */
+    const char *replica;    /* the replica's connection string (with_replica) */
     int pool_size;          /* 0: 4 */
     int acquire_timeout_ms; /* 0: 500 */
     int grace_ms;           /* 0: 1000 */
