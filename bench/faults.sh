@@ -104,7 +104,7 @@ jq -n --argjson port "$TG_HTTP_PORT" --arg primary "host=127.0.0.1,127.0.0.1 por
     listen: [{host: "127.0.0.1", port: $port}], threads: 2, primary: $primary, replicas: [$replica],
     pool: {size: 8, acquire_timeout_ms: 1000}, health_interval_ms: $health, replica_max_lag_ms: 5000,
     anonymous: {rate: 1000000000, burst: 1000000000}, catalog: [$catalog]}' >"$WORK/config.json"
-: >"$WORK/empty"
+printf '{}' >"$WORK/body.json"
 
 backend_state() { # JSON NAME: up / down / ?
     jq -r --arg n "$2" '(.backends[] | select(.name == $n) | .state) // "?"' <<<"$1" 2>/dev/null || echo "?"
@@ -198,7 +198,7 @@ for fault in $FAULTS; do
     POLLER=$!
     h2load -c 8 -m 1 --rps $((RATE / 8)) -D "$SECS" -N 5 "$URL/routing/read" >"$WORK/reads-$fault.out" 2>&1 &
     RL=$!
-    h2load -c 1 -m 1 --rps "$WRATE" -D "$SECS" -N 5 -d "$WORK/empty" "$URL/routing/write" >"$WORK/writes-$fault.out" 2>&1 &
+    h2load -c 1 -m 1 --rps "$WRATE" -D "$SECS" -N 5 -d "$WORK/body.json" -H 'Content-Type: application/json' "$URL/routing/write" >"$WORK/writes-$fault.out" 2>&1 &
     WL=$!
     sleep 5
     inject "$fault"

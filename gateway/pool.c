@@ -47,6 +47,8 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
  * much longer than that means the server or the network stopped answering.
  */
 #define TG_WATCHDOG_GRACE_MS 5000
+/* How many times a read whose connection died before any result is sent again. */
+#define TG_READ_RETRIES 2
 /* How long a connection waits for its cancel to be taken before it is closed instead. */
 #define TG_CANCEL_DEADLINE_MS 3000
 /* A connection attempt taking longer fails (the server accepted TCP and said nothing, or SYNs are dropped). */
@@ -304,8 +306,11 @@ static void back_off(tg_backend_pool_t *bp)
 /*
  * Ends every call on the connection with `status`; they are unlinked before their
  * callbacks run. When the connection was lost, a read that had no result yet is
- * retried once, elsewhere if it can be: it changed nothing. A write never is: it may
- * have committed.
+ * retried, at most TG_READ_RETRIES times, each time away from the backend that just
+ * failed it when another can take it: it changed nothing. (Twice, because a fault that
+ * cuts every connection at once, as a network does, may fail the first retry on a
+ * connection to the other server that is already dead but not yet seen to be.) A
+ * write never is: it may have committed.
  */
 static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
 {
@@ -325,7 +330,7 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         tg_call_t *next = call->_next;
         call->_next = NULL;
         call->_conn = NULL;
-        int retry = status == TG_CALL_CONN_LOST && call->query->access == TG_ACCESS_READ && !call->_retried &&
+        int retry = status == TG_CALL_CONN_LOST && call->query->access == TG_ACCESS_READ && call->_retries < TG_READ_RETRIES &&
                     !call->_abandoned && call->result == NULL;
         /*
          * A write is known not to have committed when its Sync never went out (a guarded
@@ -341,7 +346,7 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
             call->result = NULL;
         }
         if (retry) {
-            call->_retried = 1;
+            ++call->_retries;
             call->_avoid = c->bp;
             tg_pool_submit(pool, call);
         } else {

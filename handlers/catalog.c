@@ -28,6 +28,7 @@ typedef struct st_tg_query_ctx_t {
     h2o_linklist_t h1_link; /* in worker->h1_calls while an HTTP/1 call runs */
     tg_admission_t adm;     /* the in-flight slots it holds */
     tg_pin_t *pin;          /* the snapshot it started on (its query, config and limits), held until it ends */
+    int h1_asked;           /* an HTTP/1.1 client that stopped sending was sent an interim 102 (client_gone) */
 } tg_query_ctx_t;
 
 static void ctx_free(tg_query_ctx_t *ctx);
@@ -47,14 +48,34 @@ static void h1_watch(tg_query_ctx_t *ctx)
         h2o_timeout_link(w->worker->ctx.loop, &w->h1_check_timeout, &w->h1_check);
 }
 
-/* Has the peer closed (or half-closed) the connection? POLLRDHUP says so even with unread bytes pending. */
-static int client_closed(h2o_req_t *req)
+/*
+ * Has an HTTP/1 client gone? It says so only by closing its connection, and its FIN
+ * cannot be told from that of a client that merely stopped sending after its request
+ * (shutdown(SHUT_WR), which HTTP/1.1 allows). So on a FIN alone, a cleartext HTTP/1.1
+ * client is asked, once, with an interim "102 Processing" (every HTTP/1.1 client must
+ * skip a 1xx it did not expect): one still reading gets its answer after it; a
+ * closed socket answers with a reset, seen at the next check as POLLHUP or POLLERR.
+ * An HTTP/1.0 or TLS client (where a byte of our own cannot be slipped in) that sends
+ * a FIN is taken as gone.
+ */
+static int client_gone(tg_query_ctx_t *ctx)
 {
+    h2o_req_t *req = ctx->req;
     h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
     if (sock == NULL)
         return 0;
     struct pollfd p = {.fd = h2o_socket_get_fd(sock), .events = POLLRDHUP};
-    return poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+    if (poll(&p, 1, 0) != 1)
+        return 0;
+    if ((p.revents & (POLLHUP | POLLERR)) != 0)
+        return 1;
+    if ((p.revents & POLLRDHUP) == 0 || ctx->h1_asked)
+        return 0; /* a half-closed client that read the 102 is still there: it gets its answer */
+    if (req->version < 0x101 || sock->ssl != NULL || h2o_socket_is_writing(sock))
+        return 1;
+    static const char processing[] = "HTTP/1.1 102 Processing\r\n\r\n";
+    ctx->h1_asked = 1;
+    return send(p.fd, processing, sizeof(processing) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)(sizeof(processing) - 1);
 }
 
 static void check_h1_clients(h2o_timeout_entry_t *entry)
@@ -64,7 +85,7 @@ static void check_h1_clients(h2o_timeout_entry_t *entry)
     while (node != &w->h1_calls) {
         tg_query_ctx_t *ctx = H2O_STRUCT_FROM_MEMBER(tg_query_ctx_t, h1_link, node);
         node = node->next;
-        if (ctx->req == NULL || !client_closed(ctx->req))
+        if (ctx->req == NULL || !client_gone(ctx))
             continue;
         h1_unwatch(ctx);
         /* A sent call is cancelled and answers into the void; a waiting one is dropped, and the request ended here. */
@@ -470,6 +491,7 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     ctx->req = req;
     ctx->worker = w;
     ctx->h1_link = (h2o_linklist_t){NULL, NULL};
+    ctx->h1_asked = 0;
     ctx->req_hook = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx->req_hook), on_req_dispose);
     *ctx->req_hook = ctx;
     if (req->version < 0x200)

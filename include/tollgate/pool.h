@@ -76,7 +76,7 @@ struct st_tg_call_t {
     uint8_t _sent_set;         /* a SET statement_timeout went with it */
     uint8_t _parse_failed;     /* its Parse failed: the statement is not prepared on that connection */
     uint8_t _nsteps;           /* commands sent before the Sync */
-    uint8_t _retried;          /* a read already retried after its connection died */
+    uint8_t _retries;          /* times a read was sent again after its connection died */
     uint8_t _replanned;        /* already sent again because its prepared statement was stale or missing */
     uint8_t _sent_dealloc;     /* a DEALLOCATE of its stale statement went first */
     uint8_t _abandoned;        /* the caller left while it ran */
@@ -139,7 +139,7 @@ void tg_pool_destroy(tg_pool_t *pool);
  * Runs `call` on a backend suited to its query: writes on the primary; reads on the
  * least busy usable replica, else the primary. The call's callback runs exactly once,
  * possibly before this returns (e.g. TG_CALL_NO_BACKEND). A read whose connection dies
- * before any result is retried once on another backend.
+ * before any result is retried (twice at most), on another backend when one can take it.
  */
 void tg_pool_submit(tg_pool_t *pool, tg_call_t *call);
 

@@ -6,12 +6,15 @@
  * 1000, acquire_timeout_ms 500) and may stop and start the servers, so tests/run.sh
  * runs these one at a time after the API suite.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "http.h"
@@ -334,6 +337,51 @@ Test(cancel, a_client_that_leaves_cancels_its_query, .timeout = 60)
         cr_assert_eq(r->status, 200, "after a cancel: %ld %s", r->status, r->body);
         resp_free(r);
     }
+    stop_gateway(pid, 5);
+}
+
+/* Sends `request` over HTTP/1.1 on a socket of its own, shuts down writing, and reads until EOF (at most 10 s). */
+static char *h1_half_closed(const char *request)
+{
+    const char *url = getenv("TG_URL");
+    int port = atoi(strrchr(url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    cr_assert_eq(write(fd, request, strlen(request)), (ssize_t)strlen(request));
+    shutdown(fd, SHUT_WR);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    static char buf[8192];
+    size_t n = 0;
+    for (ssize_t r; n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0;)
+        n += (size_t)r;
+    buf[n] = '\0';
+    close(fd);
+    return buf;
+}
+
+/*
+ * HTTP/1.1 lets a client shut down its sending side after the request and still read
+ * the answer: such a client is not taken for gone (it is sent an interim 102, then
+ * its answer), and its query is not cancelled. One that really closed was covered above.
+ */
+Test(cancel, a_half_closed_http1_client_gets_its_answer, .timeout = 60)
+{
+    gw_opts_t o = {.pool_size = 2};
+    pid_t pid = start_gateway(&o);
+    const char *got = h1_half_closed("GET /limits/sleep?seconds=1 HTTP/1.1\r\nHost: tollgate\r\nConnection: close\r\n\r\n");
+    cr_assert_not_null(strstr(got, "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 "), "%s", got);
+    cr_assert_not_null(strstr(got, "\r\n\r\n{\"slept\":true}"), "the answer's body: %s", got);
+    /* HTTP/1.0 has no 1xx: a FIN from it still means gone (its query is cancelled, nothing is answered) */
+    double t0 = now_s();
+    got = h1_half_closed("GET /limits/sleep?seconds=5 HTTP/1.0\r\nHost: tollgate\r\n\r\n");
+    cr_assert(strncmp(got, "HTTP/1.", 7) != 0 || atoi(got + 9) != 200, "%s", got);
+    cr_assert_eq(strstr(got, "102 Processing"), NULL, "no 1xx for HTTP/1.0: %s", got);
+    while (running_sleeps() > 0 && now_s() - t0 < 3)
+        usleep(50000);
+    cr_assert_eq(running_sleeps(), 0);
+    cr_assert_lt(now_s() - t0, 2, "the HTTP/1.0 client's query was not cancelled");
     stop_gateway(pid, 5);
 }
 
