@@ -93,7 +93,9 @@ static void set_up(tg_checker_t *k, int up, const char *why)
     tg_backend_t *b = k->backend;
     int was = atomic_exchange(&b->up, up);
     if (up) {
-        atomic_store(&b->checked_at_ms, tg_now_ms());
+        uint64_t now = tg_now_ms();
+        atomic_store(&b->checked_at_ms, now);
+        atomic_store(&b->passed_at_ms, now);
         if (!was) {
             tg_log(TG_LOG_INFO, k->ever_up ? "%s: health check passed; taking it back" : "%s: up", b->name);
             k->ever_up = 1;
@@ -162,10 +164,10 @@ static void check_once(tg_checker_t *k)
     tg_backend_t *b = k->backend;
     if (k->conn == NULL) {
         /* Bounded waits: a dead host must not stall this checker for long. */
-        int timeout_s = atomic_load(&h->interval_ms) / 1000 + 1;
+        int timeout_ms = tg_health_check_timeout_ms(atomic_load(&h->interval_ms));
         char ct[16], opt[64];
-        snprintf(ct, sizeof(ct), "%d", timeout_s);
-        snprintf(opt, sizeof(opt), "-c statement_timeout=%d", timeout_s * 1000);
+        snprintf(ct, sizeof(ct), "%d", timeout_ms / 1000);
+        snprintf(opt, sizeof(opt), "-c statement_timeout=%d", timeout_ms);
         const char *kw[] = {"dbname", "connect_timeout", "options", "fallback_application_name", NULL};
         const char *val[] = {b->conninfo, ct, opt, "tollgate-health", NULL};
         k->conn = PQconnectdbParams(kw, val, 1);
@@ -176,7 +178,7 @@ static void check_once(tg_checker_t *k)
             return;
         }
     }
-    int timeout_ms = (atomic_load(&h->interval_ms) / 1000 + 1) * 1000;
+    int timeout_ms = tg_health_check_timeout_ms(atomic_load(&h->interval_ms));
     if (b->is_primary) {
         PGresult *res = ask(k, "SELECT pg_current_wal_lsn()::text", timeout_ms);
         if (res == NULL)
@@ -359,6 +361,16 @@ void tg_health_stop(tg_health_t *h)
         return;
     stop_checkers(h, NULL);
     free(h);
+}
+
+int tg_health_check_timeout_ms(int interval_ms)
+{
+    return (interval_ms / 1000 + 1) * 1000;
+}
+
+int tg_health_silent_ms(int interval_ms)
+{
+    return tg_health_check_timeout_ms(interval_ms) + interval_ms + 250;
 }
 
 int tg_health_backend_up(const tg_backend_t *b, uint64_t now_ms, int interval_ms)

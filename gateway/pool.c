@@ -59,13 +59,6 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
  * the same second. While nothing is up, a single attempt probes the backend.
  */
 #define TG_MAX_CONNECTING 2
-/*
- * A call at the head of a pipeline on a backend that has passed no health check since
- * the call started, for two health intervals and this much, is on a server or network
- * that stopped answering: its connection is closed and its calls failed over (reads)
- * or answered "outcome unknown" (writes), long before the statement timeout.
- */
-#define TG_HEALTH_SLACK_MS 250
 
 typedef struct st_tg_backend_pool_t tg_backend_pool_t;
 
@@ -87,6 +80,7 @@ struct st_tg_pgconn_t {
     int cur_timeout_ms;      /* statement_timeout in force once every SET sent has been confirmed */
     int unconfirmed_sets;    /* calls in flight that sent a SET */
     uint64_t connect_started; /* for CONNECTING: when, to time it out */
+    uint64_t ready_at;       /* for READY: when it connected */
     tg_cancel_job_t *cancel; /* a cancel sent for `cancel_target`: no new calls until it is done and the target ended */
     uint64_t cancel_at;      /* when it was sent: a cancel the host does not answer fences the connection only so long */
     tg_call_t *cancel_target;
@@ -133,7 +127,9 @@ struct st_tg_pool_t {
     struct st_tg_waitq_t {
         tg_call_t *head, **tail;
     } waitq[2][2];
-    size_t n_waiting;
+    size_t n_waiting;        /* in all the queues */
+    size_t n_waiting_to[2];  /* bound for the primary / for reads: each is bounded by max_waiters */
+    uint64_t wait_seq;       /* numbers the calls that start waiting, for arrival order across queues */
     h2o_timeout_t acquire_timeout;
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
@@ -425,6 +421,7 @@ static void conn_ready(tg_pgconn_t *c)
     --bp->n_connecting;
     ++bp->n_ready;
     c->state = CONN_READY;
+    c->ready_at = tg_now_ms();
     bp->backoff_ms = TG_BACKOFF_FIRST_MS;
     bp->retry_at = 0;
     c->cur_timeout_ms = c->session_timeout_ms;
@@ -880,8 +877,9 @@ static int stalled(const tg_backend_pool_t *bp, uint64_t now)
  * to the primary; reads to a usable replica (up by a recent health check, lag within
  * replica_max_lag_ms or not comparable, connected in this thread, not stalled), one
  * with a connection free before one without, then the one with the least work
- * outstanding here; else the primary, or, while this thread cannot reach it, a
- * replica that is no longer in recovery (promoted: see TG_LAG_NOT_IN_RECOVERY). A read
+ * outstanding here; else the primary, or, while neither this thread nor the health
+ * checker can reach it, a replica that is no longer in recovery (promoted: see
+ * TG_LAG_NOT_IN_RECOVERY). A read
  * being retried avoids the backend that failed it.
  */
 static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call, tg_pgconn_t **conn)
@@ -910,7 +908,8 @@ static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call, t
         }
     }
     /* The last resort while this thread cannot reach the primary (a failover): a promoted replica the checker reaches. */
-    if (best == NULL && call->query->access == TG_ACCESS_READ && pool->bps[0]->down) {
+    if (best == NULL && call->query->access == TG_ACCESS_READ && pool->bps[0]->down &&
+        !tg_health_backend_up(pool->bps[0]->backend, now, pool->cfg->health_interval_ms)) {
         for (size_t k = 1; k < pool->n_bps && best == NULL; ++k) {
             tg_backend_pool_t *bp = pool->bps[k];
             if (bp != call->_avoid && bp->n_ready != 0 && tg_health_replica_last_resort(bp->backend, now, pool->cfg->health_interval_ms)) {
@@ -928,6 +927,18 @@ static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call, t
 }
 
 /*
+ * Do calls bound for `bp` end at once (503) rather than wait? When its connections
+ * all failed here and the health checker does not say it is up either. A backend the
+ * checker reaches while this thread could not (a promoted server the checker found
+ * first: every down pool probes it at the next tick) is waited for, as one that is
+ * still connecting, within the acquire timeout.
+ */
+static int fails_fast(const tg_backend_pool_t *bp)
+{
+    return bp->down && !tg_health_backend_up(bp->backend, tg_now_ms(), bp->pool->cfg->health_interval_ms);
+}
+
+/*
  * Sends the call on `c`, or, if that connection breaks while sending, on the next of
  * `bp`'s with room. Returns 1 if sent (or ended: the backend is down), 0 if it must wait.
  */
@@ -940,7 +951,7 @@ static int send_on(tg_backend_pool_t *bp, tg_call_t *call, tg_pgconn_t *c)
         }
         conn_fail(c, PQerrorMessage(c->pg));
     }
-    if (bp->down) {
+    if (fails_fast(bp)) {
         call->cb(call, TG_CALL_NO_BACKEND);
         return 1;
     }
@@ -968,6 +979,8 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
 {
     call->_waiting = 1;
     call->_pool = pool;
+    if (!at_head)
+        call->_wait_seq = ++pool->wait_seq; /* a call put back first in line keeps its place */
     struct st_tg_waitq_t *q = queue_of(pool, call);
     if (at_head && q->head != NULL) {
         call->_next = q->head;
@@ -981,34 +994,44 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
         q->tail = &call->_next;
     }
     ++pool->n_waiting;
+    ++pool->n_waiting_to[call->query->access == TG_ACCESS_READ];
     call->_acquire_timer = (h2o_timeout_entry_t){0};
     call->_acquire_timer.cb = on_acquire_timeout;
     h2o_timeout_link(pool->loop, &pool->acquire_timeout, &call->_acquire_timer);
 }
 
 /*
- * Hands waiting calls to connections with room: high priority first, then low; in
- * each, writes (bound for the primary) and reads (bound for any backend serving
- * them) are separate queues, each in arrival order, so one never holds the other.
+ * Hands waiting calls to connections with room: high priority first, then low. In
+ * each, writes (bound for the primary) and reads (bound for any backend serving them)
+ * wait in separate queues, so one that cannot go on never holds the other; while both
+ * can, the call that came first goes first (they may share the primary).
  */
 static void drain_waiters(tg_pool_t *pool)
 {
     for (int p = 0; p != 2; ++p) {
-        for (int k = 0; k != 2; ++k) {
-            struct st_tg_waitq_t *q = &pool->waitq[k][p];
-            while (q->head != NULL) {
-                tg_call_t *call = q->head;
-                /* One choice of backend and connection, used for both the check and the send. */
-                tg_pgconn_t *c;
-                tg_backend_pool_t *bp = pick_backend(pool, call, &c);
-                if (c == NULL && !bp->down)
-                    break;
-                tg_pool_abandon(pool, call);
-                if (!send_on(bp, call, c)) {
-                    /* Every connection with room broke while sending: wait again, first in line. */
-                    wait_push(pool, call, 1);
-                    break;
-                }
+        int blocked[2] = {0, 0};
+        for (;;) {
+            int k = -1;
+            for (int j = 0; j != 2; ++j) {
+                const tg_call_t *h = pool->waitq[j][p].head;
+                if (!blocked[j] && h != NULL && (k < 0 || h->_wait_seq < pool->waitq[k][p].head->_wait_seq))
+                    k = j;
+            }
+            if (k < 0)
+                break;
+            tg_call_t *call = pool->waitq[k][p].head;
+            /* One choice of backend and connection, used for both the check and the send. */
+            tg_pgconn_t *c;
+            tg_backend_pool_t *bp = pick_backend(pool, call, &c);
+            if (c == NULL && !fails_fast(bp)) {
+                blocked[k] = 1;
+                continue;
+            }
+            tg_pool_abandon(pool, call);
+            if (!send_on(bp, call, c)) {
+                /* Every connection with room broke while sending: wait again, first in line. */
+                wait_push(pool, call, 1);
+                blocked[k] = 1;
             }
         }
     }
@@ -1037,8 +1060,18 @@ static void free_backend_pool(tg_backend_pool_t *bp)
 /* Janitor work on one backend's connections: timeouts, the watchdog, reconnects, retired connections. */
 static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
 {
-    uint64_t silent_after = 2 * (uint64_t)bp->pool->cfg->health_interval_ms + TG_HEALTH_SLACK_MS;
-    uint64_t checked_at = atomic_load_explicit(&bp->backend->checked_at_ms, memory_order_relaxed);
+    /*
+     * A server that has passed no health check for tg_health_silent_ms stopped
+     * answering (hung, or a network that drops its packets): a connection with a call
+     * sent since its last pass will not be answered either, and is closed (its reads
+     * fail over, its writes answer "outcome unknown"), long before the statement
+     * timeout; an idle one that connected before that pass would take a call only to
+     * lose it, and is closed too (once: one that connected since proved the server
+     * takes sessions). A backend leaving the config has no checker any more.
+     */
+    uint64_t silent_ms = (uint64_t)tg_health_silent_ms(bp->pool->cfg->health_interval_ms);
+    uint64_t passed_at = atomic_load_explicit(&bp->backend->passed_at_ms, memory_order_relaxed);
+    int silent = !bp->draining && passed_at != 0 && now > passed_at + silent_ms;
     for (int i = 0; i < bp->n_conns; ++i) {
         tg_pgconn_t *c = bp->conns[i];
         /* In non-blocking mode libpq leaves connect_timeout to us. */
@@ -1056,9 +1089,13 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
             conn_fail(c, "no answer from the server long after the statement timeout");
             continue;
         }
-        /* The server stopped answering its health checks while this connection waits on it: it will not answer us either. */
-        if (c->state == CONN_READY && c->head != NULL && checked_at < c->head->_started_at && now > c->head->_started_at + silent_after) {
+        if (c->state == CONN_READY && c->head != NULL && !bp->draining && passed_at != 0 && passed_at < c->head->_started_at &&
+            now > c->head->_started_at + silent_ms) {
             conn_fail(c, "no answer, and no health check passed, since the call at the head was sent");
+            continue;
+        }
+        if (silent && c->state == CONN_READY && c->head == NULL && c->ready_at <= passed_at) {
+            conn_fail(c, "the server passed no health check for too long: closing an idle connection to it");
             continue;
         }
         /* A connection pool.size no longer wants goes once it has nothing in flight. */
@@ -1292,10 +1329,13 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
     /* First come, first served: a new call never overtakes one already waiting. */
     if (queue_of(pool, call)->head == NULL && try_send(pool, call))
         return;
-    if (pool->n_waiting >= (size_t)pool->pc.max_waiters) {
+    /* Writes and reads each have the whole bound: writes piling up for a silent primary leave reads room to wait. */
+    if (pool->n_waiting_to[call->query->access == TG_ACCESS_READ] >= (size_t)pool->pc.max_waiters) {
         call->cb(call, TG_CALL_QUEUE_FULL);
         return;
     }
+    /* A retried read avoided the backend that failed it; once it waits it takes what frees first, like the reads behind it. */
+    call->_avoid = NULL;
     wait_push(pool, call, 0);
 }
 
@@ -1334,6 +1374,7 @@ int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
     call->_next = NULL;
     call->_waiting = 0;
     --pool->n_waiting;
+    --pool->n_waiting_to[call->query->access == TG_ACCESS_READ];
     if (h2o_timeout_is_linked(&call->_acquire_timer))
         h2o_timeout_unlink(&call->_acquire_timer);
     return 1;

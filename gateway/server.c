@@ -159,6 +159,7 @@ static tg_backend_t *find_backend(tg_gateway_t *gw, int is_primary, const char *
     atomic_init(&b->up, 0);
     atomic_init(&b->lag_ms, -1);
     atomic_init(&b->checked_at_ms, 0);
+    atomic_init(&b->passed_at_ms, 0);
     gw->known = tg_realloc(gw->known, sizeof(*gw->known) * (gw->n_known + 1));
     gw->known[gw->n_known++] = b;
     return b;

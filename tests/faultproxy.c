@@ -10,8 +10,9 @@
  *
  *     pass        forward everything (the start); held data flows again
  *     blackhole   a network that drops every packet: nothing is read or forwarded
- *                 either way, new connections are accepted and left silent; when it
- *                 passes again what was held is delivered, as TCP would retransmit
+ *                 either way; new connections wait in the listen backlog (the kernel
+ *                 completes their handshakes) and are taken when it passes again;
+ *                 then what was held is delivered, as TCP would retransmit
  *     delay MS    every byte is forwarded MS milliseconds after it arrived
  *     cut         every open connection is reset (RST), both sides; new ones pass
  *     reject      new connections are reset at once; open ones go on
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,6 +69,7 @@ typedef struct {
 static pair_t pairs[MAX_PAIRS];
 static enum mode mode = PASS;
 static int delay_ms, rejecting;
+static uint64_t accept_paused_until; /* out of descriptors: stop accepting for a while instead of spinning */
 static unsigned long accepted;
 static int target_port;
 
@@ -127,8 +130,11 @@ static void on_accept(int lfd)
 {
     for (;;) {
         int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
-        if (c < 0)
+        if (c < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                accept_paused_until = now_ms() + 100;
             return;
+        }
         ++accepted;
         if (rejecting) {
             reset_close(c);
@@ -254,6 +260,12 @@ int main(int argc, char **argv)
     }
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
+    /* two descriptors a pair: take what the hard limit allows */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     target_port = atoi(argv[2]);
     int lfd = listen_on(atoi(argv[1])), cfd = listen_on(atoi(argv[3]));
     static struct pollfd fds[2 + 2 * MAX_PAIRS];
@@ -263,8 +275,9 @@ int main(int argc, char **argv)
         int n = 0;
         fds[n++] = (struct pollfd){.fd = cfd, .events = POLLIN};
         /* while blackholed, new connections are taken (a silent network still completes nothing): leave them in the backlog */
-        fds[n++] = (struct pollfd){.fd = lfd, .events = mode == BLACKHOLE ? 0 : POLLIN};
-        for (int i = 0; i != MAX_PAIRS; ++i) {
+        fds[n++] = (struct pollfd){.fd = lfd, .events = mode == BLACKHOLE || now < accept_paused_until ? 0 : POLLIN};
+        /* while blackholed nothing is read, written or even looked at (a reset is noticed once it passes again) */
+        for (int i = 0; i != MAX_PAIRS && mode == PASS; ++i) {
             pair_t *p = &pairs[i];
             if (!p->used)
                 continue;
@@ -274,7 +287,7 @@ int main(int argc, char **argv)
                 if (p->connecting) {
                     if (k == 0)
                         ev = POLLOUT; /* the upstream socket (d[1].from) is d[0].to */
-                } else if (mode == PASS) {
+                } else {
                     if (d->held < MAX_HELD && !d->eof)
                         ev |= POLLIN;
                     if (d->head != NULL && d->head->due_ms > now && d->head->due_ms < next_due)
@@ -295,13 +308,6 @@ int main(int argc, char **argv)
                         timeout = timeout > 5 ? 5 : timeout; /* data waiting for a full socket: try again soon */
         if (poll(fds, (nfds_t)n, timeout) < 0 && errno != EINTR)
             return 1;
-        if (fds[0].revents & POLLIN) {
-            int c = accept(cfd, NULL, NULL);
-            if (c >= 0)
-                control(c);
-        }
-        if (fds[1].revents & POLLIN)
-            on_accept(lfd);
         now = now_ms();
         for (int j = 2; j < n; ++j) {
             pair_t *p = &pairs[owner[j] / 2];
@@ -323,7 +329,12 @@ int main(int argc, char **argv)
             if (mode != PASS)
                 continue;
             dir_t *d = &p->d[k];
-            if ((fds[j].revents & (POLLIN | POLLHUP | POLLERR)) && pump_in(d) != 0) {
+            /* a reset, or a socket shut both ways after its EOF: nothing more can pass (and poll would report it forever) */
+            if ((fds[j].revents & POLLERR) || ((fds[j].revents & POLLHUP) && d->eof)) {
+                close_pair(p, (fds[j].revents & POLLERR) != 0);
+                continue;
+            }
+            if ((fds[j].revents & (POLLIN | POLLHUP)) && pump_in(d) != 0) {
                 close_pair(p, 1);
                 continue;
             }
@@ -340,5 +351,13 @@ int main(int argc, char **argv)
                 for (int k = 0; k != 2 && pairs[i].used && !pairs[i].connecting; ++k)
                     if (pump_out(&pairs[i].d[k], now) != 0)
                         close_pair(&pairs[i], 1);
+        /* only now, once no slot of this round can be read: a command (cut) or an accept may free and reuse pairs */
+        if (fds[0].revents & POLLIN) {
+            int c = accept(cfd, NULL, NULL);
+            if (c >= 0)
+                control(c);
+        }
+        if (fds[1].revents & POLLIN)
+            on_accept(lfd);
     }
 }

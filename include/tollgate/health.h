@@ -54,7 +54,8 @@ int tg_lsn_parse(const char *s, uint64_t *out);
 /**
  * a replica's lag_ms when it answers but is not in recovery (promoted, or never a
  * replica): its data may not be the primary's, so reads go to it only as a last
- * resort, while this thread cannot reach the primary (a failover in progress)
+ * resort, while neither a thread nor the health checker can reach the primary (a
+ * failover in progress)
  */
 #define TG_LAG_NOT_IN_RECOVERY (-3)
 /**
@@ -86,6 +87,16 @@ void tg_health_reap(tg_health_t *h);
 
 /** stops and joins every checker thread, and frees `h` */
 void tg_health_stop(tg_health_t *h);
+
+/** how long one check (its connect, then its query) may take: whole seconds, more than one interval */
+int tg_health_check_timeout_ms(int interval_ms);
+
+/**
+ * After how long without a passing check a backend has stopped answering, for sure:
+ * a check's timeout (a slow check still passes), one interval between checks, and
+ * 250 ms of slack. 3.25 s at the default interval of 1 s.
+ */
+int tg_health_silent_ms(int interval_ms);
 
 /**
  * Is backend `b` up by a recent check? Up by its last check, and that check less than

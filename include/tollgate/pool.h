@@ -84,6 +84,7 @@ struct st_tg_call_t {
     uint8_t _rolled_back;      /* guarded: its result broke guard_rows and a ROLLBACK went before its Sync */
     struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */
     float _est_ms;             /* what the pool expected it to take when sent */
+    uint64_t _wait_seq;        /* its number in arrival order while it waits */
     uint64_t _started_at;      /* tg_now_ms() when it reached the head of its connection's pipeline */
 };
 
@@ -99,7 +100,8 @@ typedef struct st_tg_backend_t {
     _Atomic int up;                 /* the health checker's last verdict: 1 up, 0 down */
     _Atomic uint32_t comebacks;     /* bumped when the checker sees it come back: each pool may probe it once at once */
     _Atomic int64_t lag_ms;         /* replicas: replay lag by the last check; -1 unknown */
-    _Atomic uint64_t checked_at_ms; /* tg_now_ms() of the last successful check; 0 never */
+    _Atomic uint64_t checked_at_ms; /* tg_now_ms() of the last successful check; 0 never, or the last one failed */
+    _Atomic uint64_t passed_at_ms;  /* tg_now_ms() of the last successful check, never reset; 0 never */
     struct st_tg_canceller_t *canceller; /* sends its cancels (its own: a silent host delays only these); NULL: never cancel */
     struct st_tg_backend_slot_t {
         _Atomic int ready, connecting, busy; /* this thread's connections */

@@ -171,6 +171,18 @@ Test(pool_wait, down_backend_fails_fast)
     cr_assert_eq(n_ended, 1);
     cr_assert_eq(ended[0], TG_CALL_NO_BACKEND);
     cr_assert_eq(pool->n_waiting, 0);
+    /* ...unless the health checker reaches it (a promoted server it found first): then the call waits for the probe */
+    config.health_interval_ms = 1000;
+    atomic_store(&backend.up, 1);
+    atomic_store(&backend.checked_at_ms, tg_now_ms());
+    n_ended = 0;
+    tg_call_t waits = {.query = &queries[0], .cb = record};
+    tg_pool_submit(pool, &waits);
+    cr_assert_eq(n_ended, 0);
+    cr_assert_eq(pool->n_waiting, 1);
+    tg_pool_abandon(pool, &waits);
+    atomic_store(&backend.up, 0);
+    atomic_store(&backend.checked_at_ms, 0);
 }
 
 Test(pool_wait, queue_is_fifo_bounded_and_abandonable)
@@ -280,31 +292,65 @@ Test(pool_backoff, attempts_in_flight_are_capped_per_backend)
             set_down(bp->conns[i]);
 }
 
-/* A connection whose head call has seen no health check pass for two intervals is closed; one that has is left alone. */
+/*
+ * A connection whose head call has seen no health check pass for tg_health_silent_ms
+ * (3.25 s at a 1 s interval) is closed; one that has seen a pass is left alone, and so
+ * is a backend leaving the config (its checker is gone).
+ */
 Test(pool_watchdog, a_backend_silent_to_its_health_checks_loses_its_calls)
 {
     h2o_loop_t *loop = h2o_evloop_create();
     tg_pool_t *pool = make_pool(loop, 1, 4, 1);
     tg_backend_pool_t *bp = pool->bps[0];
-    bp->draining = 1; /* no reconnect in this test */
+    init_backend_params(bp); /* the closed connection reconnects (to port 1) */
     config.health_interval_ms = 1000;
     static tg_query_t w = {.index = 0, .name = "w", .access = TG_ACCESS_WRITE, .timeout_ms = 60000, .state = &states[4]};
     uint64_t now = tg_now_ms();
-    tg_call_t *call = load_conn(bp->conns[0], &w, 1, now - 2400);
+    tg_call_t *call = load_conn(bp->conns[0], &w, 1, now - 4000);
     call->cb = record;
     bp->in_flight = 1;
-    atomic_store(&backend.checked_at_ms, now - 100); /* a check passed since it started */
+    atomic_store(&backend.checked_at_ms, 0);       /* the last check failed (a blip)... */
+    atomic_store(&backend.passed_at_ms, now - 100); /* ...but one passed since the call started */
     n_ended = 0;
     tick_backend(bp, now);
-    cr_assert_eq(n_ended, 0, "a call on a backend that answers its checks runs on");
-    atomic_store(&backend.checked_at_ms, now - 3000);
-    tick_backend(bp, now - 300);
-    cr_assert_eq(n_ended, 0, "not before two intervals and the slack");
+    cr_assert_eq(n_ended, 0, "a call on a backend that answers its checks runs on, whatever the last one said");
+    atomic_store(&backend.passed_at_ms, now - 4500);
+    bp->draining = 1;
+    tick_backend(bp, now);
+    cr_assert_eq(n_ended, 0, "a backend leaving the config has no checker: its calls run on");
+    bp->draining = 0;
+    tick_backend(bp, now - 800);
+    cr_assert_eq(n_ended, 0, "not before the check's timeout, an interval and the slack");
     tick_backend(bp, now);
     cr_assert_eq(n_ended, 1);
     cr_assert_eq(ended[0], TG_CALL_CONN_LOST, "a write on a silent server: outcome unknown");
-    cr_assert_eq(bp->conns[0]->state, CONN_DOWN);
-    atomic_store(&backend.checked_at_ms, 0);
+    cr_assert_neq(bp->conns[0]->state, CONN_READY);
+    set_down(bp->conns[0]);
+    atomic_store(&backend.passed_at_ms, 0);
+}
+
+/* Idle connections to a silent server are closed (they would take a call only to lose it), once: not those made since its last pass. */
+Test(pool_watchdog, idle_connections_to_a_silent_server_are_closed_once)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 2, 4, 1);
+    tg_backend_pool_t *bp = pool->bps[0];
+    init_backend_params(bp);
+    config.health_interval_ms = 1000;
+    uint64_t now = tg_now_ms();
+    bp->conns[0]->ready_at = now - 10000; /* connected before the last pass */
+    bp->conns[1]->ready_at = now - 2000;  /* since */
+    atomic_store(&backend.passed_at_ms, now - 3000);
+    tick_backend(bp, now);
+    cr_assert_eq(bp->conns[0]->state, CONN_READY, "3 s without a pass is not silence yet");
+    atomic_store(&backend.passed_at_ms, now - 4000);
+    tick_backend(bp, now);
+    cr_assert_neq(bp->conns[0]->state, CONN_READY, "idle, connected before the last pass: closed");
+    cr_assert_eq(bp->conns[1]->state, CONN_READY, "connected since: the server took it; kept");
+    for (int i = 0; i != 2; ++i)
+        if (bp->conns[i]->state != CONN_DOWN)
+            set_down(bp->conns[i]);
+    atomic_store(&backend.passed_at_ms, 0);
 }
 
 Test(pool_params, session_settings_keep_the_users_options)
@@ -466,8 +512,11 @@ Test(pool_route, a_promoted_replica_is_the_last_resort)
     tg_call_t r = {.query = &read_q}, w = {.query = &write_q};
     cr_assert_eq(route(pool, &r), pool->bps[0], "the primary answers: reads stay off the promoted server");
     pool->bps[0]->down = 1;
-    cr_assert_eq(route(pool, &r), pool->bps[1], "the primary cannot be reached here: the promoted server serves reads");
+    cr_assert_eq(route(pool, &r), pool->bps[0], "this thread cannot reach the primary, but the health checker can: no");
+    atomic_store(&three[0].up, 0);
+    cr_assert_eq(route(pool, &r), pool->bps[1], "neither reaches the primary: the promoted server serves reads");
     cr_assert_eq(route(pool, &w), pool->bps[0], "never writes");
+    atomic_store(&three[0].up, 1);
     atomic_store(&three[1].lag_ms, 0);
     atomic_store(&three[2].up, 1);
 }
@@ -481,19 +530,61 @@ Test(pool_wait, a_read_never_waits_behind_a_write)
 {
     tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
     pool->bps[0]->n_ready = 0; /* the primary: connecting */
-    pool->bps[1]->n_ready = 0;
-    pool->bps[2]->down = 1;    /* a usable replica this thread cannot reach: reads end at once */
     n_ended = 0;
     tg_call_t w = {.query = &write_q, .cb = record}, r = {.query = &read_q, .cb = record};
     tg_pool_submit(pool, &w);
     cr_assert_eq(pool->n_waiting, 1, "the write waits for the primary");
     cr_assert_eq(queue_of(pool, &w)->head, &w);
     cr_assert_neq(queue_of(pool, &r), queue_of(pool, &w));
+    /* the replicas have no connection with room either (none here): the read is routed, then waits in its own queue */
+    size_t routed = pool->rr;
     tg_pool_submit(pool, &r);
-    cr_assert_eq(n_ended, 1, "the read was routed now, not queued behind the write");
-    cr_assert_eq(ended_call[0], &r);
-    cr_assert_eq(pool->n_waiting, 1);
+    cr_assert_eq(pool->rr, routed + 1, "the read was routed at once, not queued behind the write unseen");
+    cr_assert_eq(queue_of(pool, &r)->head, &r);
+    cr_assert_eq(queue_of(pool, &w)->head, &w);
+    cr_assert_null(w._next, "the write's queue holds the write alone");
+    /* the write's queue stays blocked; draining still reaches the read (routed again) */
+    drain_waiters(pool);
+    cr_assert_eq(pool->rr, routed + 2);
+    cr_assert_eq(n_ended, 0);
     tg_pool_abandon(pool, &w);
+    tg_pool_abandon(pool, &r);
+}
+
+/* Reads and writes bound for the same backend are handed out in arrival order, and each kind has its own bound. */
+Test(pool_wait, arrival_order_across_queues_and_a_bound_each)
+{
+    tg_pool_t *pool = make_pool(h2o_evloop_create(), 1, 1, 2);
+    tg_backend_pool_t *bp = pool->bps[0];
+    bp->conns[0]->state = CONN_CONNECTING; /* nothing has room yet: calls wait */
+    bp->n_ready = 0;
+    bp->n_connecting = 1;
+    tg_call_t w1 = {.query = &write_q, .cb = record}, r1 = {.query = &read_q, .cb = record}, w2 = {.query = &write_q, .cb = record},
+              w3 = {.query = &write_q, .cb = record}, r2 = {.query = &read_q, .cb = record};
+    n_ended = 0;
+    tg_pool_submit(pool, &w1);
+    tg_pool_submit(pool, &r1);
+    tg_pool_submit(pool, &w2);
+    cr_assert_eq(n_ended, 0);
+    tg_pool_submit(pool, &w3);
+    cr_assert_eq(n_ended, 1, "two writes wait already: the bound is full for writes");
+    cr_assert_eq(ended[0], TG_CALL_QUEUE_FULL);
+    r2._avoid = bp; /* a retried read that has to wait takes whatever frees first */
+    tg_pool_submit(pool, &r2);
+    cr_assert_eq(n_ended, 1, "reads have a bound of their own");
+    cr_assert_null(r2._avoid);
+    /* the backend is found down: the waiters end in the order they came, reads and writes mixed */
+    n_ended = 0;
+    bp->conns[0]->state = CONN_DOWN;
+    bp->n_connecting = 0;
+    bp->down = 1;
+    drain_waiters(pool);
+    cr_assert_eq(n_ended, 4);
+    cr_assert_eq(ended_call[0], &w1);
+    cr_assert_eq(ended_call[1], &r1);
+    cr_assert_eq(ended_call[2], &w2);
+    cr_assert_eq(ended_call[3], &r2);
+    cr_assert_eq(pool->n_waiting, 0);
 }
 
 Test(pool_priority, low_work_holds_at_most_its_share)
