@@ -127,8 +127,13 @@ first_at() { # FROM COLUMN STATE
         END { if (!found) print "-" }' "$WORK/readyz.log"
 }
 
-failed_of() { # H2LOAD_OUT: requests started minus 2xx answers
-    awk '/^requests:/ { started = $4 } /^status codes:/ { ok = $3 } END { print started - ok }' "$1"
+# requests answered but not 2xx, or errored or timed out (done counts those); the few
+# still in flight when -D ends are neither (started minus done, printed apart)
+failed_of() { # H2LOAD_OUT
+    awk '/^requests:/ { done = $6 } /^status codes:/ { ok = $3 } END { print done - ok }' "$1"
+}
+cut_of() { # H2LOAD_OUT
+    awk '/^requests:/ { print $4 - $6 }' "$1"
 }
 
 start_gateway() {
@@ -149,7 +154,7 @@ HOLDER=
 hold_connections() { # N: idle client connections to the gateway, held until killed
     local i
     for ((i = 0; i < $1; ++i)); do exec {fd}<>"/dev/tcp/127.0.0.1/$TG_HTTP_PORT" 2>/dev/null || break; done
-    sleep 3600
+    exec sleep 3600 # the subshell becomes the sleep: killing it closes the connections
 }
 
 inject() { # FAULT
@@ -198,7 +203,8 @@ for fault in $FAULTS; do
     POLLER=$!
     h2load -c 8 -m 1 --rps $((RATE / 8)) -D "$SECS" -N 5 "$URL/routing/read" >"$WORK/reads-$fault.out" 2>&1 &
     RL=$!
-    h2load -c 1 -m 1 --rps "$WRATE" -D "$SECS" -N 5 -d "$WORK/body.json" -H 'Content-Type: application/json' "$URL/routing/write" >"$WORK/writes-$fault.out" 2>&1 &
+    # writes from 10 clients, so that one waiting for an answer holds back a tenth of them, not all
+    h2load -c 10 -m 1 --rps "$(awk -v r="$WRATE" 'BEGIN { printf "%g", r / 10 }')" -D "$SECS" -N 5 -d "$WORK/body.json" -H 'Content-Type: application/json' "$URL/routing/write" >"$WORK/writes-$fault.out" 2>&1 &
     WL=$!
     sleep 5
     inject "$fault"
@@ -219,9 +225,12 @@ for fault in $FAULTS; do
         primary-down-at-start) out="(at start)" ;;
         primary-promoted) back=$(first_at "$injected" 2 up) ;;
     esac
-    printf '%s|%s|%s|%s|%s|%s|%s\n' "$fault" "$(failed_of "$WORK/reads-$fault.out")" \
-        "$(awk '/^requests:/ { print $4 }' "$WORK/reads-$fault.out")" "$(failed_of "$WORK/writes-$fault.out")" \
-        "$(awk '/^requests:/ { print $4 }' "$WORK/writes-$fault.out")" "$out" "$back" >>"$WORK/rows"
+    # a read right after the load: the gateway is still whole
+    after=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 5 "$URL/routing/read" || echo "000 5")
+    printf '%s|%s|%s|%s|%s|%s|%s|%s|%s\n' "$fault" "$(failed_of "$WORK/reads-$fault.out")" \
+        "$(awk '/^requests:/ { print $6 }' "$WORK/reads-$fault.out")" "$(failed_of "$WORK/writes-$fault.out")" \
+        "$(awk '/^requests:/ { print $6 }' "$WORK/writes-$fault.out")" "$out" "$back" \
+        "$(cut_of "$WORK/reads-$fault.out")+$(cut_of "$WORK/writes-$fault.out")" "$after" >>"$WORK/rows"
     tg_stop_gateway >/dev/null 2>&1 || true
     if [[ $fault == primary-promoted ]]; then
         tg_log "rebuilding the replica from the old primary"
@@ -234,10 +243,10 @@ echo
 echo "Fault matrix: reads at $RATE req/s and writes at $WRATE req/s for $SECS s over h2c, the fault from 5 s to 12 s;"
 echo "health_interval_ms $HEALTH_MS, acquire_timeout_ms 1000; load average now $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) CPUs."
 echo
-echo "| fault | reads failed | writes failed | backend out after | back after heal |"
-echo "|---|---|---|---|---|"
-while IFS='|' read -r f rf rn wf wn o b; do
-    printf '| %s | %s of %s | %s of %s | %s | %s |\n' "$f" "$rf" "$rn" "$wf" "$wn" "$o" "$b"
+echo "| fault | reads failed | writes failed | backend out after | back after heal | in flight at the end (reads+writes) | a read after (status, s) |"
+echo "|---|---|---|---|---|---|---|"
+while IFS='|' read -r f rf rn wf wn o b c a; do
+    printf '| %s | %s of %s | %s of %s | %s | %s | %s | %s |\n' "$f" "$rf" "$rn" "$wf" "$wn" "$o" "$b" "$c" "$a"
 done <"$WORK/rows"
 awk -F'|' '$1 != "fds-exhausted" && $2 != 0 { bad = 1 } END { exit bad }' "$WORK/rows" ||
     tg_warn "reads failed in a row where a server could still serve them (table above)"

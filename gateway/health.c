@@ -75,6 +75,9 @@ typedef struct st_tg_checker_t {
     pthread_t tid;
     PGconn *conn;
     int ever_up;  /* for the log: first contact or a comeback */
+    int quiet;    /* a failure now is not a verdict yet (check_once decides) */
+    int lost;     /* the last failure was the session lost, not a check that got no answer */
+    char why[256]; /* the last failure, while quiet */
     int stopping; /* guarded by the health's stop_mutex */
     struct st_tg_checker_t *next;
 } tg_checker_t;
@@ -91,6 +94,10 @@ struct st_tg_health_t {
 static void set_up(tg_checker_t *k, int up, const char *why)
 {
     tg_backend_t *b = k->backend;
+    if (!up && k->quiet) {
+        snprintf(k->why, sizeof(k->why), "%s", why);
+        return;
+    }
     int was = atomic_exchange(&b->up, up);
     if (up) {
         uint64_t now = tg_now_ms();
@@ -151,6 +158,7 @@ Done:
         return res;
     why = PQresultStatus(res) == PGRES_FATAL_ERROR ? PQresultErrorMessage(res) : "unexpected answer";
 Fail:
+    k->lost = PQstatus(k->conn) == CONNECTION_BAD;
     set_up(k, 0, why);
     PQclear(res);
     PQfinish(k->conn);
@@ -158,7 +166,8 @@ Fail:
     return NULL;
 }
 
-static void check_once(tg_checker_t *k)
+/* One check; returns 1 if it passed. */
+static int check_round(tg_checker_t *k)
 {
     tg_health_t *h = k->health;
     tg_backend_t *b = k->backend;
@@ -175,14 +184,14 @@ static void check_once(tg_checker_t *k)
             set_up(k, 0, PQerrorMessage(k->conn));
             PQfinish(k->conn);
             k->conn = NULL;
-            return;
+            return 0;
         }
     }
     int timeout_ms = tg_health_check_timeout_ms(atomic_load(&h->interval_ms));
     if (b->is_primary) {
         PGresult *res = ask(k, "SELECT pg_current_wal_lsn()::text", timeout_ms);
         if (res == NULL)
-            return;
+            return 0;
         uint64_t lsn;
         /* a primary leaving the config must not sample into the history its successor starts */
         pthread_mutex_lock(&h->stop_mutex);
@@ -197,11 +206,11 @@ static void check_once(tg_checker_t *k)
         }
         PQclear(res);
         set_up(k, 1, NULL);
-        return;
+        return 1;
     }
     PGresult *res = ask(k, "SELECT pg_is_in_recovery()::text, pg_last_wal_replay_lsn()::text", timeout_ms);
     if (res == NULL)
-        return;
+        return 0;
     uint64_t replay;
     int64_t lag = TG_LAG_UNKNOWN;
     if (strcmp(PQgetvalue(res, 0, 0), "true") != 0) {
@@ -229,6 +238,27 @@ static void check_once(tg_checker_t *k)
     PQclear(res);
     atomic_store(&b->lag_ms, lag);
     set_up(k, 1, NULL);
+    return 1;
+}
+
+/*
+ * One round. A check whose session was lost (the server ended it, a network cut it,
+ * an idle reaper) is tried again at once on a new one before the verdict: one lost
+ * session says nothing of the server, and must not take it out of routing for a
+ * whole interval. A check that got no answer in time is a verdict: the server hangs.
+ */
+static void check_once(tg_checker_t *k)
+{
+    k->quiet = k->conn != NULL;
+    k->lost = 0;
+    int passed = check_round(k);
+    int retry = !passed && k->quiet && k->lost;
+    k->quiet = 0;
+    if (retry)
+        check_round(k);
+    else if (!passed && k->why[0] != '\0')
+        set_up(k, 0, k->why);
+    k->why[0] = '\0';
 }
 
 static void *checker_main(void *arg)

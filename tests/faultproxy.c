@@ -18,6 +18,11 @@
  *     reject      new connections are reset at once; open ones go on
  *     count       answers "ok N": connections accepted so far
  *
+ * A target that refuses connections (its server stopped) makes the proxy refuse too:
+ * it stops listening, as a dead host's port would, until the target takes a
+ * connection again (tried every 100 ms). A client such as libpq with a multi-host
+ * string then moves on to its next host instead of seeing a session reset.
+ *
  * One thread, poll(2), bounded buffers (a direction stops reading past 1 MiB held).
  * Loopback only; it exits when its parent (the test) dies.
  */
@@ -80,16 +85,37 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int listen_on(int port)
+/* a listening socket on 127.0.0.1:port, or -1 */
+static int try_listen(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 512) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int listen_on(int port)
+{
+    int fd = try_listen(port);
+    if (fd < 0) {
         fprintf(stderr, "faultproxy: cannot listen on 127.0.0.1:%d: %s\n", port, strerror(errno));
         exit(1);
     }
     return fd;
+}
+
+/* Does the target take a connection now? (loopback: a refusal is immediate) */
+static int target_up(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)target_port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    close(fd);
+    return ok;
 }
 
 /* closes with a reset, as a cut network or a crashed host does */
@@ -267,7 +293,9 @@ int main(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     target_port = atoi(argv[2]);
-    int lfd = listen_on(atoi(argv[1])), cfd = listen_on(atoi(argv[3]));
+    int listen_port = atoi(argv[1]);
+    int lfd = listen_on(listen_port), cfd = listen_on(atoi(argv[3]));
+    uint64_t next_target_try = 0; /* while the target refuses (lfd closed): when to try it again */
     static struct pollfd fds[2 + 2 * MAX_PAIRS];
     static int owner[2 + 2 * MAX_PAIRS];
     for (;;) {
@@ -275,6 +303,11 @@ int main(int argc, char **argv)
         int n = 0;
         fds[n++] = (struct pollfd){.fd = cfd, .events = POLLIN};
         /* while blackholed, new connections are taken (a silent network still completes nothing): leave them in the backlog */
+        if (lfd < 0 && now >= next_target_try) {
+            if (target_up())
+                lfd = try_listen(listen_port);
+            next_target_try = now + 100;
+        }
         fds[n++] = (struct pollfd){.fd = lfd, .events = mode == BLACKHOLE || now < accept_paused_until ? 0 : POLLIN};
         /* while blackholed nothing is read, written or even looked at (a reset is noticed once it passes again) */
         for (int i = 0; i != MAX_PAIRS && mode == PASS; ++i) {
@@ -319,9 +352,14 @@ int main(int argc, char **argv)
                     int err = 0;
                     socklen_t len = sizeof(err);
                     getsockopt(p->d[0].to, SOL_SOCKET, SO_ERROR, &err, &len);
-                    if (err != 0)
-                        close_pair(p, 1); /* the server refused: so does the proxy */
-                    else
+                    if (err != 0) {
+                        close_pair(p, 1); /* the server refused: so does the proxy, from now on */
+                        if (err == ECONNREFUSED && lfd >= 0) {
+                            close(lfd);
+                            lfd = -1;
+                            next_target_try = now + 100;
+                        }
+                    } else
                         p->connecting = 0;
                 }
                 continue;
@@ -357,7 +395,7 @@ int main(int argc, char **argv)
             if (c >= 0)
                 control(c);
         }
-        if (fds[1].revents & POLLIN)
+        if (lfd >= 0 && (fds[1].revents & POLLIN))
             on_accept(lfd);
     }
 }

@@ -457,18 +457,25 @@ Test(pool_route, unusable_replicas_leave_reads_to_the_primary)
     cr_assert_eq(route(pool, &r), pool->bps[1]);
 }
 
+/* gives a routed pool's backend (which has none) one idle ready connection */
+static tg_pgconn_t *add_ready_conn(tg_backend_pool_t *bp)
+{
+    tg_pgconn_t *c = tg_calloc(1, sizeof(*c));
+    c->bp = bp;
+    c->tail = &c->head;
+    c->state = CONN_READY;
+    bp->conns = tg_calloc(1, sizeof(*bp->conns));
+    bp->conns[0] = c;
+    bp->n_conns = 1;
+    return c;
+}
+
 /* A replica with a free connection beats a less busy one without: a read waits for no backend while another has room. */
 Test(pool_route, a_replica_with_room_first)
 {
     tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
     tg_backend_pool_t *roomy = pool->bps[2];
-    tg_pgconn_t *c = tg_calloc(1, sizeof(*c));
-    c->bp = roomy;
-    c->tail = &c->head;
-    c->state = CONN_READY;
-    roomy->conns = tg_calloc(1, sizeof(*roomy->conns));
-    roomy->conns[0] = c;
-    roomy->n_conns = 1;
+    tg_pgconn_t *c = add_ready_conn(roomy);
     roomy->in_flight = 7;
     pool->bps[1]->in_flight = 0; /* the idler replica has no connection with room */
     tg_call_t r = {.query = &read_q};
@@ -485,13 +492,7 @@ Test(pool_route, a_stalled_replica_is_passed_over)
     tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
     atomic_store(&three[2].up, 0); /* only replica1 is usable */
     tg_backend_pool_t *bp = pool->bps[1];
-    tg_pgconn_t *c = tg_calloc(1, sizeof(*c));
-    c->bp = bp;
-    c->tail = &c->head;
-    c->state = CONN_READY;
-    bp->conns = tg_calloc(1, sizeof(*bp->conns));
-    bp->conns[0] = c;
-    bp->n_conns = 1;
+    tg_pgconn_t *c = add_ready_conn(bp);
     set_est(3, 1);
     uint64_t now = tg_now_ms();
     load_conn(c, &read_q, 4, now - 20); /* busy, a little overdue: it may still answer; the read waits for it */

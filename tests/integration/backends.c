@@ -20,28 +20,6 @@
 #include "http.h"
 #include "proc.h"
 
-/* Is the answer to GET /routing/read from the replica? -1 if it failed. */
-static int read_hits_replica(proto_t p)
-{
-    resp_t *r = http(p, "GET", "/routing/read", NULL, NULL, NULL);
-    int v = r->status == 200 ? json_is_true(json_object_get(r->json, "in_recovery")) : -1;
-    resp_free(r);
-    return v;
-}
-
-/* Polls until reads land on the replica (want 1) or the primary (want 0), for at most `timeout_s`. */
-static void wait_reads_on(int want, double timeout_s)
-{
-    double until = now_s() + timeout_s;
-    int v = -2;
-    while (now_s() < until) {
-        if ((v = read_hits_replica(PROTO_H1)) == want && read_hits_replica(PROTO_H2) == want)
-            return;
-        usleep(50000);
-    }
-    cr_assert_fail("reads did not go to the %s within %.1f s (last: %d)", want ? "replica" : "primary", timeout_s, v);
-}
-
 Test(routing, reads_on_the_replica_writes_on_the_primary, .timeout = 60)
 {
     gw_opts_t o = {.with_replica = 1};

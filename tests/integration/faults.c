@@ -113,27 +113,6 @@ static void stop_proxies(void)
 
 /* --- reads and writes --- */
 
-/* Is the answer to GET /routing/read from the replica? -1 if it failed. */
-static int read_hits_replica(proto_t p)
-{
-    resp_t *r = http(p, "GET", "/routing/read", NULL, NULL, NULL);
-    int v = r->status == 200 ? json_is_true(json_object_get(r->json, "in_recovery")) : -1;
-    resp_free(r);
-    return v;
-}
-
-static void wait_reads_on(int want, double timeout_s)
-{
-    double until = now_s() + timeout_s;
-    int v = -2;
-    while (now_s() < until) {
-        if ((v = read_hits_replica(PROTO_H1)) == want && read_hits_replica(PROTO_H2) == want)
-            return;
-        usleep(50000);
-    }
-    cr_assert_fail("reads did not go to the %s within %.1f s (last: %d)", want ? "replica" : "primary", timeout_s, v);
-}
-
 /* A bounded read load: a few threads, each one request at a time, for a while. */
 struct load {
     double until;
@@ -207,6 +186,27 @@ static void wait_writes_back(double timeout_s)
     cr_assert_eq(in_a_row, 5, "writes did not come back within %.0f s (last %ld)", timeout_s, st);
 }
 
+/*
+ * A gateway with one server behind a new proxy (`which`: the replica or the
+ * primary), `o` completing its config; waits until reads are on the replica.
+ * *via is the connection string through the proxy (freed by the caller).
+ */
+static pid_t gateway_behind_proxy(const char *which, gw_opts_t *o, proxy_t **px, char **via)
+{
+    int replica = strcmp(which, "replica") == 0;
+    const char *dsn = env(replica ? "TG_REPLICA_DSN" : "TG_PRIMARY_DSN");
+    *px = start_proxy(0, dsn);
+    *via = dsn_on_port(dsn, (*px)->port);
+    o->with_replica = 1;
+    if (replica)
+        o->replica = *via;
+    else
+        o->primary = *via;
+    pid_t pid = start_gateway(o);
+    wait_reads_on(1, 10);
+    return pid;
+}
+
 static void init_suite(void)
 {
     http_timeout_s = 5; /* no answer within 5 s is a failed call */
@@ -217,11 +217,10 @@ TestSuite(faults, .init = init_suite, .fini = stop_proxies);
 /* A replica that stops answering (its packets dropped) mid-load: reads move to the primary, none fails, and come back. */
 Test(faults, replica_blackholed_under_read_load, .timeout = 90)
 {
-    proxy_t *px = start_proxy(0, env("TG_REPLICA_DSN"));
-    char *via = dsn_on_port(env("TG_REPLICA_DSN"), px->port);
-    gw_opts_t o = {.with_replica = 1, .replica = via};
-    pid_t pid = start_gateway(&o);
-    wait_reads_on(1, 10);
+    proxy_t *px;
+    char *via;
+    gw_opts_t o = {0};
+    pid_t pid = gateway_behind_proxy("replica", &o, &px, &via);
     struct load l = {0};
     load_start(&l, 6);
     usleep(1500 * 1000);
@@ -238,11 +237,10 @@ Test(faults, replica_blackholed_under_read_load, .timeout = 90)
 /* Every connection to the replica reset, three times over: no read fails. */
 Test(faults, replica_connections_cut_under_read_load, .timeout = 90)
 {
-    proxy_t *px = start_proxy(0, env("TG_REPLICA_DSN"));
-    char *via = dsn_on_port(env("TG_REPLICA_DSN"), px->port);
-    gw_opts_t o = {.with_replica = 1, .replica = via};
-    pid_t pid = start_gateway(&o);
-    wait_reads_on(1, 10);
+    proxy_t *px;
+    char *via;
+    gw_opts_t o = {0};
+    pid_t pid = gateway_behind_proxy("replica", &o, &px, &via);
     struct load l = {0};
     load_start(&l, 5);
     for (int i = 0; i != 3; ++i) {
@@ -277,11 +275,10 @@ static void *write_main(void *arg)
  */
 Test(faults, primary_blackholed_writes_503_reads_go_on, .timeout = 90)
 {
-    proxy_t *px = start_proxy(0, env("TG_PRIMARY_DSN"));
-    char *via = dsn_on_port(env("TG_PRIMARY_DSN"), px->port);
-    gw_opts_t o = {.with_replica = 1, .primary = via, .threads = 1};
-    pid_t pid = start_gateway(&o);
-    wait_reads_on(1, 10);
+    proxy_t *px;
+    char *via;
+    gw_opts_t o = {.threads = 1};
+    pid_t pid = gateway_behind_proxy("primary", &o, &px, &via);
     cr_assert_eq(write_once(PROTO_H1, NULL), 200);
     struct load l = {0};
     load_start(&l, 7);
@@ -322,11 +319,10 @@ Test(faults, primary_blackholed_writes_503_reads_go_on, .timeout = 90)
  */
 Test(faults, a_replica_refusing_new_connections_is_probed_not_stormed, .timeout = 90)
 {
-    proxy_t *px = start_proxy(0, env("TG_REPLICA_DSN"));
-    char *via = dsn_on_port(env("TG_REPLICA_DSN"), px->port);
-    gw_opts_t o = {.with_replica = 1, .replica = via};
-    pid_t pid = start_gateway(&o);
-    wait_reads_on(1, 10);
+    proxy_t *px;
+    char *via;
+    gw_opts_t o = {0};
+    pid_t pid = gateway_behind_proxy("replica", &o, &px, &via);
     proxy(px, "reject");
     unsigned long before = proxy_count(px);
     free(pg_sql(1, "SELECT pg_terminate_backend(pid) FROM (SELECT pid FROM pg_stat_activity WHERE application_name = 'tollgate' "

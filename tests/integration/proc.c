@@ -154,6 +154,26 @@ void stop_gateway(pid_t pid, double timeout_s)
     cr_assert_eq(wait_exit(pid, timeout_s), 0, "the gateway did not exit 0 on SIGTERM");
 }
 
+int read_hits_replica(proto_t p)
+{
+    resp_t *r = http(p, "GET", "/routing/read", NULL, NULL, NULL);
+    int v = r->status == 200 ? json_is_true(json_object_get(r->json, "in_recovery")) : -1;
+    resp_free(r);
+    return v;
+}
+
+void wait_reads_on(int want, double timeout_s)
+{
+    double until = now_s() + timeout_s;
+    int v = -2;
+    while (now_s() < until) {
+        if ((v = read_hits_replica(PROTO_H1)) == want && read_hits_replica(PROTO_H2) == want)
+            return;
+        usleep(50000);
+    }
+    cr_assert_fail("reads did not go to the %s within %.1f s (last: %d)", want ? "replica" : "primary", timeout_s, v);
+}
+
 void pg_script(const char *cmd)
 {
     char line[1024];

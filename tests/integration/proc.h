@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <sys/types.h>
+#include "http.h"
 
 /** what a test gateway's config says; zero fields take the defaults shown */
 typedef struct {
@@ -53,6 +54,11 @@ void wait_healthy_url(const char *url);
 void stop_gateway(pid_t pid, double timeout_s);
 /** waits for a child's exit code, failing the test after `timeout_s` */
 int wait_exit(pid_t pid, double timeout_s);
+/** Is the answer to GET /routing/read (tests/integration/catalog/routing.json) from the replica? -1 if it failed. */
+int read_hits_replica(proto_t p);
+/** polls until reads land on the replica (want 1) or the primary (want 0) over both protocols, for at most `timeout_s` */
+void wait_reads_on(int want, double timeout_s);
+
 /** runs `$TG_PG_SCRIPT cmd` (stop-primary, start-replica, ...) */
 void pg_script(const char *cmd);
 /** runs SQL as the superuser on the primary (`replica` 0) or the replica (1); returns the first value (malloc'd) or NULL */
