@@ -133,6 +133,15 @@ struct st_tg_pool_t {
     h2o_timeout_t acquire_timeout;
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
+    /*
+     * Reads to send again after their connection died, once this turn of the loop has
+     * seen every socket that became readable: a fault that cuts a server's every
+     * connection resets them at once, and a read retried at once would land on a
+     * sibling already dead but not yet seen to be.
+     */
+    tg_call_t *retry_head, **retry_tail;
+    h2o_timeout_t retry_timeout; /* 0 ms: runs after this turn's socket events */
+    h2o_timeout_entry_t retry;
     unsigned seed;        /* for backoff jitter */
     size_t rr;            /* rotates the first replica pick_backend looks at */
 };
@@ -344,7 +353,10 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         if (retry) {
             ++call->_retries;
             call->_avoid = c->bp;
-            tg_pool_submit(pool, call);
+            *pool->retry_tail = call;
+            pool->retry_tail = &call->_next;
+            if (!h2o_timeout_is_linked(&pool->retry))
+                h2o_timeout_link(pool->loop, &pool->retry_timeout, &pool->retry);
         } else {
             call->cb(call, st);
         }
@@ -1146,6 +1158,29 @@ static void publish(tg_backend_pool_t *bp, int gone)
     atomic_store_explicit(&s->in_flight, gone ? 0 : (long)bp->in_flight, memory_order_relaxed);
 }
 
+/* takes the reads waiting to be sent again (all, or none when `status` ends them instead) */
+static void run_retries(tg_pool_t *pool, int submit, tg_call_status_t status)
+{
+    tg_call_t *call = pool->retry_head;
+    pool->retry_head = NULL;
+    pool->retry_tail = &pool->retry_head;
+    while (call != NULL) {
+        tg_call_t *next = call->_next;
+        call->_next = NULL;
+        if (submit)
+            tg_pool_submit(pool, call);
+        else
+            call->cb(call, status);
+        call = next;
+    }
+}
+
+static void on_retry(h2o_timeout_entry_t *entry)
+{
+    tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, retry, entry);
+    run_retries(pool, 1, TG_CALL_OK);
+}
+
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, tick, entry);
@@ -1256,6 +1291,9 @@ tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)pc->config->pool.acquire_timeout_ms);
     h2o_timeout_init(loop, &pool->tick_timeout, TG_TICK_MS);
     pool->tick.cb = on_tick;
+    h2o_timeout_init(loop, &pool->retry_timeout, 0);
+    pool->retry.cb = on_retry;
+    pool->retry_tail = &pool->retry_head;
     pool->bps = tg_calloc(pc->n_backends + 1, sizeof(*pool->bps));
     for (size_t b = 0; b != pc->n_backends; ++b)
         pool->bps[pool->n_bps++] = new_backend_pool(pool, pc->backends[b], pc->conns_per_backend);
@@ -1307,6 +1345,7 @@ void tg_pool_reconfigure(tg_pool_t *pool, const tg_config_t *cfg, tg_backend_t *
 void tg_pool_destroy(tg_pool_t *pool)
 {
     fail_waiters(pool, TG_CALL_NO_BACKEND);
+    run_retries(pool, 0, TG_CALL_NO_BACKEND);
     for (size_t b = 0; b != pool->n_bps; ++b)
         free_backend_pool(pool->bps[b]);
     for (size_t b = 0; b != pool->n_draining; ++b)
@@ -1316,6 +1355,9 @@ void tg_pool_destroy(tg_pool_t *pool)
     if (h2o_timeout_is_linked(&pool->tick))
         h2o_timeout_unlink(&pool->tick);
     h2o_timeout_dispose(pool->loop, &pool->tick_timeout);
+    if (h2o_timeout_is_linked(&pool->retry))
+        h2o_timeout_unlink(&pool->retry);
+    h2o_timeout_dispose(pool->loop, &pool->retry_timeout);
     h2o_timeout_dispose(pool->loop, &pool->acquire_timeout);
     free(pool);
 }
@@ -1403,6 +1445,8 @@ int tg_pool_backend_stats(const tg_pool_t *pool, const tg_backend_t *b, tg_pool_
 size_t tg_pool_pending(const tg_pool_t *pool)
 {
     size_t n = pool->n_waiting;
+    for (const tg_call_t *c = pool->retry_head; c != NULL; c = c->_next)
+        ++n;
     for (size_t b = 0; b != pool->n_bps; ++b)
         n += pool->bps[b]->in_flight;
     for (size_t b = 0; b != pool->n_draining; ++b)

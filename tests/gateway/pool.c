@@ -42,6 +42,9 @@ static tg_pool_t *make_pool(h2o_loop_t *loop, int n_conns, int depth, int max_wa
             pool->waitq[k][p].tail = &pool->waitq[k][p].head;
     pool->seed = 1;
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)config.pool.acquire_timeout_ms);
+    h2o_timeout_init(loop, &pool->retry_timeout, 0);
+    pool->retry.cb = on_retry;
+    pool->retry_tail = &pool->retry_head;
     pool->bps = tg_calloc(1, sizeof(*pool->bps));
     pool->n_bps = 1;
     tg_backend_pool_t *bp = pool->bps[0] = tg_calloc(1, sizeof(*bp));
@@ -586,6 +589,42 @@ Test(pool_wait, arrival_order_across_queues_and_a_bound_each)
     cr_assert_eq(ended_call[2], &w2);
     cr_assert_eq(ended_call[3], &r2);
     cr_assert_eq(pool->n_waiting, 0);
+}
+
+/*
+ * A read on a lost connection is sent again only once the loop has seen this turn's
+ * other socket events (a cut resets every connection at once), at most twice; a write
+ * is never sent again.
+ */
+Test(pool_retry, reads_go_again_after_this_turn_of_the_loop)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 2, 4, 10);
+    tg_backend_pool_t *bp = pool->bps[0];
+    init_backend_params(bp);
+    tg_call_t *r = load_conn(bp->conns[0], &read_q, 1, tg_now_ms());
+    tg_call_t *w = load_conn(bp->conns[0], &write_q, 1, tg_now_ms());
+    r->cb = w->cb = record;
+    bp->in_flight = 2;
+    n_ended = 0;
+    conn_fail(bp->conns[0], "reset");
+    cr_assert_eq(n_ended, 1, "the write ends at once: it may have committed");
+    cr_assert_eq(ended_call[0], w);
+    cr_assert_eq(ended[0], TG_CALL_CONN_LOST);
+    cr_assert_eq(pool->retry_head, r, "the read waits for the end of this turn");
+    cr_assert_eq(r->_retries, 1);
+    cr_assert_eq(r->_conn, NULL);
+    cr_assert_eq(tg_pool_pending(pool), 1, "and counts as pending (shutdown waits for it)");
+    /* the other connection is found dead in the same turn; then the read goes again, to what is left */
+    conn_fail(bp->conns[1], "reset");
+    on_retry(&pool->retry);
+    cr_assert_null(pool->retry_head);
+    cr_assert(r->_waiting, "the read was submitted again: it waits for a connection (both are reconnecting)");
+    cr_assert_eq(n_ended, 1);
+    tg_pool_abandon(pool, r);
+    for (int i = 0; i != 2; ++i)
+        if (bp->conns[i]->state != CONN_DOWN)
+            set_down(bp->conns[i]);
 }
 
 Test(pool_priority, low_work_holds_at_most_its_share)
