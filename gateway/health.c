@@ -77,7 +77,8 @@ typedef struct st_tg_checker_t {
     int ever_up;  /* for the log: first contact or a comeback */
     int quiet;    /* a failure now is not a verdict yet (check_once decides) */
     int lost;     /* the last failure was the session lost, not a check that got no answer */
-    char why[256]; /* the last failure, while quiet */
+    int failed;   /* a failure was held back while quiet */
+    char why[256]; /* what it was */
     int stopping; /* guarded by the health's stop_mutex */
     struct st_tg_checker_t *next;
 } tg_checker_t;
@@ -95,7 +96,8 @@ static void set_up(tg_checker_t *k, int up, const char *why)
 {
     tg_backend_t *b = k->backend;
     if (!up && k->quiet) {
-        snprintf(k->why, sizeof(k->why), "%s", why);
+        k->failed = 1;
+        snprintf(k->why, sizeof(k->why), "%s", why != NULL ? why : "failed");
         return;
     }
     int was = atomic_exchange(&b->up, up);
@@ -106,7 +108,6 @@ static void set_up(tg_checker_t *k, int up, const char *why)
         if (!was) {
             tg_log(TG_LOG_INFO, k->ever_up ? "%s: health check passed; taking it back" : "%s: up", b->name);
             k->ever_up = 1;
-            atomic_fetch_add(&b->comebacks, 1);
         }
     } else if (was || atomic_load(&b->checked_at_ms) != 0) {
         tg_log(TG_LOG_WARN, "%s: health check failed: %.*s", b->name, (int)strcspn(why, "\n"), why);
@@ -173,10 +174,10 @@ static int check_round(tg_checker_t *k)
     tg_backend_t *b = k->backend;
     if (k->conn == NULL) {
         /* Bounded waits: a dead host must not stall this checker for long. */
-        int timeout_ms = tg_health_check_timeout_ms(atomic_load(&h->interval_ms));
+        int interval_ms = atomic_load(&h->interval_ms);
         char ct[16], opt[64];
-        snprintf(ct, sizeof(ct), "%d", timeout_ms / 1000);
-        snprintf(opt, sizeof(opt), "-c statement_timeout=%d", timeout_ms);
+        snprintf(ct, sizeof(ct), "%d", tg_health_connect_timeout_ms(interval_ms) / 1000);
+        snprintf(opt, sizeof(opt), "-c statement_timeout=%d", tg_health_check_timeout_ms(interval_ms));
         const char *kw[] = {"dbname", "connect_timeout", "options", "fallback_application_name", NULL};
         const char *val[] = {b->conninfo, ct, opt, "tollgate-health", NULL};
         k->conn = PQconnectdbParams(kw, val, 1);
@@ -250,15 +251,14 @@ static int check_round(tg_checker_t *k)
 static void check_once(tg_checker_t *k)
 {
     k->quiet = k->conn != NULL;
-    k->lost = 0;
+    k->lost = k->failed = 0;
     int passed = check_round(k);
     int retry = !passed && k->quiet && k->lost;
     k->quiet = 0;
     if (retry)
         check_round(k);
-    else if (!passed && k->why[0] != '\0')
+    else if (!passed && k->failed)
         set_up(k, 0, k->why);
-    k->why[0] = '\0';
 }
 
 static void *checker_main(void *arg)
@@ -398,9 +398,15 @@ int tg_health_check_timeout_ms(int interval_ms)
     return (interval_ms / 1000 + 1) * 1000;
 }
 
+int tg_health_connect_timeout_ms(int interval_ms)
+{
+    int t = tg_health_check_timeout_ms(interval_ms);
+    return t < 2000 ? 2000 : t;
+}
+
 int tg_health_silent_ms(int interval_ms)
 {
-    return tg_health_check_timeout_ms(interval_ms) + interval_ms + 250;
+    return tg_health_connect_timeout_ms(interval_ms) + tg_health_check_timeout_ms(interval_ms) + interval_ms + 250;
 }
 
 int tg_health_backend_up(const tg_backend_t *b, uint64_t now_ms, int interval_ms)

@@ -94,7 +94,7 @@ struct st_tg_backend_pool_t {
     tg_backend_t *backend;
     int backoff_ms;          /* the next wait after a failed attempt: one backoff per backend, not per connection */
     uint64_t retry_at;       /* no attempt before then (the last one failed) */
-    uint32_t seen_comebacks; /* backend->comebacks when last looked at */
+    uint64_t failed_at;      /* when the last connection attempt failed */
     const char *keywords[8]; /* libpq connection parameters: the conninfo plus our session settings */
     const char *values[8];
     char *options;           /* the `options` value we pass (the user's, plus ours) */
@@ -299,9 +299,51 @@ static void set_down(tg_pgconn_t *c)
     }
 }
 
+/*
+ * Has the health checker passed a check since this pool's last failed attempt, while
+ * nothing is up here? Then the server is there (restarted, promoted, found by the
+ * checker first): a down pool probes it at once, backoff or not; at most once per
+ * passing check, since the probe's failure moves failed_at past it.
+ */
+static int probe_due(const tg_backend_pool_t *bp)
+{
+    return bp->down && bp->n_connecting == 0 &&
+           atomic_load_explicit(&bp->backend->passed_at_ms, memory_order_relaxed) > bp->failed_at;
+}
+
+/*
+ * Do calls bound for `bp` end at once (503) rather than wait? When its connections
+ * all failed here, and either the health checker finds it down too, or no attempt is
+ * in flight or due within the acquire timeout (the backoff runs past it and no check
+ * has passed since the last failure). A backend the checker reaches while this
+ * thread could not (a promoted server the checker found first) is waited for.
+ */
+static int fails_fast(const tg_backend_pool_t *bp)
+{
+    if (!bp->down)
+        return 0;
+    uint64_t now = tg_now_ms();
+    if (!tg_health_backend_up(bp->backend, now, bp->pool->cfg->health_interval_ms))
+        return 1;
+    if (bp->n_connecting != 0 || probe_due(bp))
+        return 0;
+    return bp->retry_at > now + (uint64_t)bp->pool->cfg->pool.acquire_timeout_ms;
+}
+
+/*
+ * Has the backend passed no health check for tg_health_silent_ms? (*passed_at: the
+ * last pass.) A backend leaving the config has no checker: never.
+ */
+static int backend_silent(const tg_backend_pool_t *bp, uint64_t now, uint64_t *passed_at)
+{
+    *passed_at = atomic_load_explicit(&bp->backend->passed_at_ms, memory_order_relaxed);
+    return !bp->draining && *passed_at != 0 && now > *passed_at + (uint64_t)tg_health_silent_ms(bp->pool->cfg->health_interval_ms);
+}
+
 /* A connection attempt failed: the backend's next one waits, doubling, with jitter so a fleet never reconnects in step. */
 static void back_off(tg_backend_pool_t *bp)
 {
+    bp->failed_at = tg_now_ms();
     int jitter = bp->backoff_ms / 4;
     int delay = bp->backoff_ms - jitter + (jitter > 0 ? (int)(rand_r(&bp->pool->seed) % (unsigned)(2 * jitter + 1)) : 0);
     bp->retry_at = tg_now_ms() + (uint64_t)delay;
@@ -834,9 +876,14 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
     double own = call->query != NULL ? *est_of(pool, call->query) : 0;
     /* Low-priority work holds at most its share of the connections, so high-priority work always finds one. */
     int low = call->priority == TG_PRIORITY_LOW, low_full = low && bp->low_conns >= low_conn_limit(bp);
+    /* a silent server's connections made before its last pass take nothing (the janitor closes them) */
+    uint64_t passed_at;
+    int silent = backend_silent(bp, now, &passed_at);
     for (int i = 0; i != bp->n_conns; ++i) {
         tg_pgconn_t *c = bp->conns[i];
         if (c->state != CONN_READY || c->n_inflight >= depth || c->held != NULL || c->retiring)
+            continue;
+        if (silent && c->ready_at <= passed_at)
             continue;
         if (low_full && c->n_low == 0)
             continue;
@@ -894,7 +941,7 @@ static int stalled(const tg_backend_pool_t *bp, uint64_t now)
  * TG_LAG_NOT_IN_RECOVERY). A read
  * being retried avoids the backend that failed it.
  */
-static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call, tg_pgconn_t **conn)
+static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, const tg_backend_pool_t *avoid, tg_pgconn_t **conn)
 {
     tg_backend_pool_t *best = NULL;
     tg_pgconn_t *best_conn = NULL;
@@ -906,7 +953,7 @@ static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call, t
         size_t start = pool->rr++ % n;
         for (size_t k = 0; k != n; ++k) {
             tg_backend_pool_t *bp = pool->bps[1 + (start + k) % n];
-            if (bp == call->_avoid || bp->n_ready == 0 ||
+            if (bp == avoid || bp->n_ready == 0 ||
                 !tg_health_replica_usable(bp->backend, now, cfg->health_interval_ms, cfg->replica_max_lag_ms))
                 continue;
             tg_pgconn_t *c = pick_conn(bp, call, now);
@@ -924,7 +971,7 @@ static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call, t
         !tg_health_backend_up(pool->bps[0]->backend, now, pool->cfg->health_interval_ms)) {
         for (size_t k = 1; k < pool->n_bps && best == NULL; ++k) {
             tg_backend_pool_t *bp = pool->bps[k];
-            if (bp != call->_avoid && bp->n_ready != 0 && tg_health_replica_last_resort(bp->backend, now, pool->cfg->health_interval_ms)) {
+            if (bp != avoid && bp->n_ready != 0 && tg_health_replica_last_resort(bp->backend, now, pool->cfg->health_interval_ms)) {
                 best = bp;
                 best_conn = pick_conn(bp, call, now);
             }
@@ -938,16 +985,13 @@ static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call, t
     return best;
 }
 
-/*
- * Do calls bound for `bp` end at once (503) rather than wait? When its connections
- * all failed here and the health checker does not say it is up either. A backend the
- * checker reaches while this thread could not (a promoted server the checker found
- * first: every down pool probes it at the next tick) is waited for, as one that is
- * still connecting, within the acquire timeout.
- */
-static int fails_fast(const tg_backend_pool_t *bp)
+static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call, tg_pgconn_t **conn)
 {
-    return bp->down && !tg_health_backend_up(bp->backend, tg_now_ms(), bp->pool->cfg->health_interval_ms);
+    tg_backend_pool_t *bp = pick_avoiding(pool, call, call->_avoid, conn);
+    /* Avoiding the backend that failed a read must not turn its retry into a 503 while that backend could take it. */
+    if (*conn == NULL && call->_avoid != NULL && fails_fast(bp))
+        bp = pick_avoiding(pool, call, NULL, conn);
+    return bp;
 }
 
 /*
@@ -1081,9 +1125,9 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
      * lose it, and is closed too (once: one that connected since proved the server
      * takes sessions). A backend leaving the config has no checker any more.
      */
+    uint64_t passed_at;
+    int silent = backend_silent(bp, now, &passed_at);
     uint64_t silent_ms = (uint64_t)tg_health_silent_ms(bp->pool->cfg->health_interval_ms);
-    uint64_t passed_at = atomic_load_explicit(&bp->backend->passed_at_ms, memory_order_relaxed);
-    int silent = !bp->draining && passed_at != 0 && now > passed_at + silent_ms;
     for (int i = 0; i < bp->n_conns; ++i) {
         tg_pgconn_t *c = bp->conns[i];
         /* In non-blocking mode libpq leaves connect_timeout to us. */
@@ -1101,9 +1145,10 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
             conn_fail(c, "no answer from the server long after the statement timeout");
             continue;
         }
-        if (c->state == CONN_READY && c->head != NULL && !bp->draining && passed_at != 0 && passed_at < c->head->_started_at &&
-            now > c->head->_started_at + silent_ms) {
-            conn_fail(c, "no answer, and no health check passed, since the call at the head was sent");
+        /* silent since the last pass, or since the head call started if that was later */
+        if (c->state == CONN_READY && c->head != NULL && !bp->draining && passed_at != 0 &&
+            now > (passed_at > c->head->_started_at ? passed_at : c->head->_started_at) + silent_ms) {
+            conn_fail(c, "no answer, and no health check passed, for too long");
             continue;
         }
         if (silent && c->state == CONN_READY && c->head == NULL && c->ready_at <= passed_at) {
@@ -1126,17 +1171,10 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
  */
 static void start_connections(tg_backend_pool_t *bp, uint64_t now)
 {
-    /* The health checker saw it come back (a restart, a promotion): a down pool probes it now, once, backoff or not. */
-    uint32_t comebacks = atomic_load_explicit(&bp->backend->comebacks, memory_order_relaxed);
-    if (comebacks != bp->seen_comebacks) {
-        bp->seen_comebacks = comebacks;
-        if (bp->n_ready == 0)
-            bp->retry_at = 0;
-    }
-    if (bp->draining || now < bp->retry_at)
+    if (bp->draining || (now < bp->retry_at && !probe_due(bp)))
         return;
     int cap = bp->n_ready == 0 && bp->down ? 1 : TG_MAX_CONNECTING;
-    for (int i = 0; i != bp->n_conns && bp->n_connecting < cap && now >= bp->retry_at; ++i) {
+    for (int i = 0; i != bp->n_conns && bp->n_connecting < cap && (now >= bp->retry_at || probe_due(bp)); ++i) {
         tg_pgconn_t *c = bp->conns[i];
         if (c->state == CONN_DOWN && !c->retiring)
             conn_start(c);
@@ -1272,7 +1310,6 @@ static tg_backend_pool_t *new_backend_pool(tg_pool_t *pool, tg_backend_t *b, int
     bp->pool = pool;
     bp->backend = b;
     bp->backoff_ms = TG_BACKOFF_FIRST_MS;
-    bp->seen_comebacks = atomic_load(&b->comebacks);
     init_backend_params(bp);
     set_conn_count(bp, n_conns);
     return bp;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "tollgate/encode.h"
@@ -71,11 +73,23 @@ static int client_gone(tg_query_ctx_t *ctx)
         return 1;
     if ((p.revents & POLLRDHUP) == 0 || ctx->h1_asked)
         return 0; /* a half-closed client that read the 102 is still there: it gets its answer */
-    if (req->version < 0x101 || sock->ssl != NULL || h2o_socket_is_writing(sock))
+    if (req->version < 0x101 || sock->ssl != NULL)
         return 1;
+    /*
+     * Only onto an empty send queue, so that the 28 bytes go out whole and nothing of
+     * h2o's can be behind or around them (it writes nothing before the final answer,
+     * but a pipelining client may not have read the previous one yet): else ask at a
+     * later check.
+     */
+    int queued = 0;
+    if (h2o_socket_is_writing(sock) || ioctl(p.fd, SIOCOUTQ, &queued) != 0 || queued != 0)
+        return 0;
     static const char processing[] = "HTTP/1.1 102 Processing\r\n\r\n";
+    ssize_t n = send(p.fd, processing, sizeof(processing) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
     ctx->h1_asked = 1;
-    return send(p.fd, processing, sizeof(processing) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)(sizeof(processing) - 1);
+    return n != (ssize_t)(sizeof(processing) - 1);
 }
 
 static void check_h1_clients(h2o_timeout_entry_t *entry)

@@ -108,12 +108,17 @@ static int listen_on(int port)
     return fd;
 }
 
-/* Does the target take a connection now? (loopback: a refusal is immediate) */
+/* Does the target take a connection now? (within 100 ms: on loopback a refusal is immediate) */
 static int target_up(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), err = 0;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)target_port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (!ok && errno == EINPROGRESS) {
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        socklen_t len = sizeof(err);
+        ok = poll(&p, 1, 100) == 1 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+    }
     close(fd);
     return ok;
 }
@@ -304,8 +309,8 @@ int main(int argc, char **argv)
         fds[n++] = (struct pollfd){.fd = cfd, .events = POLLIN};
         /* while blackholed, new connections are taken (a silent network still completes nothing): leave them in the backlog */
         if (lfd < 0 && now >= next_target_try) {
-            if (target_up())
-                lfd = try_listen(listen_port);
+            if (target_up() && (lfd = try_listen(listen_port)) < 0)
+                fprintf(stderr, "faultproxy: cannot listen on 127.0.0.1:%d again: %s (trying again)\n", listen_port, strerror(errno));
             next_target_try = now + 100;
         }
         fds[n++] = (struct pollfd){.fd = lfd, .events = mode == BLACKHOLE || now < accept_paused_until ? 0 : POLLIN};
@@ -326,8 +331,12 @@ int main(int argc, char **argv)
                     if (d->head != NULL && d->head->due_ms > now && d->head->due_ms < next_due)
                         next_due = d->head->due_ms;
                 }
-                /* one slot per direction, for reading `from`; writes to `to` are retried each round (loopback: rarely full) */
-                fds[n] = (struct pollfd){.fd = p->connecting && k == 0 ? d->to : d->from, .events = ev};
+                /*
+                 * One slot per direction, for reading `from` (none once it said EOF: poll
+                 * would report its hangup forever); writes to `to` are retried each round.
+                 */
+                int fd = p->connecting && k == 0 ? d->to : d->eof && !p->connecting ? -1 : d->from;
+                fds[n] = (struct pollfd){.fd = fd, .events = ev};
                 owner[n++] = i * 2 + k;
             }
         }
@@ -367,9 +376,9 @@ int main(int argc, char **argv)
             if (mode != PASS)
                 continue;
             dir_t *d = &p->d[k];
-            /* a reset, or a socket shut both ways after its EOF: nothing more can pass (and poll would report it forever) */
-            if ((fds[j].revents & POLLERR) || ((fds[j].revents & POLLHUP) && d->eof)) {
-                close_pair(p, (fds[j].revents & POLLERR) != 0);
+            /* a reset: nothing more can pass */
+            if (fds[j].revents & POLLERR) {
+                close_pair(p, 1);
                 continue;
             }
             if ((fds[j].revents & (POLLIN | POLLHUP)) && pump_in(d) != 0) {

@@ -88,13 +88,17 @@ void tg_health_reap(tg_health_t *h);
 /** stops and joins every checker thread, and frees `h` */
 void tg_health_stop(tg_health_t *h);
 
-/** how long one check (its connect, then its query) may take: whole seconds, more than one interval */
+/** how long a check's query may take: whole seconds, more than one interval */
 int tg_health_check_timeout_ms(int interval_ms);
 
+/** how long a checker's connect may take: as the query, and at least 2 s (libpq's own floor for connect_timeout) */
+int tg_health_connect_timeout_ms(int interval_ms);
+
 /**
- * After how long without a passing check a backend has stopped answering, for sure:
- * a check's timeout (a slow check still passes), one interval between checks, and
- * 250 ms of slack. 3.25 s at the default interval of 1 s.
+ * After how long without a passing check a backend has stopped answering, for sure: a
+ * round may lose its session, connect again and run its query, each within its
+ * timeout, and rounds are an interval apart; plus 250 ms of slack. 5.25 s at the
+ * default interval of 1 s, 3.45 s at 200 ms.
  */
 int tg_health_silent_ms(int interval_ms);
 

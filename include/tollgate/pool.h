@@ -98,7 +98,6 @@ typedef struct st_tg_backend_t {
     const char *conninfo;           /* as configured: never shown to clients */
     int is_primary;
     _Atomic int up;                 /* the health checker's last verdict: 1 up, 0 down */
-    _Atomic uint32_t comebacks;     /* bumped when the checker sees it come back: each pool may probe it once at once */
     _Atomic int64_t lag_ms;         /* replicas: replay lag by the last check; -1 unknown */
     _Atomic uint64_t checked_at_ms; /* tg_now_ms() of the last successful check; 0 never, or the last one failed */
     _Atomic uint64_t passed_at_ms;  /* tg_now_ms() of the last successful check, never reset; 0 never */

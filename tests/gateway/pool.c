@@ -297,7 +297,7 @@ Test(pool_backoff, attempts_in_flight_are_capped_per_backend)
 
 /*
  * A connection whose head call has seen no health check pass for tg_health_silent_ms
- * (3.25 s at a 1 s interval) is closed; one that has seen a pass is left alone, and so
+ * (5.25 s at a 1 s interval) is closed; one that has seen a pass is left alone, and so
  * is a backend leaving the config (its checker is gone).
  */
 Test(pool_watchdog, a_backend_silent_to_its_health_checks_loses_its_calls)
@@ -309,7 +309,7 @@ Test(pool_watchdog, a_backend_silent_to_its_health_checks_loses_its_calls)
     config.health_interval_ms = 1000;
     static tg_query_t w = {.index = 0, .name = "w", .access = TG_ACCESS_WRITE, .timeout_ms = 60000, .state = &states[4]};
     uint64_t now = tg_now_ms();
-    tg_call_t *call = load_conn(bp->conns[0], &w, 1, now - 4000);
+    tg_call_t *call = load_conn(bp->conns[0], &w, 1, now - 6000);
     call->cb = record;
     bp->in_flight = 1;
     atomic_store(&backend.checked_at_ms, 0);       /* the last check failed (a blip)... */
@@ -317,7 +317,7 @@ Test(pool_watchdog, a_backend_silent_to_its_health_checks_loses_its_calls)
     n_ended = 0;
     tick_backend(bp, now);
     cr_assert_eq(n_ended, 0, "a call on a backend that answers its checks runs on, whatever the last one said");
-    atomic_store(&backend.passed_at_ms, now - 4500);
+    atomic_store(&backend.passed_at_ms, now - 6500);
     bp->draining = 1;
     tick_backend(bp, now);
     cr_assert_eq(n_ended, 0, "a backend leaving the config has no checker: its calls run on");
@@ -343,10 +343,14 @@ Test(pool_watchdog, idle_connections_to_a_silent_server_are_closed_once)
     uint64_t now = tg_now_ms();
     bp->conns[0]->ready_at = now - 10000; /* connected before the last pass */
     bp->conns[1]->ready_at = now - 2000;  /* since */
-    atomic_store(&backend.passed_at_ms, now - 3000);
+    set_est(0, 1);
+    atomic_store(&backend.passed_at_ms, now - 5000);
     tick_backend(bp, now);
-    cr_assert_eq(bp->conns[0]->state, CONN_READY, "3 s without a pass is not silence yet");
-    atomic_store(&backend.passed_at_ms, now - 4000);
+    cr_assert_eq(bp->conns[0]->state, CONN_READY, "5 s without a pass is not silence yet");
+    tg_call_t probe = {.query = &queries[0]};
+    cr_assert_eq(pick_conn(bp, &probe, now), bp->conns[0]);
+    atomic_store(&backend.passed_at_ms, now - 6000);
+    cr_assert_eq(pick_conn(bp, &probe, now), bp->conns[1], "silent: a connection made before the last pass takes nothing");
     tick_backend(bp, now);
     cr_assert_neq(bp->conns[0]->state, CONN_READY, "idle, connected before the last pass: closed");
     cr_assert_eq(bp->conns[1]->state, CONN_READY, "connected since: the server took it; kept");

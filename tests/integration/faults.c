@@ -269,7 +269,7 @@ static void *write_main(void *arg)
 /*
  * The primary blackholed: writes answer 503 (with Retry-After) within the acquire
  * timeout (the one already sent: "outcome unknown", once the primary has passed no
- * health check for tg_health_silent_ms: 1 s check timeout + 200 ms + 250 ms here);
+ * health check for tg_health_silent_ms: 2 s connect + 1 s check + 200 ms + 250 ms here);
  * reads go on on the replica and never wait behind a write; writes come back. One
  * worker thread, so that the write that waits and the read share one pool.
  */
@@ -281,11 +281,11 @@ Test(faults, primary_blackholed_writes_503_reads_go_on, .timeout = 90)
     pid_t pid = gateway_behind_proxy("primary", &o, &px, &via);
     cr_assert_eq(write_once(PROTO_H1, NULL), 200);
     struct load l = {0};
-    load_start(&l, 7);
+    load_start(&l, 8);
     usleep(500 * 1000);
     proxy(px, "blackhole");
     double t0 = now_s();
-    for (int i = 0; now_s() < t0 + 4; ++i) {
+    for (int i = 0; now_s() < t0 + 5; ++i) {
         double took;
         long st = write_once(PROTOS[i % 2], &took);
         cr_assert_eq(st, 503, "write %d with the primary blackholed: %ld", i, st);
@@ -294,7 +294,7 @@ Test(faults, primary_blackholed_writes_503_reads_go_on, .timeout = 90)
          * to its health checks for long enough, and the idle connections are closed
          * with it; the others wait for a connection (the new ones hang) and time out.
          */
-        cr_assert_lt(took, i == 0 ? 1.0 + 0.2 + 0.25 + 0.5 : 0.5 + 0.4, "write %d took %.2f s", i, took);
+        cr_assert_lt(took, i == 0 ? 2.0 + 1.0 + 0.2 + 0.25 + 0.5 : 0.5 + 0.4, "write %d took %.2f s", i, took);
         /* a write waiting for the primary meanwhile does not hold reads back */
         struct pending_write w = {0};
         pthread_create(&w.t, NULL, write_main, &w);
