@@ -1113,6 +1113,15 @@ static void free_backend_pool(tg_backend_pool_t *bp)
     free(bp);
 }
 
+/* Does the connection carry reads only? */
+static int only_reads(const tg_pgconn_t *c)
+{
+    for (const tg_call_t *call = c->head; call != NULL; call = call->_next)
+        if (call->query->access != TG_ACCESS_READ)
+            return 0;
+    return 1;
+}
+
 /* Janitor work on one backend's connections: timeouts, the watchdog, reconnects, retired connections. */
 static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
 {
@@ -1128,6 +1137,14 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
     uint64_t passed_at;
     int silent = backend_silent(bp, now, &passed_at);
     uint64_t silent_ms = (uint64_t)tg_health_silent_ms(bp->pool->cfg->health_interval_ms);
+    /*
+     * Sooner for reads: once a check has failed (the server took longer than a check
+     * may, or is gone), a connection carrying only reads that have waited longer than
+     * a check may take is closed, and its reads go elsewhere. They changed nothing;
+     * writes wait for the silence threshold, since closing answers them "outcome unknown".
+     */
+    int failing = !bp->draining && passed_at != 0 && !atomic_load_explicit(&bp->backend->up, memory_order_relaxed);
+    uint64_t check_ms = (uint64_t)tg_health_check_timeout_ms(bp->pool->cfg->health_interval_ms);
     for (int i = 0; i < bp->n_conns; ++i) {
         tg_pgconn_t *c = bp->conns[i];
         /* In non-blocking mode libpq leaves connect_timeout to us. */
@@ -1149,6 +1166,10 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
         if (c->state == CONN_READY && c->head != NULL && !bp->draining && passed_at != 0 &&
             now > (passed_at > c->head->_started_at ? passed_at : c->head->_started_at) + silent_ms) {
             conn_fail(c, "no answer, and no health check passed, for too long");
+            continue;
+        }
+        if (failing && c->state == CONN_READY && c->head != NULL && now > c->head->_started_at + check_ms && only_reads(c)) {
+            conn_fail(c, "its reads waited on a server that failed its health check: sending them elsewhere");
             continue;
         }
         if (silent && c->state == CONN_READY && c->head == NULL && c->ready_at <= passed_at) {

@@ -332,6 +332,41 @@ Test(pool_watchdog, a_backend_silent_to_its_health_checks_loses_its_calls)
     atomic_store(&backend.passed_at_ms, 0);
 }
 
+/* Reads stuck on a server that failed its check are sent elsewhere after a check's timeout; a connection with a write is not. */
+Test(pool_watchdog, reads_leave_a_server_that_failed_its_check)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 2, 4, 10);
+    tg_backend_pool_t *bp = pool->bps[0];
+    init_backend_params(bp);
+    config.health_interval_ms = 1000; /* a check may take 2 s */
+    static tg_query_t r = {.index = 0, .name = "r", .access = TG_ACCESS_READ, .timeout_ms = 60000, .state = &states[3]};
+    static tg_query_t w = {.index = 1, .name = "w", .access = TG_ACCESS_WRITE, .timeout_ms = 60000, .state = &states[4]};
+    uint64_t now = tg_now_ms();
+    tg_call_t *reads = load_conn(bp->conns[0], &r, 2, now - 2500);
+    tg_call_t *mixed = load_conn(bp->conns[1], &r, 1, now - 2500);
+    tg_call_t *write = load_conn(bp->conns[1], &w, 1, now - 2500);
+    reads[0].cb = reads[1].cb = mixed->cb = write->cb = record;
+    bp->in_flight = 4;
+    atomic_store(&backend.passed_at_ms, now - 3000);
+    atomic_store(&backend.up, 1);
+    n_ended = 0;
+    tick_backend(bp, now);
+    cr_assert_eq(bp->conns[0]->state, CONN_READY, "the checks pass: slow reads run on");
+    atomic_store(&backend.up, 0); /* the last check failed */
+    tick_backend(bp, now - 600);
+    cr_assert_eq(bp->conns[0]->state, CONN_READY, "not before they waited as long as a check may take");
+    tick_backend(bp, now);
+    cr_assert_neq(bp->conns[0]->state, CONN_READY, "reads only: closed, its reads go elsewhere");
+    cr_assert_eq(pool->retry_head, &reads[0]);
+    cr_assert_eq(bp->conns[1]->state, CONN_READY, "a write on it: it waits for the silence threshold");
+    run_retries(pool, 0, TG_CALL_NO_BACKEND);
+    for (int i = 0; i != 2; ++i)
+        if (bp->conns[i]->state != CONN_DOWN)
+            set_down(bp->conns[i]);
+    atomic_store(&backend.passed_at_ms, 0);
+}
+
 /* Idle connections to a silent server are closed (they would take a call only to lose it), once: not those made since its last pass. */
 Test(pool_watchdog, idle_connections_to_a_silent_server_are_closed_once)
 {
