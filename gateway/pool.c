@@ -49,6 +49,12 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 #define TG_WATCHDOG_GRACE_MS 5000
 /* How many times a read whose connection died before any result is sent again. */
 #define TG_READ_RETRIES 2
+/*
+ * A read's second retry waits this long: its first one also landed on a dead
+ * connection (a fault that cut both servers), and by then every reset has been seen
+ * and new connections are being made.
+ */
+#define TG_RETRY_PAUSE_MS 25
 /* How long a connection waits for its cancel to be taken before it is closed instead. */
 #define TG_CANCEL_DEADLINE_MS 3000
 /* A connection attempt taking longer fails (the server accepted TCP and said nothing, or SYNs are dropped). */
@@ -139,9 +145,11 @@ struct st_tg_pool_t {
      * connection resets them at once, and a read retried at once would land on a
      * sibling already dead but not yet seen to be.
      */
-    tg_call_t *retry_head, **retry_tail;
-    h2o_timeout_t retry_timeout; /* 0 ms: runs after this turn's socket events */
-    h2o_timeout_entry_t retry;
+    struct st_tg_retry_list_t {
+        tg_call_t *head, **tail;
+        h2o_timeout_t timeout;   /* 0 ms: after this turn's socket events; TG_RETRY_PAUSE_MS for a second retry */
+        h2o_timeout_entry_t entry;
+    } retry[2];
     unsigned seed;        /* for backoff jitter */
     size_t rr;            /* rotates the first replica pick_backend looks at */
 };
@@ -354,10 +362,11 @@ static void back_off(tg_backend_pool_t *bp)
  * Ends every call on the connection with `status`; they are unlinked before their
  * callbacks run. When the connection was lost, a read that had no result yet is
  * retried, at most TG_READ_RETRIES times, each time away from the backend that just
- * failed it when another can take it: it changed nothing. (Twice, because a fault that
- * cuts every connection at once, as a network does, may fail the first retry on a
- * connection to the other server that is already dead but not yet seen to be.) A
- * write never is: it may have committed.
+ * failed it when another can take it: it changed nothing. The first retry goes once
+ * this turn of the loop has seen its other socket events, the second after
+ * TG_RETRY_PAUSE_MS: a fault that cuts every connection (of one server, or of both)
+ * resets them together, and a read sent again at once lands on one already dead but
+ * not yet seen to be. A write never is: it may have committed.
  */
 static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
 {
@@ -393,12 +402,12 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
             call->result = NULL;
         }
         if (retry) {
-            ++call->_retries;
+            struct st_tg_retry_list_t *l = &pool->retry[call->_retries++ != 0];
             call->_avoid = c->bp;
-            *pool->retry_tail = call;
-            pool->retry_tail = &call->_next;
-            if (!h2o_timeout_is_linked(&pool->retry))
-                h2o_timeout_link(pool->loop, &pool->retry_timeout, &pool->retry);
+            *l->tail = call;
+            l->tail = &call->_next;
+            if (!h2o_timeout_is_linked(&l->entry))
+                h2o_timeout_link(pool->loop, &l->timeout, &l->entry);
         } else {
             call->cb(call, st);
         }
@@ -1217,12 +1226,12 @@ static void publish(tg_backend_pool_t *bp, int gone)
     atomic_store_explicit(&s->in_flight, gone ? 0 : (long)bp->in_flight, memory_order_relaxed);
 }
 
-/* takes the reads waiting to be sent again (all, or none when `status` ends them instead) */
-static void run_retries(tg_pool_t *pool, int submit, tg_call_status_t status)
+/* sends the reads of a retry list again (or, at `submit` 0, ends them with `status`) */
+static void run_retries(tg_pool_t *pool, struct st_tg_retry_list_t *l, int submit, tg_call_status_t status)
 {
-    tg_call_t *call = pool->retry_head;
-    pool->retry_head = NULL;
-    pool->retry_tail = &pool->retry_head;
+    tg_call_t *call = l->head;
+    l->head = NULL;
+    l->tail = &l->head;
     while (call != NULL) {
         tg_call_t *next = call->_next;
         call->_next = NULL;
@@ -1236,8 +1245,25 @@ static void run_retries(tg_pool_t *pool, int submit, tg_call_status_t status)
 
 static void on_retry(h2o_timeout_entry_t *entry)
 {
-    tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, retry, entry);
-    run_retries(pool, 1, TG_CALL_OK);
+    tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, retry[0].entry, entry);
+    run_retries(pool, &pool->retry[0], 1, TG_CALL_OK);
+}
+
+static void on_retry_later(h2o_timeout_entry_t *entry)
+{
+    tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, retry[1].entry, entry);
+    run_retries(pool, &pool->retry[1], 1, TG_CALL_OK);
+}
+
+/* sets up the pool's retry lists */
+static void init_retries(tg_pool_t *pool)
+{
+    for (int i = 0; i != 2; ++i) {
+        struct st_tg_retry_list_t *l = &pool->retry[i];
+        l->tail = &l->head;
+        h2o_timeout_init(pool->loop, &l->timeout, i == 0 ? 0 : TG_RETRY_PAUSE_MS);
+        l->entry.cb = i == 0 ? on_retry : on_retry_later;
+    }
 }
 
 static void on_tick(h2o_timeout_entry_t *entry)
@@ -1349,9 +1375,7 @@ tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)pc->config->pool.acquire_timeout_ms);
     h2o_timeout_init(loop, &pool->tick_timeout, TG_TICK_MS);
     pool->tick.cb = on_tick;
-    h2o_timeout_init(loop, &pool->retry_timeout, 0);
-    pool->retry.cb = on_retry;
-    pool->retry_tail = &pool->retry_head;
+    init_retries(pool);
     pool->bps = tg_calloc(pc->n_backends + 1, sizeof(*pool->bps));
     for (size_t b = 0; b != pc->n_backends; ++b)
         pool->bps[pool->n_bps++] = new_backend_pool(pool, pc->backends[b], pc->conns_per_backend);
@@ -1403,7 +1427,8 @@ void tg_pool_reconfigure(tg_pool_t *pool, const tg_config_t *cfg, tg_backend_t *
 void tg_pool_destroy(tg_pool_t *pool)
 {
     fail_waiters(pool, TG_CALL_NO_BACKEND);
-    run_retries(pool, 0, TG_CALL_NO_BACKEND);
+    for (int i = 0; i != 2; ++i)
+        run_retries(pool, &pool->retry[i], 0, TG_CALL_NO_BACKEND);
     for (size_t b = 0; b != pool->n_bps; ++b)
         free_backend_pool(pool->bps[b]);
     for (size_t b = 0; b != pool->n_draining; ++b)
@@ -1413,9 +1438,11 @@ void tg_pool_destroy(tg_pool_t *pool)
     if (h2o_timeout_is_linked(&pool->tick))
         h2o_timeout_unlink(&pool->tick);
     h2o_timeout_dispose(pool->loop, &pool->tick_timeout);
-    if (h2o_timeout_is_linked(&pool->retry))
-        h2o_timeout_unlink(&pool->retry);
-    h2o_timeout_dispose(pool->loop, &pool->retry_timeout);
+    for (int i = 0; i != 2; ++i) {
+        if (h2o_timeout_is_linked(&pool->retry[i].entry))
+            h2o_timeout_unlink(&pool->retry[i].entry);
+        h2o_timeout_dispose(pool->loop, &pool->retry[i].timeout);
+    }
     h2o_timeout_dispose(pool->loop, &pool->acquire_timeout);
     free(pool);
 }
@@ -1503,8 +1530,9 @@ int tg_pool_backend_stats(const tg_pool_t *pool, const tg_backend_t *b, tg_pool_
 size_t tg_pool_pending(const tg_pool_t *pool)
 {
     size_t n = pool->n_waiting;
-    for (const tg_call_t *c = pool->retry_head; c != NULL; c = c->_next)
-        ++n;
+    for (int i = 0; i != 2; ++i)
+        for (const tg_call_t *c = pool->retry[i].head; c != NULL; c = c->_next)
+            ++n;
     for (size_t b = 0; b != pool->n_bps; ++b)
         n += pool->bps[b]->in_flight;
     for (size_t b = 0; b != pool->n_draining; ++b)

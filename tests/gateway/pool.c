@@ -42,9 +42,7 @@ static tg_pool_t *make_pool(h2o_loop_t *loop, int n_conns, int depth, int max_wa
             pool->waitq[k][p].tail = &pool->waitq[k][p].head;
     pool->seed = 1;
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)config.pool.acquire_timeout_ms);
-    h2o_timeout_init(loop, &pool->retry_timeout, 0);
-    pool->retry.cb = on_retry;
-    pool->retry_tail = &pool->retry_head;
+    init_retries(pool);
     pool->bps = tg_calloc(1, sizeof(*pool->bps));
     pool->n_bps = 1;
     tg_backend_pool_t *bp = pool->bps[0] = tg_calloc(1, sizeof(*bp));
@@ -358,9 +356,9 @@ Test(pool_watchdog, reads_leave_a_server_that_failed_its_check)
     cr_assert_eq(bp->conns[0]->state, CONN_READY, "not before they waited as long as a check may take");
     tick_backend(bp, now);
     cr_assert_neq(bp->conns[0]->state, CONN_READY, "reads only: closed, its reads go elsewhere");
-    cr_assert_eq(pool->retry_head, &reads[0]);
+    cr_assert_eq(pool->retry[0].head, &reads[0]);
     cr_assert_eq(bp->conns[1]->state, CONN_READY, "a write on it: it waits for the silence threshold");
-    run_retries(pool, 0, TG_CALL_NO_BACKEND);
+    run_retries(pool, &pool->retry[0], 0, TG_CALL_NO_BACKEND);
     for (int i = 0; i != 2; ++i)
         if (bp->conns[i]->state != CONN_DOWN)
             set_down(bp->conns[i]);
@@ -650,17 +648,38 @@ Test(pool_retry, reads_go_again_after_this_turn_of_the_loop)
     cr_assert_eq(n_ended, 1, "the write ends at once: it may have committed");
     cr_assert_eq(ended_call[0], w);
     cr_assert_eq(ended[0], TG_CALL_CONN_LOST);
-    cr_assert_eq(pool->retry_head, r, "the read waits for the end of this turn");
+    cr_assert_eq(pool->retry[0].head, r, "the read waits for the end of this turn");
     cr_assert_eq(r->_retries, 1);
     cr_assert_eq(r->_conn, NULL);
     cr_assert_eq(tg_pool_pending(pool), 1, "and counts as pending (shutdown waits for it)");
     /* the other connection is found dead in the same turn; then the read goes again, to what is left */
     conn_fail(bp->conns[1], "reset");
-    on_retry(&pool->retry);
-    cr_assert_null(pool->retry_head);
+    on_retry(&pool->retry[0].entry);
+    cr_assert_null(pool->retry[0].head);
     cr_assert(r->_waiting, "the read was submitted again: it waits for a connection (both are reconnecting)");
     cr_assert_eq(n_ended, 1);
     tg_pool_abandon(pool, r);
+    /* lost again: the second retry waits TG_RETRY_PAUSE_MS; lost a third time, it ends */
+    bp->conns[0]->state = CONN_READY;
+    ++bp->n_ready;
+    tg_call_t *again = load_conn(bp->conns[0], &read_q, 1, tg_now_ms());
+    again->cb = record;
+    again->_retries = 1;
+    bp->in_flight = 1;
+    conn_fail(bp->conns[0], "reset");
+    cr_assert_eq(pool->retry[1].head, again);
+    cr_assert(h2o_timeout_is_linked(&pool->retry[1].entry));
+    run_retries(pool, &pool->retry[1], 0, TG_CALL_NO_BACKEND);
+    bp->conns[0]->state = CONN_READY;
+    ++bp->n_ready;
+    tg_call_t *last = load_conn(bp->conns[0], &read_q, 1, tg_now_ms());
+    last->cb = record;
+    last->_retries = 2;
+    bp->in_flight = 1;
+    n_ended = 0;
+    conn_fail(bp->conns[0], "reset");
+    cr_assert_eq(n_ended, 1);
+    cr_assert_eq(ended[0], TG_CALL_CONN_LOST, "retried twice already: it ends");
     for (int i = 0; i != 2; ++i)
         if (bp->conns[i]->state != CONN_DOWN)
             set_down(bp->conns[i]);
