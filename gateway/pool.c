@@ -50,7 +50,7 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 /* How many times a read whose connection died before any result is sent again. */
 #define TG_READ_RETRIES 2
 /*
- * A read's second retry waits this long: its first one also landed on a dead
+ * A read's second retry waits up to this long (one timer for a batch): its first one also landed on a dead
  * connection (a fault that cut both servers), and by then every reset has been seen
  * and new connections are being made.
  */
@@ -140,8 +140,8 @@ struct st_tg_pool_t {
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
     /*
-     * Reads to send again after their connection died, once this turn of the loop has
-     * seen every socket that became readable: a fault that cuts a server's every
+     * Reads to send again after their connection died, once the loop has handled every
+     * socket that became readable this turn (in its timeouts phase): a fault that cuts a server's every
      * connection resets them at once, and a read retried at once would land on a
      * sibling already dead but not yet seen to be.
      */
@@ -404,6 +404,7 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         if (retry) {
             struct st_tg_retry_list_t *l = &pool->retry[call->_retries++ != 0];
             call->_avoid = c->bp;
+            call->_retrying = 1;
             *l->tail = call;
             l->tail = &call->_next;
             if (!h2o_timeout_is_linked(&l->entry))
@@ -1122,6 +1123,16 @@ static void free_backend_pool(tg_backend_pool_t *bp)
     free(bp);
 }
 
+/* Does another backend of the pool answer its health checks? */
+static int another_backend_up(const tg_backend_pool_t *bp, uint64_t now)
+{
+    const tg_pool_t *pool = bp->pool;
+    for (size_t i = 0; i != pool->n_bps; ++i)
+        if (pool->bps[i] != bp && tg_health_backend_up(pool->bps[i]->backend, now, pool->cfg->health_interval_ms))
+            return 1;
+    return 0;
+}
+
 /* Does the connection carry reads only? */
 static int only_reads(const tg_pgconn_t *c)
 {
@@ -1148,11 +1159,13 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
     uint64_t silent_ms = (uint64_t)tg_health_silent_ms(bp->pool->cfg->health_interval_ms);
     /*
      * Sooner for reads: once a check has failed (the server took longer than a check
-     * may, or is gone), a connection carrying only reads that have waited longer than
-     * a check may take is closed, and its reads go elsewhere. They changed nothing;
-     * writes wait for the silence threshold, since closing answers them "outcome unknown".
+     * may, or is gone) and another backend answers its checks, a connection carrying
+     * only reads that have waited longer than a check may take (and twice their usual
+     * time) is closed, and its reads go elsewhere. They changed nothing; writes wait
+     * for the silence threshold, since closing answers them "outcome unknown".
      */
-    int failing = !bp->draining && passed_at != 0 && !atomic_load_explicit(&bp->backend->up, memory_order_relaxed);
+    int failing = !bp->draining && passed_at != 0 && !atomic_load_explicit(&bp->backend->up, memory_order_relaxed) &&
+                  another_backend_up(bp, now);
     uint64_t check_ms = (uint64_t)tg_health_check_timeout_ms(bp->pool->cfg->health_interval_ms);
     for (int i = 0; i < bp->n_conns; ++i) {
         tg_pgconn_t *c = bp->conns[i];
@@ -1177,7 +1190,8 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
             conn_fail(c, "no answer, and no health check passed, for too long");
             continue;
         }
-        if (failing && c->state == CONN_READY && c->head != NULL && now > c->head->_started_at + check_ms && only_reads(c)) {
+        if (failing && c->state == CONN_READY && c->head != NULL &&
+            now > c->head->_started_at + check_ms + 2 * (uint64_t)*est_of(bp->pool, c->head->query) && only_reads(c)) {
             conn_fail(c, "its reads waited on a server that failed its health check: sending them elsewhere");
             continue;
         }
@@ -1235,10 +1249,12 @@ static void run_retries(tg_pool_t *pool, struct st_tg_retry_list_t *l, int submi
     while (call != NULL) {
         tg_call_t *next = call->_next;
         call->_next = NULL;
-        if (submit)
+        call->_retrying = 0;
+        /* A caller that left meanwhile may have freed what the call points to (its values): it is not sent again. */
+        if (submit && !call->_abandoned)
             tg_pool_submit(pool, call);
         else
-            call->cb(call, status);
+            call->cb(call, submit ? TG_CALL_CONN_LOST : status);
         call = next;
     }
 }
@@ -1486,6 +1502,10 @@ static void cancel_sent(tg_call_t *call)
 
 int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
 {
+    if (call->_retrying) {
+        call->_abandoned = 1; /* ended, not sent again, when its retry list runs */
+        return 0;
+    }
     if (call->_conn != NULL) {
         call->_abandoned = 1;
         cancel_sent(call);

@@ -79,7 +79,8 @@ struct st_tg_call_t {
     uint8_t _retries;          /* times a read was sent again after its connection died */
     uint8_t _replanned;        /* already sent again because its prepared statement was stale or missing */
     uint8_t _sent_dealloc;     /* a DEALLOCATE of its stale statement went first */
-    uint8_t _abandoned;        /* the caller left while it ran */
+    uint8_t _abandoned;        /* the caller left while it ran (or while it waited to be retried) */
+    uint8_t _retrying;         /* in one of the pool's retry lists: sent again later */
     uint8_t _undecided;        /* guarded: sent without its Sync; commit or roll back once its result is in */
     uint8_t _rolled_back;      /* guarded: its result broke guard_rows and a ROLLBACK went before its Sync */
     struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */

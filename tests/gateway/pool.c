@@ -341,6 +341,16 @@ Test(pool_watchdog, reads_leave_a_server_that_failed_its_check)
     static tg_query_t r = {.index = 0, .name = "r", .access = TG_ACCESS_READ, .timeout_ms = 60000, .state = &states[3]};
     static tg_query_t w = {.index = 1, .name = "w", .access = TG_ACCESS_WRITE, .timeout_ms = 60000, .state = &states[4]};
     uint64_t now = tg_now_ms();
+    /* another backend answers its checks: the reads have somewhere to go */
+    static tg_backend_t other = {.name = "replica1"};
+    atomic_store(&other.up, 1);
+    atomic_store(&other.checked_at_ms, now);
+    tg_backend_pool_t *obp = tg_calloc(1, sizeof(*obp));
+    obp->pool = pool;
+    obp->backend = &other;
+    pool->bps = tg_realloc(pool->bps, 2 * sizeof(*pool->bps));
+    pool->bps[1] = obp;
+    pool->n_bps = 2;
     tg_call_t *reads = load_conn(bp->conns[0], &r, 2, now - 2500);
     tg_call_t *mixed = load_conn(bp->conns[1], &r, 1, now - 2500);
     tg_call_t *write = load_conn(bp->conns[1], &w, 1, now - 2500);
@@ -352,6 +362,10 @@ Test(pool_watchdog, reads_leave_a_server_that_failed_its_check)
     tick_backend(bp, now);
     cr_assert_eq(bp->conns[0]->state, CONN_READY, "the checks pass: slow reads run on");
     atomic_store(&backend.up, 0); /* the last check failed */
+    atomic_store(&other.up, 0);
+    tick_backend(bp, now);
+    cr_assert_eq(bp->conns[0]->state, CONN_READY, "nowhere else to go: the reads wait for their server");
+    atomic_store(&other.up, 1);
     tick_backend(bp, now - 600);
     cr_assert_eq(bp->conns[0]->state, CONN_READY, "not before they waited as long as a check may take");
     tick_backend(bp, now);
@@ -669,7 +683,14 @@ Test(pool_retry, reads_go_again_after_this_turn_of_the_loop)
     conn_fail(bp->conns[0], "reset");
     cr_assert_eq(pool->retry[1].head, again);
     cr_assert(h2o_timeout_is_linked(&pool->retry[1].entry));
-    run_retries(pool, &pool->retry[1], 0, TG_CALL_NO_BACKEND);
+    /* its client leaves meanwhile: it is not sent again (what it points to may be gone), and its callback still runs */
+    n_ended = 0;
+    cr_assert_eq(tg_pool_abandon(pool, again), 0);
+    on_retry_later(&pool->retry[1].entry);
+    cr_assert_eq(n_ended, 1);
+    cr_assert_eq(ended_call[0], again);
+    cr_assert_eq(ended[0], TG_CALL_CONN_LOST);
+    cr_assert(!again->_waiting && again->_conn == NULL, "not submitted");
     bp->conns[0]->state = CONN_READY;
     ++bp->n_ready;
     tg_call_t *last = load_conn(bp->conns[0], &read_q, 1, tg_now_ms());
