@@ -50,9 +50,9 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 /* How many times a read whose connection died before any result is sent again. */
 #define TG_READ_RETRIES 2
 /*
- * A read's second retry waits up to this long (one timer for a batch): its first one also landed on a dead
- * connection (a fault that cut both servers), and by then every reset has been seen
- * and new connections are being made.
+ * A read's second retry waits up to this long (one timer for a batch): its first one
+ * also landed on a dead connection (a fault that cut both servers), and by then every
+ * reset has been seen and new connections are being made.
  */
 #define TG_RETRY_PAUSE_MS 25
 /* How long a connection waits for its cancel to be taken before it is closed instead. */
@@ -140,10 +140,10 @@ struct st_tg_pool_t {
     h2o_timeout_t tick_timeout;
     h2o_timeout_entry_t tick;
     /*
-     * Reads to send again after their connection died, once the loop has handled every
-     * socket that became readable this turn (in its timeouts phase): a fault that cuts a server's every
-     * connection resets them at once, and a read retried at once would land on a
-     * sibling already dead but not yet seen to be.
+     * Reads to send again after their connection died, once the loop has handled
+     * every socket that became readable this turn (in its timeouts phase): a fault
+     * that cuts a server's every connection resets them at once, and a read retried
+     * at once would land on a sibling already dead but not yet seen to be.
      */
     struct st_tg_retry_list_t {
         tg_call_t *head, **tail;
@@ -922,8 +922,8 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
  * Is every connection of the backend (in this thread) stuck behind a call running far
  * past what its query takes, by half the acquire timeout? Then the server or the
  * network has stalled (a blackhole is noticed by the health checker only after its
- * check times out, and by the connections after two intervals): reads waiting for it
- * would time out, so they go elsewhere.
+ * check times out, and by the connections after the silence threshold): reads
+ * waiting for it would time out, so they go elsewhere.
  */
 static int stalled(const tg_backend_pool_t *bp, uint64_t now)
 {
@@ -948,8 +948,8 @@ static int stalled(const tg_backend_pool_t *bp, uint64_t now)
  * with a connection free before one without, then the one with the least work
  * outstanding here; else the primary, or, while neither this thread nor the health
  * checker can reach it, a replica that is no longer in recovery (promoted: see
- * TG_LAG_NOT_IN_RECOVERY). A read
- * being retried avoids the backend that failed it.
+ * TG_LAG_NOT_IN_RECOVERY). A read being retried avoids `avoid`, the backend that
+ * failed it.
  */
 static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, const tg_backend_pool_t *avoid, tg_pgconn_t **conn)
 {
