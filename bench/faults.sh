@@ -197,10 +197,10 @@ run_row() { # FAULT
         start_gateway "$fault"
         tg_wait_http "$URL/routing/read" 15 200 || tg_warn "$fault: reads are not served yet"
     elif [[ $fault == fds-exhausted ]]; then
-        (ulimit -n 256 && tg_start_gateway "$GW_BIN" "$WORK/config.json" "$WORK/gateway-$fault.log" && echo "$TG_GATEWAY_PID" >"$WORK/gw.pid"
-         wait) &
+        # the subshell becomes the gateway, with 256 descriptors at most
+        (ulimit -n 256 && exec "$GW_BIN" --config "$WORK/config.json") >"$WORK/gateway-$fault.log" 2>&1 &
+        TG_GATEWAY_PID=$!
         tg_wait_http "$URL/readyz" 15 200 || tg_die "$fault: the gateway did not start"
-        TG_GATEWAY_PID=$(cat "$WORK/gw.pid")
         tg_wait_backends "$URL" >/dev/null 2>&1 || true
     fi
     t0=$(date +%s%3N)
