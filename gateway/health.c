@@ -167,6 +167,16 @@ Fail:
     return NULL;
 }
 
+/* A notice on the checker's session (a WARNING that the server shuts down), as one log line. */
+static void on_notice(void *arg, const PGresult *res)
+{
+    const tg_checker_t *k = arg;
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    int warning = severity != NULL && strcmp(severity, "WARNING") == 0;
+    tg_log(warning ? TG_LOG_WARN : TG_LOG_DEBUG, "%s: server %s (health check session): %s", k->backend->name,
+           severity != NULL ? severity : "notice", PQresultErrorMessage(res));
+}
+
 /* One check; returns 1 if it passed. */
 static int check_round(tg_checker_t *k)
 {
@@ -181,6 +191,9 @@ static int check_round(tg_checker_t *k)
         const char *kw[] = {"dbname", "connect_timeout", "options", "fallback_application_name", NULL};
         const char *val[] = {b->conninfo, ct, opt, "tollgate-health", NULL};
         k->conn = PQconnectdbParams(kw, val, 1);
+        /* The server's notices (a shutdown's WARNING) go through the log, not raw to stderr. */
+        if (k->conn != NULL)
+            PQsetNoticeReceiver(k->conn, on_notice, k);
         if (PQstatus(k->conn) != CONNECTION_OK || PQsetnonblocking(k->conn, 1) != 0) {
             set_up(k, 0, PQerrorMessage(k->conn));
             PQfinish(k->conn);

@@ -75,6 +75,16 @@ void tg_log(int level, const char *fmt, ...)
     int n = snprintf(line, sizeof(line), "%s.%03ldZ tollgate %s: ", ts, now.tv_nsec / 1000000, names[level]);
     vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
+    /*
+     * One record a line, whatever the message holds (libpq's are several lines, ending
+     * in a newline): line breaks and tabs become spaces, trailing blanks go.
+     */
+    size_t len = strlen(line);
+    for (size_t i = (size_t)n; i != len; ++i)
+        if (line[i] == '\n' || line[i] == '\r' || line[i] == '\t')
+            line[i] = ' ';
+    while (len > (size_t)n && line[len - 1] == ' ')
+        line[--len] = '\0';
     /* One write per line so lines from different threads never interleave. */
     fprintf(stderr, "%s\n", line);
 }

@@ -363,6 +363,39 @@ Test(cancel, a_half_closed_http1_client_gets_its_answer, .timeout = 60)
     stop_gateway(pid, 5);
 }
 
+/*
+ * The log is one record a line: a database error's several lines, and the notice a
+ * server sends its sessions when it shuts down (to the health checker's session too),
+ * come out as single timestamped lines, never raw or blank.
+ */
+Test(logs, one_record_a_line, .timeout = 60, .fini = restart_primary)
+{
+    char log[128];
+    snprintf(log, sizeof(log), "/tmp/tollgate-log-test-%d.log", (int)getpid());
+    gw_opts_t o = {.log_path = log};
+    pid_t pid = start_gateway(&o);
+    resp_t *r = http(PROTO_H1, "GET", "/errors/other", NULL, NULL, NULL);
+    cr_assert_eq(r->status, 500, "%s", r->body);
+    resp_free(r);
+    pg_script("stop-primary");
+    usleep(1000 * 1000); /* the checker's next round reads what its session got */
+    pg_script("start-primary");
+    stop_gateway(pid, 5);
+    FILE *f = fopen(log, "r");
+    cr_assert_not_null(f);
+    char line[4096];
+    int n = 0, error_line = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        ++n;
+        cr_assert(strncmp(line, "20", 2) == 0 && strstr(line, "Z tollgate ") != NULL, "line %d is not a log record: [%s]", n, line);
+        if (strstr(line, "query error_other failed: 21000") != NULL)
+            error_line = 1;
+    }
+    fclose(f);
+    unlink(log);
+    cr_assert(error_line, "the database error was not logged on its line");
+}
+
 /* ---- limits that need a gateway of their own ---- */
 
 Test(limits, anonymous_callers_get_their_own_bucket, .timeout = 30)

@@ -87,7 +87,7 @@ const char *write_config(gw_opts_t *o)
     return path;
 }
 
-pid_t spawn(char *const argv[], int quiet)
+static pid_t spawn_to(char *const argv[], const char *out)
 {
     pid_t parent = getpid(), pid = fork();
     cr_assert_neq(pid, -1);
@@ -95,8 +95,8 @@ pid_t spawn(char *const argv[], int quiet)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(127);
-        if (quiet) {
-            int fd = open("/dev/null", O_WRONLY);
+        if (out != NULL) {
+            int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             dup2(fd, 1);
             dup2(fd, 2);
         }
@@ -104,6 +104,16 @@ pid_t spawn(char *const argv[], int quiet)
         _exit(127);
     }
     return pid;
+}
+
+pid_t spawn(char *const argv[], int quiet)
+{
+    return spawn_to(argv, quiet ? "/dev/null" : NULL);
+}
+
+pid_t spawn_logged(char *const argv[], const char *path)
+{
+    return spawn_to(argv, path);
 }
 
 void wait_healthy_url(const char *url)
@@ -125,7 +135,7 @@ pid_t start_gateway(gw_opts_t *o)
 {
     const char *cfg = write_config(o);
     char *argv[] = {(char *)env("TG_GATEWAY_BIN"), "--config", (char *)cfg, NULL};
-    pid_t pid = spawn(argv, getenv("TG_GATEWAY_LOGS") == NULL);
+    pid_t pid = o->log_path != NULL ? spawn_logged(argv, o->log_path) : spawn(argv, getenv("TG_GATEWAY_LOGS") == NULL);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", o->port);
     wait_healthy_url(url);

@@ -34,6 +34,7 @@ typedef struct {
     int admin_port;         /* 0: no admin listener; -1: a free one (filled in) */
     const char *admin_token; /* "sha256:<hex>" of the admin token, or NULL */
     json_t *extra;          /* more config members (taken over), set last */
+    const char *log_path;   /* the gateway's stdout and stderr go to this file (NULL: discarded, or shown with TG_GATEWAY_LOGS) */
 } gw_opts_t;
 
 /** $name, or the test fails */
@@ -46,6 +47,8 @@ int free_port(void);
 const char *write_config(gw_opts_t *o);
 /** starts a child that dies with the test process */
 pid_t spawn(char *const argv[], int quiet);
+/** the same, its stdout and stderr written to `path` */
+pid_t spawn_logged(char *const argv[], const char *path);
 /** writes the config, starts the gateway, waits for /healthz and points TG_URL at it */
 pid_t start_gateway(gw_opts_t *o);
 /** waits for `url`/healthz to answer 200 and sets TG_URL to `url` */
