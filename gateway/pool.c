@@ -636,6 +636,7 @@ static void finish_head(tg_pgconn_t *c)
     uint64_t now = tg_now_ms();
     double *est = est_of(c->bp->pool, call->query);
     *est += TG_EST_ALPHA * ((double)(now - call->_started_at) - *est);
+    call->db_ms = (float)(now - call->_started_at);
     c->pending_ms -= call->_est_ms;
     if (c->cancel_target == call)
         c->cancel_target = NULL; /* the connection takes calls again once the cancel itself is done */
@@ -825,6 +826,7 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     if (c->head == NULL)
         call->_started_at = tg_now_ms();
     call->_est_ms = (float)*est_of(c->bp->pool, q);
+    call->backend_name = c->bp->backend->name;
     c->pending_ms += call->_est_ms;
     *c->tail = call;
     c->tail = &call->_next;
@@ -1466,6 +1468,7 @@ void tg_pool_destroy(tg_pool_t *pool)
 void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
 {
     call->result = NULL;
+    call->db_ms = 0;
     call->_conn = NULL;
     call->_waiting = 0;
     call->_abandoned = 0;

@@ -31,6 +31,9 @@ typedef struct st_tg_query_ctx_t {
     tg_admission_t adm;     /* the in-flight slots it holds */
     tg_pin_t *pin;          /* the snapshot it started on (its query, config and limits), held until it ends */
     int h1_asked;           /* an HTTP/1.1 client that stopped sending was sent an interim 102 (client_gone) */
+    const char *tenant;     /* the tenant's name (the pinned snapshot's), for logs */
+    uint64_t started_ms;    /* when it was admitted */
+    char id[129];           /* its request id, for logs (printable, at most 128) */
 } tg_query_ctx_t;
 
 static void ctx_free(tg_query_ctx_t *ctx);
@@ -203,7 +206,7 @@ static const char *constraint_detail(const char *state)
     return "the change violates an integrity constraint";
 }
 
-static void respond_db_error(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res)
+static void respond_db_error(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res, const char *id)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     tg_problem_t p = {.sqlstate = state};
@@ -219,7 +222,7 @@ static void respond_db_error(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query
         p.status = 504, p.type = "statement-timeout", p.detail = d;
     } else {
         /* Anything else is ours or the database's; log it whole, tell the caller only the SQLSTATE. */
-        tg_log(TG_LOG_ERROR, "query %s failed: %s %s", q->name, state != NULL ? state : "-",
+        tg_log(TG_LOG_ERROR, "request %s: query %s failed: %s %s", id, q->name, state != NULL ? state : "-",
                res != NULL ? PQresultErrorMessage(res) : "no result");
         p.status = 500, p.type = "database-error", p.detail = "the database could not run the query";
     }
@@ -286,7 +289,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
             respond_result(w, req, cfg, q, call->result);
             break;
         case TG_CALL_DB_ERROR:
-            respond_db_error(w, req, q, call->result);
+            respond_db_error(w, req, q, call->result, ctx->id);
             break;
         case TG_CALL_NO_BACKEND:
             tg_respond_error(w, req, 503, "no-backend", "no database backend is available for this query");
@@ -304,7 +307,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
             else
                 snprintf(d, 160, "the write returned %d rows, more than max_rows (%zu); it was rolled back", PQntuples(call->result),
                          cfg->max_rows);
-            tg_log(TG_LOG_ERROR, "query %s (returns: %s) returned %d rows: rolled back", q->name,
+            tg_log(TG_LOG_ERROR, "request %s: query %s (returns: %s) returned %d rows: rolled back", ctx->id, q->name,
                    q->returns == TG_RETURNS_ONE ? "one" : "many", PQntuples(call->result));
             tg_respond_error(w, req, 500, "too-many-rows", d);
             break;
@@ -318,6 +321,11 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
                                                           : "the database connection was lost");
             break;
         }
+        /* TOLLGATE_LOG=debug: a line per answered call, to follow one through the log by its request id */
+        if (tg_log_level >= TG_LOG_DEBUG)
+            tg_log(TG_LOG_DEBUG, "request %s: %s %s query=%s tenant=%s backend=%s status=%d total_ms=%llu db_ms=%.1f", ctx->id,
+                   tg_method_name(q->method), q->path, q->name, ctx->tenant, call->backend_name != NULL ? call->backend_name : "-",
+                   w->answered, (unsigned long long)(tg_now_ms() - ctx->started_ms), (double)call->db_ms);
     }
     if (call->result != NULL)
         PQclear(call->result);
@@ -467,7 +475,8 @@ static int decode_request(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t 
 }
 
 /* Everything after routing, for `tenant` calling `q` on the worker's current snapshot. */
-static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t *tenant, const tg_route_match_t *m, h2o_iovec_t qs)
+static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t *tenant, const tg_route_match_t *m, h2o_iovec_t qs,
+                        h2o_iovec_t id)
 {
     const tg_config_t *cfg = tg_worker_config(w->worker);
     const tg_query_t *q = m->query;
@@ -506,6 +515,9 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     ctx->worker = w;
     ctx->h1_link = (h2o_linklist_t){NULL, NULL};
     ctx->h1_asked = 0;
+    ctx->tenant = tenant->name;
+    ctx->started_ms = tg_now_ms();
+    snprintf(ctx->id, sizeof(ctx->id), "%.*s", (int)id.len, id.base);
     ctx->req_hook = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx->req_hook), on_req_dispose);
     *ctx->req_hook = ctx;
     if (req->version < 0x200)
@@ -519,7 +531,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     tg_handler_ctx_t *w = h2o_context_get_handler_context(req->conn->ctx, self);
     const tg_config_t *cfg = tg_worker_config(w->worker);
-    tg_respond_request_id(w, req);
+    h2o_iovec_t id = tg_respond_request_id(w, req);
 
     h2o_iovec_t path = req->path;
     h2o_iovec_t qs = {NULL, 0};
@@ -558,7 +570,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     /* From here on every answer is counted for the query (tg_respond_*). */
     w->answering = m.query;
-    handle_call(w, req, tenant, &m, qs);
+    handle_call(w, req, tenant, &m, qs, id);
     w->answering = NULL;
     return 0;
 }

@@ -33,6 +33,8 @@ static void send_body(tg_handler_ctx_t *w, h2o_req_t *req, int status, const cha
         tg_query_slot_count(&w->answering->state->slots[w->worker->index], status);
         w->answering = NULL;
     }
+    if (w != NULL)
+        w->answered = status;
     tg_respond_body(req, status, content_type, ct_len, body, len);
 }
 

@@ -27,6 +27,7 @@ typedef struct st_tg_handler_ctx_t {
     h2o_timeout_t h1_check_timeout; /* how often they are checked for a closed client socket */
     h2o_timeout_entry_t h1_check;
     const tg_query_t *answering;   /* the catalog query whose answer is being sent (for its counters), or NULL */
+    int answered;                  /* the status of the last answer sent */
 } tg_handler_ctx_t;
 
 /** sets X-Request-Id on the response: the caller's (if sane) or a new one; returns it */

@@ -63,6 +63,8 @@ struct st_tg_call_t {
      */
     uint32_t guard_rows;
     PGresult *result;          /* set before cb */
+    const char *backend_name;  /* set before cb: the backend it last ran on, or NULL (for logs) */
+    float db_ms;               /* set before cb: how long it ran at the head of its connection (0 if it never did) */
     /* private */
     tg_call_t *_next;          /* in a connection's pipeline FIFO, or the wait queue */
     tg_call_t **_pprev;        /* for O(1) removal from the wait queue */

@@ -366,16 +366,27 @@ Test(cancel, a_half_closed_http1_client_gets_its_answer, .timeout = 60)
 /*
  * The log is one record a line: a database error's several lines, and the notice a
  * server sends its sessions when it shuts down (to the health checker's session too),
- * come out as single timestamped lines, never raw or blank.
+ * come out as single timestamped lines, never raw or blank. Lines about a call name
+ * its request id, and at debug level every answered call has one.
  */
-Test(logs, one_record_a_line, .timeout = 60, .fini = restart_primary)
+Test(logs, one_record_a_line_and_the_request_id_in_it, .timeout = 60, .fini = restart_primary)
 {
     char log[128];
     snprintf(log, sizeof(log), "/tmp/tollgate-log-test-%d.log", (int)getpid());
     gw_opts_t o = {.log_path = log};
+    setenv("TOLLGATE_LOG", "debug", 1);
     pid_t pid = start_gateway(&o);
-    resp_t *r = http(PROTO_H1, "GET", "/errors/other", NULL, NULL, NULL);
+    unsetenv("TOLLGATE_LOG");
+    /* a server restarted by the test before may still be starting: wait until the gateway is ready */
+    double until = now_s() + 15;
+    while (readyz(NULL) != 200 && now_s() < until)
+        usleep(100 * 1000);
+    cr_assert_eq(readyz(NULL), 200);
+    resp_t *r = http(PROTO_H1, "GET", "/errors/other", NULL, NULL, "X-Request-Id: probe-error-1");
     cr_assert_eq(r->status, 500, "%s", r->body);
+    resp_free(r);
+    r = http(PROTO_H2, "GET", "/routing/read", NULL, NULL, "X-Request-Id: probe-read-2");
+    cr_assert_eq(r->status, 200, "%s", r->body);
     resp_free(r);
     pg_script("stop-primary");
     usleep(1000 * 1000); /* the checker's next round reads what its session got */
@@ -384,16 +395,21 @@ Test(logs, one_record_a_line, .timeout = 60, .fini = restart_primary)
     FILE *f = fopen(log, "r");
     cr_assert_not_null(f);
     char line[4096];
-    int n = 0, error_line = 0;
+    int n = 0, error_line = 0, call_line = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
         ++n;
         cr_assert(strncmp(line, "20", 2) == 0 && strstr(line, "Z tollgate ") != NULL, "line %d is not a log record: [%s]", n, line);
-        if (strstr(line, "query error_other failed: 21000") != NULL)
+        if (strstr(line, "error: request probe-error-1: query error_other failed: 21000") != NULL)
             error_line = 1;
+        if (strstr(line, "debug: request probe-read-2: GET /routing/read query=where_read tenant=anonymous backend=primary status=200 "
+                         "total_ms=") != NULL &&
+            strstr(line, " db_ms=") != NULL)
+            call_line = 1;
     }
     fclose(f);
     unlink(log);
-    cr_assert(error_line, "the database error was not logged on its line");
+    cr_assert(error_line, "the database error was not logged on its line, with its request id");
+    cr_assert(call_line, "no debug line for the call, with its request id, tenant, backend and status");
 }
 
 /* ---- limits that need a gateway of their own ---- */
