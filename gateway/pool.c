@@ -1468,6 +1468,7 @@ void tg_pool_destroy(tg_pool_t *pool)
 void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
 {
     call->result = NULL;
+    call->backend_name = NULL;
     call->db_ms = 0;
     call->_conn = NULL;
     call->_waiting = 0;

@@ -229,7 +229,8 @@ static void respond_db_error(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query
     tg_respond_problem(w, req, &p, 0);
 }
 
-static void respond_result(tg_handler_ctx_t *w, h2o_req_t *req, const tg_config_t *cfg, const tg_query_t *q, const PGresult *res)
+static void respond_result(tg_handler_ctx_t *w, h2o_req_t *req, const tg_config_t *cfg, const tg_query_t *q, const PGresult *res,
+                           const char *id)
 {
     tg_buf_t *b = &w->scratch;
     tg_buf_reset(b);
@@ -242,7 +243,7 @@ static void respond_result(tg_handler_ctx_t *w, h2o_req_t *req, const tg_config_
             return;
         }
         if (nrows > 1) {
-            tg_log(TG_LOG_ERROR, "query %s (returns: one) returned %d rows", q->name, nrows);
+            tg_log(TG_LOG_ERROR, "request %s: query %s (returns: one) returned %d rows", id, q->name, nrows);
             tg_respond_error(w, req, 500, "too-many-rows", "the query returned more than one row");
             return;
         }
@@ -286,7 +287,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
         w->answering = q;
         switch (status) {
         case TG_CALL_OK:
-            respond_result(w, req, cfg, q, call->result);
+            respond_result(w, req, cfg, q, call->result, ctx->id);
             break;
         case TG_CALL_DB_ERROR:
             respond_db_error(w, req, q, call->result, ctx->id);

@@ -395,12 +395,14 @@ Test(logs, one_record_a_line_and_the_request_id_in_it, .timeout = 60, .fini = re
     FILE *f = fopen(log, "r");
     cr_assert_not_null(f);
     char line[4096];
-    int n = 0, error_line = 0, call_line = 0;
+    int n = 0, error_line = 0, call_line = 0, notice_line = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
         ++n;
         cr_assert(strncmp(line, "20", 2) == 0 && strstr(line, "Z tollgate ") != NULL, "line %d is not a log record: [%s]", n, line);
         if (strstr(line, "error: request probe-error-1: query error_other failed: 21000") != NULL)
             error_line = 1;
+        if (strstr(line, "warn: primary: server WARNING (health check session):") != NULL)
+            notice_line = 1;
         if (strstr(line, "debug: request probe-read-2: GET /routing/read query=where_read tenant=anonymous backend=primary status=200 "
                          "total_ms=") != NULL &&
             strstr(line, " db_ms=") != NULL)
@@ -410,6 +412,7 @@ Test(logs, one_record_a_line_and_the_request_id_in_it, .timeout = 60, .fini = re
     unlink(log);
     cr_assert(error_line, "the database error was not logged on its line, with its request id");
     cr_assert(call_line, "no debug line for the call, with its request id, tenant, backend and status");
+    cr_assert(notice_line, "the shutdown's WARNING to the health checker's session was not logged as a record");
 }
 
 /* ---- limits that need a gateway of their own ---- */
