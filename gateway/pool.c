@@ -101,9 +101,18 @@ struct st_tg_backend_pool_t {
     int backoff_ms;          /* the next wait after a failed attempt: one backoff per backend, not per connection */
     uint64_t retry_at;       /* no attempt before then (the last one failed) */
     uint64_t failed_at;      /* when the last connection attempt failed */
-    const char *keywords[8]; /* libpq connection parameters: the conninfo plus our session settings */
+    const char *keywords[8]; /* libpq connection parameters: the conninfo, our session settings, rotated host lists */
     const char *values[8];
     char *options;           /* the `options` value we pass (the user's, plus ours) */
+    /*
+     * A multi-host conninfo ("host=a,b"): libpq tries the hosts in order, but in
+     * non-blocking mode it has no connect timeout of its own, so an attempt stuck on a
+     * first host that drops packets (a dead machine) would never reach the second.
+     * After an attempt times out the list starts one host later: host, hostaddr and
+     * port lists passed rotated, after the conninfo, which they override.
+     */
+    unsigned host_rotation;
+    char *rotated[3];        /* host, hostaddr, port as passed (NULL: not rotated) */
     int session_timeout_ms;  /* the statement_timeout in `options` */
     tg_pgconn_t **conns;     /* each allocated alone: sockets point at them */
     int n_conns;
@@ -254,6 +263,7 @@ static void conn_fail(tg_pgconn_t *c, const char *why);
 static void on_conn_read(h2o_socket_t *sock, const char *err);
 static void drain_waiters(tg_pool_t *pool);
 static void start_connections(tg_backend_pool_t *bp, uint64_t now);
+static void init_backend_params(tg_backend_pool_t *bp);
 static void count_low(tg_pgconn_t *c, const tg_call_t *call, int delta);
 
 static void close_socket(tg_pgconn_t *c)
@@ -1122,6 +1132,8 @@ static void free_backend_pool(tg_backend_pool_t *bp)
     }
     free(bp->conns);
     free(bp->options);
+    for (int k = 0; k != 3; ++k)
+        free(bp->rotated[k]);
     free(bp);
 }
 
@@ -1174,6 +1186,11 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
         /* In non-blocking mode libpq leaves connect_timeout to us. */
         if (c->state == CONN_CONNECTING && now > c->connect_started + TG_CONNECT_TIMEOUT_MS) {
             conn_fail(c, "connecting timed out");
+            /* a multi-host conninfo's next attempt starts at the next host */
+            if (bp->rotated[0] != NULL || bp->rotated[1] != NULL) {
+                ++bp->host_rotation;
+                init_backend_params(bp);
+            }
             continue;
         }
         /* A cancel the host does not take: the connection is closed (its calls fail over) rather than fenced for good. */
@@ -1315,16 +1332,56 @@ static void on_tick(h2o_timeout_entry_t *entry)
  * queries with their own timeout_ms need a SET. A user's `options` go first, so that
  * ours win over them.
  */
+/* how many comma-separated entries `list` has (1 for NULL or no comma) */
+static size_t list_count(const char *list)
+{
+    size_t n = 1;
+    for (const char *p = list; p != NULL && *p != '\0'; ++p)
+        n += *p == ',';
+    return n;
+}
+
+/* `list` with its first `by` entries moved to the end (malloc'd) */
+static char *list_rotate(const char *list, size_t by)
+{
+    const char *p = list;
+    for (size_t i = 0; i != by; ++i)
+        p = strchr(p, ',') + 1;
+    tg_buf_t b = {0};
+    tg_buf_printf(&b, "%s", p);
+    if (by != 0)
+        tg_buf_printf(&b, ",%.*s", (int)(p - 1 - list), list);
+    return b.base;
+}
+
 static void init_backend_params(tg_backend_pool_t *bp)
 {
     const tg_config_t *cfg = bp->pool->cfg;
     char *user_options = NULL;
+    /* host, hostaddr, port of a multi-host conninfo, rotated by bp->host_rotation */
+    static const char *const rotatable[3] = {"host", "hostaddr", "port"};
+    char *lists[3] = {NULL, NULL, NULL};
     PQconninfoOption *opts = PQconninfoParse(bp->backend->conninfo, NULL);
     if (opts != NULL) {
-        for (PQconninfoOption *o = opts; o->keyword != NULL; ++o)
-            if (strcmp(o->keyword, "options") == 0 && o->val != NULL)
+        for (PQconninfoOption *o = opts; o->keyword != NULL; ++o) {
+            if (o->val == NULL)
+                continue;
+            if (strcmp(o->keyword, "options") == 0)
                 user_options = tg_strdup(o->val);
+            for (int k = 0; k != 3; ++k)
+                if (strcmp(o->keyword, rotatable[k]) == 0)
+                    lists[k] = tg_strdup(o->val);
+        }
         PQconninfoFree(opts);
+    }
+    size_t n_hosts = list_count(lists[0]) > list_count(lists[1]) ? list_count(lists[0]) : list_count(lists[1]);
+    for (int k = 0; k != 3; ++k) {
+        free(bp->rotated[k]);
+        bp->rotated[k] = NULL;
+        /* a single port applies to every host: only a list of one per host turns with them */
+        if (n_hosts > 1 && lists[k] != NULL && list_count(lists[k]) == n_hosts)
+            bp->rotated[k] = list_rotate(lists[k], bp->host_rotation % n_hosts);
+        free(lists[k]);
     }
     /* The user's options first: ours come after and win, since the encoder relies on them (and timeouts are the config's). */
     tg_buf_t b = {0};
@@ -1341,6 +1398,9 @@ static void init_backend_params(tg_backend_pool_t *bp)
     bp->keywords[i] = "client_encoding", bp->values[i++] = "UTF8";
     bp->keywords[i] = "fallback_application_name", bp->values[i++] = "tollgate";
     bp->keywords[i] = "options", bp->values[i++] = bp->options;
+    for (int k = 0; k != 3; ++k)
+        if (bp->rotated[k] != NULL)
+            bp->keywords[i] = rotatable[k], bp->values[i++] = bp->rotated[k];
     bp->keywords[i] = NULL, bp->values[i] = NULL;
 }
 

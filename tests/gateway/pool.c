@@ -427,6 +427,43 @@ Test(pool_params, session_settings_keep_the_users_options)
     cr_assert_eq(bp->session_timeout_ms, 1234);
 }
 
+/* A multi-host conninfo's hosts (and a port list of one per host) are passed rotated after each timed-out attempt. */
+Test(pool_params, a_multi_host_list_turns_after_a_timeout)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 1, 1, 1);
+    tg_backend_pool_t *bp = pool->bps[0];
+    tg_backend_t b = {.name = "primary", .conninfo = "host=a,b,c port=1,2,3 dbname=app target_session_attrs=read-write"};
+    bp->backend = &b;
+    init_backend_params(bp);
+    cr_assert_str_eq(bp->rotated[0], "a,b,c", "no rotation yet: the order as written");
+    bp->host_rotation = 1;
+    init_backend_params(bp);
+    cr_assert_str_eq(bp->rotated[0], "b,c,a");
+    cr_assert_str_eq(bp->rotated[2], "2,3,1", "the ports turn with their hosts");
+    cr_assert_null(bp->rotated[1], "no hostaddr given");
+    int found = 0;
+    for (int i = 0; bp->keywords[i] != NULL; ++i)
+        if (strcmp(bp->keywords[i], "host") == 0) {
+            cr_assert_str_eq(bp->values[i], "b,c,a");
+            cr_assert_str_eq(bp->keywords[0], "dbname", "after the conninfo, which they override");
+            found = 1;
+        }
+    cr_assert(found);
+    bp->host_rotation = 5;
+    init_backend_params(bp);
+    cr_assert_str_eq(bp->rotated[0], "c,a,b");
+    tg_backend_t one_port = {.name = "primary", .conninfo = "postgresql://x,y:5433/app"};
+    bp->backend = &one_port;
+    init_backend_params(bp);
+    cr_assert_str_eq(bp->rotated[0], "y,x");
+    tg_backend_t single = {.name = "primary", .conninfo = "host=a port=1 dbname=app"};
+    bp->backend = &single;
+    init_backend_params(bp);
+    cr_assert_null(bp->rotated[0], "one host: nothing to turn");
+    cr_assert_null(bp->rotated[2]);
+}
+
 /* Replica choice: two replicas beside the primary, health by hand, no sleeping. */
 static tg_backend_t three[3] = {{.name = "primary", .is_primary = 1}, {.name = "replica1"}, {.name = "replica2"}};
 

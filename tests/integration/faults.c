@@ -397,3 +397,44 @@ Test(failover, promotion_followed_by_a_multi_host_primary, .timeout = 180, .fini
     load_join_expect_no_failure(&l, "promotion");
     stop_gateway(pid, 5);
 }
+
+/*
+ * The same failover with a first host that is dead, not refusing (its packets are
+ * dropped: here a blackholed proxy): libpq's non-blocking connect has no timeout of
+ * its own and would wait on it for ever; after the pool's connect timeout the host list
+ * starts one further on, and writes resume on the promoted server.
+ */
+Test(failover, promotion_past_a_dead_first_host, .timeout = 180, .fini = rebuild_replica)
+{
+    proxy_t *px = start_proxy(1, env("TG_PRIMARY_DSN"));
+    int rport = dsn_port(env("TG_REPLICA_DSN"));
+    const char *rest = strstr(env("TG_PRIMARY_DSN"), "dbname=");
+    cr_assert_not_null(rest);
+    char primary[512];
+    snprintf(primary, sizeof(primary), "host=127.0.0.1,127.0.0.1 port=%d,%d %s target_session_attrs=read-write", px->port, rport,
+             rest);
+    http_timeout_s = 5;
+    gw_opts_t o = {.with_replica = 1, .primary = primary};
+    pid_t pid = start_gateway(&o);
+    wait_reads_on(1, 10);
+    cr_assert_eq(write_once(PROTO_H1, NULL), 200);
+    proxy(px, "blackhole"); /* the primary's machine dies: nothing comes back */
+    pg_script("stop-primary");
+    pg_script("promote-replica");
+    double t0 = now_s();
+    long st = 0;
+    resp_t *r = NULL;
+    while (now_s() < t0 + 25) {
+        r = http(PROTOS[1], "POST", "/routing/write", NULL, NULL, NULL);
+        st = r->status;
+        if (st == 200)
+            break;
+        resp_free(r);
+        r = NULL;
+        usleep(200 * 1000);
+    }
+    cr_assert_eq(st, 200, "writes did not resume on the promoted server within 25 s");
+    cr_assert_eq(json_integer_value(json_object_get(r->json, "port")), rport);
+    resp_free(r);
+    stop_gateway(pid, 10);
+}
