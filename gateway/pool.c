@@ -86,6 +86,7 @@ struct st_tg_pgconn_t {
     int cur_timeout_ms;      /* statement_timeout in force once every SET sent has been confirmed */
     int unconfirmed_sets;    /* calls in flight that sent a SET */
     uint64_t connect_started; /* for CONNECTING: when, to time it out */
+    unsigned host_rotation;  /* for CONNECTING: the backend's host_rotation it started with */
     uint64_t ready_at;       /* for READY: when it connected */
     tg_cancel_job_t *cancel; /* a cancel sent for `cancel_target`: no new calls until it is done and the target ended */
     uint64_t cancel_at;      /* when it was sent: a cancel the host does not answer fences the connection only so long */
@@ -101,8 +102,8 @@ struct st_tg_backend_pool_t {
     int backoff_ms;          /* the next wait after a failed attempt: one backoff per backend, not per connection */
     uint64_t retry_at;       /* no attempt before then (the last one failed) */
     uint64_t failed_at;      /* when the last connection attempt failed */
-    const char *keywords[8]; /* libpq connection parameters: the conninfo, our session settings, rotated host lists */
-    const char *values[8];
+    const char *keywords[12]; /* libpq connection parameters: the conninfo, our session settings, rotated host lists */
+    const char *values[12];
     char *options;           /* the `options` value we pass (the user's, plus ours) */
     /*
      * A multi-host conninfo ("host=a,b"): libpq tries the hosts in order, but in
@@ -571,6 +572,7 @@ static void conn_start(tg_pgconn_t *c)
     c->state = CONN_CONNECTING;
     ++bp->n_connecting;
     c->connect_started = tg_now_ms();
+    c->host_rotation = bp->host_rotation;
     c->session_timeout_ms = bp->session_timeout_ms;
     c->pg = PQconnectStartParams(bp->keywords, bp->values, 1);
     if (c->pg == NULL) {
@@ -1186,8 +1188,8 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
         /* In non-blocking mode libpq leaves connect_timeout to us. */
         if (c->state == CONN_CONNECTING && now > c->connect_started + TG_CONNECT_TIMEOUT_MS) {
             conn_fail(c, "connecting timed out");
-            /* a multi-host conninfo's next attempt starts at the next host */
-            if (bp->rotated[0] != NULL || bp->rotated[1] != NULL) {
+            /* a multi-host conninfo's next attempt starts at the next host (once per list tried: attempts time out together) */
+            if ((bp->rotated[0] != NULL || bp->rotated[1] != NULL) && c->host_rotation == bp->host_rotation) {
                 ++bp->host_rotation;
                 init_backend_params(bp);
             }

@@ -457,6 +457,24 @@ Test(pool_params, a_multi_host_list_turns_after_a_timeout)
     bp->backend = &one_port;
     init_backend_params(bp);
     cr_assert_str_eq(bp->rotated[0], "y,x");
+    /* two attempts that started on the same list and time out together turn it once */
+    bp->backend = &b;
+    bp->host_rotation = 0;
+    init_backend_params(bp);
+    bp->conns[0]->state = CONN_CONNECTING;
+    bp->conns[0]->connect_started = 1;
+    bp->conns[0]->host_rotation = 0;
+    bp->n_ready = 0;
+    bp->n_connecting = 1;
+    bp->draining = 1; /* nothing reconnects in this test */
+    tick_backend(bp, tg_now_ms());
+    cr_assert_eq(bp->host_rotation, 1);
+    bp->conns[0]->state = CONN_CONNECTING; /* a second attempt, started on the old list, times out after */
+    bp->conns[0]->host_rotation = 0;
+    bp->n_connecting = 1;
+    tick_backend(bp, tg_now_ms());
+    cr_assert_eq(bp->host_rotation, 1, "an attempt on a list already turned does not turn it again");
+    bp->draining = 0;
     tg_backend_t single = {.name = "primary", .conninfo = "host=a port=1 dbname=app"};
     bp->backend = &single;
     init_backend_params(bp);
