@@ -32,8 +32,10 @@ typedef struct st_tg_query_ctx_t {
     tg_pin_t *pin;          /* the snapshot it started on (its query, config and limits), held until it ends */
     int h1_asked;           /* an HTTP/1.1 client that stopped sending was sent an interim 102 (client_gone) */
     const char *tenant;     /* the tenant's name (the pinned snapshot's), for logs */
+    h2o_iovec_t id;         /* its request id, in the request's memory: for log lines written before the answer is sent */
+    /* at debug level only, for the line written after the answer (sending may free the request's memory) */
     uint64_t started_ms;    /* when it was admitted */
-    char id[129];           /* its request id, for logs (printable, at most 128) */
+    char debug_id[129];     /* a copy of `id` (printable, at most 128) */
 } tg_query_ctx_t;
 
 static void ctx_free(tg_query_ctx_t *ctx);
@@ -206,7 +208,7 @@ static const char *constraint_detail(const char *state)
     return "the change violates an integrity constraint";
 }
 
-static void respond_db_error(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res, const char *id)
+static void respond_db_error(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res, h2o_iovec_t id)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     tg_problem_t p = {.sqlstate = state};
@@ -222,7 +224,7 @@ static void respond_db_error(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query
         p.status = 504, p.type = "statement-timeout", p.detail = d;
     } else {
         /* Anything else is ours or the database's; log it whole, tell the caller only the SQLSTATE. */
-        tg_log(TG_LOG_ERROR, "request %s: query %s failed: %s %s", id, q->name, state != NULL ? state : "-",
+        tg_log(TG_LOG_ERROR, "request %.*s: query %s failed: %s %s", (int)id.len, id.base, q->name, state != NULL ? state : "-",
                res != NULL ? PQresultErrorMessage(res) : "no result");
         p.status = 500, p.type = "database-error", p.detail = "the database could not run the query";
     }
@@ -230,7 +232,7 @@ static void respond_db_error(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query
 }
 
 static void respond_result(tg_handler_ctx_t *w, h2o_req_t *req, const tg_config_t *cfg, const tg_query_t *q, const PGresult *res,
-                           const char *id)
+                           h2o_iovec_t id)
 {
     tg_buf_t *b = &w->scratch;
     tg_buf_reset(b);
@@ -243,7 +245,7 @@ static void respond_result(tg_handler_ctx_t *w, h2o_req_t *req, const tg_config_
             return;
         }
         if (nrows > 1) {
-            tg_log(TG_LOG_ERROR, "request %s: query %s (returns: one) returned %d rows", id, q->name, nrows);
+            tg_log(TG_LOG_ERROR, "request %.*s: query %s (returns: one) returned %d rows", (int)id.len, id.base, q->name, nrows);
             tg_respond_error(w, req, 500, "too-many-rows", "the query returned more than one row");
             return;
         }
@@ -308,8 +310,8 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
             else
                 snprintf(d, 160, "the write returned %d rows, more than max_rows (%zu); it was rolled back", PQntuples(call->result),
                          cfg->max_rows);
-            tg_log(TG_LOG_ERROR, "request %s: query %s (returns: %s) returned %d rows: rolled back", ctx->id, q->name,
-                   q->returns == TG_RETURNS_ONE ? "one" : "many", PQntuples(call->result));
+            tg_log(TG_LOG_ERROR, "request %.*s: query %s (returns: %s) returned %d rows: rolled back", (int)ctx->id.len, ctx->id.base,
+                   q->name, q->returns == TG_RETURNS_ONE ? "one" : "many", PQntuples(call->result));
             tg_respond_error(w, req, 500, "too-many-rows", d);
             break;
         }
@@ -324,7 +326,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
         }
         /* TOLLGATE_LOG=debug: a line per answered call, to follow one through the log by its request id */
         if (tg_log_level >= TG_LOG_DEBUG)
-            tg_log(TG_LOG_DEBUG, "request %s: %s %s query=%s tenant=%s backend=%s status=%d total_ms=%llu db_ms=%.1f", ctx->id,
+            tg_log(TG_LOG_DEBUG, "request %s: %s %s query=%s tenant=%s backend=%s status=%d total_ms=%llu db_ms=%.1f", ctx->debug_id,
                    tg_method_name(q->method), q->path, q->name, ctx->tenant, call->backend_name != NULL ? call->backend_name : "-",
                    w->answered, (unsigned long long)(tg_now_ms() - ctx->started_ms), (double)call->db_ms);
     }
@@ -517,8 +519,12 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     ctx->h1_link = (h2o_linklist_t){NULL, NULL};
     ctx->h1_asked = 0;
     ctx->tenant = tenant->name;
-    ctx->started_ms = tg_now_ms();
-    snprintf(ctx->id, sizeof(ctx->id), "%.*s", (int)id.len, id.base);
+    ctx->id = id;
+    if (tg_log_level >= TG_LOG_DEBUG) {
+        ctx->started_ms = tg_now_ms();
+        memcpy(ctx->debug_id, id.base, id.len);
+        ctx->debug_id[id.len] = '\0';
+    }
     ctx->req_hook = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx->req_hook), on_req_dispose);
     *ctx->req_hook = ctx;
     if (req->version < 0x200)
