@@ -143,8 +143,7 @@ struct st_tg_pool_t {
     struct st_tg_waitq_t {
         tg_call_t *head, **tail;
     } waitq[2][2];
-    size_t n_waiting;        /* in all the queues */
-    size_t n_waiting_to[2];  /* bound for the primary / for reads: each is bounded by max_waiters */
+    size_t n_waiting_to[2];  /* waiting for the primary / for reads: each is bounded by max_waiters */
     uint64_t wait_seq;       /* numbers the calls that start waiting, for arrival order across queues */
     h2o_timeout_t acquire_timeout;
     h2o_timeout_t tick_timeout;
@@ -425,6 +424,12 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         }
         call = next;
     }
+}
+
+/* calls waiting in all the queues */
+static size_t n_waiting(const tg_pool_t *pool)
+{
+    return pool->n_waiting_to[0] + pool->n_waiting_to[1];
 }
 
 /* the queue `call` waits in: by where it may go (the primary, or any backend serving reads) and its priority */
@@ -1073,7 +1078,6 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
         *q->tail = call;
         q->tail = &call->_next;
     }
-    ++pool->n_waiting;
     ++pool->n_waiting_to[call->query->access == TG_ACCESS_READ];
     call->_acquire_timer = (h2o_timeout_entry_t){0};
     call->_acquire_timer.cb = on_acquire_timeout;
@@ -1586,7 +1590,6 @@ int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
         queue_of(pool, call)->tail = call->_pprev;
     call->_next = NULL;
     call->_waiting = 0;
-    --pool->n_waiting;
     --pool->n_waiting_to[call->query->access == TG_ACCESS_READ];
     if (h2o_timeout_is_linked(&call->_acquire_timer))
         h2o_timeout_unlink(&call->_acquire_timer);
@@ -1615,7 +1618,7 @@ int tg_pool_backend_stats(const tg_pool_t *pool, const tg_backend_t *b, tg_pool_
 
 size_t tg_pool_pending(const tg_pool_t *pool)
 {
-    size_t n = pool->n_waiting;
+    size_t n = n_waiting(pool);
     for (int i = 0; i != 2; ++i)
         for (const tg_call_t *c = pool->retry[i].head; c != NULL; c = c->_next)
             ++n;

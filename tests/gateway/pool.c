@@ -171,7 +171,7 @@ Test(pool_wait, down_backend_fails_fast)
     tg_pool_submit(pool, &call);
     cr_assert_eq(n_ended, 1);
     cr_assert_eq(ended[0], TG_CALL_NO_BACKEND);
-    cr_assert_eq(pool->n_waiting, 0);
+    cr_assert_eq(n_waiting(pool), 0);
     /* ...unless the health checker reaches it (a promoted server it found first): then the call waits for the probe */
     config.health_interval_ms = 1000;
     atomic_store(&backend.up, 1);
@@ -180,7 +180,7 @@ Test(pool_wait, down_backend_fails_fast)
     tg_call_t waits = {.query = &queries[0], .cb = record};
     tg_pool_submit(pool, &waits);
     cr_assert_eq(n_ended, 0);
-    cr_assert_eq(pool->n_waiting, 1);
+    cr_assert_eq(n_waiting(pool), 1);
     tg_pool_abandon(pool, &waits);
     atomic_store(&backend.up, 0);
     atomic_store(&backend.checked_at_ms, 0);
@@ -200,7 +200,7 @@ Test(pool_wait, queue_is_fifo_bounded_and_abandonable)
         calls[i] = (tg_call_t){.query = &queries[0], .cb = record};
         tg_pool_submit(pool, &calls[i]);
     }
-    cr_assert_eq(pool->n_waiting, 3);
+    cr_assert_eq(n_waiting(pool), 3);
     cr_assert_eq(n_ended, 1, "the fourth call finds the queue full");
     cr_assert_eq(ended[0], TG_CALL_QUEUE_FULL);
     cr_assert_eq(ended_call[0], &calls[3]);
@@ -211,7 +211,7 @@ Test(pool_wait, queue_is_fifo_bounded_and_abandonable)
     cr_assert_eq(q->head, &calls[0]);
     cr_assert_eq(calls[0]._next, &calls[2]);
     cr_assert_eq(q->tail, &calls[2]._next);
-    cr_assert_eq(pool->n_waiting, 2);
+    cr_assert_eq(n_waiting(pool), 2);
     /* The backend goes down: every waiter ends at once, oldest first. */
     n_ended = 0;
     bp->conns[0]->state = CONN_DOWN;
@@ -241,7 +241,7 @@ Test(pool_wait, acquire_timeout_ends_the_wait)
         h2o_evloop_run(loop, 10);
     cr_assert_eq(n_ended, 1);
     cr_assert_eq(ended[0], TG_CALL_ACQUIRE_TIMEOUT);
-    cr_assert_eq(pool->n_waiting, 0);
+    cr_assert_eq(n_waiting(pool), 0);
 }
 
 Test(pool_backoff, doubles_with_jitter_up_to_the_cap)
@@ -643,7 +643,7 @@ Test(pool_wait, a_read_never_waits_behind_a_write)
     n_ended = 0;
     tg_call_t w = {.query = &write_q, .cb = record}, r = {.query = &read_q, .cb = record};
     tg_pool_submit(pool, &w);
-    cr_assert_eq(pool->n_waiting, 1, "the write waits for the primary");
+    cr_assert_eq(n_waiting(pool), 1, "the write waits for the primary");
     cr_assert_eq(queue_of(pool, &w)->head, &w);
     cr_assert_neq(queue_of(pool, &r), queue_of(pool, &w));
     /* the replicas have no connection with room either (none here): the read is routed, then waits in its own queue */
@@ -694,7 +694,7 @@ Test(pool_wait, arrival_order_across_queues_and_a_bound_each)
     cr_assert_eq(ended_call[1], &r1);
     cr_assert_eq(ended_call[2], &w2);
     cr_assert_eq(ended_call[3], &r2);
-    cr_assert_eq(pool->n_waiting, 0);
+    cr_assert_eq(n_waiting(pool), 0);
 }
 
 /*
@@ -813,7 +813,7 @@ Test(pool_reconfigure, keeps_backends_by_object_drains_the_rest_and_survives_a_c
     n_ended = 0;
     tg_call_t call = {.query = &queries[0], .cb = record};
     tg_pool_submit(pool, &call);
-    cr_assert_eq(pool->n_waiting, 1);
+    cr_assert_eq(n_waiting(pool), 1);
 
     /* a reload adds a replica whose connections fail as they start: the waiters must see the new backends whole */
     tg_backend_t *second[2] = {&slow_backend, &bad_backend};
