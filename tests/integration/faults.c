@@ -346,6 +346,34 @@ Test(faults, a_replica_refusing_new_connections_is_probed_not_stormed, .timeout 
     free(via);
 }
 
+/* a libpq multi-host primary string over two loopback ports, the first tried first, as an HA setup gives it */
+static void multi_host_primary(char *out, size_t size, int first, int second)
+{
+    const char *rest = strstr(env("TG_PRIMARY_DSN"), "dbname=");
+    cr_assert_not_null(rest);
+    snprintf(out, size, "host=127.0.0.1,127.0.0.1 port=%d,%d %s target_session_attrs=read-write", first, second, rest);
+}
+
+/* Writes over `p` answer 200 within `timeout_s` (tried every `pause_ms`), run by the server on `port`: the promoted one. */
+static void expect_writes_on(int port, proto_t p, double timeout_s, int pause_ms)
+{
+    double until = now_s() + timeout_s;
+    long st = 0;
+    resp_t *r = NULL;
+    while (now_s() < until) {
+        r = http(p, "POST", "/routing/write", NULL, NULL, NULL);
+        if ((st = r->status) == 200)
+            break;
+        resp_free(r);
+        r = NULL;
+        usleep((useconds_t)pause_ms * 1000);
+    }
+    cr_assert_eq(st, 200, "writes did not resume on the promoted server within %.0f s", timeout_s);
+    long long ran_on = json_integer_value(json_object_get(r->json, "port"));
+    resp_free(r);
+    cr_assert_eq(ran_on, port, "the write ran on port %lld, not the promoted server's %d", ran_on, port);
+}
+
 /* Whatever the test did, the primary runs and the replica streams from it again. */
 static void rebuild_replica(void)
 {
@@ -362,11 +390,9 @@ static void rebuild_replica(void)
  */
 Test(failover, promotion_followed_by_a_multi_host_primary, .timeout = 180, .fini = rebuild_replica)
 {
-    int pport = dsn_port(env("TG_PRIMARY_DSN")), rport = dsn_port(env("TG_REPLICA_DSN"));
-    const char *rest = strstr(env("TG_PRIMARY_DSN"), "dbname=");
-    cr_assert_not_null(rest);
+    int rport = dsn_port(env("TG_REPLICA_DSN"));
     char primary[512];
-    snprintf(primary, sizeof(primary), "host=127.0.0.1,127.0.0.1 port=%d,%d %s target_session_attrs=read-write", pport, rport, rest);
+    multi_host_primary(primary, sizeof(primary), dsn_port(env("TG_PRIMARY_DSN")), rport);
     http_timeout_s = 5;
     gw_opts_t o = {.with_replica = 1, .primary = primary};
     pid_t pid = start_gateway(&o);
@@ -378,22 +404,7 @@ Test(failover, promotion_followed_by_a_multi_host_primary, .timeout = 180, .fini
     pg_script("stop-primary");
     usleep(500 * 1000);
     pg_script("promote-replica");
-    double t0 = now_s();
-    long st = 0;
-    resp_t *r = NULL;
-    while (now_s() < t0 + 10) {
-        r = http(PROTOS[0], "POST", "/routing/write", NULL, NULL, NULL);
-        st = r->status;
-        if (st == 200)
-            break;
-        resp_free(r);
-        r = NULL;
-        usleep(100 * 1000);
-    }
-    cr_assert_eq(st, 200, "writes did not resume on the promoted server within 10 s");
-    cr_assert_eq(json_integer_value(json_object_get(r->json, "port")), rport, "the write ran on port %lld, not the promoted server's %d",
-                 json_integer_value(json_object_get(r->json, "port")), rport);
-    resp_free(r);
+    expect_writes_on(rport, PROTOS[0], 10, 100);
     load_join_expect_no_failure(&l, "promotion");
     stop_gateway(pid, 5);
 }
@@ -408,11 +419,8 @@ Test(failover, promotion_past_a_dead_first_host, .timeout = 180, .fini = rebuild
 {
     proxy_t *px = start_proxy(1, env("TG_PRIMARY_DSN"));
     int rport = dsn_port(env("TG_REPLICA_DSN"));
-    const char *rest = strstr(env("TG_PRIMARY_DSN"), "dbname=");
-    cr_assert_not_null(rest);
     char primary[512];
-    snprintf(primary, sizeof(primary), "host=127.0.0.1,127.0.0.1 port=%d,%d %s target_session_attrs=read-write", px->port, rport,
-             rest);
+    multi_host_primary(primary, sizeof(primary), px->port, rport);
     http_timeout_s = 5;
     gw_opts_t o = {.with_replica = 1, .primary = primary};
     pid_t pid = start_gateway(&o);
@@ -421,20 +429,6 @@ Test(failover, promotion_past_a_dead_first_host, .timeout = 180, .fini = rebuild
     proxy(px, "blackhole"); /* the primary's machine dies: nothing comes back */
     pg_script("stop-primary");
     pg_script("promote-replica");
-    double t0 = now_s();
-    long st = 0;
-    resp_t *r = NULL;
-    while (now_s() < t0 + 25) {
-        r = http(PROTOS[1], "POST", "/routing/write", NULL, NULL, NULL);
-        st = r->status;
-        if (st == 200)
-            break;
-        resp_free(r);
-        r = NULL;
-        usleep(200 * 1000);
-    }
-    cr_assert_eq(st, 200, "writes did not resume on the promoted server within 25 s");
-    cr_assert_eq(json_integer_value(json_object_get(r->json, "port")), rport);
-    resp_free(r);
+    expect_writes_on(rport, PROTOS[1], 25, 200);
     stop_gateway(pid, 10);
 }
