@@ -46,9 +46,7 @@ HEALTH_MS=${BENCH_HEALTH_MS:-1000}
 DELAY_MS=${BENCH_DELAY_MS:-20}
 FAULTS="replica-killed replica-blackholed replica-slow connections-cut primary-killed primary-blackholed primary-down-at-start fds-exhausted primary-promoted"
 ONLY=${BENCH_ONLY:-$FAULTS}
-for v in SECS RATE WRATE HEALTH_MS DELAY_MS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "BENCH_$v must be a positive integer"
-done
+tg_positive_ints 'BENCH_' SECS RATE WRATE HEALTH_MS DELAY_MS
 ((SECS >= 15)) || tg_die "BENCH_SECONDS must be at least 15 (faults run from 5 s to 12 s)"
 
 WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)

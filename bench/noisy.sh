@@ -95,9 +95,7 @@ CACHE=${BENCH_CACHE:-0}
 MAX_P99_RATIO=${BENCH_MAX_P99_RATIO:-2}
 MAX_LIMITER_PCT=${BENCH_MAX_LIMITER_PCT:-1}
 STRICT=${BENCH_STRICT:-0}
-for v in USERS SECS THREADS POOL A_RATE A_BURST B_RATE B_BURST B_CLIENTS B_RPS SAT_SECS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "$v must be a positive integer, not '${!v}'"
-done
+tg_positive_ints '' USERS SECS THREADS POOL A_RATE A_BURST B_RATE B_BURST B_CLIENTS B_RPS SAT_SECS
 [[ $WARMUP =~ ^[0-9]+$ && $SAT_ROUNDS =~ ^[0-9]+$ ]] || tg_die "BENCH_WARMUP and BENCH_SAT_ROUNDS must be whole numbers"
 ((B_RPS % B_CLIENTS == 0)) || tg_die "BENCH_B_RPS ($B_RPS) must divide by BENCH_B_CLIENTS ($B_CLIENTS): h2load's --rps is per client"
 B_RPS_PER=$((B_RPS / B_CLIENTS))

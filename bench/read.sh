@@ -109,9 +109,7 @@ SHAPE_RUNS=${BENCH_SHAPE_RUNS:-1}
 NURIS=${BENCH_URIS:-200000}
 MAX_ERR=${BENCH_MAX_ERROR_FRACTION:-0.001}
 PROFILE=${BENCH_PROFILE:-auto}
-for v in USERS SECS RUNS THREADS POOL CLIENTS STREAMS PIPE_N SHAPE_SECS SHAPE_RUNS NURIS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "$v must be a positive integer, not '${!v}'"
-done
+tg_positive_ints '' USERS SECS RUNS THREADS POOL CLIENTS STREAMS PIPE_N SHAPE_SECS SHAPE_RUNS NURIS
 for p in $SHAPE_POOLS; do [[ $p =~ ^[1-9][0-9]*$ ]] || tg_die "BENCH_SHAPE_POOLS: '$p' is not a pool size"; done
 [[ $WARMUP =~ ^[0-9]+$ ]] || tg_die "BENCH_WARMUP must be a number of seconds"
 [[ $REPLICA =~ ^[01]$ && $SHAPES =~ ^[01]$ ]] || tg_die "BENCH_REPLICA and BENCH_SHAPES must be 0 or 1"

@@ -27,9 +27,7 @@ RUNS=${BENCH_RUNS:-2}
 RELOAD_MS=${BENCH_RELOAD_MS:-100}
 CLIENTS=${BENCH_CLIENTS:-10}
 STREAMS=${BENCH_STREAMS:-10}
-for v in USERS SECS RUNS RELOAD_MS CLIENTS STREAMS; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "BENCH_$v must be a positive integer"
-done
+tg_positive_ints 'BENCH_' USERS SECS RUNS RELOAD_MS CLIENTS STREAMS
 
 WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 cleanup() {

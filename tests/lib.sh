@@ -61,6 +61,16 @@ tg_trap_cleanup() {
 }
 tg_die()  { printf '[tollgate] error: %s\n' "$*" >&2; exit 1; }
 
+# Dies unless each named variable holds a positive integer; the message names it as
+# PREFIX + name (the benchmarks' settings are BENCH_<name>). Usage: tg_positive_ints PREFIX VAR...
+tg_positive_ints() {
+    local prefix=$1 v
+    shift
+    for v in "$@"; do
+        [[ ${!v} =~ ^[1-9][0-9]*$ ]] || tg_die "$prefix$v must be a positive integer, not '${!v}'"
+    done
+}
+
 # ---------------------------------------------------------------------------------
 # Packages
 
