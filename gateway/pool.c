@@ -985,6 +985,9 @@ static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, 
             if (bp == avoid || bp->n_ready == 0 ||
                 !tg_health_replica_usable(bp->backend, now, cfg->health_interval_ms, cfg->replica_max_lag_ms))
                 continue;
+            /* with dozens of replicas: one that cannot beat the best so far is not searched for a connection */
+            if (best_conn != NULL && bp->in_flight >= best->in_flight)
+                continue;
             tg_pgconn_t *c = pick_conn(bp, call, now);
             if (c == NULL && stalled(bp, now))
                 continue;
