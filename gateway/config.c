@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <openssl/sha.h>
 #include <jansson.h>
 #include "tollgate/config.h"
@@ -43,6 +44,35 @@ static const char *field_name(char *buf, size_t size, const char *prefix, const 
 {
     snprintf(buf, size, "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", key);
     return buf;
+}
+
+/*
+ * Can `path` be opened for appending? Tested without creating it (so --check leaves
+ * nothing behind): the file if it exists, else its folder.
+ */
+static void check_writable(ctx_t *c, const char *path)
+{
+    if (strcmp(path, "-") == 0)
+        return;
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode))
+            cfg_error(c, "access_log", "%s is a folder, not a file", path);
+        else if (access(path, W_OK) != 0)
+            cfg_error(c, "access_log", "%s cannot be written: %s", path, strerror(errno));
+        return;
+    }
+    char *dir = tg_strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else if (slash != NULL)
+        *slash = '\0';
+    else
+        strcpy(dir, ".");
+    if (access(dir, W_OK | X_OK) != 0)
+        cfg_error(c, "access_log", "%s cannot be created in %s: %s", path, dir, strerror(errno));
+    free(dir);
 }
 
 static void check_unknown(ctx_t *c, const char *prefix, json_t *obj, const char *const *allowed)
@@ -594,8 +624,10 @@ static void parse_fields(ctx_t *c, json_t *root)
         get_size_field(c, v, "cache", "max_bytes", 0, &cfg->cache_max_bytes);
     }
     if ((v = json_object_get(root, "access_log")) != NULL && !json_is_null(v)) {
-        if ((s = get_string(c, root, "", "access_log", 0)) != NULL)
+        if ((s = get_string(c, root, "", "access_log", 0)) != NULL) {
             cfg->access_log = strcmp(s, "-") == 0 ? tg_strdup(s) : tg__path_join(cfg->dir, s);
+            check_writable(c, cfg->access_log);
+        }
     }
 
     /* tenants */

@@ -32,6 +32,7 @@ static void *signal_thread(void *arg)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     int stopping = 0;
     for (;;) {
         int sig;
@@ -46,6 +47,11 @@ static void *signal_thread(void *arg)
                 (void)tg_gateway_reload(gw, &errs, &notes, &generation);
             tg_errors_dispose(&errs);
             tg_errors_dispose(&notes);
+            continue;
+        }
+        if (sig == SIGUSR1) {
+            /* logrotate moved the access log: a new file of that name, nothing lost between them */
+            tg_gateway_reopen_logs(gw);
             continue;
         }
         if (stopping) {
@@ -162,6 +168,7 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 

@@ -650,10 +650,10 @@ static int replan(tg_pgconn_t *c, tg_call_t *call)
 static void finish_head(tg_pgconn_t *c)
 {
     tg_call_t *call = c->head;
-    uint64_t now = tg_now_ms();
+    uint64_t now_ns = tg_now_ns(), now = now_ns / 1000000;
     double *est = est_of(c->bp->pool, call->query);
     *est += TG_EST_ALPHA * ((double)(now - call->_started_at) - *est);
-    call->db_ms = (float)(now - call->_started_at);
+    call->db_ms = (float)((double)(now_ns - call->_started_ns) / 1e6);
     c->pending_ms -= call->_est_ms;
     if (c->cancel_target == call)
         c->cancel_target = NULL; /* the connection takes calls again once the cancel itself is done */
@@ -662,6 +662,7 @@ static void finish_head(tg_pgconn_t *c)
         c->pending_ms = 0; /* no drift from rounding */
     } else {
         c->head->_started_at = now;
+        c->head->_started_ns = now_ns;
     }
     call->_next = NULL;
     call->_conn = NULL;
@@ -840,10 +841,13 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     call->_steps = call->_nsteps = steps;
     call->_conn = c;
     call->_next = NULL;
+    uint64_t now_ns = tg_now_ns();
     if (c->head == NULL)
-        call->_started_at = tg_now_ms();
+        call->_started_ns = now_ns, call->_started_at = now_ns / 1000000;
+    if (call->sent_ns == 0)
+        call->sent_ns = now_ns;
     call->_est_ms = (float)*est_of(c->bp->pool, q);
-    call->backend_name = c->bp->backend->name;
+    call->backend = c->bp->backend;
     c->pending_ms += call->_est_ms;
     *c->tail = call;
     c->tail = &call->_next;
@@ -1537,7 +1541,7 @@ void tg_pool_destroy(tg_pool_t *pool)
 void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
 {
     call->result = NULL;
-    call->backend_name = NULL;
+    call->backend = NULL;
     call->db_ms = 0;
     call->_conn = NULL;
     call->_waiting = 0;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "tollgate.h"
 #include "tollgate/health.h"
@@ -68,6 +69,10 @@ struct st_tg_gateway_t {
     size_t n_workers;
     _Atomic int stopping;
     h2o_multithread_message_t *stop_msgs;
+    tg_metrics_thread_t **metrics; /* one per worker */
+    tg_accesslog_t *access_log;
+    _Atomic uint64_t reloads_ok, reloads_failed;
+    double started_at_s;
     struct {
         int fd;                     /* -1: no admin_listen */
         h2o_globalconf_t globalconf;
@@ -153,6 +158,7 @@ static tg_backend_t *find_backend(tg_gateway_t *gw, int is_primary, const char *
         tg_fatal("out of memory");
     memset(b->slots, 0, sizeof(*b->slots) * gw->n_workers);
     b->name = tg_strdup(name);
+    b->metrics_id = tg_state_bind_backend(gw->state, name);
     b->conninfo = tg_strdup(conninfo);
     b->canceller = tg_canceller_start();
     b->is_primary = is_primary;
@@ -198,6 +204,12 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
         gw->n_workers = (size_t)cfg->pool.size;
     }
     gw->state = tg_state_create(gw->n_workers);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gw->started_at_s = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    char err[512];
+    if ((gw->access_log = tg_accesslog_create(cfg->access_log, gw->n_workers, err, sizeof(err))) == NULL)
+        tg_errors_add(errs, "%s", err);
     gw->snapshot = tg_snapshot_create(cfg, gw->state, 1, tg_now_ns());
     gw->initial = tg_snapshot_ref(gw->snapshot);
     gw->sockets = tg_calloc(cfg->n_listen, sizeof(*gw->sockets));
@@ -229,6 +241,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     gw->hostconf = h2o_config_register_host(&gw->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(gw->hostconf, "/", 0);
     gw->handler = tg_handler_register(pathconf);
+    tg_observe_register(gw->hostconf, gw->handler);
     for (size_t i = 0; i != cfg->warnings.n; ++i)
         tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);
     setup_workers(gw);
@@ -430,10 +443,13 @@ static void setup_workers(tg_gateway_t *gw)
 {
     const tg_config_t *cfg = gw->config;
     gw->workers = tg_calloc(gw->n_workers, sizeof(*gw->workers));
+    gw->metrics = tg_calloc(gw->n_workers, sizeof(*gw->metrics));
     gw->stop_msgs = tg_calloc(gw->n_workers, sizeof(*gw->stop_msgs));
     for (size_t i = 0; i != gw->n_workers; ++i) {
         tg_worker_t *w = &gw->workers[i];
         w->gw = gw;
+        w->metrics = gw->metrics[i] = tg_metrics_thread_create();
+        w->access_log = gw->access_log;
         tg_pins_init(&w->pins, tg_snapshot_ref(gw->snapshot));
         w->backends = tg_calloc(gw->n_backends, sizeof(*w->backends));
         memcpy(w->backends, gw->backends, sizeof(*w->backends) * gw->n_backends);
@@ -533,6 +549,17 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
         tg_config_free(cfg);
         goto Exit;
     }
+    /* The access log is reopened on every reload (logrotate may have moved it), or moves to the path now named. */
+    char err[512];
+    if (tg_accesslog_reopen(gw->access_log, cfg->access_log, err, sizeof(err)) != 0) {
+        for (size_t i = 0; i != gw->n_sockets; ++i)
+            if (ctxs[i] != NULL)
+                SSL_CTX_free(ctxs[i]);
+        free(ctxs);
+        tg_errors_add(errs, "%s", err);
+        tg_config_free(cfg);
+        goto Exit;
+    }
     for (size_t i = 0; i != cfg->warnings.n; ++i)
         tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);
 
@@ -593,6 +620,7 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
         tg_log(TG_LOG_WARN, "reload: %s", notes->msgs[i]);
     r = 0;
 Exit:
+    atomic_fetch_add(r == 0 ? &gw->reloads_ok : &gw->reloads_failed, 1);
     if (r != 0) {
         tg_log(TG_LOG_ERROR, "reload of %s rejected (%zu error%s); the current config stays", gw->config->path, errs->n,
                errs->n == 1 ? "" : "s");
@@ -686,6 +714,28 @@ tg_snapshot_t *tg_gateway_snapshot(tg_gateway_t *gw)
     return s;
 }
 
+tg_metrics_thread_t *const *tg_gateway_metrics(tg_gateway_t *gw)
+{
+    return gw->metrics;
+}
+
+tg_accesslog_t *tg_gateway_access_log(tg_gateway_t *gw)
+{
+    return gw->access_log;
+}
+
+void tg_gateway_figures(tg_gateway_t *gw, tg_gateway_figures_t *out)
+{
+    out->reloads_ok = atomic_load(&gw->reloads_ok);
+    out->reloads_failed = atomic_load(&gw->reloads_failed);
+    out->started_at_s = gw->started_at_s;
+}
+
+void tg_gateway_reopen_logs(tg_gateway_t *gw)
+{
+    tg_accesslog_rotate(gw->access_log);
+}
+
 tg_state_t *tg_gateway_state(tg_gateway_t *gw)
 {
     return gw->state;
@@ -774,6 +824,10 @@ void tg_gateway_destroy(tg_gateway_t *gw)
     }
     free(gw->workers);
     free(gw->stop_msgs);
+    for (size_t i = 0; gw->metrics != NULL && i != gw->n_workers; ++i)
+        tg_metrics_thread_free(gw->metrics[i]);
+    free(gw->metrics);
+    tg_accesslog_free(gw->access_log);
     pthread_mutex_destroy(&gw->reload_mutex);
     pthread_mutex_destroy(&gw->snapshot_mutex);
     tg_snapshot_release(gw->snapshot);

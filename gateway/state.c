@@ -30,6 +30,9 @@ void tg_state_free(tg_state_t *s)
         free(s->tenants[i]);
     }
     free(s->tenants);
+    for (size_t i = 0; i != s->n_backends; ++i)
+        free(s->backends[i]);
+    free(s->backends);
     pthread_mutex_destroy(&s->mutex);
     free(s);
 }
@@ -95,6 +98,7 @@ tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_
     if (q == NULL) {
         q = alloc_aligned(sizeof(*q));
         q->name = tg_strdup(name);
+        q->id = (uint32_t)s->n_queries + 1;
         q->slots = alloc_aligned(sizeof(*q->slots) * s->n_threads);
         for (size_t i = 0; i != s->n_threads; ++i)
             q->slots[i].est_ms = TG_EST_INITIAL_MS;
@@ -119,6 +123,7 @@ tg_tenant_state_t *tg_state_bind_tenant(tg_state_t *s, const char *name, int fil
     if (t == NULL) {
         t = alloc_aligned(sizeof(*t));
         t->name = tg_strdup(name);
+        t->id = (uint32_t)s->n_tenants + 1;
         atomic_init(&t->tat_ns, now_ns);
         atomic_init(&t->in_flight, 0);
         atomic_init(&t->switched, TG_SWITCH_NONE);
@@ -177,4 +182,31 @@ void tg_state_switch_tenant(tg_state_t *s, tg_tenant_state_t *t, tg_switch_t sw,
     set_reason(&t->reason, sw, reason);
     atomic_store(&t->switched, (int)sw);
     pthread_mutex_unlock(&s->mutex);
+}
+
+uint32_t tg_state_bind_backend(tg_state_t *s, const char *name)
+{
+    pthread_mutex_lock(&s->mutex);
+    size_t i = 0;
+    while (i != s->n_backends && strcmp(s->backends[i], name) != 0)
+        ++i;
+    if (i == s->n_backends)
+        push((void ***)&s->backends, &s->n_backends, &s->cap_backends, tg_strdup(name));
+    pthread_mutex_unlock(&s->mutex);
+    return (uint32_t)i + 1;
+}
+
+const char *tg_state_query_name(const tg_state_t *s, uint32_t id)
+{
+    return id != 0 && id <= s->n_queries ? s->queries[id - 1]->name : NULL;
+}
+
+const char *tg_state_tenant_name(const tg_state_t *s, uint32_t id)
+{
+    return id != 0 && id <= s->n_tenants ? s->tenants[id - 1]->name : NULL;
+}
+
+const char *tg_state_backend_name(const tg_state_t *s, uint32_t id)
+{
+    return id != 0 && id <= s->n_backends ? s->backends[id - 1] : NULL;
 }

@@ -98,21 +98,14 @@ static void respond_status(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
                   at, n_threads);
     for (size_t i = 0; i != n_backends; ++i) {
         tg_backend_t *be = backends[i];
-        int ready = 0, connecting = 0, busy = 0;
-        long in_flight = 0;
-        for (size_t t = 0; t != n_threads; ++t) {
-            ready += atomic_load(&be->slots[t].ready);
-            connecting += atomic_load(&be->slots[t].connecting);
-            busy += atomic_load(&be->slots[t].busy);
-            in_flight += atomic_load(&be->slots[t].in_flight);
-        }
+        tg_backend_totals_t tot = tg_backend_totals(be, n_threads);
         int up = tg_health_backend_up(be, now_ms, cfg->health_interval_ms);
         tg_buf_printf(&b, "%s{\"name\":", i != 0 ? "," : "");
         tg_buf_append_json_string(&b, be->name, strlen(be->name));
         tg_buf_printf(&b, ",\"role\":\"%s\",\"state\":\"%s\",", be->is_primary ? "primary" : "replica", up ? "up" : "down");
         tg_health_format_lag(&b, be);
-        tg_buf_printf(&b, ",\"connections\":{\"ready\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d},\"in_flight\":%ld}", ready,
-                      ready - busy > 0 ? ready - busy : 0, busy, connecting, in_flight);
+        tg_buf_printf(&b, ",\"connections\":{\"ready\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d},\"in_flight\":%ld}", tot.ready,
+                      tot.idle, tot.busy, tot.connecting, tot.in_flight);
     }
     free(backends);
     tg_buf_appends(&b, "],\"tenants\":[");
@@ -327,6 +320,12 @@ int tg_handle_admin(h2o_handler_t *self, h2o_req_t *req)
         send_problem(req, 401, "unauthorized", "the admin API needs Authorization: Bearer <admin token>");
     } else if (req->entity.len > TG_ADMIN_MAX_BODY) {
         send_problem(req, 413, "body-too-large", "admin request bodies are at most 64 KiB");
+    } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
+        if (is_get)
+            tg_respond_metrics(gw, req, snap);
+        else
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET")),
+                send_problem(req, 405, "method-not-allowed", "the path does not take this method");
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/admin/status"))) {
         if (is_get)
             respond_status(gw, req, snap);

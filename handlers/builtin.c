@@ -55,6 +55,7 @@ static void respond_readyz(tg_handler_ctx_t *w, h2o_req_t *req)
 
 int tg_handle_builtin(tg_handler_ctx_t *w, h2o_req_t *req, h2o_iovec_t path)
 {
+    w->ans.builtin = 1; /* probes are logged, not counted as requests */
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
         tg_respond_json(w, req, 200, H2O_STRLIT("{\"status\":\"ok\"}"));
         return 1;
@@ -63,6 +64,7 @@ int tg_handle_builtin(tg_handler_ctx_t *w, h2o_req_t *req, h2o_iovec_t path)
         respond_readyz(w, req);
         return 1;
     }
+    w->ans.builtin = 0;
     return 0;
 }
 

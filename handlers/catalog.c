@@ -31,14 +31,37 @@ typedef struct st_tg_query_ctx_t {
     tg_admission_t adm;     /* the in-flight slots it holds */
     tg_pin_t *pin;          /* the snapshot it started on (its query, config and limits), held until it ends */
     int h1_asked;           /* an HTTP/1.1 client that stopped sending was sent an interim 102 (client_gone) */
-    const char *tenant;     /* the tenant's name (the pinned snapshot's), for logs */
-    h2o_iovec_t id;         /* its request id, in the request's memory: for log lines written before the answer is sent */
-    /* at debug level only, for the line written after the answer (sending may free the request's memory) */
-    uint64_t started_ms;    /* when it was admitted */
-    char debug_id[129];     /* a copy of `id` (printable, at most 128) */
+    int gone;               /* its HTTP/1 client left while the call ran: the answer is observed as 499 */
+    const tg_limits_tenant_t *tenant; /* the caller (the pinned snapshot's) */
+    h2o_iovec_t id;         /* its request id, in the request's memory (valid while `req` is) */
+    uint64_t started_ns;    /* when its request reached the handler */
 } tg_query_ctx_t;
 
 static void ctx_free(tg_query_ctx_t *ctx);
+
+/* The call's answer is about to be sent (or its client is gone): what observing it needs. */
+static void ctx_describe(tg_query_ctx_t *ctx)
+{
+    ctx->worker->ans = (tg_answer_t){.started_ns = ctx->started_ns, .id = ctx->id, .query = ctx->call.query, .tenant = ctx->tenant,
+                                     .backend = ctx->call.backend, .db_ms = ctx->call.db_ms, .sent_ns = ctx->call.sent_ns};
+}
+
+/* Its client left before the answer: counted and logged as such (status 499), whatever happens to the call. */
+static void ctx_observe_gone(tg_query_ctx_t *ctx)
+{
+    ctx_describe(ctx);
+    ctx->worker->ans.gone = 1;
+    ctx->worker->ans.shed = TG_SHED_CLIENT_GONE + 1;
+}
+
+/* What its answer is observed as: its own, or 499 if its client was found gone while it ran. */
+static void ctx_describe_answer(tg_query_ctx_t *ctx)
+{
+    if (ctx->gone)
+        ctx_observe_gone(ctx);
+    else
+        ctx_describe(ctx);
+}
 
 static void h1_unwatch(tg_query_ctx_t *ctx)
 {
@@ -108,11 +131,12 @@ static void check_h1_clients(h2o_timeout_entry_t *entry)
             continue;
         h1_unwatch(ctx);
         /* A sent call is cancelled and answers into the void; a waiting one is dropped, and the request ended here. */
+        ctx->gone = 1;
         if (tg_pool_abandon(w->worker->pool, &ctx->call)) {
             *ctx->req_hook = NULL;
             h2o_req_t *req = ctx->req;
             ctx->req = NULL;
-            w->answering = ctx->call.query;
+            ctx_describe_answer(ctx);
             tg_respond_error(w, req, 503, "client-gone", "the client closed the connection");
             ctx_free(ctx);
         }
@@ -164,6 +188,9 @@ static void on_req_dispose(void *p)
     tg_query_ctx_t *ctx = *(tg_query_ctx_t **)p;
     if (ctx == NULL)
         return;
+    /* The request's memory is still there while its pool is cleared: the line can quote it. */
+    ctx_observe_gone(ctx);
+    tg_observe_answer(ctx->worker, ctx->req, 499, 0);
     ctx->req = NULL;
     /* A call still waiting for a connection is dropped; one already sent finishes and is discarded. */
     if (tg_pool_abandon(ctx->worker->worker->pool, &ctx->call))
@@ -286,7 +313,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
         tg_handler_ctx_t *w = ctx->worker;
         const tg_config_t *cfg = ctx->pin->snap->config;
         const tg_query_t *q = call->query;
-        w->answering = q;
+        ctx_describe_answer(ctx);
         switch (status) {
         case TG_CALL_OK:
             respond_result(w, req, cfg, q, call->result, ctx->id);
@@ -295,12 +322,15 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
             respond_db_error(w, req, q, call->result, ctx->id);
             break;
         case TG_CALL_NO_BACKEND:
+            w->ans.shed = TG_SHED_NO_BACKEND + 1;
             tg_respond_error(w, req, 503, "no-backend", "no database backend is available for this query");
             break;
         case TG_CALL_ACQUIRE_TIMEOUT:
+            w->ans.shed = TG_SHED_POOL_TIMEOUT + 1;
             tg_respond_error(w, req, 503, "pool-timeout", "no database connection became free within acquire_timeout_ms");
             break;
         case TG_CALL_QUEUE_FULL:
+            w->ans.shed = TG_SHED_QUEUE_FULL + 1;
             tg_respond_error(w, req, 503, "overloaded", "too many calls are waiting for a database connection");
             break;
         case TG_CALL_ROLLED_BACK: {
@@ -324,11 +354,6 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
                                                           : "the database connection was lost");
             break;
         }
-        /* TOLLGATE_LOG=debug: a line per answered call, to follow one through the log by its request id */
-        if (tg_log_level >= TG_LOG_DEBUG)
-            tg_log(TG_LOG_DEBUG, "request %s: %s %s query=%s tenant=%s backend=%s status=%d total_ms=%llu db_ms=%.1f", ctx->debug_id,
-                   tg_method_name(q->method), q->path, q->name, ctx->tenant, call->backend_name != NULL ? call->backend_name : "-",
-                   w->answered, (unsigned long long)(tg_now_ms() - ctx->started_ms), (double)call->db_ms);
     }
     if (call->result != NULL)
         PQclear(call->result);
@@ -416,24 +441,30 @@ static void respond_refused(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_
     int retry = 1;
     switch (a) {
     case TG_ADMIT_TENANT_DISABLED:
+        w->ans.refusal = TG_REFUSAL_TENANT_DISABLED + 1;
         p = (tg_problem_t){.status = 403, .type = "tenant-disabled", .detail = "this tenant is switched off"};
         retry = 0;
         break;
     case TG_ADMIT_RATE_LIMITED:
+        w->ans.refusal = TG_REFUSAL_RATE_LIMITED + 1;
         p = (tg_problem_t){.status = 429, .type = "rate-limited", .detail = "the tenant's rate limit is exhausted"};
         retry = (int)st->retry_after_s;
         break;
     case TG_ADMIT_TENANT_BUSY:
+        w->ans.refusal = TG_REFUSAL_TENANT_BUSY + 1;
         p = (tg_problem_t){.status = 429, .type = "too-many-in-flight", .detail = "the tenant has too many calls in flight"};
         break;
     case TG_ADMIT_QUERY_DISABLED:
+        w->ans.shed = TG_SHED_QUERY_DISABLED + 1;
         p = (tg_problem_t){.status = 503, .type = "query-disabled", .detail = "this query is switched off"};
         retry = atomic_load(&q->state->retry_after_s);
         break;
     case TG_ADMIT_QUERY_BUSY:
+        w->ans.shed = TG_SHED_QUERY_BUSY + 1;
         p = (tg_problem_t){.status = 503, .type = "query-busy", .detail = "this query has too many calls in flight"};
         break;
     case TG_ADMIT_GATEWAY_BUSY:
+        w->ans.shed = TG_SHED_GATEWAY_BUSY + 1;
         p = (tg_problem_t){.status = 503, .type = "overloaded", .detail = "the gateway has too many calls in flight"};
         break;
     case TG_ADMIT_OK:
@@ -486,6 +517,7 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
 
     /* A query the tenant may not call costs it nothing, like a route that does not exist. */
     if (!tg_query_list_allows(tenant->queries, q)) {
+        w->ans.refusal = TG_REFUSAL_FORBIDDEN + 1;
         tg_respond_error(w, req, 403, "forbidden", "this tenant may not call this query");
         return;
     }
@@ -518,19 +550,16 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     ctx->worker = w;
     ctx->h1_link = (h2o_linklist_t){NULL, NULL};
     ctx->h1_asked = 0;
-    ctx->tenant = tenant->name;
+    ctx->gone = 0;
+    ctx->tenant = tenant;
     ctx->id = id;
-    if (tg_log_level >= TG_LOG_DEBUG) {
-        ctx->started_ms = tg_now_ms();
-        memcpy(ctx->debug_id, id.base, id.len);
-        ctx->debug_id[id.len] = '\0';
-    }
+    ctx->started_ns = w->ans.started_ns;
     ctx->req_hook = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx->req_hook), on_req_dispose);
     *ctx->req_hook = ctx;
     if (req->version < 0x200)
         h1_watch(ctx);
-    /* Not answered yet: the answer is counted when it comes (on_call_done). */
-    w->answering = NULL;
+    /* Not answered yet: the answer is observed when it comes (on_call_done). */
+    w->ans = (tg_answer_t){0};
     tg_pool_submit(w->worker->pool, &ctx->call);
 }
 
@@ -538,7 +567,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     tg_handler_ctx_t *w = h2o_context_get_handler_context(req->conn->ctx, self);
     const tg_config_t *cfg = tg_worker_config(w->worker);
-    h2o_iovec_t id = tg_respond_request_id(w, req);
+    w->ans = (tg_answer_t){.started_ns = tg_now_ns()};
+    h2o_iovec_t id = w->ans.id = tg_respond_request_id(w, req);
 
     h2o_iovec_t path = req->path;
     h2o_iovec_t qs = {NULL, 0};
@@ -551,12 +581,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (w->worker->shutting_down) {
         /* Calls in flight finish; a new one on a connection still open is turned away, and the connection closed. */
         req->http1_is_persistent = 0;
+        w->ans.shed = TG_SHED_SHUTTING_DOWN + 1;
         tg_respond_error(w, req, 503, "shutting-down", "the gateway is shutting down");
         return 0;
     }
     tg_limits_tenant_t *tenant = identify(w, req, tg_worker_limits(w->worker));
     if (tenant == NULL)
         return 0;
+    w->ans.tenant = tenant;
 
     tg_route_match_t m;
     switch (tg_router_match(cfg->router, req->method.base, req->method.len, path.base, path.len, &m)) {
@@ -576,9 +608,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     /* From here on every answer is counted for the query (tg_respond_*). */
-    w->answering = m.query;
+    w->ans.query = m.query;
     handle_call(w, req, tenant, &m, qs, id);
-    w->answering = NULL;
     return 0;
 }
 
@@ -600,6 +631,7 @@ static void on_context_dispose(h2o_handler_t *self, h2o_context_t *ctx)
         return;
     tg_buf_dispose(&w->scratch);
     tg_buf_dispose(&w->keys);
+    tg_buf_dispose(&w->line);
     while (w->free_calls != NULL) {
         void *next = *(void **)w->free_calls;
         free(w->free_calls);

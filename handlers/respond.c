@@ -4,19 +4,22 @@
 #include <stdio.h>
 #include "respond.h"
 
-h2o_iovec_t tg_respond_request_id(tg_handler_ctx_t *w, h2o_req_t *req)
+h2o_iovec_t tg_request_id_sent(h2o_req_t *req)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
-    h2o_iovec_t id = {NULL, 0};
-    if (i != -1) {
-        id = req->headers.entries[i].value;
-        /* Echo the caller's id only if it is short and printable: it goes into logs and headers. */
-        int ok = id.len != 0 && id.len <= 128;
-        for (size_t j = 0; ok && j != id.len; ++j)
-            ok = id.base[j] > 0x20 && id.base[j] < 0x7f;
-        if (!ok)
-            id.base = NULL;
-    }
+    if (i == -1)
+        return h2o_iovec_init(NULL, 0);
+    h2o_iovec_t id = req->headers.entries[i].value;
+    /* Only if it is short and printable: it goes into logs and headers. */
+    int ok = id.len != 0 && id.len <= 128;
+    for (size_t j = 0; ok && j != id.len; ++j)
+        ok = id.base[j] > 0x20 && id.base[j] < 0x7f;
+    return ok ? id : h2o_iovec_init(NULL, 0);
+}
+
+h2o_iovec_t tg_respond_request_id(tg_handler_ctx_t *w, h2o_req_t *req)
+{
+    h2o_iovec_t id = tg_request_id_sent(req);
     if (id.base == NULL) {
         id.base = h2o_mem_alloc_pool(&req->pool, 17);
         id.len = (size_t)snprintf(id.base, 17, "%08x%08x", w->id_prefix, (uint32_t)++w->id_seq);
@@ -28,13 +31,12 @@ h2o_iovec_t tg_respond_request_id(tg_handler_ctx_t *w, h2o_req_t *req)
 static void send_body(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body,
                       size_t len)
 {
-    /* The answer of a catalog call counts for its query, once, before h2o may recycle the request. */
-    if (w != NULL && w->answering != NULL) {
-        tg_query_slot_count(&w->answering->state->slots[w->worker->index], status);
-        w->answering = NULL;
+    /* The answer is counted (for its query, once) and logged before h2o may recycle the request. */
+    if (w != NULL) {
+        if (w->ans.query != NULL)
+            tg_query_slot_count(&w->ans.query->state->slots[w->worker->index], status);
+        tg_observe_answer(w, req, status, len);
     }
-    if (w != NULL)
-        w->answered = status;
     tg_respond_body(req, status, content_type, ct_len, body, len);
 }
 

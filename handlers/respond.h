@@ -6,8 +6,29 @@
 #define tollgate__handlers_respond_h
 
 #include <h2o.h>
+#include "tollgate/limits.h"
+#include "tollgate/metrics.h"
 #include "tollgate/problem.h"
 #include "tollgate/server.h"
+
+/**
+ * What the answer being sent is about, for its counters, histograms, access-log line
+ * and debug line (handlers/observe.c). Filled as the request is handled; cleared when
+ * the answer is sent.
+ */
+typedef struct st_tg_answer_t {
+    uint64_t started_ns;              /* tg_now_ns() when the request reached the handler */
+    h2o_iovec_t id;                   /* its request id (in the request's memory) */
+    const tg_query_t *query;          /* the catalog query answered, or NULL (no route, not identified) */
+    const tg_limits_tenant_t *tenant; /* the caller, or NULL (not identified yet) */
+    const tg_backend_t *backend;      /* where its call last ran, or NULL */
+    float db_ms;                      /* how long the call ran on the backend */
+    uint64_t sent_ns;                 /* when its call was first sent (the end of its pool wait), or 0 */
+    int refusal;                      /* tg_refusal_t + 1, or 0 */
+    int shed;                         /* tg_shed_t + 1, or 0 */
+    int builtin;                      /* /healthz or /readyz: logged, not counted as a request */
+    int gone;                         /* the client left before its answer: observed as status 499, whatever is sent */
+} tg_answer_t;
 
 /**
  * The catalog handler's state on one worker thread (h2o's handler context, made by
@@ -26,16 +47,21 @@ typedef struct st_tg_handler_ctx_t {
     h2o_linklist_t h1_calls;       /* HTTP/1 calls in flight: h2o 2.2.5 notices an HTTP/1 client leaving only when it writes */
     h2o_timeout_t h1_check_timeout; /* how often they are checked for a closed client socket */
     h2o_timeout_entry_t h1_check;
-    const tg_query_t *answering;   /* the catalog query whose answer is being sent (for its counters), or NULL */
-    int answered;                  /* the status of the last answer sent */
+    tg_answer_t ans;               /* what the answer being sent is about */
+    tg_buf_t line;                 /* access-log and debug lines are built here */
+    int64_t clock_sec;             /* the wall-clock second `clock_text` shows */
+    char clock_text[24];           /* "YYYY-MM-DDTHH:MM:SS" of clock_sec */
 } tg_handler_ctx_t;
+
+/** the caller's X-Request-Id if it is sane (at most 128 printable bytes), else {NULL, 0} */
+h2o_iovec_t tg_request_id_sent(h2o_req_t *req);
 
 /** sets X-Request-Id on the response: the caller's (if sane) or a new one; returns it */
 h2o_iovec_t tg_respond_request_id(tg_handler_ctx_t *w, h2o_req_t *req);
 
 /**
  * Sends `status` with the JSON body in `body` (copied). This and tg_respond_problem
- * count the answer for `w->answering`, the query being answered, if set (and clear it).
+ * observe the answer as `w->ans` describes it (tg_observe_answer), then clear it.
  */
 void tg_respond_json(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *body, size_t len);
 
@@ -47,6 +73,16 @@ void tg_respond_problem(tg_handler_ctx_t *w, h2o_req_t *req, const tg_problem_t 
 
 /** the common case: status, type slug and detail */
 void tg_respond_error(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *type, const char *detail);
+
+/**
+ * Counts an answer of `status` with a body of `bytes` in the metrics, and logs its
+ * access-log line (and, at debug level, its debug line), as `w->ans` describes it.
+ * `req` may be one whose client has gone (status 499: nothing was delivered).
+ */
+void tg_observe_answer(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t bytes);
+
+/** GET /metrics on the admin listener: every figure in Prometheus' text format (handlers/metrics.c) */
+void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap);
 
 /** the built-in endpoints of the main listener (/healthz, /readyz): answers and returns 1, or 0 if `path` is none */
 int tg_handle_builtin(tg_handler_ctx_t *w, h2o_req_t *req, h2o_iovec_t path);

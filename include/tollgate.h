@@ -44,6 +44,12 @@ int tg_gateway_run(tg_gateway_t *gw);
  */
 int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, uint64_t *generation);
 
+/**
+ * Reopens the access log's file (SIGUSR1: logrotate moved it), writing what came
+ * before into the old one. Errors are logged, and the old file stays. Any thread.
+ */
+void tg_gateway_reopen_logs(tg_gateway_t *gw);
+
 /** asks a running gateway to stop accepting and finish; safe from any thread */
 void tg_gateway_stop(tg_gateway_t *gw);
 

@@ -63,8 +63,9 @@ struct st_tg_call_t {
      */
     uint32_t guard_rows;
     PGresult *result;          /* set before cb */
-    const char *backend_name;  /* set before cb: the backend it last ran on, or NULL (for logs) */
+    const struct st_tg_backend_t *backend; /* set before cb: the backend it last ran on, or NULL (logs, metrics) */
     float db_ms;               /* set before cb: how long it ran at the head of its connection (0 if it never did) */
+    uint64_t sent_ns;          /* set before cb: tg_now_ns() when it was first sent, or 0 if it never was (its pool wait ends there); 0 from the caller before the first submit */
     /* private */
     tg_call_t *_next;          /* in a connection's pipeline FIFO, or the wait queue */
     tg_call_t **_pprev;        /* for O(1) removal from the wait queue */
@@ -89,6 +90,7 @@ struct st_tg_call_t {
     float _est_ms;             /* what the pool expected it to take when sent */
     uint64_t _wait_seq;        /* its number in arrival order while it waits */
     uint64_t _started_at;      /* tg_now_ms() when it reached the head of its connection's pipeline */
+    uint64_t _started_ns;      /* the same in ns, for db_ms */
 };
 
 /**
@@ -99,6 +101,7 @@ struct st_tg_call_t {
 typedef struct st_tg_backend_t {
     const char *name;               /* "primary", "replica1", ... (for logs and /readyz) */
     const char *conninfo;           /* as configured: never shown to clients */
+    uint32_t metrics_id;            /* its name's id in the live-state registry (the `backend` label of metrics) */
     int is_primary;
     _Atomic int up;                 /* the health checker's last verdict: 1 up, 0 down */
     _Atomic int64_t lag_ms;         /* replicas: replay lag by the last check; -1 unknown */
@@ -110,6 +113,25 @@ typedef struct st_tg_backend_t {
         _Atomic long in_flight;              /* calls on them */
     } __attribute__((aligned(64))) * slots; /* one per worker thread, published by its pool on each tick; NULL: none */
 } tg_backend_t;
+
+/** a backend's connections and calls, summed over the `n_threads` worker threads as each published them on its last tick */
+typedef struct st_tg_backend_totals_t {
+    int ready, connecting, busy, idle;
+    long in_flight;
+} tg_backend_totals_t;
+
+static inline tg_backend_totals_t tg_backend_totals(const tg_backend_t *b, size_t n_threads)
+{
+    tg_backend_totals_t t = {0};
+    for (size_t i = 0; b->slots != NULL && i != n_threads; ++i) {
+        t.ready += atomic_load_explicit(&b->slots[i].ready, memory_order_relaxed);
+        t.connecting += atomic_load_explicit(&b->slots[i].connecting, memory_order_relaxed);
+        t.busy += atomic_load_explicit(&b->slots[i].busy, memory_order_relaxed);
+        t.in_flight += atomic_load_explicit(&b->slots[i].in_flight, memory_order_relaxed);
+    }
+    t.idle = t.ready > t.busy ? t.ready - t.busy : 0;
+    return t;
+}
 
 /** per-thread pool settings, derived from the config */
 typedef struct st_tg_pool_config_t {

@@ -9,7 +9,9 @@
 #include <stdint.h>
 #include <h2o.h>
 #include "tollgate.h"
+#include "tollgate/accesslog.h"
 #include "tollgate/buf.h"
+#include "tollgate/metrics.h"
 #include "tollgate/pool.h"
 #include "tollgate/snapshot.h"
 
@@ -31,6 +33,8 @@ typedef struct st_tg_worker_t {
     h2o_multithread_receiver_t reload_receiver;
     struct st_tg_listener_t *listeners; /* this thread's wrappers of the listening sockets */
     size_t n_listeners;
+    tg_metrics_thread_t *metrics;  /* this thread's counters and histograms (the gateway's; summed when scraped) */
+    tg_accesslog_t *access_log;    /* the gateway's; this thread writes its own ring of it */
 } tg_worker_t;
 
 /** the config new requests on this worker are served with */
@@ -57,6 +61,19 @@ size_t tg_gateway_threads(tg_gateway_t *gw);
 /** the current config's backends, [0] the primary: a malloc'd copy of the list (the backends are the gateway's) */
 tg_backend_t **tg_gateway_backends(tg_gateway_t *gw, size_t *n);
 
+/** every worker's metrics table (n: tg_gateway_threads); the array and tables are the gateway's */
+tg_metrics_thread_t *const *tg_gateway_metrics(tg_gateway_t *gw);
+
+/** the access log (always there; off while no file is configured) */
+tg_accesslog_t *tg_gateway_access_log(tg_gateway_t *gw);
+
+/** what the process figures in /metrics need: reloads taken and rejected, the wall-clock start time */
+typedef struct st_tg_gateway_figures_t {
+    uint64_t reloads_ok, reloads_failed;
+    double started_at_s; /* Unix time */
+} tg_gateway_figures_t;
+void tg_gateway_figures(tg_gateway_t *gw, tg_gateway_figures_t *out);
+
 /** the admin listener's handler: h2o's handler and the gateway it reports on */
 typedef struct st_tg_admin_handler_t {
     h2o_handler_t super;
@@ -72,6 +89,13 @@ int tg_handle_admin(h2o_handler_t *self, h2o_req_t *req);
  * is its own h2o handler context, made when the worker's h2o context is.
  */
 h2o_handler_t *tg_handler_register(h2o_pathconf_t *pathconf);
+
+/**
+ * Registers the logger of h2o's own answers (its 413 for a body past its limit, its
+ * 400s), which never reach `handler`, on `hostconf`: they are counted and logged on
+ * the handler's per-thread state (handlers/observe.c).
+ */
+void tg_observe_register(h2o_hostconf_t *hostconf, h2o_handler_t *handler);
 
 /** catalog calls in progress on the thread of `ctx` (decoded, not yet answered) */
 size_t tg_handler_calls(h2o_context_t *ctx, h2o_handler_t *handler);

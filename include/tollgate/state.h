@@ -55,6 +55,7 @@ typedef struct st_tg_query_state_t {
     _Atomic int retry_after_s; /* what a switched-off query answers with */
     int file_enabled;          /* `enabled` in the files when last bound (a change there clears the switch) */
     char *name;
+    uint32_t id;               /* 1, 2, ... in order of creation: its label in the metrics (tollgate/metrics.h) */
     char *reason;              /* why it was switched off (for /admin/status and the log), or NULL; guarded by the registry */
     tg_query_slot_t *slots;    /* one per worker thread */
 } __attribute__((aligned(64))) tg_query_state_t;
@@ -66,6 +67,7 @@ typedef struct st_tg_tenant_state_t {
     _Atomic int switched;    /* tg_switch_t */
     int file_enabled;        /* `enabled` in the files when last bound */
     char *name;
+    uint32_t id;             /* 1, 2, ... in order of creation (metrics) */
     char *reason;            /* guarded by the registry */
 } __attribute__((aligned(64))) tg_tenant_state_t;
 
@@ -75,6 +77,8 @@ typedef struct st_tg_state_t {
     size_t n_queries, cap_queries;
     tg_tenant_state_t **tenants;
     size_t n_tenants, cap_tenants;
+    char **backends;            /* every backend name ever bound: backend id i + 1 is backends[i] (metrics) */
+    size_t n_backends, cap_backends;
     size_t n_threads;           /* slots per query */
     _Atomic int in_flight;      /* gateway-wide */
 } tg_state_t;
@@ -92,6 +96,17 @@ void tg_state_free(tg_state_t *s);
  */
 tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_enabled);
 tg_tenant_state_t *tg_state_bind_tenant(tg_state_t *s, const char *name, int file_enabled, uint64_t now_ns);
+
+/** the id (1, 2, ...) of backend name `name`, made if new; the same name keeps its id. Takes the mutex. */
+uint32_t tg_state_bind_backend(tg_state_t *s, const char *name);
+
+/**
+ * The name of query, tenant or backend `id` (ids of tg_state_t's entries), or NULL for
+ * 0 or an unknown id. Call with the registry's mutex held; names never change or move.
+ */
+const char *tg_state_query_name(const tg_state_t *s, uint32_t id);
+const char *tg_state_tenant_name(const tg_state_t *s, uint32_t id);
+const char *tg_state_backend_name(const tg_state_t *s, uint32_t id);
 
 /** finds without making; NULL if there is none. Takes the registry's mutex. */
 tg_query_state_t *tg_state_find_query(tg_state_t *s, const char *name);

@@ -97,6 +97,7 @@ Test(config, explicit_values_and_nulls)
 {
     write_file("tls/cert.pem", "cert");
     write_file("tls/key.pem", "key");
+    write_file("logs/.keep", ""); /* the access log's folder must exist */
     tg_config_t *cfg =
         parse_ok("{'listen': [{'host': '127.0.0.1', 'port': 8080},"
                  "            {'host': '0.0.0.0', 'port': 8443, 'tls': {'cert_file': 'tls/cert.pem', 'key_file': 'tls/key.pem'}}],"
@@ -297,6 +298,8 @@ Test(config, wrong_types)
     expect_error("{" BASE ", 'pool': {'low_priority_share': 'half'}}", "pool.low_priority_share: must be a number", NULL, NULL);
     expect_error("{" BASE ", 'max_body_bytes': true}", "max_body_bytes: must be an integer", NULL, NULL);
     expect_error("{" BASE ", 'access_log': false}", "access_log:", NULL, NULL);
+    expect_error("{" BASE ", 'access_log': '/nonexistent-dir/access.log'}", "access_log: /nonexistent-dir/access.log cannot be created in /nonexistent-dir: No such file", NULL, NULL);
+    expect_error("{" BASE ", 'access_log': '/'}", "access_log: / is a folder", NULL, NULL);
     expect_error("{" BASE ", 'cache': []}", "cache: must be an object", NULL, NULL);
     expect_error("{" BASE ", 'tenants': {}}", "tenants: must be an array", NULL, NULL);
     expect_error("{" BASE ", 'tenants': ['billing']}", "tenants[0]: must be an object", NULL, NULL);

@@ -1,0 +1,308 @@
+/*
+ * GET /metrics: the Prometheus text format (0.0.4). Counters and histograms are
+ * summed over the worker threads' tables (tollgate/metrics.h); gauges are read from
+ * the live state, the backends and /proc when scraped. Every family has its HELP and
+ * TYPE even before it has a series, so dashboards and alerts see a name from the
+ * start. Label values are names from the config.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include "tollgate.h"
+#include "tollgate/health.h"
+#include "../gateway/internal.h"
+#include "respond.h"
+
+static void family(tg_buf_t *b, const char *name, const char *type, const char *help)
+{
+    tg_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value: backslash, double quote and newline escaped, as the format asks. */
+static void label_value(tg_buf_t *b, const char *s)
+{
+    tg_buf_appendc(b, '"');
+    for (; *s != '\0'; ++s) {
+        if (*s == '\\' || *s == '"')
+            tg_buf_appendc(b, '\\'), tg_buf_appendc(b, *s);
+        else if (*s == '\n')
+            tg_buf_appends(b, "\\n");
+        else
+            tg_buf_appendc(b, *s);
+    }
+    tg_buf_appendc(b, '"');
+}
+
+/* Appends `k="v"` to a label list (a comma first unless it is empty). */
+static void label(tg_buf_t *b, const char *k, const char *v)
+{
+    if (b->len != 0)
+        tg_buf_appendc(b, ',');
+    tg_buf_printf(b, "%s=", k);
+    label_value(b, v);
+}
+
+static const char *or_dash(const char *s)
+{
+    return s != NULL ? s : "-";
+}
+
+/* One sample line: name{labels} value. */
+static void sample(tg_buf_t *b, const char *name, const char *suffix, const tg_buf_t *labels, const char *extra, const char *value)
+{
+    tg_buf_printf(b, "%s%s{%.*s%s%s} %s\n", name, suffix, (int)labels->len, labels->base != NULL ? labels->base : "",
+                  labels->len != 0 && extra != NULL ? "," : "", extra != NULL ? extra : "", value);
+}
+
+/* The counter series of one kind, from s[i] on (sorted by key): returns the index past them. */
+static size_t counters(tg_buf_t *b, tg_buf_t *l, const tg_state_t *st, const tg_metrics_series_t *s, size_t i, size_t n,
+                       tg_metric_kind_t kind, const char *name)
+{
+    for (; i != n && tg_metrics_key_kind(s[i].key) == kind; ++i) {
+        uint32_t a = tg_metrics_key_a(s[i].key), bb = tg_metrics_key_b(s[i].key), c = tg_metrics_key_c(s[i].key);
+        char text[24];
+        tg_buf_reset(l);
+        if (kind == TG_M_REQUESTS) {
+            snprintf(text, sizeof(text), "%u", c);
+            label(l, "query", or_dash(tg_state_query_name(st, a)));
+            label(l, "tenant", or_dash(tg_state_tenant_name(st, bb)));
+            label(l, "status", text);
+        } else if (kind == TG_M_REFUSED) {
+            label(l, "tenant", or_dash(tg_state_tenant_name(st, a)));
+            label(l, "reason", tg_refusal_name((tg_refusal_t)c));
+        } else {
+            label(l, "query", or_dash(tg_state_query_name(st, a)));
+            label(l, "reason", tg_shed_name((tg_shed_t)c));
+        }
+        snprintf(text, sizeof(text), "%llu", (unsigned long long)s[i].v[0]);
+        sample(b, name, "", l, NULL, text);
+    }
+    return i;
+}
+
+static size_t histograms(tg_buf_t *b, tg_buf_t *l, const tg_state_t *st, const tg_metrics_series_t *s, size_t i, size_t n,
+                         tg_metric_kind_t kind, const char *name)
+{
+    for (; i != n && tg_metrics_key_kind(s[i].key) == kind; ++i) {
+        tg_buf_reset(l);
+        label(l, "query", or_dash(tg_state_query_name(st, tg_metrics_key_a(s[i].key))));
+        if (kind == TG_M_DB_SECONDS)
+            label(l, "backend", or_dash(tg_state_backend_name(st, tg_metrics_key_b(s[i].key))));
+        uint64_t cumulative = 0;
+        char le[40], text[40];
+        for (size_t j = 0; j != TG_METRICS_BUCKETS; ++j) {
+            cumulative += s[i].v[j];
+            if (j != TG_METRICS_BUCKETS - 1)
+                snprintf(le, sizeof(le), "le=\"%g\"", (double)tg_metrics_bucket_us[j] / 1e6);
+            else
+                strcpy(le, "le=\"+Inf\"");
+            snprintf(text, sizeof(text), "%llu", (unsigned long long)cumulative);
+            sample(b, name, "_bucket", l, le, text);
+        }
+        snprintf(text, sizeof(text), "%.6f", (double)s[i].v[TG_METRICS_BUCKETS] / 1e6);
+        sample(b, name, "_sum", l, NULL, text);
+        snprintf(text, sizeof(text), "%llu", (unsigned long long)cumulative);
+        sample(b, name, "_count", l, NULL, text);
+    }
+    return i;
+}
+
+/* Skips series of kinds before `kind` (none are expected), so every family prints only its own. */
+static size_t skip_to(const tg_metrics_series_t *s, size_t i, size_t n, tg_metric_kind_t kind)
+{
+    while (i != n && tg_metrics_key_kind(s[i].key) < kind)
+        ++i;
+    return i;
+}
+
+/* The process: CPU, memory and descriptors from /proc, as Prometheus' own clients name them. */
+static void process_figures(tg_buf_t *b, double started_at_s)
+{
+    double cpu_s = -1, vsize = -1, rss = -1;
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (f != NULL) {
+        char buf[1024];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        /* the fields after the command name, which may hold spaces and parentheses: from the last ')' */
+        char *p = strrchr(buf, ')');
+        unsigned long utime, stime, vs;
+        long rs;
+        if (p != NULL && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %*u %lu %ld",
+                                &utime, &stime, &vs, &rs) == 4) {
+            long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+            cpu_s = (double)(utime + stime) / (double)(ticks > 0 ? ticks : 100);
+            vsize = (double)vs;
+            rss = (double)rs * (double)page;
+        }
+    }
+    long fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        for (struct dirent *e; (e = readdir(d)) != NULL;)
+            fds += e->d_name[0] != '.';
+        closedir(d);
+        --fds; /* the one opendir holds */
+    }
+    struct rlimit rl;
+    family(b, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch, in seconds.");
+    tg_buf_printf(b, "process_start_time_seconds %.3f\n", started_at_s);
+    if (cpu_s >= 0) {
+        family(b, "process_cpu_seconds_total", "counter", "User and system CPU time spent, in seconds.");
+        tg_buf_printf(b, "process_cpu_seconds_total %.2f\n", cpu_s);
+        family(b, "process_resident_memory_bytes", "gauge", "Resident memory size, in bytes.");
+        tg_buf_printf(b, "process_resident_memory_bytes %.0f\n", rss);
+        family(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size, in bytes.");
+        tg_buf_printf(b, "process_virtual_memory_bytes %.0f\n", vsize);
+    }
+    family(b, "process_open_fds", "gauge", "Open file descriptors.");
+    tg_buf_printf(b, "process_open_fds %ld\n", fds);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        family(b, "process_max_fds", "gauge", "The most file descriptors the process may open.");
+        tg_buf_printf(b, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    }
+}
+
+static void backend_figures(tg_buf_t *b, tg_buf_t *l, tg_gateway_t *gw, const tg_config_t *cfg)
+{
+    size_t n, n_threads = tg_gateway_threads(gw);
+    tg_backend_t **backends = tg_gateway_backends(gw, &n);
+    uint64_t now_ms = tg_now_ms();
+    family(b, "tollgate_backend_up", "gauge", "1 while the health checker finds the backend up, else 0.");
+    for (size_t i = 0; i != n; ++i) {
+        tg_buf_reset(l);
+        label(l, "backend", backends[i]->name);
+        label(l, "role", backends[i]->is_primary ? "primary" : "replica");
+        sample(b, "tollgate_backend_up", "", l, NULL, tg_health_backend_up(backends[i], now_ms, cfg->health_interval_ms) ? "1" : "0");
+    }
+    family(b, "tollgate_replica_lag_seconds", "gauge",
+           "Replay lag of each replica behind the primary by the last health check, in seconds (absent while unknown).");
+    for (size_t i = 0; i != n; ++i) {
+        int64_t lag = atomic_load(&backends[i]->lag_ms);
+        if (backends[i]->is_primary || lag < 0)
+            continue;
+        char text[32];
+        snprintf(text, sizeof(text), "%.3f", (double)lag / 1000);
+        tg_buf_reset(l);
+        label(l, "backend", backends[i]->name);
+        sample(b, "tollgate_replica_lag_seconds", "", l, NULL, text);
+    }
+    family(b, "tollgate_backend_connections", "gauge", "Pooled connections to each backend, by state, over every worker thread.");
+    for (size_t i = 0; i != n; ++i) {
+        tg_backend_totals_t t = tg_backend_totals(backends[i], n_threads);
+        const struct {
+            const char *state;
+            long v;
+        } states[] = {{"idle", t.idle}, {"busy", t.busy}, {"connecting", t.connecting}};
+        for (size_t j = 0; j != sizeof(states) / sizeof(states[0]); ++j) {
+            char text[24];
+            snprintf(text, sizeof(text), "%ld", states[j].v);
+            tg_buf_reset(l);
+            label(l, "backend", backends[i]->name);
+            label(l, "state", states[j].state);
+            sample(b, "tollgate_backend_connections", "", l, NULL, text);
+        }
+    }
+    family(b, "tollgate_backend_in_flight", "gauge", "Calls sent to each backend and not yet answered.");
+    for (size_t i = 0; i != n; ++i) {
+        char text[24];
+        snprintf(text, sizeof(text), "%ld", tg_backend_totals(backends[i], n_threads).in_flight);
+        tg_buf_reset(l);
+        label(l, "backend", backends[i]->name);
+        sample(b, "tollgate_backend_in_flight", "", l, NULL, text);
+    }
+    free(backends);
+}
+
+/* Tenants and queries of the current snapshot: in flight and switched off. */
+static void live_figures(tg_buf_t *b, tg_buf_t *l, const tg_snapshot_t *snap, tg_state_t *st)
+{
+    const tg_config_t *cfg = snap->config;
+    const tg_limits_t *lim = snap->limits;
+    char text[24];
+    family(b, "tollgate_in_flight", "gauge", "Catalog calls admitted and not yet answered, gateway-wide.");
+    tg_buf_printf(b, "tollgate_in_flight %d\n", atomic_load(&st->in_flight));
+    family(b, "tollgate_tenant_in_flight", "gauge", "Calls of each tenant admitted and not yet answered.");
+    for (size_t i = 0; i != lim->n_tenants; ++i) {
+        tg_buf_reset(l);
+        label(l, "tenant", lim->tenants[i].name);
+        snprintf(text, sizeof(text), "%d", atomic_load(&lim->tenants[i].state->in_flight));
+        sample(b, "tollgate_tenant_in_flight", "", l, NULL, text);
+    }
+    family(b, "tollgate_tenant_switched_off", "gauge", "1 while the tenant is switched off (its calls answer 403).");
+    for (size_t i = 0; i != lim->n_tenants; ++i) {
+        tg_buf_reset(l);
+        label(l, "tenant", lim->tenants[i].name);
+        sample(b, "tollgate_tenant_switched_off", "", l, NULL,
+               tg_state_is_off(&lim->tenants[i].state->switched, lim->tenants[i].state->file_enabled) ? "1" : "0");
+    }
+    family(b, "tollgate_query_in_flight", "gauge", "Calls of each query admitted and not yet answered.");
+    for (size_t i = 0; i != cfg->n_queries; ++i) {
+        tg_buf_reset(l);
+        label(l, "query", cfg->queries[i].name);
+        snprintf(text, sizeof(text), "%d", atomic_load(&cfg->queries[i].state->in_flight));
+        sample(b, "tollgate_query_in_flight", "", l, NULL, text);
+    }
+    family(b, "tollgate_query_switched_off", "gauge", "1 while the query's kill switch is off (it answers 503).");
+    for (size_t i = 0; i != cfg->n_queries; ++i) {
+        tg_buf_reset(l);
+        label(l, "query", cfg->queries[i].name);
+        sample(b, "tollgate_query_switched_off", "", l, NULL,
+               tg_state_is_off(&cfg->queries[i].state->switched, cfg->queries[i].enabled) ? "1" : "0");
+    }
+}
+
+void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
+{
+    tg_state_t *st = tg_gateway_state(gw);
+    size_t n_threads = tg_gateway_threads(gw);
+    tg_metrics_series_t *s;
+    size_t n = tg_metrics_collect(tg_gateway_metrics(gw), n_threads, &s), i = 0;
+    tg_gateway_figures_t fig;
+    tg_gateway_figures(gw, &fig);
+    tg_buf_t b = {0}, l = {0};
+
+    family(&b, "tollgate_build_info", "gauge", "The running build: always 1, labelled with its version.");
+    tg_buf_printf(&b, "tollgate_build_info{version=\"%s\"} 1\n", TOLLGATE_VERSION);
+    family(&b, "tollgate_config_generation", "gauge", "Generation of the config snapshot being served (1 at start, +1 a reload).");
+    tg_buf_printf(&b, "tollgate_config_generation %llu\n", (unsigned long long)snap->generation);
+    family(&b, "tollgate_reloads_total", "counter", "Config reloads (SIGHUP or POST /admin/reload), by result.");
+    tg_buf_printf(&b, "tollgate_reloads_total{result=\"ok\"} %llu\ntollgate_reloads_total{result=\"rejected\"} %llu\n",
+                  (unsigned long long)fig.reloads_ok, (unsigned long long)fig.reloads_failed);
+    family(&b, "tollgate_threads", "gauge", "Worker threads.");
+    tg_buf_printf(&b, "tollgate_threads %zu\n", n_threads);
+
+    /* the per-thread tables, under the registry's mutex for the names (ids only grow; names never move) */
+    pthread_mutex_lock(&st->mutex);
+    family(&b, "tollgate_requests_total", "counter",
+           "Answered requests by catalog query, tenant and HTTP status (\"-\": none; 499: the client left first).");
+    i = counters(&b, &l, st, s, skip_to(s, i, n, TG_M_REQUESTS), n, TG_M_REQUESTS, "tollgate_requests_total");
+    family(&b, "tollgate_refused_total", "counter", "Calls refused before they cost the database anything, by tenant and reason.");
+    i = counters(&b, &l, st, s, skip_to(s, i, n, TG_M_REFUSED), n, TG_M_REFUSED, "tollgate_refused_total");
+    family(&b, "tollgate_shed_total", "counter", "Calls not served to protect the gateway or the database, by query and reason.");
+    i = counters(&b, &l, st, s, skip_to(s, i, n, TG_M_SHED), n, TG_M_SHED, "tollgate_shed_total");
+    family(&b, "tollgate_request_duration_seconds", "histogram", "Time from a request reaching the handler to its answer, by query.");
+    i = histograms(&b, &l, st, s, skip_to(s, i, n, TG_M_REQUEST_SECONDS), n, TG_M_REQUEST_SECONDS, "tollgate_request_duration_seconds");
+    family(&b, "tollgate_db_duration_seconds", "histogram", "Time a call ran on its backend, by query and backend.");
+    i = histograms(&b, &l, st, s, skip_to(s, i, n, TG_M_DB_SECONDS), n, TG_M_DB_SECONDS, "tollgate_db_duration_seconds");
+    family(&b, "tollgate_pool_wait_seconds", "histogram", "Time from admission to a call being sent to a backend connection, by query.");
+    i = histograms(&b, &l, st, s, skip_to(s, i, n, TG_M_WAIT_SECONDS), n, TG_M_WAIT_SECONDS, "tollgate_pool_wait_seconds");
+    live_figures(&b, &l, snap, st);
+    pthread_mutex_unlock(&st->mutex);
+    free(s);
+
+    backend_figures(&b, &l, gw, snap->config);
+    tg_accesslog_t *log = tg_gateway_access_log(gw);
+    family(&b, "tollgate_access_log_lines_total", "counter", "Access-log lines written.");
+    tg_buf_printf(&b, "tollgate_access_log_lines_total %llu\n", (unsigned long long)tg_accesslog_written(log));
+    family(&b, "tollgate_access_log_dropped_total", "counter", "Access-log lines dropped because the file could not keep up (never the request delayed).");
+    tg_buf_printf(&b, "tollgate_access_log_dropped_total %llu\n", (unsigned long long)tg_accesslog_dropped(log));
+    process_figures(&b, fig.started_at_s);
+
+    tg_respond_body(req, 200, H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"), b.base, b.len);
+    tg_buf_dispose(&b);
+    tg_buf_dispose(&l);
+}
