@@ -60,37 +60,10 @@ tg_wait_backends "http://127.0.0.1:$TG_HTTP_PORT" || true
 URL=http://127.0.0.1:$TG_HTTP_PORT
 ADMIN=http://127.0.0.1:$TG_ADMIN_PORT
 
-make_uris() { # FILE SEED
-    awk -v n="$USERS" -v seed="$2" -v base="$URL" \
-        'BEGIN { srand(seed); for (i = 0; i < 200000; i++) printf "%s/users/%d\n", base, 1 + int(rand() * n) }' >"$1"
-}
-
-# Runs the load for SECS; prints "req/s done bad".
-load() { # URIFILE
-    local out=$WORK/h2load.out
-    timeout -k 5 $((SECS + 30)) h2load -c "$CLIENTS" -m "$STREAMS" -D "$SECS" -i "$1" >"$out" 2>&1 ||
-        { sed 's/^/    /' "$out" >&2; tg_die "h2load failed"; }
-    local rps ndone failed redirects
-    rps=$(awk '/^finished in/ { print $4 }' "$out")
-    # requests: T total, S started, D done, OK succeeded, F failed (errored, timeouts and 4xx/5xx included), ...
-    read -r ndone failed <<<"$(awk '/^requests:/ { print $6, $10 }' "$out")"
-    redirects=$(awk '/^status codes:/ { print $5 }' "$out")
-    echo "$rps $ndone $((failed + redirects))"
-}
-
-# Sends POST /admin/reload every RELOAD_MS for SECS, from one curl process (its --rate),
-# so the reloads cost the shared cores little beyond the gateway's own work; counts the
-# answers in $WORK/reloads ("ok not-ok").
-reloader() {
-    local n=$((SECS * 1000 / RELOAD_MS)) i
-    {
-        for ((i = 0; i < n; ++i)); do
-            printf 'url = "%s/admin/reload"\noutput = "/dev/null"\n' "$ADMIN"
-        done
-    } >"$WORK/curl.cfg"
-    curl -s -X POST --rate "$((60000 / RELOAD_MS))/m" -w '%{http_code}\n' -K "$WORK/curl.cfg" >"$WORK/reload-codes" || true
-    awk '$1 == 200 { ok++ } $1 != 200 { bad++ } END { print ok + 0, bad + 0 }' "$WORK/reload-codes" >"$WORK/reloads"
-}
+make_uris() { tg_random_user_uris "$1" "$2" "$URL" "$USERS"; }
+load() { tg_h2load_uris "$1" "$SECS" "$CLIENTS" "$STREAMS" "$WORK/h2load.out"; }
+# POST /admin/reload every RELOAD_MS for SECS; the answers ("ok not-ok") into $WORK/reloads.
+reloader() { tg_curl_every POST "$ADMIN/admin/reload" "$RELOAD_MS" "$SECS" "$WORK" >"$WORK/reloads"; }
 
 tg_log "warm-up (3 s)"
 make_uris "$WORK/uris" 0

@@ -217,42 +217,53 @@ static void backend_figures(tg_buf_t *b, tg_buf_t *l, tg_gateway_t *gw, const tg
     free(backends);
 }
 
+/* A gauge family of one series per name: metric{label="names[i]"} values[i]. */
+static void gauge_per_name(tg_buf_t *b, tg_buf_t *l, const char *metric, const char *help, const char *key, const char *const *names,
+                           const long *values, size_t n)
+{
+    family(b, metric, "gauge", help);
+    for (size_t i = 0; i != n; ++i) {
+        char text[24];
+        snprintf(text, sizeof(text), "%ld", values[i]);
+        tg_buf_reset(l);
+        label(l, key, names[i]);
+        sample(b, metric, "", l, NULL, text);
+    }
+}
+
 /* Tenants and queries of the current snapshot: in flight and switched off. */
 static void live_figures(tg_buf_t *b, tg_buf_t *l, const tg_snapshot_t *snap, tg_state_t *st)
 {
     const tg_config_t *cfg = snap->config;
     const tg_limits_t *lim = snap->limits;
-    char text[24];
     family(b, "tollgate_in_flight", "gauge", "Catalog calls admitted and not yet answered, gateway-wide.");
     tg_buf_printf(b, "tollgate_in_flight %d\n", atomic_load(&st->in_flight));
-    family(b, "tollgate_tenant_in_flight", "gauge", "Calls of each tenant admitted and not yet answered.");
+    size_t n = lim->n_tenants > cfg->n_queries ? lim->n_tenants : cfg->n_queries;
+    const char **names = tg_calloc(n + 1, sizeof(*names));
+    long *in_flight = tg_calloc(n + 1, sizeof(*in_flight)), *off = tg_calloc(n + 1, sizeof(*off));
     for (size_t i = 0; i != lim->n_tenants; ++i) {
-        tg_buf_reset(l);
-        label(l, "tenant", lim->tenants[i].name);
-        snprintf(text, sizeof(text), "%d", atomic_load(&lim->tenants[i].state->in_flight));
-        sample(b, "tollgate_tenant_in_flight", "", l, NULL, text);
+        tg_tenant_state_t *t = lim->tenants[i].state;
+        names[i] = lim->tenants[i].name;
+        in_flight[i] = atomic_load(&t->in_flight);
+        off[i] = tg_state_is_off(&t->switched, t->file_enabled);
     }
-    family(b, "tollgate_tenant_switched_off", "gauge", "1 while the tenant is switched off (its calls answer 403).");
-    for (size_t i = 0; i != lim->n_tenants; ++i) {
-        tg_buf_reset(l);
-        label(l, "tenant", lim->tenants[i].name);
-        sample(b, "tollgate_tenant_switched_off", "", l, NULL,
-               tg_state_is_off(&lim->tenants[i].state->switched, lim->tenants[i].state->file_enabled) ? "1" : "0");
-    }
-    family(b, "tollgate_query_in_flight", "gauge", "Calls of each query admitted and not yet answered.");
+    gauge_per_name(b, l, "tollgate_tenant_in_flight", "Calls of each tenant admitted and not yet answered.", "tenant", names, in_flight,
+                   lim->n_tenants);
+    gauge_per_name(b, l, "tollgate_tenant_switched_off", "1 while the tenant is switched off (its calls answer 403).", "tenant", names, off,
+                   lim->n_tenants);
     for (size_t i = 0; i != cfg->n_queries; ++i) {
-        tg_buf_reset(l);
-        label(l, "query", cfg->queries[i].name);
-        snprintf(text, sizeof(text), "%d", atomic_load(&cfg->queries[i].state->in_flight));
-        sample(b, "tollgate_query_in_flight", "", l, NULL, text);
+        tg_query_state_t *q = cfg->queries[i].state;
+        names[i] = cfg->queries[i].name;
+        in_flight[i] = atomic_load(&q->in_flight);
+        off[i] = tg_state_is_off(&q->switched, cfg->queries[i].enabled);
     }
-    family(b, "tollgate_query_switched_off", "gauge", "1 while the query's kill switch is off (it answers 503).");
-    for (size_t i = 0; i != cfg->n_queries; ++i) {
-        tg_buf_reset(l);
-        label(l, "query", cfg->queries[i].name);
-        sample(b, "tollgate_query_switched_off", "", l, NULL,
-               tg_state_is_off(&cfg->queries[i].state->switched, cfg->queries[i].enabled) ? "1" : "0");
-    }
+    gauge_per_name(b, l, "tollgate_query_in_flight", "Calls of each query admitted and not yet answered.", "query", names, in_flight,
+                   cfg->n_queries);
+    gauge_per_name(b, l, "tollgate_query_switched_off", "1 while the query's kill switch is off (it answers 503).", "query", names, off,
+                   cfg->n_queries);
+    free(names);
+    free(in_flight);
+    free(off);
 }
 
 void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)

@@ -275,3 +275,36 @@ tg_stop_gateway() {
     wait "$pid" 2>/dev/null || rc=$?
     return "$rc"
 }
+
+# ---------------------------------------------------------------------------------
+# Benchmark loads (bench/reload.sh, bench/observe.sh)
+
+# Writes 200,000 URLs BASE/users/<random id in 1..USERS> to FILE (awk's srand(SEED)).
+tg_random_user_uris() { # FILE SEED BASE USERS
+    awk -v n="$4" -v seed="$2" -v base="$3" \
+        'BEGIN { srand(seed); for (i = 0; i < 200000; i++) printf "%s/users/%d\n", base, 1 + int(rand() * n) }' >"$1"
+}
+
+# h2load -cCLIENTS -mSTREAMS for SECS over the URLs of URIFILE (h2c), its output in
+# OUT; prints "req/s done bad" (bad: failed, errored, timed out, or not 2xx).
+tg_h2load_uris() { # URIFILE SECS CLIENTS STREAMS OUT
+    local out=$5
+    timeout -k 5 $(($2 + 30)) h2load -c "$3" -m "$4" -D "$2" -i "$1" >"$out" 2>&1 ||
+        { sed 's/^/    /' "$out" >&2; tg_die "h2load failed"; }
+    local rps ndone failed redirects
+    rps=$(awk '/^finished in/ { print $4 }' "$out")
+    # requests: T total, S started, D done, OK succeeded, F failed (errored, timeouts and 4xx/5xx included), ...
+    read -r ndone failed <<<"$(awk '/^requests:/ { print $6, $10 }' "$out")"
+    redirects=$(awk '/^status codes:/ { print $5 }' "$out")
+    echo "$rps $ndone $((failed + redirects))"
+}
+
+# Sends METHOD URL every EVERY_MS for SECS from one curl process (its --rate, so the
+# load generator spends little on it); prints "ok not-ok" (200s and the rest).
+tg_curl_every() { # METHOD URL EVERY_MS SECS WORKDIR
+    local n=$(($4 * 1000 / $3)) i
+    for ((i = 0; i < n; ++i)); do printf 'url = "%s"\noutput = "/dev/null"\n' "$2"; done >"$5/curl-every.cfg"
+    curl -s -X "$1" --rate "$((60000 / $3))/m" -w '%{http_code}\n' -K "$5/curl-every.cfg" >"$5/curl-every.codes" || true
+    awk '$1 == 200 { ok++ } $1 != 200 { bad++ } END { print ok + 0, bad + 0 }' "$5/curl-every.codes"
+}
+
