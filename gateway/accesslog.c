@@ -23,7 +23,7 @@ typedef struct st_tg_ring_t {
     char pad1[56];
     _Atomic uint64_t lines;   /* lines appended (the producer's) */
     _Atomic uint64_t dropped; /* lines that did not fit (the producer's) */
-    uint64_t cut;             /* with a file handed over: `head` when it was, the end of what goes to the old file */
+    uint64_t cut;             /* the writer's: `head` when it took a file handed over, the end of what goes to the old one */
     char *buf;
 } __attribute__((aligned(64))) tg_ring_t;
 
@@ -69,13 +69,15 @@ static void write_out(tg_accesslog_t *log, int fd, const char *p, size_t n)
     }
 }
 
-/* Writes what each ring holds (up to its cut, with `to_cut`) to `fd`. */
+/* Writes what each ring holds (up to its cut, with `to_cut`) to `fd`. The writer's only. */
 static void drain(tg_accesslog_t *log, int fd, int to_cut)
 {
     for (size_t i = 0; i != log->n_rings; ++i) {
         tg_ring_t *r = &log->rings[i];
         uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
         uint64_t h = to_cut ? r->cut : atomic_load_explicit(&r->head, memory_order_acquire);
+        if ((int64_t)(h - t) < 0)
+            h = t; /* never behind what was written (a cut is taken by this thread, after its last drain) */
         while (t != h) {
             size_t off = (size_t)(t & (TG_RING_BYTES - 1)), n = (size_t)(h - t);
             if (n > TG_RING_BYTES - off)
@@ -94,7 +96,7 @@ static void *writer_main(void *arg)
     for (;;) {
         if (!log->stop && log->next_fd == -2 && log->flush_done == log->flush_asked) {
             struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
+            clock_gettime(CLOCK_MONOTONIC, &until); /* the condition waits on the monotonic clock: a clock step does not stall it */
             until.tv_nsec += TG_WRITER_PERIOD_MS * 1000000L;
             if (until.tv_nsec >= 1000000000L)
                 until.tv_sec += 1, until.tv_nsec -= 1000000000L;
@@ -103,10 +105,20 @@ static void *writer_main(void *arg)
         int next = log->next_fd, stop = log->stop;
         uint64_t asked = log->flush_asked;
         log->next_fd = -2;
+        /*
+         * A file handed over: what each ring holds now goes to the old one, the rest to the
+         * new. Taken here, by the only thread that moves the tails, so a cut is never behind
+         * a tail; lines logged between the reopen and now go to the old file (which
+         * logrotate expects: it was moved, not removed).
+         */
+        if (next != -2)
+            for (size_t i = 0; i != log->n_rings; ++i)
+                log->rings[i].cut = atomic_load_explicit(&log->rings[i].head, memory_order_acquire);
         pthread_mutex_unlock(&log->mutex);
         /* What was logged before a reopen goes to the old file, what came after to the new one. */
         if (next != -2) {
-            drain(log, log->fd, 1);
+            if (log->fd >= 0) /* from off, there is no old file: all goes to the new one */
+                drain(log, log->fd, 1);
             if (log->fd >= 0)
                 close(log->fd);
             log->fd = next;
@@ -139,7 +151,11 @@ tg_accesslog_t *tg_accesslog_create(const char *path, size_t n_threads, char *er
     log->path = path != NULL ? tg_strdup(path) : NULL;
     atomic_init(&log->on, fd >= 0);
     pthread_mutex_init(&log->mutex, NULL);
-    pthread_cond_init(&log->wake, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&log->wake, &attr);
+    pthread_condattr_destroy(&attr);
     pthread_cond_init(&log->done, NULL);
     pthread_create(&log->writer, NULL, writer_main, log);
     return log;
@@ -166,40 +182,44 @@ void tg_accesslog_free(tg_accesslog_t *log)
     free(log);
 }
 
-int tg_accesslog_reopen(tg_accesslog_t *log, const char *path, char *err, size_t err_size)
+/* Opens `path` (NULL: off) and hands it to the writer; the mutex held (workers never take it, so opening here blocks only the writer). */
+static int reopen_locked(tg_accesslog_t *log, const char *path, char *err, size_t err_size)
 {
     int fd = -1;
     if (path != NULL && (fd = open_path(path, err, err_size)) < 0)
         return -1;
-    pthread_mutex_lock(&log->mutex);
-    if (log->next_fd != -2) {
-        if (log->next_fd >= 0)
-            close(log->next_fd); /* two reopens in one writer turn: the later wins (from the first one's cut) */
-    } else {
-        for (size_t i = 0; i != log->n_rings; ++i)
-            log->rings[i].cut = atomic_load_explicit(&log->rings[i].head, memory_order_acquire);
-    }
+    if (log->next_fd >= 0)
+        close(log->next_fd); /* two reopens in one writer turn: the later wins */
     log->next_fd = fd;
-    free(log->path);
-    log->path = path != NULL ? tg_strdup(path) : NULL;
+    if (path != log->path) {
+        free(log->path);
+        log->path = path != NULL ? tg_strdup(path) : NULL;
+    }
     /* Off: producers stop at once; on: they may start before the writer took the file (it writes their lines there). */
     atomic_store(&log->on, fd >= 0);
     pthread_cond_signal(&log->wake);
-    pthread_mutex_unlock(&log->mutex);
     return 0;
+}
+
+int tg_accesslog_reopen(tg_accesslog_t *log, const char *path, char *err, size_t err_size)
+{
+    pthread_mutex_lock(&log->mutex);
+    int r = reopen_locked(log, path, err, err_size);
+    pthread_mutex_unlock(&log->mutex);
+    return r;
 }
 
 void tg_accesslog_rotate(tg_accesslog_t *log)
 {
+    char err[512];
+    /* under the mutex throughout: a reload that changes the path meanwhile is not undone */
     pthread_mutex_lock(&log->mutex);
+    int r = log->path != NULL ? reopen_locked(log, log->path, err, sizeof(err)) : 1;
     char *path = log->path != NULL ? tg_strdup(log->path) : NULL;
     pthread_mutex_unlock(&log->mutex);
-    if (path == NULL)
-        return;
-    char err[512];
-    if (tg_accesslog_reopen(log, path, err, sizeof(err)) != 0)
+    if (r < 0)
         tg_log(TG_LOG_ERROR, "%s; the access log goes on in the file it had", err);
-    else
+    else if (r == 0)
         tg_log(TG_LOG_INFO, "access log reopened: %s", path);
     free(path);
 }

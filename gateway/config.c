@@ -251,8 +251,11 @@ static void check_listen_dups(ctx_t *c)
     }
 }
 
+/* Letters, digits, '_', '-' and '.', but not "-" alone: metrics use it for "none" (handlers/metrics.c). */
 static int valid_tenant_name(const char *s)
 {
+    if (strcmp(s, "-") == 0)
+        return 0;
     for (; *s != '\0'; ++s)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-' ||
               *s == '.'))
@@ -404,7 +407,7 @@ static void parse_tenant(ctx_t *c, json_t *v, size_t idx, tg_tenant_t *t)
     check_unknown(c, prefix, v, fields);
     if ((name = get_string(c, v, prefix, "name", 1)) != NULL) {
         if (!valid_tenant_name(name))
-            cfg_error(c, field_name(f, sizeof(f), prefix, "name"), "must be letters, digits, '_', '-' or '.'");
+            cfg_error(c, field_name(f, sizeof(f), prefix, "name"), "must be letters, digits, '_', '-' or '.' (and not \"-\" alone)");
         else if (strcmp(name, "anonymous") == 0)
             cfg_error(c, field_name(f, sizeof(f), prefix, "name"), "\"anonymous\" is reserved for keyless requests");
         else
@@ -570,7 +573,7 @@ static void parse_fields(ctx_t *c, json_t *root)
                     name = get_string(c, e, f, "name", 1);
                     if (name != NULL && (!valid_tenant_name(name) || name[0] == '\0' || strlen(name) > 63 || strcmp(name, "primary") == 0)) {
                         char g[96];
-                        cfg_error(c, field_name(g, sizeof(g), f, "name"), "must be 1 to 63 letters, digits, '_', '-' or '.' (and not \"primary\")");
+                        cfg_error(c, field_name(g, sizeof(g), f, "name"), "must be 1 to 63 letters, digits, '_', '-' or '.' (and not \"primary\" or \"-\")");
                         name = NULL;
                     }
                 } else if (json_is_string(e)) {

@@ -43,7 +43,8 @@ static void ctx_free(tg_query_ctx_t *ctx);
 static void ctx_describe(tg_query_ctx_t *ctx)
 {
     ctx->worker->ans = (tg_answer_t){.started_ns = ctx->started_ns, .id = ctx->id, .query = ctx->call.query, .tenant = ctx->tenant,
-                                     .backend = ctx->call.backend, .db_ms = ctx->call.db_ms, .sent_ns = ctx->call.sent_ns};
+                                     .backend = ctx->call.backend, .db_ms = ctx->call.db_ms, .sent_ns = ctx->call.sent_ns,
+                                     .submitted = 1};
 }
 
 /* Its client left before the answer: counted and logged as such (status 499), whatever happens to the call. */

@@ -190,7 +190,9 @@ void tg_observe_answer(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t b
     tg_metrics_thread_t *m = w->worker->metrics;
     uint64_t now_ns = tg_now_ns();
     uint64_t total_us = a->started_ns != 0 && now_ns > a->started_ns ? (now_ns - a->started_ns) / 1000 : 0;
-    uint64_t wait_us = a->sent_ns > a->started_ns && a->started_ns != 0 ? (a->sent_ns - a->started_ns) / 1000 : 0;
+    /* a call that never went out (pool timeout, queue full, its client left) waited until now: the longest waits count too */
+    uint64_t wait_end = a->sent_ns != 0 ? a->sent_ns : a->submitted ? now_ns : 0;
+    uint64_t wait_us = wait_end > a->started_ns && a->started_ns != 0 ? (wait_end - a->started_ns) / 1000 : 0;
     uint32_t qid = a->query != NULL ? a->query->state->id : 0, tid = a->tenant != NULL ? a->tenant->state->id : 0;
     if (!a->builtin) {
         tg_metrics_count(m, TG_M_REQUESTS, qid, tid, (uint32_t)status);
@@ -200,9 +202,10 @@ void tg_observe_answer(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t b
             tg_metrics_count(m, TG_M_SHED, qid, 0, (uint32_t)a->shed - 1);
         if (a->query != NULL) {
             tg_metrics_observe(m, TG_M_REQUEST_SECONDS, qid, 0, total_us);
-            if (a->backend != NULL)
+            /* only calls that ran (reached the head of their connection): one lost on the way has no database time */
+            if (a->backend != NULL && a->db_ms > 0)
                 tg_metrics_observe(m, TG_M_DB_SECONDS, qid, a->backend->metrics_id, (uint64_t)((double)a->db_ms * 1000));
-            if (a->sent_ns != 0)
+            if (a->submitted)
                 tg_metrics_observe(m, TG_M_WAIT_SECONDS, qid, 0, wait_us);
         }
     }

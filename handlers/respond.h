@@ -24,6 +24,7 @@ typedef struct st_tg_answer_t {
     const tg_backend_t *backend;      /* where its call last ran, or NULL */
     float db_ms;                      /* how long the call ran on the backend */
     uint64_t sent_ns;                 /* when its call was first sent (the end of its pool wait), or 0 */
+    int submitted;                    /* its call went to the pool (so it waited there, until sent_ns or until now) */
     int refusal;                      /* tg_refusal_t + 1, or 0 */
     int shed;                         /* tg_shed_t + 1, or 0 */
     int builtin;                      /* /healthz or /readyz: logged, not counted as a request */

@@ -399,6 +399,9 @@ Test(config, tenant_names)
                  "tenants[0].name:", "reserved", NULL);
     expect_error("{" BASE ", 'tenants': [{'name': 'a b/c', 'keys': [], 'rate': 1, 'burst': 1}]}", "tenants[0].name:", NULL, NULL);
     expect_error("{" BASE ", 'tenants': [{'name': '', 'keys': [], 'rate': 1, 'burst': 1}]}", "tenants[0].name:", NULL, NULL);
+    /* "-" alone is what metrics call "no tenant" / "no backend" */
+    expect_error("{" BASE ", 'tenants': [{'name': '-', 'keys': [], 'rate': 1, 'burst': 1}]}", "tenants[0].name:", "not \"-\" alone", NULL);
+    expect_error("{" BASE ", 'replicas': [{'name': '-', 'dsn': 'host=r1'}]}", "replicas[0].name:", NULL, NULL);
 }
 
 Test(config, duplicate_listen_addresses)
