@@ -67,7 +67,9 @@ pg_start || tg_die "could not start PostgreSQL"
 TG_HTTP_PORT=$(tg_pick_port "${TG_HTTP_PORT:-8080}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT")
 TG_ADMIN_PORT=$(tg_pick_port "${TG_ADMIN_PORT:-9090}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT" "$TG_HTTP_PORT")
 CONFIG=$RUN_DIR/config.json
-tg_render_config config/example.json "$CONFIG"
+tg_render_config config/example.json "$CONFIG.tmpl"
+# the demo keeps an access log in its folder (the example ships with it off)
+sed "s#\"access_log\": null#\"access_log\": \"$RUN_DIR/access.log\"#" "$CONFIG.tmpl" >"$CONFIG"
 
 tg_log "starting the gateway: $GATEWAY_BIN --config $CONFIG"
 tg_start_gateway "$GATEWAY_BIN" "$CONFIG" "$RUN_DIR/gateway.log" || tg_die "the gateway did not start"
@@ -116,7 +118,14 @@ The admin API (status, reload, kill switches) is on http://127.0.0.1:$TG_ADMIN_P
     curl -s -i $URL/users/42        # 503, Retry-After: 60
     curl -s -X POST http://127.0.0.1:$TG_ADMIN_PORT/admin/queries/get_user/enable
     curl -s -X POST http://127.0.0.1:$TG_ADMIN_PORT/admin/reload    # or: kill -HUP $TG_GATEWAY_PID
+
+Metrics (Prometheus text format) and the access log (one JSON line a request):
+    curl -s http://127.0.0.1:$TG_ADMIN_PORT/metrics | grep '^tollgate_requests_total'
+    tail -n 3 $RUN_DIR/access.log
+    kill -USR1 $TG_GATEWAY_PID    # reopen it after moving it (logrotate)
 EOF
+echo "\$ curl -s http://127.0.0.1:$TG_ADMIN_PORT/metrics | grep '^tollgate_requests_total'"
+curl -s "http://127.0.0.1:$TG_ADMIN_PORT/metrics" | grep '^tollgate_requests_total' | head -n 12 || true
 
 if ((WAIT)); then
     echo

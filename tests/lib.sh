@@ -75,12 +75,12 @@ tg_positive_ints() {
 # Packages
 
 # Debian packages the project needs: build (bazel-bootstrap and the -dev libraries),
-# PostgreSQL 15 for tests and the demo, curl/nghttp2-client for HTTP checks, wrk
-# plus pgbouncer for the benchmarks, and prometheus (its server and promtool) for the
-# observability tests.
+# PostgreSQL 15 for tests and the demo, curl/nghttp2-client for HTTP checks, wrk,
+# pgbouncer and jq for the benchmarks, and prometheus (its server and promtool) for
+# the observability tests.
 TG_PACKAGES=(bazel-bootstrap libh2o-evloop-dev libjansson-dev libjemalloc-dev
     libcriterion-dev libpq-dev postgresql libcurl4-openssl-dev nghttp2-client
-    curl wrk pgbouncer prometheus)
+    curl wrk pgbouncer prometheus jq)
 
 _tg_pkg_installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
