@@ -15,6 +15,7 @@
 #   3. prints req/s of each (medians), the per-round ratios observed / plain and
 #      their median (target at least 0.97), the access-log lines written against the
 #      requests served (every request has its line; drops are counted in /metrics),
+#      the gateway CPU per request of each (from /proc: steadier than req/s here),
 #      the scrapes answered, and every failed or non-2xx request (must be 0).
 #
 # One ratio alone is inside this machine's noise; the median of per-round ratios of
@@ -84,6 +85,10 @@ load() { tg_h2load_uris "$1" "$SECS" "$CLIENTS" "$STREAMS" "$WORK/h2load.out"; }
 # GET /metrics every SCRAPE_MS for SECS; the 200s into $WORK/scrapes.
 scraper() { tg_curl_every GET "${ADMIN[observed]}/metrics" "$SCRAPE_MS" "$SECS" "$WORK" | awk '{ print $1 }' >"$WORK/scrapes"; }
 
+# A gateway's CPU time so far (user + system), in clock ticks.
+gw_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+CLK_TCK=$(getconf CLK_TCK)
+
 run_one() { # NAME URIFILE -> "req/s done bad scrapes"
     local name=$1 res scrapes=-
     if [[ $name == observed ]]; then
@@ -111,8 +116,12 @@ for ((r = 1; r <= RUNS; ++r)); do
         make_uris "$WORK/uris-$g" "$r" "${URL[$g]}"
         la=$(cut -d' ' -f1 /proc/loadavg)
         tg_log "round $r: $g, $SECS s (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        t0=$(gw_ticks "${PID[$g]}")
         res=$(run_one "$g" "$WORK/uris-$g")
-        echo "$g $r $res $la" >>"$WORK/results"
+        t1=$(gw_ticks "${PID[$g]}")
+        # the gateway's CPU (user + system) per request served, in microseconds
+        cpu=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$(awk '{ print $2 }' <<<"$res")" 'BEGIN { printf "%.2f", (n > 0 ? t * 1e6 / hz / n : 0) }')
+        echo "$g $r $res $la $cpu" >>"$WORK/results"
         [[ $g == observed ]] && served_observed=$((served_observed + $(awk '{ print $2 }' <<<"$res")))
     done
 done
@@ -138,7 +147,10 @@ echo "  per-round ratios observed / plain: $(tr '\n' ' ' <<<"$ratios")"
 echo "  median ratio: $ratio (target >= 0.97)"
 echo "  access-log lines: $lines for $served_observed requests served by the observed gateway; dropped (tollgate_access_log_dropped_total): ${dropped:-?}"
 echo "  scrapes answered per observed round: $(col observed 6 | tr '\n' ' ')(of $((SECS * 1000 / SCRAPE_MS)))"
-echo "  per round (gateway round req/s done bad scrapes load1):"
+cpu_plain=$(col plain 8 | median_of)
+cpu_observed=$(col observed 8 | median_of)
+echo "  gateway CPU per request (median): plain $cpu_plain us, observed $cpu_observed us ($(awk -v a="$cpu_plain" -v b="$cpu_observed" 'BEGIN { printf "%+.2f", b - a }') us, x$(awk -v a="$cpu_plain" -v b="$cpu_observed" 'BEGIN { printf "%.3f", b / a }'))"
+echo "  per round (gateway round req/s done bad scrapes load1 cpu_us/req):"
 sed 's/^/    /' "$WORK/results"
 echo "  load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
 ((bad == 0)) || tg_die "$bad requests failed or were not 2xx"

@@ -41,6 +41,18 @@ void tg_buf_printf(tg_buf_t *b, const char *fmt, ...)
     va_end(ap);
 }
 
+void tg_buf_append_uint(tg_buf_t *b, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do
+        digits[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    tg_buf_reserve(b, n);
+    while (n != 0)
+        b->base[b->len++] = digits[--n];
+}
+
 void tg_buf_append_json_string(tg_buf_t *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

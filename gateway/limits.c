@@ -92,6 +92,12 @@ static void init_tenant(tg_limits_tenant_t *t, tg_state_t *state, const char *na
     t->priority = priority;
     t->queries = queries;
     t->enabled = enabled;
+    tg_buf_t policy = {0};
+    tg_limits_format_policy(t, &policy);
+    t->policy_len = policy.len < sizeof(t->policy) ? policy.len : sizeof(t->policy) - 1;
+    memcpy(t->policy, policy.base, t->policy_len);
+    t->policy[t->policy_len] = '\0';
+    tg_buf_dispose(&policy);
 }
 
 tg_limits_t *tg_limits_create(tg_config_t *cfg, tg_state_t *state, uint64_t now_ns)
@@ -224,5 +230,8 @@ void tg_limits_format_policy(const tg_limits_tenant_t *t, tg_buf_t *out)
 
 void tg_limits_format_state(const tg_bucket_state_t *st, tg_buf_t *out)
 {
-    tg_buf_printf(out, "\"tenant\";r=%llu;t=%llu", (unsigned long long)st->remaining, (unsigned long long)st->full_in_s);
+    tg_buf_appends(out, "\"tenant\";r=");
+    tg_buf_append_uint(out, st->remaining);
+    tg_buf_appends(out, ";t=");
+    tg_buf_append_uint(out, st->full_in_s);
 }

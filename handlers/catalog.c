@@ -427,9 +427,8 @@ static void add_header_buf(h2o_req_t *req, const char *name, size_t name_len, co
 static void add_ratelimit_headers(tg_handler_ctx_t *w, h2o_req_t *req, const tg_limits_tenant_t *t, const tg_bucket_state_t *st)
 {
     tg_buf_t *b = &w->scratch;
-    tg_buf_reset(b);
-    tg_limits_format_policy(t, b);
-    add_header_buf(req, H2O_STRLIT("ratelimit-policy"), b);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("ratelimit-policy"), 0, NULL,
+                          h2o_strdup(&req->pool, t->policy, t->policy_len).base, t->policy_len);
     tg_buf_reset(b);
     tg_limits_format_state(st, b);
     add_header_buf(req, H2O_STRLIT("ratelimit"), b);

@@ -69,20 +69,13 @@ static h2o_iovec_t traceparent_of(h2o_req_t *req)
 /* Numbers by hand: printf's float formatting was a tenth of a busy gateway's CPU. */
 static void append_uint(tg_buf_t *b, uint64_t v)
 {
-    char digits[20];
-    size_t n = 0;
-    do
-        digits[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    tg_buf_reserve(b, n);
-    while (n != 0)
-        b->base[b->len++] = digits[--n];
+    tg_buf_append_uint(b, v);
 }
 
 /* `us` microseconds as milliseconds with three decimals: 1234 -> "1.234" */
 static void append_ms(tg_buf_t *b, uint64_t us)
 {
-    append_uint(b, us / 1000);
+    tg_buf_append_uint(b, us / 1000);
     unsigned frac = (unsigned)(us % 1000);
     char d[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10), (char)('0' + frac % 10)};
     tg_buf_append(b, d, 4);

@@ -21,8 +21,14 @@ h2o_iovec_t tg_respond_request_id(tg_handler_ctx_t *w, h2o_req_t *req)
 {
     h2o_iovec_t id = tg_request_id_sent(req);
     if (id.base == NULL) {
+        /* 16 hex digits: the thread's random prefix, then its sequence (by hand: this is every request's) */
+        static const char hex[] = "0123456789abcdef";
+        uint64_t v = (uint64_t)w->id_prefix << 32 | (uint32_t)++w->id_seq;
         id.base = h2o_mem_alloc_pool(&req->pool, 17);
-        id.len = (size_t)snprintf(id.base, 17, "%08x%08x", w->id_prefix, (uint32_t)++w->id_seq);
+        for (int i = 15; i >= 0; --i, v >>= 4)
+            id.base[i] = hex[v & 15];
+        id.base[16] = '\0';
+        id.len = 16;
     }
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id.base, id.len);
     return id;

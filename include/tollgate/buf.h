@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 /**
@@ -32,6 +33,8 @@ void tg_buf_printf(tg_buf_t *b, const char *fmt, ...) __attribute__((format(prin
 void tg_buf_vprintf(tg_buf_t *b, const char *fmt, va_list ap);
 /** appends `s` (`n` bytes of UTF-8) as a quoted JSON string, escaping as RFC 8259 requires */
 void tg_buf_append_json_string(tg_buf_t *b, const char *s, size_t n);
+/** appends `v` in decimal (no printf: hot paths) */
+void tg_buf_append_uint(tg_buf_t *b, uint64_t v);
 /** empties the buffer, keeping its memory */
 static inline void tg_buf_reset(tg_buf_t *b);
 /** frees the memory; the buffer may be reused afterwards */

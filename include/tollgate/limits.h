@@ -63,6 +63,8 @@ typedef struct st_tg_limits_tenant_t {
     int enabled;                    /* what the files say (`enabled`); an operator's switch overrides it */
     tg_priority_t priority;
     const tg_query_list_t *queries; /* what it may call (the config's list) */
+    char policy[64];                /* its RateLimit-Policy value, made once (tg_limits_format_policy) */
+    size_t policy_len;
 } __attribute__((aligned(64))) tg_limits_tenant_t;
 
 /** all of it, for one snapshot */

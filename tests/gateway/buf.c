@@ -68,3 +68,18 @@ Test(util, number_grammar)
     cr_assert_eq(tg_hex_value('7'), 7);
     cr_assert_eq(tg_hex_value('g'), -1);
 }
+
+Test(buf, append_uint_writes_decimal_from_zero_to_the_largest)
+{
+    tg_buf_t b = {0};
+    static const uint64_t values[] = {0, 7, 10, 99, 100, 4294967296ull, 18446744073709551615ull};
+    static const char *const want[] = {"0", "7", "10", "99", "100", "4294967296", "18446744073709551615"};
+    for (size_t i = 0; i != sizeof(values) / sizeof(values[0]); ++i) {
+        tg_buf_reset(&b);
+        tg_buf_appends(&b, "x=");
+        tg_buf_append_uint(&b, values[i]);
+        cr_assert_eq(b.len, 2 + strlen(want[i]));
+        cr_assert(memcmp(b.base + 2, want[i], strlen(want[i])) == 0, "%s: %.*s", want[i], (int)b.len, b.base);
+    }
+    tg_buf_dispose(&b);
+}
