@@ -21,9 +21,9 @@ typedef struct st_tg_ring_t {
     char pad0[56];
     _Atomic uint64_t tail;    /* bytes taken, ever (the writer's) */
     char pad1[56];
-    _Atomic uint64_t lines;   /* lines appended (the producer's) */
     _Atomic uint64_t dropped; /* lines that did not fit (the producer's) */
     uint64_t cut;             /* the writer's: `head` when it took a file handed over, the end of what goes to the old one */
+    int skipping;             /* the writer's: a write error dropped the start of a line; its rest is dropped too */
     char *buf;
 } __attribute__((aligned(64))) tg_ring_t;
 
@@ -32,6 +32,9 @@ struct st_tg_accesslog_t {
     size_t n_rings;
     _Atomic int on;           /* a file is open, or is being handed over */
     _Atomic uint64_t failed;  /* lines lost to write errors (the writer's) */
+    _Atomic uint64_t written; /* lines written whole (the writer's) */
+    int mid_line;             /* the writer's: the file's last byte is not a newline (a line goes on in the next chunk, or was cut) */
+    int cut_line;             /* the writer's: a write error left the file in the middle of a line: end it first */
     pthread_t writer;
     pthread_mutex_t mutex;    /* guards what follows (the writer and the control calls only; never a worker) */
     pthread_cond_t wake, done;
@@ -51,20 +54,46 @@ static int open_path(const char *path, char *err, size_t err_size)
     return fd;
 }
 
-/* Writes ring bytes [from, to) to `fd`; lines lost to an error are counted. */
-static void write_out(tg_accesslog_t *log, int fd, const char *p, size_t n)
+static uint64_t count_lines(const char *p, size_t n)
 {
+    uint64_t lines = 0;
+    for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + n - q))) != NULL; ++q)
+        ++lines;
+    return lines;
+}
+
+/*
+ * Writes `n` bytes of ring `r` to `fd`. Lines are never merged: after a write error
+ * (a full disk) the rest of the line it cut is dropped, and a line the file was left
+ * in the middle of is ended before anything else is written. Lines written whole and
+ * lines lost are counted.
+ */
+static void write_out(tg_accesslog_t *log, tg_ring_t *r, int fd, const char *p, size_t n)
+{
+    if (r->skipping) {
+        const char *nl = memchr(p, '\n', n);
+        if (nl == NULL)
+            return;
+        r->skipping = 0;
+        atomic_fetch_add(&log->failed, 1);
+        n -= (size_t)(nl + 1 - p), p = nl + 1;
+    }
     while (n != 0) {
-        ssize_t w = fd >= 0 ? write(fd, p, n) : -1;
+        ssize_t w = fd < 0 ? -1 : log->cut_line ? write(fd, "\n", 1) : write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0) {
-            uint64_t lost = 0;
-            for (const char *q = p; (q = memchr(q, '\n', (size_t)(p + n - q))) != NULL; ++q)
-                ++lost;
-            atomic_fetch_add(&log->failed, lost);
+            atomic_fetch_add(&log->failed, count_lines(p, n));
+            r->skipping = p[n - 1] != '\n'; /* the line goes on in the next chunk */
+            log->cut_line |= log->mid_line && fd >= 0;
             return;
         }
+        if (log->cut_line) {
+            log->cut_line = log->mid_line = 0;
+            continue;
+        }
+        atomic_fetch_add(&log->written, count_lines(p, (size_t)w));
+        log->mid_line = p[w - 1] != '\n';
         p += w, n -= (size_t)w;
     }
 }
@@ -82,7 +111,7 @@ static void drain(tg_accesslog_t *log, int fd, int to_cut)
             size_t off = (size_t)(t & (TG_RING_BYTES - 1)), n = (size_t)(h - t);
             if (n > TG_RING_BYTES - off)
                 n = TG_RING_BYTES - off;
-            write_out(log, fd, r->buf + off, n);
+            write_out(log, r, fd, r->buf + off, n);
             t += n;
         }
         atomic_store_explicit(&r->tail, t, memory_order_release);
@@ -117,11 +146,18 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&log->mutex);
         /* What was logged before a reopen goes to the old file, what came after to the new one. */
         if (next != -2) {
-            if (log->fd >= 0) /* from off, there is no old file: all goes to the new one */
-                drain(log, log->fd, 1);
+            /*
+             * From off there is no old file: all goes to the new one. To off, all goes to the
+             * old one, the lines of workers that saw the log on just before it went off too.
+             */
+            if (log->fd >= 0)
+                drain(log, log->fd, next >= 0);
             if (log->fd >= 0)
                 close(log->fd);
             log->fd = next;
+            log->mid_line = log->cut_line = 0;
+            for (size_t i = 0; i != log->n_rings; ++i)
+                log->rings[i].skipping = 0; /* a new file starts whole */
         }
         drain(log, log->fd, 0);
         pthread_mutex_lock(&log->mutex);
@@ -243,18 +279,13 @@ int tg_accesslog_write(tg_accesslog_t *log, size_t thread, const char *line, siz
     size_t off = (size_t)(h & (TG_RING_BYTES - 1)), first = len < TG_RING_BYTES - off ? len : TG_RING_BYTES - off;
     memcpy(r->buf + off, line, first);
     memcpy(r->buf, line + first, len - first);
-    atomic_store_explicit(&r->lines, atomic_load_explicit(&r->lines, memory_order_relaxed) + 1, memory_order_relaxed);
     atomic_store_explicit(&r->head, h + len, memory_order_release);
     return 0;
 }
 
 uint64_t tg_accesslog_written(const tg_accesslog_t *log)
 {
-    uint64_t n = 0;
-    for (size_t i = 0; log != NULL && i != log->n_rings; ++i)
-        n += atomic_load_explicit(&log->rings[i].lines, memory_order_relaxed);
-    uint64_t failed = log != NULL ? atomic_load(&((tg_accesslog_t *)log)->failed) : 0;
-    return n > failed ? n - failed : 0;
+    return log != NULL ? atomic_load(&((tg_accesslog_t *)log)->written) : 0;
 }
 
 uint64_t tg_accesslog_dropped(const tg_accesslog_t *log)

@@ -754,6 +754,8 @@ int tg_gateway_run(tg_gateway_t *gw)
            gw->n_workers);
     for (size_t i = 0; i != gw->n_workers; ++i)
         pthread_join(gw->workers[i].tid, NULL);
+    /* the last answers' lines (the process may exit without tg_gateway_destroy) */
+    tg_accesslog_flush(gw->access_log);
     if (gw->admin.running) {
         pthread_join(gw->admin.tid, NULL);
         gw->admin.running = 0;

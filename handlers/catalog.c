@@ -55,6 +55,13 @@ static void ctx_observe_gone(tg_query_ctx_t *ctx)
     ctx->worker->ans.shed = TG_SHED_CLIENT_GONE + 1;
 }
 
+/* Why the call was not served, unless its client had left already (that is the reason then). */
+static void shed(tg_handler_ctx_t *w, tg_shed_t reason)
+{
+    if (!w->ans.gone)
+        w->ans.shed = reason + 1;
+}
+
 /* What its answer is observed as: its own, or 499 if its client was found gone while it ran. */
 static void ctx_describe_answer(tg_query_ctx_t *ctx)
 {
@@ -323,15 +330,15 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
             respond_db_error(w, req, q, call->result, ctx->id);
             break;
         case TG_CALL_NO_BACKEND:
-            w->ans.shed = TG_SHED_NO_BACKEND + 1;
+            shed(w, TG_SHED_NO_BACKEND);
             tg_respond_error(w, req, 503, "no-backend", "no database backend is available for this query");
             break;
         case TG_CALL_ACQUIRE_TIMEOUT:
-            w->ans.shed = TG_SHED_POOL_TIMEOUT + 1;
+            shed(w, TG_SHED_POOL_TIMEOUT);
             tg_respond_error(w, req, 503, "pool-timeout", "no database connection became free within acquire_timeout_ms");
             break;
         case TG_CALL_QUEUE_FULL:
-            w->ans.shed = TG_SHED_QUEUE_FULL + 1;
+            shed(w, TG_SHED_QUEUE_FULL);
             tg_respond_error(w, req, 503, "overloaded", "too many calls are waiting for a database connection");
             break;
         case TG_CALL_ROLLED_BACK: {

@@ -307,9 +307,9 @@ void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
 
     backend_figures(&b, &l, gw, snap->config);
     tg_accesslog_t *log = tg_gateway_access_log(gw);
-    family(&b, "tollgate_access_log_lines_total", "counter", "Access-log lines written.");
+    family(&b, "tollgate_access_log_lines_total", "counter", "Access-log lines written whole to the file.");
     tg_buf_printf(&b, "tollgate_access_log_lines_total %llu\n", (unsigned long long)tg_accesslog_written(log));
-    family(&b, "tollgate_access_log_dropped_total", "counter", "Access-log lines dropped because the file could not keep up (never the request delayed).");
+    family(&b, "tollgate_access_log_dropped_total", "counter", "Access-log lines dropped because the file could not keep up (never the request delayed), or lost to a write error.");
     tg_buf_printf(&b, "tollgate_access_log_dropped_total %llu\n", (unsigned long long)tg_accesslog_dropped(log));
     process_figures(&b, fig.started_at_s);
 

@@ -209,7 +209,7 @@ void tg_observe_answer(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t b
     if (tg_log_level >= TG_LOG_DEBUG && !a->builtin)
         /* the route as the catalog writes it, never the request's own path or values (the access log has those) */
         tg_log(TG_LOG_DEBUG, "request %.*s: %s %s query=%s tenant=%s backend=%s status=%d total_ms=%.3f db_ms=%.3f wait_ms=%.3f",
-               (int)a->id.len, a->id.base != NULL ? a->id.base : "-", a->query != NULL ? tg_method_name(a->query->method) : "-",
+               a->id.base != NULL ? (int)a->id.len : 1, a->id.base != NULL ? a->id.base : "-", a->query != NULL ? tg_method_name(a->query->method) : "-",
                a->query != NULL ? a->query->path : "-", a->query != NULL ? a->query->name : "-", a->tenant != NULL ? a->tenant->name : "-",
                a->backend != NULL ? a->backend->name : "-", status, (double)total_us / 1000, (double)a->db_ms,
                (double)wait_us / 1000);

@@ -40,7 +40,7 @@ static void send_body(tg_handler_ctx_t *w, h2o_req_t *req, int status, const cha
     /* The answer is counted (for its query, once) and logged before h2o may recycle the request. */
     if (w != NULL) {
         if (w->ans.query != NULL)
-            tg_query_slot_count(&w->ans.query->state->slots[w->worker->index], status);
+            tg_query_slot_count(&w->ans.query->state->slots[w->worker->index], w->ans.gone ? 499 : status);
         tg_observe_answer(w, req, status, len);
     }
     tg_respond_body(req, status, content_type, ct_len, body, len);

@@ -48,7 +48,7 @@ int tg_accesslog_on(const tg_accesslog_t *log);
  */
 int tg_accesslog_write(tg_accesslog_t *log, size_t thread, const char *line, size_t len);
 
-/** lines written to a file and lines dropped, since the start */
+/** lines written whole to a file, and lines dropped (a full ring) or lost (a write error), since the start; neither goes back */
 uint64_t tg_accesslog_written(const tg_accesslog_t *log);
 uint64_t tg_accesslog_dropped(const tg_accesslog_t *log);
 
