@@ -62,8 +62,9 @@ tg_log "building the gateway"
 bazel --batch build //gateway:tollgated >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; tg_die "build failed"; }
 GW_BIN=${BENCH_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgated}
 
-# Our own database ports by default, away from tests/run.sh's and the demo's.
-export TG_PG_PORT=${TG_PG_PORT:-57532} TG_PG_REPLICA_PORT=${TG_PG_REPLICA_PORT:-57533}
+# Our own database ports by default, away from tests/run.sh's and the demo's, and below the
+# ephemeral range (a just-stopped server's TIME-WAIT sockets can keep a port there from binding).
+export TG_PG_PORT=${TG_PG_PORT:-27532} TG_PG_REPLICA_PORT=${TG_PG_REPLICA_PORT:-27533}
 export TG_SAMPLE_USERS=$USERS
 pg_start || tg_die "could not start PostgreSQL"
 
