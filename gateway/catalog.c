@@ -1099,6 +1099,7 @@ static void free_query(tg_query_t *q)
     for (size_t i = 0; i < q->n_invalidates; ++i)
         free(q->invalidates[i]);
     free(q->invalidates);
+    free(q->invalidate_states);
     free(q->file);
 }
 

@@ -133,7 +133,18 @@ tg_limits_t *tg_limits_create(tg_config_t *cfg, tg_state_t *state, uint64_t now_
         }
     }
     for (size_t i = 0; i != cfg->n_queries; ++i)
-        cfg->queries[i].state = tg_state_bind_query(state, cfg->queries[i].name, cfg->queries[i].enabled);
+        cfg->queries[i].state = tg_state_bind_query(state, cfg->queries[i].name, cfg->queries[i].enabled, cfg->queries[i].sql);
+    /* what each write invalidates, by state: the names were checked against the catalog */
+    for (size_t i = 0; i != cfg->n_queries; ++i) {
+        tg_query_t *q = &cfg->queries[i];
+        if (q->n_invalidates == 0)
+            continue;
+        q->invalidate_states = tg_calloc(q->n_invalidates, sizeof(*q->invalidate_states));
+        for (size_t j = 0; j != q->n_invalidates; ++j)
+            for (size_t k = 0; k != cfg->n_queries; ++k)
+                if (strcmp(cfg->queries[k].name, q->invalidates[j]) == 0)
+                    q->invalidate_states[j] = cfg->queries[k].state;
+    }
     l->in_flight = &state->in_flight;
     l->max_in_flight = cfg->max_in_flight;
     return l;

@@ -91,8 +91,17 @@ static int clear_if_files_disagree(_Atomic int *switched, char **reason, int fil
     return 1;
 }
 
-tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_enabled)
+static uint64_t sql_hash_of(const char *sql)
 {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)(sql != NULL ? sql : ""); *p != '\0'; ++p)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h;
+}
+
+tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_enabled, const char *sql)
+{
+    uint64_t sql_hash = sql_hash_of(sql);
     pthread_mutex_lock(&s->mutex);
     tg_query_state_t *q = find_query(s, name);
     if (q == NULL) {
@@ -106,8 +115,14 @@ tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_
         atomic_init(&q->switched, TG_SWITCH_NONE);
         atomic_init(&q->retry_after_s, 30);
         q->file_enabled = file_enabled;
+        q->sql_hash = sql_hash;
         push((void ***)&s->queries, &s->n_queries, &s->cap_queries, q);
-    } else if (q->file_enabled != file_enabled) {
+    } else if (q->sql_hash != sql_hash) {
+        /* new SQL: what the old one cached is not its answer */
+        q->sql_hash = sql_hash;
+        tg_state_invalidate(q);
+    }
+    if (q->file_enabled != file_enabled) {
         if (clear_if_files_disagree(&q->switched, &q->reason, file_enabled))
             atomic_store(&q->retry_after_s, 30);
         q->file_enabled = file_enabled;

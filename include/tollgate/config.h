@@ -118,6 +118,7 @@ typedef struct st_tg_query_t {
     int cache_ttl_ms;
     int cache_stale_ms;
     char **invalidates;     /* names of cached queries a successful call drops */
+    struct st_tg_query_state_t **invalidate_states; /* their live states (bound with `state`), or NULL */
     size_t n_invalidates;
     int enabled;            /* false: ships switched off */
     char *file;             /* the catalog file it came from */

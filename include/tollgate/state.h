@@ -58,6 +58,11 @@ typedef struct st_tg_query_state_t {
     uint32_t id;               /* 1, 2, ... in order of creation: its label in the metrics (tollgate/metrics.h) */
     char *reason;              /* why it was switched off (for /admin/status and the log), or NULL; guarded by the registry */
     tg_query_slot_t *slots;    /* one per worker thread */
+    /* the result cache (tollgate/cache.h) */
+    _Atomic uint64_t cache_epoch;     /* bumped by a write that invalidates it, a purge, or new SQL: older entries are not served */
+    _Atomic int64_t cache_entries, cache_bytes;
+    _Atomic uint64_t cache_evictions;
+    uint64_t sql_hash;                /* of the SQL when last bound (a change bumps the epoch) */
 } __attribute__((aligned(64))) tg_query_state_t;
 
 /** a tenant's live state */
@@ -94,7 +99,7 @@ void tg_state_free(tg_state_t *s);
  * cleared (with its reason), since the files were changed on purpose. Takes the
  * registry's mutex.
  */
-tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_enabled);
+tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_enabled, const char *sql);
 tg_tenant_state_t *tg_state_bind_tenant(tg_state_t *s, const char *name, int file_enabled, uint64_t now_ns);
 
 /** the id (1, 2, ...) of backend name `name`, made if new; the same name keeps its id. Takes the mutex. */
@@ -107,6 +112,12 @@ uint32_t tg_state_bind_backend(tg_state_t *s, const char *name);
 const char *tg_state_query_name(const tg_state_t *s, uint32_t id);
 const char *tg_state_tenant_name(const tg_state_t *s, uint32_t id);
 const char *tg_state_backend_name(const tg_state_t *s, uint32_t id);
+
+/** invalidates the query's cached results (its epoch moves on); any thread, no lock */
+static inline void tg_state_invalidate(tg_query_state_t *q)
+{
+    atomic_fetch_add_explicit(&q->cache_epoch, 1, memory_order_acq_rel);
+}
 
 /** finds without making; NULL if there is none. Takes the registry's mutex. */
 tg_query_state_t *tg_state_find_query(tg_state_t *s, const char *name);
