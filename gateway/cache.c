@@ -58,6 +58,7 @@ tg_cache_blob_t *tg_cache_blob_new(int status, int problem, const char *body, si
     b->stored_at_ms = 0;
     b->backend = NULL;
     b->db_ms = 0;
+    b->sent_ns = 0;
     b->len = len;
     memcpy(b->body, body, len);
     b->body[len] = '\0';
@@ -365,6 +366,15 @@ size_t tg_cache_purge(tg_cache_t *c, uint32_t id)
         pthread_mutex_unlock(&s->mutex);
     }
     return dropped;
+}
+
+void tg_cache_set_max_bytes(tg_cache_t *c, size_t max_bytes)
+{
+    for (size_t i = 0; i != TG_CACHE_SHARDS; ++i) {
+        pthread_mutex_lock(&c->shards[i].mutex);
+        c->shards[i].budget = max_bytes / TG_CACHE_SHARDS;
+        pthread_mutex_unlock(&c->shards[i].mutex);
+    }
 }
 
 size_t tg_cache_bytes(tg_cache_t *c)

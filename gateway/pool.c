@@ -169,6 +169,13 @@ struct st_tg_stmt_slot_t {
     uint8_t state; /* 0 empty, 1 prepared, 2 removed, 3 stale (its plan no longer fits: DEALLOCATE, then prepare again) */
 };
 
+
+/* May the call go to a replica? Reads may, but for one that must see the primary's latest (tg_call_t.primary_only). */
+static inline int reads_anywhere(const tg_call_t *call)
+{
+    return call->query->access == TG_ACCESS_READ && !call->primary_only;
+}
+
 static size_t stmt_hash(const char *name)
 {
     /* names are "tg_" and hex digits of a SHA-256: any eight of them are as good as a hash */
@@ -435,7 +442,7 @@ static size_t n_waiting(const tg_pool_t *pool)
 /* the queue `call` waits in: by where it may go (the primary, or any backend serving reads) and its priority */
 static struct st_tg_waitq_t *queue_of(tg_pool_t *pool, const tg_call_t *call)
 {
-    return &pool->waitq[call->query->access == TG_ACCESS_READ][call->priority == TG_PRIORITY_LOW];
+    return &pool->waitq[reads_anywhere(call)][call->priority == TG_PRIORITY_LOW];
 }
 
 static void fail_waiters(tg_pool_t *pool, tg_call_status_t status)
@@ -979,7 +986,7 @@ static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, 
     tg_backend_pool_t *best = NULL;
     tg_pgconn_t *best_conn = NULL;
     uint64_t now = tg_now_ms();
-    if (call->query->access == TG_ACCESS_READ && pool->n_bps > 1) {
+    if (reads_anywhere(call) && pool->n_bps > 1) {
         const tg_config_t *cfg = pool->cfg;
         size_t n = pool->n_bps - 1;
         /* Start at a rotating replica, so ties spread instead of piling on the first. */
@@ -1085,7 +1092,7 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
         *q->tail = call;
         q->tail = &call->_next;
     }
-    ++pool->n_waiting_to[call->query->access == TG_ACCESS_READ];
+    ++pool->n_waiting_to[reads_anywhere(call)];
     call->_acquire_timer = (h2o_timeout_entry_t){0};
     call->_acquire_timer.cb = on_acquire_timeout;
     h2o_timeout_link(pool->loop, &pool->acquire_timeout, &call->_acquire_timer);
@@ -1550,7 +1557,7 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
     if (queue_of(pool, call)->head == NULL && try_send(pool, call))
         return;
     /* Writes and reads each have the whole bound: writes piling up for a silent primary leave reads room to wait. */
-    if (pool->n_waiting_to[call->query->access == TG_ACCESS_READ] >= (size_t)pool->pc.max_waiters) {
+    if (pool->n_waiting_to[reads_anywhere(call)] >= (size_t)pool->pc.max_waiters) {
         call->cb(call, TG_CALL_QUEUE_FULL);
         return;
     }
@@ -1597,7 +1604,7 @@ int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
         queue_of(pool, call)->tail = call->_pprev;
     call->_next = NULL;
     call->_waiting = 0;
-    --pool->n_waiting_to[call->query->access == TG_ACCESS_READ];
+    --pool->n_waiting_to[reads_anywhere(call)];
     if (h2o_timeout_is_linked(&call->_acquire_timer))
         h2o_timeout_unlink(&call->_acquire_timer);
     return 1;

@@ -70,6 +70,7 @@ struct st_tg_gateway_t {
     _Atomic int stopping;
     h2o_multithread_message_t *stop_msgs;
     tg_metrics_thread_t **metrics; /* one per worker */
+    tg_cache_t *cache;             /* the result cache, shared by the workers */
     tg_accesslog_t *access_log;
     _Atomic uint64_t reloads_ok, reloads_failed;
     double started_at_s;
@@ -210,6 +211,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     char err[512];
     if ((gw->access_log = tg_accesslog_create(cfg->access_log, gw->n_workers, err, sizeof(err))) == NULL)
         tg_errors_add(errs, "%s", err);
+    gw->cache = tg_cache_create(cfg->cache_max_bytes);
     gw->snapshot = tg_snapshot_create(cfg, gw->state, 1, tg_now_ns());
     gw->initial = tg_snapshot_ref(gw->snapshot);
     gw->sockets = tg_calloc(cfg->n_listen, sizeof(*gw->sockets));
@@ -369,9 +371,12 @@ static void on_reload_message(h2o_multithread_receiver_t *receiver, h2o_linklist
     }
 }
 
+__thread tg_worker_t *tg_current_worker;
+
 static void *worker_main(void *arg)
 {
     tg_worker_t *w = arg;
+    tg_current_worker = w;
     tg_gateway_t *gw = w->gw;
     const tg_config_t *cfg = tg_worker_config(w);
     h2o_loop_t *loop = w->ctx.loop;
@@ -460,6 +465,8 @@ static void setup_workers(tg_gateway_t *gw)
         w->queue = h2o_multithread_create_queue(w->ctx.loop);
         h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
         h2o_multithread_register_receiver(w->queue, &w->reload_receiver, on_reload_message);
+        h2o_multithread_register_receiver(w->queue, &w->cache_receiver, tg_handler_cache_delivery);
+        w->cache = gw->cache;
         /* Each worker's own copy of every listening socket, made now so that a stop can close the originals at any time. */
         w->listeners = tg_calloc(gw->n_sockets, sizeof(*w->listeners));
         w->n_listeners = gw->n_sockets;
@@ -577,6 +584,7 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
         if (!in_list(gw->backends, gw->n_backends, backends[i]))
             tg_health_add(gw->health, backends[i]);
     tg_health_set_interval(gw->health, cfg->health_interval_ms);
+    tg_cache_set_max_bytes(gw->cache, cfg->cache_max_bytes);
 
     uint64_t gen = gw->snapshot->generation + 1;
     tg_snapshot_t *snap = tg_snapshot_create(cfg, gw->state, gen, tg_now_ns());
@@ -719,6 +727,11 @@ tg_metrics_thread_t *const *tg_gateway_metrics(tg_gateway_t *gw)
     return gw->metrics;
 }
 
+tg_cache_t *tg_gateway_cache(tg_gateway_t *gw)
+{
+    return gw->cache;
+}
+
 tg_accesslog_t *tg_gateway_access_log(tg_gateway_t *gw)
 {
     return gw->access_log;
@@ -830,6 +843,7 @@ void tg_gateway_destroy(tg_gateway_t *gw)
         tg_metrics_thread_free(gw->metrics[i]);
     free(gw->metrics);
     tg_accesslog_free(gw->access_log);
+    tg_cache_free(gw->cache);
     pthread_mutex_destroy(&gw->reload_mutex);
     pthread_mutex_destroy(&gw->snapshot_mutex);
     tg_snapshot_release(gw->snapshot);

@@ -225,3 +225,9 @@ const char *tg_state_backend_name(const tg_state_t *s, uint32_t id)
 {
     return id != 0 && id <= s->n_backends ? s->backends[id - 1] : NULL;
 }
+
+void tg_state_invalidate(tg_query_state_t *q)
+{
+    atomic_store_explicit(&q->cache_invalidated_ms, tg_now_ms(), memory_order_relaxed);
+    atomic_fetch_add_explicit(&q->cache_epoch, 1, memory_order_acq_rel);
+}

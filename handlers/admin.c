@@ -224,6 +224,56 @@ static const char *read_switch_body(h2o_req_t *req, int query, int *retry_after_
     return NULL;
 }
 
+/*
+ * POST /admin/cache/purge: {"query": "name"} drops that cached query's entries, {} (or
+ * no body) every query's. The epochs move first, so a fetch under way does not store
+ * what it fetched before the purge.
+ */
+static void respond_purge(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
+{
+    const tg_config_t *cfg = snap->config;
+    char name[128] = "";
+    if (req->entity.base != NULL && req->entity.len != 0) {
+        tg_json_t root, key, value;
+        if (tg_json_parse(req->entity.base, req->entity.len, &root, NULL) != 0 || root.type != TG_JSON_OBJECT) {
+            send_problem(req, 400, "invalid-body", "the body must be a JSON object: {\"query\": \"name\"} or {}");
+            return;
+        }
+        tg_json_iter_t it;
+        for (tg_json_iter_init(&it, &root); tg_json_iter_next(&it, &key, &value);) {
+            if (!tg_json_string_equals(&key, "query", 5) || value.type != TG_JSON_STRING || value.len >= sizeof(name)) {
+                send_problem(req, 400, "invalid-body", "a purge takes only \"query\": the name of a cached query");
+                return;
+            }
+            name[tg_json_string_decode(&value, name)] = '\0';
+        }
+    }
+    const tg_query_t *only = NULL;
+    if (name[0] != '\0') {
+        for (size_t i = 0; i != cfg->n_queries && only == NULL; ++i)
+            if (strcmp(cfg->queries[i].name, name) == 0)
+                only = &cfg->queries[i];
+        if (only == NULL || !only->cached) {
+            send_problem(req, 404, "not-found", only == NULL ? "no such query" : "that query is not cached");
+            return;
+        }
+    }
+    for (size_t i = 0; i != cfg->n_queries; ++i)
+        if (cfg->queries[i].cached && (only == NULL || only == &cfg->queries[i]))
+            tg_state_invalidate(cfg->queries[i].state);
+    size_t dropped = tg_cache_purge(tg_gateway_cache(gw), only != NULL ? only->state->id : 0);
+    tg_log(TG_LOG_INFO, "cache purged (%s): %zu entries", only != NULL ? only->name : "every query", dropped);
+    tg_buf_t b = {0};
+    tg_buf_printf(&b, "{\"purged\":%zu,\"query\":", dropped);
+    if (only != NULL)
+        tg_buf_append_json_string(&b, only->name, strlen(only->name));
+    else
+        tg_buf_appends(&b, "null");
+    tg_buf_appendc(&b, '}');
+    send_json(req, 200, "application/json", &b);
+    tg_buf_dispose(&b);
+}
+
 /* POST /admin/(queries|tenants)/NAME/(disable|enable) */
 static void respond_switch(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap, int query, h2o_iovec_t name, int off)
 {
@@ -331,6 +381,12 @@ int tg_handle_admin(h2o_handler_t *self, h2o_req_t *req)
             respond_status(gw, req, snap);
         else
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET")),
+                send_problem(req, 405, "method-not-allowed", "the path does not take this method");
+    } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/admin/cache/purge"))) {
+        if (is_post)
+            respond_purge(gw, req, snap);
+        else
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST")),
                 send_problem(req, 405, "method-not-allowed", "the path does not take this method");
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/admin/reload"))) {
         if (is_post)

@@ -19,23 +19,7 @@
 #include "tollgate/params.h"
 #include "tollgate/router.h"
 #include "../gateway/internal.h"
-#include "respond.h"
-
-/** a catalog call in progress; it outlives its request if the client goes away */
-typedef struct st_tg_query_ctx_t {
-    tg_call_t call;   /* must be first: the pool's callback gets &call */
-    h2o_req_t *req;   /* NULL once the request is gone */
-    void **req_hook;  /* pool memory of the request that points back here */
-    tg_handler_ctx_t *worker; /* the handler's state on the thread the call runs on */
-    h2o_linklist_t h1_link; /* in worker->h1_calls while an HTTP/1 call runs */
-    tg_admission_t adm;     /* the in-flight slots it holds */
-    tg_pin_t *pin;          /* the snapshot it started on (its query, config and limits), held until it ends */
-    int h1_asked;           /* an HTTP/1.1 client that stopped sending was sent an interim 102 (client_gone) */
-    int gone;               /* its HTTP/1 client left while the call ran: the answer is observed as 499 */
-    const tg_limits_tenant_t *tenant; /* the caller (the pinned snapshot's) */
-    h2o_iovec_t id;         /* its request id, in the request's memory (valid while `req` is) */
-    uint64_t started_ns;    /* when its request reached the handler */
-} tg_query_ctx_t;
+#include "call.h"
 
 static void ctx_free(tg_query_ctx_t *ctx);
 
@@ -69,6 +53,18 @@ static void ctx_describe_answer(tg_query_ctx_t *ctx)
         ctx_observe_gone(ctx);
     else
         ctx_describe(ctx);
+}
+
+/*
+ * Its client left: 1 if the call can end now (it was still waiting: for a connection,
+ * or for a cache fetch), 0 if it runs on (a sent call is cancelled, a fetch goes on for
+ * its other callers) and ends when its answer comes.
+ */
+static int ctx_abandon(tg_query_ctx_t *ctx)
+{
+    if (ctx->cache_role != 0)
+        return tg_cached_leave(ctx);
+    return tg_pool_abandon(ctx->worker->worker->pool, &ctx->call);
 }
 
 static void h1_unwatch(tg_query_ctx_t *ctx)
@@ -140,7 +136,7 @@ static void check_h1_clients(h2o_timeout_entry_t *entry)
         h1_unwatch(ctx);
         /* A sent call is cancelled and answers into the void; a waiting one is dropped, and the request ended here. */
         ctx->gone = 1;
-        if (tg_pool_abandon(w->worker->pool, &ctx->call)) {
+        if (ctx_abandon(ctx)) {
             *ctx->req_hook = NULL;
             h2o_req_t *req = ctx->req;
             ctx->req = NULL;
@@ -173,12 +169,26 @@ static tg_query_ctx_t *ctx_alloc(tg_handler_ctx_t *w)
     return ctx;
 }
 
+void tg_ctx_free(tg_query_ctx_t *ctx)
+{
+    ctx_free(ctx);
+}
+
+void tg_ctx_describe_answer(tg_query_ctx_t *ctx)
+{
+    ctx_describe_answer(ctx);
+}
+
 static void ctx_free(tg_query_ctx_t *ctx)
 {
     tg_handler_ctx_t *w = ctx->worker;
     --w->n_calls;
     h1_unwatch(ctx);
     tg_limits_release(&ctx->adm);
+    if (ctx->delivered != NULL) {
+        tg_cache_blob_unref(ctx->delivered);
+        ctx->delivered = NULL;
+    }
     tg_pins_drop(&w->worker->pins, ctx->pin);
     ctx->pin = NULL;
     if (w->n_free_calls >= TG_MAX_FREE_CALLS) {
@@ -201,114 +211,8 @@ static void on_req_dispose(void *p)
     tg_observe_answer(ctx->worker, ctx->req, 499, 0);
     ctx->req = NULL;
     /* A call still waiting for a connection is dropped; one already sent finishes and is discarded. */
-    if (tg_pool_abandon(ctx->worker->worker->pool, &ctx->call))
+    if (ctx_abandon(ctx))
         ctx_free(ctx);
-}
-
-static const char *data_exception_detail(const char *state)
-{
-    static const struct {
-        const char *state, *detail;
-    } details[] = {
-        {"22012", "division by zero"},
-        {"22P02", "a value does not have the format its type needs"},
-        {"22003", "a number is out of range for its type"},
-        {"22001", "a string is too long for its type"},
-        {"22007", "a date or time value has the wrong format"},
-        {"22008", "a date or time value is out of range"},
-        {"22023", "a parameter value is not valid"},
-        {"2201E", "an invalid argument for a logarithm"},
-        {"22004", "a null value is not allowed here"},
-    };
-    for (size_t i = 0; i != sizeof(details) / sizeof(details[0]); ++i)
-        if (strcmp(details[i].state, state) == 0)
-            return details[i].detail;
-    return "a value is not valid for the query";
-}
-
-static const char *constraint_detail(const char *state)
-{
-    static const struct {
-        const char *state, *detail;
-    } details[] = {
-        {"23505", "a row with the same unique key already exists"},
-        {"23503", "a referenced row does not exist, or the row is still referenced"},
-        {"23514", "a value fails a check constraint"},
-        {"23502", "a required value is null"},
-        {"23P01", "the row conflicts with an existing row"},
-    };
-    for (size_t i = 0; i != sizeof(details) / sizeof(details[0]); ++i)
-        if (strcmp(details[i].state, state) == 0)
-            return details[i].detail;
-    return "the change violates an integrity constraint";
-}
-
-static void respond_db_error(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, const PGresult *res, h2o_iovec_t id)
-{
-    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    tg_problem_t p = {.sqlstate = state};
-    if (state != NULL && strncmp(state, "22", 2) == 0) {
-        /* Data exceptions are the caller's; PostgreSQL's own message may quote stored values or types, so say it our way. */
-        p.status = 400, p.type = "invalid-value", p.detail = data_exception_detail(state);
-    } else if (state != NULL && strncmp(state, "23", 2) == 0) {
-        /* PostgreSQL's message names the constraint, part of the schema: say what kind it was instead. */
-        p.status = 409, p.type = "constraint-violation", p.detail = constraint_detail(state);
-    } else if (state != NULL && strcmp(state, "57014") == 0) {
-        char *d = h2o_mem_alloc_pool(&req->pool, 96);
-        snprintf(d, 96, "the query ran longer than its %d ms timeout", q->timeout_ms);
-        p.status = 504, p.type = "statement-timeout", p.detail = d;
-    } else {
-        /* Anything else is ours or the database's; log it whole, tell the caller only the SQLSTATE. */
-        tg_log(TG_LOG_ERROR, "request %.*s: query %s failed: %s %s", (int)id.len, id.base, q->name, state != NULL ? state : "-",
-               res != NULL ? PQresultErrorMessage(res) : "no result");
-        p.status = 500, p.type = "database-error", p.detail = "the database could not run the query";
-    }
-    tg_respond_problem(w, req, &p, 0);
-}
-
-static void respond_result(tg_handler_ctx_t *w, h2o_req_t *req, const tg_config_t *cfg, const tg_query_t *q, const PGresult *res,
-                           h2o_iovec_t id)
-{
-    tg_buf_t *b = &w->scratch;
-    tg_buf_reset(b);
-    int nrows = PQntuples(res), nfields = PQnfields(res);
-    tg_column_enc_t encs_stack[32], *encs = nfields <= 32 ? encs_stack : h2o_mem_alloc_pool(&req->pool, sizeof(*encs) * nfields);
-    switch (q->returns) {
-    case TG_RETURNS_ONE:
-        if (nrows == 0) {
-            tg_respond_error(w, req, 404, "not-found", "no row matched");
-            return;
-        }
-        if (nrows > 1) {
-            tg_log(TG_LOG_ERROR, "request %.*s: query %s (returns: one) returned %d rows", (int)id.len, id.base, q->name, nrows);
-            tg_respond_error(w, req, 500, "too-many-rows", "the query returned more than one row");
-            return;
-        }
-        tg_encode_columns(res, encs, &w->keys);
-        tg_encode_row(b, res, 0, encs, &w->keys);
-        break;
-    case TG_RETURNS_MANY:
-        if ((size_t)nrows > cfg->max_rows) {
-            char *d = h2o_mem_alloc_pool(&req->pool, 128);
-            snprintf(d, 128, "the query returned %d rows, more than max_rows (%zu)", nrows, cfg->max_rows);
-            tg_respond_error(w, req, 500, "too-many-rows", d);
-            return;
-        }
-        tg_encode_columns(res, encs, &w->keys);
-        tg_buf_appendc(b, '[');
-        for (int i = 0; i != nrows; ++i) {
-            if (i != 0)
-                tg_buf_appendc(b, ',');
-            tg_encode_row(b, res, i, encs, &w->keys);
-        }
-        tg_buf_appendc(b, ']');
-        break;
-    case TG_RETURNS_NONE: {
-        const char *n = PQcmdTuples((PGresult *)res);
-        tg_buf_printf(b, "{\"rows_affected\":%s}", n[0] != '\0' ? n : "0");
-    } break;
-    }
-    tg_respond_json(w, req, 200, b->base, b->len);
 }
 
 static void on_call_done(tg_call_t *call, tg_call_status_t status)
@@ -322,46 +226,11 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
         const tg_config_t *cfg = ctx->pin->snap->config;
         const tg_query_t *q = call->query;
         ctx_describe_answer(ctx);
-        switch (status) {
-        case TG_CALL_OK:
-            respond_result(w, req, cfg, q, call->result, ctx->id);
-            break;
-        case TG_CALL_DB_ERROR:
-            respond_db_error(w, req, q, call->result, ctx->id);
-            break;
-        case TG_CALL_NO_BACKEND:
-            shed(w, TG_SHED_NO_BACKEND);
-            tg_respond_error(w, req, 503, "no-backend", "no database backend is available for this query");
-            break;
-        case TG_CALL_ACQUIRE_TIMEOUT:
-            shed(w, TG_SHED_POOL_TIMEOUT);
-            tg_respond_error(w, req, 503, "pool-timeout", "no database connection became free within acquire_timeout_ms");
-            break;
-        case TG_CALL_QUEUE_FULL:
-            shed(w, TG_SHED_QUEUE_FULL);
-            tg_respond_error(w, req, 503, "overloaded", "too many calls are waiting for a database connection");
-            break;
-        case TG_CALL_ROLLED_BACK: {
-            char *d = h2o_mem_alloc_pool(&req->pool, 160);
-            if (q->returns == TG_RETURNS_ONE)
-                snprintf(d, 160, "the write returned %d rows, more than one; it was rolled back", PQntuples(call->result));
-            else
-                snprintf(d, 160, "the write returned %d rows, more than max_rows (%zu); it was rolled back", PQntuples(call->result),
-                         cfg->max_rows);
-            tg_log(TG_LOG_ERROR, "request %.*s: query %s (returns: %s) returned %d rows: rolled back", (int)ctx->id.len, ctx->id.base,
-                   q->name, q->returns == TG_RETURNS_ONE ? "one" : "many", PQntuples(call->result));
-            tg_respond_error(w, req, 500, "too-many-rows", d);
-            break;
-        }
-        case TG_CALL_CONN_LOST_UNCOMMITTED:
-            tg_respond_error(w, req, 503, "connection-lost", "the database connection was lost before the write committed; it was not applied");
-            break;
-        case TG_CALL_CONN_LOST:
-            tg_respond_error(w, req, 503, "connection-lost",
-                             q->access == TG_ACCESS_WRITE ? "the database connection was lost; the write's outcome is unknown"
-                                                          : "the database connection was lost");
-            break;
-        }
+        tg_outcome_t o;
+        tg_outcome_of(w, cfg, q, status, call, ctx->id, &o);
+        if (o.shed != 0)
+            shed(w, (tg_shed_t)(o.shed - 1));
+        tg_respond_outcome(w, req, &o);
     }
     if (call->result != NULL)
         PQclear(call->result);
@@ -558,6 +427,8 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     ctx->h1_link = (h2o_linklist_t){NULL, NULL};
     ctx->h1_asked = 0;
     ctx->gone = 0;
+    ctx->cache_role = 0;
+    ctx->delivered = NULL;
     ctx->tenant = tenant;
     ctx->id = id;
     ctx->started_ns = w->ans.started_ns;
@@ -565,9 +436,12 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     *ctx->req_hook = ctx;
     if (req->version < 0x200)
         h1_watch(ctx);
-    /* Not answered yet: the answer is observed when it comes (on_call_done). */
+    /* Not answered yet: the answer is observed when it comes (on_call_done, or the cache's). */
     w->ans = (tg_answer_t){0};
-    tg_pool_submit(w->worker->pool, &ctx->call);
+    if (q->cached && tg_worker_cache(w->worker) != NULL)
+        tg_cached_call(ctx, params.values); /* may answer and free ctx before it returns */
+    else
+        tg_pool_submit(w->worker->pool, &ctx->call);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -639,6 +513,7 @@ static void on_context_dispose(h2o_handler_t *self, h2o_context_t *ctx)
     tg_buf_dispose(&w->scratch);
     tg_buf_dispose(&w->keys);
     tg_buf_dispose(&w->line);
+    tg_buf_dispose(&w->cache_key);
     while (w->free_calls != NULL) {
         void *next = *(void **)w->free_calls;
         free(w->free_calls);

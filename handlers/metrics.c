@@ -72,6 +72,10 @@ static size_t counters(tg_buf_t *b, tg_buf_t *l, const tg_state_t *st, const tg_
         } else if (kind == TG_M_REFUSED) {
             label(l, "tenant", or_dash(tg_state_tenant_name(st, a)));
             label(l, "reason", tg_refusal_name((tg_refusal_t)c));
+        } else if (kind == TG_M_CACHE) {
+            label(l, "query", or_dash(tg_state_query_name(st, a)));
+            if (c != 4)
+                label(l, "result", c < 4 ? tg_ans_cache_names[c] : "other");
         } else {
             label(l, "query", or_dash(tg_state_query_name(st, a)));
             label(l, "reason", tg_shed_name((tg_shed_t)c));
@@ -107,6 +111,54 @@ static size_t histograms(tg_buf_t *b, tg_buf_t *l, const tg_state_t *st, const t
         sample(b, name, "_count", l, NULL, text);
     }
     return i;
+}
+
+/*
+ * The cache: calls by how they were answered (hit, stale, miss: started a fetch,
+ * collapsed: waited for another's) and refreshes started, per thread and summed; and
+ * from the live state, evictions, entries and bytes.
+ */
+static size_t skip_to(const tg_metrics_series_t *s, size_t i, size_t n, tg_metric_kind_t kind);
+
+static void cache_figures(tg_buf_t *b, tg_buf_t *l, const tg_state_t *st, const tg_metrics_series_t *s, size_t *i, size_t n,
+                          const tg_config_t *cfg)
+{
+    size_t start = skip_to(s, *i, n, TG_M_CACHE), end = start;
+    while (end != n && tg_metrics_key_kind(s[end].key) == TG_M_CACHE)
+        ++end;
+    family(b, "tollgate_cache_requests_total", "counter",
+           "Calls of cached queries by how they were answered: hit, stale (served while refreshed), miss (started a fetch), collapsed (waited for one).");
+    for (size_t j = start; j != end; ++j)
+        if (tg_metrics_key_c(s[j].key) != 4)
+            counters(b, l, st, s, j, j + 1, TG_M_CACHE, "tollgate_cache_requests_total");
+    family(b, "tollgate_cache_refreshes_total", "counter", "Background refreshes of stale entries started.");
+    for (size_t j = start; j != end; ++j)
+        if (tg_metrics_key_c(s[j].key) == 4)
+            counters(b, l, st, s, j, j + 1, TG_M_CACHE, "tollgate_cache_refreshes_total");
+    *i = end;
+    char text[32];
+    static const struct {
+        const char *name, *type, *help;
+    } gauges[] = {
+        {"tollgate_cache_evictions_total", "counter", "Entries dropped to stay within cache.max_bytes (least recently used first)."},
+        {"tollgate_cache_entries", "gauge", "Entries stored."},
+        {"tollgate_cache_bytes", "gauge", "Bytes the entries count against cache.max_bytes (keys, bodies and bookkeeping)."},
+    };
+    for (size_t g = 0; g != 3; ++g) {
+        family(b, gauges[g].name, gauges[g].type, gauges[g].help);
+        for (size_t q = 0; q != cfg->n_queries; ++q) {
+            const tg_query_state_t *qs = cfg->queries[q].state;
+            if (!cfg->queries[q].cached)
+                continue;
+            long long v = g == 0 ? (long long)atomic_load(&qs->cache_evictions)
+                          : g == 1 ? (long long)atomic_load(&qs->cache_entries)
+                                   : (long long)atomic_load(&qs->cache_bytes);
+            snprintf(text, sizeof(text), "%lld", v);
+            tg_buf_reset(l);
+            label(l, "query", qs->name);
+            sample(b, gauges[g].name, "", l, NULL, text);
+        }
+    }
 }
 
 /* Skips series of kinds before `kind` (none are expected), so every family prints only its own. */
@@ -295,6 +347,7 @@ void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
     i = counters(&b, &l, st, s, skip_to(s, i, n, TG_M_REFUSED), n, TG_M_REFUSED, "tollgate_refused_total");
     family(&b, "tollgate_shed_total", "counter", "Calls not served to protect the gateway or the database, by query and reason.");
     i = counters(&b, &l, st, s, skip_to(s, i, n, TG_M_SHED), n, TG_M_SHED, "tollgate_shed_total");
+    cache_figures(&b, &l, st, s, &i, n, snap->config);
     family(&b, "tollgate_request_duration_seconds", "histogram", "Time from a request reaching the handler to its answer, by query.");
     i = histograms(&b, &l, st, s, skip_to(s, i, n, TG_M_REQUEST_SECONDS), n, TG_M_REQUEST_SECONDS, "tollgate_request_duration_seconds");
     family(&b, "tollgate_db_duration_seconds", "histogram", "Time a call ran on its backend, by query and backend.");

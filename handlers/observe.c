@@ -66,6 +66,8 @@ static h2o_iovec_t traceparent_of(h2o_req_t *req)
     return v;
 }
 
+const char *const tg_ans_cache_names[4] = {"hit", "stale", "miss", "collapsed"};
+
 /* Numbers by hand: printf's float formatting was a tenth of a busy gateway's CPU. */
 static void append_uint(tg_buf_t *b, uint64_t v)
 {
@@ -165,6 +167,11 @@ static void log_access(tg_handler_ctx_t *w, tg_accesslog_t *log, h2o_req_t *req,
     append_ms(b, wait_us);
     tg_buf_appends(b, ",\"backend\":");
     append_name_or_null(b, a->backend != NULL ? a->backend->name : NULL);
+    if (a->cache != 0) {
+        tg_buf_appends(b, ",\"cache\":\"");
+        tg_buf_appends(b, tg_ans_cache_names[a->cache - 1]);
+        tg_buf_appendc(b, '"');
+    }
     h2o_iovec_t tp = traceparent_of(req);
     if (tp.base != NULL) {
         tg_buf_appends(b, ",\"traceparent\":\"");
@@ -193,10 +200,13 @@ void tg_observe_answer(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t b
             tg_metrics_count(m, TG_M_REFUSED, tid, 0, (uint32_t)a->refusal - 1);
         if (a->shed != 0)
             tg_metrics_count(m, TG_M_SHED, qid, 0, (uint32_t)a->shed - 1);
+        if (a->cache != 0)
+            tg_metrics_count(m, TG_M_CACHE, qid, 0, (uint32_t)a->cache - 1);
         if (a->query != NULL) {
             tg_metrics_observe(m, TG_M_REQUEST_SECONDS, qid, 0, total_us);
             /* only calls that ran (reached the head of their connection): one lost on the way has no database time */
-            if (a->backend != NULL && a->db_ms > 0)
+            /* a fetch shared by many calls ran once: its time counts for the call that started it */
+            if (a->backend != NULL && a->db_ms > 0 && a->cache != TG_ANS_CACHE_COLLAPSED)
                 tg_metrics_observe(m, TG_M_DB_SECONDS, qid, a->backend->metrics_id, (uint64_t)((double)a->db_ms * 1000));
             if (a->submitted)
                 tg_metrics_observe(m, TG_M_WAIT_SECONDS, qid, 0, wait_us);
@@ -215,6 +225,7 @@ void tg_observe_answer(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t b
                (double)wait_us / 1000);
     *a = (tg_answer_t){0};
 }
+
 
 /* h2o's own answers (its 413, its 400s for what it cannot parse) never reach the handler: its logger sees them. */
 typedef struct st_tg_fallback_logger_t {

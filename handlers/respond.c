@@ -2,6 +2,8 @@
  * Response helpers: JSON bodies, problem+json errors, request ids.
  */
 #include <stdio.h>
+#include <string.h>
+#include "../gateway/internal.h"
 #include "respond.h"
 
 h2o_iovec_t tg_request_id_sent(h2o_req_t *req)
@@ -60,13 +62,65 @@ void tg_respond_json(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char
     send_body(w, req, status, H2O_STRLIT("application/json"), body, len);
 }
 
+static void add_retry_after(h2o_req_t *req, int retry_after_s)
+{
+    if (retry_after_s <= 0)
+        return;
+    char *v = h2o_mem_alloc_pool(&req->pool, 16);
+    int n = snprintf(v, 16, "%d", retry_after_s);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
+}
+
+void tg_respond_bytes(tg_handler_ctx_t *w, h2o_req_t *req, int status, int problem, const char *body, size_t len, int retry_after_s)
+{
+    add_retry_after(req, retry_after_s);
+    if (problem)
+        send_body(w, req, status, H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE), body, len);
+    else
+        send_body(w, req, status, H2O_STRLIT("application/json"), body, len);
+}
+
+/* the request's reference to a shared blob, given back when its memory is freed (the body has been sent by then) */
+static void release_blob(void *p)
+{
+    tg_cache_blob_unref(*(tg_cache_blob_t **)p);
+}
+
+void tg_respond_blob(tg_handler_ctx_t *w, h2o_req_t *req, tg_cache_blob_t *blob, const char *cache_status, int with_age)
+{
+    tg_cache_blob_t **hold = h2o_mem_alloc_shared(&req->pool, sizeof(*hold), release_blob);
+    *hold = blob;
+    add_retry_after(req, blob->retry_after_s);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("cache-status"), 0, NULL, cache_status, strlen(cache_status));
+    if (with_age) {
+        uint64_t now = tg_now_ms(), age = now > blob->stored_at_ms ? (now - blob->stored_at_ms) / 1000 : 0;
+        char *v = h2o_mem_alloc_pool(&req->pool, 24);
+        int n = snprintf(v, 24, "%llu", (unsigned long long)age);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_AGE, NULL, v, (size_t)n);
+    }
+    if (w->ans.query != NULL)
+        tg_query_slot_count(&w->ans.query->state->slots[w->worker->index], w->ans.gone ? 499 : blob->status);
+    tg_observe_answer(w, req, blob->status, blob->len);
+    /* the body as it is, shared by every request that gets it: no copy */
+    static h2o_generator_t generator = {NULL, NULL};
+    req->res.status = blob->status;
+    req->res.reason = tg_status_reason(blob->status);
+    if (blob->problem)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE));
+    else
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+    req->res.content_length = blob->len;
+    h2o_start_response(req, &generator);
+    h2o_iovec_t buf = h2o_iovec_init(blob->body, blob->len);
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
 void tg_respond_problem(tg_handler_ctx_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s)
 {
-    if (retry_after_s > 0) {
-        char *v = h2o_mem_alloc_pool(&req->pool, 16);
-        int n = snprintf(v, 16, "%d", retry_after_s);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
-    }
+    add_retry_after(req, retry_after_s);
     tg_buf_reset(&w->scratch);
     tg_problem_format(&w->scratch, p);
     send_body(w, req, p->status, H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE), w->scratch.base, w->scratch.len);

@@ -6,6 +6,7 @@
 #define tollgate__handlers_respond_h
 
 #include <h2o.h>
+#include "tollgate/cache.h"
 #include "tollgate/limits.h"
 #include "tollgate/metrics.h"
 #include "tollgate/problem.h"
@@ -29,7 +30,13 @@ typedef struct st_tg_answer_t {
     int shed;                         /* tg_shed_t + 1, or 0 */
     int builtin;                      /* /healthz or /readyz: logged, not counted as a request */
     int gone;                         /* the client left before its answer: observed as status 499, whatever is sent */
+    int cache;                        /* a cached query's answer: TG_ANS_CACHE_*; 0 for others */
 } tg_answer_t;
+
+/** how a cached query was answered (tg_answer_t.cache; minus 1, the `result` of tollgate_cache_requests_total) */
+enum { TG_ANS_CACHE_HIT = 1, TG_ANS_CACHE_STALE, TG_ANS_CACHE_MISS, TG_ANS_CACHE_COLLAPSED, TG_ANS_CACHE__END };
+/** the label value and access-log word of each (index: TG_ANS_CACHE_* - 1) */
+extern const char *const tg_ans_cache_names[4];
 
 /**
  * The catalog handler's state on one worker thread (h2o's handler context, made by
@@ -50,6 +57,7 @@ typedef struct st_tg_handler_ctx_t {
     h2o_timeout_entry_t h1_check;
     tg_answer_t ans;               /* what the answer being sent is about */
     tg_buf_t line;                 /* access-log and debug lines are built here */
+    tg_buf_t cache_key;            /* a cached call's key is built here */
     int64_t clock_sec;             /* the wall-clock second `clock_text` shows */
     char clock_text[24];           /* "YYYY-MM-DDTHH:MM:SS" of clock_sec */
 } tg_handler_ctx_t;
@@ -65,6 +73,16 @@ h2o_iovec_t tg_respond_request_id(tg_handler_ctx_t *w, h2o_req_t *req);
  * observe the answer as `w->ans` describes it (tg_observe_answer), then clear it.
  */
 void tg_respond_json(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *body, size_t len);
+
+/** sends `status` with `body` (copied) as JSON or problem+json, with a Retry-After if `retry_after_s` > 0; observed as tg_respond_json is */
+void tg_respond_bytes(tg_handler_ctx_t *w, h2o_req_t *req, int status, int problem, const char *body, size_t len, int retry_after_s);
+
+/**
+ * Sends a shared answer (the cache's) without copying its body: the request holds the
+ * reference it is given until its memory is freed. Adds `Cache-Status: cache_status`
+ * and, with `with_age`, `Age`. Observed as tg_respond_json is.
+ */
+void tg_respond_blob(tg_handler_ctx_t *w, h2o_req_t *req, tg_cache_blob_t *blob, const char *cache_status, int with_age);
 
 /** sends `status` with `body` (copied) as `content_type`: no counting, no per-thread state (the admin API uses it) */
 void tg_respond_body(h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body, size_t len);

@@ -156,7 +156,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in //gateway:tollgated //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:faults //tests:faultproxy; do
+    for what in //gateway:tollgated //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:faults //tests:faultproxy; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -236,7 +236,7 @@ integration_tests() {
     # Tests that run their own gateways and stop and start the databases: one at a
     # time, after the API suite, whose gateway is gone by now.
     local name
-    for name in process backends operator observe faults; do
+    for name in process backends operator observe cached faults; do
         local bin=$BAZEL_BIN/tests/$name
         [[ -x $bin ]] || { fail_stage "no test binary at $bin"; continue; }
         tg_log "$name tests: $bin --jobs 1"

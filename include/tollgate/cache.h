@@ -41,8 +41,9 @@ typedef struct st_tg_cache_blob_t {
     int shed;             /* tg_shed_t + 1 when the answer sheds the call (no backend, pool timeout), else 0 */
     int stored;           /* it was stored (set before it is delivered) */
     uint64_t stored_at_ms; /* when it was made (tg_now_ms): the Age of a hit */
-    const char *backend;  /* where it was fetched (a backend's name, which lives as long as the gateway), or NULL */
+    const struct st_tg_backend_t *backend; /* where it was fetched (backends live as long as the gateway), or NULL */
     float db_ms;          /* how long the fetch ran on it */
+    uint64_t sent_ns;     /* when the fetch went out (tg_now_ns), or 0 */
     size_t len;
     char body[];
 } tg_cache_blob_t;
@@ -115,6 +116,9 @@ int tg_cache_leave(tg_cache_t *c, tg_cache_waiter_t *waiter);
 
 /** drops every stored entry of query `id` (0: of every query); flights go on. Returns the entries dropped. */
 size_t tg_cache_purge(tg_cache_t *c, uint32_t id);
+
+/** a new max_bytes (a reload): entries past it go as entries are stored */
+void tg_cache_set_max_bytes(tg_cache_t *c, size_t max_bytes);
 
 /** bytes counted against max_bytes, over every shard */
 size_t tg_cache_bytes(tg_cache_t *c);

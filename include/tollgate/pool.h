@@ -62,6 +62,7 @@ struct st_tg_call_t {
      * writes that declare a result shape.
      */
     uint32_t guard_rows;
+    uint8_t primary_only;      /* a read that goes to the primary, as a write does (it must see what a write just committed) */
     PGresult *result;          /* set before cb */
     const struct st_tg_backend_t *backend; /* set before cb: the backend it last ran on, or NULL (logs, metrics) */
     float db_ms;               /* set before cb: how long it ran at the head of its connection (0 if it never did) */

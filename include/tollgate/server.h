@@ -11,6 +11,7 @@
 #include "tollgate.h"
 #include "tollgate/accesslog.h"
 #include "tollgate/buf.h"
+#include "tollgate/cache.h"
 #include "tollgate/metrics.h"
 #include "tollgate/pool.h"
 #include "tollgate/snapshot.h"
@@ -34,8 +35,19 @@ typedef struct st_tg_worker_t {
     struct st_tg_listener_t *listeners; /* this thread's wrappers of the listening sockets */
     size_t n_listeners;
     tg_metrics_thread_t *metrics;  /* this thread's counters and histograms (the gateway's; summed when scraped) */
+    tg_cache_t *cache;             /* the gateway's result cache, shared by every thread */
+    h2o_multithread_receiver_t cache_receiver; /* answers of cache fetches that ran on another thread */
     tg_accesslog_t *access_log;    /* the gateway's; this thread writes its own ring of it */
 } tg_worker_t;
+
+/** the worker whose loop runs on this thread, or NULL (any other thread) */
+extern __thread tg_worker_t *tg_current_worker;
+
+/** the result cache */
+static inline tg_cache_t *tg_worker_cache(const tg_worker_t *w)
+{
+    return w->cache;
+}
 
 /** the config new requests on this worker are served with */
 static inline const tg_config_t *tg_worker_config(const tg_worker_t *w)
@@ -96,6 +108,12 @@ h2o_handler_t *tg_handler_register(h2o_pathconf_t *pathconf);
  * the handler's per-thread state (handlers/observe.c).
  */
 void tg_observe_register(h2o_hostconf_t *hostconf, h2o_handler_t *handler);
+
+/** a worker's receiver of cache answers (handlers/cached.c): each message is a waiting call to answer */
+void tg_handler_cache_delivery(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+/** the gateway's result cache (for the admin API's purge) */
+tg_cache_t *tg_gateway_cache(tg_gateway_t *gw);
 
 /** catalog calls in progress on the thread of `ctx` (decoded, not yet answered) */
 size_t tg_handler_calls(h2o_context_t *ctx, h2o_handler_t *handler);

@@ -60,6 +60,7 @@ typedef struct st_tg_query_state_t {
     tg_query_slot_t *slots;    /* one per worker thread */
     /* the result cache (tollgate/cache.h) */
     _Atomic uint64_t cache_epoch;     /* bumped by a write that invalidates it, a purge, or new SQL: older entries are not served */
+    _Atomic uint64_t cache_invalidated_ms; /* tg_now_ms() of the last invalidation, 0 never */
     _Atomic int64_t cache_entries, cache_bytes;
     _Atomic uint64_t cache_evictions;
     uint64_t sql_hash;                /* of the SQL when last bound (a change bumps the epoch) */
@@ -113,11 +114,12 @@ const char *tg_state_query_name(const tg_state_t *s, uint32_t id);
 const char *tg_state_tenant_name(const tg_state_t *s, uint32_t id);
 const char *tg_state_backend_name(const tg_state_t *s, uint32_t id);
 
-/** invalidates the query's cached results (its epoch moves on); any thread, no lock */
-static inline void tg_state_invalidate(tg_query_state_t *q)
-{
-    atomic_fetch_add_explicit(&q->cache_epoch, 1, memory_order_acq_rel);
-}
+/**
+ * Invalidates the query's cached results: its epoch moves on, and the time is kept
+ * (fetches soon after read from the primary: a replica may not have the write yet).
+ * Any thread, no lock.
+ */
+void tg_state_invalidate(tg_query_state_t *q);
 
 /** finds without making; NULL if there is none. Takes the registry's mutex. */
 tg_query_state_t *tg_state_find_query(tg_state_t *s, const char *name);

@@ -31,3 +31,14 @@ GRANT USAGE ON SEQUENCE tenant_notes_id_seq TO tollgate;
 CREATE TABLE schema_probe (id int PRIMARY KEY, a text NOT NULL);
 INSERT INTO schema_probe VALUES (1, 'one'), (2, 'two');
 GRANT SELECT ON schema_probe TO tollgate;
+
+-- The result cache (tests/integration/cache.c): every execution of cache_probe leaves a
+-- WARNING in the server's own log, so the tests count executions in the database.
+CREATE FUNCTION cache_probe(k text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE WARNING 'tollgate-cache-probe %', k;
+    RETURN k;
+END $$;
+GRANT EXECUTE ON FUNCTION cache_probe(text) TO tollgate;
+CREATE TABLE cache_kv (k text PRIMARY KEY, v text NOT NULL);
+GRANT SELECT, INSERT, UPDATE ON cache_kv TO tollgate;

@@ -1,0 +1,192 @@
+/*
+ * The answer a finished call gets, made without its request: the status, the body
+ * (JSON written straight from libpq's text, or a problem), a Retry-After, and why the
+ * call was shed if it was. A call answers its own request with it; a cache fetch turns
+ * it into a blob that answers every caller waiting for that fetch.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "tollgate/encode.h"
+#include "../gateway/internal.h"
+#include "call.h"
+
+static const char *data_exception_detail(const char *state)
+{
+    static const struct {
+        const char *state, *detail;
+    } details[] = {
+        {"22012", "division by zero"},
+        {"22P02", "a value does not have the format its type needs"},
+        {"22003", "a number is out of range for its type"},
+        {"22001", "a string is too long for its type"},
+        {"22007", "a date or time value has the wrong format"},
+        {"22008", "a date or time value is out of range"},
+        {"22023", "a parameter value is not valid"},
+        {"2201E", "an invalid argument for a logarithm"},
+        {"22004", "a null value is not allowed here"},
+    };
+    for (size_t i = 0; i != sizeof(details) / sizeof(details[0]); ++i)
+        if (strcmp(details[i].state, state) == 0)
+            return details[i].detail;
+    return "a value is not valid for the query";
+}
+
+static const char *constraint_detail(const char *state)
+{
+    static const struct {
+        const char *state, *detail;
+    } details[] = {
+        {"23505", "a row with the same unique key already exists"},
+        {"23503", "a referenced row does not exist, or the row is still referenced"},
+        {"23514", "a value fails a check constraint"},
+        {"23502", "a required value is null"},
+        {"23P01", "the row conflicts with an existing row"},
+    };
+    for (size_t i = 0; i != sizeof(details) / sizeof(details[0]); ++i)
+        if (strcmp(details[i].state, state) == 0)
+            return details[i].detail;
+    return "the change violates an integrity constraint";
+}
+
+/* A problem into w->scratch; 503s say when to come back (1 s). */
+static void problem(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_problem_t *p)
+{
+    tg_buf_reset(&w->scratch);
+    tg_problem_format(&w->scratch, p);
+    o->status = p->status;
+    o->problem = 1;
+    o->retry_after_s = p->status == 503 ? 1 : 0;
+}
+
+static void error(tg_handler_ctx_t *w, tg_outcome_t *o, int status, const char *type, const char *detail)
+{
+    tg_problem_t p = {.status = status, .type = type, .detail = detail};
+    problem(w, o, &p);
+}
+
+static void db_error(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_query_t *q, const PGresult *res, h2o_iovec_t id)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    tg_problem_t p = {.sqlstate = state};
+    char d[96];
+    if (state != NULL && strncmp(state, "22", 2) == 0) {
+        /* Data exceptions are the caller's; PostgreSQL's own message may quote stored values or types, so say it our way. */
+        p.status = 400, p.type = "invalid-value", p.detail = data_exception_detail(state);
+    } else if (state != NULL && strncmp(state, "23", 2) == 0) {
+        /* PostgreSQL's message names the constraint, part of the schema: say what kind it was instead. */
+        p.status = 409, p.type = "constraint-violation", p.detail = constraint_detail(state);
+    } else if (state != NULL && strcmp(state, "57014") == 0) {
+        snprintf(d, sizeof(d), "the query ran longer than its %d ms timeout", q->timeout_ms);
+        p.status = 504, p.type = "statement-timeout", p.detail = d;
+    } else {
+        /* Anything else is ours or the database's; log it whole, tell the caller only the SQLSTATE. */
+        tg_log(TG_LOG_ERROR, "request %.*s: query %s failed: %s %s", (int)id.len, id.base, q->name, state != NULL ? state : "-",
+               res != NULL ? PQresultErrorMessage(res) : "no result");
+        p.status = 500, p.type = "database-error", p.detail = "the database could not run the query";
+    }
+    problem(w, o, &p);
+}
+
+static void result(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_config_t *cfg, const tg_query_t *q, const PGresult *res,
+                   h2o_iovec_t id)
+{
+    tg_buf_t *b = &w->scratch;
+    tg_buf_reset(b);
+    int nrows = PQntuples(res), nfields = PQnfields(res);
+    tg_column_enc_t encs_stack[32], *encs = nfields <= 32 ? encs_stack : tg_malloc(sizeof(*encs) * (size_t)nfields);
+    char d[128];
+    *o = (tg_outcome_t){.status = 200};
+    switch (q->returns) {
+    case TG_RETURNS_ONE:
+        if (nrows == 0) {
+            error(w, o, 404, "not-found", "no row matched");
+            break;
+        }
+        if (nrows > 1) {
+            tg_log(TG_LOG_ERROR, "request %.*s: query %s (returns: one) returned %d rows", (int)id.len, id.base, q->name, nrows);
+            error(w, o, 500, "too-many-rows", "the query returned more than one row");
+            break;
+        }
+        tg_encode_columns(res, encs, &w->keys);
+        tg_encode_row(b, res, 0, encs, &w->keys);
+        break;
+    case TG_RETURNS_MANY:
+        if ((size_t)nrows > cfg->max_rows) {
+            snprintf(d, sizeof(d), "the query returned %d rows, more than max_rows (%zu)", nrows, cfg->max_rows);
+            error(w, o, 500, "too-many-rows", d);
+            break;
+        }
+        tg_encode_columns(res, encs, &w->keys);
+        tg_buf_appendc(b, '[');
+        for (int i = 0; i != nrows; ++i) {
+            if (i != 0)
+                tg_buf_appendc(b, ',');
+            tg_encode_row(b, res, i, encs, &w->keys);
+        }
+        tg_buf_appendc(b, ']');
+        break;
+    case TG_RETURNS_NONE: {
+        const char *n = PQcmdTuples((PGresult *)res);
+        tg_buf_appends(b, "{\"rows_affected\":");
+        tg_buf_appends(b, n[0] != '\0' ? n : "0");
+        tg_buf_appendc(b, '}');
+    } break;
+    }
+    if (encs != encs_stack)
+        free(encs);
+}
+
+void tg_outcome_of(tg_handler_ctx_t *w, const tg_config_t *cfg, const tg_query_t *q, tg_call_status_t status, const tg_call_t *call,
+                   h2o_iovec_t id, tg_outcome_t *o)
+{
+    char d[160];
+    *o = (tg_outcome_t){0};
+    switch (status) {
+    case TG_CALL_OK:
+        result(w, o, cfg, q, call->result, id);
+        break;
+    case TG_CALL_DB_ERROR:
+        db_error(w, o, q, call->result, id);
+        break;
+    case TG_CALL_NO_BACKEND:
+        error(w, o, 503, "no-backend", "no database backend is available for this query");
+        o->shed = TG_SHED_NO_BACKEND + 1;
+        break;
+    case TG_CALL_ACQUIRE_TIMEOUT:
+        error(w, o, 503, "pool-timeout", "no database connection became free within acquire_timeout_ms");
+        o->shed = TG_SHED_POOL_TIMEOUT + 1;
+        break;
+    case TG_CALL_QUEUE_FULL:
+        error(w, o, 503, "overloaded", "too many calls are waiting for a database connection");
+        o->shed = TG_SHED_QUEUE_FULL + 1;
+        break;
+    case TG_CALL_ROLLED_BACK:
+        if (q->returns == TG_RETURNS_ONE)
+            snprintf(d, sizeof(d), "the write returned %d rows, more than one; it was rolled back", PQntuples(call->result));
+        else
+            snprintf(d, sizeof(d), "the write returned %d rows, more than max_rows (%zu); it was rolled back", PQntuples(call->result),
+                     cfg->max_rows);
+        tg_log(TG_LOG_ERROR, "request %.*s: query %s (returns: %s) returned %d rows: rolled back", (int)id.len, id.base, q->name,
+               q->returns == TG_RETURNS_ONE ? "one" : "many", PQntuples(call->result));
+        error(w, o, 500, "too-many-rows", d);
+        break;
+    case TG_CALL_CONN_LOST_UNCOMMITTED:
+        error(w, o, 503, "connection-lost", "the database connection was lost before the write committed; it was not applied");
+        break;
+    case TG_CALL_CONN_LOST:
+        error(w, o, 503, "connection-lost",
+              q->access == TG_ACCESS_WRITE ? "the database connection was lost; the write's outcome is unknown"
+                                           : "the database connection was lost");
+        break;
+    }
+    /* a write that succeeded drops what the queries it invalidates cached, before anyone is answered */
+    if (o->status < 300 && q->access == TG_ACCESS_WRITE)
+        for (size_t i = 0; i != q->n_invalidates; ++i)
+            if (q->invalidate_states != NULL && q->invalidate_states[i] != NULL)
+                tg_state_invalidate(q->invalidate_states[i]);
+}
+
+void tg_respond_outcome(tg_handler_ctx_t *w, h2o_req_t *req, const tg_outcome_t *o)
+{
+    tg_respond_bytes(w, req, o->status, o->problem, w->scratch.base, w->scratch.len, o->retry_after_s);
+}

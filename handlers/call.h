@@ -1,0 +1,72 @@
+/*
+ * A catalog call in progress, shared by the handler's files: catalog.c (admission, the
+ * pool's calls, clients that leave), cached.c (the result cache: hits, fetches shared
+ * by many calls, waiters woken on their own thread) and answer.c (the answer of a
+ * finished call, made without its request).
+ */
+#ifndef tollgate__handlers_call_h
+#define tollgate__handlers_call_h
+
+#include "tollgate/cache.h"
+#include "tollgate/limits.h"
+#include "tollgate/pool.h"
+#include "respond.h"
+
+/** a catalog call in progress; it outlives its request if the client goes away */
+typedef struct st_tg_query_ctx_t {
+    tg_call_t call;   /* must be first: the pool's callback gets &call (unused while it waits for a cache fetch) */
+    h2o_req_t *req;   /* NULL once the request is gone */
+    void **req_hook;  /* pool memory of the request that points back here */
+    tg_handler_ctx_t *worker; /* the handler's state on the thread the call runs on */
+    h2o_linklist_t h1_link; /* in worker->h1_calls while an HTTP/1 call runs */
+    tg_admission_t adm;     /* the in-flight slots it holds */
+    tg_pin_t *pin;          /* the snapshot it started on (its query, config and limits), held until it ends */
+    int h1_asked;           /* an HTTP/1.1 client that stopped sending was sent an interim 102 (client_gone) */
+    int gone;               /* its HTTP/1 client left while the call ran: the answer is observed as 499 */
+    const tg_limits_tenant_t *tenant; /* the caller (the pinned snapshot's) */
+    h2o_iovec_t id;         /* its request id, in the request's memory (valid while `req` is) */
+    uint64_t started_ns;    /* when its request reached the handler */
+    /* waiting for a cache fetch instead of running its own call */
+    int cache_role;         /* 0: not; TG_ANS_CACHE_MISS (it started the fetch) or TG_ANS_CACHE_COLLAPSED (it joined one) */
+    tg_cache_waiter_t waiter;
+    h2o_multithread_message_t msg; /* the answer's delivery from another thread */
+    tg_cache_blob_t *delivered;    /* the answer, once delivered */
+} tg_query_ctx_t;
+
+/** sets `w->ans` from the call (an answer is about to be observed); its client-gone mark included */
+void tg_ctx_describe_answer(tg_query_ctx_t *ctx);
+
+/** gives back a call context (its admission, its pin) */
+void tg_ctx_free(tg_query_ctx_t *ctx);
+
+/** the answer of a finished call: its body is in w->scratch */
+typedef struct st_tg_outcome_t {
+    int status;
+    int problem;       /* the body is problem+json */
+    int retry_after_s; /* > 0: send Retry-After */
+    int shed;          /* tg_shed_t + 1, or 0 */
+} tg_outcome_t;
+
+/**
+ * The answer of `call` (of query `q` on `cfg`) that ended with `status`, its body into
+ * w->scratch; error lines name request `id`. A write that succeeded invalidates the
+ * cached queries it names, before anyone is answered.
+ */
+void tg_outcome_of(tg_handler_ctx_t *w, const tg_config_t *cfg, const tg_query_t *q, tg_call_status_t status, const tg_call_t *call,
+                   h2o_iovec_t id, tg_outcome_t *o);
+
+/** sends it (the body in w->scratch, copied) */
+void tg_respond_outcome(tg_handler_ctx_t *w, h2o_req_t *req, const tg_outcome_t *o);
+
+/**
+ * A cached query's call, admitted and decoded (`values`): answered from the cache, or
+ * made to wait for the fetch of its key (its own, or one already under way on any
+ * thread). `ctx` is set up as for a call, not submitted; it is the cache path's from
+ * here on (it may be answered and freed before this returns).
+ */
+void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values);
+
+/** the call's client left while it waited for a fetch: 1 if it may be freed now, 0 if its answer is on its way (freed then) */
+int tg_cached_leave(tg_query_ctx_t *ctx);
+
+#endif
