@@ -213,6 +213,7 @@ static tg_cache_flight_t *new_flight(tg_shard_t *s, tg_node_t *n, uint64_t epoch
 static void join(tg_cache_flight_t *f, tg_cache_waiter_t *w)
 {
     w->flight = f;
+    w->shard = f->shard;
     w->next = f->waiters;
     if (w->next != NULL)
         w->next->pprev = &w->next;
@@ -223,11 +224,13 @@ static void join(tg_cache_flight_t *f, tg_cache_waiter_t *w)
 tg_cache_lookup_t tg_cache_lookup(tg_cache_t *c, const tg_cache_query_t *q, const void *key, size_t key_len, uint64_t now_ms,
                                   tg_cache_waiter_t *waiter, tg_cache_blob_t **blob, tg_cache_flight_t **flight)
 {
-    uint64_t hash = hash_of(key, key_len), epoch = atomic_load_explicit(q->epoch, memory_order_acquire);
+    uint64_t hash = hash_of(key, key_len);
     tg_shard_t *s = shard_of(c, hash);
     tg_cache_lookup_t r;
     *blob = NULL, *flight = NULL;
     pthread_mutex_lock(&s->mutex);
+    /* under the lock: an epoch read before it could be older than a flight started meanwhile, and replace it */
+    uint64_t epoch = atomic_load_explicit(q->epoch, memory_order_acquire);
     tg_node_t *n = *slot_of(s, hash, key, key_len);
     if (n != NULL && n->blob != NULL && (n->epoch != epoch || now_ms >= n->stale_until))
         drop_blob(s, n); /* invalidated, or past its stale time */
@@ -259,7 +262,7 @@ tg_cache_lookup_t tg_cache_lookup(tg_cache_t *c, const tg_cache_query_t *q, cons
             if (++s->n_nodes > s->n_buckets)
                 grow(s);
         }
-        /* a flight of an older epoch goes on for its own waiters; this one is the key's now */
+        /* a flight of an older epoch goes on for its own waiters; this one is the key's now (a newer one is never replaced: see above) */
         *flight = new_flight(s, n, epoch);
         join(*flight, waiter);
         r = TG_CACHE_LEAD;
@@ -332,11 +335,10 @@ void tg_cache_complete(tg_cache_t *c, tg_cache_flight_t *f, tg_cache_blob_t *ans
 int tg_cache_leave(tg_cache_t *c, tg_cache_waiter_t *w)
 {
     (void)c;
-    tg_cache_flight_t *f = w->flight;
-    if (f == NULL)
-        return 0;
-    /* the flight cannot go away meanwhile: completing it takes this lock first, and clears w->flight under it */
-    tg_shard_t *s = f->shard;
+    /* the shard is the waiter's own field: the flight may be completed and freed by another thread until the lock is held */
+    tg_shard_t *s = w->shard;
+    if (s == NULL)
+        return 0; /* never joined */
     pthread_mutex_lock(&s->mutex);
     int waiting = w->flight != NULL;
     if (waiting) {
@@ -371,9 +373,11 @@ size_t tg_cache_purge(tg_cache_t *c, uint32_t id)
 void tg_cache_set_max_bytes(tg_cache_t *c, size_t max_bytes)
 {
     for (size_t i = 0; i != TG_CACHE_SHARDS; ++i) {
-        pthread_mutex_lock(&c->shards[i].mutex);
-        c->shards[i].budget = max_bytes / TG_CACHE_SHARDS;
-        pthread_mutex_unlock(&c->shards[i].mutex);
+        tg_shard_t *s = &c->shards[i];
+        pthread_mutex_lock(&s->mutex);
+        s->budget = max_bytes / TG_CACHE_SHARDS;
+        evict_for(s, 0, NULL); /* a smaller bound holds at once */
+        pthread_mutex_unlock(&s->mutex);
     }
 }
 
@@ -388,13 +392,14 @@ size_t tg_cache_bytes(tg_cache_t *c)
     return n;
 }
 
-size_t tg_cache_key(uint32_t query_id, const char *const *values, size_t n_values, char *out, size_t cap)
+size_t tg_cache_key(uint32_t query_id, uint64_t def, const char *const *values, size_t n_values, char *out, size_t cap)
 {
     size_t len = 0;
-    if (cap < 4)
+    if (cap < TG_CACHE_KEY_HEAD)
         return 0;
     memcpy(out, &query_id, 4);
-    len = 4;
+    memcpy(out + 4, &def, 8);
+    len = TG_CACHE_KEY_HEAD;
     for (size_t i = 0; i != n_values; ++i) {
         uint32_t n = values[i] != NULL ? (uint32_t)strlen(values[i]) : 0;
         if (cap - len < 6 + (size_t)n)
@@ -412,8 +417,8 @@ size_t tg_cache_key(uint32_t query_id, const char *const *values, size_t n_value
 
 int tg_cache_key_values(const char *key, size_t len, const char **values, size_t n_values)
 {
-    size_t at = 4;
-    if (len < 4)
+    size_t at = TG_CACHE_KEY_HEAD;
+    if (len < TG_CACHE_KEY_HEAD)
         return -1;
     for (size_t i = 0; i != n_values; ++i) {
         uint32_t n;

@@ -134,6 +134,15 @@ tg_limits_t *tg_limits_create(tg_config_t *cfg, tg_state_t *state, uint64_t now_
     }
     for (size_t i = 0; i != cfg->n_queries; ++i)
         cfg->queries[i].state = tg_state_bind_query(state, cfg->queries[i].name, cfg->queries[i].enabled, cfg->queries[i].sql);
+    /* what shapes each answer, for the cache's keys: the statement (SQL and parameter types), returns, max_rows */
+    for (size_t i = 0; i != cfg->n_queries; ++i) {
+        tg_query_t *q = &cfg->queries[i];
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (const char *p = q->stmt_name; *p != '\0'; ++p)
+            h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+        h = (h ^ (uint64_t)q->returns) * 0x100000001b3ull;
+        q->cache_def = (h ^ (uint64_t)cfg->max_rows) * 0x100000001b3ull;
+    }
     /* what each write invalidates, by state: the names were checked against the catalog */
     for (size_t i = 0; i != cfg->n_queries; ++i) {
         tg_query_t *q = &cfg->queries[i];

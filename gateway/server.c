@@ -423,7 +423,8 @@ static void *worker_main(void *arg)
     }
     h2o_context_request_shutdown(&w->ctx);
     uint64_t now = tg_now_ms(), deadline = now + (uint64_t)cfg->shutdown_grace_ms, quiet_since = 0;
-    while (w->n_conns != 0 && now < deadline) {
+    /* connections, or calls: a cache fetch other threads' callers wait for may run here with no connection of its own */
+    while ((w->n_conns != 0 || tg_handler_calls(&w->ctx, gw->handler) != 0) && now < deadline) {
         h2o_evloop_run(loop, 20);
         now = tg_now_ms();
         /* Quiet means the whole gateway: a worker with nothing left still answers late calls on its connections (503). */

@@ -179,11 +179,16 @@ void tg_outcome_of(tg_handler_ctx_t *w, const tg_config_t *cfg, const tg_query_t
                                            : "the database connection was lost");
         break;
     }
-    /* a write that succeeded drops what the queries it invalidates cached, before anyone is answered */
-    if (o->status < 300 && q->access == TG_ACCESS_WRITE)
-        for (size_t i = 0; i != q->n_invalidates; ++i)
-            if (q->invalidate_states != NULL && q->invalidate_states[i] != NULL)
-                tg_state_invalidate(q->invalidate_states[i]);
+}
+
+void tg_invalidate_after(const tg_query_t *q, tg_call_status_t status)
+{
+    /* committed (or maybe: its connection was lost after it was sent): what it changed must not be served from the cache */
+    if (q->access != TG_ACCESS_WRITE || (status != TG_CALL_OK && status != TG_CALL_CONN_LOST))
+        return;
+    for (size_t i = 0; i != q->n_invalidates; ++i)
+        if (q->invalidate_states != NULL && q->invalidate_states[i] != NULL)
+            tg_state_invalidate(q->invalidate_states[i]);
 }
 
 void tg_respond_outcome(tg_handler_ctx_t *w, h2o_req_t *req, const tg_outcome_t *o)

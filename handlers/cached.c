@@ -19,6 +19,7 @@ typedef struct st_tg_fetch_t {
     tg_handler_ctx_t *worker;  /* the thread it runs on */
     tg_pin_t *pin;             /* the snapshot it started on (its query and config) */
     tg_query_state_t *state;   /* its query's live state (the cache's figures) */
+    tg_admission_t adm;        /* a refresh holds the in-flight slots of the hit that started it: the caps bound refreshes too */
     char id[129];              /* the request id of the call that started it, for error lines */
     const char *values[];      /* bound from the flight's key */
 } tg_fetch_t;
@@ -110,13 +111,21 @@ static void on_fetch_done(tg_call_t *call, tg_call_status_t status)
     /* errors are never cached, and neither is a 404 of `returns: one` */
     tg_cache_complete(tg_worker_cache(w->worker), f->flight, blob, status == TG_CALL_OK && o.status == 200, q->cache_ttl_ms,
                       q->cache_stale_ms, blob->stored_at_ms);
+    tg_limits_release(&f->adm);
     tg_pins_drop(&w->worker->pins, f->pin);
     --w->n_calls;
+    /* one huge answer must not pin its memory in the worker for good */
+    if (w->scratch.cap > 1024 * 1024)
+        tg_buf_dispose(&w->scratch);
     free(f);
 }
 
-/* Starts the fetch of `flight` on this thread's pool, for `q` as the snapshot of `ctx` has it. */
-static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight)
+/*
+ * Starts the fetch of `flight` on this thread's pool, for `q` as the snapshot of `ctx`
+ * has it. A refresh (`take_slots`) takes over the call's in-flight slots, so that the
+ * tenant's, the query's and the gateway's caps bound refreshes as they bound calls.
+ */
+static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight, int take_slots)
 {
     tg_handler_ctx_t *w = ctx->worker;
     const tg_query_t *q = ctx->call.query;
@@ -139,6 +148,11 @@ static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight)
     f->worker = w;
     f->pin = tg_pins_hold(&w->worker->pins);
     f->state = q->state;
+    f->adm = (tg_admission_t){0};
+    if (take_slots) {
+        f->adm = ctx->adm;
+        ctx->adm = (tg_admission_t){0};
+    }
     size_t n = ctx->id.len < sizeof(f->id) - 1 ? ctx->id.len : sizeof(f->id) - 1;
     memcpy(f->id, ctx->id.base, n);
     f->id[n] = '\0';
@@ -151,12 +165,12 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
     tg_handler_ctx_t *w = ctx->worker;
     const tg_query_t *q = ctx->call.query;
     /* the key: the query and its values as bound, so ?a=1&b=2 and ?b=2&a=1 are one entry */
-    size_t need = 4;
+    size_t need = TG_CACHE_KEY_HEAD;
     for (size_t i = 0; i != q->n_params; ++i)
         need += 6 + (values[i] != NULL ? strlen(values[i]) : 0);
     tg_buf_reset(&w->cache_key);
     tg_buf_reserve(&w->cache_key, need);
-    size_t key_len = tg_cache_key(q->state->id, values, q->n_params, w->cache_key.base, need);
+    size_t key_len = tg_cache_key(q->state->id, q->cache_def, values, q->n_params, w->cache_key.base, need);
     tg_cache_query_t cq = cache_query_of(q);
     ctx->waiter = (tg_cache_waiter_t){.deliver = deliver};
     tg_cache_blob_t *blob;
@@ -170,7 +184,7 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
         /* the refresh first: it copies what it needs from the call, which is answered at once after */
         if (r == TG_CACHE_STALE_LEAD) {
             tg_metrics_count(w->worker->metrics, TG_M_CACHE, q->state->id, 0, 4); /* a refresh */
-            start_fetch(ctx, flight);
+            start_fetch(ctx, flight, 1);
         }
         h2o_req_t *req = ctx->req;
         *ctx->req_hook = NULL;
@@ -186,7 +200,7 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
     }
     case TG_CACHE_LEAD:
         ctx->cache_role = TG_ANS_CACHE_MISS;
-        start_fetch(ctx, flight); /* may answer ctx before it returns (a fetch that fails at once) */
+        start_fetch(ctx, flight, 0); /* may answer ctx before it returns (a fetch that fails at once) */
         break;
     case TG_CACHE_JOINED:
         ctx->cache_role = TG_ANS_CACHE_COLLAPSED;

@@ -48,9 +48,16 @@ typedef struct st_tg_outcome_t {
 } tg_outcome_t;
 
 /**
+ * A write that ended with `status` drops the entries of the cached queries it
+ * invalidates if it committed, or may have (its connection was lost after it was
+ * sent): for every finished write, whether its client is still there or not, before
+ * its answer is sent.
+ */
+void tg_invalidate_after(const tg_query_t *q, tg_call_status_t status);
+
+/**
  * The answer of `call` (of query `q` on `cfg`) that ended with `status`, its body into
- * w->scratch; error lines name request `id`. A write that succeeded invalidates the
- * cached queries it names, before anyone is answered.
+ * w->scratch; error lines name request `id`.
  */
 void tg_outcome_of(tg_handler_ctx_t *w, const tg_config_t *cfg, const tg_query_t *q, tg_call_status_t status, const tg_call_t *call,
                    h2o_iovec_t id, tg_outcome_t *o);

@@ -28,7 +28,7 @@ static void ctx_describe(tg_query_ctx_t *ctx)
 {
     ctx->worker->ans = (tg_answer_t){.started_ns = ctx->started_ns, .id = ctx->id, .query = ctx->call.query, .tenant = ctx->tenant,
                                      .backend = ctx->call.backend, .db_ms = ctx->call.db_ms, .sent_ns = ctx->call.sent_ns,
-                                     .submitted = 1};
+                                     .submitted = 1, .cache = ctx->cache_role};
 }
 
 /* Its client left before the answer: counted and logged as such (status 499), whatever happens to the call. */
@@ -219,6 +219,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
 {
     tg_query_ctx_t *ctx = (tg_query_ctx_t *)call;
     h2o_req_t *req = ctx->req;
+    tg_invalidate_after(call->query, status);
     if (req != NULL) {
         /* Unhook first: sending may free the request's pool, and the hook with it. */
         *ctx->req_hook = NULL;

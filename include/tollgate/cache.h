@@ -70,7 +70,8 @@ typedef struct st_tg_cache_flight_t tg_cache_flight_t;
 /** a caller waiting for a flight, embedded in the caller's own state */
 typedef struct st_tg_cache_waiter_t {
     struct st_tg_cache_waiter_t *next, **pprev; /* in its flight (guarded by the shard's lock) */
-    tg_cache_flight_t *flight;   /* NULL once delivery has begun (or never joined) */
+    tg_cache_flight_t *flight;   /* NULL once delivery has begun (or never joined); read under the shard's lock */
+    struct st_tg_shard_t *shard; /* the shard of the flight it joined (never cleared: leaving locks it first) */
     /* called once, on the completing thread, outside any lock, with a reference for the waiter */
     void (*deliver)(struct st_tg_cache_waiter_t *w, tg_cache_blob_t *answer);
 } tg_cache_waiter_t;
@@ -124,12 +125,15 @@ void tg_cache_set_max_bytes(tg_cache_t *c, size_t max_bytes);
 size_t tg_cache_bytes(tg_cache_t *c);
 
 /**
- * The key of a call: the query's id, then each value as (1 byte: NULL or not, 4 bytes
- * of length, the bytes, a NUL), so distinct value lists never share a key and the
- * values can be bound from the key itself. Writes to `out` (`cap` bytes); returns the
- * length, or 0 if it does not fit.
+ * The key of a call: the query's id, a hash of its definition (`def`: what shapes its
+ * answer, so a reload that changes it never meets the old answers, even from workers
+ * still on the old snapshot), then each value as (1 byte: NULL or not, 4 bytes of
+ * length, the bytes, a NUL), so distinct value lists never share a key and the values
+ * can be bound from the key itself. Writes to `out` (`cap` bytes); returns the length,
+ * or 0 if it does not fit.
  */
-size_t tg_cache_key(uint32_t query_id, const char *const *values, size_t n_values, char *out, size_t cap);
+#define TG_CACHE_KEY_HEAD 12
+size_t tg_cache_key(uint32_t query_id, uint64_t def, const char *const *values, size_t n_values, char *out, size_t cap);
 
 /** the `n_values` values of a key (pointers into `key`, NULL for SQL NULL): 0, or -1 if it does not hold as many */
 int tg_cache_key_values(const char *key, size_t len, const char **values, size_t n_values);

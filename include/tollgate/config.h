@@ -124,6 +124,7 @@ typedef struct st_tg_query_t {
     char *file;             /* the catalog file it came from */
     int line;               /* its line in that file (0 if unknown) */
     char stmt_name[40];     /* the prepared statement's name, from a hash of its SQL and parameter types: "tg_<32 hex>" */
+    uint64_t cache_def;     /* a hash of what shapes its answer (the statement, `returns`, max_rows): part of its cache keys */
     struct st_tg_query_state_t *state; /* its live state (tollgate/state.h), bound by tg_limits_create; NULL before */
 } tg_query_t;
 

@@ -1,6 +1,7 @@
 /* Tests of gateway/cache.c: keys, hits and expiry, single flight (waiters, errors, a waiter leaving), epochs, the memory bound. */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tollgate/cache.h"
@@ -23,15 +24,15 @@ TestSuite(cache, .init = reset);
 
 struct waiter {
     tg_cache_waiter_t super;
-    tg_cache_blob_t *got;
-    int calls;
+    tg_cache_blob_t *_Atomic got;
+    _Atomic int calls; /* delivery may come from another thread */
 };
 
 static void deliver(tg_cache_waiter_t *w, tg_cache_blob_t *b)
 {
     struct waiter *x = (struct waiter *)w;
-    x->got = b;
-    ++x->calls;
+    atomic_store(&x->got, b);
+    atomic_fetch_add(&x->calls, 1);
 }
 
 static struct waiter waiter(void)
@@ -42,18 +43,19 @@ static struct waiter waiter(void)
 static size_t key_of(uint32_t q, const char *v, char *out)
 {
     const char *values[1] = {v};
-    return tg_cache_key(q, values, 1, out, 256);
+    return tg_cache_key(q, 77, values, 1, out, 256);
 }
 
 Test(cache, keys_tell_null_from_empty_and_value_lists_apart_and_give_the_values_back)
 {
     char a[256], b[256], c[256];
     const char *v1[2] = {"ab", "c"}, *v2[2] = {"a", "bc"}, *v3[2] = {NULL, "c"}, *v4[2] = {"", "c"};
-    size_t la = tg_cache_key(1, v1, 2, a, sizeof(a)), lb = tg_cache_key(1, v2, 2, b, sizeof(b));
+    size_t la = tg_cache_key(1, 5, v1, 2, a, sizeof(a)), lb = tg_cache_key(1, 5, v2, 2, b, sizeof(b));
     cr_assert(la == lb && memcmp(a, b, la) != 0, "ab|c and a|bc differ");
-    size_t l3 = tg_cache_key(1, v3, 2, c, sizeof(c)), l4 = tg_cache_key(1, v4, 2, b, sizeof(b));
+    size_t l3 = tg_cache_key(1, 5, v3, 2, c, sizeof(c)), l4 = tg_cache_key(1, 5, v4, 2, b, sizeof(b));
     cr_assert(l3 == l4 && memcmp(c, b, l3) != 0, "NULL and '' differ");
-    cr_assert_neq(memcmp(a, (tg_cache_key(2, v1, 2, b, sizeof(b)), b), la), 0, "another query, another key");
+    cr_assert_neq(memcmp(a, (tg_cache_key(2, 5, v1, 2, b, sizeof(b)), b), la), 0, "another query, another key");
+    cr_assert_neq(memcmp(a, (tg_cache_key(1, 6, v1, 2, b, sizeof(b)), b), la), 0, "another definition of the query, another key");
     const char *back[2];
     cr_assert_eq(tg_cache_key_values(a, la, back, 2), 0);
     cr_assert_str_eq(back[0], "ab");
@@ -61,7 +63,7 @@ Test(cache, keys_tell_null_from_empty_and_value_lists_apart_and_give_the_values_
     cr_assert_eq(tg_cache_key_values(c, l3, back, 2), 0);
     cr_assert_null(back[0]);
     cr_assert_eq(tg_cache_key_values(a, la, back, 1), -1, "a key holds exactly its values");
-    cr_assert_eq(tg_cache_key(1, v1, 2, a, 8), 0, "too small a buffer says so");
+    cr_assert_eq(tg_cache_key(1, 5, v1, 2, a, 14), 0, "too small a buffer says so");
 }
 
 Test(cache, a_miss_leads_others_join_and_all_get_the_one_answer_which_is_then_a_hit)
@@ -277,7 +279,7 @@ static void *race(void *arg)
         case TG_CACHE_JOINED:
             if (w.calls == 0 && tg_cache_leave(r->c, &w.super) == 1)
                 break; /* another thread's fetch had not finished: leaving is allowed */
-            while (atomic_load_explicit((_Atomic int *)&w.calls, memory_order_acquire) == 0) {
+            while (atomic_load(&w.calls) == 0) {
             }
             cr_assert_str_eq(w.got->body, v);
             tg_cache_blob_unref(w.got);
@@ -302,5 +304,50 @@ Test(cache, threads_racing_on_few_keys_get_their_keys_answers_with_few_fetches, 
     for (int i = 0; i != THREADS; ++i)
         pthread_join(tid[i], NULL);
     cr_assert_lt(atomic_load(&fetches), THREADS * CALLS / 10, "%d fetches for %d calls", atomic_load(&fetches), THREADS * CALLS);
+    tg_cache_free(c);
+}
+
+struct leaver {
+    tg_cache_t *c;
+    struct waiter *w;
+    _Atomic int *go;
+    int left;
+};
+
+static void *leave_now(void *arg)
+{
+    struct leaver *l = arg;
+    while (!atomic_load(l->go)) {
+    }
+    l->left = tg_cache_leave(l->c, &l->w->super);
+    return NULL;
+}
+
+/* A waiter's client leaving on one thread while its fetch completes on another: delivered or left, exactly one of them. */
+Test(cache, a_waiter_leaving_while_its_fetch_completes_is_either_delivered_or_gone, .timeout = 60)
+{
+    tg_cache_t *c = tg_cache_create(1 << 20);
+    tg_cache_query_t q = query(4);
+    char k[256];
+    size_t kl = key_of(4, "race", k);
+    for (int round = 0; round != 2000; ++round) {
+        struct waiter leader = waiter(), other = waiter();
+        tg_cache_blob_t *blob;
+        tg_cache_flight_t *f, *f2;
+        cr_assert_eq(tg_cache_lookup(c, &q, k, kl, 0, &leader.super, &blob, &f), TG_CACHE_LEAD);
+        cr_assert_eq(tg_cache_lookup(c, &q, k, kl, 0, &other.super, &blob, &f2), TG_CACHE_JOINED);
+        _Atomic int go = 0;
+        struct leaver l = {c, &other, &go, 0};
+        pthread_t tid;
+        pthread_create(&tid, NULL, leave_now, &l);
+        atomic_store(&go, 1);
+        tg_cache_complete(c, f, tg_cache_blob_new(200, 0, "x", 1), 0, 10, 0, 1);
+        pthread_join(tid, NULL);
+        cr_assert_eq(atomic_load(&other.calls) + l.left, 1, "round %d: delivered %d, left %d", round, atomic_load(&other.calls), l.left);
+        cr_assert_eq(atomic_load(&leader.calls), 1);
+        tg_cache_blob_unref(leader.got);
+        if (other.got != NULL)
+            tg_cache_blob_unref(other.got);
+    }
     tg_cache_free(c);
 }

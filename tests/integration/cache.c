@@ -247,6 +247,13 @@ Test(cache, the_callers_waiting_get_their_answer_when_the_one_who_started_the_fe
         free(bodies[i]);
     }
     cr_expect_eq(executions_settled(k, 1), 1, "the leader's fetch was not cancelled: it served the others");
+    /* they joined the fetch while it ran (it takes 500 ms; they came at about 150 ms) */
+    resp_t *r = admin("GET", "/metrics", NULL);
+    cr_expect(strstr(r->body, "tollgate_cache_requests_total{query=\"cache_probe\",result=\"collapsed\"} 20\n") != NULL, "%s",
+              strstr(r->body, "tollgate_cache_requests_total") != NULL ? strstr(r->body, "tollgate_cache_requests_total") : r->body);
+    cr_expect(strstr(r->body, "tollgate_cache_requests_total{query=\"cache_probe\",result=\"miss\"} 1\n") != NULL,
+              "the leader that left is counted as the miss");
+    resp_free(r);
     stop_gateway(pid, 10);
 }
 
@@ -269,9 +276,60 @@ Test(cache, a_write_that_invalidates_is_seen_by_the_next_read_at_once, .timeout 
             snprintf(want, sizeof(want), "v%d", i);
             cr_assert_eq(r->status, 200, "%s", r->body);
             cr_assert_str_eq(member(r->body, "v"), want, "round %d read %d: the write is seen at once", i, j);
+            char *cs = resp_header(r, "cache-status");
+            cr_assert(cs != NULL && strcmp(cs, j == 0 ? "tollgate; fwd=miss; stored" : "tollgate; hit") == 0, "round %d read %d: %s", i, j,
+                      cs != NULL ? cs : "(none)");
+            free(cs);
             resp_free(r);
         }
     }
+    stop_gateway(pid, 10);
+}
+
+Test(cache, a_write_whose_client_leaves_leaves_the_cache_agreeing_with_the_database, .timeout = 60)
+{
+    gw_opts_t o = {0};
+    pid_t pid = start(&o);
+    const char *k = fresh_key("gone");
+    char path[128], slow[128];
+    snprintf(path, sizeof(path), "/cache/kv/%s", k);
+    snprintf(slow, sizeof(slow), "/cache/kv-slow/%s", k);
+    resp_t *r = http(PROTO_H1, "PUT", path, "{\"v\": \"before\"}", "application/json", NULL);
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    resp_free(r);
+    r = http(PROTO_H2, "GET", path, NULL, NULL, NULL);
+    cr_assert_str_eq(member(r->body, "v"), "before");
+    resp_free(r);
+    /* the write is sent, its client gives up; the write commits 0.5 s later anyway */
+    long saved = http_timeout_s;
+    http_timeout_s = 1;
+    CURL *e = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", getenv("TG_URL"), slow);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "{\"v\": \"after\"}");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 150L);
+    struct got g = {0};
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
+    cr_assert_neq(curl_easy_perform(e), CURLE_OK, "the writer gave up first");
+    curl_easy_cleanup(e);
+    curl_slist_free_all(h);
+    free(g.body);
+    http_timeout_s = saved;
+    usleep(1000 * 1000);
+    /* the gateway cancels the call of a client that left, which may or may not beat the commit: the cache agrees with the database either way */
+    const char *params[1] = {k};
+    char *v = pg_sql_params(0, "SELECT v FROM cache_kv WHERE k = $1", 1, params);
+    cr_assert_not_null(v);
+    r = http(PROTO_H1, "GET", path, NULL, NULL, NULL);
+    cr_expect_str_eq(member(r->body, "v"), v, "the cached read says what the database has");
+    cr_log_info("the write whose client left was %s", strcmp(v, "after") == 0 ? "committed" : "cancelled");
+    free(v);
+    resp_free(r);
     stop_gateway(pid, 10);
 }
 
