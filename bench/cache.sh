@@ -39,21 +39,7 @@ STORMS=${BENCH_STORMS:-1000 10000}
 tg_positive_ints 'BENCH_' USERS SECS RUNS HOT
 for n in $STORMS; do [[ $n =~ ^[1-9][0-9]*$ ]] || tg_die "BENCH_STORMS: '$n' is not a count"; done
 
-WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    tg_stop_gateway >/dev/null 2>&1 || true
-    pg_stop >/dev/null 2>&1 || true
-    tg_finish_work "$WORK" "${BENCH_KEEP:-0}" "$rc"
-}
-tg_trap_cleanup cleanup
-
-tg_ensure_packages
-command -v h2load >/dev/null || tg_die "h2load is missing (apt-get install nghttp2-client)"
-tg_log "building the gateway"
-bazel --batch build //gateway:tollgated >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; tg_die "build failed"; }
-GW_BIN=${BENCH_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgated}
+tg_bench_start
 
 # below the ephemeral range, away from the tests' and the demo's ports
 export TG_PG_PORT=${TG_PG_PORT:-27632} TG_PG_REPLICA_PORT=${TG_PG_REPLICA_PORT:-27633}

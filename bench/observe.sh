@@ -41,26 +41,14 @@ CLIENTS=${BENCH_CLIENTS:-10}
 STREAMS=${BENCH_STREAMS:-10}
 tg_positive_ints 'BENCH_' USERS SECS RUNS SCRAPE_MS CLIENTS STREAMS
 
-WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 declare -A PID=() URL=() ADMIN=()
 SPID=
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+bench_cleanup() {
     [[ -n $SPID ]] && kill "$SPID" 2>/dev/null
     local g
     for g in "${!PID[@]}"; do TG_GATEWAY_PID=${PID[$g]} tg_stop_gateway >/dev/null 2>&1 || true; done
-    pg_stop >/dev/null 2>&1 || true
-    tg_finish_work "$WORK" "${BENCH_KEEP:-0}" "$rc"
 }
-tg_trap_cleanup cleanup
-
-tg_ensure_packages
-command -v h2load >/dev/null || tg_die "h2load is missing (apt-get install nghttp2-client)"
-command -v jq >/dev/null || tg_die "jq is missing (apt-get install jq)"
-tg_log "building the gateway"
-bazel --batch build //gateway:tollgated >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; tg_die "build failed"; }
-GW_BIN=${BENCH_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgated}
+tg_bench_start
 
 # Our own database ports by default, away from tests/run.sh's and the demo's, and below the
 # ephemeral range (a just-stopped server's TIME-WAIT sockets can keep a port there from binding).

@@ -29,22 +29,7 @@ CLIENTS=${BENCH_CLIENTS:-10}
 STREAMS=${BENCH_STREAMS:-10}
 tg_positive_ints 'BENCH_' USERS SECS RUNS RELOAD_MS CLIENTS STREAMS
 
-WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    tg_stop_gateway >/dev/null 2>&1 || true
-    pg_stop >/dev/null 2>&1 || true
-    tg_finish_work "$WORK" "${BENCH_KEEP:-0}" "$rc"
-}
-tg_trap_cleanup cleanup
-
-tg_ensure_packages
-command -v h2load >/dev/null || tg_die "h2load is missing (apt-get install nghttp2-client)"
-command -v jq >/dev/null || tg_die "jq is missing (apt-get install jq)"
-tg_log "building the gateway"
-bazel --batch build //gateway:tollgated >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; tg_die "build failed"; }
-GW_BIN=${BENCH_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgated}
+tg_bench_start
 
 export TG_SAMPLE_USERS=$USERS
 pg_start || tg_die "could not start PostgreSQL"

@@ -308,3 +308,28 @@ tg_curl_every() { # METHOD URL EVERY_MS SECS WORKDIR
     awk '$1 == 200 { ok++ } $1 != 200 { bad++ } END { print ok + 0, bad + 0 }' "$5/curl-every.codes"
 }
 
+# The benchmarks' common start (bench/reload.sh, observe.sh, cache.sh): a work folder
+# (WORK), a cleanup on exit that runs the script's own bench_cleanup if it has one,
+# then stops the gateway of TG_GATEWAY_PID and PostgreSQL and removes the folder
+# (BENCH_KEEP=1 keeps it), the packages, h2load and jq, and the gateway built (GW_BIN;
+# BENCH_GATEWAY_BIN runs another build).
+tg_bench_start() {
+    WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
+    tg_trap_cleanup _tg_bench_cleanup
+    tg_ensure_packages
+    command -v h2load >/dev/null || tg_die "h2load is missing (apt-get install nghttp2-client)"
+    command -v jq >/dev/null || tg_die "jq is missing (apt-get install jq)"
+    tg_log "building the gateway"
+    bazel --batch build //gateway:tollgated >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; tg_die "build failed"; }
+    GW_BIN=${BENCH_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgated}
+}
+
+_tg_bench_cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    [[ $(type -t bench_cleanup) == function ]] && bench_cleanup
+    tg_stop_gateway >/dev/null 2>&1 || true
+    pg_stop >/dev/null 2>&1 || true
+    tg_finish_work "$WORK" "${BENCH_KEEP:-0}" "$rc"
+}
+

@@ -24,16 +24,7 @@ static pid_t start(gw_opts_t *o)
     o->admin_port = -1;
     pid_t pid = start_gateway(o);
     snprintf(admin_base, sizeof(admin_base), "http://127.0.0.1:%d", o->admin_port);
-    double deadline = now_s() + 15;
-    for (;;) {
-        resp_t *r = http(PROTO_H1, "GET", "/readyz", NULL, NULL, NULL);
-        int ready = r->status == 200 && strstr(r->body, "\"state\":\"down\"") == NULL;
-        resp_free(r);
-        if (ready)
-            break;
-        cr_assert_lt(now_s(), deadline, "the gateway's backends are not up after 15 s");
-        usleep(50 * 1000);
-    }
+    wait_backends_up(15);
     return pid;
 }
 

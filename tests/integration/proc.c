@@ -212,3 +212,18 @@ char *pg_sql_params(int replica, const char *sql, int n, const char *const *para
     PQfinish(c);
     return out;
 }
+
+void wait_backends_up(double timeout_s)
+{
+    double deadline = now_s() + timeout_s;
+    for (;;) {
+        resp_t *r = http(PROTO_H1, "GET", "/readyz", NULL, NULL, NULL);
+        int ready = r->status == 200 && strstr(r->body, "\"state\":\"down\"") == NULL;
+        resp_free(r);
+        if (ready)
+            return;
+        cr_assert_lt(now_s(), deadline, "the gateway's backends are not up after %.0f s", timeout_s);
+        usleep(50 * 1000);
+    }
+}
+
