@@ -120,7 +120,7 @@ tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_
     } else if (q->sql_hash != sql_hash) {
         /* new SQL: what the old one cached is not its answer */
         q->sql_hash = sql_hash;
-        tg_state_invalidate(q);
+        tg_state_drop_cached(q);
     }
     if (q->file_enabled != file_enabled) {
         if (clear_if_files_disagree(&q->switched, &q->reason, file_enabled))
@@ -224,6 +224,11 @@ const char *tg_state_tenant_name(const tg_state_t *s, uint32_t id)
 const char *tg_state_backend_name(const tg_state_t *s, uint32_t id)
 {
     return id != 0 && id <= s->n_backends ? s->backends[id - 1] : NULL;
+}
+
+void tg_state_drop_cached(tg_query_state_t *q)
+{
+    atomic_fetch_add_explicit(&q->cache_epoch, 1, memory_order_acq_rel);
 }
 
 void tg_state_invalidate(tg_query_state_t *q)

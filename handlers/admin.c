@@ -260,7 +260,7 @@ static void respond_purge(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
     }
     for (size_t i = 0; i != cfg->n_queries; ++i)
         if (cfg->queries[i].cached && (only == NULL || only == &cfg->queries[i]))
-            tg_state_invalidate(cfg->queries[i].state);
+            tg_state_drop_cached(cfg->queries[i].state);
     size_t dropped = tg_cache_purge(tg_gateway_cache(gw), only != NULL ? only->state->id : 0);
     tg_log(TG_LOG_INFO, "cache purged (%s): %zu entries", only != NULL ? only->name : "every query", dropped);
     tg_buf_t b = {0};

@@ -183,8 +183,11 @@ void tg_outcome_of(tg_handler_ctx_t *w, const tg_config_t *cfg, const tg_query_t
 
 void tg_invalidate_after(const tg_query_t *q, tg_call_status_t status)
 {
-    /* committed (or maybe: its connection was lost after it was sent): what it changed must not be served from the cache */
-    if (q->access != TG_ACCESS_WRITE || (status != TG_CALL_OK && status != TG_CALL_CONN_LOST))
+    /*
+     * Committed, or maybe (its connection was lost after it was sent, or a stop ended it
+     * in flight: "no backend"): what it changed must not be served from the cache.
+     */
+    if (q->access != TG_ACCESS_WRITE || (status != TG_CALL_OK && status != TG_CALL_CONN_LOST && status != TG_CALL_NO_BACKEND))
         return;
     for (size_t i = 0; i != q->n_invalidates; ++i)
         if (q->invalidate_states != NULL && q->invalidate_states[i] != NULL)

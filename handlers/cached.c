@@ -9,6 +9,7 @@
  */
 #include <pthread.h>
 #include <string.h>
+#include "tollgate/health.h"
 #include "../gateway/internal.h"
 #include "call.h"
 
@@ -122,10 +123,11 @@ static void on_fetch_done(tg_call_t *call, tg_call_status_t status)
 
 /*
  * Starts the fetch of `flight` on this thread's pool, for `q` as the snapshot of `ctx`
- * has it. A refresh (`take_slots`) takes over the call's in-flight slots, so that the
- * tenant's, the query's and the gateway's caps bound refreshes as they bound calls.
+ * has it. It takes over the call's in-flight slots until it ends, so that the tenant's,
+ * the query's and the gateway's caps bound fetches as they bound calls, even once the
+ * caller that started it has left (a refresh's caller is answered at once).
  */
-static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight, int take_slots)
+static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight)
 {
     tg_handler_ctx_t *w = ctx->worker;
     const tg_query_t *q = ctx->call.query;
@@ -134,25 +136,28 @@ static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight, int take
     const char *key = tg_cache_flight_key(flight, &key_len);
     if (tg_cache_key_values(key, key_len, f->values, q->n_params) != 0)
         tg_fatal("a cache key does not hold its query's values");
-    f->call = (tg_call_t){.query = q, .values = f->values, .cb = on_fetch_done, .priority = ctx->call.priority};
+    /* high priority: callers of any tenant may wait for it */
+    f->call = (tg_call_t){.query = q, .values = f->values, .cb = on_fetch_done, .priority = TG_PRIORITY_HIGH};
     /*
      * Soon after a write invalidated the query, a replica may not have replayed it yet:
      * what it answers could be cached as if it were new. Until every usable replica must
-     * have it (lag under replica_max_lag_ms), the fetch reads from the primary.
+     * have it, the fetch reads from the primary. A usable replica's lag is under
+     * replica_max_lag_ms by its last check; checks (and the primary's position they
+     * compare with) come every health_interval_ms and take up to a check timeout, so
+     * the measure can be that much old: the window is the sum.
      */
     uint64_t invalidated = atomic_load_explicit(&q->state->cache_invalidated_ms, memory_order_relaxed);
     const tg_config_t *cfg = ctx->pin->snap->config;
-    if (invalidated != 0 && tg_now_ms() < invalidated + (uint64_t)cfg->replica_max_lag_ms)
+    uint64_t window = (uint64_t)cfg->replica_max_lag_ms + 2 * (uint64_t)cfg->health_interval_ms +
+                      (uint64_t)tg_health_check_timeout_ms(cfg->health_interval_ms);
+    if (invalidated != 0 && tg_now_ms() < invalidated + window)
         f->call.primary_only = 1;
     f->flight = flight;
     f->worker = w;
     f->pin = tg_pins_hold(&w->worker->pins);
     f->state = q->state;
-    f->adm = (tg_admission_t){0};
-    if (take_slots) {
-        f->adm = ctx->adm;
-        ctx->adm = (tg_admission_t){0};
-    }
+    f->adm = ctx->adm;
+    ctx->adm = (tg_admission_t){0};
     size_t n = ctx->id.len < sizeof(f->id) - 1 ? ctx->id.len : sizeof(f->id) - 1;
     memcpy(f->id, ctx->id.base, n);
     f->id[n] = '\0';
@@ -184,7 +189,7 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
         /* the refresh first: it copies what it needs from the call, which is answered at once after */
         if (r == TG_CACHE_STALE_LEAD) {
             tg_metrics_count(w->worker->metrics, TG_M_CACHE, q->state->id, 0, 4); /* a refresh */
-            start_fetch(ctx, flight, 1);
+            start_fetch(ctx, flight);
         }
         h2o_req_t *req = ctx->req;
         *ctx->req_hook = NULL;
@@ -200,7 +205,7 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
     }
     case TG_CACHE_LEAD:
         ctx->cache_role = TG_ANS_CACHE_MISS;
-        start_fetch(ctx, flight, 0); /* may answer ctx before it returns (a fetch that fails at once) */
+        start_fetch(ctx, flight); /* may answer ctx before it returns (a fetch that fails at once) */
         break;
     case TG_CACHE_JOINED:
         ctx->cache_role = TG_ANS_CACHE_COLLAPSED;

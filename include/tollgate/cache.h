@@ -118,7 +118,7 @@ int tg_cache_leave(tg_cache_t *c, tg_cache_waiter_t *waiter);
 /** drops every stored entry of query `id` (0: of every query); flights go on. Returns the entries dropped. */
 size_t tg_cache_purge(tg_cache_t *c, uint32_t id);
 
-/** a new max_bytes (a reload): entries past it go as entries are stored */
+/** a new max_bytes (a reload): the least recently used entries past it go at once */
 void tg_cache_set_max_bytes(tg_cache_t *c, size_t max_bytes);
 
 /** bytes counted against max_bytes, over every shard */

@@ -121,6 +121,9 @@ const char *tg_state_backend_name(const tg_state_t *s, uint32_t id);
  */
 void tg_state_invalidate(tg_query_state_t *q);
 
+/** drops the query's cached results without the primary window (a purge, new SQL): the epoch only */
+void tg_state_drop_cached(tg_query_state_t *q);
+
 /** finds without making; NULL if there is none. Takes the registry's mutex. */
 tg_query_state_t *tg_state_find_query(tg_state_t *s, const char *name);
 tg_tenant_state_t *tg_state_find_tenant(tg_state_t *s, const char *name);

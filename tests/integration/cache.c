@@ -208,27 +208,41 @@ Test(cache, a_stale_entry_is_served_at_once_while_one_refresh_runs, .timeout = 9
     stop_gateway(pid, 10);
 }
 
+/* The value of sample `series` in a /metrics scrape, or 0. */
+static double metric(const char *series)
+{
+    resp_t *r = admin("GET", "/metrics", NULL);
+    const char *at = strstr(r->body, series);
+    double v = at != NULL && at[strlen(series)] == ' ' ? strtod(at + strlen(series) + 1, NULL) : 0;
+    resp_free(r);
+    return v;
+}
+
 Test(cache, the_callers_waiting_get_their_answer_when_the_one_who_started_the_fetch_leaves, .timeout = 60)
 {
     gw_opts_t o = {0};
     pid_t pid = start(&o);
     const char *k = fresh_key("leader");
     char url[256];
-    snprintf(url, sizeof(url), "%s/cache/probe?k=%s", getenv("TG_URL"), k);
-    /* the leader gives up after 150 ms of the 500 ms fetch */
-    long saved = http_timeout_s;
-    http_timeout_s = 1;
+    /* a 2 s fetch: plenty of time to see the leader leave and the others join while it runs */
+    snprintf(url, sizeof(url), "%s/cache/swr?k=%s", getenv("TG_URL"), k);
+    double t0 = now_s();
     CURL *leader = curl_easy_init();
     curl_easy_setopt(leader, CURLOPT_URL, url);
-    curl_easy_setopt(leader, CURLOPT_TIMEOUT_MS, 150L);
+    curl_easy_setopt(leader, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_setopt(leader, CURLOPT_TIMEOUT_MS, 300L);
     curl_easy_setopt(leader, CURLOPT_WRITEFUNCTION, on_body);
     struct got lg = {0};
     curl_easy_setopt(leader, CURLOPT_WRITEDATA, &lg);
-    cr_assert_neq(curl_easy_perform(leader), CURLE_OK, "the leader timed out");
+    cr_assert_neq(curl_easy_perform(leader), CURLE_OK, "the leader gave up");
     curl_easy_cleanup(leader);
     free(lg.body);
-    http_timeout_s = saved;
-    /* it is gone; the others joined the fetch it started (still running: 350 ms left) */
+    /* the gateway saw it leave (an HTTP/2 connection closed: at once) */
+    double deadline = now_s() + 1;
+    while (metric("tollgate_requests_total{query=\"cache_swr\",tenant=\"anonymous\",status=\"499\"}") != 1 && now_s() < deadline)
+        usleep(20 * 1000);
+    cr_assert_eq(metric("tollgate_requests_total{query=\"cache_swr\",tenant=\"anonymous\",status=\"499\"}"), 1, "the leader's 499");
+    cr_assert_lt(now_s() - t0, 1.8, "still inside the fetch's 2 s");
     enum { N = 20 };
     long status[N];
     char *bodies[N];
@@ -238,13 +252,11 @@ Test(cache, the_callers_waiting_get_their_answer_when_the_one_who_started_the_fe
         free(bodies[i]);
     }
     cr_expect_eq(executions_settled(k, 1), 1, "the leader's fetch was not cancelled: it served the others");
-    /* they joined the fetch while it ran (it takes 500 ms; they came at about 150 ms) */
-    resp_t *r = admin("GET", "/metrics", NULL);
-    cr_expect(strstr(r->body, "tollgate_cache_requests_total{query=\"cache_probe\",result=\"collapsed\"} 20\n") != NULL, "%s",
-              strstr(r->body, "tollgate_cache_requests_total") != NULL ? strstr(r->body, "tollgate_cache_requests_total") : r->body);
-    cr_expect(strstr(r->body, "tollgate_cache_requests_total{query=\"cache_probe\",result=\"miss\"} 1\n") != NULL,
-              "the leader that left is counted as the miss");
-    resp_free(r);
+    double collapsed = metric("tollgate_cache_requests_total{query=\"cache_swr\",result=\"collapsed\"}"),
+           hits = metric("tollgate_cache_requests_total{query=\"cache_swr\",result=\"hit\"}");
+    cr_expect_eq(collapsed + hits, N, "every caller joined the fetch or hit what it stored (%g + %g)", collapsed, hits);
+    cr_expect_gt(collapsed, 0, "some joined the running fetch");
+    cr_expect_eq(metric("tollgate_cache_requests_total{query=\"cache_swr\",result=\"miss\"}"), 1, "the leader that left is the one miss");
     stop_gateway(pid, 10);
 }
 
@@ -311,7 +323,12 @@ Test(cache, a_write_whose_client_leaves_leaves_the_cache_agreeing_with_the_datab
     curl_slist_free_all(h);
     free(g.body);
     http_timeout_s = saved;
-    usleep(1000 * 1000);
+    /* its call ends (cancelled, or committed first): its 499 is counted and it is no longer in flight */
+    double deadline = now_s() + 10;
+    while ((metric("tollgate_requests_total{query=\"cache_kv_set_slow\",tenant=\"anonymous\",status=\"499\"}") != 1 ||
+            metric("tollgate_query_in_flight{query=\"cache_kv_set_slow\"}") != 0) && now_s() < deadline)
+        usleep(20 * 1000);
+    cr_assert_eq(metric("tollgate_query_in_flight{query=\"cache_kv_set_slow\"}"), 0, "the write's call ended");
     /* the gateway cancels the call of a client that left, which may or may not beat the commit: the cache agrees with the database either way */
     const char *params[1] = {k};
     char *v = pg_sql_params(0, "SELECT v FROM cache_kv WHERE k = $1", 1, params);
