@@ -8,9 +8,11 @@
 #   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
 #      sample data), the gateway (//gateway:tollgated) with tests/integration/config.json
 #      and its catalog, then bazel-bin/tests/integration against it;
-#   3. process, backends, operator and faults: suites that start their own gateways
-#      and stop, start, promote or cut off the servers (exit codes, outages, failover,
-#      lag, cancel, reloads, network faults through tests/faultproxy), one test at a time.
+#   3. process, backends, operator, observe, cached and faults: suites that start
+#      their own gateways and stop, start, promote or cut off the servers (exit codes,
+#      outages, failover, lag, cancel, reloads, /metrics with promtool and a real
+#      Prometheus, the access log, the result cache, network faults through
+#      tests/faultproxy), one test at a time.
 #
 # Usage: tests/run.sh [--unit-only | --integration-only]
 #
