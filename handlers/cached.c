@@ -59,8 +59,8 @@ static void answer(tg_query_ctx_t *ctx)
     /* the pool wait is the fetch's, for the call that started it; one that joined waited for the fetch, not for the pool */
     w->ans.sent_ns = ctx->cache_role == TG_ANS_CACHE_MISS ? blob->sent_ns : 0;
     w->ans.submitted = ctx->cache_role == TG_ANS_CACHE_MISS;
-    if (blob->shed != 0 && !w->ans.gone)
-        w->ans.shed = blob->shed;
+    if (blob->shed != 0)
+        tg_ctx_shed(w, (tg_shed_t)(blob->shed - 1));
     const char *status = ctx->cache_role == TG_ANS_CACHE_COLLAPSED ? cache_status[TG_ANS_CACHE_COLLAPSED]
                          : blob->stored                             ? "tollgate; fwd=miss; stored"
                                                                     : "tollgate; fwd=miss";

@@ -1,6 +1,6 @@
 /*
- * A catalog call in progress, shared by the handler's files: catalog.c (admission, the
- * pool's calls, clients that leave), cached.c (the result cache: hits, fetches shared
+ * A catalog call in progress, shared by the handler's files: call.c (its context's
+ * life), catalog.c (admission, the pool's calls, clients that leave), cached.c (the result cache: hits, fetches shared
  * by many calls, waiters woken on their own thread) and answer.c (the answer of a
  * finished call, made without its request).
  */
@@ -33,11 +33,23 @@ typedef struct st_tg_query_ctx_t {
     tg_cache_blob_t *delivered;    /* the answer, once delivered */
 } tg_query_ctx_t;
 
-/** sets `w->ans` from the call (an answer is about to be observed); its client-gone mark included */
+/** a call context for an admitted call on `w`'s thread (counted in w->n_calls until freed); the caller fills it */
+tg_query_ctx_t *tg_ctx_alloc(tg_handler_ctx_t *w);
+
+/** gives back a call context (its admission, a cache answer it still holds, its pin) */
+void tg_ctx_free(tg_query_ctx_t *ctx);
+
+/** takes an HTTP/1 call off its thread's list of calls watched for a client leaving */
+void tg_ctx_h1_unwatch(tg_query_ctx_t *ctx);
+
+/** sets `w->ans` from the call (an answer is about to be observed): as 499 if its client was found gone while it ran */
 void tg_ctx_describe_answer(tg_query_ctx_t *ctx);
 
-/** gives back a call context (its admission, its pin) */
-void tg_ctx_free(tg_query_ctx_t *ctx);
+/** sets `w->ans` for a call whose client left before its answer: status 499, shed as client_gone */
+void tg_ctx_observe_gone(tg_query_ctx_t *ctx);
+
+/** why the answer being sent sheds its call, unless its client had left already (that is the reason then) */
+void tg_ctx_shed(tg_handler_ctx_t *w, tg_shed_t reason);
 
 /** the answer of a finished call: its body is in w->scratch */
 typedef struct st_tg_outcome_t {

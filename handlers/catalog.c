@@ -21,40 +21,6 @@
 #include "../gateway/internal.h"
 #include "call.h"
 
-static void ctx_free(tg_query_ctx_t *ctx);
-
-/* The call's answer is about to be sent (or its client is gone): what observing it needs. */
-static void ctx_describe(tg_query_ctx_t *ctx)
-{
-    ctx->worker->ans = (tg_answer_t){.started_ns = ctx->started_ns, .id = ctx->id, .query = ctx->call.query, .tenant = ctx->tenant,
-                                     .backend = ctx->call.backend, .db_ms = ctx->call.db_ms, .sent_ns = ctx->call.sent_ns,
-                                     .submitted = 1, .cache = ctx->cache_role};
-}
-
-/* Its client left before the answer: counted and logged as such (status 499), whatever happens to the call. */
-static void ctx_observe_gone(tg_query_ctx_t *ctx)
-{
-    ctx_describe(ctx);
-    ctx->worker->ans.gone = 1;
-    ctx->worker->ans.shed = TG_SHED_CLIENT_GONE + 1;
-}
-
-/* Why the call was not served, unless its client had left already (that is the reason then). */
-static void shed(tg_handler_ctx_t *w, tg_shed_t reason)
-{
-    if (!w->ans.gone)
-        w->ans.shed = reason + 1;
-}
-
-/* What its answer is observed as: its own, or 499 if its client was found gone while it ran. */
-static void ctx_describe_answer(tg_query_ctx_t *ctx)
-{
-    if (ctx->gone)
-        ctx_observe_gone(ctx);
-    else
-        ctx_describe(ctx);
-}
-
 /*
  * Its client left: 1 if the call can end now (it was still waiting: for a connection,
  * or for a cache fetch), 0 if it runs on (a sent call is cancelled, a fetch goes on for
@@ -65,12 +31,6 @@ static int ctx_abandon(tg_query_ctx_t *ctx)
     if (ctx->cache_role != 0)
         return tg_cached_leave(ctx);
     return tg_pool_abandon(ctx->worker->worker->pool, &ctx->call);
-}
-
-static void h1_unwatch(tg_query_ctx_t *ctx)
-{
-    if (h2o_linklist_is_linked(&ctx->h1_link))
-        h2o_linklist_unlink(&ctx->h1_link);
 }
 
 /* An HTTP/1 call is watched for its client leaving (HTTP/2 tells us through the request's disposal). */
@@ -133,16 +93,16 @@ static void check_h1_clients(h2o_timeout_entry_t *entry)
         node = node->next;
         if (ctx->req == NULL || !client_gone(ctx))
             continue;
-        h1_unwatch(ctx);
+        tg_ctx_h1_unwatch(ctx);
         /* A sent call is cancelled and answers into the void; a waiting one is dropped, and the request ended here. */
         ctx->gone = 1;
         if (ctx_abandon(ctx)) {
             *ctx->req_hook = NULL;
             h2o_req_t *req = ctx->req;
             ctx->req = NULL;
-            ctx_describe_answer(ctx);
+            tg_ctx_describe_answer(ctx);
             tg_respond_error(w, req, 503, "client-gone", "the client closed the connection");
-            ctx_free(ctx);
+            tg_ctx_free(ctx);
         }
     }
     if (!h2o_linklist_is_empty(&w->h1_calls))
@@ -155,51 +115,6 @@ static void check_h1_clients(h2o_timeout_entry_t *entry)
 /* Largest response buffer a worker keeps between responses. */
 #define TG_SCRATCH_KEEP (1024 * 1024)
 
-/* Most call contexts a worker keeps for reuse. */
-#define TG_MAX_FREE_CALLS 1024
-
-static tg_query_ctx_t *ctx_alloc(tg_handler_ctx_t *w)
-{
-    ++w->n_calls;
-    tg_query_ctx_t *ctx = w->free_calls;
-    if (ctx == NULL)
-        return tg_malloc(sizeof(*ctx));
-    w->free_calls = *(void **)ctx;
-    --w->n_free_calls;
-    return ctx;
-}
-
-void tg_ctx_free(tg_query_ctx_t *ctx)
-{
-    ctx_free(ctx);
-}
-
-void tg_ctx_describe_answer(tg_query_ctx_t *ctx)
-{
-    ctx_describe_answer(ctx);
-}
-
-static void ctx_free(tg_query_ctx_t *ctx)
-{
-    tg_handler_ctx_t *w = ctx->worker;
-    --w->n_calls;
-    h1_unwatch(ctx);
-    tg_limits_release(&ctx->adm);
-    if (ctx->delivered != NULL) {
-        tg_cache_blob_unref(ctx->delivered);
-        ctx->delivered = NULL;
-    }
-    tg_pins_drop(&w->worker->pins, ctx->pin);
-    ctx->pin = NULL;
-    if (w->n_free_calls >= TG_MAX_FREE_CALLS) {
-        free(ctx);
-        return;
-    }
-    *(void **)ctx = w->free_calls;
-    w->free_calls = ctx;
-    ++w->n_free_calls;
-}
-
 /* The request's pool is being freed: the client went away (or the response is done). */
 static void on_req_dispose(void *p)
 {
@@ -207,12 +122,12 @@ static void on_req_dispose(void *p)
     if (ctx == NULL)
         return;
     /* The request's memory is still there while its pool is cleared: the line can quote it. */
-    ctx_observe_gone(ctx);
+    tg_ctx_observe_gone(ctx);
     tg_observe_answer(ctx->worker, ctx->req, 499, 0);
     ctx->req = NULL;
     /* A call still waiting for a connection is dropped; one already sent finishes and is discarded. */
     if (ctx_abandon(ctx))
-        ctx_free(ctx);
+        tg_ctx_free(ctx);
 }
 
 static void on_call_done(tg_call_t *call, tg_call_status_t status)
@@ -226,11 +141,11 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
         tg_handler_ctx_t *w = ctx->worker;
         const tg_config_t *cfg = ctx->pin->snap->config;
         const tg_query_t *q = call->query;
-        ctx_describe_answer(ctx);
+        tg_ctx_describe_answer(ctx);
         tg_outcome_t o;
         tg_outcome_of(w, cfg, q, status, call, ctx->id, &o);
         if (o.shed != 0)
-            shed(w, (tg_shed_t)(o.shed - 1));
+            tg_ctx_shed(w, (tg_shed_t)(o.shed - 1));
         tg_respond_outcome(w, req, &o);
     }
     if (call->result != NULL)
@@ -238,7 +153,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
     /* One huge response must not pin its memory in the worker for good. */
     if (ctx->worker->scratch.cap > TG_SCRATCH_KEEP)
         tg_buf_dispose(&ctx->worker->scratch);
-    ctx_free(ctx);
+    tg_ctx_free(ctx);
 }
 
 /* Is the body JSON? "application/json", any case, parameters allowed. */
@@ -415,7 +330,7 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
         return;
     }
 
-    tg_query_ctx_t *ctx = ctx_alloc(w);
+    tg_query_ctx_t *ctx = tg_ctx_alloc(w);
     ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done,
                             .priority = q->priority != TG_PRIORITY_INHERIT ? q->priority : tenant->priority};
     /* A write that declares its result's shape must not commit a result that breaks it. */

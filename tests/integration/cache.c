@@ -212,8 +212,7 @@ Test(cache, a_stale_entry_is_served_at_once_while_one_refresh_runs, .timeout = 9
 static double metric(const char *series)
 {
     resp_t *r = admin("GET", "/metrics", NULL);
-    const char *at = strstr(r->body, series);
-    double v = at != NULL && at[strlen(series)] == ' ' ? strtod(at + strlen(series) + 1, NULL) : 0;
+    double v = metrics_sample(r->body, series);
     resp_free(r);
     return v;
 }

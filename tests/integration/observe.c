@@ -105,15 +105,7 @@ static char *scrape(void)
 /* The value of the sample `series` (name{labels} exactly as written), or 0 if there is none. */
 static double sample_of(const char *text, const char *series)
 {
-    size_t n = strlen(series);
-    for (const char *line = text; line != NULL && *line != '\0';) {
-        if (strncmp(line, series, n) == 0 && line[n] == ' ')
-            return strtod(line + n + 1, NULL);
-        line = strchr(line, '\n');
-        if (line != NULL)
-            ++line;
-    }
-    return 0;
+    return metrics_sample(text, series);
 }
 
 static void send_n(int n, const char *method, const char *path, const char *header, long want)

@@ -227,3 +227,15 @@ void wait_backends_up(double timeout_s)
     }
 }
 
+double metrics_sample(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        if (strncmp(line, series, n) == 0 && line[n] == ' ')
+            return strtod(line + n + 1, NULL);
+        line = strchr(line, '\n');
+        if (line != NULL)
+            ++line;
+    }
+    return 0;
+}

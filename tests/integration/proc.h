@@ -53,6 +53,8 @@ pid_t spawn_logged(char *const argv[], const char *path);
 pid_t start_gateway(gw_opts_t *o);
 /** waits for `url`/healthz to answer 200 and sets TG_URL to `url` */
 void wait_healthy_url(const char *url);
+/** the value of sample `series` (name{labels} exactly as written) in a /metrics scrape, or 0 if it has none */
+double metrics_sample(const char *text, const char *series);
 /** polls $TG_URL/readyz until it is 200 with no backend down, for at most `timeout_s` (the test fails then) */
 void wait_backends_up(double timeout_s);
 /** sends SIGTERM and checks the gateway exits 0 within `timeout_s` */
