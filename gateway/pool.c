@@ -983,7 +983,7 @@ static int stalled(const tg_backend_pool_t *bp, uint64_t now)
  */
 static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, const tg_backend_pool_t *avoid, tg_pgconn_t **conn)
 {
-    tg_backend_pool_t *best = NULL;
+    tg_backend_pool_t *best = NULL, *coming = NULL;
     tg_pgconn_t *best_conn = NULL;
     uint64_t now = tg_now_ms();
     if (reads_anywhere(call) && pool->n_bps > 1) {
@@ -993,9 +993,14 @@ static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, 
         size_t start = pool->rr++ % n;
         for (size_t k = 0; k != n; ++k) {
             tg_backend_pool_t *bp = pool->bps[1 + (start + k) % n];
-            if (bp == avoid || bp->n_ready == 0 ||
-                !tg_health_replica_usable(bp->backend, now, cfg->health_interval_ms, cfg->replica_max_lag_ms))
+            if (bp == avoid || !tg_health_replica_usable(bp->backend, now, cfg->health_interval_ms, cfg->replica_max_lag_ms))
                 continue;
+            if (bp->n_ready == 0) {
+                /* a usable replica this thread is still connecting to: where a read waits if the primary cannot take it */
+                if (coming == NULL && !fails_fast(bp))
+                    coming = bp;
+                continue;
+            }
             /* with dozens of replicas: one that cannot beat the best so far is not searched for a connection */
             if (best_conn != NULL && bp->in_flight >= best->in_flight)
                 continue;
@@ -1023,6 +1028,9 @@ static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, 
     if (best == NULL) {
         best = pool->bps[0];
         best_conn = pick_conn(best, call, now);
+        /* the primary would fail the read at once, and a usable replica's connection is on its way: wait for that */
+        if (best_conn == NULL && coming != NULL && fails_fast(best))
+            best = coming;
     }
     *conn = best_conn;
     return best;

@@ -566,6 +566,25 @@ Test(pool_route, unusable_replicas_leave_reads_to_the_primary)
     cr_assert_eq(route(pool, &r), pool->bps[1]);
 }
 
+/* At start with the primary down: a read on a thread whose replica connection is still opening waits for it, never a 503 at once. */
+Test(pool_route, a_read_waits_for_a_connecting_replica_when_the_primary_cannot_take_it)
+{
+    tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
+    tg_call_t r = {.query = &read_q}, w = {.query = &write_q};
+    pool->bps[1]->n_ready = pool->bps[2]->n_ready = 0; /* both replicas: up by the checker, this thread still connecting */
+    cr_assert_eq(route(pool, &r), pool->bps[0], "while the primary is up, reads may go there");
+    pool->bps[0]->down = 1;
+    atomic_store(&three[0].up, 0); /* the primary is down: it fails calls at once */
+    cr_assert(fails_fast(pool->bps[0]));
+    tg_backend_pool_t *got = route(pool, &r);
+    cr_assert(got == pool->bps[1] || got == pool->bps[2], "the read waits for a replica that is coming");
+    cr_assert(!fails_fast(got));
+    cr_assert_eq(route(pool, &w), pool->bps[0], "a write has nowhere else to go");
+    atomic_store(&three[1].up, 0), atomic_store(&three[2].up, 0);
+    cr_assert_eq(route(pool, &r), pool->bps[0], "no replica usable either: the read fails with the primary");
+    atomic_store(&three[0].up, 1), atomic_store(&three[1].up, 1), atomic_store(&three[2].up, 1);
+}
+
 /* gives a routed pool's backend (which has none) one idle ready connection */
 static tg_pgconn_t *add_ready_conn(tg_backend_pool_t *bp)
 {

@@ -157,6 +157,7 @@ Test(failover, replicas_serve_reads_when_the_primary_was_down_from_the_start, .t
     cr_assert_not_null(strstr(text, "\"lag\": \"primary-unreachable\""), "%s", text);
     free(text);
     json_decref(body);
+    /* at once: a thread whose own replica connection is still opening waits for it rather than fail on the down primary */
     for (int i = 0; i != 10; ++i)
         cr_assert_eq(read_hits_replica(PROTOS[i % 2]), 1, "reads are served by the replica");
     stop_gateway(pid, 5);
