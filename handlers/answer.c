@@ -48,14 +48,14 @@ static const char *constraint_detail(const char *state)
     return "the change violates an integrity constraint";
 }
 
-/* A problem into w->scratch; 503s say when to come back (1 s). */
+/* A problem into w->scratch, with the Retry-After tg_respond_error would give it. */
 static void problem(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_problem_t *p)
 {
     tg_buf_reset(&w->scratch);
     tg_problem_format(&w->scratch, p);
     o->status = p->status;
     o->problem = 1;
-    o->retry_after_s = p->status == 503 ? 1 : 0;
+    o->retry_after_s = tg_retry_after_of(p->status);
 }
 
 static void error(tg_handler_ctx_t *w, tg_outcome_t *o, int status, const char *type, const char *detail)

@@ -19,7 +19,6 @@ typedef struct st_tg_fetch_t {
     tg_cache_flight_t *flight;
     tg_handler_ctx_t *worker;  /* the thread it runs on */
     tg_pin_t *pin;             /* the snapshot it started on (its query and config) */
-    tg_query_state_t *state;   /* its query's live state (the cache's figures) */
     tg_admission_t adm;        /* a refresh holds the in-flight slots of the hit that started it: the caps bound refreshes too */
     char id[129];              /* the request id of the call that started it, for error lines */
     const char *values[];      /* bound from the flight's key */
@@ -155,7 +154,6 @@ static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight)
     f->flight = flight;
     f->worker = w;
     f->pin = tg_pins_hold(&w->worker->pins);
-    f->state = q->state;
     f->adm = ctx->adm;
     ctx->adm = (tg_admission_t){0};
     size_t n = ctx->id.len < sizeof(f->id) - 1 ? ctx->id.len : sizeof(f->id) - 1;

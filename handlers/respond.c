@@ -36,24 +36,34 @@ h2o_iovec_t tg_respond_request_id(tg_handler_ctx_t *w, h2o_req_t *req)
     return id;
 }
 
-static void send_body(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body,
-                      size_t len)
+/* The answer is counted (for its query, once) and observed before h2o may recycle the request. */
+static void count_answer(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t len)
 {
-    /* The answer is counted (for its query, once) and logged before h2o may recycle the request. */
-    if (w != NULL) {
-        if (w->ans.query != NULL)
-            tg_query_slot_count(&w->ans.query->state->slots[w->worker->index], w->ans.gone ? 499 : status);
-        tg_observe_answer(w, req, status, len);
-    }
-    tg_respond_body(req, status, content_type, ct_len, body, len);
+    if (w->ans.query != NULL)
+        tg_query_slot_count(&w->ans.query->state->slots[w->worker->index], w->ans.gone ? 499 : status);
+    tg_observe_answer(w, req, status, len);
 }
 
-void tg_respond_body(h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body, size_t len)
+/* What every answer's head has: its status, its content type and its length. */
+static void set_head(h2o_req_t *req, int status, const char *content_type, size_t ct_len, size_t len)
 {
     req->res.status = status;
     req->res.reason = tg_status_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, ct_len);
     req->res.content_length = len;
+}
+
+static void send_body(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body,
+                      size_t len)
+{
+    if (w != NULL)
+        count_answer(w, req, status, len);
+    tg_respond_body(req, status, content_type, ct_len, body, len);
+}
+
+void tg_respond_body(h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body, size_t len)
+{
+    set_head(req, status, content_type, ct_len, len);
     h2o_send_inline(req, body, len);
 }
 
@@ -71,13 +81,17 @@ static void add_retry_after(h2o_req_t *req, int retry_after_s)
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
 }
 
+/* A JSON answer's content type: a problem's, or plain JSON's. */
+static h2o_iovec_t content_type_of(int problem)
+{
+    return problem ? h2o_iovec_init(H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE)) : h2o_iovec_init(H2O_STRLIT("application/json"));
+}
+
 void tg_respond_bytes(tg_handler_ctx_t *w, h2o_req_t *req, int status, int problem, const char *body, size_t len, int retry_after_s)
 {
     add_retry_after(req, retry_after_s);
-    if (problem)
-        send_body(w, req, status, H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE), body, len);
-    else
-        send_body(w, req, status, H2O_STRLIT("application/json"), body, len);
+    h2o_iovec_t ct = content_type_of(problem);
+    send_body(w, req, status, ct.base, ct.len, body, len);
 }
 
 /* the request's reference to a shared blob, given back when its memory is freed (the body has been sent by then) */
@@ -98,18 +112,11 @@ void tg_respond_blob(tg_handler_ctx_t *w, h2o_req_t *req, tg_cache_blob_t *blob,
         int n = snprintf(v, 24, "%llu", (unsigned long long)age);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_AGE, NULL, v, (size_t)n);
     }
-    if (w->ans.query != NULL)
-        tg_query_slot_count(&w->ans.query->state->slots[w->worker->index], w->ans.gone ? 499 : blob->status);
-    tg_observe_answer(w, req, blob->status, blob->len);
-    /* the body as it is, shared by every request that gets it: no copy */
+    count_answer(w, req, blob->status, blob->len);
+    /* the body as it is, shared by every request that gets it: no copy (h2o_send_inline would copy it) */
     static h2o_generator_t generator = {NULL, NULL};
-    req->res.status = blob->status;
-    req->res.reason = tg_status_reason(blob->status);
-    if (blob->problem)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE));
-    else
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
-    req->res.content_length = blob->len;
+    h2o_iovec_t ct = content_type_of(blob->problem);
+    set_head(req, blob->status, ct.base, ct.len, blob->len);
     h2o_start_response(req, &generator);
     h2o_iovec_t buf = h2o_iovec_init(blob->body, blob->len);
     if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
@@ -120,14 +127,13 @@ void tg_respond_blob(tg_handler_ctx_t *w, h2o_req_t *req, tg_cache_blob_t *blob,
 
 void tg_respond_problem(tg_handler_ctx_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s)
 {
-    add_retry_after(req, retry_after_s);
     tg_buf_reset(&w->scratch);
     tg_problem_format(&w->scratch, p);
-    send_body(w, req, p->status, H2O_STRLIT(TG_PROBLEM_CONTENT_TYPE), w->scratch.base, w->scratch.len);
+    tg_respond_bytes(w, req, p->status, 1, w->scratch.base, w->scratch.len, retry_after_s);
 }
 
 void tg_respond_error(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *type, const char *detail)
 {
     tg_problem_t p = {.status = status, .type = type, .detail = detail};
-    tg_respond_problem(w, req, &p, status == 503 ? 1 : 0);
+    tg_respond_problem(w, req, &p, tg_retry_after_of(status));
 }

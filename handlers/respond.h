@@ -90,7 +90,13 @@ void tg_respond_body(h2o_req_t *req, int status, const char *content_type, size_
 /** sends a problem+json error; `retry_after_s` > 0 adds Retry-After */
 void tg_respond_problem(tg_handler_ctx_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s);
 
-/** the common case: status, type slug and detail */
+/** the Retry-After of an error answered without a reason of its own to wait: 1 s for a 503 (it is temporary), none otherwise */
+static inline int tg_retry_after_of(int status)
+{
+    return status == 503 ? 1 : 0;
+}
+
+/** the common case: status, type slug and detail (and tg_retry_after_of's Retry-After) */
 void tg_respond_error(tg_handler_ctx_t *w, h2o_req_t *req, int status, const char *type, const char *detail);
 
 /**
