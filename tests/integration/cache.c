@@ -82,6 +82,29 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
+/* Sends METHOD url (with a JSON body, or none) over `version` and gives up after `timeout_ms`: the curl result. */
+static CURLcode give_up_after(const char *method, const char *url, const char *json_body, long version, long timeout_ms)
+{
+    CURL *e = curl_easy_init();
+    struct curl_slist *h = json_body != NULL ? curl_slist_append(NULL, "Content-Type: application/json") : NULL;
+    struct got g = {0};
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, version);
+    if (json_body != NULL) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, json_body);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    }
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
+    CURLcode rc = curl_easy_perform(e);
+    curl_easy_cleanup(e);
+    curl_slist_free_all(h);
+    free(g.body);
+    return rc;
+}
+
 /*
  * Sends `n` GETs of `url` at once, each on a connection of its own: the even ones over
  * HTTP/2 (prior knowledge), the odd ones over HTTP/1.1. Fills status[i] and bodies[i];
@@ -226,16 +249,7 @@ Test(cache, the_callers_waiting_get_their_answer_when_the_one_who_started_the_fe
     /* a 2 s fetch: plenty of time to see the leader leave and the others join while it runs */
     snprintf(url, sizeof(url), "%s/cache/swr?k=%s", getenv("TG_URL"), k);
     double t0 = now_s();
-    CURL *leader = curl_easy_init();
-    curl_easy_setopt(leader, CURLOPT_URL, url);
-    curl_easy_setopt(leader, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-    curl_easy_setopt(leader, CURLOPT_TIMEOUT_MS, 300L);
-    curl_easy_setopt(leader, CURLOPT_WRITEFUNCTION, on_body);
-    struct got lg = {0};
-    curl_easy_setopt(leader, CURLOPT_WRITEDATA, &lg);
-    cr_assert_neq(curl_easy_perform(leader), CURLE_OK, "the leader gave up");
-    curl_easy_cleanup(leader);
-    free(lg.body);
+    cr_assert_neq(give_up_after("GET", url, NULL, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, 300), CURLE_OK, "the leader gave up");
     /* the gateway saw it leave (an HTTP/2 connection closed: at once) */
     double deadline = now_s() + 1;
     while (metric("tollgate_requests_total{query=\"cache_swr\",tenant=\"anonymous\",status=\"499\"}") != 1 && now_s() < deadline)
@@ -303,25 +317,9 @@ Test(cache, a_write_whose_client_leaves_leaves_the_cache_agreeing_with_the_datab
     cr_assert_str_eq(member(r->body, "v"), "before");
     resp_free(r);
     /* the write is sent, its client gives up; the write commits 0.5 s later anyway */
-    long saved = http_timeout_s;
-    http_timeout_s = 1;
-    CURL *e = curl_easy_init();
     char url[256];
     snprintf(url, sizeof(url), "%s%s", getenv("TG_URL"), slow);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, "{\"v\": \"after\"}");
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 150L);
-    struct got g = {0};
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
-    cr_assert_neq(curl_easy_perform(e), CURLE_OK, "the writer gave up first");
-    curl_easy_cleanup(e);
-    curl_slist_free_all(h);
-    free(g.body);
-    http_timeout_s = saved;
+    cr_assert_neq(give_up_after("PUT", url, "{\"v\": \"after\"}", CURL_HTTP_VERSION_1_1, 150), CURLE_OK, "the writer gave up first");
     /* its call ends (cancelled, or committed first): its 499 is counted and it is no longer in flight */
     double deadline = now_s() + 10;
     while ((metric("tollgate_requests_total{query=\"cache_kv_set_slow\",tenant=\"anonymous\",status=\"499\"}") != 1 ||
@@ -340,17 +338,30 @@ Test(cache, a_write_whose_client_leaves_leaves_the_cache_agreeing_with_the_datab
     stop_gateway(pid, 10);
 }
 
+static size_t discard(char *p, size_t size, size_t n, void *arg)
+{
+    (void)p, (void)arg;
+    return size * n;
+}
+
+/* a process's resident memory, in MB */
+static double rss_mb(pid_t pid)
+{
+    char statm[64];
+    long pages = 0;
+    snprintf(statm, sizeof(statm), "/proc/%d/statm", (int)pid);
+    FILE *f = fopen(statm, "r");
+    cr_assert(f != NULL && fscanf(f, "%*d %ld", &pages) == 1);
+    fclose(f);
+    return (double)pages * (double)sysconf(_SC_PAGESIZE) / 1048576;
+}
+
 Test(cache, one_hundred_thousand_keys_stay_within_max_bytes_and_rss_stays_bounded, .timeout = 300)
 {
     size_t max = 2 * 1024 * 1024;
     gw_opts_t o = {.extra = json_pack("{s:{s:I}}", "cache", "max_bytes", (json_int_t)max)};
     pid_t pid = start(&o);
-    char statm[64];
-    snprintf(statm, sizeof(statm), "/proc/%d/statm", (int)pid);
-    long pages_before = 0, pages_after = 0, page = sysconf(_SC_PAGESIZE);
-    FILE *f = fopen(statm, "r");
-    cr_assert(f != NULL && fscanf(f, "%*d %ld", &pages_before) == 1);
-    fclose(f);
+    double rss_before = rss_mb(pid);
     /* 100,000 distinct keys, 256 at a time over 64 kept-alive HTTP/1.1 connections */
     enum { BATCH = 256, TOTAL = 100000 };
     CURLM *m = curl_multi_init();
@@ -365,9 +376,7 @@ Test(cache, one_hundred_thousand_keys_stay_within_max_bytes_and_rss_stays_bounde
             curl_easy_setopt(e, CURLOPT_URL, url);
             curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
             curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
-            FILE *null = fopen("/dev/null", "w");
-            curl_easy_setopt(e, CURLOPT_WRITEDATA, null);
-            curl_easy_setopt(e, CURLOPT_PRIVATE, null);
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
             curl_multi_add_handle(m, e);
             ++sent, ++in_flight;
         }
@@ -380,32 +389,24 @@ Test(cache, one_hundred_thousand_keys_stay_within_max_bytes_and_rss_stays_bounde
             if (msg->msg != CURLMSG_DONE)
                 continue;
             long st = 0;
-            FILE *null;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &st);
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&null);
             bad += st != 200;
             curl_multi_remove_handle(m, msg->easy_handle);
             curl_easy_cleanup(msg->easy_handle);
-            fclose(null);
             ++done;
         }
     }
     curl_multi_cleanup(m);
     cr_expect_eq(bad, 0, "%d of %d calls were not 200", bad, TOTAL);
-    f = fopen(statm, "r");
-    cr_assert(f != NULL && fscanf(f, "%*d %ld", &pages_after) == 1);
-    fclose(f);
+    double grown_mb = rss_mb(pid) - rss_before;
     resp_t *r = admin("GET", "/metrics", NULL);
-    const char *line = strstr(r->body, "tollgate_cache_bytes{query=\"cache_sweep\"} ");
-    cr_assert_not_null(line);
-    double bytes = strtod(line + strlen("tollgate_cache_bytes{query=\"cache_sweep\"} "), NULL);
-    line = strstr(r->body, "tollgate_cache_evictions_total{query=\"cache_sweep\"} ");
-    cr_assert_not_null(line);
-    double evictions = strtod(line + strlen("tollgate_cache_evictions_total{query=\"cache_sweep\"} "), NULL);
+    cr_assert_not_null(strstr(r->body, "tollgate_cache_bytes{query=\"cache_sweep\"} "));
+    cr_assert_not_null(strstr(r->body, "tollgate_cache_evictions_total{query=\"cache_sweep\"} "));
+    double bytes = metrics_sample(r->body, "tollgate_cache_bytes{query=\"cache_sweep\"}"),
+           evictions = metrics_sample(r->body, "tollgate_cache_evictions_total{query=\"cache_sweep\"}");
     resp_free(r);
     cr_expect_leq(bytes, (double)max, "the cache's own count: %.0f bytes of %zu", bytes, max);
     cr_expect_gt(evictions, TOTAL / 2, "the oldest went (%.0f evictions)", evictions);
-    double grown_mb = (double)(pages_after - pages_before) * (double)page / 1048576;
     cr_log_info("100,000 keys: RSS %+.1f MB, cache %.0f bytes, %.0f evictions", grown_mb, bytes, evictions);
     /* 100,000 answers of 1 KB would be 100 MB; bounded, RSS grows by the cache's 2 MB and the allocator's slack */
     cr_expect_lt(grown_mb, 40, "RSS grew by %.1f MB", grown_mb);
