@@ -150,10 +150,10 @@ static void *writer_main(void *arg)
              * From off there is no old file: all goes to the new one. To off, all goes to the
              * old one, the lines of workers that saw the log on just before it went off too.
              */
-            if (log->fd >= 0)
+            if (log->fd >= 0) {
                 drain(log, log->fd, next >= 0);
-            if (log->fd >= 0)
                 close(log->fd);
+            }
             log->fd = next;
             log->mid_line = log->cut_line = 0;
             for (size_t i = 0; i != log->n_rings; ++i)

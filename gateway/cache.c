@@ -110,10 +110,7 @@ void tg_cache_free(tg_cache_t *c)
 static uint64_t hash_of(const void *key, size_t len)
 {
     /* FNV-1a, then a final mix so that the low bits (the bucket) and the high bits (the shard) both spread */
-    const unsigned char *p = key;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i != len; ++i)
-        h = (h ^ p[i]) * 0x100000001b3ull;
+    uint64_t h = tg_fnv1a(TG_FNV1A_INIT, key, len);
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;

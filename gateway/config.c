@@ -62,14 +62,7 @@ static void check_writable(ctx_t *c, const char *path)
             cfg_error(c, "access_log", "%s cannot be written: %s", path, strerror(errno));
         return;
     }
-    char *dir = tg_strdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else if (slash != NULL)
-        *slash = '\0';
-    else
-        strcpy(dir, ".");
+    char *dir = tg__path_dir(path);
     if (access(dir, W_OK | X_OK) != 0)
         cfg_error(c, "access_log", "%s cannot be created in %s: %s", path, dir, strerror(errno));
     free(dir);

@@ -47,6 +47,15 @@ size_t tg_utf8_seq_len(const unsigned char *s, size_t n);
 /** is s[0, n) strict UTF-8? */
 int tg_utf8_valid(const char *s, size_t n);
 
+/** FNV-1a over `n` bytes, continuing from `h` (TG_FNV1A_INIT to start) */
+#define TG_FNV1A_INIT 0xcbf29ce484222325ull
+static inline uint64_t tg_fnv1a(uint64_t h, const void *p, size_t n)
+{
+    for (const unsigned char *c = p, *end = c + n; c != end; ++c)
+        h = (h ^ *c) * 0x100000001b3ull;
+    return h;
+}
+
 /** monotonic clock in milliseconds */
 uint64_t tg_now_ms(void);
 /** monotonic clock in nanoseconds */

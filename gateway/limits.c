@@ -137,11 +137,8 @@ tg_limits_t *tg_limits_create(tg_config_t *cfg, tg_state_t *state, uint64_t now_
     /* what shapes each answer, for the cache's keys: the statement (SQL and parameter types), returns, max_rows */
     for (size_t i = 0; i != cfg->n_queries; ++i) {
         tg_query_t *q = &cfg->queries[i];
-        uint64_t h = 0xcbf29ce484222325ull;
-        for (const char *p = q->stmt_name; *p != '\0'; ++p)
-            h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
-        h = (h ^ (uint64_t)q->returns) * 0x100000001b3ull;
-        q->cache_def = (h ^ (uint64_t)cfg->max_rows) * 0x100000001b3ull;
+        uint64_t parts[2] = {(uint64_t)q->returns, (uint64_t)cfg->max_rows};
+        q->cache_def = tg_fnv1a(tg_fnv1a(TG_FNV1A_INIT, q->stmt_name, strlen(q->stmt_name)), parts, sizeof(parts));
     }
     /* what each write invalidates, by state: the names were checked against the catalog */
     for (size_t i = 0; i != cfg->n_queries; ++i) {
@@ -150,9 +147,7 @@ tg_limits_t *tg_limits_create(tg_config_t *cfg, tg_state_t *state, uint64_t now_
             continue;
         q->invalidate_states = tg_calloc(q->n_invalidates, sizeof(*q->invalidate_states));
         for (size_t j = 0; j != q->n_invalidates; ++j)
-            for (size_t k = 0; k != cfg->n_queries; ++k)
-                if (strcmp(cfg->queries[k].name, q->invalidates[j]) == 0)
-                    q->invalidate_states[j] = cfg->queries[k].state;
+            q->invalidate_states[j] = tg_config_find_query(cfg, q->invalidates[j])->state;
     }
     l->in_flight = &state->in_flight;
     l->max_in_flight = cfg->max_in_flight;

@@ -371,7 +371,7 @@ static void back_off(tg_backend_pool_t *bp)
     bp->failed_at = tg_now_ms();
     int jitter = bp->backoff_ms / 4;
     int delay = bp->backoff_ms - jitter + (jitter > 0 ? (int)(rand_r(&bp->pool->seed) % (unsigned)(2 * jitter + 1)) : 0);
-    bp->retry_at = tg_now_ms() + (uint64_t)delay;
+    bp->retry_at = bp->failed_at + (uint64_t)delay;
     bp->backoff_ms = bp->backoff_ms * 2 > TG_BACKOFF_MAX_MS ? TG_BACKOFF_MAX_MS : bp->backoff_ms * 2;
 }
 

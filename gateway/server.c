@@ -514,6 +514,14 @@ static int note_restart_only(const tg_config_t *old, const tg_config_t *cfg, tg_
 }
 
 /* The listeners' TLS certificates, read again: a new context per TLS listener (or NULL), or -1 with the reasons. */
+/* Frees the TLS contexts a rejected reload made (one per listener, NULL where none). */
+static void free_tls_ctxs(tg_gateway_t *gw, SSL_CTX **ctxs)
+{
+    for (size_t i = 0; i != gw->n_sockets; ++i)
+        if (ctxs[i] != NULL)
+            SSL_CTX_free(ctxs[i]), ctxs[i] = NULL;
+}
+
 static int reload_tls(tg_gateway_t *gw, const tg_config_t *cfg, SSL_CTX **ctxs, tg_errors_t *errs)
 {
     int ok = 0;
@@ -526,9 +534,7 @@ static int reload_tls(tg_gateway_t *gw, const tg_config_t *cfg, SSL_CTX **ctxs, 
             ok = -1;
     }
     if (ok != 0)
-        for (size_t i = 0; i != gw->n_sockets; ++i)
-            if (ctxs[i] != NULL)
-                SSL_CTX_free(ctxs[i]), ctxs[i] = NULL;
+        free_tls_ctxs(gw, ctxs);
     return ok;
 }
 
@@ -560,9 +566,7 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
     /* The access log is reopened on every reload (logrotate may have moved it), or moves to the path now named. */
     char err[512];
     if (tg_accesslog_reopen(gw->access_log, cfg->access_log, err, sizeof(err)) != 0) {
-        for (size_t i = 0; i != gw->n_sockets; ++i)
-            if (ctxs[i] != NULL)
-                SSL_CTX_free(ctxs[i]);
+        free_tls_ctxs(gw, ctxs);
         free(ctxs);
         tg_errors_add(errs, "%s", err);
         tg_config_free(cfg);

@@ -93,10 +93,7 @@ static int clear_if_files_disagree(_Atomic int *switched, char **reason, int fil
 
 static uint64_t sql_hash_of(const char *sql)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const unsigned char *p = (const unsigned char *)(sql != NULL ? sql : ""); *p != '\0'; ++p)
-        h = (h ^ *p) * 0x100000001b3ull;
-    return h;
+    return sql != NULL ? tg_fnv1a(TG_FNV1A_INIT, sql, strlen(sql)) : TG_FNV1A_INIT;
 }
 
 tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_enabled, const char *sql)
@@ -116,6 +113,8 @@ tg_query_state_t *tg_state_bind_query(tg_state_t *s, const char *name, int file_
         atomic_init(&q->retry_after_s, 30);
         q->file_enabled = file_enabled;
         q->sql_hash = sql_hash;
+        q->cache = (tg_cache_query_t){.id = q->id, .epoch = &q->cache_epoch, .entries = &q->cache_entries, .bytes = &q->cache_bytes,
+                                      .evictions = &q->cache_evictions};
         push((void ***)&s->queries, &s->n_queries, &s->cap_queries, q);
     } else if (q->sql_hash != sql_hash) {
         /* new SQL: what the old one cached is not its answer */

@@ -30,13 +30,6 @@ static const char *const cache_status[] = {
     [TG_ANS_CACHE_COLLAPSED] = "tollgate; fwd=miss; collapsed",
 };
 
-static tg_cache_query_t cache_query_of(const tg_query_t *q)
-{
-    tg_query_state_t *s = q->state;
-    return (tg_cache_query_t){.id = s->id, .epoch = &s->cache_epoch, .entries = &s->cache_entries, .bytes = &s->cache_bytes,
-                              .evictions = &s->cache_evictions};
-}
-
 /* Answers a waiting call with the answer of its fetch, on the call's own thread. */
 static void answer(tg_query_ctx_t *ctx)
 {
@@ -174,12 +167,11 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
     tg_buf_reset(&w->cache_key);
     tg_buf_reserve(&w->cache_key, need);
     size_t key_len = tg_cache_key(q->state->id, q->cache_def, values, q->n_params, w->cache_key.base, need);
-    tg_cache_query_t cq = cache_query_of(q);
     ctx->waiter = (tg_cache_waiter_t){.deliver = deliver};
     tg_cache_blob_t *blob;
     tg_cache_flight_t *flight;
     tg_cache_t *cache = tg_worker_cache(w->worker);
-    tg_cache_lookup_t r = tg_cache_lookup(cache, &cq, w->cache_key.base, key_len, tg_now_ms(), &ctx->waiter, &blob, &flight);
+    tg_cache_lookup_t r = tg_cache_lookup(cache, &q->state->cache, w->cache_key.base, key_len, tg_now_ms(), &ctx->waiter, &blob, &flight);
     switch (r) {
     case TG_CACHE_HIT:
     case TG_CACHE_STALE:

@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "tollgate/cache.h"
 
 /** an operator's switch, set through the admin API */
 typedef enum en_tg_switch_t {
@@ -64,6 +65,7 @@ typedef struct st_tg_query_state_t {
     _Atomic int64_t cache_entries, cache_bytes;
     _Atomic uint64_t cache_evictions;
     uint64_t sql_hash;                /* of the SQL when last bound (a change bumps the epoch) */
+    tg_cache_query_t cache;           /* the above as the cache counts into them (made once, with the state) */
 } __attribute__((aligned(64))) tg_query_state_t;
 
 /** a tenant's live state */
