@@ -41,18 +41,14 @@ static void answer(tg_query_ctx_t *ctx)
         tg_ctx_free(ctx);
         return;
     }
-    *ctx->req_hook = NULL;
-    ctx->req = NULL;
     tg_handler_ctx_t *w = ctx->worker;
-    tg_ctx_describe_answer(ctx);
-    w->ans.cache = ctx->cache_role;
+    req = tg_ctx_take_req(ctx); /* its answer's cache field is its role already */
     w->ans.backend = blob->backend;
     w->ans.db_ms = blob->db_ms;
     /* the pool wait is the fetch's, for the call that started it; one that joined waited for the fetch, not for the pool */
     w->ans.sent_ns = ctx->cache_role == TG_ANS_CACHE_MISS ? blob->sent_ns : 0;
     w->ans.submitted = ctx->cache_role == TG_ANS_CACHE_MISS;
-    if (blob->shed != 0)
-        tg_ctx_shed(w, (tg_shed_t)(blob->shed - 1));
+    tg_ctx_shed(w, blob->shed);
     const char *status = ctx->cache_role == TG_ANS_CACHE_COLLAPSED ? cache_status[TG_ANS_CACHE_COLLAPSED]
                          : blob->stored                             ? "tollgate; fwd=miss; stored"
                                                                     : "tollgate; fwd=miss";
@@ -107,9 +103,7 @@ static void on_fetch_done(tg_call_t *call, tg_call_status_t status)
     tg_limits_release(&f->adm);
     tg_pins_drop(&w->worker->pins, f->pin);
     --w->n_calls;
-    /* one huge answer must not pin its memory in the worker for good */
-    if (w->scratch.cap > 1024 * 1024)
-        tg_buf_dispose(&w->scratch);
+    tg_scratch_trim(w);
     free(f);
 }
 
@@ -178,17 +172,12 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
     case TG_CACHE_STALE_LEAD: {
         /* the refresh first: it copies what it needs from the call, which is answered at once after */
         if (r == TG_CACHE_STALE_LEAD) {
-            tg_metrics_count(w->worker->metrics, TG_M_CACHE, q->state->id, 0, 4); /* a refresh */
+            tg_metrics_count(w->worker->metrics, TG_M_CACHE, q->state->id, 0, TG_CACHE_REFRESH);
             start_fetch(ctx, flight);
         }
-        h2o_req_t *req = ctx->req;
-        *ctx->req_hook = NULL;
-        ctx->req = NULL;
-        tg_ctx_describe_answer(ctx);
+        h2o_req_t *req = tg_ctx_take_req(ctx);
         w->ans.cache = r == TG_CACHE_HIT ? TG_ANS_CACHE_HIT : TG_ANS_CACHE_STALE;
-        w->ans.backend = NULL; /* nothing ran for it */
-        w->ans.db_ms = 0;
-        w->ans.submitted = 0;
+        w->ans.submitted = 0; /* nothing ran for it (its call was never submitted: no backend, no time) */
         tg_respond_blob(w, req, blob, cache_status[w->ans.cache], 1);
         tg_ctx_free(ctx);
         break;

@@ -11,6 +11,9 @@
 /* Most call contexts a worker keeps for reuse. */
 #define TG_MAX_FREE_CALLS 1024
 
+/* Largest response buffer a worker keeps between responses. */
+#define TG_SCRATCH_KEEP (1024 * 1024)
+
 tg_query_ctx_t *tg_ctx_alloc(tg_handler_ctx_t *w)
 {
     ++w->n_calls;
@@ -72,8 +75,24 @@ void tg_ctx_describe_answer(tg_query_ctx_t *ctx)
         describe(ctx);
 }
 
-void tg_ctx_shed(tg_handler_ctx_t *w, tg_shed_t reason)
+void tg_ctx_shed(tg_handler_ctx_t *w, int shed)
 {
-    if (!w->ans.gone)
-        w->ans.shed = reason + 1;
+    if (shed != 0 && !w->ans.gone)
+        w->ans.shed = shed;
+}
+
+h2o_req_t *tg_ctx_take_req(tg_query_ctx_t *ctx)
+{
+    h2o_req_t *req = ctx->req;
+    *ctx->req_hook = NULL; /* first: sending may free the request's pool, and the hook with it */
+    ctx->req = NULL;
+    tg_ctx_describe_answer(ctx);
+    return req;
+}
+
+void tg_scratch_trim(tg_handler_ctx_t *w)
+{
+    /* one huge response must not pin its memory in the worker for good */
+    if (w->scratch.cap > TG_SCRATCH_KEEP)
+        tg_buf_dispose(&w->scratch);
 }

@@ -48,8 +48,18 @@ void tg_ctx_describe_answer(tg_query_ctx_t *ctx);
 /** sets `w->ans` for a call whose client left before its answer: status 499, shed as client_gone */
 void tg_ctx_observe_gone(tg_query_ctx_t *ctx);
 
-/** why the answer being sent sheds its call, unless its client had left already (that is the reason then) */
-void tg_ctx_shed(tg_handler_ctx_t *w, tg_shed_t reason);
+/** why the answer being sent sheds its call (`shed`: tg_shed_t + 1, or 0 for none), unless its client had left already (that is the reason then) */
+void tg_ctx_shed(tg_handler_ctx_t *w, int shed);
+
+/**
+ * The call is about to be answered: takes its request (unhooked, so that the request's
+ * disposal no longer reaches the call), and describes the answer (tg_ctx_describe_answer).
+ * The call's `req` is NULL from here on.
+ */
+h2o_req_t *tg_ctx_take_req(tg_query_ctx_t *ctx);
+
+/** gives back the worker's response buffer if one huge answer grew it */
+void tg_scratch_trim(tg_handler_ctx_t *w);
 
 /** the answer of a finished call: its body is in w->scratch */
 typedef struct st_tg_outcome_t {

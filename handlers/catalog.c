@@ -97,10 +97,7 @@ static void check_h1_clients(h2o_timeout_entry_t *entry)
         /* A sent call is cancelled and answers into the void; a waiting one is dropped, and the request ended here. */
         ctx->gone = 1;
         if (ctx_abandon(ctx)) {
-            *ctx->req_hook = NULL;
-            h2o_req_t *req = ctx->req;
-            ctx->req = NULL;
-            tg_ctx_describe_answer(ctx);
+            h2o_req_t *req = tg_ctx_take_req(ctx);
             tg_respond_error(w, req, 503, "client-gone", "the client closed the connection");
             tg_ctx_free(ctx);
         }
@@ -112,8 +109,6 @@ static void check_h1_clients(h2o_timeout_entry_t *entry)
 /* How often HTTP/1 clients with a call in flight are checked for having left. */
 #define TG_H1_CHECK_MS 200
 
-/* Largest response buffer a worker keeps between responses. */
-#define TG_SCRATCH_KEEP (1024 * 1024)
 
 /* The request's pool is being freed: the client went away (or the response is done). */
 static void on_req_dispose(void *p)
@@ -133,26 +128,18 @@ static void on_req_dispose(void *p)
 static void on_call_done(tg_call_t *call, tg_call_status_t status)
 {
     tg_query_ctx_t *ctx = (tg_query_ctx_t *)call;
-    h2o_req_t *req = ctx->req;
     tg_invalidate_after(call->query, status);
-    if (req != NULL) {
-        /* Unhook first: sending may free the request's pool, and the hook with it. */
-        *ctx->req_hook = NULL;
+    if (ctx->req != NULL) {
         tg_handler_ctx_t *w = ctx->worker;
-        const tg_config_t *cfg = ctx->pin->snap->config;
-        const tg_query_t *q = call->query;
-        tg_ctx_describe_answer(ctx);
+        h2o_req_t *req = tg_ctx_take_req(ctx);
         tg_outcome_t o;
-        tg_outcome_of(w, cfg, q, status, call, ctx->id, &o);
-        if (o.shed != 0)
-            tg_ctx_shed(w, (tg_shed_t)(o.shed - 1));
+        tg_outcome_of(w, ctx->pin->snap->config, call->query, status, call, ctx->id, &o);
+        tg_ctx_shed(w, o.shed);
         tg_respond_outcome(w, req, &o);
     }
     if (call->result != NULL)
         PQclear(call->result);
-    /* One huge response must not pin its memory in the worker for good. */
-    if (ctx->worker->scratch.cap > TG_SCRATCH_KEEP)
-        tg_buf_dispose(&ctx->worker->scratch);
+    tg_scratch_trim(ctx->worker);
     tg_ctx_free(ctx);
 }
 
@@ -317,7 +304,8 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     /* The limits, before anything costs more: a flood of bad requests is throttled too. */
     tg_bucket_state_t bucket;
     tg_admission_t adm;
-    tg_admit_t admitted = tg_limits_admit(tg_worker_limits(w->worker), tenant, q, tg_now_ns(), &bucket, &adm);
+    /* the clock as the request reached the handler, a few microseconds ago */
+    tg_admit_t admitted = tg_limits_admit(tg_worker_limits(w->worker), tenant, q, w->ans.started_ns, &bucket, &adm);
     add_ratelimit_headers(w, req, tenant, &bucket);
     if (admitted != TG_ADMIT_OK) {
         respond_refused(w, req, q, admitted, &bucket);

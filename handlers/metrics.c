@@ -74,8 +74,8 @@ static size_t counters(tg_buf_t *b, tg_buf_t *l, const tg_state_t *st, const tg_
             label(l, "reason", tg_refusal_name((tg_refusal_t)c));
         } else if (kind == TG_M_CACHE) {
             label(l, "query", or_dash(tg_state_query_name(st, a)));
-            if (c != 4)
-                label(l, "result", c < 4 ? tg_ans_cache_names[c] : "other");
+            if (c != TG_CACHE_REFRESH)
+                label(l, "result", c < TG_CACHE_REFRESH ? tg_ans_cache_names[c] : "other");
         } else {
             label(l, "query", or_dash(tg_state_query_name(st, a)));
             label(l, "reason", tg_shed_name((tg_shed_t)c));
@@ -129,11 +129,11 @@ static void cache_figures(tg_buf_t *b, tg_buf_t *l, const tg_state_t *st, const 
     family(b, "tollgate_cache_requests_total", "counter",
            "Calls of cached queries by how they were answered: hit, stale (served while refreshed), miss (started a fetch), collapsed (waited for one).");
     for (size_t j = start; j != end; ++j)
-        if (tg_metrics_key_c(s[j].key) != 4)
+        if (tg_metrics_key_c(s[j].key) != TG_CACHE_REFRESH)
             counters(b, l, st, s, j, j + 1, TG_M_CACHE, "tollgate_cache_requests_total");
     family(b, "tollgate_cache_refreshes_total", "counter", "Background refreshes of stale entries started.");
     for (size_t j = start; j != end; ++j)
-        if (tg_metrics_key_c(s[j].key) == 4)
+        if (tg_metrics_key_c(s[j].key) == TG_CACHE_REFRESH)
             counters(b, l, st, s, j, j + 1, TG_M_CACHE, "tollgate_cache_refreshes_total");
     *i = end;
     char text[32];

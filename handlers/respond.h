@@ -35,6 +35,8 @@ typedef struct st_tg_answer_t {
 
 /** how a cached query was answered (tg_answer_t.cache; minus 1, the `result` of tollgate_cache_requests_total) */
 enum { TG_ANS_CACHE_HIT = 1, TG_ANS_CACHE_STALE, TG_ANS_CACHE_MISS, TG_ANS_CACHE_COLLAPSED, TG_ANS_CACHE__END };
+/** the code tollgate_cache_refreshes_total counts under (TG_M_CACHE's c): past the answers' TG_ANS_CACHE_* - 1 */
+#define TG_CACHE_REFRESH (TG_ANS_CACHE__END - 1)
 /** the label value and access-log word of each (index: TG_ANS_CACHE_* - 1) */
 extern const char *const tg_ans_cache_names[4];
 

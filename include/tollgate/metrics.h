@@ -22,7 +22,7 @@ typedef enum en_tg_metric_kind_t {
     TG_M_REQUESTS = 1,    /* counter: a query id (0: none), b tenant id (0: none), c HTTP status */
     TG_M_REFUSED,         /* counter: a tenant id, c tg_refusal_t */
     TG_M_SHED,            /* counter: a query id, c tg_shed_t */
-    TG_M_CACHE,           /* counter: a query id, c how a cached call was answered (handlers/respond.h), or 4: a refresh started */
+    TG_M_CACHE,           /* counter: a query id, c how a cached call was answered, or TG_CACHE_REFRESH: a refresh started (handlers/respond.h) */
     TG_M_REQUEST_SECONDS, /* histogram: a query id */
     TG_M_DB_SECONDS,      /* histogram: a query id, b backend id */
     TG_M_WAIT_SECONDS,    /* histogram: a query id (admission to the call's first send) */

@@ -102,11 +102,6 @@ static char *scrape(void)
     return text;
 }
 
-/* The value of the sample `series` (name{labels} exactly as written), or 0 if there is none. */
-static double sample_of(const char *text, const char *series)
-{
-    return metrics_sample(text, series);
-}
 
 static void send_n(int n, const char *method, const char *path, const char *header, long want)
 {
@@ -152,19 +147,19 @@ Test(observe, counters_move_by_exactly_the_calls_sent_over_two_threads, .timeout
         {"tollgate_pool_wait_seconds_count{query=\"ping\"}", 20},
     };
     for (size_t i = 0; i != sizeof(want) / sizeof(want[0]); ++i)
-        cr_expect_eq(sample_of(after, want[i].series) - sample_of(before, want[i].series), want[i].delta, "%s: %g -> %g, want +%g",
-                     want[i].series, sample_of(before, want[i].series), sample_of(after, want[i].series), want[i].delta);
+        cr_expect_eq(metrics_sample(after, want[i].series) - metrics_sample(before, want[i].series), want[i].delta, "%s: %g -> %g, want +%g",
+                     want[i].series, metrics_sample(before, want[i].series), metrics_sample(after, want[i].series), want[i].delta);
     /* every one of the 20 pings that ran has its database time, on the replica or (if it lagged) the primary */
-    double on_replica = sample_of(after, "tollgate_db_duration_seconds_count{query=\"ping\",backend=\"replica1\"}"),
-           on_primary = sample_of(after, "tollgate_db_duration_seconds_count{query=\"ping\",backend=\"primary\"}");
+    double on_replica = metrics_sample(after, "tollgate_db_duration_seconds_count{query=\"ping\",backend=\"replica1\"}"),
+           on_primary = metrics_sample(after, "tollgate_db_duration_seconds_count{query=\"ping\",backend=\"primary\"}");
     cr_expect_eq(on_replica + on_primary, 20, "replica %g + primary %g", on_replica, on_primary);
-    double costly = sample_of(after, "tollgate_db_duration_seconds_count{query=\"costly\",backend=\"replica1\"}") +
-                    sample_of(after, "tollgate_db_duration_seconds_count{query=\"costly\",backend=\"primary\"}");
+    double costly = metrics_sample(after, "tollgate_db_duration_seconds_count{query=\"costly\",backend=\"replica1\"}") +
+                    metrics_sample(after, "tollgate_db_duration_seconds_count{query=\"costly\",backend=\"primary\"}");
     cr_expect_eq(costly, 2, "the two costly calls served have their database time (%g)", costly);
-    cr_expect_eq(sample_of(after, "tollgate_backend_up{backend=\"primary\",role=\"primary\"}"), 1);
-    cr_expect_eq(sample_of(after, "tollgate_backend_up{backend=\"replica1\",role=\"replica\"}"), 1);
-    cr_expect_eq(sample_of(after, "tollgate_threads"), 2);
-    cr_expect_gt(sample_of(after, "process_resident_memory_bytes"), 1e6);
+    cr_expect_eq(metrics_sample(after, "tollgate_backend_up{backend=\"primary\",role=\"primary\"}"), 1);
+    cr_expect_eq(metrics_sample(after, "tollgate_backend_up{backend=\"replica1\",role=\"replica\"}"), 1);
+    cr_expect_eq(metrics_sample(after, "tollgate_threads"), 2);
+    cr_expect_gt(metrics_sample(after, "process_resident_memory_bytes"), 1e6);
     free(before);
     free(after);
     stop_gateway(pid, 10);
@@ -208,9 +203,9 @@ Test(observe, promtool_accepts_a_scrape_taken_after_traffic_of_every_kind, .time
     resp_free(r);
     send_n(2, "GET", "/limits/ping", NULL, 503);
     char *text = scrape();
-    cr_expect_eq(sample_of(text, "tollgate_shed_total{query=\"ping\",reason=\"query_disabled\"}"), 2);
-    cr_expect_eq(sample_of(text, "tollgate_requests_total{query=\"error_timeout\",tenant=\"anonymous\",status=\"504\"}"), 1);
-    cr_expect_eq(sample_of(text, "tollgate_query_switched_off{query=\"ping\"}"), 1);
+    cr_expect_eq(metrics_sample(text, "tollgate_shed_total{query=\"ping\",reason=\"query_disabled\"}"), 2);
+    cr_expect_eq(metrics_sample(text, "tollgate_requests_total{query=\"error_timeout\",tenant=\"anonymous\",status=\"504\"}"), 1);
+    cr_expect_eq(metrics_sample(text, "tollgate_query_switched_off{query=\"ping\"}"), 1);
     expect_no_duplicate_series(text);
     char path[256], cmd[1024];
     snprintf(path, sizeof(path), "%s/scrape.txt", tmp_dir);
@@ -389,12 +384,12 @@ Test(observe, a_client_that_leaves_is_counted_as_shed_with_status_499, .timeout 
     while (now_s() < deadline) {
         free(text);
         text = scrape();
-        if ((shed = sample_of(text, "tollgate_shed_total{query=\"sleep\",reason=\"client_gone\"}")) == 2)
+        if ((shed = metrics_sample(text, "tollgate_shed_total{query=\"sleep\",reason=\"client_gone\"}")) == 2)
             break;
         usleep(100 * 1000);
     }
     cr_expect_eq(shed, 2);
-    cr_expect_eq(sample_of(text, "tollgate_requests_total{query=\"sleep\",tenant=\"anonymous\",status=\"499\"}"), 2);
+    cr_expect_eq(metrics_sample(text, "tollgate_requests_total{query=\"sleep\",tenant=\"anonymous\",status=\"499\"}"), 2);
     free(text);
     stop_gateway(pid, 10);
 }
