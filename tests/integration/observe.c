@@ -102,7 +102,6 @@ static char *scrape(void)
     return text;
 }
 
-
 static void send_n(int n, const char *method, const char *path, const char *header, long want)
 {
     for (int i = 0; i != n; ++i) {
