@@ -170,6 +170,12 @@ struct st_tg_stmt_slot_t {
 };
 
 
+/* when the call reached the head of its connection's pipeline, in tg_now_ms() terms */
+static inline uint64_t started_ms(const tg_call_t *call)
+{
+    return call->_started_ns / 1000000;
+}
+
 /* May the call go to a replica? Reads may, but for one that must see the primary's latest (tg_call_t.primary_only). */
 static inline int reads_anywhere(const tg_call_t *call)
 {
@@ -659,7 +665,7 @@ static void finish_head(tg_pgconn_t *c)
     tg_call_t *call = c->head;
     uint64_t now_ns = tg_now_ns(), now = now_ns / 1000000;
     double *est = est_of(c->bp->pool, call->query);
-    *est += TG_EST_ALPHA * ((double)(now - call->_started_at) - *est);
+    *est += TG_EST_ALPHA * ((double)(now - started_ms(call)) - *est);
     call->db_ms = (float)((double)(now_ns - call->_started_ns) / 1e6);
     c->pending_ms -= call->_est_ms;
     if (c->cancel_target == call)
@@ -668,7 +674,6 @@ static void finish_head(tg_pgconn_t *c)
         c->tail = &c->head;
         c->pending_ms = 0; /* no drift from rounding */
     } else {
-        c->head->_started_at = now;
         c->head->_started_ns = now_ns;
     }
     call->_next = NULL;
@@ -850,7 +855,7 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     call->_next = NULL;
     uint64_t now_ns = tg_now_ns();
     if (c->head == NULL)
-        call->_started_ns = now_ns, call->_started_at = now_ns / 1000000;
+        call->_started_ns = now_ns;
     if (call->sent_ns == 0)
         call->sent_ns = now_ns;
     call->_est_ms = (float)*est_of(c->bp->pool, q);
@@ -941,7 +946,7 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
         if (c->pending_ms + own >= TG_PIPELINE_MAX_WAIT_MS)
             continue;
         double head_est = *est_of(pool, c->head->query);
-        if ((double)(now - c->head->_started_at) > 2 * head_est + TG_PIPELINE_MAX_WAIT_MS)
+        if ((double)(now - started_ms(c->head)) > 2 * head_est + TG_PIPELINE_MAX_WAIT_MS)
             continue;
         return c;
     }
@@ -965,7 +970,7 @@ static int stalled(const tg_backend_pool_t *bp, uint64_t now)
         if (c->state != CONN_READY || c->retiring)
             continue;
         ++ready;
-        if (c->head == NULL || (double)(now - c->head->_started_at) <= 2 * *est_of(pool, c->head->query) + grace)
+        if (c->head == NULL || (double)(now - started_ms(c->head)) <= 2 * *est_of(pool, c->head->query) + grace)
             return 0;
     }
     return ready != 0;
@@ -1227,18 +1232,18 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
             continue;
         }
         if (c->state == CONN_READY && c->head != NULL &&
-            now > c->head->_started_at + (uint64_t)c->head->query->timeout_ms + TG_WATCHDOG_GRACE_MS) {
+            now > started_ms(c->head) + (uint64_t)c->head->query->timeout_ms + TG_WATCHDOG_GRACE_MS) {
             conn_fail(c, "no answer from the server long after the statement timeout");
             continue;
         }
         /* silent since the last pass, or since the head call started if that was later */
         if (c->state == CONN_READY && c->head != NULL && !bp->draining && passed_at != 0 &&
-            now > (passed_at > c->head->_started_at ? passed_at : c->head->_started_at) + silent_ms) {
+            now > (passed_at > started_ms(c->head) ? passed_at : started_ms(c->head)) + silent_ms) {
             conn_fail(c, "no answer, and no health check passed, for too long");
             continue;
         }
         if (failing && c->state == CONN_READY && c->head != NULL &&
-            now > c->head->_started_at + check_ms + 2 * (uint64_t)*est_of(bp->pool, c->head->query) && only_reads(c)) {
+            now > started_ms(c->head) + check_ms + 2 * (uint64_t)*est_of(bp->pool, c->head->query) && only_reads(c)) {
             conn_fail(c, "its reads waited on a server that failed its health check: sending them elsewhere");
             continue;
         }

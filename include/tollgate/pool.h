@@ -90,8 +90,7 @@ struct st_tg_call_t {
     struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */
     float _est_ms;             /* what the pool expected it to take when sent */
     uint64_t _wait_seq;        /* its number in arrival order while it waits */
-    uint64_t _started_at;      /* tg_now_ms() when it reached the head of its connection's pipeline */
-    uint64_t _started_ns;      /* the same in ns, for db_ms */
+    uint64_t _started_ns;      /* tg_now_ns() when it reached the head of its connection's pipeline */
 };
 
 /**

@@ -69,7 +69,7 @@ static tg_call_t *load_conn(tg_pgconn_t *c, const tg_query_t *q, int n, uint64_t
     tg_call_t *calls = tg_calloc((size_t)n, sizeof(*calls));
     for (int i = 0; i != n; ++i) {
         calls[i].query = q;
-        calls[i]._started_at = started;
+        calls[i]._started_ns = started * 1000000;
         calls[i]._est_ms = (float)*est_of(c->bp->pool, q);
         *c->tail = &calls[i];
         c->tail = &calls[i]._next;
@@ -130,7 +130,7 @@ Test(pool_pick, never_behind_a_slow_call)
     load_conn(bp->conns[1], &queries[0], 1, now - 200);
     cr_assert_null(pick_conn(bp, &high_call, now), "a fast call must not queue behind slow ones");
     /* Once conn 1's head is fresh again, it is fit. */
-    bp->conns[1]->head->_started_at = now;
+    bp->conns[1]->head->_started_ns = now * 1000000;
     cr_assert_eq(pick_conn(bp, &high_call, now), bp->conns[1]);
 }
 
@@ -626,7 +626,7 @@ Test(pool_route, a_stalled_replica_is_passed_over)
     load_conn(c, &read_q, 4, now - 20); /* busy, a little overdue: it may still answer; the read waits for it */
     tg_call_t r = {.query = &read_q};
     cr_assert_eq(route(pool, &r), bp);
-    c->head->_started_at = now - 400; /* past 2 x 1 ms + half the 50 ms acquire timeout + 10 ms by far */
+    c->head->_started_ns = (now - 400) * 1000000; /* past 2 x 1 ms + half the 50 ms acquire timeout + 10 ms by far */
     cr_assert_eq(route(pool, &r), pool->bps[0], "the stalled replica is passed over for the primary");
     atomic_store(&three[2].up, 1);
     cr_assert_eq(route(pool, &r), pool->bps[2], "or for another replica");
