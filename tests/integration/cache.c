@@ -184,15 +184,11 @@ Test(cache, a_thousand_cold_callers_on_one_key_are_one_database_execution, .time
     stop_gateway(pid, 10);
 }
 
-/* A JSON string member of a body (static buffer) */
-static const char *member(const char *body, const char *name)
+/* A string member of the answer's JSON (http() parsed it), or "(none)": valid while `r` is */
+static const char *member(const resp_t *r, const char *name)
 {
-    static char out[128];
-    json_t *j = json_loads(body, 0, NULL);
-    const char *v = json_string_value(json_object_get(j, name));
-    snprintf(out, sizeof(out), "%s", v != NULL ? v : "(none)");
-    json_decref(j);
-    return out;
+    const char *v = jstr(r, name);
+    return v != NULL ? v : "(none)";
 }
 
 Test(cache, a_stale_entry_is_served_at_once_while_one_refresh_runs, .timeout = 90)
@@ -204,7 +200,7 @@ Test(cache, a_stale_entry_is_served_at_once_while_one_refresh_runs, .timeout = 9
     snprintf(path, sizeof(path), "/cache/swr?k=%s", k);
     resp_t *r = http(PROTO_H2, "GET", path, NULL, NULL, NULL);
     cr_assert_eq(r->status, 200, "%s", r->body);
-    snprintf(first_at, sizeof(first_at), "%s", member(r->body, "at"));
+    snprintf(first_at, sizeof(first_at), "%s", member(r, "at"));
     resp_free(r);
     usleep(1200 * 1000); /* past ttl_ms (1 s) */
     for (int i = 0; i != 4; ++i) {
@@ -215,7 +211,7 @@ Test(cache, a_stale_entry_is_served_at_once_while_one_refresh_runs, .timeout = 9
         cr_expect_eq(r->status, 200);
         cr_expect(cs != NULL && strcmp(cs, "tollgate; hit; fwd=stale") == 0, "Cache-Status: %s", cs != NULL ? cs : "(none)");
         cr_expect_lt(took, 0.5, "a stale answer does not wait for the 2 s refresh (%.3f s)", took);
-        cr_expect_str_eq(member(r->body, "at"), first_at, "the stale copy");
+        cr_expect_str_eq(member(r, "at"), first_at, "the stale copy");
         free(cs);
         resp_free(r);
     }
@@ -224,7 +220,7 @@ Test(cache, a_stale_entry_is_served_at_once_while_one_refresh_runs, .timeout = 9
     r = http(PROTO_H1, "GET", path, NULL, NULL, NULL);
     char *cs = resp_header(r, "cache-status");
     cr_expect(cs != NULL && strcmp(cs, "tollgate; hit") == 0, "Cache-Status: %s", cs != NULL ? cs : "(none)");
-    cr_expect_str_neq(member(r->body, "at"), first_at, "the refreshed answer");
+    cr_expect_str_neq(member(r, "at"), first_at, "the refreshed answer");
     free(cs);
     resp_free(r);
     cr_expect_eq(executions_settled(k, 2), 2, "the first fetch and one refresh, for five calls");
@@ -291,7 +287,7 @@ Test(cache, a_write_that_invalidates_is_seen_by_the_next_read_at_once, .timeout 
             char want[16];
             snprintf(want, sizeof(want), "v%d", i);
             cr_assert_eq(r->status, 200, "%s", r->body);
-            cr_assert_str_eq(member(r->body, "v"), want, "round %d read %d: the write is seen at once", i, j);
+            cr_assert_str_eq(member(r, "v"), want, "round %d read %d: the write is seen at once", i, j);
             char *cs = resp_header(r, "cache-status");
             cr_assert(cs != NULL && strcmp(cs, j == 0 ? "tollgate; fwd=miss; stored" : "tollgate; hit") == 0, "round %d read %d: %s", i, j,
                       cs != NULL ? cs : "(none)");
@@ -314,7 +310,7 @@ Test(cache, a_write_whose_client_leaves_leaves_the_cache_agreeing_with_the_datab
     cr_assert_eq(r->status, 200, "%s", r->body);
     resp_free(r);
     r = http(PROTO_H2, "GET", path, NULL, NULL, NULL);
-    cr_assert_str_eq(member(r->body, "v"), "before");
+    cr_assert_str_eq(member(r, "v"), "before");
     resp_free(r);
     /* the write is sent, its client gives up; the write commits 0.5 s later anyway */
     char url[256];
@@ -331,7 +327,7 @@ Test(cache, a_write_whose_client_leaves_leaves_the_cache_agreeing_with_the_datab
     char *v = pg_sql_params(0, "SELECT v FROM cache_kv WHERE k = $1", 1, params);
     cr_assert_not_null(v);
     r = http(PROTO_H1, "GET", path, NULL, NULL, NULL);
-    cr_expect_str_eq(member(r->body, "v"), v, "the cached read says what the database has");
+    cr_expect_str_eq(member(r, "v"), v, "the cached read says what the database has");
     cr_log_info("the write whose client left was %s", strcmp(v, "after") == 0 ? "committed" : "cancelled");
     free(v);
     resp_free(r);
