@@ -14,6 +14,19 @@
  * back in the same order: each command's results end with a NULL from PQgetResult,
  * and each call ends with PGRES_PIPELINE_SYNC.
  *
+ * Reads share Syncs. A read that needs nothing but its Bind/Execute (its statement is
+ * prepared on the connection, the session's statement_timeout is its own, no result
+ * guard) is sent without a Sync, and every connection with such calls gets one Sync
+ * once this turn of the loop has handled its socket events (the pool's 0 ms flush
+ * timer): one transaction, one send and one server flush for all the reads that
+ * arrived together, instead of one each. Each of them ends at its own command's end,
+ * not at the Sync. When one fails (an error, its statement_timeout, which PostgreSQL
+ * applies per Execute), the server skips the rest of that batch (PIPELINE_ABORTED):
+ * those never ran, and each is sent again with a Sync of its own. Everything else (a
+ * write, a first use that sends its Parse, a SET, a guarded call, a read sent again)
+ * goes alone with its own Sync, closing any batch open before it, so a write never
+ * shares a transaction with anything.
+ *
  * A guarded call (a write that must not commit more rows than its query declares) is
  * sent with a Flush instead of its Sync, so the server answers while the implicit
  * transaction is still open. When its result is in, a ROLLBACK goes first if it has
@@ -94,6 +107,9 @@ struct st_tg_pgconn_t {
     tg_call_t *held;         /* a guarded call whose Sync is not sent yet: nothing may be queued behind it */
     int session_timeout_ms;  /* the statement_timeout its session started with */
     int retiring;            /* pool.size shrank: no new calls; closed once its calls are done */
+    int batch_open;          /* reads were sent since the last Sync: the pool's flush sends one */
+    int paused;              /* a streamed call's consumer is full: its socket is not read (tg_pool_resume) */
+    int resumed;             /* it was resumed: what libpq holds already is processed at the pool's flush */
 };
 
 struct st_tg_backend_pool_t {
@@ -119,6 +135,7 @@ struct st_tg_backend_pool_t {
     int n_conns;
     int draining;            /* the backend left the config: no new calls; freed once its calls are done */
     int n_ready;
+    int n_busy;              /* ready connections with calls in flight */
     int n_connecting;
     int low_conns;           /* connections with a low-priority call in flight */
     int down;                /* the last attempt failed and nothing is ready: fail calls fast */
@@ -159,6 +176,10 @@ struct st_tg_pool_t {
         h2o_timeout_t timeout;   /* 0 ms: after this turn's socket events; TG_RETRY_PAUSE_MS for a second retry */
         h2o_timeout_entry_t entry;
     } retry[2];
+    /* 0 ms: the Syncs of batched reads go out once this turn's socket events are handled */
+    h2o_timeout_t flush_timeout;
+    h2o_timeout_entry_t flush;
+    size_t n_away;        /* its calls relayed to other threads' pools, not ended yet */
     unsigned seed;        /* for backoff jitter */
     size_t rr;            /* rotates the first replica pick_backend looks at */
 };
@@ -271,6 +292,19 @@ static double *est_of(const tg_pool_t *pool, const tg_query_t *q)
     return &q->state->slots[pool->pc.thread_index].est_ms;
 }
 
+/*
+ * The backend's idle connections in this thread, as the other threads see them: a
+ * call that finds no room in its own thread's pool is relayed to one with idle
+ * connections (tg_pool_config_t.relay). Stored at each change, by this thread only.
+ */
+static void publish_idle(tg_backend_pool_t *bp)
+{
+    if (bp->backend->slots == NULL)
+        return;
+    int idle = bp->draining ? 0 : bp->n_ready - bp->n_busy;
+    atomic_store_explicit(&bp->backend->slots[bp->pool->pc.thread_index].idle, idle > 0 ? idle : 0, memory_order_relaxed);
+}
+
 static void conn_start(tg_pgconn_t *c);
 static void conn_fail(tg_pgconn_t *c, const char *why);
 static void on_conn_read(h2o_socket_t *sock, const char *err);
@@ -323,6 +357,9 @@ static void set_down(tg_pgconn_t *c)
     else if (c->state == CONN_CONNECTING)
         --bp->n_connecting;
     c->state = CONN_DOWN;
+    c->batch_open = 0;
+    c->paused = 0;
+    c->resumed = 0;
     close_socket(c);
     if (c->pg != NULL) {
         PQfinish(c->pg);
@@ -399,7 +436,10 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
     c->tail = &c->head;
     c->held = NULL;
     c->bp->in_flight -= c->n_inflight;
+    if (c->n_inflight != 0)
+        --c->bp->n_busy;
     c->n_inflight = 0;
+    publish_idle(c->bp);
     c->pending_ms = 0;
     if (c->n_low != 0) {
         c->n_low = 0;
@@ -410,7 +450,7 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         call->_next = NULL;
         call->_conn = NULL;
         int retry = status == TG_CALL_CONN_LOST && call->query->access == TG_ACCESS_READ && call->_retries < TG_READ_RETRIES &&
-                    !call->_abandoned && call->result == NULL;
+                    !call->_abandoned && call->result == NULL && !call->_streamed;
         /*
          * A write is known not to have committed when its Sync never went out (a guarded
          * call still undecided), or when it had already failed: an error aborts the
@@ -513,6 +553,7 @@ static void conn_ready(tg_pgconn_t *c)
     }
     --bp->n_connecting;
     ++bp->n_ready;
+    publish_idle(bp);
     c->state = CONN_READY;
     c->ready_at = tg_now_ms();
     bp->backoff_ms = TG_BACKOFF_FIRST_MS;
@@ -664,9 +705,13 @@ static void finish_head(tg_pgconn_t *c)
 {
     tg_call_t *call = c->head;
     uint64_t now_ns = tg_now_ns(), now = now_ns / 1000000;
-    double *est = est_of(c->bp->pool, call->query);
-    *est += TG_EST_ALPHA * ((double)(now - started_ms(call)) - *est);
-    call->db_ms = (float)((double)(now_ns - call->_started_ns) / 1e6);
+    /* a batched read skipped because one before it in its batch failed: it never ran */
+    int skipped = call->_batched && call->_aborted && call->result == NULL;
+    if (!skipped) {
+        double *est = est_of(c->bp->pool, call->query);
+        *est += TG_EST_ALPHA * ((double)(now - started_ms(call)) - *est);
+        call->db_ms = (float)((double)(now_ns - call->_started_ns) / 1e6);
+    }
     c->pending_ms -= call->_est_ms;
     if (c->cancel_target == call)
         c->cancel_target = NULL; /* the connection takes calls again once the cancel itself is done */
@@ -679,8 +724,17 @@ static void finish_head(tg_pgconn_t *c)
     call->_next = NULL;
     call->_conn = NULL;
     count_low(c, call, -1);
-    --c->n_inflight;
+    if (--c->n_inflight == 0) {
+        --c->bp->n_busy;
+        publish_idle(c->bp);
+    }
     --c->bp->in_flight;
+    if (skipped && !call->_abandoned) {
+        /* sent again with a Sync of its own: whatever fails next fails only it */
+        call->_solo = 1;
+        tg_pool_submit(c->bp->pool, call);
+        return;
+    }
     ExecStatusType st = call->result != NULL ? PQresultStatus(call->result) : PGRES_FATAL_ERROR;
     tg_call_status_t status = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK ? TG_CALL_OK : TG_CALL_DB_ERROR;
     if (call->_rolled_back && status == TG_CALL_OK)
@@ -731,17 +785,26 @@ static int decide(tg_pgconn_t *c, tg_call_t *call)
 static void process_results(tg_pgconn_t *c)
 {
     int idle_nulls = 0;
-    while (c->head != NULL && c->state == CONN_READY) {
+    while (c->head != NULL && c->state == CONN_READY && !c->paused) {
+        tg_call_t *call = c->head;
+        /*
+         * A streamed call's statement is next in libpq's queue: single-row mode must be
+         * set before libpq parses any of its result (PQisBusy parses). It is refused
+         * while libpq still stands before it (at a batch's Sync): tried again then.
+         */
+        if (call->rows != NULL && !call->_single && call->_steps == 1 && PQsetSingleRowMode(c->pg))
+            call->_single = 1;
         if (PQisBusy(c->pg))
             break;
-        tg_call_t *call = c->head;
         PGresult *r = PQgetResult(c->pg);
         if (r == NULL) {
             /* One command's results are complete. */
             if (call->_steps > 0) {
                 --call->_steps;
                 idle_nulls = 0;
-                if (call->_steps == 0 && call->_undecided && decide(c, call) != 0)
+                if (call->_steps == 0 && call->_batched)
+                    finish_head(c); /* its batch's Sync comes later, for the last of them */
+                else if (call->_steps == 0 && call->_undecided && decide(c, call) != 0)
                     return;
             } else if (++idle_nulls > 1) {
                 break; /* nothing more until input arrives */
@@ -750,11 +813,25 @@ static void process_results(tg_pgconn_t *c)
         }
         idle_nulls = 0;
         ExecStatusType st = PQresultStatus(r);
-        if (st == PGRES_PIPELINE_SYNC) {
-            PQclear(r);
-            finish_head(c);
+        if (st == PGRES_SINGLE_TUPLE) {
+            call->_streamed = 1;
+            if (call->_abandoned || call->result != NULL) {
+                PQclear(r); /* nobody wants it, or an error came first */
+            } else if (call->rows(call, r)) {
+                c->paused = 1;
+                h2o_socket_read_stop(c->sock);
+            }
             continue;
         }
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            /* the call's own Sync, once all its commands are in; otherwise that of a batch of reads, all ended already */
+            if (!call->_batched && call->_steps == 0)
+                finish_head(c);
+            continue;
+        }
+        if (st == PGRES_PIPELINE_ABORTED)
+            call->_aborted = 1;
         /*
          * Keep the statement's own result, unless an error comes: the first error of
          * the call wins, whether it failed Parse, the SET, the statement, or the
@@ -794,6 +871,24 @@ static void on_conn_read(h2o_socket_t *sock, const char *err)
     drain_waiters(c->bp->pool);
 }
 
+/* Sends the Sync of the reads batched on the connection since its last one. Returns 0, or -1 if the connection broke. */
+static int close_batch(tg_pgconn_t *c)
+{
+    if (!c->batch_open)
+        return 0;
+    c->batch_open = 0;
+    return PQpipelineSync(c->pg) ? 0 : -1;
+}
+
+/* Does the call need its own Sync? (See the top of this file: reads share theirs when they need nothing else.) */
+static int goes_alone(tg_pgconn_t *c, const tg_call_t *call)
+{
+    const tg_query_t *q = call->query;
+    return q->access != TG_ACCESS_READ || call->_solo || call->guard_rows != 0 || c->bp->pool->pc.pipeline_depth <= 1 ||
+           !stmt_prepared(&c->prepared, q->stmt_name) || c->cur_timeout_ms != q->timeout_ms ||
+           c->unconfirmed_sets != 0;
+}
+
 /* Queues the call's commands on the connection's pipeline. Returns 0, or -1 if the connection broke. */
 static int send_call(tg_pgconn_t *c, tg_call_t *call)
 {
@@ -802,7 +897,13 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     uint8_t steps = 0;
     call->_sent_prepare = 0;
     call->_sent_dealloc = 0;
+    call->_aborted = 0;
+    call->_single = 0;
     call->result = NULL;
+    call->_batched = !goes_alone(c, call);
+    /* nothing of a batch before it may share its transaction */
+    if (!call->_batched && close_batch(c) != 0)
+        return -1;
     if (stmt_stale(&c->prepared, name)) {
         /* The name is ours (hex digits), never request data. */
         char dealloc[64];
@@ -845,9 +946,15 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     ++steps;
     call->_rolled_back = 0;
     call->_undecided = call->guard_rows != 0;
-    /* A guarded call asks for its results now and sends its Sync once it has seen them (decide). */
-    if (!(call->_undecided ? PQsendFlushRequest(c->pg) : PQpipelineSync(c->pg)))
+    if (call->_batched) {
+        c->batch_open = 1;
+        tg_pool_t *pool = c->bp->pool;
+        if (!h2o_timeout_is_linked(&pool->flush))
+            h2o_timeout_link(pool->loop, &pool->flush_timeout, &pool->flush);
+    } else if (!(call->_undecided ? PQsendFlushRequest(c->pg) : PQpipelineSync(c->pg))) {
+        /* A guarded call asks for its results now and sends its Sync once it has seen them (decide). */
         return -1;
+    }
     if (call->_undecided)
         c->held = call;
     call->_steps = call->_nsteps = steps;
@@ -864,9 +971,54 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     *c->tail = call;
     c->tail = &call->_next;
     count_low(c, call, 1);
-    ++c->n_inflight;
+    if (c->n_inflight++ == 0) {
+        ++c->bp->n_busy;
+        publish_idle(c->bp);
+    }
     ++c->bp->in_flight;
     return 0;
+}
+
+static void flush_batches(tg_backend_pool_t *bp)
+{
+    for (int i = 0; i < bp->n_conns; ++i) {
+        tg_pgconn_t *c = bp->conns[i];
+        if (c->resumed && c->state == CONN_READY) {
+            /* rows libpq read before its consumer paused it: no socket event will tell of them */
+            c->resumed = 0;
+            process_results(c);
+        }
+        if (!c->batch_open || c->state != CONN_READY)
+            continue;
+        if (close_batch(c) != 0)
+            conn_fail(c, PQerrorMessage(c->pg));
+        else
+            flush_conn(c);
+    }
+}
+
+/* This turn's batches get their Syncs, and go out. */
+static void on_flush(h2o_timeout_entry_t *entry)
+{
+    tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, flush, entry);
+    for (size_t b = 0; b != pool->n_bps; ++b)
+        flush_batches(pool->bps[b]);
+    for (size_t b = 0; b != pool->n_draining; ++b)
+        flush_batches(pool->draining[b]);
+    drain_waiters(pool);
+}
+
+void tg_pool_resume(tg_call_t *call)
+{
+    tg_pgconn_t *c = call->_conn;
+    if (c == NULL || !c->paused || c->head != call || c->state != CONN_READY)
+        return;
+    tg_pool_t *pool = c->bp->pool;
+    c->paused = 0;
+    c->resumed = 1;
+    h2o_socket_read_start(c->sock, on_conn_read);
+    if (!h2o_timeout_is_linked(&pool->flush))
+        h2o_timeout_link(pool->loop, &pool->flush_timeout, &pool->flush);
 }
 
 /*
@@ -926,7 +1078,7 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
     int silent = backend_silent(bp, now, &passed_at);
     for (int i = 0; i != bp->n_conns; ++i) {
         tg_pgconn_t *c = bp->conns[i];
-        if (c->state != CONN_READY || c->n_inflight >= depth || c->held != NULL || c->retiring)
+        if (c->state != CONN_READY || c->n_inflight >= depth || c->held != NULL || c->retiring || c->paused)
             continue;
         if (silent && c->ready_at <= passed_at)
             continue;
@@ -1058,7 +1210,8 @@ static int send_on(tg_backend_pool_t *bp, tg_call_t *call, tg_pgconn_t *c)
 {
     for (; c != NULL; c = pick_conn(bp, call, tg_now_ms())) {
         if (send_call(c, call) == 0) {
-            flush_conn(c);
+            if (!call->_batched)
+                flush_conn(c); /* a batch goes out with its Sync (on_flush) */
             return 1;
         }
         conn_fail(c, PQerrorMessage(c->pg));
@@ -1233,7 +1386,9 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
         }
         if (c->state == CONN_READY && c->head != NULL &&
             now > started_ms(c->head) + (uint64_t)c->head->query->timeout_ms + TG_WATCHDOG_GRACE_MS) {
-            conn_fail(c, "no answer from the server long after the statement timeout");
+            /* a paused stream's server is blocked sending to us, where its statement timeout cannot end it */
+            conn_fail(c, c->paused ? "a streamed result's client read it too slowly, long past the statement timeout"
+                                   : "no answer from the server long after the statement timeout");
             continue;
         }
         /* silent since the last pass, or since the head call started if that was later */
@@ -1486,6 +1641,8 @@ tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
     h2o_timeout_init(loop, &pool->acquire_timeout, (uint64_t)pc->config->pool.acquire_timeout_ms);
     h2o_timeout_init(loop, &pool->tick_timeout, TG_TICK_MS);
     pool->tick.cb = on_tick;
+    h2o_timeout_init(loop, &pool->flush_timeout, 0);
+    pool->flush.cb = on_flush;
     init_retries(pool);
     pool->bps = tg_calloc(pc->n_backends + 1, sizeof(*pool->bps));
     for (size_t b = 0; b != pc->n_backends; ++b)
@@ -1549,6 +1706,9 @@ void tg_pool_destroy(tg_pool_t *pool)
     if (h2o_timeout_is_linked(&pool->tick))
         h2o_timeout_unlink(&pool->tick);
     h2o_timeout_dispose(pool->loop, &pool->tick_timeout);
+    if (h2o_timeout_is_linked(&pool->flush))
+        h2o_timeout_unlink(&pool->flush);
+    h2o_timeout_dispose(pool->loop, &pool->flush_timeout);
     for (int i = 0; i != 2; ++i) {
         if (h2o_timeout_is_linked(&pool->retry[i].entry))
             h2o_timeout_unlink(&pool->retry[i].entry);
@@ -1556,6 +1716,78 @@ void tg_pool_destroy(tg_pool_t *pool)
     }
     h2o_timeout_dispose(pool->loop, &pool->acquire_timeout);
     free(pool);
+}
+
+/*
+ * The other thread whose pool has the most idle connections the call could use (the
+ * primary for a write; for a read the usable replicas, or the primary when none is),
+ * or -1 when none has one. Reads their published counts: no lock, and no thread
+ * waits for another.
+ */
+static int relay_target(const tg_pool_t *pool, const tg_call_t *call)
+{
+    const tg_backend_pool_t *cand[pool->n_bps + 1];
+    size_t n = 0;
+    uint64_t now = tg_now_ms();
+    if (reads_anywhere(call))
+        for (size_t b = 1; b < pool->n_bps; ++b)
+            if (tg_health_replica_usable(pool->bps[b]->backend, now, pool->cfg->health_interval_ms, pool->cfg->replica_max_lag_ms))
+                cand[n++] = pool->bps[b];
+    if (n == 0 && pool->n_bps != 0)
+        cand[n++] = pool->bps[0];
+    int best = -1, best_idle = 0;
+    for (size_t t = 0; t != pool->pc.n_threads; ++t) {
+        if (t == pool->pc.thread_index)
+            continue;
+        int idle = 0;
+        for (size_t k = 0; k != n; ++k)
+            if (cand[k]->backend->slots != NULL)
+                idle += atomic_load_explicit(&cand[k]->backend->slots[t].idle, memory_order_relaxed);
+        if (idle > best_idle) {
+            best = (int)t;
+            best_idle = idle;
+        }
+    }
+    /*
+     * Claim the connection: the count goes down at once, so the calls right behind
+     * this one do not all go to that thread before it has taken any (it stores its
+     * true count again at its next change).
+     */
+    for (size_t k = 0; best >= 0 && k != n; ++k) {
+        if (cand[k]->backend->slots == NULL)
+            continue;
+        _Atomic int *idle = &cand[k]->backend->slots[best].idle;
+        int v = atomic_load_explicit(idle, memory_order_relaxed);
+        while (v > 0)
+            if (atomic_compare_exchange_weak_explicit(idle, &v, v - 1, memory_order_relaxed, memory_order_relaxed))
+                return best;
+    }
+    return -1;
+}
+
+/* No room here: another thread's pool with an idle connection for the call takes it. Returns 1 if one did. */
+static int relay_away(tg_pool_t *pool, tg_call_t *call)
+{
+    if (pool->pc.relay == NULL || call->_guest || call->rows != NULL)
+        return 0;
+    int t = relay_target(pool, call);
+    if (t < 0)
+        return 0;
+    call->_away = 1;
+    call->_pool = pool;
+    if (!pool->pc.relay(pool->pc.relay_arg, call, (size_t)t)) {
+        call->_away = 0;
+        return 0;
+    }
+    ++pool->n_away;
+    return 1;
+}
+
+void tg_pool_relay_done(tg_pool_t *pool, tg_call_t *call, tg_call_status_t status)
+{
+    call->_away = 0;
+    --pool->n_away;
+    call->cb(call, status);
 }
 
 void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
@@ -1568,6 +1800,8 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
     call->_abandoned = 0;
     /* First come, first served: a new call never overtakes one already waiting. */
     if (queue_of(pool, call)->head == NULL && try_send(pool, call))
+        return;
+    if (relay_away(pool, call))
         return;
     /* Writes and reads each have the whole bound: writes piling up for a silent primary leave reads room to wait. */
     if (pool->n_waiting_to[reads_anywhere(call)] >= (size_t)pool->pc.max_waiters) {
@@ -1599,6 +1833,10 @@ static void cancel_sent(tg_call_t *call)
 
 int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
 {
+    if (call->_away) {
+        call->_abandoned = 1; /* it runs on in the other pool (its values are its own copies there); its end is discarded */
+        return 0;
+    }
     if (call->_retrying) {
         call->_abandoned = 1; /* ended, not sent again, when its retry list runs */
         return 0;
@@ -1645,7 +1883,7 @@ int tg_pool_backend_stats(const tg_pool_t *pool, const tg_backend_t *b, tg_pool_
 
 size_t tg_pool_pending(const tg_pool_t *pool)
 {
-    size_t n = n_waiting(pool);
+    size_t n = n_waiting(pool) + pool->n_away;
     for (int i = 0; i != 2; ++i)
         for (const tg_call_t *c = pool->retry[i].head; c != NULL; c = c->_next)
             ++n;

@@ -20,6 +20,7 @@
 #include "tollgate.h"
 #include "tollgate/health.h"
 #include "tollgate/limits.h"
+#include "tollgate/relay.h"
 #include "tollgate/server.h"
 #include "tollgate/snapshot.h"
 #include "internal.h"
@@ -71,6 +72,7 @@ struct st_tg_gateway_t {
     h2o_multithread_message_t *stop_msgs;
     tg_metrics_thread_t **metrics; /* one per worker */
     tg_cache_t *cache;             /* the result cache, shared by the workers */
+    tg_relay_t *relay;             /* calls handed between the workers' pools */
     tg_accesslog_t *access_log;
     _Atomic uint64_t reloads_ok, reloads_failed;
     double started_at_s;
@@ -243,6 +245,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     gw->hostconf = h2o_config_register_host(&gw->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(gw->hostconf, "/", 0);
     gw->handler = tg_handler_register(pathconf);
+    h2o_chunked_register(pathconf); /* a streamed answer's HTTP/1.1 body goes chunked */
     tg_observe_register(gw->hostconf, gw->handler);
     for (size_t i = 0; i != cfg->warnings.n; ++i)
         tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);
@@ -390,11 +393,15 @@ static void *worker_main(void *arg)
         .pipeline_depth = TG_PIPELINE_DEPTH,
         .max_waiters = MAX_WAITERS(cfg),
         .thread_index = w->index,
+        .n_threads = gw->n_workers,
+        .relay = gw->n_workers > 1 ? tg_relay_send : NULL,
+        .relay_arg = tg_relay_arg(gw->relay, w->index),
     };
     const char *depth = getenv("TOLLGATE_PIPELINE_DEPTH");
     if (depth != NULL && atoi(depth) > 0)
         pc.pipeline_depth = atoi(depth);
     w->pool = tg_pool_create(loop, &pc);
+    tg_relay_set_pool(gw->relay, w->index, w->pool);
 
     for (size_t i = 0; i != w->n_listeners; ++i) {
         tg_listener_t *l = &w->listeners[i];
@@ -424,7 +431,7 @@ static void *worker_main(void *arg)
     h2o_context_request_shutdown(&w->ctx);
     uint64_t now = tg_now_ms(), deadline = now + (uint64_t)cfg->shutdown_grace_ms, quiet_since = 0;
     /* connections, or calls: a cache fetch other threads' callers wait for may run here with no connection of its own */
-    while ((w->n_conns != 0 || tg_handler_calls(&w->ctx, gw->handler) != 0) && now < deadline) {
+    while ((w->n_conns != 0 || tg_handler_calls(&w->ctx, gw->handler) != 0 || tg_pool_pending(w->pool) != 0) && now < deadline) {
         h2o_evloop_run(loop, 20);
         now = tg_now_ms();
         /* Quiet means the whole gateway: a worker with nothing left still answers late calls on its connections (503). */
@@ -438,7 +445,8 @@ static void *worker_main(void *arg)
     size_t left = tg_handler_calls(&w->ctx, gw->handler);
     if (left != 0)
         tg_log(TG_LOG_WARN, "worker %zu: %zu calls still running after shutdown_grace_ms; abandoning them", w->index, left);
-    /* In this thread: pool callbacks touch this loop's requests. */
+    /* In this thread: pool callbacks touch this loop's requests. Calls relayed here from now on end at once. */
+    tg_relay_set_pool(gw->relay, w->index, NULL);
     tg_pool_destroy(w->pool);
     w->pool = NULL;
     return NULL;
@@ -451,6 +459,7 @@ static void setup_workers(tg_gateway_t *gw)
     gw->workers = tg_calloc(gw->n_workers, sizeof(*gw->workers));
     gw->metrics = tg_calloc(gw->n_workers, sizeof(*gw->metrics));
     gw->stop_msgs = tg_calloc(gw->n_workers, sizeof(*gw->stop_msgs));
+    gw->relay = tg_relay_create(gw->n_workers);
     for (size_t i = 0; i != gw->n_workers; ++i) {
         tg_worker_t *w = &gw->workers[i];
         w->gw = gw;
@@ -467,6 +476,7 @@ static void setup_workers(tg_gateway_t *gw)
         h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
         h2o_multithread_register_receiver(w->queue, &w->reload_receiver, on_reload_message);
         h2o_multithread_register_receiver(w->queue, &w->cache_receiver, tg_handler_cache_delivery);
+        tg_relay_attach(gw->relay, i, w->queue);
         w->cache = gw->cache;
         /* Each worker's own copy of every listening socket, made now so that a stop can close the originals at any time. */
         w->listeners = tg_calloc(gw->n_sockets, sizeof(*w->listeners));
@@ -842,6 +852,7 @@ void tg_gateway_destroy(tg_gateway_t *gw)
             tg_pins_dispose(&w->pins);
         free(w->backends);
     }
+    tg_relay_free(gw->relay);
     free(gw->workers);
     free(gw->stop_msgs);
     for (size_t i = 0; gw->metrics != NULL && i != gw->n_workers; ++i)

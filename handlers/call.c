@@ -36,6 +36,7 @@ void tg_ctx_free(tg_query_ctx_t *ctx)
     tg_handler_ctx_t *w = ctx->worker;
     --w->n_calls;
     tg_ctx_h1_unwatch(ctx);
+    tg_stream_detach(ctx);
     tg_limits_release(&ctx->adm);
     if (ctx->delivered != NULL) {
         tg_cache_blob_unref(ctx->delivered);

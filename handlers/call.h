@@ -31,7 +31,10 @@ typedef struct st_tg_query_ctx_t {
     tg_cache_waiter_t waiter;
     h2o_multithread_message_t msg; /* the answer's delivery from another thread */
     tg_cache_blob_t *delivered;    /* the answer, once delivered */
+    struct st_tg_stream_t *stream; /* a streamed read's answer, once its first row came (stream.c), until it ends */
 } tg_query_ctx_t;
+
+typedef struct st_tg_stream_t tg_stream_t;
 
 /** a call context for an admitted call on `w`'s thread (counted in w->n_calls until freed); the caller fills it */
 tg_query_ctx_t *tg_ctx_alloc(tg_handler_ctx_t *w);
@@ -97,5 +100,18 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values);
 
 /** the call's client left while it waited for a fetch: 1 if it may be freed now, 0 if its answer is on its way (freed then) */
 int tg_cached_leave(tg_query_ctx_t *ctx);
+
+/** the `rows` of a streamed read's call (tollgate/pool.h): encodes the row into its answer, sent in chunks (stream.c) */
+int tg_stream_row(tg_call_t *call, PGresult *row);
+
+/**
+ * A streamed read ended with `status`: answers it (whole, 500 past max_rows, or a
+ * started answer ended or cut off) and returns 1; 0 when it is answered as any call
+ * (no row came, or an error before the answer started).
+ */
+int tg_stream_end(tg_query_ctx_t *ctx, tg_call_status_t status);
+
+/** the call is freed: its stream, if any, lives on in its request's memory without it */
+void tg_stream_detach(tg_query_ctx_t *ctx);
 
 #endif

@@ -129,7 +129,9 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
 {
     tg_query_ctx_t *ctx = (tg_query_ctx_t *)call;
     tg_invalidate_after(call->query, status);
-    if (ctx->req != NULL) {
+    if (ctx->stream != NULL && tg_stream_end(ctx, status)) {
+        /* answered by its stream */
+    } else if (ctx->req != NULL) {
         tg_handler_ctx_t *w = ctx->worker;
         h2o_req_t *req = tg_ctx_take_req(ctx);
         tg_outcome_t o;
@@ -333,6 +335,10 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     ctx->gone = 0;
     ctx->cache_role = 0;
     ctx->delivered = NULL;
+    ctx->stream = NULL;
+    /* A list read streams its rows as they come (a write's rows are checked before it commits: never) */
+    if (q->returns == TG_RETURNS_MANY && q->access == TG_ACCESS_READ && !q->cached)
+        ctx->call.rows = tg_stream_row;
     ctx->tenant = tenant;
     ctx->id = id;
     ctx->started_ns = w->ans.started_ns;

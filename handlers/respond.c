@@ -36,8 +36,7 @@ h2o_iovec_t tg_respond_request_id(tg_handler_ctx_t *w, h2o_req_t *req)
     return id;
 }
 
-/* The answer is counted (for its query, once) and observed before h2o may recycle the request. */
-static void count_answer(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t len)
+void tg_respond_count(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t len)
 {
     if (w->ans.query != NULL)
         tg_query_slot_count(&w->ans.query->state->slots[w->worker->index], w->ans.gone ? 499 : status);
@@ -57,7 +56,7 @@ static void send_body(tg_handler_ctx_t *w, h2o_req_t *req, int status, const cha
                       size_t len)
 {
     if (w != NULL)
-        count_answer(w, req, status, len);
+        tg_respond_count(w, req, status, len);
     tg_respond_body(req, status, content_type, ct_len, body, len);
 }
 
@@ -112,7 +111,7 @@ void tg_respond_blob(tg_handler_ctx_t *w, h2o_req_t *req, tg_cache_blob_t *blob,
         int n = snprintf(v, 24, "%llu", (unsigned long long)age);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_AGE, NULL, v, (size_t)n);
     }
-    count_answer(w, req, blob->status, blob->len);
+    tg_respond_count(w, req, blob->status, blob->len);
     /* the body as it is, shared by every request that gets it: no copy (h2o_send_inline would copy it) */
     static h2o_generator_t generator = {NULL, NULL};
     h2o_iovec_t ct = content_type_of(blob->problem);

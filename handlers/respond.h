@@ -89,6 +89,9 @@ void tg_respond_blob(tg_handler_ctx_t *w, h2o_req_t *req, tg_cache_blob_t *blob,
 /** sends `status` with `body` (copied) as `content_type`: no counting, no per-thread state (the admin API uses it) */
 void tg_respond_body(h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body, size_t len);
 
+/** counts an answer of `status` and `len` bytes for its query and observes it (tg_observe_answer), before h2o may recycle `req` */
+void tg_respond_count(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t len);
+
 /** sends a problem+json error; `retry_after_s` > 0 adds Retry-After */
 void tg_respond_problem(tg_handler_ctx_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s);
 

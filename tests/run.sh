@@ -8,10 +8,11 @@
 #   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
 #      sample data), the gateway (//gateway:tollgated) with tests/integration/config.json
 #      and its catalog, then bazel-bin/tests/integration against it;
-#   3. process, backends, operator, observe, cached and faults: suites that start
-#      their own gateways and stop, start, promote or cut off the servers (exit codes,
-#      outages, failover, lag, cancel, reloads, /metrics with promtool and a real
-#      Prometheus, the access log, the result cache, network faults through
+#   3. process, backends, operator, observe, cached, reads and faults: suites that
+#      start their own gateways and stop, start, promote or cut off the servers (exit
+#      codes, outages, failover, lag, cancel, reloads, /metrics with promtool and a
+#      real Prometheus, the access log, the result cache, reads sharing Syncs, calls
+#      relayed between threads, streamed answers, network faults through
 #      tests/faultproxy), one test at a time.
 #
 # Usage: tests/run.sh [--unit-only | --integration-only]
@@ -158,7 +159,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in //gateway:tollgated //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:faults //tests:faultproxy; do
+    for what in //gateway:tollgated //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:faultproxy; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -238,7 +239,7 @@ integration_tests() {
     # Tests that run their own gateways and stop and start the databases: one at a
     # time, after the API suite, whose gateway is gone by now.
     local name
-    for name in process backends operator observe cached faults; do
+    for name in process backends operator observe cached reads faults; do
         local bin=$BAZEL_BIN/tests/$name
         [[ -x $bin ]] || { fail_stage "no test binary at $bin"; continue; }
         tg_log "$name tests: $bin --jobs 1"

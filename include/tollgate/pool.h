@@ -44,6 +44,14 @@ typedef enum en_tg_call_status_t {
 typedef void (*tg_call_cb)(tg_call_t *call, tg_call_status_t status);
 
 /**
+ * A row of a streamed read as it arrives (a PGRES_SINGLE_TUPLE result, now the
+ * callee's to clear). Returns 0 for more, or 1 to pause: nothing more is read from the
+ * call's connection (the server blocks once the socket's buffers are full) until
+ * tg_pool_resume.
+ */
+typedef int (*tg_call_rows_cb)(tg_call_t *call, PGresult *row);
+
+/**
  * One execution of a catalog query. The caller embeds it (first member `super` style),
  * fills `query`, `values` and `cb`, and hands it to tg_pool_submit. The pool never frees
  * it. `values` must stay valid until the call was sent or ended.
@@ -63,6 +71,14 @@ struct st_tg_call_t {
      */
     uint32_t guard_rows;
     uint8_t primary_only;      /* a read that goes to the primary, as a write does (it must see what a write just committed) */
+    /**
+     * NULL, or a read's rows are handed over one by one as they arrive (libpq's
+     * single-row mode), in bounded memory; `result` is then the final, empty
+     * PGRES_TUPLES_OK, or the error that ended the rows. Once a row was handed over
+     * the call is never sent again (a lost connection ends it). Such a call stays on
+     * its own thread (it is never relayed).
+     */
+    tg_call_rows_cb rows;
     PGresult *result;          /* set before cb */
     const struct st_tg_backend_t *backend; /* set before cb: the backend it last ran on, or NULL (logs, metrics) */
     float db_ms;               /* set before cb: how long it ran at the head of its connection (0 if it never did) */
@@ -87,6 +103,13 @@ struct st_tg_call_t {
     uint8_t _retrying;         /* in one of the pool's retry lists: sent again later */
     uint8_t _undecided;        /* guarded: sent without its Sync; commit or roll back once its result is in */
     uint8_t _rolled_back;      /* guarded: its result broke guard_rows and a ROLLBACK went before its Sync */
+    uint8_t _batched;          /* a read sent without a Sync of its own: it ends at its command's end, its batch's Sync comes later */
+    uint8_t _aborted;          /* the server skipped it (PIPELINE_ABORTED): a call before it in its batch failed */
+    uint8_t _solo;             /* sent again after its batch failed: with its own Sync */
+    uint8_t _away;             /* handed to another thread's pool (tg_pool_config_t.relay): its end comes back through tg_pool_relay_done */
+    uint8_t _guest;            /* a call relayed here from another thread: it stays */
+    uint8_t _single;           /* single-row mode is set for its statement */
+    uint8_t _streamed;         /* a row was handed to `rows` */
     struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */
     float _est_ms;             /* what the pool expected it to take when sent */
     uint64_t _wait_seq;        /* its number in arrival order while it waits */
@@ -111,6 +134,7 @@ typedef struct st_tg_backend_t {
     struct st_tg_backend_slot_t {
         _Atomic int ready, connecting, busy; /* this thread's connections */
         _Atomic long in_flight;              /* calls on them */
+        _Atomic int idle;                    /* ready connections with nothing in flight, stored at each change (relaying) */
     } __attribute__((aligned(64))) * slots; /* one per worker thread, published by its pool on each tick; NULL: none */
 } tg_backend_t;
 
@@ -143,6 +167,17 @@ typedef struct st_tg_pool_config_t {
     int max_waiters;              /* bound of the wait queue */
 
     size_t thread_index;          /* which of each query's per-thread slots (tollgate/state.h) is this pool's */
+    size_t n_threads;             /* how many pools there are (one per worker thread), for relaying */
+    /**
+     * Where a call goes that finds no room here (no connection it may use can take it
+     * now) while another thread's pool has idle connections it could use (their
+     * backends' `slots[thread].idle`): `relay` hands it to thread `thread`'s pool and
+     * returns 1, and its end comes back on this thread through tg_pool_relay_done; 0:
+     * it waits here. NULL: calls never leave their thread. Only a call that would
+     * wait takes this path; one that finds room here never does.
+     */
+    int (*relay)(void *arg, tg_call_t *call, size_t thread);
+    void *relay_arg;
 } tg_pool_config_t;
 
 /** state of one backend in one thread's pool, for /readyz and logs */
@@ -176,6 +211,9 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call);
  */
 int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call);
 
+/** a streamed call that paused its connection (its `rows` returned 1) wants rows again; a no-op otherwise */
+void tg_pool_resume(tg_call_t *call);
+
 /** fills `out` for backend `b`; -1 if this pool does not route to it */
 int tg_pool_backend_stats(const tg_pool_t *pool, const tg_backend_t *b, tg_pool_backend_stats_t *out);
 
@@ -191,7 +229,14 @@ int tg_pool_backend_stats(const tg_pool_t *pool, const tg_backend_t *b, tg_pool_
 void tg_pool_reconfigure(tg_pool_t *pool, const tg_config_t *cfg, tg_backend_t *const *backends, size_t n, int conns_per_backend,
                          int max_waiters);
 
-/** total calls in flight or waiting in this pool */
+/** total calls in flight or waiting in this pool, its own relayed to other threads' pools included */
 size_t tg_pool_pending(const tg_pool_t *pool);
+
+/**
+ * A call this pool relayed (tg_pool_config_t.relay) ended on the other thread with
+ * `status`, its `result`, `backend`, `db_ms` and `sent_ns` copied back: runs its
+ * callback, on the call's own thread.
+ */
+void tg_pool_relay_done(tg_pool_t *pool, tg_call_t *call, tg_call_status_t status);
 
 #endif

@@ -42,3 +42,7 @@ END $$;
 GRANT EXECUTE ON FUNCTION cache_probe(text) TO tollgate;
 CREATE TABLE cache_kv (k text PRIMARY KEY, v text NOT NULL);
 GRANT SELECT, INSERT, UPDATE ON cache_kv TO tollgate;
+
+-- Reads sharing a Sync (tests/integration/reads.c): a write among them commits on its own.
+CREATE TABLE batch_notes (k text PRIMARY KEY);
+GRANT SELECT, INSERT ON batch_notes TO tollgate;

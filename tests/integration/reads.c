@@ -1,0 +1,401 @@
+/*
+ * Reads toward the database's limit, on live gateways against the real primary and
+ * replica (each test starts its own): reads sharing one Sync (a failing one fails
+ * alone, statement timeouts stay per call, a write never shares one), one client
+ * connection using more than its thread's share of the pool, and list reads streamed
+ * in bounded memory (whole when they end well, cut off when they do not).
+ *
+ * A burst is many GETs at once on one HTTP/2 connection (nghttp, prior knowledge):
+ * they reach the gateway in one read, so one turn of its loop, and share Syncs. Which
+ * reads shared a transaction shows in their transaction_timestamp().
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "http.h"
+#include "proc.h"
+
+/* a gateway of `threads` threads and a pool of `pool` on the primary alone (reads and writes share its connections) */
+static pid_t start_primary_only(int threads, int pool, json_t *extra)
+{
+    gw_opts_t o = {.threads = threads, .pool_size = pool, .acquire_timeout_ms = 5000, .extra = extra};
+    pid_t pid = start_gateway(&o);
+    wait_backends_up(15);
+    return pid;
+}
+
+typedef struct {
+    int code;          /* 0: no answer */
+    json_t *body;      /* its JSON, matched to the path through the body's "n" (or NULL) */
+} answer_t;
+
+/*
+ * GETs paths[0..n) at once on one HTTP/2 connection; fills codes[i] from nghttp's
+ * statistics (by path) and returns the JSON objects of the bodies, in arrival order.
+ */
+static json_t *burst(const char *const *paths, int n, int *codes)
+{
+    char cmd[8192];
+    int len = snprintf(cmd, sizeof(cmd), "timeout 20 nghttp -s");
+    for (int i = 0; i != n; ++i)
+        len += snprintf(cmd + len, sizeof(cmd) - (size_t)len, " '%s%s'", getenv("TG_URL"), paths[i]);
+    cr_assert_lt(len, (int)sizeof(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t cap = 1 << 16, got = 0;
+    char *out = malloc(cap);
+    size_t k;
+    while ((k = fread(out + got, 1, cap - got - 1, p)) > 0)
+        if ((got += k) + 1 == cap)
+            out = realloc(out, cap *= 2);
+    out[got] = '\0';
+    cr_assert_eq(pclose(p), 0, "nghttp failed:\n%s", out);
+    char *stats = strstr(out, "***** Statistics *****");
+    cr_assert_not_null(stats, "no statistics in nghttp's output:\n%s", out);
+    *stats = '\0';
+    /* the bodies: JSON objects one after another */
+    json_t *bodies = json_array();
+    for (size_t at = 0; out[at] != '\0';) {
+        json_error_t e;
+        json_t *j = json_loadb(out + at, strlen(out + at), JSON_DISABLE_EOF_CHECK, &e);
+        cr_assert_not_null(j, "a body that is not JSON at %zu: %s", at, out + at);
+        json_array_append_new(bodies, j);
+        at += e.position;
+        while (out[at] == '\n' || out[at] == ' ')
+            ++at;
+    }
+    /* "  id  responseEnd requestStart  process code size request path" */
+    for (int i = 0; i != n; ++i)
+        codes[i] = 0;
+    for (char *line = strtok(stats + 1, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        int id, code;
+        char a[32], b[32], c[32], size[32], path[512];
+        if (sscanf(line, " %d %31s %31s %31s %d %31s %511s", &id, a, b, c, &code, size, path) != 7)
+            continue;
+        for (int i = 0; i != n; ++i)
+            if (strcmp(paths[i], path) == 0)
+                codes[i] = code;
+    }
+    free(out);
+    return bodies;
+}
+
+/* the body whose "n" is `n` (reads answer their n back), or NULL */
+static json_t *body_of(json_t *bodies, int n)
+{
+    size_t i;
+    json_t *b;
+    json_array_foreach(bodies, i, b) {
+        json_t *v = json_object_get(b, "n");
+        if (json_is_integer(v) && json_integer_value(v) == n)
+            return b;
+    }
+    return NULL;
+}
+
+static const char *tx_of(json_t *body)
+{
+    return body != NULL ? json_string_value(json_object_get(body, "tx")) : NULL;
+}
+
+/* Calls `path` until every worker thread has measured its query (a query never measured takes a connection of its own). */
+static void warm(const char *path, int times)
+{
+    for (int i = 0; i != times; ++i) {
+        resp_t *r = http(i % 2 ? PROTO_H1 : PROTO_H2, "GET", path, NULL, NULL, NULL);
+        cr_assert_eq(r->status, 200, "warming %s: %ld %s", path, r->status, r->body);
+        resp_free(r);
+    }
+}
+
+Test(batch, a_failing_read_fails_alone_and_the_others_answer_right, .timeout = 60)
+{
+    pid_t gw = start_primary_only(1, 2, NULL);
+    warm("/batch/div/7", 20);
+    enum { N = 21, BAD = 10 };
+    char bufs[N][32];
+    const char *paths[N];
+    for (int i = 0; i != N; ++i) {
+        snprintf(bufs[i], sizeof(bufs[i]), "/batch/div/%d", i == BAD ? 0 : i + 1);
+        paths[i] = bufs[i];
+    }
+    int codes[N];
+    json_t *bodies = burst(paths, N, codes);
+    int shared = 0;
+    for (int i = 0; i != N; ++i) {
+        if (i == BAD) {
+            cr_expect_eq(codes[i], 400, "the division by zero: %d", codes[i]);
+            continue;
+        }
+        cr_expect_eq(codes[i], 200, "%s: %d", paths[i], codes[i]);
+        json_t *b = body_of(bodies, i + 1);
+        cr_assert_not_null(b, "no answer for %s", paths[i]);
+        cr_expect_eq(json_integer_value(json_object_get(b, "q")), 1000 / (i + 1), "%s: a wrong answer", paths[i]);
+        for (int j = 0; j != i; ++j)
+            if (j != BAD && tx_of(body_of(bodies, j + 1)) != NULL && strcmp(tx_of(b), tx_of(body_of(bodies, j + 1))) == 0)
+                ++shared;
+    }
+    /* the reads of the burst shared transactions (Syncs): else this test tested nothing */
+    cr_expect_gt(shared, 0, "no two reads of the burst shared a transaction");
+    json_decref(bodies);
+    stop_gateway(gw, 10);
+}
+
+Test(batch, statement_timeouts_stay_per_call, .timeout = 60)
+{
+    pid_t gw = start_primary_only(1, 2, NULL);
+    warm("/batch/nap/9?s=0", 20);
+    /* 5 and 6 sleep 200 ms each, within their own 300 ms, though together they pass it; 2 passes its own */
+    const char *paths[] = {"/batch/nap/1?s=0", "/batch/nap/2?s=1", "/batch/nap/3?s=0", "/batch/nap/5?s=0.2",
+                           "/batch/nap/6?s=0.2", "/batch/nap/4?s=0"};
+    int codes[6];
+    double t0 = now_s();
+    json_t *bodies = burst(paths, 6, codes);
+    double took = now_s() - t0;
+    cr_expect_eq(codes[1], 504, "the call past its timeout: %d", codes[1]);
+    int ns[] = {1, 0, 3, 5, 6, 4};
+    for (int i = 0; i != 6; ++i) {
+        if (i == 1)
+            continue;
+        cr_expect_eq(codes[i], 200, "%s: %d", paths[i], codes[i]);
+        cr_expect_not_null(body_of(bodies, ns[i]), "no answer for %s", paths[i]);
+    }
+    cr_expect_lt(took, 5.0, "the burst took %.2f s", took);
+    json_decref(bodies);
+    stop_gateway(gw, 10);
+}
+
+Test(batch, a_write_never_shares_a_sync, .timeout = 60)
+{
+    pid_t gw = start_primary_only(1, 2, NULL);
+    char k0[64], k1[64], p0[96], p1[96];
+    snprintf(k0, sizeof(k0), "old-%d-%ld", (int)getpid(), (long)(now_s() * 1000));
+    snprintf(k1, sizeof(k1), "new-%d-%ld", (int)getpid(), (long)(now_s() * 1000));
+    snprintf(p0, sizeof(p0), "/batch/note/%s", k0);
+    snprintf(p1, sizeof(p1), "/batch/note/%s", k1);
+    warm("/batch/div/7", 20);
+    warm(p0, 1); /* k0 is there: storing it again fails */
+    const char *paths[] = {"/batch/div/1", "/batch/div/0", p1, "/batch/div/2", p0, "/batch/div/3"};
+    int codes[6];
+    json_t *bodies = burst(paths, 6, codes);
+    cr_expect_eq(codes[1], 400, "the failing read: %d", codes[1]);
+    cr_expect_eq(codes[2], 200, "the new write, among failing calls: %d", codes[2]);
+    cr_expect_eq(codes[4], 409, "the write of a key stored before: %d", codes[4]);
+    for (int n = 1; n <= 3; ++n) {
+        json_t *b = body_of(bodies, n);
+        cr_assert_not_null(b, "no answer for /batch/div/%d", n);
+        cr_expect_eq(json_integer_value(json_object_get(b, "q")), 1000 / n);
+    }
+    /* the write committed, in a transaction of its own */
+    const char *params[] = {k1};
+    char *count = pg_sql_params(0, "SELECT count(*) FROM batch_notes WHERE k = $1", 1, params);
+    cr_expect_str_eq(count, "1", "the write did not commit");
+    free(count);
+    size_t i;
+    json_t *b, *write = NULL;
+    json_array_foreach(bodies, i, b) if (json_is_string(json_object_get(b, "k"))) write = b;
+    cr_assert_not_null(write, "no answer of the write");
+    for (int n = 1; n <= 3; ++n)
+        cr_expect_str_neq(tx_of(body_of(bodies, n)), tx_of(write), "the write shared a transaction with /batch/div/%d", n);
+    json_decref(bodies);
+    stop_gateway(gw, 10);
+}
+
+/* Sessions of the gateway running pg_sleep on the primary now. */
+static int sleeping_sessions(void)
+{
+    char *v = pg_sql(0, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tollgate' AND state = 'active' "
+                        "AND query LIKE '%pg_sleep%'");
+    int n = v != NULL ? atoi(v) : -1;
+    free(v);
+    return n;
+}
+
+Test(relay, one_client_connection_uses_more_than_its_threads_share_of_the_pool, .timeout = 60)
+{
+    /* pool.size 4 over 2 threads: 2 connections each; one HTTP/2 connection lands on one thread */
+    pid_t gw = start_primary_only(2, 4, NULL);
+    warm("/slow/read?s=0.05", 8);
+    char url[256], out[128];
+    snprintf(url, sizeof(url), "%s/slow/read?s=1", getenv("TG_URL"));
+    snprintf(out, sizeof(out), "/tmp/tollgate-relay-%d.out", (int)getpid());
+    char *const argv[] = {"/usr/bin/h2load", "-c1", "-m8", "-n8", url, NULL};
+    pid_t h = spawn_logged(argv, out);
+    int most = 0;
+    for (double deadline = now_s() + 2.5; now_s() < deadline;) {
+        int n = sleeping_sessions();
+        if (n > most)
+            most = n;
+        usleep(50 * 1000);
+    }
+    cr_expect_eq(wait_exit(h, 20), 0, "h2load failed");
+    char cmd[256], line[256];
+    snprintf(cmd, sizeof(cmd), "grep -E '^(requests|status codes):' %s", out);
+    FILE *p = popen(cmd, "r");
+    int ok = 0;
+    while (fgets(line, sizeof(line), p) != NULL)
+        ok += strstr(line, "8 succeeded") != NULL || strstr(line, "8 2xx") != NULL;
+    pclose(p);
+    unlink(out);
+    cr_expect_eq(ok, 2, "not every call of the connection answered 200");
+    cr_expect_gt(most, 2, "one client connection reached only %d backend connections (its thread has 2)", most);
+    stop_gateway(gw, 10);
+}
+
+/* ------------------------------------------------------------------------------ */
+
+static pid_t start_streaming(int max_rows)
+{
+    json_t *extra = json_pack("{s:i}", "max_rows", max_rows);
+    gw_opts_t o = {.threads = 2, .pool_size = 4, .with_replica = 1, .extra = extra};
+    pid_t pid = start_gateway(&o);
+    wait_backends_up(15);
+    return pid;
+}
+
+/* Is `r` the whole array of rows 1..n? */
+static void expect_rows(const resp_t *r, int n)
+{
+    cr_assert_eq(r->status, 200, "status %ld: %.200s", r->status, r->body);
+    cr_assert(json_is_array(r->json), "not a JSON array (%zu bytes)", r->body_len);
+    cr_assert_eq(json_array_size(r->json), (size_t)n);
+    for (int i = 0; i != n; ++i)
+        if (json_integer_value(json_object_get(json_array_get(r->json, (size_t)i), "i")) != i + 1)
+            cr_assert_fail("row %d is not row %d", i, i + 1);
+}
+
+Test(stream, a_result_of_several_mb_arrives_whole_and_parses, .timeout = 120)
+{
+    pid_t gw = start_streaming(100000);
+    for (int k = 0; k != 2; ++k) {
+        proto_t p = PROTOS[k];
+        resp_t *r = http(p, "GET", "/stream/rows?n=50000", NULL, NULL, NULL);
+        expect_rows(r, 50000);
+        cr_expect_gt(r->body_len, 5u << 20, "%zu bytes", r->body_len);
+        /* sent as it came: no length up front (HTTP/1.1 chunked) */
+        char *cl = resp_header(r, "content-length"), *te = resp_header(r, "transfer-encoding");
+        cr_expect_null(cl, "%s: a streamed answer with a content-length", proto_name(p));
+        if (p == PROTO_H1)
+            cr_expect(te != NULL && strcmp(te, "chunked") == 0, "HTTP/1.1 without chunked encoding");
+        free(cl);
+        free(te);
+        resp_free(r);
+        /* a small result is answered whole, with its length */
+        r = http(p, "GET", "/stream/rows?n=10", NULL, NULL, NULL);
+        expect_rows(r, 10);
+        cl = resp_header(r, "content-length");
+        cr_expect_not_null(cl, "%s: a small answer without its length", proto_name(p));
+        free(cl);
+        resp_free(r);
+        r = http(p, "GET", "/stream/rows?n=0", NULL, NULL, NULL);
+        cr_expect_eq(r->status, 200);
+        cr_expect_str_eq(r->body, "[]");
+        resp_free(r);
+    }
+    stop_gateway(gw, 10);
+}
+
+Test(stream, max_rows_is_a_500_before_the_answer_starts_and_a_cut_after, .timeout = 120)
+{
+    pid_t gw = start_streaming(2000);
+    for (int k = 0; k != 2; ++k) {
+        proto_t p = PROTOS[k];
+        /* exactly max_rows: whole */
+        resp_t *r = http(p, "GET", "/stream/rows?n=2000", NULL, NULL, NULL);
+        expect_rows(r, 2000);
+        resp_free(r);
+        /* small rows: the 2001st comes before a chunk is full, so the answer is a 500 that says why */
+        r = http(p, "GET", "/stream/small?n=2001", NULL, NULL, NULL);
+        cr_expect_eq(r->status, 500, "%s: %ld", proto_name(p), r->status);
+        cr_expect(jstr(r, "type") != NULL && strstr(jstr(r, "type"), "too-many-rows") != NULL, "%s", r->body);
+        resp_free(r);
+        /* big rows: the answer has started when the 2001st comes: cut off, never a complete-looking array */
+        r = http(p, "GET", "/stream/rows?n=5000", NULL, NULL, NULL);
+        cr_expect_lt(r->status, 0, "%s: a cut-off answer looked whole: status %ld, %zu bytes", proto_name(p), r->status, r->body_len);
+        cr_expect_null(r->json, "%s: the cut-off answer parses as JSON", proto_name(p));
+        resp_free(r);
+        /* an error after rows were sent: cut off too; one before any: answered as such */
+        r = http(p, "GET", "/stream/fail?n=1500", NULL, NULL, NULL);
+        cr_expect_lt(r->status, 0, "%s: an answer that failed midway looked whole: %ld", proto_name(p), r->status);
+        cr_expect_null(r->json);
+        resp_free(r);
+        r = http(p, "GET", "/stream/fail?n=3", NULL, NULL, NULL);
+        cr_expect_eq(r->status, 400, "%s: %ld", proto_name(p), r->status);
+        resp_free(r);
+    }
+    /* the gateway goes on serving */
+    resp_t *r = http(PROTO_H2, "GET", "/stream/rows?n=100", NULL, NULL, NULL);
+    expect_rows(r, 100);
+    resp_free(r);
+    stop_gateway(gw, 10);
+}
+
+/* the gateway's resident memory (`field` VmRSS) or its peak so far (VmHWM), in kB */
+static long rss_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    long kb = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, field, n) == 0 && line[n] == ':' && sscanf(line + n + 1, "%ld", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+struct counted {
+    size_t n;
+    char first, last;
+};
+
+static size_t count_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct counted *c = arg;
+    if (c->n == 0 && size * n != 0)
+        c->first = p[0];
+    if (size * n != 0)
+        c->last = p[size * n - 1];
+    c->n += size * n;
+    return size * n;
+}
+
+Test(stream, a_100_mb_answer_in_a_few_mb, .timeout = 180)
+{
+    pid_t gw = start_streaming(1000000);
+    /* warm: every thread's buffers and connections as they are after ordinary use */
+    for (int k = 0; k != 4; ++k) {
+        resp_t *r = http(PROTOS[k % 2], "GET", "/stream/rows?n=20000", NULL, NULL, NULL);
+        expect_rows(r, 20000);
+        resp_free(r);
+    }
+    long before = rss_kb(gw, "VmRSS");
+    char url[256];
+    snprintf(url, sizeof(url), "%s/stream/rows?n=900000", getenv("TG_URL"));
+    CURL *e = curl_easy_init();
+    struct counted c = {0};
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, count_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &c);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 120L);
+    CURLcode rc = curl_easy_perform(e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    long after = rss_kb(gw, "VmHWM");
+    cr_assert_eq(rc, CURLE_OK, "%s", curl_easy_strerror(rc));
+    cr_expect_eq(status, 200);
+    cr_expect_gt(c.n, (size_t)100 << 20, "only %zu bytes", c.n);
+    cr_expect(c.first == '[' && c.last == ']', "not a whole array");
+    cr_log_info("a %zu-byte answer: resident memory %ld kB before, at most %ld kB while it was served", c.n, before, after);
+    cr_expect_lt(after - before, 16 * 1024, "resident memory grew by %ld kB for a %zu-byte answer", after - before, c.n);
+    stop_gateway(gw, 10);
+}
