@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Point-read benchmark: tollgate's GET /users/{id} against pgbench running the same
-# SELECT straight on PostgreSQL, through PgBouncer, and pipelined, all on this machine
-# (127.0.0.1), in one run.
+# SELECT straight on PostgreSQL, through PgBouncer, and pipelined, and against a
+# minimal h2o + libpq server (bench/control.c: one thread, one connection, pipeline
+# depth 128), all on this machine (127.0.0.1), in one run; plus list reads (GET
+# /orders?ids=... with BENCH_LIST_ROWS ids) against pgbench of the same SQL.
 #
 #   1. a throwaway PostgreSQL 15 (tests/pg.sh) with BENCH_USERS users, primary and a
 #      streaming replica (BENCH_REPLICA=0: primary only); PgBouncer (transaction
-#      pooling) in front of the primary; two gateways (//gateway:tollgated) in front
-#      of primary + replica, one with the default pipeline depth, one with
-#      TOLLGATE_PIPELINE_DEPTH=1 (no pipelining);
+#      pooling) in front of the primary; the gateway (//gateway:tollgated) in front of
+#      primary + replica (with BENCH_NOPIPE=1 a second one with
+#      TOLLGATE_PIPELINE_DEPTH=1, no pipelining); the control (//bench:control) on the
+#      server the gateway reads from; with BENCH_CORUNNER=N, N busy-looping processes
+#      beside the whole run (the "loaded" condition);
 #   2. warm-up (BENCH_WARMUP seconds of each load, discarded); with
 #      BENCH_PIPELINE_CLIENTS=auto, the warm-up also tries the pipelined pgbench with
 #      1, 2 and 4 clients and keeps the count PostgreSQL serves the most queries with;
@@ -19,17 +23,22 @@
 #                  \endpipeline, direct; counted in queries (tps x 16)
 #        h2load    -c10 -m10 over h2c (prior knowledge), GET /users/<random id>
 #                  (a fresh file of random URIs each round, h2load -i)
-#        h2load    the same against the gateway with TOLLGATE_PIPELINE_DEPTH=1
+#        h2load    the same against the gateway with TOLLGATE_PIPELINE_DEPTH=1 (BENCH_NOPIPE=1)
 #        wrk       -t1 -c10 over HTTP/1.1, bench/random_id.lua
+#        h2load / wrk  the same two against the control
 #        h2load    -c10 -m10 GET /healthz: the gateway's own HTTP ceiling
+#        h2load    -c10 -m10 GET /orders?ids=... (BENCH_LIST_ROWS random ids): list reads, req/s and MB/s
+#        pgbench   -M prepared -c10, orders_by_ids' SQL with the same number of random ids
 #      and, around each gateway measurement, sum(xact_commit) of pg_stat_database on
 #      the primary and the replica: which backend served the reads;
 #   4. a table of the medians over the rounds: req/s, p50, p99 (p50/p99 are the
 #      medians of each round's percentiles; h2load and pgbench percentiles come from
 #      their per-request logs, wrk's from --latency), req/s relative to pgbench, the
-#      share of each backend; the ratios against their targets (h2c >= 1.5x pgbench
-#      direct and >= 3x pgbench via PgBouncer, HTTP/1.1 >= 0.8x pgbench direct); the
-#      same as a Markdown table;
+#      share of each backend; the ratios against their targets (h2c >= 0.5x pipelined
+#      pgbench and >= 1.25x pgbench direct, HTTP/1.1 >= 0.9x pgbench direct, h2c and
+#      HTTP/1.1 >= 1x the control); p99 at half the peak: pgbench, tollgate and the
+#      control again at half their median rate (h2load --rps, --h1 for HTTP/1.1;
+#      pgbench -R); the same as Markdown tables;
 #   5. with BENCH_SHAPES=1, a sweep of gateway shapes: for each pool size of
 #      BENCH_SHAPE_POOLS (4 16 32) and pipeline depth 1 and the default, a gateway of
 #      its own, one h2c and one HTTP/1.1 measurement of BENCH_SHAPE_SECONDS (5) each
@@ -66,6 +75,10 @@
 #   BENCH_PIPELINE=16         SELECTs per pgbench pipeline
 #   BENCH_PIPELINE_CLIENTS=auto   pgbench clients of the pipelined run (auto: best of 1 2 4)
 #   BENCH_SHAPES=0            1: also the shape sweep
+#   BENCH_CORUNNER=0          busy-looping processes started beside the whole run (1: the "loaded" condition)
+#   BENCH_NOPIPE=0            1: also the gateway without pipelining
+#   BENCH_LIST_ROWS=100       ids (rows) per list read
+#   BENCH_CONTROL_DEPTH=128   the control's pipeline depth
 #   BENCH_SHAPE_POOLS="4 16 32" BENCH_SHAPE_SECONDS=5 BENCH_SHAPE_RUNS=1
 #   BENCH_URIS=200000         random URIs per h2load input file
 #   BENCH_MAX_ERROR_FRACTION=0.001   tolerated share of failed / non-2xx requests
@@ -109,7 +122,12 @@ SHAPE_RUNS=${BENCH_SHAPE_RUNS:-1}
 NURIS=${BENCH_URIS:-200000}
 MAX_ERR=${BENCH_MAX_ERROR_FRACTION:-0.001}
 PROFILE=${BENCH_PROFILE:-auto}
-tg_positive_ints '' USERS SECS RUNS THREADS POOL CLIENTS STREAMS PIPE_N SHAPE_SECS SHAPE_RUNS NURIS
+CORUNNER=${BENCH_CORUNNER:-0}
+NOPIPE=${BENCH_NOPIPE:-0}
+LIST_N=${BENCH_LIST_ROWS:-100}
+CONTROL_DEPTH=${BENCH_CONTROL_DEPTH:-128}
+tg_positive_ints '' USERS SECS RUNS THREADS POOL CLIENTS STREAMS PIPE_N SHAPE_SECS SHAPE_RUNS NURIS LIST_N CONTROL_DEPTH
+[[ $CORUNNER =~ ^[0-9]+$ && $NOPIPE =~ ^[01]$ ]] || tg_die "BENCH_CORUNNER must be a count, BENCH_NOPIPE 0 or 1"
 for p in $SHAPE_POOLS; do [[ $p =~ ^[1-9][0-9]*$ ]] || tg_die "BENCH_SHAPE_POOLS: '$p' is not a pool size"; done
 [[ $WARMUP =~ ^[0-9]+$ ]] || tg_die "BENCH_WARMUP must be a number of seconds"
 [[ $REPLICA =~ ^[01]$ && $SHAPES =~ ^[01]$ ]] || tg_die "BENCH_REPLICA and BENCH_SHAPES must be 0 or 1"
@@ -131,18 +149,21 @@ read -r -a BAZEL_STARTUP <<<"${TG_BAZEL_STARTUP:-}"
 read -r -a BAZEL_FLAGS <<<"${TG_BAZEL_FLAGS:-}"
 BAZEL_BIN=${TG_BAZEL_BIN:-$TG_ROOT/bazel-bin}
 GW_BIN=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgated}
+CONTROL_BIN=${BENCH_CONTROL_BIN:-$BAZEL_BIN/bench/control}
 PGBOUNCER=${BENCH_PGBOUNCER_BIN:-/usr/sbin/pgbouncer}
 
 WORK=$(mktemp -d /tmp/tollgate-bench.XXXXXX)
 PERF_PID=
 PGB_PID=
+CORUNNER_PIDS=()
 declare -A GW_PID=() GW_URL=() GW_DESC=()
 
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     [[ -n $PERF_PID ]] && kill -INT "$PERF_PID" 2>/dev/null && wait "$PERF_PID" 2>/dev/null
-    local name
+    local name pid
+    for pid in ${CORUNNER_PIDS[@]+"${CORUNNER_PIDS[@]}"}; do kill "$pid" 2>/dev/null || true; done
     for name in "${!GW_PID[@]}"; do stop_gw "$name" >/dev/null 2>&1 || true; done
     pgb_stop >/dev/null 2>&1 || true
     pg_stop >/dev/null 2>&1 || true
@@ -234,6 +255,7 @@ h2load_run() { # SECONDS LOGFILE(empty: no log) URI | -i FILE
     codes=$(awk '/^status codes:/ { print $5 + $7 + $9 }' "$out")
     read -r ndone bad <<<"${counts:-0 0}"
     check_errors "h2load $*" $((bad + ${codes:-0})) "$ndone" "$out"
+    awk '/^finished in/ { v = $6; sub(/MB\/s$/, "", v); print v + 0 }' "$out" >"$WORK/h2load.mbps"
     echo "$rps $(percentiles 3 "$reqlog")"
 }
 
@@ -267,6 +289,13 @@ make_uris() { # FILE SEED BASE_URL
         'BEGIN { srand(seed); for (i = 0; i < k; i++) printf "%s/users/%d\n", base, 1 + int(rand() * n) }' >"$1"
 }
 
+# A file of NURIS / 10 random /orders?ids=... URIs (LIST_N random order ids each) at BASE_URL.
+make_list_uris() { # FILE SEED BASE_URL
+    awk -v n="$((2 * USERS))" -v k="$((NURIS / 10))" -v m="$LIST_N" -v seed="$2" -v base="$3" \
+        'BEGIN { srand(seed); for (i = 0; i < k; i++) { printf "%s/orders?ids=%d", base, 1 + int(rand() * n)
+                 for (j = 1; j < m; j++) printf "&ids=%d", 1 + int(rand() * n); printf "\n" } }' >"$1"
+}
+
 # Waits (up to 5 s) until no pgbench session is left on the primary: a session
 # flushes its counters when it ends, so the next measurement's deltas don't get them.
 settle_pgbench() {
@@ -285,7 +314,10 @@ settle_pgbench() {
 measure() { # KIND RUN SECS OUT [GW]
     local kind=$1 run=$2 secs=$3 out=$4 gw=${5:-} r t0 t1 cpu=- rps p50 p99 x0p x0r x1p x1r dp=- dr=- tag
     tag=$kind${gw:+@$gw}
-    if [[ -n $gw ]]; then
+    if [[ $gw == control ]]; then
+        settle_pgbench
+        t0=$(gw_ticks "$CONTROL_PID")
+    elif [[ -n $gw ]]; then
         settle_pgbench
         t0=$(gw_ticks "${GW_PID[$gw]}")
         x0p=$(xacts "$TG_PG_PORT") x0r=0
@@ -303,9 +335,15 @@ measure() { # KIND RUN SECS OUT [GW]
             r=$(h2load_run "$secs" "$WORK/h2c.$gw.$run.log" -i "$WORK/uris")
             ;;
         h1) r=$(wrk_run "$secs" 1 "${GW_URL[$gw]}") ;;
+        list)
+            make_list_uris "$WORK/list-uris" "$((run * 7919 + $$))" "${GW_URL[$gw]}"
+            r=$(h2load_run "$secs" "$WORK/list.$gw.$run.log" -i "$WORK/list-uris")
+            echo "$kind@$gw $run $(cat "$WORK/h2load.mbps")" >>"$WORK/mbps"
+            ;;
+        listpg) r=$(pgbench_run "$secs" "$WORK/listpg.$run" "$TG_PG_PORT" prepared "$CLIENTS" "$WORK/list.sql" 1) ;;
         health) r=$(h2load_run "$secs" "$WORK/health.$run.log" "${GW_URL[$gw]}/healthz") ;;
     esac
-    if [[ -n $gw ]]; then
+    if [[ -n $gw && $gw != control ]]; then
         x1p=$(xacts "$TG_PG_PORT") x1r=0
         ((REPLICA)) && x1r=$(xacts "$TG_PG_REPLICA_PORT")
         t1=$(gw_ticks "${GW_PID[$gw]}")
@@ -313,6 +351,9 @@ measure() { # KIND RUN SECS OUT [GW]
         # minus our own first probe (one transaction on each server)
         dp=$((x1p - x0p - 1)) dr=0
         ((REPLICA)) && dr=$((x1r - x0r - 1))
+    elif [[ $gw == control ]]; then
+        t1=$(gw_ticks "$CONTROL_PID")
+        cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.0f", (b - a) / hz / s * 100 }')
     fi
     echo "$tag $run $r $cpu $dp $dr $secs" >>"$out"
     read -r rps p50 p99 <<<"$r"
@@ -499,11 +540,12 @@ for t in h2load wrk jq curl setpriv; do command -v "$t" >/dev/null || tg_die "$t
 if [[ ${TG_SKIP_BUILD:-0} == 1 ]]; then
     tg_log "TG_SKIP_BUILD=1: using $GW_BIN as it is"
 else
-    tg_log "building //gateway:tollgated"
-    bazel "${BAZEL_STARTUP[@]}" --batch build "${BAZEL_FLAGS[@]}" //gateway:tollgated >"$WORK/build.log" 2>&1 ||
+    tg_log "building //gateway:tollgated and //bench:control"
+    bazel "${BAZEL_STARTUP[@]}" --batch build "${BAZEL_FLAGS[@]}" //gateway:tollgated //bench:control >"$WORK/build.log" 2>&1 ||
         { grep -E -A5 '^ERROR' "$WORK/build.log" | head -n 60 >&2 || tail -n 40 "$WORK/build.log" >&2; tg_die "build failed"; }
 fi
 [[ -x $GW_BIN ]] || tg_die "no gateway binary at $GW_BIN"
+[[ -x $CONTROL_BIN ]] || tg_die "no control server at $CONTROL_BIN (bazel build //bench:control)"
 
 # The catalog's get_user (its SQL must be bench/get_user.sql's), without its cache.
 GET_USER=$(jq -c '.queries[]? | select(.name == "get_user")' "$TG_ROOT"/config/catalog/*.json)
@@ -517,7 +559,7 @@ BENCH_SQL=$(grep -v -e '^[[:space:]]*--' -e '^[[:space:]]*[\]' bench/get_user.sq
 [[ $CATALOG_SQL == "$BENCH_SQL" ]] ||
     tg_die "bench/get_user.sql no longer runs get_user's SQL: catalog: $CATALOG_SQL / bench: $BENCH_SQL"
 mkdir -p "$WORK/catalog"
-jq '{queries: [.queries[]? | select(.name == "get_user") | del(.cache)]}' "$TG_ROOT"/config/catalog/*.json |
+jq '{queries: [.queries[]? | select(.name == "get_user" or .name == "orders_by_ids") | del(.cache)]}' "$TG_ROOT"/config/catalog/*.json |
     jq -s '{queries: map(.queries[])}' >"$WORK/catalog/users.json"
 
 # The pipelined pgbench script: PIPE_N times get_user.sql's SELECT, each with its own id.
@@ -529,6 +571,17 @@ jq '{queries: [.queries[]? | select(.name == "get_user") | del(.cache)]}' "$TG_R
     for ((i = 1; i <= PIPE_N; i++)); do echo "${sel//:id/:id$i};"; done
     printf '%s\n' '\endpipeline'
 } >"$WORK/pipeline.sql"
+
+# The list read: orders_by_ids' SQL with LIST_N random order ids (pgbench binds each one; the catalog call one array).
+LIST_SQL=$(jq -r '.queries[]? | select(.name == "orders_by_ids") | .sql | if type == "array" then join(" ") else . end' \
+    "$TG_ROOT"/config/catalog/*.json | norm)
+[[ $LIST_SQL == *'= ANY ($1)'* ]] || tg_die "orders_by_ids' SQL no longer reads 'id = ANY (\$1)': $LIST_SQL"
+{
+    echo "-- generated by bench/read.sh: orders_by_ids with $LIST_N random ids"
+    for ((i = 1; i <= LIST_N; i++)); do echo "\\set i$i random(1, $((2 * USERS)))"; done
+    arr=$(for ((i = 1; i <= LIST_N; i++)); do printf '%s:i%d' "$([[ $i == 1 ]] || echo ,)" "$i"; done)
+    echo "${LIST_SQL//'$1'/ARRAY[$arr]::int8[]};"
+} >"$WORK/list.sql"
 
 tg_log "load average at start: $(loadavg) ($(nproc) CPUs)"
 LOAD_START=$(uptime)
@@ -556,7 +609,23 @@ TAKEN_PORTS=()
 TG_HTTP_PORT=$NEXT_HTTP_PORT TG_ADMIN_PORT=$NEXT_ADMIN_PORT TG_REPLICA_DSN=${TG_REPLICA_DSN:-unused} \
     tg_render_config config/example.json "$CONFIG_TMPL"
 start_gw main "$POOL" "$USER_DEPTH"
-start_gw nopipe "$POOL" 1
+((NOPIPE)) && start_gw nopipe "$POOL" 1
+
+# The control: one thread, one connection, to the server the gateway reads from.
+CONTROL_PORT=$(tg_pick_port "$((NEXT_HTTP_PORT + 50))" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT" "${PGB_PORT:-0}" "${TAKEN_PORTS[@]}")
+CONTROL_DSN="host=127.0.0.1 port=$( ((REPLICA)) && echo "$TG_PG_REPLICA_PORT" || echo "$TG_PG_PORT") dbname=$TG_PG_DB user=$TG_PG_USER"
+"$CONTROL_BIN" "$CONTROL_PORT" "$CONTROL_DSN" "$CONTROL_DEPTH" >"$WORK/control.log" 2>&1 &
+CONTROL_PID=$!
+GW_URL[control]=http://127.0.0.1:$CONTROL_PORT
+tg_wait_http "${GW_URL[control]}/users/1" 15 200 || { cat "$WORK/control.log" >&2; tg_die "the control server did not start"; }
+tg_log "control on ${GW_URL[control]}: 1 thread, 1 connection, pipeline depth $CONTROL_DEPTH ($CONTROL_DSN)"
+
+# A fixed co-runner beside everything measured: BENCH_CORUNNER busy-looping processes.
+for ((i = 0; i < CORUNNER; i++)); do
+    (while :; do :; done) &
+    CORUNNER_PIDS+=($!)
+done
+((CORUNNER == 0)) || tg_log "co-runner: $CORUNNER busy-looping process(es) for the whole run"
 
 # pgbench's own latency rows and tools' in-flight requests
 if ((WARMUP > 0)); then
@@ -564,10 +633,13 @@ if ((WARMUP > 0)); then
     pgbench_run "$WARMUP" "" "$TG_PG_PORT" prepared "$CLIENTS" "$TG_ROOT/bench/get_user.sql" 1 >/dev/null
     pgbench_run "$WARMUP" "" "$PGB_PORT" "$PGB_MODE" "$CLIENTS" "$TG_ROOT/bench/get_user.sql" 1 >/dev/null
     pgb_drop_servers
-    for gw in main nopipe; do
+    for gw in main $( ((NOPIPE)) && echo nopipe || true) control; do
         make_uris "$WORK/uris" "$$" "${GW_URL[$gw]}"
         h2load_run "$WARMUP" "" -i "$WORK/uris"
     done
+    make_list_uris "$WORK/list-uris" "$$" "${GW_URL[main]}"
+    h2load_run "$WARMUP" "" -i "$WORK/list-uris"
+    pgbench_run "$WARMUP" "" "$TG_PG_PORT" prepared "$CLIENTS" "$WORK/list.sql" 1 >/dev/null
     wrk_run "$WARMUP" 0 "${GW_URL[main]}"
 fi
 if [[ $PIPE_CLIENTS == auto ]]; then
@@ -588,16 +660,17 @@ tg_log "pipelined pgbench: -c$PIPE_CLIENTS ($PIPE_PICK)"
 # the machine spreads over all of them.
 
 : >"$WORK/results"
-KINDS=(pg pgb pipe h2c@main h2c@nopipe h1@main health@main)
+KINDS=(pg pgb pipe h2c@main $( ((NOPIPE)) && echo h2c@nopipe || true) h1@main h2c@control h1@control health@main list@main listpg)
 for ((run = 1; run <= RUNS; run++)); do
     for k in "${KINDS[@]}"; do
         if [[ $k == *@* ]]; then measure "${k%@*}" "$run" "$SECS" "$WORK/results" "${k#*@}"
         else measure "$k" "$run" "$SECS" "$WORK/results"; fi
     done
 done
-for gw in main nopipe; do
+for gw in main $( ((NOPIPE)) && echo nopipe || true); do
     kill -0 "${GW_PID[$gw]}" 2>/dev/null || tg_die "the gateway $gw died during the benchmark"
 done
+kill -0 "$CONTROL_PID" 2>/dev/null || tg_die "the control server died during the benchmark"
 LOAD_END=$(uptime)
 
 declare -A RPS P50 P99 CPU SHP SHR XPR
@@ -620,11 +693,16 @@ declare -A LABEL=(
     [pipe]="pgbench -M prepared -c$PIPE_CLIENTS, $PIPE_N per pipeline (direct; queries/s)"
     [h2c@main]="tollgate h2c (h2load -c$CLIENTS -m$STREAMS)"
     [h2c@nopipe]="tollgate h2c, no pipelining (depth 1)"
+    [h2c@control]="control h2c (1 thread, 1 connection, depth $CONTROL_DEPTH)"
+    [h1@control]="control HTTP/1.1 (wrk -t1 -c$CLIENTS)"
+    [list@main]="tollgate h2c list read, $LIST_N rows (h2load -c$CLIENTS -m$STREAMS)"
+    [listpg]="pgbench -M prepared -c$CLIENTS, the same list read (direct)"
     [h1@main]="tollgate HTTP/1.1 (wrk -t1 -c$CLIENTS)"
     [health@main]="tollgate GET /healthz (h2load -c$CLIENTS -m$STREAMS)"
 )
 declare -A INFLIGHT=([pg]=$CLIENTS [pgb]=$CLIENTS [pipe]=$((PIPE_CLIENTS * PIPE_N)) [h2c@main]=$((CLIENTS * STREAMS))
-    [h2c@nopipe]=$((CLIENTS * STREAMS)) [h1@main]=$CLIENTS [health@main]=$((CLIENTS * STREAMS)))
+    [h2c@nopipe]=$((CLIENTS * STREAMS)) [h1@main]=$CLIENTS [health@main]=$((CLIENTS * STREAMS))
+    [h2c@control]=$((CLIENTS * STREAMS)) [h1@control]=$CLIENTS [list@main]=$((CLIENTS * STREAMS)) [listpg]=$CLIENTS)
 BACKENDS="primary$( ((REPLICA)) && echo ' + replica (reads to the replica while it is usable)')"
 
 echo
@@ -635,7 +713,7 @@ echo "             catalog: get_user only, uncached; 'nopipe': the same with TOL
 echo "  pgbench:   direct and pipelined on the primary; PgBouncer $PGB_VERSION, pool_mode transaction,"
 echo "             default_pool_size $POOL, $PGB_NOTE"
 echo "  machine:   $(nproc) CPUs; $SECS s per measurement, median of $RUNS round(s), ${WARMUP} s warm-up"
-echo "  load:      start: ${LOAD_START#*load average: } / end: ${LOAD_END#*load average: }"
+echo "  load:      start: ${LOAD_START#*load average: } / end: ${LOAD_END#*load average: }; co-runner: $( ((CORUNNER)) && echo "$CORUNNER busy loop(s)" || echo none)"
 echo
 echo "Per round (req/s, p50 ms, p99 ms, gateway CPU %, primary / replica transactions):"
 awk '{ printf "  round %s  %-16s %10.1f %8.3f %8.3f %5s%% %9s %9s\n", $2, $1, $3, $4, $5, $6, $7, $8 }' "$WORK/results"
@@ -658,14 +736,53 @@ target() {
     printf '  %-40s %6sx   target >= %sx   %s\n' "$1" "$r" "$4" "$ok"
 }
 MISSED=()
+# NAME NUMERATOR-KIND DENOMINATOR-KIND MIN: the targets, printed and as Markdown
+TARGETS=("tollgate h2c / pipelined pgbench|h2c@main|pipe|0.5"
+    "tollgate h2c / pgbench direct|h2c@main|pg|1.25"
+    "tollgate HTTP/1.1 / pgbench direct|h1@main|pg|0.9"
+    "tollgate h2c / control h2c|h2c@main|h2c@control|1"
+    "tollgate HTTP/1.1 / control HTTP/1.1|h1@main|h1@control|1")
 echo
 echo "Ratios:"
-target "tollgate h2c / pgbench direct" "${RPS[h2c@main]}" "${RPS[pg]}" 1.5
-target "tollgate h2c / pgbench via PgBouncer" "${RPS[h2c@main]}" "${RPS[pgb]}" 3
-target "tollgate HTTP/1.1 / pgbench direct" "${RPS[h1@main]}" "${RPS[pg]}" 0.8
-printf '  %-40s %6sx\n' "tollgate h2c / pipelined pgbench" "$(ratio "${RPS[h2c@main]}" "${RPS[pipe]}")"
-printf '  %-40s %6sx\n' "tollgate h2c: pipelining / depth 1" "$(ratio "${RPS[h2c@main]}" "${RPS[h2c@nopipe]}")"
+for t in "${TARGETS[@]}"; do
+    IFS='|' read -r name a b min <<<"$t"
+    target "$name" "${RPS[$a]}" "${RPS[$b]}" "$min"
+done
+printf '  %-40s %6sx\n' "tollgate list read / pgbench list read" "$(ratio "${RPS[list@main]}" "${RPS[listpg]}")"
+if ((NOPIPE)); then printf '  %-40s %6sx\n' "tollgate h2c: pipelining / depth 1" "$(ratio "${RPS[h2c@main]}" "${RPS[h2c@nopipe]}")"; fi
+printf '  %-40s %6sx\n' "tollgate h2c / pgbench via PgBouncer" "$(ratio "${RPS[h2c@main]}" "${RPS[pgb]}")"
 printf '  %-40s %6sx\n' "PgBouncer / pgbench direct" "$(ratio "${RPS[pgb]}" "${RPS[pg]}")"
+LIST_MBPS=$(median list@main 3 "$WORK/mbps")
+echo "  list reads: tollgate $(printf '%.0f' "${RPS[list@main]}") calls/s ($LIST_N rows each), ${LIST_MBPS} MB/s of JSON (h2load's, median)"
+
+# p99 at half the peak: each load again at half its median rate (h2load --rps per client, pgbench -R).
+half_rate() { # KIND
+    local kind=$1 rate secs=$SECS r
+    rate=$(awk -v r="${RPS[$kind]}" 'BEGIN { printf "%d", r / 2 }')
+    case $kind in
+        pg) r=$(timeout -k 5 "$TOOL_TIMEOUT" "$TG_PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j 2 -T "$secs" -R "$rate" \
+                -D users="$USERS" -f "$TG_ROOT/bench/get_user.sql" -l "--log-prefix=$WORK/half.pg" \
+                -h 127.0.0.1 -p "$TG_PG_PORT" -U "$TG_PG_USER" "$TG_PG_DB" >"$WORK/half.out" 2>&1 &&
+                percentiles 3 "$WORK"/half.pg.*) ;;
+        h2c@*) make_uris "$WORK/uris" "$$" "${GW_URL[${kind#*@}]}"
+            r=$(h2load_run "$secs" "$WORK/half.$kind.log" -i "$WORK/uris" --rps="$(awk -v r="$rate" -v c="$CLIENTS" 'BEGIN { printf "%.0f", r / c }')")
+            r=${r#* } ;;
+        h1@*) make_uris "$WORK/uris" "$$" "${GW_URL[${kind#*@}]}"
+            r=$(STREAMS=1 h2load_run "$secs" "$WORK/half.$kind.log" --h1 -i "$WORK/uris" \
+                --rps="$(awk -v r="$rate" -v c="$CLIENTS" 'BEGIN { printf "%.0f", r / c }')")
+            r=${r#* } ;;
+    esac
+    HALF_RATE[$kind]=$rate
+    HALF_P99[$kind]=$(awk '{ print $2 }' <<<"${r:-nan nan}")
+}
+declare -A HALF_RATE HALF_P99
+HALF_KINDS=(pg h2c@main h1@main h2c@control h1@control)
+for k in "${HALF_KINDS[@]}"; do half_rate "$k"; done
+echo
+echo "p99 at half the peak rate (the same load at half its median req/s):"
+for k in "${HALF_KINDS[@]}"; do
+    printf '  %-62s %8s req/s   p99 %8s ms   (at the peak: p99 %s ms)\n' "${LABEL[$k]}" "${HALF_RATE[$k]}" "${HALF_P99[$k]}" "${P99[$k]}"
+done
 
 echo
 echo "Markdown:"
@@ -679,14 +796,19 @@ done
 echo
 echo "| ratio | measured | target |"
 echo "|---|---:|---:|"
-echo "| tollgate h2c / pgbench direct | $(ratio "${RPS[h2c@main]}" "${RPS[pg]}") | >= 1.5 |"
-echo "| tollgate h2c / pgbench via PgBouncer | $(ratio "${RPS[h2c@main]}" "${RPS[pgb]}") | >= 3 |"
-echo "| tollgate HTTP/1.1 / pgbench direct | $(ratio "${RPS[h1@main]}" "${RPS[pg]}") | >= 0.8 |"
+for t in "${TARGETS[@]}"; do
+    IFS='|' read -r name a b min <<<"$t"
+    echo "| $name | $(ratio "${RPS[$a]}" "${RPS[$b]}") | >= $min |"
+done
+echo
+echo "| at half the peak | req/s | p99 ms | p99 ms at the peak |"
+echo "|---|---:|---:|---:|"
+for k in "${HALF_KINDS[@]}"; do echo "| ${LABEL[$k]} | ${HALF_RATE[$k]} | ${HALF_P99[$k]} | ${P99[$k]} |"; done
 echo
 echo "($USERS users, $(nproc) CPUs shared by PostgreSQL ($BACKENDS), PgBouncer, the gateway and the load tool;"
 echo " threads $THREADS, ${GW_DESC[main]}; PgBouncer $PGB_NOTE; load average ${LOAD_END#*load average: })"
 
-for gw in main nopipe; do
+for gw in main $( ((NOPIPE)) && echo nopipe || true); do
     ERRORS=$(grep -c -E '\b(error|fatal)\b' "$WORK/gateway.$gw.log" || true)
     ((ERRORS == 0)) || tg_warn "the gateway $gw logged $ERRORS error line(s); see $WORK/gateway.$gw.log (BENCH_KEEP=1 keeps it)"
 done

@@ -109,6 +109,7 @@ struct st_tg_pgconn_t {
     int retiring;            /* pool.size shrank: no new calls; closed once its calls are done */
     int batch_open;          /* reads were sent since the last Sync: the pool's flush sends one */
     int paused;              /* a streamed call's consumer is full: its socket is not read (tg_pool_resume) */
+    int n_streams;           /* streamed calls in flight on it (at most one, alone: nothing joins behind one) */
     int resumed;             /* it was resumed: what libpq holds already is processed at the pool's flush */
 };
 
@@ -439,6 +440,7 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
     if (c->n_inflight != 0)
         --c->bp->n_busy;
     c->n_inflight = 0;
+    c->n_streams = 0;
     publish_idle(c->bp);
     c->pending_ms = 0;
     if (c->n_low != 0) {
@@ -450,7 +452,9 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         call->_next = NULL;
         call->_conn = NULL;
         int retry = status == TG_CALL_CONN_LOST && call->query->access == TG_ACCESS_READ && call->_retries < TG_READ_RETRIES &&
-                    !call->_abandoned && call->result == NULL && !call->_streamed;
+                    !call->_abandoned && call->result == NULL && !call->delivered;
+        if (retry && call->_streamed)
+            call->rows(call, NULL); /* what its rows built so far goes: they all come again */
         /*
          * A write is known not to have committed when its Sync never went out (a guarded
          * call still undecided), or when it had already failed: an error aborts the
@@ -724,6 +728,7 @@ static void finish_head(tg_pgconn_t *c)
     call->_next = NULL;
     call->_conn = NULL;
     count_low(c, call, -1);
+    c->n_streams -= call->rows != NULL;
     if (--c->n_inflight == 0) {
         --c->bp->n_busy;
         publish_idle(c->bp);
@@ -899,6 +904,7 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     call->_sent_dealloc = 0;
     call->_aborted = 0;
     call->_single = 0;
+    call->_streamed = 0;
     call->result = NULL;
     call->_batched = !goes_alone(c, call);
     /* nothing of a batch before it may share its transaction */
@@ -971,6 +977,7 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     *c->tail = call;
     c->tail = &call->_next;
     count_low(c, call, 1);
+    c->n_streams += call->rows != NULL;
     if (c->n_inflight++ == 0) {
         ++c->bp->n_busy;
         publish_idle(c->bp);
@@ -1078,7 +1085,7 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
     int silent = backend_silent(bp, now, &passed_at);
     for (int i = 0; i != bp->n_conns; ++i) {
         tg_pgconn_t *c = bp->conns[i];
-        if (c->state != CONN_READY || c->n_inflight >= depth || c->held != NULL || c->retiring || c->paused)
+        if (c->state != CONN_READY || c->n_inflight >= depth || c->held != NULL || c->retiring || c->paused || c->n_streams != 0)
             continue;
         if (silent && c->ready_at <= passed_at)
             continue;
@@ -1095,7 +1102,8 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
                 idle = c;
             continue;
         }
-        if (c->pending_ms + own >= TG_PIPELINE_MAX_WAIT_MS)
+        /* a streamed call goes alone: its client's pace must not hold calls behind it */
+        if (call->rows != NULL || c->pending_ms + own >= TG_PIPELINE_MAX_WAIT_MS)
             continue;
         double head_est = *est_of(pool, c->head->query);
         if ((double)(now - started_ms(c->head)) > 2 * head_est + TG_PIPELINE_MAX_WAIT_MS)

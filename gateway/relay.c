@@ -3,6 +3,7 @@
  * (see tollgate/relay.h). A relayed call is one allocation: the message, the copy of
  * the call that runs in the other pool, and its parameter values.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tollgate/relay.h"
@@ -12,6 +13,7 @@ typedef struct st_tg_relay_inbox_t {
     h2o_multithread_receiver_t receiver;
     h2o_multithread_queue_t *queue;
     tg_pool_t *pool;          /* this thread's, or NULL: read and written on this thread only */
+    _Atomic int closed;       /* its thread is stopping: nothing more is sent to it */
     tg_relay_t *relay;
 } tg_relay_inbox_t;
 
@@ -94,6 +96,11 @@ void tg_relay_set_pool(tg_relay_t *r, size_t thread, tg_pool_t *pool)
     r->inboxes[thread].pool = pool;
 }
 
+void tg_relay_close(tg_relay_t *r, size_t thread)
+{
+    atomic_store_explicit(&r->inboxes[thread].closed, 1, memory_order_release);
+}
+
 void *tg_relay_arg(tg_relay_t *r, size_t thread)
 {
     return &r->inboxes[thread];
@@ -103,7 +110,7 @@ int tg_relay_send(void *arg, tg_call_t *call, size_t thread)
 {
     tg_relay_inbox_t *home = arg;
     tg_relay_t *r = home->relay;
-    if (thread >= r->n || r->inboxes[thread].queue == NULL)
+    if (thread >= r->n || r->inboxes[thread].queue == NULL || atomic_load_explicit(&r->inboxes[thread].closed, memory_order_acquire))
         return 0;
     size_t n = call->query->n_params, text = 0;
     for (size_t i = 0; i != n; ++i)

@@ -244,8 +244,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     gw->globalconf.max_request_entity_size = cfg->max_body_bytes * 4 + 65536;
     gw->hostconf = h2o_config_register_host(&gw->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(gw->hostconf, "/", 0);
-    gw->handler = tg_handler_register(pathconf);
-    h2o_chunked_register(pathconf); /* a streamed answer's HTTP/1.1 body goes chunked */
+    gw->handler = tg_handler_register(pathconf); /* h2o_config_register_path gave it the chunked filter (streamed answers) */
     tg_observe_register(gw->hostconf, gw->handler);
     for (size_t i = 0; i != cfg->warnings.n; ++i)
         tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);
@@ -413,6 +412,9 @@ static void *worker_main(void *arg)
     while (!w->shutting_down && !atomic_load(&gw->stopping))
         h2o_evloop_run(loop, INT32_MAX);
     w->shutting_down = 1; /* the handler answers new calls 503 from now on */
+    /* no more calls from other threads; those already sent here are taken in (and waited for below) */
+    tg_relay_close(gw->relay, w->index);
+    h2o_evloop_run(loop, 0);
 
     cfg = tg_worker_config(w);
     /*

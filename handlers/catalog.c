@@ -336,8 +336,12 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     ctx->cache_role = 0;
     ctx->delivered = NULL;
     ctx->stream = NULL;
-    /* A list read streams its rows as they come (a write's rows are checked before it commits: never) */
-    if (q->returns == TG_RETURNS_MANY && q->access == TG_ACCESS_READ && !q->cached)
+    /*
+     * A list read streams its rows as they come (a write's rows are checked before it
+     * commits: never). Not to HTTP/1.0, which has no chunks: an answer of unknown
+     * length could only end by closing, and a cut-off one would look whole.
+     */
+    if (q->returns == TG_RETURNS_MANY && q->access == TG_ACCESS_READ && !q->cached && req->version >= 0x101)
         ctx->call.rows = tg_stream_row;
     ctx->tenant = tenant;
     ctx->id = id;

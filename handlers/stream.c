@@ -121,6 +121,16 @@ int tg_stream_row(tg_call_t *call, PGresult *row)
 {
     tg_query_ctx_t *ctx = (tg_query_ctx_t *)call;
     tg_stream_t *s = ctx->stream;
+    if (row == NULL) {
+        /* sent again before anything went out: its rows come again from the first */
+        if (s != NULL && !s->started) {
+            tg_buf_reset(&s->building);
+            tg_buf_appendc(&s->building, '[');
+            s->n_rows = 0;
+            s->over = 0;
+        }
+        return 0;
+    }
     if (ctx->req == NULL || (s == NULL && (s = open_stream(ctx, row)) == NULL) || s->over) {
         PQclear(row);
         return 0;
@@ -141,6 +151,9 @@ int tg_stream_row(tg_call_t *call, PGresult *row)
         return 0;
     if (!s->started) {
         s->started = 1;
+        call->delivered = 1;
+        /* h2o's own write errors tell of a client that left from now on: no probe (an interim 102) may land inside the body */
+        tg_ctx_h1_unwatch(ctx);
         h2o_req_t *req = s->req;
         req->res.status = 200;
         req->res.reason = "OK";
@@ -176,7 +189,10 @@ int tg_stream_end(tg_query_ctx_t *ctx, tg_call_status_t status)
         if (status != TG_CALL_OK)
             return 0;
         h2o_req_t *req = tg_ctx_take_req(ctx);
-        if (s->over) {
+        if (ctx->gone) {
+            /* its client was taken for gone, and the rows since were thrown away: never a part of them as if whole */
+            tg_respond_error(w, req, 503, "client-gone", "the client closed the connection");
+        } else if (s->over) {
             char d[128];
             snprintf(d, sizeof(d), "the query returned more than max_rows (%zu) rows", s->max_rows);
             tg_respond_error(w, req, 500, "too-many-rows", d);
@@ -188,9 +204,12 @@ int tg_stream_end(tg_query_ctx_t *ctx, tg_call_status_t status)
     }
     /* started: it ends whole, or cut off so the client cannot take it for whole */
     h2o_req_t *req = tg_ctx_take_req(ctx);
-    int whole = status == TG_CALL_OK && !s->over;
+    int whole = status == TG_CALL_OK && !s->over && !ctx->gone;
     if (!whole) {
-        const char *why = s->over ? "more rows than max_rows" : status == TG_CALL_DB_ERROR ? "a database error" : "the connection was lost";
+        const char *why = s->over                       ? "more rows than max_rows"
+                          : ctx->gone                     ? "its client left"
+                          : status == TG_CALL_DB_ERROR    ? "a database error"
+                                                          : "the connection was lost";
         tg_log(TG_LOG_WARN, "request %.*s: query %s: its streamed answer was cut off after %zu rows: %s", (int)ctx->id.len, ctx->id.base,
                ctx->call.query->name, s->n_rows > s->max_rows ? s->max_rows : s->n_rows, why);
     } else {

@@ -47,7 +47,8 @@ typedef void (*tg_call_cb)(tg_call_t *call, tg_call_status_t status);
  * A row of a streamed read as it arrives (a PGRES_SINGLE_TUPLE result, now the
  * callee's to clear). Returns 0 for more, or 1 to pause: nothing more is read from the
  * call's connection (the server blocks once the socket's buffers are full) until
- * tg_pool_resume.
+ * tg_pool_resume. `row` NULL: the call is sent again (its connection was lost before
+ * `delivered`): forget the rows so far, they all come again.
  */
 typedef int (*tg_call_rows_cb)(tg_call_t *call, PGresult *row);
 
@@ -74,11 +75,12 @@ struct st_tg_call_t {
     /**
      * NULL, or a read's rows are handed over one by one as they arrive (libpq's
      * single-row mode), in bounded memory; `result` is then the final, empty
-     * PGRES_TUPLES_OK, or the error that ended the rows. Once a row was handed over
-     * the call is never sent again (a lost connection ends it). Such a call stays on
-     * its own thread (it is never relayed).
+     * PGRES_TUPLES_OK, or the error that ended the rows. Such a call runs alone on
+     * its connection (nothing is queued behind it: its client's pace would hold them)
+     * and stays on its own thread (it is never relayed).
      */
     tg_call_rows_cb rows;
+    uint8_t delivered;         /* set by the caller once some of its answer reached its client: never sent again */
     PGresult *result;          /* set before cb */
     const struct st_tg_backend_t *backend; /* set before cb: the backend it last ran on, or NULL (logs, metrics) */
     float db_ms;               /* set before cb: how long it ran at the head of its connection (0 if it never did) */

@@ -31,6 +31,13 @@ void tg_relay_attach(tg_relay_t *r, size_t thread, h2o_multithread_queue_t *queu
  */
 void tg_relay_set_pool(tg_relay_t *r, size_t thread, tg_pool_t *pool);
 
+/**
+ * Thread `thread` is stopping: no call is relayed to it from now on (they wait in
+ * their own pools). Calls relayed to it before still run; its loop must run once
+ * more to take those already on their way.
+ */
+void tg_relay_close(tg_relay_t *r, size_t thread);
+
 /** the `relay_arg` of thread `thread`'s pool (tg_pool_config_t) */
 void *tg_relay_arg(tg_relay_t *r, size_t thread);
 

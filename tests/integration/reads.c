@@ -269,6 +269,29 @@ static void expect_rows(const resp_t *r, int n)
             cr_assert_fail("row %d is not row %d", i, i + 1);
 }
 
+/* GET `path` over `p`: the whole array of rows 1..n */
+static void expect_get_rows(proto_t p, const char *path, int n)
+{
+    resp_t *r = http(p, "GET", path, NULL, NULL, NULL);
+    expect_rows(r, n);
+    resp_free(r);
+}
+
+struct got {
+    char *p;
+    size_t n;
+};
+
+static size_t keep_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct got *g = arg;
+    g->p = realloc(g->p, g->n + size * n + 1);
+    memcpy(g->p + g->n, p, size * n);
+    g->n += size * n;
+    g->p[g->n] = '\0';
+    return size * n;
+}
+
 Test(stream, a_result_of_several_mb_arrives_whole_and_parses, .timeout = 120)
 {
     pid_t gw = start_streaming(100000);
@@ -297,6 +320,25 @@ Test(stream, a_result_of_several_mb_arrives_whole_and_parses, .timeout = 120)
         cr_expect_str_eq(r->body, "[]");
         resp_free(r);
     }
+    /* HTTP/1.0 has no chunks: its answer comes whole, with its length, never streamed */
+    char url[256];
+    snprintf(url, sizeof(url), "%s/stream/rows?n=50000", getenv("TG_URL"));
+    CURL *e = curl_easy_init();
+    struct got g = {0};
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 60L);
+    cr_assert_eq(curl_easy_perform(e), CURLE_OK);
+    curl_off_t len = -1;
+    curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+    curl_easy_cleanup(e);
+    cr_expect_eq((size_t)len, g.n, "HTTP/1.0: a length of %lld for %zu bytes", (long long)len, g.n);
+    json_t *j = json_loadb(g.p, g.n, 0, NULL);
+    cr_expect(json_is_array(j) && json_array_size(j) == 50000, "HTTP/1.0: not the whole array");
+    json_decref(j);
+    free(g.p);
     stop_gateway(gw, 10);
 }
 
@@ -306,11 +348,9 @@ Test(stream, max_rows_is_a_500_before_the_answer_starts_and_a_cut_after, .timeou
     for (int k = 0; k != 2; ++k) {
         proto_t p = PROTOS[k];
         /* exactly max_rows: whole */
-        resp_t *r = http(p, "GET", "/stream/rows?n=2000", NULL, NULL, NULL);
-        expect_rows(r, 2000);
-        resp_free(r);
+        expect_get_rows(p, "/stream/rows?n=2000", 2000);
         /* small rows: the 2001st comes before a chunk is full, so the answer is a 500 that says why */
-        r = http(p, "GET", "/stream/small?n=2001", NULL, NULL, NULL);
+        resp_t *r = http(p, "GET", "/stream/small?n=2001", NULL, NULL, NULL);
         cr_expect_eq(r->status, 500, "%s: %ld", proto_name(p), r->status);
         cr_expect(jstr(r, "type") != NULL && strstr(jstr(r, "type"), "too-many-rows") != NULL, "%s", r->body);
         resp_free(r);
@@ -329,9 +369,7 @@ Test(stream, max_rows_is_a_500_before_the_answer_starts_and_a_cut_after, .timeou
         resp_free(r);
     }
     /* the gateway goes on serving */
-    resp_t *r = http(PROTO_H2, "GET", "/stream/rows?n=100", NULL, NULL, NULL);
-    expect_rows(r, 100);
-    resp_free(r);
+    expect_get_rows(PROTO_H2, "/stream/rows?n=100", 100);
     stop_gateway(gw, 10);
 }
 
@@ -371,11 +409,8 @@ Test(stream, a_100_mb_answer_in_a_few_mb, .timeout = 180)
 {
     pid_t gw = start_streaming(1000000);
     /* warm: every thread's buffers and connections as they are after ordinary use */
-    for (int k = 0; k != 4; ++k) {
-        resp_t *r = http(PROTOS[k % 2], "GET", "/stream/rows?n=20000", NULL, NULL, NULL);
-        expect_rows(r, 20000);
-        resp_free(r);
-    }
+    for (int k = 0; k != 4; ++k)
+        expect_get_rows(PROTOS[k % 2], "/stream/rows?n=20000", 20000);
     long before = rss_kb(gw, "VmRSS");
     char url[256];
     snprintf(url, sizeof(url), "%s/stream/rows?n=900000", getenv("TG_URL"));
