@@ -137,6 +137,7 @@ struct st_tg_backend_pool_t {
     int draining;            /* the backend left the config: no new calls; freed once its calls are done */
     int n_ready;
     int n_busy;              /* ready connections with calls in flight */
+    int n_stream_conns;      /* connections with a streamed call in flight */
     int n_connecting;
     int low_conns;           /* connections with a low-priority call in flight */
     int down;                /* the last attempt failed and nothing is ready: fail calls fast */
@@ -154,13 +155,14 @@ struct st_tg_pool_t {
     size_t n_draining;
     /*
      * Calls waiting for room, oldest first, by what they wait for (the primary:
-     * writes; any backend that serves reads: reads) and priority (high, low). A call
-     * waits only behind calls bound where it is: never a read behind a write waiting
-     * on a saturated or unreachable primary.
+     * writes; any backend that serves reads: reads; a streamed read: a connection it
+     * may hold alone) and priority (high, low). A call waits only behind calls bound
+     * where it is: never a read behind a write waiting on a saturated or unreachable
+     * primary, nor behind a streamed read waiting for a connection of its own.
      */
     struct st_tg_waitq_t {
         tg_call_t *head, **tail;
-    } waitq[2][2];
+    } waitq[3][2];
     size_t n_waiting_to[2];  /* waiting for the primary / for reads: each is bounded by max_waiters */
     uint64_t wait_seq;       /* numbers the calls that start waiting, for arrival order across queues */
     h2o_timeout_t acquire_timeout;
@@ -420,6 +422,17 @@ static void back_off(tg_backend_pool_t *bp)
 }
 
 /*
+ * Did the server end the session under the call (57P01 an administrator's terminate or
+ * a fast shutdown, 57P02 a crash, 57P03 not accepting)? Its error says nothing of the
+ * call: for a read it is a lost connection, and the read goes elsewhere.
+ */
+static int session_ended(const PGresult *res)
+{
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return state != NULL && strncmp(state, "57P0", 4) == 0 && state[4] >= '1' && state[4] <= '3' && state[5] == '\0';
+}
+
+/*
  * Ends every call on the connection with `status`; they are unlinked before their
  * callbacks run. When the connection was lost, a read that had no result yet is
  * retried, at most TG_READ_RETRIES times, each time away from the backend that just
@@ -440,6 +453,8 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
     if (c->n_inflight != 0)
         --c->bp->n_busy;
     c->n_inflight = 0;
+    if (c->n_streams != 0)
+        --c->bp->n_stream_conns;
     c->n_streams = 0;
     publish_idle(c->bp);
     c->pending_ms = 0;
@@ -452,7 +467,7 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         call->_next = NULL;
         call->_conn = NULL;
         int retry = status == TG_CALL_CONN_LOST && call->query->access == TG_ACCESS_READ && call->_retries < TG_READ_RETRIES &&
-                    !call->_abandoned && call->result == NULL && !call->delivered;
+                    !call->_abandoned && (call->result == NULL || session_ended(call->result)) && !call->delivered;
         if (retry && call->_streamed)
             call->rows(call, NULL); /* what its rows built so far goes: they all come again */
         /*
@@ -492,12 +507,12 @@ static size_t n_waiting(const tg_pool_t *pool)
 /* the queue `call` waits in: by where it may go (the primary, or any backend serving reads) and its priority */
 static struct st_tg_waitq_t *queue_of(tg_pool_t *pool, const tg_call_t *call)
 {
-    return &pool->waitq[reads_anywhere(call)][call->priority == TG_PRIORITY_LOW];
+    return &pool->waitq[call->rows != NULL ? 2 : reads_anywhere(call)][call->priority == TG_PRIORITY_LOW];
 }
 
 static void fail_waiters(tg_pool_t *pool, tg_call_status_t status)
 {
-    for (int k = 0; k != 2; ++k) {
+    for (int k = 0; k != 3; ++k) {
         for (int p = 0; p != 2; ++p) {
             while (pool->waitq[k][p].head != NULL) {
                 tg_call_t *call = pool->waitq[k][p].head;
@@ -728,7 +743,8 @@ static void finish_head(tg_pgconn_t *c)
     call->_next = NULL;
     call->_conn = NULL;
     count_low(c, call, -1);
-    c->n_streams -= call->rows != NULL;
+    if (call->rows != NULL && --c->n_streams == 0)
+        --c->bp->n_stream_conns;
     if (--c->n_inflight == 0) {
         --c->bp->n_busy;
         publish_idle(c->bp);
@@ -977,7 +993,8 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     *c->tail = call;
     c->tail = &call->_next;
     count_low(c, call, 1);
-    c->n_streams += call->rows != NULL;
+    if (call->rows != NULL && c->n_streams++ == 0)
+        ++c->bp->n_stream_conns;
     if (c->n_inflight++ == 0) {
         ++c->bp->n_busy;
         publish_idle(c->bp);
@@ -1077,6 +1094,13 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
     tg_pool_t *pool = bp->pool;
     tg_pgconn_t *idle = NULL;
     unsigned depth = (unsigned)pool->pc.pipeline_depth;
+    /*
+     * A streamed call is the last on its connection (its client's pace must not hold
+     * calls behind it), and streams hold at most all but one of the backend's ready
+     * connections, so the other calls always have one.
+     */
+    if (call->rows != NULL && bp->n_ready > 1 && bp->n_stream_conns + 1 >= bp->n_ready)
+        return NULL;
     double own = call->query != NULL ? *est_of(pool, call->query) : 0;
     /* Low-priority work holds at most its share of the connections, so high-priority work always finds one. */
     int low = call->priority == TG_PRIORITY_LOW, low_full = low && bp->low_conns >= low_conn_limit(bp);
@@ -1102,8 +1126,7 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
                 idle = c;
             continue;
         }
-        /* a streamed call goes alone: its client's pace must not hold calls behind it */
-        if (call->rows != NULL || c->pending_ms + own >= TG_PIPELINE_MAX_WAIT_MS)
+        if (c->pending_ms + own >= TG_PIPELINE_MAX_WAIT_MS)
             continue;
         double head_est = *est_of(pool, c->head->query);
         if ((double)(now - started_ms(c->head)) > 2 * head_est + TG_PIPELINE_MAX_WAIT_MS)
@@ -1281,10 +1304,10 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
 static void drain_waiters(tg_pool_t *pool)
 {
     for (int p = 0; p != 2; ++p) {
-        int blocked[2] = {0, 0};
+        int blocked[3] = {0, 0, 0};
         for (;;) {
             int k = -1;
-            for (int j = 0; j != 2; ++j) {
+            for (int j = 0; j != 3; ++j) {
                 const tg_call_t *h = pool->waitq[j][p].head;
                 if (!blocked[j] && h != NULL && (k < 0 || h->_wait_seq < pool->waitq[k][p].head->_wait_seq))
                     k = j;
@@ -1642,7 +1665,7 @@ tg_pool_t *tg_pool_create(h2o_loop_t *loop, const tg_pool_config_t *pc)
     pool->loop = loop;
     pool->pc = *pc;
     pool->cfg = pc->config;
-    for (int k = 0; k != 2; ++k)
+    for (int k = 0; k != 3; ++k)
         for (int p = 0; p != 2; ++p)
             pool->waitq[k][p].tail = &pool->waitq[k][p].head;
     pool->seed = (unsigned)tg_now_ms() ^ (unsigned)(uintptr_t)pool;

@@ -3,6 +3,7 @@
  * (see tollgate/relay.h). A relayed call is one allocation: the message, the copy of
  * the call that runs in the other pool, and its parameter values.
  */
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@ typedef struct st_tg_relay_inbox_t {
     h2o_multithread_queue_t *queue;
     tg_pool_t *pool;          /* this thread's, or NULL: read and written on this thread only */
     _Atomic int closed;       /* its thread is stopping: nothing more is sent to it */
+    _Atomic int sending;      /* senders between their check of `closed` and their send */
     tg_relay_t *relay;
 } tg_relay_inbox_t;
 
@@ -98,7 +100,11 @@ void tg_relay_set_pool(tg_relay_t *r, size_t thread, tg_pool_t *pool)
 
 void tg_relay_close(tg_relay_t *r, size_t thread)
 {
-    atomic_store_explicit(&r->inboxes[thread].closed, 1, memory_order_release);
+    tg_relay_inbox_t *in = &r->inboxes[thread];
+    atomic_store(&in->closed, 1);
+    /* a sender that saw it open is a copy and a queue push from done: its message is in the queue after this */
+    while (atomic_load(&in->sending) != 0)
+        sched_yield();
 }
 
 void *tg_relay_arg(tg_relay_t *r, size_t thread)
@@ -110,8 +116,15 @@ int tg_relay_send(void *arg, tg_call_t *call, size_t thread)
 {
     tg_relay_inbox_t *home = arg;
     tg_relay_t *r = home->relay;
-    if (thread >= r->n || r->inboxes[thread].queue == NULL || atomic_load_explicit(&r->inboxes[thread].closed, memory_order_acquire))
+    if (thread >= r->n || r->inboxes[thread].queue == NULL)
         return 0;
+    tg_relay_inbox_t *to = &r->inboxes[thread];
+    /* counted in before the check, out after the send: tg_relay_close waits for those who passed it */
+    atomic_fetch_add(&to->sending, 1);
+    if (atomic_load(&to->closed)) {
+        atomic_fetch_sub(&to->sending, 1);
+        return 0;
+    }
     size_t n = call->query->n_params, text = 0;
     for (size_t i = 0; i != n; ++i)
         text += call->values[i] != NULL ? strlen(call->values[i]) + 1 : 0;
@@ -133,7 +146,8 @@ int tg_relay_send(void *arg, tg_call_t *call, size_t thread)
     m->home = home;
     m->done = 0;
     m->msg = (h2o_multithread_message_t){{NULL}};
-    h2o_multithread_send_message(&r->inboxes[thread].receiver, &m->msg);
+    h2o_multithread_send_message(&to->receiver, &m->msg);
+    atomic_fetch_sub(&to->sending, 1);
     return 1;
 }
 

@@ -105,11 +105,15 @@ int tg_cached_leave(tg_query_ctx_t *ctx);
 int tg_stream_row(tg_call_t *call, PGresult *row);
 
 /**
- * A streamed read ended with `status`: answers it (whole, 500 past max_rows, or a
- * started answer ended or cut off) and returns 1; 0 when it is answered as any call
- * (no row came, or an error before the answer started).
+ * A streamed read ended with `status`: answers it (whole, 500 past max_rows, 503 when
+ * its client was taken for gone, or a started answer ended or cut off) and returns 1;
+ * 0 when it is answered as any call (no row came, or an error before the answer
+ * started).
  */
 int tg_stream_end(tg_query_ctx_t *ctx, tg_call_status_t status);
+
+/** its HTTP/1 client left: a started stream is cut off now (its rows are thrown away as they come) */
+void tg_stream_cut(tg_query_ctx_t *ctx);
 
 /** the call is freed: its stream, if any, lives on in its request's memory without it */
 void tg_stream_detach(tg_query_ctx_t *ctx);

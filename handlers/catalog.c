@@ -63,6 +63,9 @@ static int client_gone(tg_query_ctx_t *ctx)
         return 0;
     if ((p.revents & (POLLHUP | POLLERR)) != 0)
         return 1;
+    /* a streamed answer has started: nothing may be slipped into its body, and a FIN alone is a client still reading */
+    if (ctx->call.delivered)
+        return 0;
     if ((p.revents & POLLRDHUP) == 0 || ctx->h1_asked)
         return 0; /* a half-closed client that read the 102 is still there: it gets its answer */
     if (req->version < 0x101 || sock->ssl != NULL)
@@ -96,6 +99,7 @@ static void check_h1_clients(h2o_timeout_entry_t *entry)
         tg_ctx_h1_unwatch(ctx);
         /* A sent call is cancelled and answers into the void; a waiting one is dropped, and the request ended here. */
         ctx->gone = 1;
+        tg_stream_cut(ctx);
         if (ctx_abandon(ctx)) {
             h2o_req_t *req = tg_ctx_take_req(ctx);
             tg_respond_error(w, req, 503, "client-gone", "the client closed the connection");
@@ -129,7 +133,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
 {
     tg_query_ctx_t *ctx = (tg_query_ctx_t *)call;
     tg_invalidate_after(call->query, status);
-    if (ctx->stream != NULL && tg_stream_end(ctx, status)) {
+    if (call->rows != NULL && tg_stream_end(ctx, status)) {
         /* answered by its stream */
     } else if (ctx->req != NULL) {
         tg_handler_ctx_t *w = ctx->worker;

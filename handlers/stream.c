@@ -151,9 +151,7 @@ int tg_stream_row(tg_call_t *call, PGresult *row)
         return 0;
     if (!s->started) {
         s->started = 1;
-        call->delivered = 1;
-        /* h2o's own write errors tell of a client that left from now on: no probe (an interim 102) may land inside the body */
-        tg_ctx_h1_unwatch(ctx);
+        call->delivered = 1; /* from now on no interim 102 may probe its HTTP/1 client: it would land inside the body */
         h2o_req_t *req = s->req;
         req->res.status = 200;
         req->res.reason = "OK";
@@ -176,23 +174,41 @@ void tg_stream_detach(tg_query_ctx_t *ctx)
     }
 }
 
+void tg_stream_cut(tg_query_ctx_t *ctx)
+{
+    tg_stream_t *s = ctx->stream;
+    if (s == NULL || !s->started)
+        return;
+    finish(s, H2O_SEND_STATE_ERROR);
+    if (s->paused) {
+        s->paused = 0; /* its rows are thrown away from now on: let them come */
+        tg_pool_resume(&ctx->call);
+    }
+}
+
 int tg_stream_end(tg_query_ctx_t *ctx, tg_call_status_t status)
 {
     tg_stream_t *s = ctx->stream;
-    if (s == NULL || ctx->req == NULL)
+    if (ctx->req == NULL)
         return 0;
     tg_handler_ctx_t *w = ctx->worker;
-    s->ctx = NULL;
-    ctx->stream = NULL;
-    if (!s->started) {
+    if (s != NULL) {
+        s->ctx = NULL;
+        ctx->stream = NULL;
+    }
+    if (s == NULL || !s->started) {
         /* all of it is here: answered whole, or a 500 for too many rows; an error is answered as any call's */
         if (status != TG_CALL_OK)
             return 0;
-        h2o_req_t *req = tg_ctx_take_req(ctx);
         if (ctx->gone) {
-            /* its client was taken for gone, and the rows since were thrown away: never a part of them as if whole */
-            tg_respond_error(w, req, 503, "client-gone", "the client closed the connection");
-        } else if (s->over) {
+            /* its client was taken for gone, and its rows since were thrown away: never a part of them as if whole */
+            tg_respond_error(w, tg_ctx_take_req(ctx), 503, "client-gone", "the client closed the connection");
+            return 1;
+        }
+        if (s == NULL)
+            return 0; /* no row: answered as any call's */
+        h2o_req_t *req = tg_ctx_take_req(ctx);
+        if (s->over) {
             char d[128];
             snprintf(d, sizeof(d), "the query returned more than max_rows (%zu) rows", s->max_rows);
             tg_respond_error(w, req, 500, "too-many-rows", d);

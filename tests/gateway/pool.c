@@ -37,7 +37,7 @@ static tg_pool_t *make_pool(h2o_loop_t *loop, int n_conns, int depth, int max_wa
     pool->pc = (tg_pool_config_t){.config = &config, .backends = one_backend, .n_backends = 1, .conns_per_backend = n_conns,
                                   .pipeline_depth = depth, .max_waiters = max_waiters};
     pool->cfg = &config;
-    for (int k = 0; k != 2; ++k)
+    for (int k = 0; k != 3; ++k)
         for (int p = 0; p != 2; ++p)
             pool->waitq[k][p].tail = &pool->waitq[k][p].head;
     pool->seed = 1;

@@ -15,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "http.h"
@@ -34,14 +38,24 @@ typedef struct {
     json_t *body;      /* its JSON, matched to the path through the body's "n" (or NULL) */
 } answer_t;
 
+/* a time of nghttp's statistics ("+1.06ms", "+113us", "+2.1s") in ms */
+static double stat_ms(const char *t)
+{
+    char *end;
+    double v = strtod(t + (*t == '+'), &end);
+    return strcmp(end, "us") == 0 ? v / 1000 : strcmp(end, "ms") == 0 ? v : strcmp(end, "s") == 0 ? v * 1000 : -1;
+}
+
 /*
- * GETs paths[0..n) at once on one HTTP/2 connection; fills codes[i] from nghttp's
- * statistics (by path) and returns the JSON objects of the bodies, in arrival order.
+ * GETs paths[0..n) at once on one HTTP/2 connection (nghttp with `opts`); fills
+ * codes[i] and, if not NULL, end_ms[i] (when its answer ended, from the connection's
+ * start) from nghttp's statistics (by path), and returns the JSON objects of the
+ * bodies, in arrival order (none with -n).
  */
-static json_t *burst(const char *const *paths, int n, int *codes)
+static json_t *burst_with(const char *opts, const char *const *paths, int n, int *codes, double *end_ms)
 {
     char cmd[8192];
-    int len = snprintf(cmd, sizeof(cmd), "timeout 20 nghttp -s");
+    int len = snprintf(cmd, sizeof(cmd), "timeout 30 nghttp -s %s", opts);
     for (int i = 0; i != n; ++i)
         len += snprintf(cmd + len, sizeof(cmd) - (size_t)len, " '%s%s'", getenv("TG_URL"), paths[i]);
     cr_assert_lt(len, (int)sizeof(cmd) - 1);
@@ -77,12 +91,21 @@ static json_t *burst(const char *const *paths, int n, int *codes)
         char a[32], b[32], c[32], size[32], path[512];
         if (sscanf(line, " %d %31s %31s %31s %d %31s %511s", &id, a, b, c, &code, size, path) != 7)
             continue;
-        for (int i = 0; i != n; ++i)
-            if (strcmp(paths[i], path) == 0)
-                codes[i] = code;
+        for (int i = 0; i != n; ++i) {
+            if (strcmp(paths[i], path) != 0)
+                continue;
+            codes[i] = code;
+            if (end_ms != NULL)
+                end_ms[i] = stat_ms(a);
+        }
     }
     free(out);
     return bodies;
+}
+
+static json_t *burst(const char *const *paths, int n, int *codes)
+{
+    return burst_with("", paths, n, codes, NULL);
 }
 
 /* the body whose "n" is `n` (reads answer their n back), or NULL */
@@ -150,21 +173,27 @@ Test(batch, statement_timeouts_stay_per_call, .timeout = 60)
 {
     pid_t gw = start_primary_only(1, 2, NULL);
     warm("/batch/nap/9?s=0", 20);
-    /* 5 and 6 sleep 200 ms each, within their own 300 ms, though together they pass it; 2 passes its own */
-    const char *paths[] = {"/batch/nap/1?s=0", "/batch/nap/2?s=1", "/batch/nap/3?s=0", "/batch/nap/5?s=0.2",
-                           "/batch/nap/6?s=0.2", "/batch/nap/4?s=0"};
+    /*
+     * 5 and 6 sleep 200 ms each, in one transaction (one batch): within their own
+     * 300 ms each, though together they pass it; 2 passes its own and fails alone.
+     */
+    const char *paths[] = {"/batch/nap/1?s=0", "/batch/nap/5?s=0.2", "/batch/nap/6?s=0.2", "/batch/nap/2?s=1",
+                           "/batch/nap/3?s=0", "/batch/nap/4?s=0"};
     int codes[6];
     double t0 = now_s();
     json_t *bodies = burst(paths, 6, codes);
     double took = now_s() - t0;
-    cr_expect_eq(codes[1], 504, "the call past its timeout: %d", codes[1]);
-    int ns[] = {1, 0, 3, 5, 6, 4};
+    cr_expect_eq(codes[3], 504, "the call past its timeout: %d", codes[3]);
+    int ns[] = {1, 5, 6, 0, 3, 4};
     for (int i = 0; i != 6; ++i) {
-        if (i == 1)
+        if (i == 3)
             continue;
         cr_expect_eq(codes[i], 200, "%s: %d", paths[i], codes[i]);
         cr_expect_not_null(body_of(bodies, ns[i]), "no answer for %s", paths[i]);
     }
+    const char *t5 = tx_of(body_of(bodies, 5)), *t6 = tx_of(body_of(bodies, 6));
+    cr_expect(t5 != NULL && t6 != NULL && strcmp(t5, t6) == 0, "5 and 6 did not share a transaction (%s, %s): nothing tested",
+              t5 != NULL ? t5 : "-", t6 != NULL ? t6 : "-");
     cr_expect_lt(took, 5.0, "the burst took %.2f s", took);
     json_decref(bodies);
     stop_gateway(gw, 10);
@@ -180,11 +209,12 @@ Test(batch, a_write_never_shares_a_sync, .timeout = 60)
     snprintf(p1, sizeof(p1), "/batch/note/%s", k1);
     warm("/batch/div/7", 20);
     warm(p0, 1); /* k0 is there: storing it again fails */
-    const char *paths[] = {"/batch/div/1", "/batch/div/0", p1, "/batch/div/2", p0, "/batch/div/3"};
+    /* had the write shared the failing read's Sync, it would have been answered and then rolled back with it */
+    const char *paths[] = {"/batch/div/1", p1, "/batch/div/0", "/batch/div/2", p0, "/batch/div/3"};
     int codes[6];
     json_t *bodies = burst(paths, 6, codes);
-    cr_expect_eq(codes[1], 400, "the failing read: %d", codes[1]);
-    cr_expect_eq(codes[2], 200, "the new write, among failing calls: %d", codes[2]);
+    cr_expect_eq(codes[2], 400, "the failing read: %d", codes[2]);
+    cr_expect_eq(codes[1], 200, "the new write, among failing calls: %d", codes[1]);
     cr_expect_eq(codes[4], 409, "the write of a key stored before: %d", codes[4]);
     for (int n = 1; n <= 3; ++n) {
         json_t *b = body_of(bodies, n);
@@ -432,5 +462,106 @@ Test(stream, a_100_mb_answer_in_a_few_mb, .timeout = 180)
     cr_expect(c.first == '[' && c.last == ']', "not a whole array");
     cr_log_info("a %zu-byte answer: resident memory %ld kB before, at most %ld kB while it was served", c.n, before, after);
     cr_expect_lt(after - before, 16 * 1024, "resident memory grew by %ld kB for a %zu-byte answer", after - before, c.n);
+    stop_gateway(gw, 10);
+}
+
+/* A client that asks for `path` over HTTP/1.1 and then reads nothing: the socket (close it to go). */
+static int ask_and_stall(const char *path)
+{
+    int port = 0;
+    cr_assert_eq(sscanf(getenv("TG_URL"), "http://127.0.0.1:%d", &port), 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(0x7f000001)};
+    cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    char req[256];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+Test(stream, a_client_that_stops_reading_holds_no_other_call, .timeout = 90)
+{
+    /* one thread, 2 connections per backend: the stalled stream holds one, and nothing may wait behind it */
+    json_t *extra = json_pack("{s:i}", "max_rows", 1000000);
+    gw_opts_t o = {.threads = 1, .pool_size = 2, .with_replica = 1, .extra = extra};
+    pid_t gw = start_gateway(&o);
+    wait_backends_up(15);
+    warm("/batch/div/7", 10);
+    warm("/stream/rows?n=10", 4); /* measured as quick: a pipeline would let point reads queue behind it */
+    /*
+     * A slow reader on the same HTTP/2 connection as point reads sent with it (a
+     * 63-byte stream window: the stream crawls), while the stream's query is still
+     * measured as quick: they must not queue behind it on its backend connection.
+     */
+    const char *paths[] = {"/stream/rows?n=30000", "/batch/div/1", "/batch/div/2", "/batch/div/3", "/batch/div/4"};
+    int codes[5];
+    double end_ms[5];
+    json_t *none = burst_with("-n -w 6", paths, 5, codes, end_ms);
+    json_decref(none);
+    cr_expect_eq(codes[0], 200, "the slow stream: %d", codes[0]);
+    for (int i = 1; i != 5; ++i) {
+        cr_expect_eq(codes[i], 200, "%s: %d", paths[i], codes[i]);
+        cr_expect_lt(end_ms[i], 500, "%s ended after %.0f ms, behind the stream (%.0f ms)", paths[i], end_ms[i], end_ms[0]);
+    }
+    cr_expect_gt(end_ms[0], 1000, "the stream took %.0f ms: too fast to show anything", end_ms[0]);
+    int fd = ask_and_stall("/stream/rows?n=400000"); /* ~50 MB: far more than the sockets hold */
+    usleep(1500 * 1000); /* its chunks fill the sockets; the stream pauses its connection */
+    for (int i = 0; i != 20; ++i) {
+        double t0 = now_s();
+        resp_t *r = http(i % 2 ? PROTO_H1 : PROTO_H2, "GET", "/batch/div/8", NULL, NULL, NULL);
+        double took = now_s() - t0;
+        cr_expect_eq(r->status, 200);
+        cr_expect_lt(took, 1.0, "a point read took %.2f s beside a stalled stream", took);
+        resp_free(r);
+    }
+    close(fd);
+    /* the gateway goes on: the stream's connection comes back */
+    usleep(500 * 1000);
+    expect_get_rows(PROTO_H1, "/stream/rows?n=30000", 30000);
+    stop_gateway(gw, 10);
+}
+
+struct fetched {
+    proto_t p;
+    const char *path;
+    resp_t *r;
+};
+
+static void *fetch_thread(void *arg)
+{
+    struct fetched *f = arg;
+    f->r = http(f->p, "GET", f->path, NULL, NULL, NULL);
+    return NULL;
+}
+
+Test(stream, a_read_lost_before_its_answer_started_is_sent_again, .timeout = 90)
+{
+    pid_t gw = start_streaming(100000);
+    for (int k = 0; k != 2; ++k) {
+        /* 300 rows (~36 KB, under a chunk): 299 reach the gateway, then the server pauses; its session is ended then */
+        struct fetched f = {PROTOS[k], "/stream/nap?n=300&s=1.5", NULL};
+        pthread_t t;
+        pthread_create(&t, NULL, fetch_thread, &f);
+        static const char where[] = "FROM pg_stat_activity WHERE query LIKE '%repeat(''z''%' AND state = 'active' "
+                                    "AND pid <> pg_backend_pid()";
+        char q[512], *running = NULL;
+        snprintf(q, sizeof(q), "SELECT count(*) %s", where);
+        for (double deadline = now_s() + 5; now_s() < deadline && (running == NULL || atoi(running) == 0); usleep(20 * 1000)) {
+            free(running);
+            running = pg_sql(1, q);
+        }
+        cr_expect(running != NULL && atoi(running) > 0, "the read never ran on the replica");
+        free(running);
+        usleep(500 * 1000); /* its first rows are at the gateway; the server sleeps before the last */
+        snprintf(q, sizeof(q), "SELECT count(pg_terminate_backend(pid)) %s", where);
+        char *killed = pg_sql(1, q);
+        cr_expect(killed != NULL && atoi(killed) > 0, "no session to end");
+        free(killed);
+        pthread_join(t, NULL);
+        /* answered by the retry (on another backend): every row, once */
+        expect_rows(f.r, 300);
+        resp_free(f.r);
+    }
     stop_gateway(gw, 10);
 }
