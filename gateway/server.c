@@ -73,6 +73,17 @@ struct st_tg_gateway_t {
     tg_metrics_thread_t **metrics; /* one per worker */
     tg_cache_t *cache;             /* the result cache, shared by the workers */
     tg_relay_t *relay;             /* calls handed between the workers' pools */
+    /*
+     * The worker threads start at create and make their own loop, context and queue
+     * (h2o 2.2.5 keeps a socket's buffer pool per thread, in the thread that made the
+     * socket: a queue made here and read on a worker would share this thread's pool
+     * between the workers), then wait for tg_gateway_run.
+     */
+    pthread_mutex_t start_mutex;
+    pthread_cond_t start_cond;
+    size_t n_set_up;               /* workers whose loop and queue exist */
+    int go;                        /* tg_gateway_run (or destroy) let them run */
+    int joined;                    /* the worker threads have been joined */
     tg_accesslog_t *access_log;
     _Atomic uint64_t reloads_ok, reloads_failed;
     double started_at_s;
@@ -199,6 +210,8 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     gw->config = cfg;
     pthread_mutex_init(&gw->reload_mutex, NULL);
     pthread_mutex_init(&gw->snapshot_mutex, NULL);
+    pthread_mutex_init(&gw->start_mutex, NULL);
+    pthread_cond_init(&gw->start_cond, NULL);
     /* Each worker owns a share of pool.size, so there are never more workers than that. */
     gw->n_workers = (size_t)cfg->threads;
     if (gw->n_workers > (size_t)cfg->pool.size) {
@@ -375,11 +388,40 @@ static void on_reload_message(h2o_multithread_receiver_t *receiver, h2o_linklist
 
 __thread tg_worker_t *tg_current_worker;
 
+/* On the worker's thread: its loop, its h2o context (the handler makes its own state for the thread) and its queue. */
+static void set_up_loop(tg_worker_t *w)
+{
+    tg_gateway_t *gw = w->gw;
+    h2o_context_init(&w->ctx, h2o_evloop_create(), &gw->globalconf);
+    h2o_timeout_init(w->ctx.loop, &w->accept_pause, TG_ACCEPT_PAUSE_MS);
+    w->queue = h2o_multithread_create_queue(w->ctx.loop);
+    h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
+    h2o_multithread_register_receiver(w->queue, &w->reload_receiver, on_reload_message);
+    h2o_multithread_register_receiver(w->queue, &w->cache_receiver, tg_handler_cache_delivery);
+    tg_relay_attach(gw->relay, w->index, w->queue);
+    pthread_mutex_lock(&gw->start_mutex);
+    ++gw->n_set_up;
+    pthread_cond_broadcast(&gw->start_cond);
+    while (!gw->go)
+        pthread_cond_wait(&gw->start_cond, &gw->start_mutex);
+    pthread_mutex_unlock(&gw->start_mutex);
+}
+
+/* Lets the parked worker threads run (once). */
+static void let_workers_go(tg_gateway_t *gw)
+{
+    pthread_mutex_lock(&gw->start_mutex);
+    gw->go = 1;
+    pthread_cond_broadcast(&gw->start_cond);
+    pthread_mutex_unlock(&gw->start_mutex);
+}
+
 static void *worker_main(void *arg)
 {
     tg_worker_t *w = arg;
     tg_current_worker = w;
     tg_gateway_t *gw = w->gw;
+    set_up_loop(w);
     const tg_config_t *cfg = tg_worker_config(w);
     h2o_loop_t *loop = w->ctx.loop;
 
@@ -454,7 +496,7 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Workers are set up at create, before any thread runs, so that tg_gateway_stop can reach them whenever it is called. */
+/* Workers are set up at create, their threads started and parked (set_up_loop), so that tg_gateway_stop can reach them whenever it is called. */
 static void setup_workers(tg_gateway_t *gw)
 {
     const tg_config_t *cfg = gw->config;
@@ -472,13 +514,6 @@ static void setup_workers(tg_gateway_t *gw)
         memcpy(w->backends, gw->backends, sizeof(*w->backends) * gw->n_backends);
         w->n_backends = gw->n_backends;
         w->index = i;
-        h2o_context_init(&w->ctx, h2o_evloop_create(), &gw->globalconf); /* the handler makes its own state for the thread */
-        h2o_timeout_init(w->ctx.loop, &w->accept_pause, TG_ACCEPT_PAUSE_MS);
-        w->queue = h2o_multithread_create_queue(w->ctx.loop);
-        h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
-        h2o_multithread_register_receiver(w->queue, &w->reload_receiver, on_reload_message);
-        h2o_multithread_register_receiver(w->queue, &w->cache_receiver, tg_handler_cache_delivery);
-        tg_relay_attach(gw->relay, i, w->queue);
         w->cache = gw->cache;
         /* Each worker's own copy of every listening socket, made now so that a stop can close the originals at any time. */
         w->listeners = tg_calloc(gw->n_sockets, sizeof(*w->listeners));
@@ -498,6 +533,13 @@ static void setup_workers(tg_gateway_t *gw)
                 tg_fatal("dup: %s", strerror(errno));
         }
     }
+    /* Each thread makes its loop and queue; once all have, messages (a stop, a reload) can reach every worker. */
+    for (size_t i = 0; i != gw->n_workers; ++i)
+        h2o_multithread_create_thread(&gw->workers[i].tid, NULL, worker_main, &gw->workers[i]);
+    pthread_mutex_lock(&gw->start_mutex);
+    while (gw->n_set_up != gw->n_workers)
+        pthread_cond_wait(&gw->start_cond, &gw->start_mutex);
+    pthread_mutex_unlock(&gw->start_mutex);
     int per_thread = cfg->pool.size / (int)gw->n_workers;
     if (per_thread < 2 && cfg->pool.low_priority_share < 1)
         tg_log(TG_LOG_WARN, "pool.size %d over %zu threads leaves a thread one connection per backend: low-priority calls will not "
@@ -774,8 +816,7 @@ tg_state_t *tg_gateway_state(tg_gateway_t *gw)
 int tg_gateway_run(tg_gateway_t *gw)
 {
     const tg_config_t *cfg = gw->config;
-    for (size_t i = 0; i != gw->n_workers; ++i)
-        h2o_multithread_create_thread(&gw->workers[i].tid, NULL, worker_main, &gw->workers[i]);
+    let_workers_go(gw);
     if (gw->admin.fd >= 0) {
         pthread_create(&gw->admin.tid, NULL, admin_main, gw);
         gw->admin.running = 1;
@@ -784,6 +825,7 @@ int tg_gateway_run(tg_gateway_t *gw)
            gw->n_workers);
     for (size_t i = 0; i != gw->n_workers; ++i)
         pthread_join(gw->workers[i].tid, NULL);
+    gw->joined = 1;
     /* the last answers' lines (the process may exit without tg_gateway_destroy) */
     tg_accesslog_flush(gw->access_log);
     if (gw->admin.running) {
@@ -829,6 +871,14 @@ void tg_gateway_destroy(tg_gateway_t *gw)
 {
     if (gw == NULL)
         return;
+    if (gw->workers != NULL && !gw->joined) {
+        /* never run: the parked workers stop at once */
+        atomic_store(&gw->stopping, 1);
+        let_workers_go(gw);
+        for (size_t i = 0; i != gw->n_workers; ++i)
+            pthread_join(gw->workers[i].tid, NULL);
+        gw->joined = 1;
+    }
     tg_health_stop(gw->health);
     if (gw->admin.fd >= 0)
         close(gw->admin.fd);
@@ -864,6 +914,8 @@ void tg_gateway_destroy(tg_gateway_t *gw)
     tg_cache_free(gw->cache);
     pthread_mutex_destroy(&gw->reload_mutex);
     pthread_mutex_destroy(&gw->snapshot_mutex);
+    pthread_mutex_destroy(&gw->start_mutex);
+    pthread_cond_destroy(&gw->start_cond);
     tg_snapshot_release(gw->snapshot);
     tg_snapshot_release(gw->initial);
     tg_state_free(gw->state);
