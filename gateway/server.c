@@ -731,6 +731,7 @@ static void on_admin_accept(h2o_socket_t *listener, const char *err)
 static void *admin_main(void *arg)
 {
     tg_gateway_t *gw = arg;
+    h2o_context_init(&gw->admin.ctx, h2o_evloop_create(), &gw->admin.globalconf);
     h2o_loop_t *loop = gw->admin.ctx.loop;
     gw->admin.sock = h2o_evloop_socket_create(loop, gw->admin.fd, H2O_SOCKET_FLAG_DONT_READ);
     gw->admin.fd = -1; /* the socket owns it now */
@@ -768,7 +769,7 @@ static void setup_admin(tg_gateway_t *gw, tg_errors_t *errs)
     tg_admin_handler_t *handler = (tg_admin_handler_t *)h2o_create_handler(pathconf, sizeof(*handler));
     handler->super.on_req = tg_handle_admin;
     handler->gw = gw;
-    h2o_context_init(&gw->admin.ctx, h2o_evloop_create(), &gw->admin.globalconf);
+    /* its loop and h2o context are made on the admin thread (admin_main), like the workers' */
     gw->admin.accept_ctx.ctx = &gw->admin.ctx;
     gw->admin.accept_ctx.hosts = gw->admin.globalconf.hosts;
 }
