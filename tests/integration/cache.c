@@ -67,27 +67,13 @@ static int executions_settled(const char *k, int want)
     return executions(k);
 }
 
-struct got {
-    char *body;
-    size_t len;
-};
-
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    struct got *g = arg;
-    g->body = realloc(g->body, g->len + size * n + 1);
-    memcpy(g->body + g->len, p, size * n);
-    g->len += size * n;
-    g->body[g->len] = '\0';
-    return size * n;
-}
 
 /* Sends METHOD url (with a JSON body, or none) over `version` and gives up after `timeout_ms`: the curl result. */
 static CURLcode give_up_after(const char *method, const char *url, const char *json_body, long version, long timeout_ms)
 {
     CURL *e = curl_easy_init();
     struct curl_slist *h = json_body != NULL ? curl_slist_append(NULL, "Content-Type: application/json") : NULL;
-    struct got g = {0};
+    http_body_t g = {0};
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, version);
@@ -96,12 +82,12 @@ static CURLcode give_up_after(const char *method, const char *url, const char *j
         curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
     }
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_append_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
     CURLcode rc = curl_easy_perform(e);
     curl_easy_cleanup(e);
     curl_slist_free_all(h);
-    free(g.body);
+    free(g.p);
     return rc;
 }
 
@@ -118,12 +104,12 @@ static double blast(const char *url, int n, long *status, char **bodies, double 
     curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_NOTHING);
     curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
     CURL **e = calloc((size_t)n, sizeof(*e));
-    struct got *g = calloc((size_t)n, sizeof(*g));
+    http_body_t *g = calloc((size_t)n, sizeof(*g));
     for (int i = 0; i != n; ++i) {
         e[i] = curl_easy_init();
         curl_easy_setopt(e[i], CURLOPT_URL, url);
         curl_easy_setopt(e[i], CURLOPT_HTTP_VERSION, i % 2 == 0 ? CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE : CURL_HTTP_VERSION_1_1);
-        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, http_append_body);
         curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &g[i]);
         curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, (long)(timeout_s * 1000));
         curl_easy_setopt(e[i], CURLOPT_FORBID_REUSE, 1L);
@@ -144,7 +130,7 @@ static double blast(const char *url, int n, long *status, char **bodies, double 
     for (int i = 0; i != n; ++i) {
         status[i] = 0;
         curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &status[i]);
-        bodies[i] = g[i].body != NULL ? g[i].body : strdup("");
+        bodies[i] = g[i].p != NULL ? g[i].p : strdup("");
         curl_multi_remove_handle(m, e[i]);
         curl_easy_cleanup(e[i]);
     }

@@ -16,14 +16,9 @@ const char *proto_name(proto_t p)
     return p == PROTO_H1 ? "HTTP/1.1" : p == PROTO_H2 ? "HTTP/2 (prior knowledge)" : "HTTP/2 (h2c upgrade)";
 }
 
-typedef struct {
-    char *p;
-    size_t n;
-} acc_t;
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+size_t http_append_body(char *ptr, size_t size, size_t nmemb, void *ud)
 {
-    acc_t *a = ud;
+    http_body_t *a = ud;
     size_t n = size * nmemb;
     a->p = realloc(a->p, a->n + n + 1);
     memcpy(a->p + a->n, ptr, n);
@@ -39,7 +34,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
     char *colon = memchr(ptr, ':', n);
     for (char *c = ptr; colon != NULL && c < colon; ++c)
         *c = (char)tolower((unsigned char)*c);
-    return on_data(ptr, size, nmemb, ud);
+    return http_append_body(ptr, size, nmemb, ud);
 }
 
 resp_t *http(proto_t p, const char *method, const char *path, const char *body, const char *content_type,
@@ -52,11 +47,11 @@ resp_t *http(proto_t p, const char *method, const char *path, const char *body, 
     /* an absolute URL (another listener, such as the admin API) is taken as it is */
     snprintf(url, sizeof(url), "%s%s", strncmp(path, "http://", 7) == 0 ? "" : base, path);
     CURL *c = curl_easy_init();
-    acc_t b = {0}, h = {0};
+    http_body_t b = {0}, h = {0};
     struct curl_slist *hdrs = NULL;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_append_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);

@@ -44,6 +44,13 @@ void resp_free(resp_t *r);
  */
 int concurrent(int n, const char *method, const char *path, const char *body, const char *header, long status, const char *type);
 
+/** a body as curl writes it (CURLOPT_WRITEFUNCTION http_append_body, CURLOPT_WRITEDATA an http_body_t): malloc'd, NUL-terminated */
+typedef struct {
+    char *p;
+    size_t n;
+} http_body_t;
+size_t http_append_body(char *ptr, size_t size, size_t nmemb, void *ud);
+
 /** a string member of the JSON body, or NULL */
 const char *jstr(const resp_t *r, const char *key);
 

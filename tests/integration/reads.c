@@ -307,19 +307,28 @@ static void expect_get_rows(proto_t p, const char *path, int n)
     resp_free(r);
 }
 
-struct got {
-    char *p;
-    size_t n;
-};
-
-static size_t keep_body(char *p, size_t size, size_t n, void *arg)
+/*
+ * GETs $TG_URL`path` over HTTP `version` (CURL_HTTP_VERSION_*), its body to
+ * `write`(`arg`): the curl result; *status the HTTP status, *length the
+ * Content-Length (-1: none).
+ */
+static CURLcode curl_get(const char *path, long version, curl_write_callback write, void *arg, long *status, curl_off_t *length)
 {
-    struct got *g = arg;
-    g->p = realloc(g->p, g->n + size * n + 1);
-    memcpy(g->p + g->n, p, size * n);
-    g->n += size * n;
-    g->p[g->n] = '\0';
-    return size * n;
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", getenv("TG_URL"), path);
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, version);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, arg);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 120L);
+    CURLcode rc = curl_easy_perform(e);
+    *status = 0;
+    *length = -1;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, length);
+    curl_easy_cleanup(e);
+    return rc;
 }
 
 Test(stream, a_result_of_several_mb_arrives_whole_and_parses, .timeout = 120)
@@ -351,19 +360,11 @@ Test(stream, a_result_of_several_mb_arrives_whole_and_parses, .timeout = 120)
         resp_free(r);
     }
     /* HTTP/1.0 has no chunks: its answer comes whole, with its length, never streamed */
-    char url[256];
-    snprintf(url, sizeof(url), "%s/stream/rows?n=50000", getenv("TG_URL"));
-    CURL *e = curl_easy_init();
-    struct got g = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_0);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 60L);
-    cr_assert_eq(curl_easy_perform(e), CURLE_OK);
-    curl_off_t len = -1;
-    curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
-    curl_easy_cleanup(e);
+    http_body_t g = {0};
+    long status;
+    curl_off_t len;
+    cr_assert_eq(curl_get("/stream/rows?n=50000", CURL_HTTP_VERSION_1_0, http_append_body, &g, &status, &len), CURLE_OK);
+    cr_expect_eq(status, 200);
     cr_expect_eq((size_t)len, g.n, "HTTP/1.0: a length of %lld for %zu bytes", (long long)len, g.n);
     json_t *j = json_loadb(g.p, g.n, 0, NULL);
     cr_expect(json_is_array(j) && json_array_size(j) == 50000, "HTTP/1.0: not the whole array");
@@ -442,19 +443,10 @@ Test(stream, a_100_mb_answer_in_a_few_mb, .timeout = 180)
     for (int k = 0; k != 4; ++k)
         expect_get_rows(PROTOS[k % 2], "/stream/rows?n=20000", 20000);
     long before = rss_kb(gw, "VmRSS");
-    char url[256];
-    snprintf(url, sizeof(url), "%s/stream/rows?n=900000", getenv("TG_URL"));
-    CURL *e = curl_easy_init();
     struct counted c = {0};
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, count_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &c);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 120L);
-    CURLcode rc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(e);
+    long status;
+    curl_off_t len;
+    CURLcode rc = curl_get("/stream/rows?n=900000", CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE, count_body, &c, &status, &len);
     long after = rss_kb(gw, "VmHWM");
     cr_assert_eq(rc, CURLE_OK, "%s", curl_easy_strerror(rc));
     cr_expect_eq(status, 200);
