@@ -3,6 +3,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "tollgate/buf.h"
 #include "internal.h"
 
@@ -62,8 +63,21 @@ void tg_buf_append_json_string(tg_buf_t *b, const char *s, size_t n)
     *d++ = '"';
     for (size_t i = 0; i < n; ++i) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
             *d++ = (char)c;
+            continue;
+        }
+        if (c >= 0x80) {
+            /* JSON is UTF-8: a byte that does not start a whole, strict sequence becomes U+FFFD (6 bytes at most, as reserved) */
+            size_t k = tg_utf8_seq_len((const unsigned char *)s + i, n - i);
+            if (k == 0) {
+                memcpy(d, "\\ufffd", 6);
+                d += 6;
+            } else {
+                memcpy(d, s + i, k);
+                d += k;
+                i += k - 1;
+            }
             continue;
         }
         *d++ = '\\';

@@ -749,6 +749,8 @@ struct st_error_list_t {
 static void add_error(struct st_error_list_t *l, const char *name, const char *reason)
 {
     tg_params_t *out = l->out;
+    if (out->n_errors_total++ == TG_MAX_PARAM_ERRORS || out->n_errors == TG_MAX_PARAM_ERRORS)
+        return;
     if (out->n_errors == l->cap) {
         size_t cap = l->cap == 0 ? 4 : l->cap * 2;
         tg_param_error_t *e = h2o_mem_alloc_pool(l->pool, sizeof(*e) * cap);
@@ -860,6 +862,7 @@ int tg_params_decode(const tg_query_t *q, const tg_route_match_t *m, h2o_iovec_t
     out->values = h2o_mem_alloc_pool(pool, sizeof(*out->values) * (n + 1));
     out->errors = NULL;
     out->n_errors = 0;
+    out->n_errors_total = 0;
     out->detail = NULL;
     for (size_t i = 0; i < n; ++i) {
         slots[i] = (struct st_slot_t){.first = -1, .last = -1};

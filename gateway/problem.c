@@ -74,6 +74,8 @@ void tg_problem_format(tg_buf_t *out, const tg_problem_t *p)
             tg_buf_appendc(out, '}');
         }
         tg_buf_appendc(out, ']');
+        if (p->n_errors_total > p->n_errors)
+            tg_buf_printf(out, ",\"error_count\":%zu", p->n_errors_total);
     }
     tg_buf_appendc(out, '}');
 }

@@ -110,6 +110,9 @@ static void check_h1_clients(h2o_timeout_entry_t *entry)
         h2o_timeout_link(w->worker->ctx.loop, &w->h1_check_timeout, &w->h1_check);
 }
 
+/* The longest API key looked up: a longer one is not valid. */
+#define TG_MAX_KEY_BYTES 512
+
 /* How often HTTP/1 clients with a call in flight are checked for having left. */
 #define TG_H1_CHECK_MS 200
 
@@ -192,8 +195,12 @@ static tg_limits_tenant_t *identify(tg_handler_ctx_t *w, h2o_req_t *req, tg_limi
         tg_respond_error(w, req, 401, "missing-key", "an API key is required (Authorization: Bearer KEY, or X-API-Key: KEY)");
         return NULL;
     }
-    /* A key was given, even an empty one: it must be valid; it never falls back to anonymous. */
-    tg_limits_tenant_t *t = key.len != 0 ? tg_limits_find_key(limits, key.base, key.len) : NULL;
+    /*
+     * A key was given, even an empty one: it must be valid; it never falls back to
+     * anonymous. One longer than any key can be is refused unhashed: a hash of a huge
+     * header per unauthenticated request costs the gateway, not the caller.
+     */
+    tg_limits_tenant_t *t = key.len != 0 && key.len <= TG_MAX_KEY_BYTES ? tg_limits_find_key(limits, key.base, key.len) : NULL;
     if (t == NULL) {
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
                        H2O_STRLIT("Bearer realm=\"tollgate\", error=\"invalid_token\""));
@@ -286,7 +293,7 @@ static int decode_request(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t 
     default: {
         tg_problem_t p = {.status = 400, .type = "invalid-parameters", .title = "Invalid parameters",
                           .detail = "one or more parameters are missing or invalid", .errors = params->errors,
-                          .n_errors = params->n_errors};
+                          .n_errors = params->n_errors, .n_errors_total = params->n_errors_total};
         tg_respond_problem(w, req, &p, 0);
         return -1;
     }

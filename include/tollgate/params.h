@@ -25,11 +25,15 @@ enum {
     TG_PARAMS_BAD_JSON = 2, /* 400; the body is not a JSON object; `detail` says why */
 };
 
+/** the most errors a 400 lists: a request of many bad keys must not buy an answer many times its size */
+#define TG_MAX_PARAM_ERRORS 32
+
 /** the decoded values and the errors, all allocated from the request's pool */
 typedef struct st_tg_params_t {
     const char **values;      /* values[i] binds $(i+1): PostgreSQL text form, NUL-terminated; NULL is SQL NULL */
-    tg_param_error_t *errors; /* every bad parameter */
+    tg_param_error_t *errors; /* the bad parameters: the first TG_MAX_PARAM_ERRORS of them */
     size_t n_errors;
+    size_t n_errors_total;    /* all of them (more than n_errors when the list was cut) */
     const char *detail;       /* for TG_PARAMS_BAD_JSON: why the body was rejected */
 } tg_params_t;
 

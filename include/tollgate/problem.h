@@ -20,6 +20,7 @@ typedef struct st_tg_problem_t {
     const char *sqlstate;           /* five characters, or NULL */
     const tg_param_error_t *errors; /* per-parameter errors, or NULL */
     size_t n_errors;
+    size_t n_errors_total;          /* more than n_errors: the list was cut, and "error_count" says how many there were */
 } tg_problem_t;
 
 /** appends the JSON body of `p` to `out` */

@@ -1,6 +1,7 @@
 /* Tests of gateway/buf.c: growable buffers, JSON string escaping, error lists. */
 #include <criterion/criterion.h>
 #include "tollgate/buf.h"
+#include "gateway/internal.h"
 
 Test(buf, append_grows_and_stays_terminated)
 {
@@ -32,6 +33,17 @@ Test(buf, json_string_escapes)
     const char s[] = "a\"b\\c\n\t\x01\x1f é";
     tg_buf_append_json_string(&b, s, sizeof(s) - 1);
     cr_assert_str_eq(b.base, "\"a\\\"b\\\\c\\n\\t\\u0001\\u001f é\"");
+    tg_buf_dispose(&b);
+}
+
+Test(buf, json_string_is_always_utf8)
+{
+    tg_buf_t b = {0};
+    /* a lone 0xFF, a truncated 2-byte sequence, an overlong '/', a surrogate, then valid 2-, 3- and 4-byte sequences */
+    const char s[] = "a\xff b\xc3 c\xc0\xaf d\xed\xa0\x80 \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 \xc3";
+    tg_buf_append_json_string(&b, s, sizeof(s) - 1);
+    cr_assert_str_eq(b.base, "\"a\\ufffd b\\ufffd c\\ufffd\\ufffd d\\ufffd\\ufffd\\ufffd \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 \\ufffd\"");
+    cr_assert(tg_utf8_valid(b.base, b.len));
     tg_buf_dispose(&b);
 }
 

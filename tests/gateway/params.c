@@ -837,6 +837,20 @@ Test(params, decode_query_array_quoting, .init = search_init, .fini = teardown)
     cr_assert_str_eq(out.values[2], "{\"\\\"},{\\\"\",\"a\\\\b\",\"1); DROP TABLE users;--\",\"NULL\"}");
 }
 
+Test(params, decode_lists_at_most_its_cap_of_errors_and_counts_all, .init = search_init, .fini = teardown)
+{
+    tg_buf_t qs = {0};
+    for (int i = 0; i != 1000; ++i)
+        tg_buf_printf(&qs, "%sk%d=1", i == 0 ? "" : "&", i);
+    tg_params_t out;
+    cr_assert_eq(tg_params_decode(&search, NULL, h2o_iovec_init(qs.base, qs.len), iov(""), "t1", &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(out.n_errors, TG_MAX_PARAM_ERRORS);
+    /* the 1,000 unknown keys, and q missing */
+    cr_assert_eq(out.n_errors_total, 1001, "%zu", out.n_errors_total);
+    expect_error(&out, 0, "k0", "unknown parameter");
+    tg_buf_dispose(&qs);
+}
+
 Test(params, decode_query_key_for_path_param_is_unknown)
 {
     tg_param_t ps[] = {param("id", TG_TYPE_INT4, TG_SOURCE_PATH)};
@@ -1029,9 +1043,11 @@ Test(params, decode_many_errors_grow_the_list)
     tg_query_t q = {.name = "many", .params = ps, .n_params = 40};
     tg_params_t out;
     cr_assert_eq(tg_params_decode(&q, NULL, iov(""), iov("{\"p3\": 3}"), "t1", &pool, &out), TG_PARAMS_INVALID);
-    cr_assert_eq(out.n_errors, 39);
+    /* 39 missing: the first TG_MAX_PARAM_ERRORS listed, all counted */
+    cr_assert_eq(out.n_errors, TG_MAX_PARAM_ERRORS);
+    cr_assert_eq(out.n_errors_total, 39);
     expect_error(&out, 0, "p0", "is required");
-    expect_error(&out, 38, "p39", "is required");
+    expect_error(&out, 31, "p32", "is required");
     cr_assert_str_eq(out.values[3], "3");
 }
 

@@ -63,6 +63,21 @@ Test(problem, empty_errors_omitted)
     free(s);
 }
 
+Test(problem, a_cut_errors_list_says_how_many_there_were)
+{
+    tg_param_error_t e[2] = {{"a", "unknown parameter"}, {"b", "unknown parameter"}};
+    tg_problem_t p = {.status = 400, .type = "invalid-parameters", .errors = e, .n_errors = 2, .n_errors_total = 700};
+    tg_buf_t b = {0};
+    tg_problem_format(&b, &p);
+    cr_assert(strstr(b.base, "\"errors\":[{\"name\":\"a\"") != NULL, "%s", b.base);
+    cr_assert(strstr(b.base, "],\"error_count\":700}") != NULL, "%s", b.base);
+    p.n_errors_total = 2;
+    tg_buf_reset(&b);
+    tg_problem_format(&b, &p);
+    cr_assert_null(strstr(b.base, "error_count"), "%s", b.base);
+    tg_buf_dispose(&b);
+}
+
 Test(problem, appends_after_existing_content)
 {
     tg_buf_t b = {0};

@@ -343,6 +343,34 @@ Test(params, defaults_and_bounds)
     }
 }
 
+Test(params, a_400_lists_at_most_32_errors_and_counts_them_all)
+{
+    char path[8192];
+    int n = snprintf(path, sizeof(path), "/echo/bounds?i=1");
+    for (int k = 0; k != 500; ++k)
+        n += snprintf(path + n, sizeof(path) - (size_t)n, "&u%d=1", k);
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect(p, 400, "GET", path, NULL, NULL);
+        cr_assert_eq(json_array_size(json_object_get(r->json, "errors")), 32, "%s", r->body);
+        cr_assert_eq(json_integer_value(json_object_get(r->json, "error_count")), 500, "%s", r->body);
+        resp_free(r);
+    }
+}
+
+Test(params, answers_are_utf8_whatever_the_request_carried)
+{
+    FOR_EACH_PROTO(p)
+    {
+        /* an unknown key that decodes to bytes that are not UTF-8 is named in the answer, as U+FFFD */
+        resp_t *r = expect(p, 400, "GET", "/echo/bounds?i=1&%FF%FE=1&a%C3=2", NULL, NULL);
+        cr_assert_not_null(r->json, "not JSON: %s", r->body);
+        cr_assert_not_null(param_error(r, "\xef\xbf\xbd\xef\xbf\xbd"), "%s", r->body);
+        cr_assert_not_null(param_error(r, "a\xef\xbf\xbd"), "%s", r->body);
+        resp_free(r);
+    }
+}
+
 Test(params, every_bad_parameter_reported_at_once)
 {
     FOR_EACH_PROTO(p)
@@ -1170,6 +1198,16 @@ Test(tenants, keys_in_either_header_and_401_forms)
         r = http(p, "GET", "/users/1", NULL, NULL, "Authorization: Basic dGc6dGc=");
         cr_assert_eq(r->status, 401, "a key must be a Bearer token");
         resp_free(r);
+        /* a key longer than any can be: refused like any wrong key (and not hashed) */
+        {
+            char huge[2100] = "X-API-Key: ";
+            memset(huge + 11, 'k', 2000);
+            huge[2011] = '\0';
+            r = http(p, "GET", "/users/1", NULL, NULL, huge);
+            cr_assert_eq(r->status, 401, "a 2,000-byte key: %ld", r->status);
+            cr_assert_str_eq(jstr(r, "type"), "urn:tollgate:problem:invalid-key");
+            resp_free(r);
+        }
         r = http(p, "GET", "/users/1", NULL, NULL, "X-API-Key: tg-test-key");
         cr_assert_eq(r->status, 200, "X-API-Key: %s", r->body);
         resp_free(r);
