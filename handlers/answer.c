@@ -64,6 +64,28 @@ static void error(tg_handler_ctx_t *w, tg_outcome_t *o, int status, const char *
     problem(w, o, &p);
 }
 
+/* One line: "query Q failed: SQLSTATE (SEVERITY) schema=.. table=.. column=.. constraint=.. type=.." (names as JSON strings). */
+static void log_db_error(tg_handler_ctx_t *w, const tg_query_t *q, const PGresult *res, const char *state, h2o_iovec_t id)
+{
+    static const struct {
+        int field;
+        const char *label;
+    } names[] = {{PG_DIAG_SCHEMA_NAME, " schema="}, {PG_DIAG_TABLE_NAME, " table="}, {PG_DIAG_COLUMN_NAME, " column="},
+                 {PG_DIAG_CONSTRAINT_NAME, " constraint="}, {PG_DIAG_DATATYPE_NAME, " type="}};
+    tg_buf_t *b = &w->line;
+    tg_buf_reset(b);
+    for (size_t i = 0; res != NULL && i != sizeof(names) / sizeof(names[0]); ++i) {
+        const char *v = PQresultErrorField(res, names[i].field);
+        if (v == NULL)
+            continue;
+        tg_buf_appends(b, names[i].label);
+        tg_buf_append_json_string(b, v, strlen(v));
+    }
+    const char *severity = res != NULL ? PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED) : NULL;
+    tg_log(TG_LOG_ERROR, "request %.*s: query %s failed: %s (%s)%s", (int)id.len, id.base, q->name, state != NULL ? state : "-",
+           severity != NULL ? severity : res != NULL ? "no severity" : "no result", b->len != 0 ? b->base : "");
+}
+
 static void db_error(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_query_t *q, const PGresult *res, h2o_iovec_t id)
 {
     const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -79,9 +101,13 @@ static void db_error(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_query_t *q, 
         snprintf(d, sizeof(d), "the query ran longer than its %d ms timeout", q->timeout_ms);
         p.status = 504, p.type = "statement-timeout", p.detail = d;
     } else {
-        /* Anything else is ours or the database's; log it whole, tell the caller only the SQLSTATE. */
-        tg_log(TG_LOG_ERROR, "request %.*s: query %s failed: %s %s", (int)id.len, id.base, q->name, state != NULL ? state : "-",
-               res != NULL ? PQresultErrorMessage(res) : "no result");
+        /*
+         * Anything else is ours or the database's; tell the caller only the SQLSTATE.
+         * The log gets the SQLSTATE, the severity and the schema objects named: never
+         * the message, whose text (and DETAIL) may quote parameter values and stored
+         * data, and may span lines.
+         */
+        log_db_error(w, q, res, state, id);
         p.status = 500, p.type = "database-error", p.detail = "the database could not run the query";
     }
     problem(w, o, &p);

@@ -386,6 +386,10 @@ Test(logs, one_record_a_line_and_the_request_id_in_it, .timeout = 60, .fini = re
     resp_t *r = http(PROTO_H1, "GET", "/errors/other", NULL, NULL, "X-Request-Id: probe-error-1");
     cr_assert_eq(r->status, 500, "%s", r->body);
     resp_free(r);
+    r = http(PROTO_H2, "GET", "/errors/secret?v=pa55-w0rd-in-a-row", NULL, NULL, "X-Request-Id: probe-error-3");
+    cr_assert_eq(r->status, 500, "%s", r->body);
+    cr_assert_null(strstr(r->body, "pa55"), "the value reached the answer: %s", r->body);
+    resp_free(r);
     r = http(PROTO_H2, "GET", "/routing/read", NULL, NULL, "X-Request-Id: probe-read-2");
     cr_assert_eq(r->status, 200, "%s", r->body);
     resp_free(r);
@@ -396,12 +400,15 @@ Test(logs, one_record_a_line_and_the_request_id_in_it, .timeout = 60, .fini = re
     FILE *f = fopen(log, "r");
     cr_assert_not_null(f);
     char line[4096];
-    int n = 0, error_line = 0, call_line = 0, notice_line = 0;
+    int n = 0, error_line = 0, call_line = 0, notice_line = 0, secret_line = 0;
     while (fgets(line, sizeof(line), f) != NULL) {
         ++n;
         cr_assert(strncmp(line, "20", 2) == 0 && strstr(line, "Z tollgate ") != NULL, "line %d is not a log record: [%s]", n, line);
         if (strstr(line, "error: request probe-error-1: query error_other failed: 21000") != NULL)
             error_line = 1;
+        if (strstr(line, "error: request probe-error-3: query error_secret failed: P0001") != NULL)
+            secret_line = 1;
+        cr_assert_null(strstr(line, "pa55"), "a value from a server message reached the log: [%s]", line);
         if (strstr(line, "warn: primary: server WARNING (health check session):") != NULL)
             notice_line = 1;
         if (strstr(line, "debug: request probe-read-2: GET /routing/read query=where_read tenant=anonymous backend=primary status=200 "
@@ -412,6 +419,7 @@ Test(logs, one_record_a_line_and_the_request_id_in_it, .timeout = 60, .fini = re
     fclose(f);
     unlink(log);
     cr_assert(error_line, "the database error was not logged on its line, with its request id");
+    cr_assert(secret_line, "the raised exception was not logged with its SQLSTATE");
     cr_assert(call_line, "no debug line for the call, with its request id, tenant, backend and status");
     cr_assert(notice_line, "the shutdown's WARNING to the health checker's session was not logged as a record");
 }

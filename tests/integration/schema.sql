@@ -46,3 +46,11 @@ GRANT SELECT, INSERT, UPDATE ON cache_kv TO tollgate;
 -- Reads sharing a Sync (tests/integration/reads.c): a write among them commits on its own.
 CREATE TABLE batch_notes (k text PRIMARY KEY);
 GRANT SELECT, INSERT ON batch_notes TO tollgate;
+
+-- A database error whose message and DETAIL quote the value it was called with: the
+-- gateway's log must name the error, never the value (tests/integration/backends.c).
+CREATE FUNCTION tollgate_raise_secret(v text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the value is %', v USING DETAIL = 'stored: ' || v, HINT = 'line one' || chr(10) || 'line two';
+END $$;
+GRANT EXECUTE ON FUNCTION tollgate_raise_secret(text) TO tollgate;
