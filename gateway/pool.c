@@ -233,9 +233,10 @@ static struct st_tg_stmt_slot_t *stmt_slot(struct st_tg_stmt_set_t *set, const c
     }
 }
 
-static int stmt_prepared(struct st_tg_stmt_set_t *set, const char *name)
+/* what the connection has of statement `name`: 1 prepared, 3 stale (below), else nothing usable */
+static uint8_t stmt_state(struct st_tg_stmt_set_t *set, const char *name)
 {
-    return set->cap != 0 && stmt_slot(set, name)->state == 1;
+    return set->cap != 0 ? stmt_slot(set, name)->state : 0;
 }
 
 static void stmt_clear(struct st_tg_stmt_set_t *set)
@@ -265,12 +266,7 @@ static void stmt_add(struct st_tg_stmt_set_t *set, const char *name)
     s->state = 1;
 }
 
-/* Is it prepared on the server with a plan that no longer fits (0A000 after DDL)? */
-static int stmt_stale(struct st_tg_stmt_set_t *set, const char *name)
-{
-    return set->cap != 0 && stmt_slot(set, name)->state == 3;
-}
-
+/* It is prepared on the server with a plan that no longer fits (0A000 after DDL): state 3. */
 static void stmt_mark_stale(struct st_tg_stmt_set_t *set, const char *name)
 {
     if (set->cap == 0)
@@ -901,13 +897,15 @@ static int close_batch(tg_pgconn_t *c)
     return PQpipelineSync(c->pg) ? 0 : -1;
 }
 
-/* Does the call need its own Sync? (See the top of this file: reads share theirs when they need nothing else.) */
-static int goes_alone(tg_pgconn_t *c, const tg_call_t *call)
+/*
+ * Does the call need its own Sync (`prepared`: its statement is ready on the
+ * connection)? See the top of this file: reads share theirs when they need nothing else.
+ */
+static int goes_alone(const tg_pgconn_t *c, const tg_call_t *call, int prepared)
 {
     const tg_query_t *q = call->query;
-    return q->access != TG_ACCESS_READ || call->_solo || call->guard_rows != 0 || c->bp->pool->pc.pipeline_depth <= 1 ||
-           !stmt_prepared(&c->prepared, q->stmt_name) || c->cur_timeout_ms != q->timeout_ms ||
-           c->unconfirmed_sets != 0;
+    return q->access != TG_ACCESS_READ || call->_solo || call->guard_rows != 0 || c->bp->pool->pc.pipeline_depth <= 1 || !prepared ||
+           c->cur_timeout_ms != q->timeout_ms || c->unconfirmed_sets != 0;
 }
 
 /* Queues the call's commands on the connection's pipeline. Returns 0, or -1 if the connection broke. */
@@ -922,11 +920,12 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     call->_single = 0;
     call->_streamed = 0;
     call->result = NULL;
-    call->_batched = !goes_alone(c, call);
+    uint8_t stmt = stmt_state(&c->prepared, name); /* one lookup, for the batch check and the sends */
+    call->_batched = !goes_alone(c, call, stmt == 1);
     /* nothing of a batch before it may share its transaction */
     if (!call->_batched && close_batch(c) != 0)
         return -1;
-    if (stmt_stale(&c->prepared, name)) {
+    if (stmt == 3) {
         /* The name is ours (hex digits), never request data. */
         char dealloc[64];
         snprintf(dealloc, sizeof(dealloc), "DEALLOCATE %s", name);
@@ -936,7 +935,7 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
         call->_sent_dealloc = 1;
         ++steps;
     }
-    if (!stmt_prepared(&c->prepared, name)) {
+    if (stmt != 1) {
         Oid oids[q->n_params + 1];
         for (size_t i = 0; i != q->n_params; ++i)
             oids[i] = tg_type_oid(q->params[i].type, q->params[i].is_array);

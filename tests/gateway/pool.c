@@ -867,20 +867,20 @@ Test(pool_statements, the_set_of_prepared_names)
 {
     struct st_tg_stmt_set_t set = {NULL, 0, 0};
     char names[100][40];
-    cr_assert(!stmt_prepared(&set, "tg_00000000000000000000000000000001"));
+    cr_assert(stmt_state(&set, "tg_00000000000000000000000000000001") != 1);
     for (int i = 0; i != 100; ++i) {
         snprintf(names[i], sizeof(names[i]), "tg_%032x", (unsigned)(i * 2654435761u));
         stmt_add(&set, names[i]);
     }
     for (int i = 0; i != 100; ++i)
-        cr_assert(stmt_prepared(&set, names[i]), "%s", names[i]);
+        cr_assert(stmt_state(&set, names[i]) == 1, "%s", names[i]);
     for (int i = 0; i < 100; i += 2)
         stmt_remove(&set, names[i]);
     for (int i = 0; i != 100; ++i)
-        cr_assert_eq(stmt_prepared(&set, names[i]), i % 2, "%s", names[i]);
+        cr_assert_eq(stmt_state(&set, names[i]) == 1, i % 2, "%s", names[i]);
     stmt_add(&set, names[0]);
-    cr_assert(stmt_prepared(&set, names[0]), "prepared again after a failed Parse");
-    cr_assert(!stmt_prepared(&set, "tg_ffffffffffffffffffffffffffffffff"));
+    cr_assert(stmt_state(&set, names[0]) == 1, "prepared again after a failed Parse");
+    cr_assert(stmt_state(&set, "tg_ffffffffffffffffffffffffffffffff") != 1);
     stmt_clear(&set);
-    cr_assert(!stmt_prepared(&set, names[1]), "a new session has none");
+    cr_assert(stmt_state(&set, names[1]) != 1, "a new session has none");
 }
