@@ -187,11 +187,7 @@ tg_accesslog_t *tg_accesslog_create(const char *path, size_t n_threads, char *er
     log->path = path != NULL ? tg_strdup(path) : NULL;
     atomic_init(&log->on, fd >= 0);
     pthread_mutex_init(&log->mutex, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&log->wake, &attr);
-    pthread_condattr_destroy(&attr);
+    tg_cond_init_monotonic(&log->wake);
     pthread_cond_init(&log->done, NULL);
     pthread_create(&log->writer, NULL, writer_main, log);
     return log;

@@ -66,11 +66,7 @@ tg_canceller_t *tg_canceller_start(void)
     tg_canceller_t *c = tg_calloc(1, sizeof(*c));
     pthread_mutex_init(&c->mutex, NULL);
     pthread_cond_init(&c->cond, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&c->exit_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    tg_cond_init_monotonic(&c->exit_cond);
     c->tail = &c->head;
     pthread_create(&c->tid, NULL, canceller_main, c);
     return c;

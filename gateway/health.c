@@ -304,11 +304,7 @@ tg_health_t *tg_health_create(int interval_ms)
     pthread_mutex_init(&h->shared.mutex, NULL);
     pthread_mutex_init(&h->stop_mutex, NULL);
     /* Waits measure intervals: a wall-clock step must not stall the checks. */
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&h->stop_cond, &ca);
-    pthread_condattr_destroy(&ca);
+    tg_cond_init_monotonic(&h->stop_cond);
     return h;
 }
 

@@ -5,6 +5,7 @@
 #ifndef tollgate__internal_h
 #define tollgate__internal_h
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,9 @@ size_t tg_utf8_seq_len(const unsigned char *s, size_t n);
 
 /** is s[0, n) strict UTF-8? */
 int tg_utf8_valid(const char *s, size_t n);
+
+/** a condition variable whose timed waits count on CLOCK_MONOTONIC: a wall-clock step must not stall or rush them */
+void tg_cond_init_monotonic(pthread_cond_t *cond);
 
 /** FNV-1a over `n` bytes, continuing from `h` (TG_FNV1A_INIT to start) */
 #define TG_FNV1A_INIT 0xcbf29ce484222325ull

@@ -197,3 +197,12 @@ int tg_utf8_valid(const char *s, size_t n)
     }
     return 1;
 }
+
+void tg_cond_init_monotonic(pthread_cond_t *cond)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cond, &attr);
+    pthread_condattr_destroy(&attr);
+}
