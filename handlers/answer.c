@@ -10,11 +10,23 @@
 #include "../gateway/internal.h"
 #include "call.h"
 
+/* what we say of an SQLSTATE */
+typedef struct st_tg_state_detail_t {
+    const char *state, *detail;
+} tg_state_detail_t;
+
+/* the detail for `state` in `table` (n entries), or `otherwise` */
+static const char *detail_of(const tg_state_detail_t *table, size_t n, const char *state, const char *otherwise)
+{
+    for (size_t i = 0; i != n; ++i)
+        if (strcmp(table[i].state, state) == 0)
+            return table[i].detail;
+    return otherwise;
+}
+
 static const char *data_exception_detail(const char *state)
 {
-    static const struct {
-        const char *state, *detail;
-    } details[] = {
+    static const tg_state_detail_t details[] = {
         {"22012", "division by zero"},
         {"22P02", "a value does not have the format its type needs"},
         {"22003", "a number is out of range for its type"},
@@ -25,27 +37,19 @@ static const char *data_exception_detail(const char *state)
         {"2201E", "an invalid argument for a logarithm"},
         {"22004", "a null value is not allowed here"},
     };
-    for (size_t i = 0; i != sizeof(details) / sizeof(details[0]); ++i)
-        if (strcmp(details[i].state, state) == 0)
-            return details[i].detail;
-    return "a value is not valid for the query";
+    return detail_of(details, sizeof(details) / sizeof(details[0]), state, "a value is not valid for the query");
 }
 
 static const char *constraint_detail(const char *state)
 {
-    static const struct {
-        const char *state, *detail;
-    } details[] = {
+    static const tg_state_detail_t details[] = {
         {"23505", "a row with the same unique key already exists"},
         {"23503", "a referenced row does not exist, or the row is still referenced"},
         {"23514", "a value fails a check constraint"},
         {"23502", "a required value is null"},
         {"23P01", "the row conflicts with an existing row"},
     };
-    for (size_t i = 0; i != sizeof(details) / sizeof(details[0]); ++i)
-        if (strcmp(details[i].state, state) == 0)
-            return details[i].detail;
-    return "the change violates an integrity constraint";
+    return detail_of(details, sizeof(details) / sizeof(details[0]), state, "the change violates an integrity constraint");
 }
 
 /* A problem into w->scratch, with the Retry-After tg_respond_error would give it. */
