@@ -357,6 +357,13 @@ static int split_switch_path(h2o_iovec_t path, int *query, h2o_iovec_t *name, in
     return memchr(name->base, '/', name->len) == NULL;
 }
 
+/* 405 with the one method the path takes */
+static void method_not_allowed(h2o_req_t *req, const char *allow)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, allow, strlen(allow));
+    send_problem(req, 405, "method-not-allowed", "the path does not take this method");
+}
+
 int tg_handle_admin(h2o_handler_t *self, h2o_req_t *req)
 {
     tg_gateway_t *gw = ((tg_admin_handler_t *)self)->gw;
@@ -374,32 +381,27 @@ int tg_handle_admin(h2o_handler_t *self, h2o_req_t *req)
         if (is_get)
             tg_respond_metrics(gw, req, snap);
         else
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET")),
-                send_problem(req, 405, "method-not-allowed", "the path does not take this method");
+            method_not_allowed(req, "GET");
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/admin/status"))) {
         if (is_get)
             respond_status(gw, req, snap);
         else
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("GET")),
-                send_problem(req, 405, "method-not-allowed", "the path does not take this method");
+            method_not_allowed(req, "GET");
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/admin/cache/purge"))) {
         if (is_post)
             respond_purge(gw, req, snap);
         else
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST")),
-                send_problem(req, 405, "method-not-allowed", "the path does not take this method");
+            method_not_allowed(req, "POST");
     } else if (h2o_memis(path.base, path.len, H2O_STRLIT("/admin/reload"))) {
         if (is_post)
             respond_reload(gw, req);
         else
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST")),
-                send_problem(req, 405, "method-not-allowed", "the path does not take this method");
+            method_not_allowed(req, "POST");
     } else if (split_switch_path(path, &query, &name, &off)) {
         if (is_post)
             respond_switch(gw, req, snap, query, name, off);
         else
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, H2O_STRLIT("POST")),
-                send_problem(req, 405, "method-not-allowed", "the path does not take this method");
+            method_not_allowed(req, "POST");
     } else {
         send_problem(req, 404, "no-route", "no admin call has this path");
     }
