@@ -27,7 +27,6 @@
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-TG_ROOT=$PWD
 source tests/lib.sh
 source tests/pg.sh
 

@@ -35,7 +35,6 @@
 # everything it started. BENCH_ONLY="replica-blackholed primary-killed" runs a subset.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-TG_ROOT=$PWD
 source tests/lib.sh
 source tests/pg.sh
 

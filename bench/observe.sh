@@ -29,7 +29,6 @@
 set -euo pipefail
 shopt -s inherit_errexit # a tg_die inside $(...) ends the script, not only the subshell
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-TG_ROOT=$PWD
 source tests/lib.sh
 source tests/pg.sh
 

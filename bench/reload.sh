@@ -17,7 +17,6 @@
 # Loopback only, bounded in time; it stops everything it started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-TG_ROOT=$PWD
 source tests/lib.sh
 source tests/pg.sh
 

@@ -69,6 +69,15 @@ static void finish(tg_stream_t *s, h2o_send_state_t state)
         send_chunk(s, state);
 }
 
+/* The call's connection, paused for this stream, is read again (its rows are wanted, or thrown away as they come). */
+static void resume_rows(tg_stream_t *s)
+{
+    if (s->paused && s->ctx != NULL) {
+        s->paused = 0;
+        tg_pool_resume(&s->ctx->call);
+    }
+}
+
 static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
     tg_stream_t *s = H2O_STRUCT_FROM_MEMBER(tg_stream_t, gen, gen);
@@ -79,26 +88,16 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
     }
     if (s->building.len >= TG_STREAM_CHUNK)
         send_chunk(s, H2O_SEND_STATE_IN_PROGRESS);
-    if (s->paused && s->ctx != NULL) {
-        s->paused = 0;
-        tg_pool_resume(&s->ctx->call);
-    }
-}
-
-static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
-{
-    /* the client left: the request's disposal follows (dispose) */
+    resume_rows(s);
 }
 
 /* The request's memory goes: so does the stream, and its call throws its rows away. */
 static void dispose(void *p)
 {
     tg_stream_t *s = p;
-    if (s->ctx != NULL) {
+    resume_rows(s);
+    if (s->ctx != NULL)
         s->ctx->stream = NULL;
-        if (s->paused)
-            tg_pool_resume(&s->ctx->call);
-    }
     tg_buf_dispose(&s->building);
     tg_buf_dispose(&s->sending);
     tg_buf_dispose(&s->keys);
@@ -109,7 +108,8 @@ static tg_stream_t *open_stream(tg_query_ctx_t *ctx, const PGresult *row)
 {
     h2o_req_t *req = ctx->req;
     tg_stream_t *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), dispose);
-    *s = (tg_stream_t){.gen = {on_proceed, on_stop}, .req = req, .ctx = ctx, .max_rows = ctx->pin->snap->config->max_rows};
+    /* no stop callback: a client that leaves takes the request's memory, and dispose() hears of it */
+    *s = (tg_stream_t){.gen = {on_proceed, NULL}, .req = req, .ctx = ctx, .max_rows = ctx->pin->snap->config->max_rows};
     s->encs = tg_malloc(sizeof(*s->encs) * (size_t)(PQnfields(row) > 0 ? PQnfields(row) : 1));
     tg_encode_columns(row, s->encs, &s->keys);
     tg_buf_appendc(&s->building, '[');
@@ -180,10 +180,7 @@ void tg_stream_cut(tg_query_ctx_t *ctx)
     if (s == NULL || !s->started)
         return;
     finish(s, H2O_SEND_STATE_ERROR);
-    if (s->paused) {
-        s->paused = 0; /* its rows are thrown away from now on: let them come */
-        tg_pool_resume(&ctx->call);
-    }
+    resume_rows(s);
 }
 
 int tg_stream_end(tg_query_ctx_t *ctx, tg_call_status_t status)
