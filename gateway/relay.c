@@ -125,20 +125,14 @@ int tg_relay_send(void *arg, tg_call_t *call, size_t thread)
         atomic_fetch_sub(&to->sending, 1);
         return 0;
     }
-    size_t n = call->query->n_params, text = 0;
+    size_t n = call->query->n_params, text = 0, len[n + 1];
     for (size_t i = 0; i != n; ++i)
-        text += call->values[i] != NULL ? strlen(call->values[i]) + 1 : 0;
+        text += len[i] = call->values[i] != NULL ? strlen(call->values[i]) + 1 : 0;
     tg_relayed_t *m = tg_malloc(sizeof(*m) + n * sizeof(m->values[0]) + text);
     char *p = (char *)(m->values + n);
     for (size_t i = 0; i != n; ++i) {
-        if (call->values[i] == NULL) {
-            m->values[i] = NULL;
-            continue;
-        }
-        size_t len = strlen(call->values[i]) + 1;
-        memcpy(p, call->values[i], len);
-        m->values[i] = p;
-        p += len;
+        m->values[i] = call->values[i] != NULL ? memcpy(p, call->values[i], len[i]) : NULL;
+        p += len[i];
     }
     m->call = (tg_call_t){.query = call->query, .values = m->values, .cb = on_relayed_end, .priority = call->priority,
                           .guard_rows = call->guard_rows, .primary_only = call->primary_only, .sent_ns = call->sent_ns, ._guest = 1};
