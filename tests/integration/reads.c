@@ -24,13 +24,18 @@
 #include "http.h"
 #include "proc.h"
 
-/* a gateway of `threads` threads and a pool of `pool` on the primary alone (reads and writes share its connections) */
-static pid_t start_primary_only(int threads, int pool, json_t *extra)
+/* a gateway as `o` says, once its backends are up */
+static pid_t start_ready(gw_opts_t o)
 {
-    gw_opts_t o = {.threads = threads, .pool_size = pool, .acquire_timeout_ms = 5000, .extra = extra};
     pid_t pid = start_gateway(&o);
     wait_backends_up(15);
     return pid;
+}
+
+/* a gateway of `threads` threads and a pool of `pool` on the primary alone (reads and writes share its connections) */
+static pid_t start_primary_only(int threads, int pool, json_t *extra)
+{
+    return start_ready((gw_opts_t){.threads = threads, .pool_size = pool, .acquire_timeout_ms = 5000, .extra = extra});
 }
 
 typedef struct {
@@ -281,11 +286,7 @@ Test(relay, one_client_connection_uses_more_than_its_threads_share_of_the_pool, 
 
 static pid_t start_streaming(int max_rows)
 {
-    json_t *extra = json_pack("{s:i}", "max_rows", max_rows);
-    gw_opts_t o = {.threads = 2, .pool_size = 4, .with_replica = 1, .extra = extra};
-    pid_t pid = start_gateway(&o);
-    wait_backends_up(15);
-    return pid;
+    return start_ready((gw_opts_t){.threads = 2, .pool_size = 4, .with_replica = 1, .extra = json_pack("{s:i}", "max_rows", max_rows)});
 }
 
 /* Is `r` the whole array of rows 1..n? */
@@ -475,10 +476,7 @@ static int ask_and_stall(const char *path)
 Test(stream, a_client_that_stops_reading_holds_no_other_call, .timeout = 90)
 {
     /* one thread, 2 connections per backend: the stalled stream holds one, and nothing may wait behind it */
-    json_t *extra = json_pack("{s:i}", "max_rows", 1000000);
-    gw_opts_t o = {.threads = 1, .pool_size = 2, .with_replica = 1, .extra = extra};
-    pid_t gw = start_gateway(&o);
-    wait_backends_up(15);
+    pid_t gw = start_ready((gw_opts_t){.threads = 1, .pool_size = 2, .with_replica = 1, .extra = json_pack("{s:i}", "max_rows", 1000000)});
     warm("/batch/div/7", 10);
     warm("/stream/rows?n=10", 4); /* measured as quick: a pipeline would let point reads queue behind it */
     /*
