@@ -768,7 +768,8 @@ static int find_param(const tg_query_t *q, tg_param_source_t source, const char 
 {
     for (size_t i = 0; i < q->n_params; ++i) {
         const tg_param_t *p = &q->params[i];
-        if (p->source == source && strncmp(p->name, name, len) == 0 && p->name[len] == '\0')
+        /* by length first: `name` may hold a NUL (a decoded %00), where strncmp would stop and p->name[len] be past its end */
+        if (p->source == source && strlen(p->name) == len && memcmp(p->name, name, len) == 0)
             return (int)i;
     }
     return -1;
