@@ -52,6 +52,7 @@ void tg_buf_append_uint(tg_buf_t *b, uint64_t v)
     tg_buf_reserve(b, n);
     while (n != 0)
         b->base[b->len++] = digits[--n];
+    b->base[b->len] = '\0';
 }
 
 void tg_buf_append_json_string(tg_buf_t *b, const char *s, size_t n)
