@@ -498,6 +498,7 @@ static void parse_fields(ctx_t *c, json_t *root)
                                          "max_rows",
                                          "max_in_flight",
                                          "shutdown_grace_ms",
+                                         "http",
                                          "cache",
                                          "access_log",
                                          "tenants",
@@ -614,6 +615,16 @@ static void parse_fields(ctx_t *c, json_t *root)
     get_size_field(c, root, "", "max_rows", 1, &cfg->max_rows);
     get_int_field(c, root, "", "max_in_flight", 0, INT_MAX, &cfg->max_in_flight);
     get_int_field(c, root, "", "shutdown_grace_ms", 0, INT_MAX, &cfg->shutdown_grace_ms);
+    if ((v = json_object_get(root, "http")) != NULL && want_object(c, v, "http", "an object")) {
+        static const char *const http_fields[] = {"idle_timeout_ms", "header_timeout_ms", "body_timeout_ms", "max_streams_per_connection",
+                                                  NULL};
+        check_unknown(c, "http", v, http_fields);
+        get_int_field(c, v, "http", "idle_timeout_ms", 1, INT_MAX, &cfg->http.idle_timeout_ms);
+        get_int_field(c, v, "http", "header_timeout_ms", 1, INT_MAX, &cfg->http.header_timeout_ms);
+        get_int_field(c, v, "http", "body_timeout_ms", 1, INT_MAX, &cfg->http.body_timeout_ms);
+        /* h2o 2.2.5 advertises SETTINGS_MAX_CONCURRENT_STREAMS 100, fixed: more could never be used */
+        get_int_field(c, v, "http", "max_streams_per_connection", 1, 100, &cfg->http.max_streams_per_connection);
+    }
     if ((v = json_object_get(root, "cache")) != NULL && want_object(c, v, "cache", "an object {\"max_bytes\": ..}")) {
         static const char *const cache_fields[] = {"max_bytes", NULL};
         check_unknown(c, "cache", v, cache_fields);
@@ -696,6 +707,10 @@ tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_
     cfg->max_rows = 10000;
     cfg->max_in_flight = 0;
     cfg->shutdown_grace_ms = 10000;
+    cfg->http.idle_timeout_ms = 60000;
+    cfg->http.header_timeout_ms = 10000;
+    cfg->http.body_timeout_ms = 30000;
+    cfg->http.max_streams_per_connection = 100;
     cfg->cache_max_bytes = 64 * 1024 * 1024;
 
     ctx_t c = {errs, path, cfg};

@@ -171,10 +171,10 @@ Fail:
 static void on_notice(void *arg, const PGresult *res)
 {
     const tg_checker_t *k = arg;
-    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED), *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     int warning = severity != NULL && strcmp(severity, "WARNING") == 0;
-    tg_log(warning ? TG_LOG_WARN : TG_LOG_DEBUG, "%s: server %s (health check session): %s", k->backend->name,
-           severity != NULL ? severity : "notice", PQresultErrorMessage(res));
+    tg_log(warning ? TG_LOG_WARN : TG_LOG_DEBUG, "%s: server %s %s (health check session)", k->backend->name,
+           severity != NULL ? severity : "NOTICE", state != NULL ? state : "(no SQLSTATE)");
 }
 
 /* One check; returns 1 if it passed. */

@@ -29,6 +29,11 @@ enum { TG_LOG_ERROR, TG_LOG_WARN, TG_LOG_INFO, TG_LOG_DEBUG };
 extern int tg_log_level;
 /** one line to stderr: timestamp, level, message */
 void tg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/**
+ * copies src into dst (size bytes, NUL included) as one log line's text: \n \r \t become
+ * spaces, other control bytes \xHH; stops early rather than cut an escape; returns the length
+ */
+size_t tg_log_escape(char *dst, size_t size, const char *src);
 
 /** the value of a hex digit, or -1 */
 int tg_hex_value(int c);

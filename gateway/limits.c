@@ -3,6 +3,7 @@
  * state shared lock-free by every worker thread and carried across reloads.
  */
 #include <math.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,11 +168,14 @@ tg_limits_tenant_t *tg_limits_find_key(const tg_limits_t *l, const char *key, si
 {
     uint8_t d[32];
     SHA256((const unsigned char *)key, len, d);
-    /* Lookups compare digests, never keys: a digest says nothing usable about its key. */
+    /*
+     * Lookups compare digests, never keys (a digest says nothing usable about its key),
+     * and in constant time all the same.
+     */
     for (size_t s = key_slot(d, l->keys_mask);; s = (s + 1) & l->keys_mask) {
         if (digest_empty(l->keys[s].digest))
             return NULL;
-        if (memcmp(l->keys[s].digest, d, 32) == 0)
+        if (CRYPTO_memcmp(l->keys[s].digest, d, 32) == 0)
             return &l->tenants[l->keys[s].tenant];
     }
 }

@@ -55,6 +55,8 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
 #define TG_EST_ALPHA 0.25
 /* The janitor's period: reconnects are due at most this late. */
 #define TG_TICK_MS 50
+/* How long an abandoned call runs before a cancel is worth its cost (cancel_sent). */
+#define TG_CANCEL_AFTER_MS 100
 /*
  * PostgreSQL ends a statement at its timeout; a call at the head of a pipeline this
  * much longer than that means the server or the network stopped answering.
@@ -306,6 +308,7 @@ static void publish_idle(tg_backend_pool_t *bp)
 
 static void conn_start(tg_pgconn_t *c);
 static void conn_fail(tg_pgconn_t *c, const char *why);
+static void cancel_sent(tg_call_t *call);
 static void on_conn_read(h2o_socket_t *sock, const char *err);
 static void drain_waiters(tg_pool_t *pool);
 static void start_connections(tg_backend_pool_t *bp, uint64_t now);
@@ -632,12 +635,15 @@ static void on_connect_io(h2o_socket_t *sock, const char *err)
  */
 static void on_notice(void *arg, const PGresult *res)
 {
+    /*
+     * Severity and SQLSTATE only: a notice's text is the server's or a RAISE's, and may
+     * quote parameter values or stored data.
+     */
     const tg_backend_pool_t *bp = arg;
     const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED), *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *message = PQresultErrorMessage(res);
     int warning = severity != NULL && strcmp(severity, "WARNING") == 0 && (state == NULL || strcmp(state, "25P01") != 0);
-    tg_log(warning ? TG_LOG_WARN : TG_LOG_DEBUG, "%s: server %s: %.*s", bp->backend->name, severity != NULL ? severity : "notice",
-           (int)strcspn(message, "\n"), message);
+    tg_log(warning ? TG_LOG_WARN : TG_LOG_DEBUG, "%s: server %s %s", bp->backend->name, severity != NULL ? severity : "NOTICE",
+           state != NULL ? state : "(no SQLSTATE)");
 }
 
 static void conn_start(tg_pgconn_t *c)
@@ -1409,6 +1415,9 @@ static void tick_backend(tg_backend_pool_t *bp, uint64_t now)
             }
             continue;
         }
+        /* An abandoned call that has now run long enough to be worth a cancel. */
+        if (c->state == CONN_READY && c->head != NULL && c->head->_abandoned && c->cancel == NULL && c->head->_next == NULL)
+            cancel_sent(c->head);
         /* A cancel the host does not take: the connection is closed (its calls fail over) rather than fenced for good. */
         if (c->state == CONN_READY && c->cancel != NULL && !atomic_load(&c->cancel->done) && now > c->cancel_at + TG_CANCEL_DEADLINE_MS) {
             conn_fail(c, "a cancel got no answer in time");
@@ -1846,14 +1855,19 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
 /*
  * A call whose client left is cancelled on the server when that is safe: it runs
  * alone on its connection (a cancel lands on whatever runs when it arrives, so the
- * connection takes no new calls until the cancel is done and the call ended).
- * Otherwise it finishes; its result is thrown away.
+ * connection takes no new calls until the cancel is done and the call ended), and it
+ * has run TG_CANCEL_AFTER_MS (else the tick looks again then). Otherwise it finishes;
+ * its result is thrown away. The wait is what keeps clients that open and reset calls
+ * by the thousand (HTTP/2 rapid reset) from costing the server a cancel each: a
+ * cancel is a new connection to the postmaster and a process forked for it, far
+ * more than the short query it would stop.
  */
 static void cancel_sent(tg_call_t *call)
 {
     tg_pgconn_t *c = call->_conn;
     tg_canceller_t *canceller = c->bp->backend->canceller;
-    if (canceller == NULL || c->state != CONN_READY || c->head != call || call->_next != NULL || c->cancel != NULL)
+    if (canceller == NULL || c->state != CONN_READY || c->head != call || call->_next != NULL || c->cancel != NULL ||
+        tg_now_ms() < started_ms(call) + TG_CANCEL_AFTER_MS)
         return;
     if ((c->cancel = tg_cancel_send(canceller, c->pg)) != NULL) {
         c->cancel_target = call;

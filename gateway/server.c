@@ -56,6 +56,7 @@ struct st_tg_gateway_t {
     const tg_config_t *config; /* initial->config */
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
+    tg_guard_limits_t guard;  /* what one client connection may do (max_body_bytes and http.* at start) */
     tg_listen_socket_t *sockets;
     size_t n_sockets;
     tg_backend_t **known;      /* every backend made, by role, name and connection string (kept: a reload may bring one back) */
@@ -250,11 +251,28 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     h2o_config_init(&gw->globalconf);
     gw->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("tollgate"));
     /*
-     * h2o answers bodies over its limit with its own text/plain 413 before our handler
-     * runs. Give it headroom so that bodies up to a few times max_body_bytes reach the
-     * handler, which answers with problem+json; only absurd ones get h2o's answer.
+     * No request holds more than max_body_bytes of body. Over HTTP/1.1 h2o refuses a
+     * larger Content-Length on the headers, and a chunked body once it reaches the limit,
+     * with its own text/plain 413 (and closes the connection); over HTTP/2 the guard cuts
+     * the body off before h2o would reset the stream, and the handler answers the 413.
      */
-    gw->globalconf.max_request_entity_size = cfg->max_body_bytes * 4 + 65536;
+    gw->globalconf.max_request_entity_size = cfg->max_body_bytes;
+    /* HTTP/1.1: h2o's one timer, from the end of the previous answer to the whole next request; the guard keeps the rest. */
+    gw->globalconf.http1.req_timeout = (uint64_t)cfg->http.idle_timeout_ms;
+    gw->globalconf.http2.idle_timeout = (uint64_t)cfg->http.idle_timeout_ms;
+    gw->globalconf.http2.max_concurrent_requests_per_connection = (size_t)cfg->http.max_streams_per_connection;
+    gw->globalconf.handshake_timeout = (uint64_t)cfg->http.header_timeout_ms;
+    gw->guard = (tg_guard_limits_t){
+        .max_body_bytes = cfg->max_body_bytes,
+        /* h2o advertises 100 and refuses a stream past 100 receiving; twice that in all is no race, but a client that ignores it */
+        .max_streams = 200,
+        .header_timeout_ms = (uint64_t)cfg->http.header_timeout_ms,
+        .body_timeout_ms = (uint64_t)cfg->http.body_timeout_ms,
+        .reset_burst = TG_GUARD_RESET_BURST,
+        .reset_per_s = TG_GUARD_RESET_PER_S,
+        .control_burst = TG_GUARD_CONTROL_BURST,
+        .control_per_s = TG_GUARD_CONTROL_PER_S,
+    };
     gw->hostconf = h2o_config_register_host(&gw->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(gw->hostconf, "/", 0);
     gw->handler = tg_handler_register(pathconf); /* h2o_config_register_path gave it the chunked filter (streamed answers) */
@@ -307,8 +325,7 @@ static int accept_batch(h2o_socket_t *listener, h2o_accept_ctx_t *accept_ctx, tg
                 continue;
             }
             ++l->worker->n_conns;
-            sock->on_close.cb = on_conn_close;
-            sock->on_close.data = l;
+            tg_conn_attach(&l->worker->conns, sock, on_conn_close, l);
         }
         h2o_accept(accept_ctx, sock);
     }
@@ -393,6 +410,7 @@ static void set_up_loop(tg_worker_t *w)
 {
     tg_gateway_t *gw = w->gw;
     h2o_context_init(&w->ctx, h2o_evloop_create(), &gw->globalconf);
+    tg_conns_init(&w->conns, &w->ctx, &gw->guard, (uint64_t)gw->config->http.idle_timeout_ms);
     h2o_timeout_init(w->ctx.loop, &w->accept_pause, TG_ACCEPT_PAUSE_MS);
     w->queue = h2o_multithread_create_queue(w->ctx.loop);
     h2o_multithread_register_receiver(w->queue, &w->stop_receiver, on_stop_message);
@@ -493,6 +511,7 @@ static void *worker_main(void *arg)
     tg_relay_set_pool(gw->relay, w->index, NULL);
     tg_pool_destroy(w->pool);
     w->pool = NULL;
+    tg_conns_dispose(&w->conns);
     return NULL;
 }
 
@@ -564,6 +583,11 @@ static int note_restart_only(const tg_config_t *old, const tg_config_t *cfg, tg_
                       (old->admin_listen.port == cfg->admin_listen.port && strcmp(old->admin_listen.host, cfg->admin_listen.host) == 0));
     if (!admin_same)
         tg_errors_add(notes, "admin_listen: changed; the admin listener stays as it is until a restart");
+    if (memcmp(&old->http, &cfg->http, sizeof(cfg->http)) != 0)
+        tg_errors_add(notes, "http: changed; its timeouts and stream cap stay as they are until a restart");
+    if (cfg->max_body_bytes > old->max_body_bytes)
+        tg_errors_add(notes, "max_body_bytes: raised (%zu to %zu); bodies past %zu are refused until a restart", old->max_body_bytes,
+                      cfg->max_body_bytes, old->max_body_bytes);
     return listen_same;
 }
 
@@ -802,6 +826,20 @@ void tg_gateway_figures(tg_gateway_t *gw, tg_gateway_figures_t *out)
     out->reloads_ok = atomic_load(&gw->reloads_ok);
     out->reloads_failed = atomic_load(&gw->reloads_failed);
     out->started_at_s = gw->started_at_s;
+    out->client_connections = 0;
+    for (size_t i = 0; i != gw->n_sockets; ++i)
+        out->client_connections += (uint64_t)atomic_load_explicit(&gw->sockets[i].n_conns, memory_order_relaxed);
+    memset(out->closed, 0, sizeof(out->closed));
+    out->bodies_refused = 0;
+    for (size_t i = 0; i != gw->n_workers; ++i) {
+        const tg_conn_stats_t *st = &gw->workers[i].conns.stats;
+        out->closed[0] += atomic_load_explicit(&st->rapid_reset, memory_order_relaxed);
+        out->closed[1] += atomic_load_explicit(&st->control_flood, memory_order_relaxed);
+        out->closed[2] += atomic_load_explicit(&st->too_many_streams, memory_order_relaxed);
+        out->closed[3] += atomic_load_explicit(&st->slow_request, memory_order_relaxed);
+        out->closed[4] += atomic_load_explicit(&st->stalled, memory_order_relaxed);
+        out->bodies_refused += atomic_load_explicit(&st->body_refused, memory_order_relaxed);
+    }
 }
 
 void tg_gateway_reopen_logs(tg_gateway_t *gw)

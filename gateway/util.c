@@ -69,24 +69,48 @@ void tg_log(int level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    char line[2048];
+    char msg[2048], line[2048 + 64];
     va_list ap;
     va_start(ap, fmt);
     int n = snprintf(line, sizeof(line), "%s.%03ldZ tollgate %s: ", ts, now.tv_nsec / 1000000, names[level]);
-    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     /*
-     * One record a line, whatever the message holds (libpq's are several lines, ending
-     * in a newline): line breaks and tabs become spaces, trailing blanks go.
+     * One record a line, whatever the message quotes (libpq's are several lines, ending
+     * in a newline; a client's bytes may be anything): line breaks and tabs become
+     * spaces, other control bytes \xHH, and trailing blanks go.
      */
-    size_t len = strlen(line);
-    for (size_t i = (size_t)n; i != len; ++i)
-        if (line[i] == '\n' || line[i] == '\r' || line[i] == '\t')
-            line[i] = ' ';
+    size_t len = tg_log_escape(line + n, sizeof(line) - (size_t)n, msg) + (size_t)n;
     while (len > (size_t)n && line[len - 1] == ' ')
         line[--len] = '\0';
     /* One write per line so lines from different threads never interleave. */
     fprintf(stderr, "%s\n", line);
+}
+
+size_t tg_log_escape(char *dst, size_t size, const char *src)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t len = 0;
+    if (size == 0)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)src; *p != '\0'; ++p) {
+        unsigned char c = *p;
+        if (c == '\n' || c == '\r' || c == '\t') {
+            if (len + 1 >= size)
+                break;
+            dst[len++] = ' ';
+        } else if (c < 0x20 || c == 0x7f) {
+            if (len + 4 >= size)
+                break;
+            dst[len++] = '\\', dst[len++] = 'x', dst[len++] = hex[c >> 4], dst[len++] = hex[c & 15];
+        } else {
+            if (len + 1 >= size)
+                break;
+            dst[len++] = (char)c;
+        }
+    }
+    dst[len] = '\0';
+    return len;
 }
 
 uint64_t tg_now_ms(void)

@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "tollgate/conn.h"
 #include "tollgate/encode.h"
 #include "tollgate/health.h"
 #include "tollgate/limits.h"
@@ -240,7 +242,8 @@ static void respond_refused(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_
     case TG_ADMIT_RATE_LIMITED:
         w->ans.refusal = TG_REFUSAL_RATE_LIMITED + 1;
         p = (tg_problem_t){.status = 429, .type = "rate-limited", .detail = "the tenant's rate limit is exhausted"};
-        retry = (int)st->retry_after_s;
+        /* A tiny rate and a large cost can ask for billions of seconds: clamp what an int carries. */
+        retry = st->retry_after_s > INT_MAX ? INT_MAX : (int)st->retry_after_s;
         break;
     case TG_ADMIT_TENANT_BUSY:
         w->ans.refusal = TG_REFUSAL_TENANT_BUSY + 1;
@@ -271,8 +274,10 @@ static int decode_request(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t 
 {
     const tg_config_t *cfg = tg_worker_config(w->worker);
     h2o_iovec_t body = {NULL, 0};
-    if (q->method != TG_METHOD_GET && q->method != TG_METHOD_DELETE && req->entity.base != NULL && req->entity.len != 0) {
-        if (req->entity.len > cfg->max_body_bytes) {
+    /* An HTTP/2 body over the limit the gateway started with was cut off there (tollgate/conn.h): it never arrives whole. */
+    int cut_off = tg_conn_body_refused(req);
+    if (cut_off || (q->method != TG_METHOD_GET && q->method != TG_METHOD_DELETE && req->entity.base != NULL && req->entity.len != 0)) {
+        if (cut_off || req->entity.len > cfg->max_body_bytes) {
             char *d = h2o_mem_alloc_pool(&req->pool, 96);
             snprintf(d, 96, "the body is larger than max_body_bytes (%zu)", cfg->max_body_bytes);
             tg_respond_error(w, req, 413, "body-too-large", d);

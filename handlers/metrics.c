@@ -337,6 +337,15 @@ void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
                   (unsigned long long)fig.reloads_ok, (unsigned long long)fig.reloads_failed);
     family(&b, "tollgate_threads", "gauge", "Worker threads.");
     tg_buf_printf(&b, "tollgate_threads %zu\n", n_threads);
+    family(&b, "tollgate_client_connections", "gauge", "Client connections open, over every listener.");
+    tg_buf_printf(&b, "tollgate_client_connections %llu\n", (unsigned long long)fig.client_connections);
+    family(&b, "tollgate_client_connections_closed_total", "counter",
+           "Client connections tollgate closed for what they did, by reason (see docs/reference.md, hostile clients).");
+    static const char *const reasons[] = {"rapid_reset", "control_flood", "too_many_streams", "slow_request", "stalled"};
+    for (size_t r = 0; r != sizeof(reasons) / sizeof(reasons[0]); ++r)
+        tg_buf_printf(&b, "tollgate_client_connections_closed_total{reason=\"%s\"} %llu\n", reasons[r], (unsigned long long)fig.closed[r]);
+    family(&b, "tollgate_bodies_refused_total", "counter", "HTTP/2 request bodies cut off at max_body_bytes (each call answered 413).");
+    tg_buf_printf(&b, "tollgate_bodies_refused_total %llu\n", (unsigned long long)fig.bodies_refused);
 
     /* the per-thread tables, under the registry's mutex for the names (ids only grow; names never move) */
     pthread_mutex_lock(&st->mutex);

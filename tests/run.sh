@@ -8,12 +8,12 @@
 #   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
 #      sample data), the gateway (//gateway:tollgated) with tests/integration/config.json
 #      and its catalog, then bazel-bin/tests/integration against it;
-#   3. process, backends, operator, observe, cached, reads and faults: suites that
+#   3. process, backends, operator, observe, cached, reads, faults and abuse: suites that
 #      start their own gateways and stop, start, promote or cut off the servers (exit
 #      codes, outages, failover, lag, cancel, reloads, /metrics with promtool and a
 #      real Prometheus, the access log, the result cache, reads sharing Syncs, calls
 #      relayed between threads, streamed answers, network faults through
-#      tests/faultproxy), one test at a time.
+#      tests/faultproxy, hostile clients through tests/abuse.c), one test at a time.
 #
 # Usage: tests/run.sh [--unit-only | --integration-only]
 #
@@ -159,7 +159,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in //gateway:tollgated //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:faultproxy; do
+    for what in //gateway:tollgated //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:faultproxy //tests:abuse_client; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -239,13 +239,13 @@ integration_tests() {
     # Tests that run their own gateways and stop and start the databases: one at a
     # time, after the API suite, whose gateway is gone by now.
     local name
-    for name in process backends operator observe cached reads faults; do
+    for name in process backends operator observe cached reads faults abuse; do
         local bin=$BAZEL_BIN/tests/$name
         [[ -x $bin ]] || { fail_stage "no test binary at $bin"; continue; }
         tg_log "$name tests: $bin --jobs 1"
         local blog=$WORK/$name.log brc=0
         TG_GATEWAY_BIN=$gw_bin TG_PG_SCRIPT=$TG_ROOT/tests/pg.sh TG_CATALOG_DIR=$TG_ROOT/tests/integration/catalog \
-            TG_FAULTPROXY_BIN=$BAZEL_BIN/tests/faultproxy TG_REPO_DIR=$TG_ROOT \
+            TG_FAULTPROXY_BIN=$BAZEL_BIN/tests/faultproxy TG_ABUSE_BIN=$BAZEL_BIN/tests/abuse_client TG_REPO_DIR=$TG_ROOT \
             TG_PROMETHEUS_BIN=${TG_PROMETHEUS_BIN:-$(command -v prometheus || echo /usr/bin/prometheus)} \
             TG_PROMTOOL_BIN=${TG_PROMTOOL_BIN:-$(command -v promtool || echo /usr/bin/promtool)} \
             timeout -k 10 900 "$bin" --jobs 1 2>&1 | tee "$blog" || brc=${PIPESTATUS[0]}

@@ -190,6 +190,12 @@ typedef struct st_tg_config_t {
     size_t max_rows;
     int max_in_flight;           /* gateway-wide; 0: no cap */
     int shutdown_grace_ms;
+    struct {
+        int idle_timeout_ms;   /* a connection with nothing under way is closed after this (and an answer not read for this long) */
+        int header_timeout_ms; /* a request's headers must arrive within this of its first byte (and a TLS handshake) */
+        int body_timeout_ms;   /* a request's body must arrive within this of its headers */
+        int max_streams_per_connection; /* HTTP/2 requests run at once per connection (1 to 100) */
+    } http;
     size_t cache_max_bytes;
     char *access_log;            /* NULL: off; "-": stdout; else a file path */
     tg_tenant_t *tenants;

@@ -12,6 +12,7 @@
 #include "tollgate/accesslog.h"
 #include "tollgate/buf.h"
 #include "tollgate/cache.h"
+#include "tollgate/conn.h"
 #include "tollgate/metrics.h"
 #include "tollgate/pool.h"
 #include "tollgate/snapshot.h"
@@ -27,6 +28,7 @@ typedef struct st_tg_worker_t {
     tg_backend_t **backends;       /* the backends of the snapshot it serves (the worker's own list): [0] is the primary */
     size_t n_backends;
     size_t n_conns;                /* client connections open on this thread */
+    tg_conns_t conns;              /* them, each behind the guard (tollgate/conn.h) */
     h2o_timeout_t accept_pause;    /* how long accepting pauses when no descriptor is left */
     int shutting_down;
     h2o_multithread_queue_t *queue;
@@ -83,6 +85,9 @@ tg_accesslog_t *tg_gateway_access_log(tg_gateway_t *gw);
 typedef struct st_tg_gateway_figures_t {
     uint64_t reloads_ok, reloads_failed;
     double started_at_s; /* Unix time */
+    uint64_t client_connections; /* open now, over every listener */
+    uint64_t closed[5];          /* connections closed early: rapid reset, control flood, too many streams, slow request, stalled */
+    uint64_t bodies_refused;     /* HTTP/2 bodies cut off at max_body_bytes */
 } tg_gateway_figures_t;
 void tg_gateway_figures(tg_gateway_t *gw, tg_gateway_figures_t *out);
 

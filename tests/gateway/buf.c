@@ -95,3 +95,19 @@ Test(buf, append_uint_writes_decimal_from_zero_to_the_largest)
     }
     tg_buf_dispose(&b);
 }
+
+Test(buf, log_escape_keeps_one_line_and_no_control_bytes)
+{
+    char out[64];
+    size_t n = tg_log_escape(out, sizeof(out), "a\nb\r\tc\x1b[31md\x7f" "e\x01");
+    cr_assert_str_eq(out, "a b  c\\x1b[31md\\x7fe\\x01");
+    cr_assert_eq(n, strlen(out));
+    /* An escape that does not fit is left out whole, and the result stays terminated. */
+    char small[6];
+    n = tg_log_escape(small, sizeof(small), "abc\x1b");
+    cr_assert_str_eq(small, "abc");
+    cr_assert_eq(n, 3);
+    /* UTF-8 and other bytes at or above 0x80 pass as they are. */
+    tg_log_escape(out, sizeof(out), "caf\xc3\xa9");
+    cr_assert_str_eq(out, "caf\xc3\xa9");
+}

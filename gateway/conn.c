@@ -1,0 +1,339 @@
+/* Client connections, the guard in front of h2o's reading, and the sweep: see include/tollgate/conn.h. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <h2o.h>
+#include <h2o/http2.h>
+#include <h2o/http2_internal.h>
+#include "tollgate/conn.h"
+#include "internal.h"
+
+/* How often the sweep looks at every connection's deadlines. */
+#define TG_SWEEP_MS 1000
+
+struct st_tg_conn_t {
+    h2o_linklist_t link; /* in tg_conns_t.all */
+    tg_conns_t *set;
+    h2o_socket_t *sock;
+    h2o_socket_cb inner; /* h2o's read callback of the moment */
+    void (*on_close)(void *data);
+    void *data;
+    int reading;         /* inside on_guarded_read: a close then only marks it */
+    int closed;          /* the socket closed while reading: freed on the way out */
+    int shut;            /* the sweep shut it down: h2o closes it on its next read or write */
+    size_t written;      /* sock->bytes_written at the last sweep */
+    size_t read;         /* sock->bytes_read at the last sweep */
+    uint64_t writing_since_ms;
+    tg_guard_t guard;
+};
+
+/* h2o's HTTP/2 read callback (static in libh2o), learnt once by tg_conns_init: sock->data is an h2o_http2_conn_t under it. */
+static _Atomic(h2o_socket_cb) h2_read;
+
+static void conn_on_close(void *data);
+static void probe_on_close(void *data)
+{
+}
+
+static void (*real_read_start(void))(h2o_socket_t *, h2o_socket_cb)
+{
+    static _Atomic(void (*)(h2o_socket_t *, h2o_socket_cb)) real;
+    void (*f)(h2o_socket_t *, h2o_socket_cb) = atomic_load_explicit(&real, memory_order_relaxed);
+    if (f == NULL) {
+        *(void **)&f = dlsym(RTLD_NEXT, "h2o_socket_read_start");
+        if (f == NULL || f == h2o_socket_read_start) {
+            /* tollgate linked as a shared object loaded after libh2o: ask libh2o itself */
+            void *lib = dlopen("libh2o-evloop.so.0.13", RTLD_LAZY | RTLD_NOLOAD);
+            *(void **)&f = lib != NULL ? dlsym(lib, "h2o_socket_read_start") : NULL;
+        }
+        if (f == NULL || f == h2o_socket_read_start)
+            tg_fatal("h2o_socket_read_start not found in libh2o-evloop: %s", dlerror());
+        atomic_store_explicit(&real, f, memory_order_relaxed);
+    }
+    return f;
+}
+
+static void on_guarded_read(h2o_socket_t *sock, const char *err);
+
+static inline tg_conn_t *conn_of(h2o_socket_t *sock)
+{
+    return sock->on_close.cb == conn_on_close ? sock->on_close.data : NULL;
+}
+
+/* The interposed h2o_socket_read_start (see conn.h): tollgate's client sockets read through the guard. */
+void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
+{
+    tg_conn_t *c = conn_of(sock);
+    if (c != NULL && cb != on_guarded_read) {
+        c->inner = cb;
+        if (cb == atomic_load_explicit(&h2_read, memory_order_relaxed)) {
+            if (c->guard.proto != TG_GUARD_HTTP2)
+                c->guard.proto = TG_GUARD_HTTP2, c->guard.preface_done = 0;
+        } else if (c->guard.proto == TG_GUARD_HTTP1) {
+            tg_guard_h1_next(&c->guard, sock->input->size, tg_now_ms()); /* the next request on a kept-alive connection */
+        }
+        cb = on_guarded_read;
+    } else if (sock->on_close.cb == probe_on_close) {
+        atomic_store_explicit(&h2_read, cb, memory_order_relaxed);
+    }
+    real_read_start()(sock, cb);
+}
+
+static inline h2o_http2_conn_t *h2_conn(tg_conn_t *c)
+{
+    return c->inner == atomic_load_explicit(&h2_read, memory_order_relaxed) ? c->sock->data : NULL;
+}
+
+static size_t *content_length(void *ctx, uint32_t stream_id)
+{
+    h2o_http2_conn_t *hc = h2_conn(ctx);
+    h2o_http2_stream_t *stream = hc != NULL ? h2o_http2_conn_get_stream(hc, stream_id) : NULL;
+    return stream != NULL ? &stream->_expected_content_length : NULL;
+}
+
+static void note_close(tg_conn_t *c, const char *why)
+{
+    tg_conns_t *cs = c->set;
+    uint64_t now = tg_now_ms();
+    if (now < cs->logged_at_ms + 1000) {
+        ++cs->not_logged;
+        return;
+    }
+    char peer[NI_MAXHOST] = "?";
+    struct sockaddr_storage sa;
+    socklen_t salen = h2o_socket_getpeername(c->sock, (void *)&sa);
+    if (salen != 0) {
+        size_t n = h2o_socket_getnumerichost((void *)&sa, salen, peer);
+        peer[n == SIZE_MAX ? 0 : n] = '\0';
+    }
+    if (cs->not_logged != 0)
+        tg_log(TG_LOG_WARN, "closing a client connection from %s: %s (and %llu more since the last such line)", peer, why,
+               (unsigned long long)cs->not_logged);
+    else
+        tg_log(TG_LOG_WARN, "closing a client connection from %s: %s", peer, why);
+    cs->logged_at_ms = now;
+    cs->not_logged = 0;
+}
+
+/* Closes a connection the guard refused, through h2o's own path (its read callback, told of an error). */
+static void close_guarded(tg_conn_t *c, const char *why, int code)
+{
+    tg_conns_t *cs = c->set;
+    if (strstr(why, "rapid reset") != NULL)
+        atomic_fetch_add_explicit(&cs->stats.rapid_reset, 1, memory_order_relaxed);
+    else if (strstr(why, "control") != NULL)
+        atomic_fetch_add_explicit(&cs->stats.control_flood, 1, memory_order_relaxed);
+    else if (strstr(why, "streams") != NULL || strstr(why, "bodies") != NULL)
+        atomic_fetch_add_explicit(&cs->stats.too_many_streams, 1, memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&cs->stats.slow_request, 1, memory_order_relaxed);
+    note_close(c, why);
+    h2o_http2_conn_t *hc = h2_conn(c);
+    if (hc != NULL && code != 0 && hc->state < H2O_HTTP2_CONN_STATE_IS_CLOSING) {
+        /* A GOAWAY first: h2o's close then waits for it to be written. */
+        h2o_http2_encode_goaway_frame(&hc->_write.buf, hc->pull_stream_ids.max_open, -code, h2o_iovec_init(why, strlen(why)));
+        h2o_http2_conn_request_write(hc);
+    }
+    c->inner(c->sock, "closed by tollgate's guard");
+}
+
+/* Dropped DATA bytes go back to the client as connection window, after h2o's own updates. */
+static void give_back(tg_conn_t *c)
+{
+    h2o_http2_conn_t *hc = h2_conn(c);
+    if (c->guard.refund == 0 || hc == NULL || hc->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING)
+        return;
+    while (c->guard.refund != 0) {
+        int32_t n = c->guard.refund > INT32_MAX ? INT32_MAX : (int32_t)c->guard.refund;
+        h2o_http2_encode_window_update_frame(&hc->_write.buf, 0, n);
+        c->guard.refund -= (uint64_t)n;
+    }
+    h2o_http2_conn_request_write(hc);
+}
+
+static void free_conn(tg_conn_t *c)
+{
+    h2o_linklist_unlink(&c->link);
+    free(c);
+}
+
+/*
+ * The read callback of every client socket: the guard looks at what h2o is about to
+ * parse, then h2o's own callback parses it. A split hands h2o the first part, holds
+ * the rest back and looks again once h2o has taken it in.
+ */
+static void on_guarded_read(h2o_socket_t *sock, const char *err)
+{
+    tg_conn_t *c = sock->on_close.data;
+    tg_conns_t *cs = c->set;
+    c->reading = 1;
+    if (err == NULL) {
+        tg_guard_h2o_t h = {c, content_length};
+        for (;;) {
+            size_t len = sock->input->size, split = 0;
+            const char *why = NULL;
+            int code = 0;
+            h2o_http2_conn_t *hc = h2_conn(c);
+            uint32_t streams = hc != NULL ? hc->num_streams.pull.open + hc->num_streams.pull.half_closed : 0;
+            if (hc != NULL)
+                tg_guard_prune(&c->guard, &h);
+            uint64_t refused = c->guard.n_refused;
+            int r = tg_guard_scan(&c->guard, &cs->limits, &h, (uint8_t *)sock->input->bytes, &len, &split, streams, tg_now_ms(), &why,
+                                  &code);
+            sock->input->size = len;
+            if (c->guard.n_refused != refused)
+                atomic_fetch_add_explicit(&cs->stats.body_refused, c->guard.n_refused - refused, memory_order_relaxed);
+            if (r == TG_GUARD_CLOSE) {
+                close_guarded(c, why, code);
+                goto Out;
+            }
+            if (r == TG_GUARD_PASS)
+                break;
+            /* TG_GUARD_SPLIT: h2o parses [0, split) (it takes every whole frame), then the rest comes back. */
+            tg_buf_reset(&cs->hold);
+            tg_buf_append(&cs->hold, sock->input->bytes + split, len - split);
+            sock->input->size = split;
+            c->inner(sock, NULL);
+            if (c->closed)
+                goto Out;
+            h2o_iovec_t room = h2o_buffer_reserve(&sock->input, cs->hold.len);
+            memcpy(room.base, cs->hold.base, cs->hold.len);
+            sock->input->size += cs->hold.len;
+        }
+    }
+    c->inner(sock, err);
+    if (!c->closed)
+        give_back(c);
+Out:
+    c->reading = 0;
+    if (c->closed)
+        free_conn(c);
+}
+
+static void conn_on_close(void *data)
+{
+    tg_conn_t *c = data;
+    if (c->on_close != NULL)
+        c->on_close(c->data);
+    c->sock = NULL;
+    if (c->reading)
+        c->closed = 1;
+    else
+        free_conn(c);
+}
+
+tg_conn_t *tg_conn_attach(tg_conns_t *cs, h2o_socket_t *sock, void (*on_close)(void *data), void *data)
+{
+    tg_conn_t *c = tg_calloc(1, sizeof(*c));
+    c->set = cs;
+    c->sock = sock;
+    c->on_close = on_close;
+    c->data = data;
+    h2o_linklist_insert(&cs->all, &c->link);
+    sock->on_close.cb = conn_on_close;
+    sock->on_close.data = c;
+    return c;
+}
+
+int tg_conn_body_refused(h2o_req_t *req)
+{
+    if (req->version < 0x200)
+        return 0;
+    h2o_http2_conn_t *hc = (h2o_http2_conn_t *)req->conn;
+    tg_conn_t *c = hc->sock != NULL ? conn_of(hc->sock) : NULL;
+    if (c == NULL)
+        return 0;
+    h2o_http2_stream_t *stream = H2O_STRUCT_FROM_MEMBER(h2o_http2_stream_t, req, req);
+    return tg_guard_take_refused(&c->guard, stream->stream_id);
+}
+
+/*
+ * Once a second: a connection whose request is past a deadline (the guard's, while h2o
+ * reads it) or whose answer has not moved for idle_timeout_ms is shut down; h2o sees
+ * the end of the socket and closes it its own way. A connection that read nothing
+ * since the last sweep and holds no unparsed bytes gives its input buffer back (h2o
+ * makes one at its next read), so an idle connection costs no buffer.
+ */
+static void on_sweep(h2o_timeout_entry_t *entry)
+{
+    tg_conns_t *cs = H2O_STRUCT_FROM_MEMBER(tg_conns_t, sweep, entry);
+    uint64_t now = tg_now_ms();
+    for (h2o_linklist_t *l = cs->all.next; l != &cs->all; l = l->next) {
+        tg_conn_t *c = H2O_STRUCT_FROM_MEMBER(tg_conn_t, link, l);
+        h2o_socket_t *sock = c->sock;
+        if (sock->bytes_read == c->read && sock->input->size == 0 && sock->input->capacity != 0) {
+            h2o_buffer_dispose(&sock->input);
+            h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+        }
+        c->read = sock->bytes_read;
+        if (c->shut)
+            continue;
+        const char *why = NULL;
+        if (h2o_socket_is_writing(sock)) {
+            if (c->writing_since_ms == 0 || sock->bytes_written != c->written) {
+                c->written = sock->bytes_written;
+                c->writing_since_ms = now;
+            } else if (now > c->writing_since_ms + cs->idle_timeout_ms) {
+                why = "it has not read its answer for http.idle_timeout_ms";
+                atomic_fetch_add_explicit(&cs->stats.stalled, 1, memory_order_relaxed);
+            }
+        } else {
+            c->writing_since_ms = 0;
+        }
+        if (h2_conn(c) != NULL) {
+            tg_guard_h2o_t h = {c, content_length};
+            tg_guard_prune(&c->guard, &h);
+        }
+        if (why == NULL && h2o_socket_is_reading(sock) && (why = tg_guard_expired(&c->guard, &cs->limits, now)) != NULL)
+            atomic_fetch_add_explicit(&cs->stats.slow_request, 1, memory_order_relaxed);
+        if (why != NULL) {
+            note_close(c, why);
+            shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+            c->shut = 1;
+        }
+    }
+    h2o_timeout_link(cs->loop, &cs->sweep_timeout, &cs->sweep);
+}
+
+/* Learns h2o's HTTP/2 read callback: a throwaway HTTP/2 connection over a socket pair, closed at once. */
+static void learn_h2_read(h2o_context_t *ctx)
+{
+    if (atomic_load(&h2_read) != NULL)
+        return;
+    int fds[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0)
+        tg_fatal("socketpair: %s", strerror(errno));
+    h2o_socket_t *sock = h2o_evloop_socket_create(ctx->loop, fds[0], H2O_SOCKET_FLAG_DONT_READ);
+    sock->on_close.cb = probe_on_close;
+    h2o_accept_ctx_t actx = {.ctx = ctx, .hosts = ctx->globalconf->hosts};
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    h2o_http2_accept(&actx, sock, now);
+    h2o_socket_cb cb = atomic_load(&h2_read);
+    if (cb == NULL)
+        tg_fatal("h2o's HTTP/2 read callback was not seen: is h2o_socket_read_start interposed?");
+    cb(sock, "probe"); /* h2o closes the connection and the socket */
+    close(fds[1]);
+}
+
+void tg_conns_init(tg_conns_t *cs, h2o_context_t *ctx, const tg_guard_limits_t *limits, uint64_t idle_timeout_ms)
+{
+    *cs = (tg_conns_t){.loop = ctx->loop, .limits = *limits, .idle_timeout_ms = idle_timeout_ms};
+    h2o_linklist_init_anchor(&cs->all);
+    learn_h2_read(ctx);
+    h2o_timeout_init(cs->loop, &cs->sweep_timeout, TG_SWEEP_MS);
+    cs->sweep.cb = on_sweep;
+    h2o_timeout_link(cs->loop, &cs->sweep_timeout, &cs->sweep);
+}
+
+void tg_conns_dispose(tg_conns_t *cs)
+{
+    if (h2o_timeout_is_linked(&cs->sweep))
+        h2o_timeout_unlink(&cs->sweep);
+    tg_buf_dispose(&cs->hold);
+}

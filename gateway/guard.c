@@ -1,0 +1,347 @@
+/* What one client connection may cost: see include/tollgate/guard.h. */
+#include <string.h>
+#include "tollgate/guard.h"
+
+/* RFC 7540 frame types and flags */
+enum {
+    FRAME_DATA = 0,
+    FRAME_HEADERS = 1,
+    FRAME_PRIORITY = 2,
+    FRAME_RST_STREAM = 3,
+    FRAME_SETTINGS = 4,
+    FRAME_PUSH_PROMISE = 5,
+    FRAME_PING = 6,
+    FRAME_GOAWAY = 7,
+    FRAME_WINDOW_UPDATE = 8,
+    FRAME_CONTINUATION = 9,
+};
+#define FLAG_END_STREAM 0x1
+#define FLAG_END_HEADERS 0x4
+#define FLAG_PADDED 0x8
+#define FRAME_HEADER 9
+/* h2o's SETTINGS_MAX_FRAME_SIZE: a longer frame is h2o's to refuse (it closes the connection) */
+#define MAX_FRAME 16384
+/* GOAWAY error codes */
+#define H2_PROTOCOL_ERROR 0x1
+#define H2_ENHANCE_YOUR_CALM 0xb
+
+static tg_guard_stream_t *find(tg_guard_t *g, uint32_t id)
+{
+    for (unsigned i = 0; i != g->n_streams; ++i)
+        if (g->streams[i].id == id)
+            return &g->streams[i];
+    return NULL;
+}
+
+static void drop(tg_guard_t *g, tg_guard_stream_t *st)
+{
+    *st = g->streams[--g->n_streams];
+}
+
+/* A stream to track; NULL if the table is full of live ones (the connection is then closed). */
+static tg_guard_stream_t *add(tg_guard_t *g, uint32_t id, uint64_t now_ms)
+{
+    if (g->n_streams == TG_GUARD_STREAMS) {
+        /* Entries that only wait for the other side to finish go first. */
+        for (unsigned i = 0; i != g->n_streams; ++i)
+            if (g->streams[i].refused && (g->streams[i].answered || g->streams[i].client_ended)) {
+                drop(g, &g->streams[i]);
+                break;
+            }
+        if (g->n_streams == TG_GUARD_STREAMS)
+            return NULL;
+    }
+    tg_guard_stream_t *st = &g->streams[g->n_streams++];
+    *st = (tg_guard_stream_t){.id = id, .since_ms = now_ms, .fresh = 1};
+    return st;
+}
+
+/* Tops the buckets up for the time since the last scan. */
+static void refill(tg_guard_t *g, const tg_guard_limits_t *lim, uint64_t now_ms)
+{
+    if (g->refill_ms == 0) {
+        g->reset_tokens = lim->reset_burst;
+        g->control_tokens = lim->control_burst;
+    } else if (now_ms > g->refill_ms) {
+        double s = (double)(now_ms - g->refill_ms) / 1000.0;
+        g->reset_tokens += s * lim->reset_per_s;
+        g->control_tokens += s * lim->control_per_s;
+        if (g->reset_tokens > lim->reset_burst)
+            g->reset_tokens = lim->reset_burst;
+        if (g->control_tokens > lim->control_burst)
+            g->control_tokens = lim->control_burst;
+    }
+    if (now_ms > g->refill_ms)
+        g->refill_ms = now_ms;
+}
+
+/* Takes one token; returns 0 when none is left. */
+static int take(double *tokens)
+{
+    if (*tokens < 1)
+        return 0;
+    *tokens -= 1;
+    return 1;
+}
+
+/* Removes n bytes at buf[at] from the buffer. */
+static void cut(uint8_t *buf, size_t *len, size_t at, size_t n)
+{
+    memmove(buf + at, buf + at + n, *len - at - n);
+    *len -= n;
+}
+
+const char *tg_guard_expired(const tg_guard_t *g, const tg_guard_limits_t *lim, uint64_t now_ms)
+{
+    if (g->proto == TG_GUARD_HTTP1) {
+        if (g->h1_state == 1 && now_ms > g->h1_since_ms + lim->header_timeout_ms)
+            return "its request headers took longer than http.header_timeout_ms";
+        if (g->h1_state == 2 && now_ms > g->h1_since_ms + lim->body_timeout_ms)
+            return "its request body took longer than http.body_timeout_ms";
+        return NULL;
+    }
+    if (g->block_stream != 0 && now_ms > g->block_since_ms + lim->header_timeout_ms)
+        return "a header block took longer than http.header_timeout_ms";
+    for (unsigned i = 0; i != g->n_streams; ++i) {
+        const tg_guard_stream_t *st = &g->streams[i];
+        if (!st->refused && now_ms > st->since_ms + lim->body_timeout_ms)
+            return "a request body took longer than http.body_timeout_ms";
+    }
+    return NULL;
+}
+
+void tg_guard_h1_next(tg_guard_t *g, size_t buffered, uint64_t now_ms)
+{
+    g->h1_state = buffered != 0;
+    g->h1_since_ms = now_ms;
+    g->h1_scanned = 0;
+}
+
+/* HTTP/1.1: the buffer holds the request being read, from its start. Notes when its headers end. */
+static void scan_h1(tg_guard_t *g, const uint8_t *buf, size_t len, uint64_t now_ms)
+{
+    if (len == 0)
+        return;
+    if (g->h1_state == 0)
+        tg_guard_h1_next(g, len, now_ms);
+    if (g->h1_state != 1)
+        return;
+    /* A blank line ends the headers (picohttpparser takes "\n\n" as well as "\r\n\r\n"). */
+    size_t from = g->h1_scanned <= len && g->h1_scanned > 2 ? g->h1_scanned - 2 : 0;
+    for (size_t i = from; i < len; ++i) {
+        if (buf[i] != '\n')
+            continue;
+        if ((i + 1 < len && buf[i + 1] == '\n') || (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')) {
+            g->h1_state = 2;
+            g->h1_since_ms = now_ms;
+            return;
+        }
+    }
+    g->h1_scanned = len;
+}
+
+/*
+ * A DATA frame at buf[at] (payload length plen): counted against max_body_bytes, cut
+ * off or dropped. Sets *step to the bytes to move on by; returns 0, or -1 to split here.
+ */
+static int data_frame(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2o_t *h, uint8_t *buf, size_t *len, size_t at,
+                      size_t plen, size_t *step)
+{
+    uint8_t flags = buf[at + 4];
+    uint32_t id = ((uint32_t)(buf[at + 5] & 0x7f) << 24) | ((uint32_t)buf[at + 6] << 16) | ((uint32_t)buf[at + 7] << 8) | buf[at + 8];
+    tg_guard_stream_t *st = find(g, id);
+    *step = FRAME_HEADER + plen;
+    if (st == NULL)
+        return 0; /* not a stream with a body under way: h2o's to judge */
+    if (st->refused) {
+        /* Cut off already: the frame goes, its bytes are given back as connection window. */
+        if (flags & FLAG_END_STREAM)
+            st->client_ended = 1;
+        if (st->client_ended && st->answered)
+            drop(g, st);
+        g->refund += plen;
+        cut(buf, len, at, FRAME_HEADER + plen);
+        *step = 0;
+        return 0;
+    }
+    size_t data = plen;
+    if (flags & FLAG_PADDED) {
+        if (plen < 1 || buf[at + FRAME_HEADER] >= plen)
+            return 0; /* malformed: h2o closes the connection */
+        data = plen - 1 - buf[at + FRAME_HEADER];
+    }
+    size_t *cl = NULL;
+    if (!st->checked || st->body + data > lim->max_body_bytes) {
+        if ((cl = h->content_length(h->ctx, id)) == NULL) {
+            if (st->fresh)
+                return -1; /* h2o has not parsed its HEADERS yet: let it, then look again */
+            drop(g, st);   /* h2o no longer has it (it refused or reset it) */
+            return 0;
+        }
+        st->checked = 1;
+    }
+    if (st->body + data > lim->max_body_bytes || (cl != NULL && *cl != SIZE_MAX && *cl > lim->max_body_bytes)) {
+        /*
+         * Cut off here: the frame becomes an empty one that ends the stream, so h2o runs
+         * the request now (the handler answers 413) with what came before. h2o would
+         * reset a request shorter than its Content-Length, so that is forgotten.
+         */
+        st->refused = 1;
+        st->client_ended = (flags & FLAG_END_STREAM) != 0;
+        ++g->n_refused;
+        *cl = SIZE_MAX;
+        buf[at] = buf[at + 1] = buf[at + 2] = 0;
+        buf[at + 4] = FLAG_END_STREAM;
+        g->refund += plen;
+        cut(buf, len, at + FRAME_HEADER, plen);
+        *step = FRAME_HEADER;
+        return 0;
+    }
+    st->body += data;
+    if (flags & FLAG_END_STREAM)
+        drop(g, st);
+    return 0;
+}
+
+static int close_with(const char **why, int *code, const char *reason, int error)
+{
+    *why = reason;
+    *code = error;
+    return TG_GUARD_CLOSE;
+}
+
+int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2o_t *h, uint8_t *buf, size_t *len, size_t *split,
+                  uint32_t streams_now, uint64_t now_ms, const char **why, int *code)
+{
+    const char *late;
+    *code = 0;
+    if (g->proto != TG_GUARD_HTTP2) {
+        size_t n = *len < TG_H2_PREFACE_LEN ? *len : TG_H2_PREFACE_LEN;
+        if (n != 0 && memcmp(buf, TG_H2_PREFACE, n) == 0) {
+            if (n < TG_H2_PREFACE_LEN)
+                return TG_GUARD_PASS; /* h2o waits for the rest too */
+            g->proto = TG_GUARD_HTTP2;
+            g->preface_done = 0;
+        } else if (n != 0) {
+            g->proto = TG_GUARD_HTTP1;
+        }
+    }
+    if (g->proto != TG_GUARD_HTTP2) {
+        scan_h1(g, buf, *len, now_ms);
+        return (late = tg_guard_expired(g, lim, now_ms)) != NULL ? close_with(why, code, late, 0) : TG_GUARD_PASS;
+    }
+
+    size_t at = 0;
+    if (!g->preface_done) {
+        if (*len < TG_H2_PREFACE_LEN)
+            return TG_GUARD_PASS;
+        g->preface_done = 1;
+        at = TG_H2_PREFACE_LEN;
+    }
+    refill(g, lim, now_ms);
+    for (unsigned i = 0; i != g->n_streams; ++i)
+        g->streams[i].fresh = 0; /* h2o has parsed all it was given */
+    uint32_t streams = streams_now;
+
+    while (*len - at >= FRAME_HEADER) {
+        size_t plen = ((size_t)buf[at] << 16) | ((size_t)buf[at + 1] << 8) | buf[at + 2];
+        uint8_t type = buf[at + 3], flags = buf[at + 4];
+        uint32_t id = ((uint32_t)(buf[at + 5] & 0x7f) << 24) | ((uint32_t)buf[at + 6] << 16) | ((uint32_t)buf[at + 7] << 8) | buf[at + 8];
+        if (plen > MAX_FRAME)
+            break; /* h2o closes the connection on it (FRAME_SIZE_ERROR) */
+        if (*len - at < FRAME_HEADER + plen)
+            break; /* incomplete: h2o leaves it in its buffer, and it is scanned whole next time */
+        int control = 0;
+        size_t step = FRAME_HEADER + plen;
+        switch (type) {
+        case FRAME_DATA:
+            if (plen == 0 && !(flags & FLAG_END_STREAM))
+                control = 1; /* empty frames cost h2o a round each and carry nothing (CVE-2019-9518) */
+            else if (data_frame(g, lim, h, buf, len, at, plen, &step) != 0) {
+                *split = at;
+                return TG_GUARD_SPLIT;
+            }
+            break;
+        case FRAME_HEADERS:
+            if (plen == 0 && !(flags & FLAG_END_HEADERS))
+                control = 1;
+            if (id != 0 && (id & 1) && id > g->max_id) {
+                g->max_id = id;
+                if (++streams > lim->max_streams)
+                    return close_with(why, code, "it opened more streams than SETTINGS_MAX_CONCURRENT_STREAMS allows", H2_PROTOCOL_ERROR);
+                if (!(flags & FLAG_END_STREAM) && add(g, id, now_ms) == NULL)
+                    return close_with(why, code, "it has too many request bodies under way", H2_ENHANCE_YOUR_CALM);
+            } else if (flags & FLAG_END_STREAM) {
+                tg_guard_stream_t *st = find(g, id); /* trailers end the body */
+                if (st != NULL) {
+                    st->client_ended = 1;
+                    if (!st->refused || st->answered)
+                        drop(g, st);
+                }
+            }
+            if (!(flags & FLAG_END_HEADERS)) {
+                g->block_stream = id;
+                g->block_since_ms = now_ms;
+            }
+            break;
+        case FRAME_CONTINUATION:
+            if (plen == 0 && !(flags & FLAG_END_HEADERS))
+                control = 1;
+            if (flags & FLAG_END_HEADERS)
+                g->block_stream = 0;
+            break;
+        case FRAME_RST_STREAM: {
+            ++g->n_resets;
+            if (!take(&g->reset_tokens))
+                return close_with(why, code, "it reset streams faster than tollgate allows (rapid reset)", H2_ENHANCE_YOUR_CALM);
+            tg_guard_stream_t *st = find(g, id);
+            if (st != NULL) {
+                st->client_ended = 1;
+                if (!st->refused || st->answered)
+                    drop(g, st);
+            }
+            if (streams != 0)
+                --streams;
+            break;
+        }
+        case FRAME_WINDOW_UPDATE:
+        case FRAME_GOAWAY:
+            break;
+        default: /* SETTINGS, PING, PRIORITY, PUSH_PROMISE (h2o refuses it) and types h2o ignores */
+            control = 1;
+            break;
+        }
+        if (control) {
+            ++g->n_control;
+            if (!take(&g->control_tokens))
+                return close_with(why, code, "it sent control or empty frames faster than tollgate allows", H2_ENHANCE_YOUR_CALM);
+        }
+        at += step;
+    }
+    if ((late = tg_guard_expired(g, lim, now_ms)) != NULL)
+        return close_with(why, code, late, H2_ENHANCE_YOUR_CALM);
+    return TG_GUARD_PASS;
+}
+
+void tg_guard_prune(tg_guard_t *g, const tg_guard_h2o_t *h)
+{
+    for (unsigned i = 0; i < g->n_streams;) {
+        tg_guard_stream_t *st = &g->streams[i];
+        st->fresh = 0; /* h2o has parsed all it was given */
+        if (!(st->refused && !st->answered) && h->content_length(h->ctx, st->id) == NULL)
+            drop(g, st);
+        else
+            ++i;
+    }
+}
+
+int tg_guard_take_refused(tg_guard_t *g, uint32_t stream_id)
+{
+    tg_guard_stream_t *st = find(g, stream_id);
+    if (st == NULL || !st->refused || st->answered)
+        return 0;
+    st->answered = 1;
+    if (st->client_ended)
+        drop(g, st);
+    return 1;
+}
