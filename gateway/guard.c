@@ -203,6 +203,29 @@ static int data_frame(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guar
     return 0;
 }
 
+/* The streams of the whole RST_STREAM frames in buf[0, len) (at most TG_GUARD_RESETS_SEEN). */
+static size_t reset_ids(const uint8_t *buf, size_t len, uint32_t *ids)
+{
+    size_t n = 0;
+    for (size_t at = 0; len - at >= FRAME_HEADER && n != TG_GUARD_RESETS_SEEN;) {
+        size_t plen = ((size_t)buf[at] << 16) | ((size_t)buf[at + 1] << 8) | buf[at + 2];
+        if (plen > MAX_FRAME || len - at < FRAME_HEADER + plen)
+            break;
+        if (buf[at + 3] == FRAME_RST_STREAM)
+            ids[n++] = ((uint32_t)(buf[at + 5] & 0x7f) << 24) | ((uint32_t)buf[at + 6] << 16) | ((uint32_t)buf[at + 7] << 8) | buf[at + 8];
+        at += FRAME_HEADER + plen;
+    }
+    return n;
+}
+
+static int is_reset(const uint32_t *ids, size_t n, uint32_t id)
+{
+    for (size_t i = 0; i != n; ++i)
+        if (ids[i] == id)
+            return 1;
+    return 0;
+}
+
 static int close_with(const char **why, int *code, const char *reason, int error)
 {
     *why = reason;
@@ -242,6 +265,8 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
     for (unsigned i = 0; i != g->n_streams; ++i)
         g->streams[i].fresh = 0; /* h2o has parsed all it was given */
     uint32_t streams = streams_now;
+    uint32_t resets[TG_GUARD_RESETS_SEEN];
+    size_t n_resets = reset_ids(buf + at, *len - at, resets);
 
     while (*len - at >= FRAME_HEADER) {
         size_t plen = ((size_t)buf[at] << 16) | ((size_t)buf[at + 1] << 8) | buf[at + 2];
@@ -253,6 +278,16 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
             break; /* incomplete: h2o leaves it in its buffer, and it is scanned whole next time */
         int control = 0;
         size_t step = FRAME_HEADER + plen;
+        /*
+         * A request whose RST_STREAM is already in this buffer (rapid reset) loses its
+         * END_STREAM: h2o decodes its headers (the HPACK state stays right) but waits
+         * for a body instead of running it, and the reset then drops it unrun.
+         */
+        if ((type == FRAME_HEADERS || type == FRAME_DATA) && (flags & FLAG_END_STREAM) && is_reset(resets, n_resets, id)) {
+            flags &= (uint8_t)~FLAG_END_STREAM;
+            buf[at + 4] = flags;
+            ++g->n_defused;
+        }
         switch (type) {
         case FRAME_DATA:
             if (plen == 0 && !(flags & FLAG_END_STREAM))

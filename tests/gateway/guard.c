@@ -299,3 +299,19 @@ Test(guard, a_connection_that_starts_with_the_preface_is_http2_whatever_came_bef
     cr_assert_eq(tg_guard_scan(&g, &LIMITS, &H, buf, &len, &split, 0, 1, &why, &code), TG_GUARD_PASS);
     cr_assert_eq(g.proto, TG_GUARD_HTTP2);
 }
+
+Test(guard, a_request_whose_reset_came_with_it_never_runs)
+{
+    tg_guard_t g;
+    start(&g);
+    uint8_t buf[1024];
+    size_t len = put_frame(buf, 10, 1, 0x5, 1); /* HEADERS, END_STREAM | END_HEADERS */
+    len += put_frame(buf + len, 4, 3, 0, 1);   /* its RST_STREAM */
+    len += put_frame(buf + len, 10, 1, 0x5, 3); /* another request, not reset */
+    const char *why;
+    cr_assert_eq(scan(&g, buf, &len, 2, &why), TG_GUARD_PASS);
+    cr_assert_eq(buf[4], 0x4, "stream 1 lost its END_STREAM: h2o waits for a body, then drops it at the reset");
+    cr_assert_eq(buf[19 + 13 + 4], 0x5, "stream 3 keeps its own");
+    cr_assert_eq(g.n_defused, 1);
+    cr_assert_eq(g.n_streams, 0, "and is not left tracked as a body under way");
+}

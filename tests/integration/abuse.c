@@ -47,6 +47,29 @@ static double metric(const char *series)
     return v;
 }
 
+/* the sum of the series whose line starts with `prefix` */
+static double metric_sum(const char *prefix)
+{
+    char url[96];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", admin_port);
+    resp_t *r = http(PROTO_H1, "GET", url, NULL, NULL, NULL);
+    cr_assert_eq(r->status, 200);
+    double sum = 0;
+    size_t n = strlen(prefix);
+    for (const char *line = r->body; line != NULL && *line != '\0';) {
+        if (strncmp(line, prefix, n) == 0) {
+            const char *sp = strchr(line, ' ');
+            if (sp != NULL)
+                sum += strtod(sp + 1, NULL);
+        }
+        line = strchr(line, '\n');
+        if (line != NULL)
+            ++line;
+    }
+    resp_free(r);
+    return sum;
+}
+
 /* the gateway's port, from $TG_URL */
 static const char *port(void)
 {
@@ -169,6 +192,21 @@ Test(abuse, rapid_reset_closes_the_connection_and_costs_the_database_no_cancels)
     cr_assert_eq(fscanf(p, "%ld", &cancels_after), 1);
     pclose(p);
     cr_assert_eq(cancels_after, cancels_before, "the abandoned calls cost %ld cancels", cancels_after - cancels_before);
+    /* a reset sent with its request keeps it from running: few of them were ever calls (3 are the control below) */
+    for (int i = 0; i != 3; ++i)
+        resp_free(http(PROTO_H2, "GET", "/errors/slow?seconds=0.01", NULL, NULL, NULL));
+    double calls = metric_sum("tollgate_requests_total{query=\"error_timeout\"");
+    cr_assert_geq(calls, 3, "the three calls sent whole are counted");
+    cr_assert_lt(calls, a.requests / 10.0, "%.0f of %ld reset requests ran", calls - 3, a.requests);
+    /* requests reset 5 ms after they started run, and are abandoned before 100 ms: still no cancel */
+    abuse_t late = abuse("reset-late", 2, 3, "/errors/slow?seconds=0.05");
+    cr_assert_gt(late.requests, 50);
+    usleep(500 * 1000);
+    cr_assert_gt(metric_sum("tollgate_requests_total{query=\"error_timeout\""), calls + 50, "the late resets' calls ran");
+    p = popen(cmd, "r");
+    cr_assert_eq(fscanf(p, "%ld", &cancels_after), 1);
+    pclose(p);
+    cr_assert_eq(cancels_after, cancels_before, "calls abandoned after 5 ms cost %ld cancels", cancels_after - cancels_before);
     cr_assert_eq(normal_calls(20, "/stream/rows?n=1"), 20, "normal calls go on");
     stop_gateway(gw, 5);
 }
