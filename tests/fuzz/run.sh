@@ -87,13 +87,23 @@ for t in "${TG_FUZZ_TARGETS[@]}"; do
     ((kept > crashes)) && crashes=$kept
 
     if [[ ${TG_FUZZ_MERGE:-0} == 1 && $crashes == 0 && $added -gt 0 ]]; then
-        have=$(find "$TG_FUZZ_DIR/corpus/$t" -type f | wc -l)
-        if ((have >= MERGE_MAX)); then
-            tg_warn "$t: the corpus has $have files already; not merging"
+        # into a copy first, by edge coverage only (hit counts would keep thousands), and
+        # only if the result stays within TG_FUZZ_MERGE_MAX files
+        merged=$WORK/merged/$t
+        mkdir -p "$merged"
+        cp -r "$TG_FUZZ_DIR/corpus/$t/." "$merged/" 2>/dev/null || true
+        have=$(find "$merged" -type f | wc -l)
+        if "$NOSAN/$t" -merge=1 -use_counters=0 -rss_limit_mb=2048 -timeout="$TIMEOUT" "$merged" "$new" \
+            >"$WORK/$t.merge.log" 2>&1; then
+            now=$(find "$merged" -type f | wc -l)
+            if ((now > MERGE_MAX)); then
+                tg_warn "$t: merging would make the corpus $now files (over $MERGE_MAX); not merged"
+            else
+                cp -n "$merged"/* "$TG_FUZZ_DIR/corpus/$t/"
+                tg_log "$t: corpus $have -> $now files"
+            fi
         else
-            "$NOSAN/$t" -merge=1 -rss_limit_mb=2048 -timeout="$TIMEOUT" "$TG_FUZZ_DIR/corpus/$t" "$new" \
-                >"$WORK/$t.merge.log" 2>&1 || tg_warn "$t: the merge failed ($WORK/$t.merge.log)"
-            tg_log "$t: corpus $have -> $(find "$TG_FUZZ_DIR/corpus/$t" -type f | wc -l) files"
+            tg_warn "$t: the merge failed ($WORK/$t.merge.log)"
         fi
     fi
 
@@ -111,7 +121,7 @@ for t in "${TG_FUZZ_TARGETS[@]}"; do
 done
 
 if [[ -f $TABLE ]]; then
-    awk -F'|' '/^\| [0-9]{4}-/ { gsub(/ /, "", $4); sum[$4] += $7; total += $7 }
+    awk -F'|' '/^\| [0-9][0-9][0-9][0-9]-/ { gsub(/ /, "", $4); sum[$4] += $6; total += $6 }
         END { for (t in sum) printf "cumulative: %s %d\n", t, sum[t]; printf "cumulative total: %d executions\n", total }' "$TABLE"
 fi
 exit "$total_failed"
