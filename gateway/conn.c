@@ -5,6 +5,8 @@
 #include <netdb.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <h2o.h>
@@ -25,9 +27,14 @@ struct st_tg_conn_t {
     void *data;
     int reading;         /* inside on_guarded_read: a close then only marks it */
     int closed;          /* the socket closed while reading: freed on the way out */
+    uint64_t reads;      /* reads so far (the sweep gives an idle connection's buffer back) */
+    uint64_t reads_seen; /* `reads` at the last sweep */
+    uint64_t kill_at_ms; /* the guard closed it: shut down then if h2o has not closed it yet */
+    tg_buf_t held;       /* bytes h2o was about to parse unguarded, for `deliver` */
+    h2o_timeout_entry_t deliver;
     int shut;            /* the sweep shut it down: h2o closes it on its next read or write */
     size_t written;      /* sock->bytes_written at the last sweep */
-    size_t read;         /* sock->bytes_read at the last sweep */
+    int outq;            /* the socket's unsent bytes (SIOCOUTQ) at the last sweep */
     uint64_t writing_since_ms;
     tg_guard_t guard;
 };
@@ -40,19 +47,37 @@ static void probe_on_close(void *data)
 {
 }
 
+/* libh2o's own definition of a function tollgate interposes (`self`, its own address, is not it). */
+static void *real_fn(const char *name, void *self)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    if (f == NULL || f == self) {
+        /* tollgate linked as a shared object loaded after libh2o: ask libh2o itself */
+        void *lib = dlopen("libh2o-evloop.so.0.13", RTLD_LAZY | RTLD_NOLOAD);
+        f = lib != NULL ? dlsym(lib, name) : NULL;
+    }
+    if (f == NULL || f == self)
+        tg_fatal("%s not found in libh2o-evloop: %s", name, dlerror());
+    return f;
+}
+
 static void (*real_read_start(void))(h2o_socket_t *, h2o_socket_cb)
 {
     static _Atomic(void (*)(h2o_socket_t *, h2o_socket_cb)) real;
     void (*f)(h2o_socket_t *, h2o_socket_cb) = atomic_load_explicit(&real, memory_order_relaxed);
     if (f == NULL) {
-        *(void **)&f = dlsym(RTLD_NEXT, "h2o_socket_read_start");
-        if (f == NULL || f == h2o_socket_read_start) {
-            /* tollgate linked as a shared object loaded after libh2o: ask libh2o itself */
-            void *lib = dlopen("libh2o-evloop.so.0.13", RTLD_LAZY | RTLD_NOLOAD);
-            *(void **)&f = lib != NULL ? dlsym(lib, "h2o_socket_read_start") : NULL;
-        }
-        if (f == NULL || f == h2o_socket_read_start)
-            tg_fatal("h2o_socket_read_start not found in libh2o-evloop: %s", dlerror());
+        *(void **)&f = real_fn("h2o_socket_read_start", (void *)h2o_socket_read_start);
+        atomic_store_explicit(&real, f, memory_order_relaxed);
+    }
+    return f;
+}
+
+static void (*real_close(void))(h2o_socket_t *)
+{
+    static _Atomic(void (*)(h2o_socket_t *)) real;
+    void (*f)(h2o_socket_t *) = atomic_load_explicit(&real, memory_order_relaxed);
+    if (f == NULL) {
+        *(void **)&f = real_fn("h2o_socket_close", (void *)h2o_socket_close);
         atomic_store_explicit(&real, f, memory_order_relaxed);
     }
     return f;
@@ -65,6 +90,8 @@ static inline tg_conn_t *conn_of(h2o_socket_t *sock)
     return sock->on_close.cb == conn_on_close ? sock->on_close.data : NULL;
 }
 
+static void on_deliver(h2o_timeout_entry_t *entry);
+
 /* The interposed h2o_socket_read_start (see conn.h): tollgate's client sockets read through the guard. */
 void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
 {
@@ -74,6 +101,18 @@ void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
         if (cb == atomic_load_explicit(&h2_read, memory_order_relaxed)) {
             if (c->guard.proto != TG_GUARD_HTTP2)
                 c->guard.proto = TG_GUARD_HTTP2, c->guard.preface_done = 0;
+            /*
+             * h2o's HTTP/2 takes over a socket that already holds bytes (the first flight
+             * of a TLS client, a preface sent behind an HTTP/1.1 request) and parses them
+             * itself, past the guard. Unless the guard is reading them now, they are held
+             * back from it and come through the guard at once, from the loop.
+             */
+            if (!c->reading && sock->input->size != 0) {
+                tg_buf_append(&c->held, sock->input->bytes, sock->input->size);
+                h2o_buffer_consume(&sock->input, sock->input->size);
+                if (!h2o_timeout_is_linked(&c->deliver))
+                    h2o_timeout_link(c->set->loop, &c->set->zero_timeout, &c->deliver);
+            }
         } else if (c->guard.proto == TG_GUARD_HTTP1) {
             tg_guard_h1_next(&c->guard, sock->input->size, tg_now_ms()); /* the next request on a kept-alive connection */
         }
@@ -84,9 +123,19 @@ void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
     real_read_start()(sock, cb);
 }
 
+/* The interposed h2o_socket_close: a client socket's protocol object is gone from here on (h2o frees it first). */
+void h2o_socket_close(h2o_socket_t *sock)
+{
+    tg_conn_t *c = conn_of(sock);
+    if (c != NULL)
+        c->inner = NULL;
+    real_close()(sock);
+}
+
+/* h2o's HTTP/2 connection on the socket, or NULL (not HTTP/2, or closing) */
 static inline h2o_http2_conn_t *h2_conn(tg_conn_t *c)
 {
-    return c->inner == atomic_load_explicit(&h2_read, memory_order_relaxed) ? c->sock->data : NULL;
+    return c->inner != NULL && c->inner == atomic_load_explicit(&h2_read, memory_order_relaxed) ? c->sock->data : NULL;
 }
 
 static size_t *content_length(void *ctx, uint32_t stream_id)
@@ -94,6 +143,16 @@ static size_t *content_length(void *ctx, uint32_t stream_id)
     h2o_http2_conn_t *hc = h2_conn(ctx);
     h2o_http2_stream_t *stream = hc != NULL ? h2o_http2_conn_get_stream(hc, stream_id) : NULL;
     return stream != NULL ? &stream->_expected_content_length : NULL;
+}
+
+/* RST_STREAM NO_ERROR for a cut-off body h2o is done with (the guard's prune) */
+static void reset_stream(void *ctx, uint32_t stream_id)
+{
+    h2o_http2_conn_t *hc = h2_conn(ctx);
+    if (hc == NULL || hc->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING)
+        return;
+    h2o_http2__encode_rst_stream_frame(&hc->_write.buf, stream_id, 0);
+    h2o_http2_conn_request_write(hc);
 }
 
 static void note_close(tg_conn_t *c, const char *why)
@@ -133,6 +192,7 @@ static void close_guarded(tg_conn_t *c, const char *why, int code)
     else
         atomic_fetch_add_explicit(&cs->stats.slow_request, 1, memory_order_relaxed);
     note_close(c, why);
+    c->kill_at_ms = tg_now_ms() + 2000; /* a client that reads nothing would hold the GOAWAY, and the connection, for ever */
     h2o_http2_conn_t *hc = h2_conn(c);
     if (hc != NULL && code != 0 && hc->state < H2O_HTTP2_CONN_STATE_IS_CLOSING) {
         /* A GOAWAY first: h2o's close then waits for it to be written. */
@@ -159,6 +219,9 @@ static void give_back(tg_conn_t *c)
 static void free_conn(tg_conn_t *c)
 {
     h2o_linklist_unlink(&c->link);
+    if (h2o_timeout_is_linked(&c->deliver))
+        h2o_timeout_unlink(&c->deliver);
+    tg_buf_dispose(&c->held);
     free(c);
 }
 
@@ -171,15 +234,18 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
 {
     tg_conn_t *c = sock->on_close.data;
     tg_conns_t *cs = c->set;
+    if (c->inner == NULL)
+        return; /* closing */
     c->reading = 1;
+    ++c->reads;
     if (err == NULL) {
-        tg_guard_h2o_t h = {c, content_length};
+        tg_guard_h2o_t h = {c, content_length, reset_stream};
         for (;;) {
             size_t len = sock->input->size, split = 0;
             const char *why = NULL;
             int code = 0;
             h2o_http2_conn_t *hc = h2_conn(c);
-            uint32_t streams = hc != NULL ? hc->num_streams.pull.open + hc->num_streams.pull.half_closed : 0;
+            uint32_t streams = hc != NULL ? hc->num_streams.pull.open : 0; /* h2o counts a half-closed stream as open too */
             if (hc != NULL)
                 tg_guard_prune(&c->guard, &h);
             uint64_t refused = c->guard.n_refused;
@@ -202,17 +268,40 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
             if (c->closed)
                 goto Out;
             h2o_iovec_t room = h2o_buffer_reserve(&sock->input, cs->hold.len);
+            if (room.base == NULL)
+                tg_fatal("out of memory");
             memcpy(room.base, cs->hold.base, cs->hold.len);
             sock->input->size += cs->hold.len;
+            /* h2o closing, or holding back its reading (its output is full): the rest waits, in its buffer, as h2o's own would */
+            if (c->inner == NULL || !h2o_socket_is_reading(sock))
+                goto Out;
         }
     }
     c->inner(sock, err);
+Out:
     if (!c->closed)
         give_back(c);
-Out:
     c->reading = 0;
     if (c->closed)
         free_conn(c);
+}
+
+/* Bytes held back from h2o (see h2o_socket_read_start): before anything read since, through the guard. */
+static void on_deliver(h2o_timeout_entry_t *entry)
+{
+    tg_conn_t *c = H2O_STRUCT_FROM_MEMBER(tg_conn_t, deliver, entry);
+    h2o_socket_t *sock = c->sock;
+    if (sock == NULL || c->inner == NULL || c->held.len == 0)
+        return;
+    size_t newer = sock->input->size;
+    h2o_iovec_t room = h2o_buffer_reserve(&sock->input, c->held.len);
+    if (room.base == NULL)
+        tg_fatal("out of memory");
+    memmove(sock->input->bytes + c->held.len, sock->input->bytes, newer);
+    memcpy(sock->input->bytes, c->held.base, c->held.len);
+    sock->input->size += c->held.len;
+    tg_buf_dispose(&c->held);
+    on_guarded_read(sock, NULL);
 }
 
 static void conn_on_close(void *data)
@@ -234,6 +323,7 @@ tg_conn_t *tg_conn_attach(tg_conns_t *cs, h2o_socket_t *sock, void (*on_close)(v
     c->sock = sock;
     c->on_close = on_close;
     c->data = data;
+    c->deliver.cb = on_deliver;
     h2o_linklist_insert(&cs->all, &c->link);
     sock->on_close.cb = conn_on_close;
     sock->on_close.data = c;
@@ -266,17 +356,26 @@ static void on_sweep(h2o_timeout_entry_t *entry)
     for (h2o_linklist_t *l = cs->all.next; l != &cs->all; l = l->next) {
         tg_conn_t *c = H2O_STRUCT_FROM_MEMBER(tg_conn_t, link, l);
         h2o_socket_t *sock = c->sock;
-        if (sock->bytes_read == c->read && sock->input->size == 0 && sock->input->capacity != 0) {
+        if (c->reads == c->reads_seen && sock->input->size == 0 && sock->input->bytes != NULL && c->inner != NULL) {
             h2o_buffer_dispose(&sock->input);
             h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
         }
-        c->read = sock->bytes_read;
+        c->reads_seen = c->reads;
         if (c->shut)
             continue;
         const char *why = NULL;
+        if (c->kill_at_ms != 0 && now > c->kill_at_ms) {
+            shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+            c->shut = 1;
+            continue;
+        }
         if (h2o_socket_is_writing(sock)) {
-            if (c->writing_since_ms == 0 || sock->bytes_written != c->written) {
+            /* progress: a new write, or the kernel's send queue moving (a client reading slowly still reads) */
+            int outq = -1;
+            ioctl(h2o_socket_get_fd(sock), SIOCOUTQ, &outq);
+            if (c->writing_since_ms == 0 || sock->bytes_written != c->written || outq != c->outq) {
                 c->written = sock->bytes_written;
+                c->outq = outq;
                 c->writing_since_ms = now;
             } else if (now > c->writing_since_ms + cs->idle_timeout_ms) {
                 why = "it has not read its answer for http.idle_timeout_ms";
@@ -286,7 +385,7 @@ static void on_sweep(h2o_timeout_entry_t *entry)
             c->writing_since_ms = 0;
         }
         if (h2_conn(c) != NULL) {
-            tg_guard_h2o_t h = {c, content_length};
+            tg_guard_h2o_t h = {c, content_length, reset_stream};
             tg_guard_prune(&c->guard, &h);
         }
         if (why == NULL && h2o_socket_is_reading(sock) && (why = tg_guard_expired(&c->guard, &cs->limits, now)) != NULL)
@@ -327,6 +426,7 @@ void tg_conns_init(tg_conns_t *cs, h2o_context_t *ctx, const tg_guard_limits_t *
     h2o_linklist_init_anchor(&cs->all);
     learn_h2_read(ctx);
     h2o_timeout_init(cs->loop, &cs->sweep_timeout, TG_SWEEP_MS);
+    h2o_timeout_init(cs->loop, &cs->zero_timeout, 0);
     cs->sweep.cb = on_sweep;
     h2o_timeout_link(cs->loop, &cs->sweep_timeout, &cs->sweep);
 }

@@ -42,9 +42,9 @@ static void drop(tg_guard_t *g, tg_guard_stream_t *st)
 static tg_guard_stream_t *add(tg_guard_t *g, uint32_t id, uint64_t now_ms)
 {
     if (g->n_streams == TG_GUARD_STREAMS) {
-        /* Entries that only wait for the other side to finish go first. */
+        /* Refusals already answered, that only wait for the client to stop, go first (never one still to answer). */
         for (unsigned i = 0; i != g->n_streams; ++i)
-            if (g->streams[i].refused && (g->streams[i].answered || g->streams[i].client_ended)) {
+            if (g->streams[i].refused && g->streams[i].answered) {
                 drop(g, &g->streams[i]);
                 break;
             }
@@ -145,12 +145,13 @@ static void scan_h1(tg_guard_t *g, const uint8_t *buf, size_t len, uint64_t now_
  * off or dropped. Sets *step to the bytes to move on by; returns 0, or -1 to split here.
  */
 static int data_frame(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2o_t *h, uint8_t *buf, size_t *len, size_t at,
-                      size_t plen, size_t *step)
+                      size_t plen, size_t *step, int *control)
 {
     uint8_t flags = buf[at + 4];
     uint32_t id = ((uint32_t)(buf[at + 5] & 0x7f) << 24) | ((uint32_t)buf[at + 6] << 16) | ((uint32_t)buf[at + 7] << 8) | buf[at + 8];
     tg_guard_stream_t *st = find(g, id);
     *step = FRAME_HEADER + plen;
+    *control = plen == 0 && !(flags & FLAG_END_STREAM); /* empty frames cost h2o a round each and carry nothing (CVE-2019-9518) */
     if (st == NULL)
         return 0; /* not a stream with a body under way: h2o's to judge */
     if (st->refused) {
@@ -171,7 +172,13 @@ static int data_frame(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guar
         data = plen - 1 - buf[at + FRAME_HEADER];
     }
     size_t *cl = NULL;
-    if (!st->checked || st->body + data > lim->max_body_bytes) {
+    int crossing = st->body + data > lim->max_body_bytes;
+    /*
+     * A declared length is compared once h2o has parsed the HEADERS: at once when they
+     * came earlier, else at the stream's next DATA frame. Only a cut needs h2o's stream
+     * now (its expected length is to be forgotten): only then is the buffer split.
+     */
+    if ((!st->checked && !st->fresh) || crossing) {
         if ((cl = h->content_length(h->ctx, id)) == NULL) {
             if (st->fresh)
                 return -1; /* h2o has not parsed its HEADERS yet: let it, then look again */
@@ -180,7 +187,7 @@ static int data_frame(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guar
         }
         st->checked = 1;
     }
-    if (st->body + data > lim->max_body_bytes || (cl != NULL && *cl != SIZE_MAX && *cl > lim->max_body_bytes)) {
+    if (crossing || (cl != NULL && *cl != SIZE_MAX && *cl > lim->max_body_bytes)) {
         /*
          * Cut off here: the frame becomes an empty one that ends the stream, so h2o runs
          * the request now (the handler answers 413) with what came before. h2o would
@@ -256,10 +263,14 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
 
     size_t at = 0;
     if (!g->preface_done) {
-        if (*len < TG_H2_PREFACE_LEN)
-            return TG_GUARD_PASS;
+        /* The preface, unless h2o took it in already (it parses some buffers before the guard sees them) */
+        size_t n = *len < TG_H2_PREFACE_LEN ? *len : TG_H2_PREFACE_LEN;
+        if (memcmp(buf, TG_H2_PREFACE, n) == 0) {
+            if (n < TG_H2_PREFACE_LEN)
+                return TG_GUARD_PASS;
+            at = TG_H2_PREFACE_LEN;
+        }
         g->preface_done = 1;
-        at = TG_H2_PREFACE_LEN;
     }
     refill(g, lim, now_ms);
     for (unsigned i = 0; i != g->n_streams; ++i)
@@ -290,9 +301,7 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
         }
         switch (type) {
         case FRAME_DATA:
-            if (plen == 0 && !(flags & FLAG_END_STREAM))
-                control = 1; /* empty frames cost h2o a round each and carry nothing (CVE-2019-9518) */
-            else if (data_frame(g, lim, h, buf, len, at, plen, &step) != 0) {
+            if (data_frame(g, lim, h, buf, len, at, plen, &step, &control) != 0) {
                 *split = at;
                 return TG_GUARD_SPLIT;
             }
@@ -342,8 +351,20 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
         case FRAME_WINDOW_UPDATE:
         case FRAME_GOAWAY:
             break;
-        default: /* SETTINGS, PING, PRIORITY, PUSH_PROMISE (h2o refuses it) and types h2o ignores */
+        case FRAME_PRIORITY:
+        case FRAME_SETTINGS:
+        case FRAME_PUSH_PROMISE: /* h2o refuses it */
+        case FRAME_PING:
             control = 1;
+            break;
+        default:
+            /*
+             * A type h2o does not know: it would skip it with a line of its own on stderr
+             * for each. RFC 7540 has them ignored; they go here, charged all the same.
+             */
+            control = 1;
+            cut(buf, len, at, FRAME_HEADER + plen);
+            step = 0;
             break;
         }
         if (control) {
@@ -363,10 +384,18 @@ void tg_guard_prune(tg_guard_t *g, const tg_guard_h2o_t *h)
     for (unsigned i = 0; i < g->n_streams;) {
         tg_guard_stream_t *st = &g->streams[i];
         st->fresh = 0; /* h2o has parsed all it was given */
-        if (!(st->refused && !st->answered) && h->content_length(h->ctx, st->id) == NULL)
-            drop(g, st);
-        else
+        if (h->content_length(h->ctx, st->id) != NULL) {
             ++i;
+            continue;
+        }
+        /*
+         * h2o is done with it. A cut-off body whose client still sends is told to stop
+         * (RST_STREAM NO_ERROR, RFC 7540 8.1, now that the answer is out), or it would
+         * wait on a stream window nobody opens.
+         */
+        if (st->refused && !st->client_ended && h->reset != NULL)
+            h->reset(h->ctx, st->id);
+        drop(g, st);
     }
 }
 

@@ -1120,6 +1120,9 @@ static tg_pgconn_t *pick_conn(tg_backend_pool_t *bp, const tg_call_t *call, uint
             continue;
         if (low_full && c->n_low == 0)
             continue;
+        /* An abandoned call alone on its connection may yet be cancelled (cancel_sent): nothing joins it meanwhile. */
+        if (c->head != NULL && c->head->_abandoned && c->head->_next == NULL)
+            continue;
         if (c->cancel != NULL) {
             /* A cancel could hit whatever runs when it lands: send nothing until it landed and its target ended. */
             if (c->cancel_target != NULL || !atomic_load(&c->cancel->done))

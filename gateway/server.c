@@ -256,7 +256,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
      * with its own text/plain 413 (and closes the connection); over HTTP/2 the guard cuts
      * the body off before h2o would reset the stream, and the handler answers the 413.
      */
-    gw->globalconf.max_request_entity_size = cfg->max_body_bytes;
+    gw->globalconf.max_request_entity_size = cfg->max_body_bytes + 1; /* h2o refuses a chunked body that reaches it: one of max_body_bytes passes */
     /* HTTP/1.1: h2o's one timer, from the end of the previous answer to the whole next request; the guard keeps the rest. */
     gw->globalconf.http1.req_timeout = (uint64_t)cfg->http.idle_timeout_ms;
     gw->globalconf.http2.idle_timeout = (uint64_t)cfg->http.idle_timeout_ms;
@@ -264,7 +264,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     gw->globalconf.handshake_timeout = (uint64_t)cfg->http.header_timeout_ms;
     gw->guard = (tg_guard_limits_t){
         .max_body_bytes = cfg->max_body_bytes,
-        /* h2o advertises 100 and refuses a stream past 100 receiving; twice that in all is no race, but a client that ignores it */
+        /* h2o advertises 100 and refuses a stream past 100 (open or half-closed); twice that is no race, but a client that ignores it */
         .max_streams = 200,
         .header_timeout_ms = (uint64_t)cfg->http.header_timeout_ms,
         .body_timeout_ms = (uint64_t)cfg->http.body_timeout_ms,

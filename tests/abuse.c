@@ -15,6 +15,9 @@
  * MODE is one of
  *   rapid-reset   HTTP/2: HEADERS for PATH then RST_STREAM, as fast as it can
  *   reset-late    HTTP/2: HEADERS for PATH, and its RST_STREAM 5 ms later, one after another
+ *   h1-then-reset HTTP/1.1 GET of PATH, then in the same write the HTTP/2 preface and 500
+ *                 HEADERS + RST_STREAM pairs (h2o takes the connection over to HTTP/2
+ *                 and would parse them itself)
  *   ping-flood    HTTP/2: PING frames, never reading the acks
  *   settings-flood HTTP/2: SETTINGS frames
  *   empty-data    HTTP/2: a request with a body that never comes, and empty DATA frames
@@ -157,7 +160,8 @@ static void close_conn(conn_t *c, int by_server)
 
 static int is_h2(void)
 {
-    return strcmp(mode, "slow-headers") != 0 && strcmp(mode, "idle") != 0 && strcmp(mode, "no-read") != 0;
+    return strcmp(mode, "slow-headers") != 0 && strcmp(mode, "idle") != 0 && strcmp(mode, "no-read") != 0 &&
+           strcmp(mode, "h1-then-reset") != 0;
 }
 
 static int connect_to(const struct addrinfo *ai, conn_t *c)
@@ -252,6 +256,25 @@ static void act(conn_t *c, uint64_t now)
             n += hl;
             n += frame(p + n, 4, 3, 0, c->next_stream);
             p[n++] = 0, p[n++] = 0, p[n++] = 0, p[n++] = 8; /* CANCEL */
+            c->next_stream += 2;
+            ++requests;
+        }
+    } else if (strcmp(mode, "h1-then-reset") == 0) {
+        if (c->next_stream != 1) {
+            c->next_at_ms = UINT64_MAX;
+            return;
+        }
+        n = (size_t)snprintf((char *)p, 512, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
+        memcpy(p + n, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24), n += 24;
+        n += frame(p + n, 0, 4, 0, 0);
+        for (int i = 0; i != 500; ++i) {
+            size_t at = n;
+            n += 9;
+            size_t hl = header_block(p + n, 0);
+            frame(p + at, hl, 1, 0x5, c->next_stream);
+            n += hl;
+            n += frame(p + n, 4, 3, 0, c->next_stream);
+            p[n++] = 0, p[n++] = 0, p[n++] = 0, p[n++] = 8;
             c->next_stream += 2;
             ++requests;
         }

@@ -21,8 +21,8 @@ export TG_GATEWAY_TARGET=//gateway:tollgated_sysmalloc TG_GATEWAY_BIN=${LINKS}bi
 export TG_SKIP_FUZZ=1
 # Every process a test starts (the gateway above all) reports leaks and UB at exit and fails on them.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23:detect_stack_use_after_return=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # Sanitized binaries are slower: give the integration binary more time.
 export TG_INTEGRATION_TIMEOUT=${TG_INTEGRATION_TIMEOUT:-2400}
 exec bash tests/run.sh "$@"

@@ -40,6 +40,7 @@ typedef struct {
     uint64_t idle_timeout_ms;      /* a write pending that long without progress closes the connection */
     h2o_timeout_t sweep_timeout;
     h2o_timeout_entry_t sweep;
+    h2o_timeout_t zero_timeout;    /* bytes held back from h2o come through the guard on it */
     tg_buf_t hold;                 /* bytes held back while h2o parses a part of the buffer */
     tg_conn_stats_t stats;
     uint64_t logged_at_ms;         /* the last "closing a connection" line (at most one a second) */

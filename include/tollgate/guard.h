@@ -87,6 +87,8 @@ typedef struct {
     void *ctx;
     /** h2o's expected body length (SIZE_MAX: none given) of a stream it has parsed the HEADERS of, or NULL */
     size_t *(*content_length)(void *ctx, uint32_t stream_id);
+    /** tells the client to stop sending on a stream (RST_STREAM NO_ERROR); may be NULL */
+    void (*reset)(void *ctx, uint32_t stream_id);
 } tg_guard_h2o_t;
 
 enum {
@@ -106,8 +108,9 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
                   uint32_t streams_now, uint64_t now_ms, const char **why, int *code);
 
 /**
- * HTTP/2: forgets the streams h2o no longer has (it refused or reset them itself), but
- * for cut-off ones whose answer is still to come. Call before a scan or a deadline check.
+ * HTTP/2: forgets the streams h2o no longer has (it refused, reset or answered them),
+ * asking h2o->reset to stop a cut-off body its client is still sending. Call before a
+ * scan or a deadline check.
  */
 void tg_guard_prune(tg_guard_t *g, const tg_guard_h2o_t *h);
 

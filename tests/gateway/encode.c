@@ -224,6 +224,7 @@ Test(encode, rows)
                              "\"tags\":[\"x\",\"y z\"],\"doc\":{\"k\": [1]}},"
                              "{\"id\":2,\"we\\\"ird\":null,\"ok\":false,\"at\":null,\"tags\":[],\"doc\":null}]");
     tg_buf_dispose(&b);
+    tg_buf_dispose(&keys);
     PQclear(res);
 }
 

@@ -35,7 +35,7 @@ static void fake_add(uint32_t id, size_t cl)
     fake.id[fake.n] = id, fake.cl[fake.n++] = cl;
 }
 
-static const tg_guard_h2o_t H = {NULL, fake_cl};
+static const tg_guard_h2o_t H = {NULL, fake_cl, NULL};
 
 static size_t put_frame(uint8_t *p, size_t len, uint8_t type, uint8_t flags, uint32_t id)
 {
@@ -116,7 +116,7 @@ Test(guard, a_content_length_over_the_limit_is_refused_at_the_first_data_frame)
     cr_assert_eq(g.refund, 60);
 }
 
-Test(guard, data_for_headers_in_the_same_buffer_splits_so_h2o_parses_them_first)
+Test(guard, a_body_within_the_limit_in_the_buffer_of_its_headers_passes_unsplit)
 {
     tg_guard_t g;
     start(&g);
@@ -125,14 +125,116 @@ Test(guard, data_for_headers_in_the_same_buffer_splits_so_h2o_parses_them_first)
     len += put_frame(buf + len, 20, 0, 0x1, 3);
     const char *why;
     int code;
+    cr_assert_eq(tg_guard_scan(&g, &LIMITS, &H, buf, &len, &split, 0, 2, &why, &code), TG_GUARD_PASS);
+    cr_assert_eq(len, 48, "untouched");
+    cr_assert_eq(g.n_streams, 0, "its END_STREAM ends its tracking");
+}
+
+Test(guard, a_cut_in_the_buffer_of_its_headers_splits_so_h2o_parses_them_first)
+{
+    tg_guard_t g;
+    start(&g);
+    uint8_t buf[1024];
+    size_t len = put_frame(buf, 10, 1, 0x4, 3), split = 0;
+    len += put_frame(buf + len, 120, 0, 0x1, 3); /* past 100 */
+    const char *why;
+    int code;
     cr_assert_eq(tg_guard_scan(&g, &LIMITS, &H, buf, &len, &split, 0, 2, &why, &code), TG_GUARD_SPLIT);
     cr_assert_eq(split, 19, "h2o takes the HEADERS first");
     /* h2o took the HEADERS: what is left is scanned again */
-    fake_add(3, 20);
+    fake_add(3, 120);
     memmove(buf, buf + 19, len - 19), len -= 19;
     cr_assert_eq(scan(&g, buf, &len, 3, &why), TG_GUARD_PASS);
-    cr_assert_eq(len, 29, "a body within the limit passes untouched");
-    cr_assert_eq(g.n_streams, 0, "its END_STREAM ends its tracking");
+    cr_assert_eq(len, 9, "cut off");
+    cr_assert_eq(fake.cl[0], SIZE_MAX);
+    cr_assert_eq(tg_guard_take_refused(&g, 3), 1);
+}
+
+static uint32_t reset_id[8];
+static int n_reset;
+static void fake_reset(void *ctx, uint32_t id)
+{
+    reset_id[n_reset++] = id;
+}
+
+Test(guard, a_cut_off_body_still_coming_is_reset_once_h2o_is_done_with_it)
+{
+    tg_guard_t g;
+    start(&g);
+    uint8_t buf[1024];
+    size_t len = put_frame(buf, 10, 1, 0x4, 1);
+    const char *why;
+    scan(&g, buf, &len, 2, &why);
+    fake_add(1, 5000);
+    len = put_frame(buf, 10, 0, 0, 1);
+    cr_assert_eq(scan(&g, buf, &len, 3, &why), TG_GUARD_PASS);
+    /* an empty DATA frame of that stream is dropped too (h2o would reset the answer with STREAM_CLOSED) */
+    len = put_frame(buf, 0, 0, 0, 1);
+    cr_assert_eq(scan(&g, buf, &len, 4, &why), TG_GUARD_PASS);
+    cr_assert_eq(len, 0);
+    tg_guard_h2o_t h = {NULL, fake_cl, fake_reset};
+    n_reset = 0;
+    tg_guard_prune(&g, &h);
+    cr_assert_eq(n_reset, 0, "h2o still has the stream: the answer is under way");
+    fake.n = 0; /* answered and closed */
+    tg_guard_prune(&g, &h);
+    cr_assert_eq(n_reset, 1, "the client is told to stop");
+    cr_assert_eq(reset_id[0], 1);
+    cr_assert_eq(g.n_streams, 0);
+}
+
+Test(guard, the_stream_table_never_drops_a_refusal_still_to_be_answered)
+{
+    tg_guard_t g;
+    start(&g);
+    static uint8_t buf[TG_GUARD_STREAMS * 30 + 64];
+    size_t len = 0;
+    const char *why;
+    tg_guard_limits_t lim = LIMITS;
+    lim.max_streams = 1000;
+    size_t split;
+    int code;
+    for (uint32_t i = 0; i != TG_GUARD_STREAMS; ++i)
+        len += put_frame(buf + len, 10, 1, 0x4, 1 + 2 * i);
+    cr_assert_eq(tg_guard_scan(&g, &lim, &H, buf, &len, &split, 0, 2, &why, &code), TG_GUARD_PASS);
+    cr_assert_eq(g.n_streams, TG_GUARD_STREAMS);
+    for (uint32_t i = 0; i != TG_GUARD_STREAMS; ++i)
+        fake.n < 16 ? fake_add(1 + 2 * i, 5000) : (void)0;
+    /* the first stream's body is refused, its client ends it, nobody has answered yet */
+    len = put_frame(buf, 10, 0, 0x1, 1);
+    cr_assert_eq(tg_guard_scan(&g, &lim, &H, buf, &len, &split, 0, 3, &why, &code), TG_GUARD_PASS);
+    len = put_frame(buf, 10, 1, 0x4, 1 + 2 * TG_GUARD_STREAMS); /* one more body: the table is full */
+    cr_assert_eq(tg_guard_scan(&g, &lim, &H, buf, &len, &split, 0, 4, &why, &code), TG_GUARD_CLOSE);
+    cr_assert_eq(tg_guard_take_refused(&g, 1), 1, "the refusal was kept for its handler");
+}
+
+Test(guard, a_preface_h2o_took_in_before_the_guard_is_not_skipped_blind)
+{
+    tg_guard_t g = {.proto = TG_GUARD_HTTP2}; /* as the wrapper leaves it when h2o's HTTP/2 took the socket over */
+    uint8_t buf[1024];
+    size_t len = 0;
+    const char *why = NULL;
+    for (uint32_t id = 1; id <= 7; id += 2) {
+        len += put_frame(buf + len, 10, 1, 0x5, id);
+        len += put_frame(buf + len, 4, 3, 0, id);
+    }
+    memset(&fake, 0, sizeof(fake));
+    cr_assert_eq(scan(&g, buf, &len, 2, &why), TG_GUARD_CLOSE, "the frames are read from the buffer's start");
+    cr_assert(g.preface_done);
+}
+
+Test(guard, frames_of_unknown_types_are_dropped_and_charged)
+{
+    tg_guard_t g;
+    start(&g);
+    uint8_t buf[1024];
+    size_t len = put_frame(buf, 5, 0xfa, 0, 0);
+    len += put_frame(buf + len, 8, 6, 0, 0);
+    const char *why;
+    cr_assert_eq(scan(&g, buf, &len, 2, &why), TG_GUARD_PASS);
+    cr_assert_eq(len, 17, "the unknown frame is gone, the PING stays");
+    cr_assert_eq(buf[3], 6);
+    cr_assert_eq(g.n_control, 2);
 }
 
 Test(guard, padding_does_not_count_toward_the_body)

@@ -450,8 +450,16 @@ Test(body, oversized_body_is_413)
     strcpy(big + 10 + n, "\",\"name\":\"x\"}");
     FOR_EACH_PROTO(p)
     {
-        resp_t *r = expect(p, 413, "POST", "/users", big, "application/json");
-        cr_assert(strstr(jstr(r, "detail"), "max_body_bytes") != NULL, "%s", r->body);
+        resp_t *r = http(p, "POST", "/users", big, "application/json", NULL);
+        cr_assert_eq(r->status, 413, "%s: %ld %s", proto_name(p), r->status, r->body);
+        if (p == PROTO_H1) {
+            /* refused on its Content-Length before any body is read: h2o's own answer (docs/reference.md, section 7) */
+            cr_assert_not_null(strstr(r->body, "request entity is too large"), "%s", r->body);
+        } else {
+            /* the body cut off at the limit by the guard; tollgate's problem+json */
+            cr_assert_not_null(r->json, "%s", r->body);
+            cr_assert(strstr(jstr(r, "detail"), "max_body_bytes") != NULL, "%s", r->body);
+        }
         resp_free(r);
     }
     free(big);
