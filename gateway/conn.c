@@ -145,7 +145,21 @@ static size_t *content_length(void *ctx, uint32_t stream_id)
     return stream != NULL ? &stream->_expected_content_length : NULL;
 }
 
-/* RST_STREAM NO_ERROR for a cut-off body h2o is done with (the guard's prune) */
+/* WINDOW_UPDATE of a stream whose DATA the guard dropped, so its client may send the rest (to be dropped) */
+static void credit_stream(void *ctx, uint32_t stream_id, size_t n)
+{
+    h2o_http2_conn_t *hc = h2_conn(ctx);
+    if (hc == NULL || hc->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING)
+        return;
+    while (n != 0) {
+        int32_t k = n > INT32_MAX ? INT32_MAX : (int32_t)n;
+        h2o_http2_encode_window_update_frame(&hc->_write.buf, stream_id, k);
+        n -= (size_t)k;
+    }
+    h2o_http2_conn_request_write(hc);
+}
+
+/* RST_STREAM NO_ERROR for a cut-off body still coming long after its answer (the guard's prune) */
 static void reset_stream(void *ctx, uint32_t stream_id)
 {
     h2o_http2_conn_t *hc = h2_conn(ctx);
@@ -239,7 +253,7 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
     c->reading = 1;
     ++c->reads;
     if (err == NULL) {
-        tg_guard_h2o_t h = {c, content_length, reset_stream};
+        tg_guard_h2o_t h = {c, content_length, reset_stream, credit_stream};
         for (;;) {
             size_t len = sock->input->size, split = 0;
             const char *why = NULL;
@@ -247,7 +261,7 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
             h2o_http2_conn_t *hc = h2_conn(c);
             uint32_t streams = hc != NULL ? hc->num_streams.pull.open : 0; /* h2o counts a half-closed stream as open too */
             if (hc != NULL)
-                tg_guard_prune(&c->guard, &h);
+                tg_guard_prune(&c->guard, &cs->limits, &h, tg_now_ms());
             uint64_t refused = c->guard.n_refused;
             int r = tg_guard_scan(&c->guard, &cs->limits, &h, (uint8_t *)sock->input->bytes, &len, &split, streams, tg_now_ms(), &why,
                                   &code);
@@ -385,8 +399,8 @@ static void on_sweep(h2o_timeout_entry_t *entry)
             c->writing_since_ms = 0;
         }
         if (h2_conn(c) != NULL) {
-            tg_guard_h2o_t h = {c, content_length, reset_stream};
-            tg_guard_prune(&c->guard, &h);
+            tg_guard_h2o_t h = {c, content_length, reset_stream, credit_stream};
+            tg_guard_prune(&c->guard, &cs->limits, &h, now);
         }
         if (why == NULL && h2o_socket_is_reading(sock) && (why = tg_guard_expired(&c->guard, &cs->limits, now)) != NULL)
             atomic_fetch_add_explicit(&cs->stats.slow_request, 1, memory_order_relaxed);

@@ -145,7 +145,7 @@ static void scan_h1(tg_guard_t *g, const uint8_t *buf, size_t len, uint64_t now_
  * off or dropped. Sets *step to the bytes to move on by; returns 0, or -1 to split here.
  */
 static int data_frame(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2o_t *h, uint8_t *buf, size_t *len, size_t at,
-                      size_t plen, size_t *step, int *control)
+                      size_t plen, uint64_t now_ms, size_t *step, int *control)
 {
     uint8_t flags = buf[at + 4];
     uint32_t id = ((uint32_t)(buf[at + 5] & 0x7f) << 24) | ((uint32_t)buf[at + 6] << 16) | ((uint32_t)buf[at + 7] << 8) | buf[at + 8];
@@ -161,6 +161,8 @@ static int data_frame(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guar
         if (st->client_ended && st->answered)
             drop(g, st);
         g->refund += plen;
+        if (h->credit != NULL && plen != 0)
+            h->credit(h->ctx, id, plen); /* the stream's window too: the client may send the rest, to be dropped */
         cut(buf, len, at, FRAME_HEADER + plen);
         *step = 0;
         return 0;
@@ -195,7 +197,10 @@ static int data_frame(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guar
          */
         st->refused = 1;
         st->client_ended = (flags & FLAG_END_STREAM) != 0;
+        st->since_ms = now_ms; /* its remainder is dropped for at most http.body_timeout_ms from now */
         ++g->n_refused;
+        if (h->credit != NULL && plen != 0)
+            h->credit(h->ctx, id, plen);
         *cl = SIZE_MAX;
         buf[at] = buf[at + 1] = buf[at + 2] = 0;
         buf[at + 4] = FLAG_END_STREAM;
@@ -301,7 +306,7 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
         }
         switch (type) {
         case FRAME_DATA:
-            if (data_frame(g, lim, h, buf, len, at, plen, &step, &control) != 0) {
+            if (data_frame(g, lim, h, buf, len, at, plen, now_ms, &step, &control) != 0) {
                 *split = at;
                 return TG_GUARD_SPLIT;
             }
@@ -379,7 +384,7 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
     return TG_GUARD_PASS;
 }
 
-void tg_guard_prune(tg_guard_t *g, const tg_guard_h2o_t *h)
+void tg_guard_prune(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2o_t *h, uint64_t now_ms)
 {
     for (unsigned i = 0; i < g->n_streams;) {
         tg_guard_stream_t *st = &g->streams[i];
@@ -389,12 +394,20 @@ void tg_guard_prune(tg_guard_t *g, const tg_guard_h2o_t *h)
             continue;
         }
         /*
-         * h2o is done with it. A cut-off body whose client still sends is told to stop
-         * (RST_STREAM NO_ERROR, RFC 7540 8.1, now that the answer is out), or it would
-         * wait on a stream window nobody opens.
+         * h2o is done with it. A cut-off body its client still sends stays, so that its
+         * DATA keeps being dropped (h2o would reset the stream for DATA on a closed one,
+         * and clients take that for a failed call), until the client ends it, or until
+         * http.body_timeout_ms after the cut: then it is told to stop (RST_STREAM
+         * NO_ERROR, RFC 7540 8.1).
          */
-        if (st->refused && !st->client_ended && h->reset != NULL)
-            h->reset(h->ctx, st->id);
+        if (st->refused && !st->client_ended) {
+            if (now_ms <= st->since_ms + lim->body_timeout_ms) {
+                ++i;
+                continue;
+            }
+            if (h->reset != NULL)
+                h->reset(h->ctx, st->id);
+        }
         drop(g, st);
     }
 }

@@ -55,7 +55,7 @@ typedef struct {
     uint8_t checked;  /* its Content-Length was compared with max_body_bytes */
     uint8_t fresh;    /* its HEADERS came in the buffer being scanned: h2o has not parsed it yet */
     uint64_t body;    /* DATA bytes so far, padding left out */
-    uint64_t since_ms; /* when its HEADERS came */
+    uint64_t since_ms; /* when its HEADERS came (refused: when it was cut off) */
 } tg_guard_stream_t;
 
 enum { TG_GUARD_NEW, TG_GUARD_HTTP1, TG_GUARD_HTTP2 };
@@ -89,6 +89,8 @@ typedef struct {
     size_t *(*content_length)(void *ctx, uint32_t stream_id);
     /** tells the client to stop sending on a stream (RST_STREAM NO_ERROR); may be NULL */
     void (*reset)(void *ctx, uint32_t stream_id);
+    /** gives back `n` bytes of a stream's flow-control window (its dropped DATA); may be NULL */
+    void (*credit)(void *ctx, uint32_t stream_id, size_t n);
 } tg_guard_h2o_t;
 
 enum {
@@ -109,10 +111,11 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
 
 /**
  * HTTP/2: forgets the streams h2o no longer has (it refused, reset or answered them),
- * asking h2o->reset to stop a cut-off body its client is still sending. Call before a
- * scan or a deadline check.
+ * but for a cut-off body its client is still sending, kept (its DATA dropped) until the
+ * client ends it or http.body_timeout_ms after the cut, when h->reset tells it to stop.
+ * Call before a scan or a deadline check.
  */
-void tg_guard_prune(tg_guard_t *g, const tg_guard_h2o_t *h);
+void tg_guard_prune(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2o_t *h, uint64_t now_ms);
 
 /** HTTP/1.1: h2o starts reading the next request; `buffered` bytes of it are already in */
 void tg_guard_h1_next(tg_guard_t *g, size_t buffered, uint64_t now_ms);

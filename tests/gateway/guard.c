@@ -35,7 +35,7 @@ static void fake_add(uint32_t id, size_t cl)
     fake.id[fake.n] = id, fake.cl[fake.n++] = cl;
 }
 
-static const tg_guard_h2o_t H = {NULL, fake_cl, NULL};
+static const tg_guard_h2o_t H = {NULL, fake_cl, NULL, NULL};
 
 static size_t put_frame(uint8_t *p, size_t len, uint8_t type, uint8_t flags, uint32_t id)
 {
@@ -66,15 +66,24 @@ static void start(tg_guard_t *g)
     cr_assert(g->preface_done);
 }
 
+/* A guard past the preface with stream `id` open, its body to come; h2o has parsed its HEADERS (expected length `cl`). */
+static void open_body(tg_guard_t *g, uint32_t id, size_t cl)
+{
+    start(g);
+    uint8_t buf[64];
+    size_t len = put_frame(buf, 10, 1, 0x4, id); /* HEADERS, END_HEADERS: a body follows */
+    const char *why;
+    cr_assert_eq(scan(g, buf, &len, 2, &why), TG_GUARD_PASS);
+    fake_add(id, cl);
+}
+
 Test(guard, a_body_past_the_limit_is_cut_off_into_an_empty_end_of_stream)
 {
     tg_guard_t g;
-    start(&g);
+    open_body(&g, 1, SIZE_MAX); /* no Content-Length */
     uint8_t buf[1024];
-    size_t len = put_frame(buf, 10, 1, 0x4, 1); /* HEADERS, END_HEADERS: a body follows */
+    size_t len;
     const char *why;
-    cr_assert_eq(scan(&g, buf, &len, 2, &why), TG_GUARD_PASS);
-    fake_add(1, SIZE_MAX); /* h2o parsed it: no Content-Length */
     /* 60 + 60 bytes: the second frame passes 100 */
     len = put_frame(buf, 60, 0, 0, 1);
     len += put_frame(buf + len, 60, 0, 0, 1);
@@ -95,12 +104,10 @@ Test(guard, a_body_past_the_limit_is_cut_off_into_an_empty_end_of_stream)
 Test(guard, a_content_length_over_the_limit_is_refused_at_the_first_data_frame)
 {
     tg_guard_t g;
-    start(&g);
+    open_body(&g, 1, 5000);
     uint8_t buf[1024];
-    size_t len = put_frame(buf, 10, 1, 0x4, 1);
+    size_t len;
     const char *why;
-    cr_assert_eq(scan(&g, buf, &len, 2, &why), TG_GUARD_PASS);
-    fake_add(1, 5000);
     len = put_frame(buf, 10, 0, 0, 1);
     cr_assert_eq(scan(&g, buf, &len, 3, &why), TG_GUARD_PASS);
     cr_assert_eq(len, 9, "not one body byte reaches h2o");
@@ -157,28 +164,44 @@ static void fake_reset(void *ctx, uint32_t id)
     reset_id[n_reset++] = id;
 }
 
-Test(guard, a_cut_off_body_still_coming_is_reset_once_h2o_is_done_with_it)
+static size_t credited;
+static void fake_credit(void *ctx, uint32_t id, size_t n)
+{
+    credited += n;
+}
+
+Test(guard, a_cut_off_body_still_coming_is_dropped_with_its_window_given_back_then_reset_after_the_body_timeout)
 {
     tg_guard_t g;
-    start(&g);
+    open_body(&g, 1, 5000);
     uint8_t buf[1024];
-    size_t len = put_frame(buf, 10, 1, 0x4, 1);
+    size_t len;
     const char *why;
-    scan(&g, buf, &len, 2, &why);
-    fake_add(1, 5000);
+    tg_guard_h2o_t h = {NULL, fake_cl, fake_reset, fake_credit};
+    size_t split;
+    int code;
+    credited = 0;
     len = put_frame(buf, 10, 0, 0, 1);
-    cr_assert_eq(scan(&g, buf, &len, 3, &why), TG_GUARD_PASS);
+    cr_assert_eq(tg_guard_scan(&g, &LIMITS, &h, buf, &len, &split, 0, 3, &why, &code), TG_GUARD_PASS);
+    cr_assert_eq(credited, 10, "the cut frame's bytes go back to the stream's window");
     /* an empty DATA frame of that stream is dropped too (h2o would reset the answer with STREAM_CLOSED) */
     len = put_frame(buf, 0, 0, 0, 1);
-    cr_assert_eq(scan(&g, buf, &len, 4, &why), TG_GUARD_PASS);
+    len += put_frame(buf + len, 30, 0, 0, 1);
+    cr_assert_eq(tg_guard_scan(&g, &LIMITS, &h, buf, &len, &split, 0, 4, &why, &code), TG_GUARD_PASS);
     cr_assert_eq(len, 0);
-    tg_guard_h2o_t h = {NULL, fake_cl, fake_reset};
+    cr_assert_eq(credited, 40);
     n_reset = 0;
-    tg_guard_prune(&g, &h);
+    tg_guard_prune(&g, &LIMITS, &h, 5);
     cr_assert_eq(n_reset, 0, "h2o still has the stream: the answer is under way");
     fake.n = 0; /* answered and closed */
-    tg_guard_prune(&g, &h);
-    cr_assert_eq(n_reset, 1, "the client is told to stop");
+    tg_guard_prune(&g, &LIMITS, &h, 1000);
+    cr_assert_eq(n_reset, 0, "the client may still send the rest, which is dropped (no reset it would take for a failure)");
+    cr_assert_eq(g.n_streams, 1);
+    len = put_frame(buf, 30, 0, 0, 1);
+    cr_assert_eq(tg_guard_scan(&g, &LIMITS, &h, buf, &len, &split, 0, 1001, &why, &code), TG_GUARD_PASS);
+    cr_assert_eq(len, 0, "still dropped after the answer");
+    tg_guard_prune(&g, &LIMITS, &h, 2004);
+    cr_assert_eq(n_reset, 1, "past http.body_timeout_ms after the cut the client is told to stop");
     cr_assert_eq(reset_id[0], 1);
     cr_assert_eq(g.n_streams, 0);
 }
@@ -240,12 +263,10 @@ Test(guard, frames_of_unknown_types_are_dropped_and_charged)
 Test(guard, padding_does_not_count_toward_the_body)
 {
     tg_guard_t g;
-    start(&g);
+    open_body(&g, 1, SIZE_MAX);
     uint8_t buf[1024];
-    size_t len = put_frame(buf, 10, 1, 0x4, 1);
+    size_t len;
     const char *why;
-    scan(&g, buf, &len, 2, &why);
-    fake_add(1, SIZE_MAX);
     len = put_frame(buf, 200, 0, 0x8, 1); /* PADDED */
     buf[9] = 150;                         /* 150 bytes of padding: 49 of data */
     cr_assert_eq(scan(&g, buf, &len, 3, &why), TG_GUARD_PASS);
@@ -332,7 +353,7 @@ Test(guard, deadlines_of_bodies_and_header_blocks)
     cr_assert_null(tg_guard_expired(&g, &LIMITS, 2010));
     cr_assert_not_null(tg_guard_expired(&g, &LIMITS, 2011), "a body under way for over 2 s");
     /* pruned once h2o no longer has the stream: no deadline then */
-    tg_guard_prune(&g, &H);
+    tg_guard_prune(&g, &LIMITS, &H, 5000);
     cr_assert_null(tg_guard_expired(&g, &LIMITS, 5000));
 
     start(&g);
