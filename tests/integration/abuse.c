@@ -137,6 +137,18 @@ Test(abuse, bodies_over_the_limit_answer_413_over_both_protocols_and_never_a_res
     cr_assert_eq(r->status, 413, "HTTP/1.1: %ld %s", r->status, r->body);
     cr_assert_not_null(strstr(r->body, "too large"), "%s", r->body);
     resp_free(r);
+    /*
+     * 40 MB, more than the stream's 16 MB window: the client is still sending when the
+     * 413 is out, and must be let finish (its window given back, its bytes dropped), not
+     * reset (clients take a reset for a failed call)
+     */
+    char *huge = big_json(40 << 20);
+    double t0 = now_s();
+    r = http(PROTO_H2, "POST", "/errors/unique", huge, "application/json", NULL);
+    cr_assert_eq(r->status, 413, "40 MB over HTTP/2: %ld %s", r->status, r->body);
+    cr_assert_lt(now_s() - t0, 20, "it took %.1f s", now_s() - t0);
+    resp_free(r);
+    free(huge);
     /* a body under the limit still reaches the handler */
     char *fits = big_json(60000);
     r = http(PROTO_H2, "POST", "/errors/unique", fits, "application/json", NULL);
