@@ -26,6 +26,7 @@ struct st_tg_conn_t {
     void (*on_close)(void *data);
     void *data;
     int reading;         /* inside on_guarded_read: a close then only marks it */
+    int walked_h2;       /* the bytes h2o is parsing now went through the guard as HTTP/2 frames */
     int closed;          /* the socket closed while reading: freed on the way out */
     uint64_t reads;      /* reads so far (the sweep gives an idle connection's buffer back) */
     uint64_t reads_seen; /* `reads` at the last sweep */
@@ -91,6 +92,29 @@ static inline tg_conn_t *conn_of(h2o_socket_t *sock)
 }
 
 static void on_deliver(h2o_timeout_entry_t *entry);
+static void unhold(tg_conn_t *c, h2o_socket_t *sock);
+
+/* Does the HTTP/1.1 request at the start of `in` have bytes behind it (its body, if any, is in `in` whole)? */
+static int upgrade_has_more(h2o_req_t *req, const h2o_buffer_t *in)
+{
+    const char *start = in->bytes, *end;
+    if (start == NULL)
+        return 0;
+    if (req->entity.base != NULL) {
+        end = req->entity.base + req->entity.len;
+        if (end < start || end > start + in->size)
+            return 1; /* not where it is expected: be safe */
+    } else {
+        size_t i = 0;
+        for (; i + 1 < in->size; ++i)
+            if (start[i] == '\n' && (start[i + 1] == '\n' || (i + 2 < in->size && start[i + 1] == '\r' && start[i + 2] == '\n')))
+                break;
+        if (i + 1 >= in->size)
+            return 1;
+        end = start + i + (start[i + 1] == '\n' ? 2 : 3);
+    }
+    return end != start + in->size;
+}
 
 /* The interposed h2o_socket_read_start (see conn.h): tollgate's client sockets read through the guard. */
 void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
@@ -104,10 +128,12 @@ void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
             /*
              * h2o's HTTP/2 takes over a socket that already holds bytes (the first flight
              * of a TLS client, a preface sent behind an HTTP/1.1 request) and parses them
-             * itself, past the guard. Unless the guard is reading them now, they are held
-             * back from it and come through the guard at once, from the loop.
+             * itself, past the guard. Unless the guard has just walked them as HTTP/2 frames
+             * (a prior-knowledge preface, in this very read), they are held back from it and
+             * come through the guard first, at the connection's next read or at once from
+             * the loop (a TLS handshake that ends inside a read decrypts such bytes too).
              */
-            if (!c->reading && sock->input->size != 0) {
+            if (!(c->reading && c->walked_h2) && sock->input->size != 0) {
                 tg_buf_append(&c->held, sock->input->bytes, sock->input->size);
                 h2o_buffer_consume(&sock->input, sock->input->size);
                 if (!h2o_timeout_is_linked(&c->deliver))
@@ -121,6 +147,32 @@ void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
         atomic_store_explicit(&h2_read, cb, memory_order_relaxed);
     }
     real_read_start()(sock, cb);
+}
+
+/*
+ * The interposed h2o_http2_handle_upgrade (Upgrade: h2c). h2o parses whatever the
+ * client sent after its upgrade request before the 101 itself, past the guard. RFC
+ * 7540 (3.2) has the client wait for the 101, so a request with bytes behind it is
+ * served over HTTP/1.1 instead (h2o goes on with those bytes as the next request: a
+ * preface then switches the connection to HTTP/2 through the guard).
+ */
+int h2o_http2_handle_upgrade(h2o_req_t *req, struct timeval connected_at)
+{
+    static _Atomic(int (*)(h2o_req_t *, struct timeval)) real;
+    int (*f)(h2o_req_t *, struct timeval) = atomic_load_explicit(&real, memory_order_relaxed);
+    if (f == NULL) {
+        *(void **)&f = real_fn("h2o_http2_handle_upgrade", (void *)h2o_http2_handle_upgrade);
+        atomic_store_explicit(&real, f, memory_order_relaxed);
+    }
+    /* h2o 2.2.5's HTTP/1 connection: an h2o_conn_t, then its socket (lib/http1.c, struct st_h2o_http1_conn_t) */
+    h2o_socket_t *sock = ((struct {
+                             h2o_conn_t super;
+                             h2o_socket_t *sock;
+                         } *)req->conn)
+                             ->sock;
+    if (sock != NULL && conn_of(sock) != NULL && upgrade_has_more(req, sock->input))
+        return -1;
+    return f(req, connected_at);
 }
 
 /* The interposed h2o_socket_close: a client socket's protocol object is gone from here on (h2o frees it first). */
@@ -250,9 +302,12 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
     tg_conns_t *cs = c->set;
     if (c->inner == NULL)
         return; /* closing */
+    if (c->held.len != 0)
+        unhold(c, sock); /* the oldest bytes first, whatever woke us */
     c->reading = 1;
+    c->walked_h2 = 0;
     ++c->reads;
-    if (err == NULL) {
+    if (err == NULL && sock->input->size != 0) {
         tg_guard_h2o_t h = {c, content_length, reset_stream, credit_stream};
         for (;;) {
             size_t len = sock->input->size, split = 0;
@@ -265,7 +320,9 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
             uint64_t refused = c->guard.n_refused;
             int r = tg_guard_scan(&c->guard, &cs->limits, &h, (uint8_t *)sock->input->bytes, &len, &split, streams, tg_now_ms(), &why,
                                   &code);
-            sock->input->size = len;
+            if (len != sock->input->size)
+                sock->input->size = len;
+            c->walked_h2 = c->guard.proto == TG_GUARD_HTTP2;
             if (c->guard.n_refused != refused)
                 atomic_fetch_add_explicit(&cs->stats.body_refused, c->guard.n_refused - refused, memory_order_relaxed);
             if (r == TG_GUARD_CLOSE) {
@@ -287,7 +344,7 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
             memcpy(room.base, cs->hold.base, cs->hold.len);
             sock->input->size += cs->hold.len;
             /* h2o closing, or holding back its reading (its output is full): the rest waits, in its buffer, as h2o's own would */
-            if (c->inner == NULL || !h2o_socket_is_reading(sock))
+            if (c->inner == NULL || !h2o_socket_is_reading(sock) || ((hc = h2_conn(c)) != NULL && hc->state >= H2O_HTTP2_CONN_STATE_IS_CLOSING))
                 goto Out;
         }
     }
@@ -300,13 +357,9 @@ Out:
         free_conn(c);
 }
 
-/* Bytes held back from h2o (see h2o_socket_read_start): before anything read since, through the guard. */
-static void on_deliver(h2o_timeout_entry_t *entry)
+/* Puts bytes held back from h2o (see h2o_socket_read_start) in front of anything read since. */
+static void unhold(tg_conn_t *c, h2o_socket_t *sock)
 {
-    tg_conn_t *c = H2O_STRUCT_FROM_MEMBER(tg_conn_t, deliver, entry);
-    h2o_socket_t *sock = c->sock;
-    if (sock == NULL || c->inner == NULL || c->held.len == 0)
-        return;
     size_t newer = sock->input->size;
     h2o_iovec_t room = h2o_buffer_reserve(&sock->input, c->held.len);
     if (room.base == NULL)
@@ -315,7 +368,16 @@ static void on_deliver(h2o_timeout_entry_t *entry)
     memcpy(sock->input->bytes, c->held.base, c->held.len);
     sock->input->size += c->held.len;
     tg_buf_dispose(&c->held);
-    on_guarded_read(sock, NULL);
+    if (h2o_timeout_is_linked(&c->deliver))
+        h2o_timeout_unlink(&c->deliver);
+}
+
+/* Held bytes with nothing read since: through the guard now. */
+static void on_deliver(h2o_timeout_entry_t *entry)
+{
+    tg_conn_t *c = H2O_STRUCT_FROM_MEMBER(tg_conn_t, deliver, entry);
+    if (c->sock != NULL && c->inner != NULL && c->held.len != 0)
+        on_guarded_read(c->sock, NULL);
 }
 
 static void conn_on_close(void *data)

@@ -39,12 +39,17 @@ static void drop(tg_guard_t *g, tg_guard_stream_t *st)
 }
 
 /* A stream to track; NULL if the table is full of live ones (the connection is then closed). */
-static tg_guard_stream_t *add(tg_guard_t *g, uint32_t id, uint64_t now_ms)
+static tg_guard_stream_t *add(tg_guard_t *g, const tg_guard_h2o_t *h, uint32_t id, uint64_t now_ms)
 {
     if (g->n_streams == TG_GUARD_STREAMS) {
-        /* Refusals already answered, that only wait for the client to stop, go first (never one still to answer). */
+        /*
+         * A refusal answered whose stream is over on both sides may go (never one still
+         * to answer, nor one whose client still sends while h2o has the stream: its DATA
+         * would reach h2o and reset the answer).
+         */
         for (unsigned i = 0; i != g->n_streams; ++i)
-            if (g->streams[i].refused && g->streams[i].answered) {
+            if (g->streams[i].refused && g->streams[i].answered &&
+                (g->streams[i].client_ended || h->content_length(h->ctx, g->streams[i].id) == NULL)) {
                 drop(g, &g->streams[i]);
                 break;
             }
@@ -152,8 +157,10 @@ static int data_frame(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guar
     tg_guard_stream_t *st = find(g, id);
     *step = FRAME_HEADER + plen;
     *control = plen == 0 && !(flags & FLAG_END_STREAM); /* empty frames cost h2o a round each and carry nothing (CVE-2019-9518) */
-    if (st == NULL)
-        return 0; /* not a stream with a body under way: h2o's to judge */
+    if (st == NULL) {
+        *control = 1; /* no body under way there: h2o answers it with a reset (a flood of those is CVE-2019-9514's) */
+        return 0;
+    }
     if (st->refused) {
         /* Cut off already: the frame goes, its bytes are given back as connection window. */
         if (flags & FLAG_END_STREAM)
@@ -318,7 +325,7 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
                 g->max_id = id;
                 if (++streams > lim->max_streams)
                     return close_with(why, code, "it opened more streams than SETTINGS_MAX_CONCURRENT_STREAMS allows", H2_PROTOCOL_ERROR);
-                if (!(flags & FLAG_END_STREAM) && add(g, id, now_ms) == NULL)
+                if (!(flags & FLAG_END_STREAM) && add(g, h, id, now_ms) == NULL)
                     return close_with(why, code, "it has too many request bodies under way", H2_ENHANCE_YOUR_CALM);
             } else if (flags & FLAG_END_STREAM) {
                 tg_guard_stream_t *st = find(g, id); /* trailers end the body */
@@ -336,8 +343,13 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
         case FRAME_CONTINUATION:
             if (plen == 0 && !(flags & FLAG_END_HEADERS))
                 control = 1;
-            if (flags & FLAG_END_HEADERS)
+            if (flags & FLAG_END_HEADERS) {
+                /* h2o parses the whole block, its content-length included, only now: as good as new */
+                tg_guard_stream_t *st = find(g, g->block_stream);
+                if (st != NULL && !st->checked)
+                    st->fresh = 1;
                 g->block_stream = 0;
+            }
             break;
         case FRAME_RST_STREAM: {
             ++g->n_resets;
@@ -405,7 +417,7 @@ void tg_guard_prune(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_
                 ++i;
                 continue;
             }
-            if (h->reset != NULL)
+            if (st->answered && h->reset != NULL) /* one h2o reset itself needs none */
                 h->reset(h->ctx, st->id);
         }
         drop(g, st);

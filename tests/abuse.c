@@ -18,6 +18,8 @@
  *   h1-then-reset HTTP/1.1 GET of PATH, then in the same write the HTTP/2 preface and 500
  *                 HEADERS + RST_STREAM pairs (h2o takes the connection over to HTTP/2
  *                 and would parse them itself)
+ *   h2c-then-reset the same behind an HTTP/1.1 GET asking to upgrade (Upgrade: h2c),
+ *                 sent before the 101 (the upgrade's stream is 1, so the pairs start at 3)
  *   ping-flood    HTTP/2: PING frames, never reading the acks
  *   settings-flood HTTP/2: SETTINGS frames
  *   empty-data    HTTP/2: a request with a body that never comes, and empty DATA frames
@@ -161,7 +163,7 @@ static void close_conn(conn_t *c, int by_server)
 static int is_h2(void)
 {
     return strcmp(mode, "slow-headers") != 0 && strcmp(mode, "idle") != 0 && strcmp(mode, "no-read") != 0 &&
-           strcmp(mode, "h1-then-reset") != 0;
+           strcmp(mode, "h1-then-reset") != 0 && strcmp(mode, "h2c-then-reset") != 0;
 }
 
 static int connect_to(const struct addrinfo *ai, conn_t *c)
@@ -259,12 +261,20 @@ static void act(conn_t *c, uint64_t now)
             c->next_stream += 2;
             ++requests;
         }
-    } else if (strcmp(mode, "h1-then-reset") == 0) {
+    } else if (strcmp(mode, "h1-then-reset") == 0 || strcmp(mode, "h2c-then-reset") == 0) {
         if (c->next_stream != 1) {
             c->next_at_ms = UINT64_MAX;
             return;
         }
-        n = (size_t)snprintf((char *)p, 512, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
+        if (mode[1] == '1') {
+            n = (size_t)snprintf((char *)p, 512, "GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n", path);
+        } else {
+            n = (size_t)snprintf((char *)p, 512,
+                                 "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                                 "HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+                                 path);
+            c->next_stream = 3;
+        }
         memcpy(p + n, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 24), n += 24;
         n += frame(p + n, 0, 4, 0, 0);
         for (int i = 0; i != 500; ++i) {

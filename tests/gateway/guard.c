@@ -184,6 +184,7 @@ Test(guard, a_cut_off_body_still_coming_is_dropped_with_its_window_given_back_th
     len = put_frame(buf, 10, 0, 0, 1);
     cr_assert_eq(tg_guard_scan(&g, &LIMITS, &h, buf, &len, &split, 0, 3, &why, &code), TG_GUARD_PASS);
     cr_assert_eq(credited, 10, "the cut frame's bytes go back to the stream's window");
+    cr_assert_eq(tg_guard_take_refused(&g, 1), 1, "the handler answers 413");
     /* an empty DATA frame of that stream is dropped too (h2o would reset the answer with STREAM_CLOSED) */
     len = put_frame(buf, 0, 0, 0, 1);
     len += put_frame(buf + len, 30, 0, 0, 1);

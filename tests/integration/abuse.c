@@ -197,6 +197,16 @@ Test(abuse, rapid_reset_closes_the_connection_and_costs_the_database_no_cancels)
     cr_assert_eq(pre.closed, 2);
     cr_assert_eq(metric("tollgate_client_connections_closed_total{reason=\"rapid_reset\"}"), 2,
                  "the flood behind the HTTP/1.1 request went through the guard");
+    /*
+     * and behind an Upgrade: h2c request, sent before the 101: no upgrade, the request is
+     * answered over HTTP/1.1 (and the connection closed, as h2o does after a request whose
+     * Connection header names no keep-alive): none of the flood ever runs
+     */
+    double rows_before = metric_sum("tollgate_requests_total{query=\"stream_rows\"");
+    pre = abuse("h2c-then-reset", 2, 5, "/stream/rows?n=1");
+    cr_assert_eq(pre.closed, 2);
+    cr_assert_eq(pre.answers, 2, "each upgrade request answered over HTTP/1.1");
+    cr_assert_eq(metric_sum("tollgate_requests_total{query=\"stream_rows\"") - rows_before, 2, "only the two upgrade requests ran");
     /* each pair starts a 50 ms query, reset at once */
     abuse_t a = abuse("rapid-reset", 4, 10, "/errors/slow?seconds=0.05");
     cr_assert_eq(a.closed, 4, "every connection closed by the gateway");
