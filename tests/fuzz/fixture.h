@@ -96,13 +96,13 @@ static const struct fixture_query_t {
 };
 #define FIXTURE_N_QUERIES (sizeof(fixture_queries) / sizeof(fixture_queries[0]))
 
-static int fixture_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static inline int fixture_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     return remove(path);
 }
 
 /** the fixed catalog, loaded once (kept for the life of the process) */
-static const tg_config_t *fixture_config(void)
+static inline const tg_config_t *fixture_config(void)
 {
     static tg_config_t *cfg;
     if (cfg != NULL)
@@ -144,7 +144,7 @@ static const tg_config_t *fixture_config(void)
 }
 
 /** the fixture's query by name */
-static const tg_query_t *fixture_query(const char *name)
+static inline const tg_query_t *fixture_query(const char *name)
 {
     const tg_query_t *q = tg_config_find_query(fixture_config(), name);
     FUZZ_ASSERT(q != NULL, "no fixture query %s", name);

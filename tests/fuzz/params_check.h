@@ -28,7 +28,7 @@
 #define FUZZ_TENANT "t\xc3\xa9nant-1"
 
 /* checks one canonical scalar by checking it again */
-static void check_canonical(const tg_param_t *p, const char *v, h2o_mem_pool_t *pool)
+static inline void check_canonical(const tg_param_t *p, const char *v, h2o_mem_pool_t *pool)
 {
     size_t len = strlen(v);
     FUZZ_ASSERT(fuzz_utf8_valid(v, len), "value of %s is not UTF-8", p->name);
@@ -44,7 +44,7 @@ static void check_canonical(const tg_param_t *p, const char *v, h2o_mem_pool_t *
 }
 
 /* an array literal {"a",NULL,"b\"c"}: every element quoted or NULL */
-static void check_array_literal(const tg_param_t *p, const char *v, h2o_mem_pool_t *pool)
+static inline void check_array_literal(const tg_param_t *p, const char *v, h2o_mem_pool_t *pool)
 {
     size_t len = strlen(v);
     FUZZ_ASSERT(len >= 2 && v[0] == '{' && v[len - 1] == '}', "array value of %s is not a literal: %s", p->name, v);
@@ -77,13 +77,13 @@ static void check_array_literal(const tg_param_t *p, const char *v, h2o_mem_pool
     }
 }
 
-static int key_reason(const char *reason)
+static inline int key_reason(const char *reason)
 {
     return strcmp(reason, "unknown parameter") == 0 || strcmp(reason, "is not valid percent-encoding") == 0 ||
            strcmp(reason, "is the caller's tenant and cannot be sent") == 0;
 }
 
-static int is_param_name(const tg_query_t *q, const char *name)
+static inline int is_param_name(const tg_query_t *q, const char *name)
 {
     for (size_t i = 0; i < q->n_params; ++i)
         if (strcmp(q->params[i].name, name) == 0)
@@ -92,7 +92,7 @@ static int is_param_name(const tg_query_t *q, const char *name)
 }
 
 /* the whole decode result, as the header says */
-static void check_decode(const tg_query_t *q, int rc, const tg_params_t *out, int had_body, h2o_mem_pool_t *pool)
+static inline void check_decode(const tg_query_t *q, int rc, const tg_params_t *out, int had_body, h2o_mem_pool_t *pool)
 {
     FUZZ_ASSERT(rc == TG_PARAMS_OK || rc == TG_PARAMS_INVALID || (had_body && rc == TG_PARAMS_BAD_JSON), "rc %d", rc);
     if (rc == TG_PARAMS_BAD_JSON) {
