@@ -34,19 +34,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void check_errors(const tg_errors_t *errs)
-{
-    for (size_t i = 0; i < errs->n; ++i) {
-        const char *m = errs->msgs[i];
-        FUZZ_ASSERT(m != NULL && m[0] != '\0', "empty error %zu", i);
-        FUZZ_ASSERT(strncmp(m, sandbox_dir, sandbox_len) == 0 && m[sandbox_len] == '/', "error names no file: %s", m);
-        tg_buf_t b = {0};
-        tg_buf_append_json_string(&b, m, strlen(m));
-        fuzz_check_json("error message", b.base, b.len, 0);
-        tg_buf_dispose(&b);
-    }
-}
-
 /* the route of `q` with every {param} replaced by "1": it must route to a query of its method */
 static void check_route(const tg_config_t *cfg, const tg_query_t *q)
 {

@@ -46,19 +46,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* the checks every error list gets: each names a file of the sandbox and survives JSON */
-static void check_errors(const tg_errors_t *errs)
-{
-    for (size_t i = 0; i < errs->n; ++i) {
-        const char *m = errs->msgs[i];
-        FUZZ_ASSERT(m != NULL && m[0] != '\0', "empty error %zu", i);
-        FUZZ_ASSERT(strncmp(m, sandbox_dir, sandbox_len) == 0 && m[sandbox_len] == '/', "error names no file: %s", m);
-        tg_buf_t b = {0};
-        tg_buf_append_json_string(&b, m, strlen(m));
-        fuzz_check_json("error message", b.base, b.len, 0);
-        tg_buf_dispose(&b);
-    }
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
