@@ -93,6 +93,9 @@
 #define R_TIMESTAMP "must be an RFC 3339 timestamp with an offset"
 #define R_JSON "must be valid JSON"
 #define R_ARRAY "must be an array"
+#define R_STR_(x) #x
+#define R_STR(x) R_STR_(x)
+#define R_TOO_MANY "must have at most " R_STR(TG_MAX_ARRAY_ITEMS) " items"
 
 static char *pool_strndup(h2o_mem_pool_t *pool, const char *s, size_t n)
 {
@@ -708,6 +711,8 @@ const char *tg_params_check_json(const tg_param_t *p, const tg_json_t *v, h2o_me
     if (v->type != TG_JSON_ARRAY)
         return R_ARRAY;
     size_t n = tg_json_count(v), i = 0;
+    if (n > TG_MAX_ARRAY_ITEMS)
+        return R_TOO_MANY;
     const char **elems = h2o_mem_alloc_pool(pool, sizeof(*elems) * (n + 1));
     tg_json_iter_t it;
     tg_json_t e;
@@ -830,6 +835,8 @@ static void scan_query_string(const tg_query_t *q, h2o_iovec_t qs, struct st_slo
 static const char *decode_text_values(const tg_param_t *p, const struct st_qs_pair_t *pairs, int first, size_t count,
                                       int plus_is_space, h2o_mem_pool_t *pool, const char **canon)
 {
+    if (p->is_array && count > TG_MAX_ARRAY_ITEMS)
+        return R_TOO_MANY;
     const char **elems = p->is_array ? h2o_mem_alloc_pool(pool, sizeof(*elems) * count) : NULL;
     size_t i = 0;
     for (int at = first; at >= 0; at = pairs[at].next, ++i) {

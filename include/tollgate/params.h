@@ -27,6 +27,8 @@ enum {
 
 /** the most errors a 400 lists: a request of many bad keys must not buy an answer many times its size */
 #define TG_MAX_PARAM_ERRORS 32
+/** the most items an array parameter takes (query string or JSON body); more is a 400 naming the parameter */
+#define TG_MAX_ARRAY_ITEMS 10000
 
 /** the decoded values and the errors, all allocated from the request's pool */
 typedef struct st_tg_params_t {

@@ -1080,3 +1080,31 @@ Test(params, tenant_bound_parameter)
                  TG_PARAMS_INVALID);
     expect_error(&out, 0, "owner", "is the caller's tenant and cannot be sent");
 }
+
+Test(params, arrays_take_at_most_their_cap_of_items, .init = search_init, .fini = teardown)
+{
+    /* the query string: TG_MAX_ARRAY_ITEMS repeats pass, one more is a 400 naming the parameter */
+    tg_buf_t qs = {0};
+    tg_buf_appends(&qs, "q=x");
+    for (int i = 0; i != TG_MAX_ARRAY_ITEMS; ++i)
+        tg_buf_appends(&qs, "&ids=1");
+    tg_params_t out;
+    cr_assert_eq(tg_params_decode(&search, NULL, iov(qs.base), iov(""), "t1", &pool, &out), TG_PARAMS_OK);
+    tg_buf_appends(&qs, "&ids=1");
+    cr_assert_eq(tg_params_decode(&search, NULL, iov(qs.base), iov(""), "t1", &pool, &out), TG_PARAMS_INVALID);
+    cr_assert_eq(out.n_errors, 1);
+    expect_error(&out, 0, "ids", "must have at most 10000 items");
+    tg_buf_dispose(&qs);
+
+    /* a JSON body */
+    tg_buf_t js = {0};
+    tg_buf_appendc(&js, '[');
+    for (int i = 0; i != TG_MAX_ARRAY_ITEMS + 1; ++i)
+        tg_buf_appends(&js, i == 0 ? "1" : ",1");
+    tg_buf_appendc(&js, ']');
+    tg_param_t p = array_param(TG_TYPE_INT4);
+    tg_json_t v = parse(js.base);
+    const char *canon;
+    cr_assert_str_eq(tg_params_check_json(&p, &v, &pool, &canon), "must have at most 10000 items");
+    tg_buf_dispose(&js);
+}
