@@ -48,10 +48,16 @@ static void probe_on_close(void *data)
 {
 }
 
-/* libh2o's own definition of a function tollgate interposes (`self`, its own address, is not it). */
-static void *real_fn(const char *name, void *self)
+/*
+ * libh2o's own definition of a function tollgate interposes (`self`, its own address,
+ * is not it), looked up once into *cache.
+ */
+static void *real_fn(const char *name, void *self, _Atomic(void *) *cache)
 {
-    void *f = dlsym(RTLD_NEXT, name);
+    void *f = atomic_load_explicit(cache, memory_order_relaxed);
+    if (f != NULL)
+        return f;
+    f = dlsym(RTLD_NEXT, name);
     if (f == NULL || f == self) {
         /* tollgate linked as a shared object loaded after libh2o: ask libh2o itself */
         void *lib = dlopen("libh2o-evloop.so.0.13", RTLD_LAZY | RTLD_NOLOAD);
@@ -59,30 +65,16 @@ static void *real_fn(const char *name, void *self)
     }
     if (f == NULL || f == self)
         tg_fatal("%s not found in libh2o-evloop: %s", name, dlerror());
+    atomic_store_explicit(cache, f, memory_order_relaxed);
     return f;
 }
 
-static void (*real_read_start(void))(h2o_socket_t *, h2o_socket_cb)
-{
-    static _Atomic(void (*)(h2o_socket_t *, h2o_socket_cb)) real;
-    void (*f)(h2o_socket_t *, h2o_socket_cb) = atomic_load_explicit(&real, memory_order_relaxed);
-    if (f == NULL) {
-        *(void **)&f = real_fn("h2o_socket_read_start", (void *)h2o_socket_read_start);
-        atomic_store_explicit(&real, f, memory_order_relaxed);
-    }
-    return f;
-}
-
-static void (*real_close(void))(h2o_socket_t *)
-{
-    static _Atomic(void (*)(h2o_socket_t *)) real;
-    void (*f)(h2o_socket_t *) = atomic_load_explicit(&real, memory_order_relaxed);
-    if (f == NULL) {
-        *(void **)&f = real_fn("h2o_socket_close", (void *)h2o_socket_close);
-        atomic_store_explicit(&real, f, memory_order_relaxed);
-    }
-    return f;
-}
+/* libh2o's `fn`, of type `type` */
+#define REAL(fn, type)                                                                                                           \
+    ({                                                                                                                            \
+        static _Atomic(void *) real_;                                                                                              \
+        (type)real_fn(#fn, (void *)fn, &real_);                                                                                    \
+    })
 
 static void on_guarded_read(h2o_socket_t *sock, const char *err);
 
@@ -146,7 +138,7 @@ void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
     } else if (sock->on_close.cb == probe_on_close) {
         atomic_store_explicit(&h2_read, cb, memory_order_relaxed);
     }
-    real_read_start()(sock, cb);
+    REAL(h2o_socket_read_start, void (*)(h2o_socket_t *, h2o_socket_cb))(sock, cb);
 }
 
 /*
@@ -158,12 +150,6 @@ void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
  */
 int h2o_http2_handle_upgrade(h2o_req_t *req, struct timeval connected_at)
 {
-    static _Atomic(int (*)(h2o_req_t *, struct timeval)) real;
-    int (*f)(h2o_req_t *, struct timeval) = atomic_load_explicit(&real, memory_order_relaxed);
-    if (f == NULL) {
-        *(void **)&f = real_fn("h2o_http2_handle_upgrade", (void *)h2o_http2_handle_upgrade);
-        atomic_store_explicit(&real, f, memory_order_relaxed);
-    }
     /* h2o 2.2.5's HTTP/1 connection: an h2o_conn_t, then its socket (lib/http1.c, struct st_h2o_http1_conn_t) */
     h2o_socket_t *sock = ((struct {
                              h2o_conn_t super;
@@ -172,7 +158,7 @@ int h2o_http2_handle_upgrade(h2o_req_t *req, struct timeval connected_at)
                              ->sock;
     if (sock != NULL && conn_of(sock) != NULL && upgrade_has_more(req, sock->input))
         return -1;
-    return f(req, connected_at);
+    return REAL(h2o_http2_handle_upgrade, int (*)(h2o_req_t *, struct timeval))(req, connected_at);
 }
 
 /* The interposed h2o_socket_close: a client socket's protocol object is gone from here on (h2o frees it first). */
@@ -181,7 +167,7 @@ void h2o_socket_close(h2o_socket_t *sock)
     tg_conn_t *c = conn_of(sock);
     if (c != NULL)
         c->inner = NULL;
-    real_close()(sock);
+    REAL(h2o_socket_close, void (*)(h2o_socket_t *))(sock);
 }
 
 /* h2o's HTTP/2 connection on the socket, or NULL (not HTTP/2, or closing) */
@@ -249,14 +235,11 @@ static void note_close(tg_conn_t *c, const char *why)
 static void close_guarded(tg_conn_t *c, const char *why, int code)
 {
     tg_conns_t *cs = c->set;
-    if (strstr(why, "rapid reset") != NULL)
-        atomic_fetch_add_explicit(&cs->stats.rapid_reset, 1, memory_order_relaxed);
-    else if (strstr(why, "control") != NULL)
-        atomic_fetch_add_explicit(&cs->stats.control_flood, 1, memory_order_relaxed);
-    else if (strstr(why, "streams") != NULL || strstr(why, "bodies") != NULL)
-        atomic_fetch_add_explicit(&cs->stats.too_many_streams, 1, memory_order_relaxed);
-    else
-        atomic_fetch_add_explicit(&cs->stats.slow_request, 1, memory_order_relaxed);
+    _Atomic uint64_t *count = c->guard.closed_for == TG_GUARD_FOR_RESETS    ? &cs->stats.rapid_reset
+                              : c->guard.closed_for == TG_GUARD_FOR_CONTROL ? &cs->stats.control_flood
+                              : c->guard.closed_for == TG_GUARD_FOR_STREAMS ? &cs->stats.too_many_streams
+                                                                        : &cs->stats.slow_request;
+    atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
     note_close(c, why);
     c->kill_at_ms = tg_now_ms() + 2000; /* a client that reads nothing would hold the GOAWAY, and the connection, for ever */
     h2o_http2_conn_t *hc = h2_conn(c);
@@ -315,10 +298,11 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
             int code = 0;
             h2o_http2_conn_t *hc = h2_conn(c);
             uint32_t streams = hc != NULL ? hc->num_streams.pull.open : 0; /* h2o counts a half-closed stream as open too */
+            uint64_t now = tg_now_ms(); /* one clock read per scan */
             if (hc != NULL)
-                tg_guard_prune(&c->guard, &cs->limits, &h, tg_now_ms());
+                tg_guard_prune(&c->guard, &cs->limits, &h, now);
             uint64_t refused = c->guard.n_refused;
-            int r = tg_guard_scan(&c->guard, &cs->limits, &h, (uint8_t *)sock->input->bytes, &len, &split, streams, tg_now_ms(), &why,
+            int r = tg_guard_scan(&c->guard, &cs->limits, &h, (uint8_t *)sock->input->bytes, &len, &split, streams, now, &why,
                                   &code);
             if (len != sock->input->size)
                 sock->input->size = len;

@@ -25,6 +25,17 @@ enum {
 #define H2_PROTOCOL_ERROR 0x1
 #define H2_ENHANCE_YOUR_CALM 0xb
 
+/* the payload length and the stream of the frame header at `f` */
+static inline size_t frame_length(const uint8_t *f)
+{
+    return ((size_t)f[0] << 16) | ((size_t)f[1] << 8) | f[2];
+}
+
+static inline uint32_t frame_stream(const uint8_t *f)
+{
+    return ((uint32_t)(f[5] & 0x7f) << 24) | ((uint32_t)f[6] << 16) | ((uint32_t)f[7] << 8) | f[8];
+}
+
 static tg_guard_stream_t *find(tg_guard_t *g, uint32_t id)
 {
     for (unsigned i = 0; i != g->n_streams; ++i)
@@ -153,7 +164,7 @@ static int data_frame(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guar
                       size_t plen, uint64_t now_ms, size_t *step, int *control)
 {
     uint8_t flags = buf[at + 4];
-    uint32_t id = ((uint32_t)(buf[at + 5] & 0x7f) << 24) | ((uint32_t)buf[at + 6] << 16) | ((uint32_t)buf[at + 7] << 8) | buf[at + 8];
+    uint32_t id = frame_stream(buf + at);
     tg_guard_stream_t *st = find(g, id);
     *step = FRAME_HEADER + plen;
     *control = plen == 0 && !(flags & FLAG_END_STREAM); /* empty frames cost h2o a round each and carry nothing (CVE-2019-9518) */
@@ -227,11 +238,11 @@ static size_t reset_ids(const uint8_t *buf, size_t len, uint32_t *ids)
 {
     size_t n = 0;
     for (size_t at = 0; len - at >= FRAME_HEADER && n != TG_GUARD_RESETS_SEEN;) {
-        size_t plen = ((size_t)buf[at] << 16) | ((size_t)buf[at + 1] << 8) | buf[at + 2];
+        size_t plen = frame_length(buf + at);
         if (plen > MAX_FRAME || len - at < FRAME_HEADER + plen)
             break;
         if (buf[at + 3] == FRAME_RST_STREAM)
-            ids[n++] = ((uint32_t)(buf[at + 5] & 0x7f) << 24) | ((uint32_t)buf[at + 6] << 16) | ((uint32_t)buf[at + 7] << 8) | buf[at + 8];
+            ids[n++] = frame_stream(buf + at);
         at += FRAME_HEADER + plen;
     }
     return n;
@@ -245,8 +256,9 @@ static int is_reset(const uint32_t *ids, size_t n, uint32_t id)
     return 0;
 }
 
-static int close_with(const char **why, int *code, const char *reason, int error)
+static int close_with(tg_guard_t *g, int kind, const char **why, int *code, const char *reason, int error)
 {
+    g->closed_for = kind;
     *why = reason;
     *code = error;
     return TG_GUARD_CLOSE;
@@ -270,7 +282,7 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
     }
     if (g->proto != TG_GUARD_HTTP2) {
         scan_h1(g, buf, *len, now_ms);
-        return (late = tg_guard_expired(g, lim, now_ms)) != NULL ? close_with(why, code, late, 0) : TG_GUARD_PASS;
+        return (late = tg_guard_expired(g, lim, now_ms)) != NULL ? close_with(g, TG_GUARD_FOR_SLOW, why, code, late, 0) : TG_GUARD_PASS;
     }
 
     size_t at = 0;
@@ -292,9 +304,9 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
     size_t n_resets = reset_ids(buf + at, *len - at, resets);
 
     while (*len - at >= FRAME_HEADER) {
-        size_t plen = ((size_t)buf[at] << 16) | ((size_t)buf[at + 1] << 8) | buf[at + 2];
+        size_t plen = frame_length(buf + at);
         uint8_t type = buf[at + 3], flags = buf[at + 4];
-        uint32_t id = ((uint32_t)(buf[at + 5] & 0x7f) << 24) | ((uint32_t)buf[at + 6] << 16) | ((uint32_t)buf[at + 7] << 8) | buf[at + 8];
+        uint32_t id = frame_stream(buf + at);
         if (plen > MAX_FRAME)
             break; /* h2o closes the connection on it (FRAME_SIZE_ERROR) */
         if (*len - at < FRAME_HEADER + plen)
@@ -324,9 +336,9 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
             if (id != 0 && (id & 1) && id > g->max_id) {
                 g->max_id = id;
                 if (++streams > lim->max_streams)
-                    return close_with(why, code, "it opened more streams than SETTINGS_MAX_CONCURRENT_STREAMS allows", H2_PROTOCOL_ERROR);
+                    return close_with(g, TG_GUARD_FOR_STREAMS, why, code, "it opened more streams than SETTINGS_MAX_CONCURRENT_STREAMS allows", H2_PROTOCOL_ERROR);
                 if (!(flags & FLAG_END_STREAM) && add(g, h, id, now_ms) == NULL)
-                    return close_with(why, code, "it has too many request bodies under way", H2_ENHANCE_YOUR_CALM);
+                    return close_with(g, TG_GUARD_FOR_STREAMS, why, code, "it has too many request bodies under way", H2_ENHANCE_YOUR_CALM);
             } else if (flags & FLAG_END_STREAM) {
                 tg_guard_stream_t *st = find(g, id); /* trailers end the body */
                 if (st != NULL) {
@@ -354,7 +366,7 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
         case FRAME_RST_STREAM: {
             ++g->n_resets;
             if (!take(&g->reset_tokens))
-                return close_with(why, code, "it reset streams faster than tollgate allows (rapid reset)", H2_ENHANCE_YOUR_CALM);
+                return close_with(g, TG_GUARD_FOR_RESETS, why, code, "it reset streams faster than tollgate allows (rapid reset)", H2_ENHANCE_YOUR_CALM);
             tg_guard_stream_t *st = find(g, id);
             if (st != NULL) {
                 st->client_ended = 1;
@@ -387,12 +399,12 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
         if (control) {
             ++g->n_control;
             if (!take(&g->control_tokens))
-                return close_with(why, code, "it sent control or empty frames faster than tollgate allows", H2_ENHANCE_YOUR_CALM);
+                return close_with(g, TG_GUARD_FOR_CONTROL, why, code, "it sent control or empty frames faster than tollgate allows", H2_ENHANCE_YOUR_CALM);
         }
         at += step;
     }
     if ((late = tg_guard_expired(g, lim, now_ms)) != NULL)
-        return close_with(why, code, late, H2_ENHANCE_YOUR_CALM);
+        return close_with(g, TG_GUARD_FOR_SLOW, why, code, late, H2_ENHANCE_YOUR_CALM);
     return TG_GUARD_PASS;
 }
 

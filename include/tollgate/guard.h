@@ -80,6 +80,7 @@ typedef struct {
     /* what it did */
     uint64_t n_resets, n_control, n_refused;
     uint64_t n_defused; /* requests kept from running because their reset came with them */
+    int closed_for;     /* TG_GUARD_FOR_RESETS..SLOW once a scan answered TG_GUARD_CLOSE, else 0 */
 } tg_guard_t;
 
 /** what the HTTP/2 scan asks of h2o */
@@ -92,6 +93,9 @@ typedef struct {
     /** gives back `n` bytes of a stream's flow-control window (its dropped DATA); may be NULL */
     void (*credit)(void *ctx, uint32_t stream_id, size_t n);
 } tg_guard_h2o_t;
+
+/** why the guard closed a connection (tg_guard_t.closed_for) */
+enum { TG_GUARD_FOR_RESETS = 1, TG_GUARD_FOR_CONTROL, TG_GUARD_FOR_STREAMS, TG_GUARD_FOR_SLOW };
 
 enum {
     TG_GUARD_PASS,  /* hand the buffer (maybe shortened) to h2o */

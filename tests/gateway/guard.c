@@ -288,6 +288,7 @@ Test(guard, resets_past_the_budget_close_the_connection)
     }
     cr_assert_eq(scan(&g, buf, &len, 2, &why), TG_GUARD_CLOSE, "4 resets, a budget of 3");
     cr_assert_not_null(strstr(why, "rapid reset"));
+    cr_assert_eq(g.closed_for, TG_GUARD_FOR_RESETS, "the reason the connection is counted under");
     /* refilled at 1/s: a reset 1.5 s later passes */
     tg_guard_t h;
     start(&h);
@@ -315,6 +316,7 @@ Test(guard, control_and_empty_frames_past_the_budget_close_the_connection)
             len += put_frame(buf + len, kinds[k][0] == 0 ? 0 : 8, kinds[k][0], kinds[k][1], kinds[k][0] == 0 || kinds[k][0] == 2 ? 1 : 0);
         cr_assert_eq(scan(&g, buf, &len, 2, &why), TG_GUARD_CLOSE, "type %d: 6 frames, a budget of 5", kinds[k][0]);
         cr_assert_not_null(strstr(why, "control or empty frames"));
+        cr_assert_eq(g.closed_for, TG_GUARD_FOR_CONTROL);
     }
     /* WINDOW_UPDATE frames are not charged */
     tg_guard_t g;
