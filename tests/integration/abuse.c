@@ -36,12 +36,19 @@ static pid_t start(json_t *extra, const char *log)
     return start_on(NULL, 0, extra, log);
 }
 
-static double metric(const char *series)
+/* the gateway's /metrics, from its admin listener */
+static resp_t *scrape(void)
 {
     char url[96];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", admin_port);
     resp_t *r = http(PROTO_H1, "GET", url, NULL, NULL, NULL);
     cr_assert_eq(r->status, 200);
+    return r;
+}
+
+static double metric(const char *series)
+{
+    resp_t *r = scrape();
     double v = metrics_sample(r->body, series);
     resp_free(r);
     return v;
@@ -50,10 +57,7 @@ static double metric(const char *series)
 /* the sum of the series whose line starts with `prefix` */
 static double metric_sum(const char *prefix)
 {
-    char url[96];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", admin_port);
-    resp_t *r = http(PROTO_H1, "GET", url, NULL, NULL, NULL);
-    cr_assert_eq(r->status, 200);
+    resp_t *r = scrape();
     double sum = 0;
     size_t n = strlen(prefix);
     for (const char *line = r->body; line != NULL && *line != '\0';) {
