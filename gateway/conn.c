@@ -30,7 +30,8 @@ struct st_tg_conn_t {
     int closed;          /* the socket closed while reading: freed on the way out */
     uint64_t reads;      /* reads so far (the sweep gives an idle connection's buffer back) */
     uint64_t reads_seen; /* `reads` at the last sweep */
-    uint64_t kill_at_ms; /* the guard closed it: shut down then if h2o has not closed it yet */
+    uint64_t kill_at_ms; /* the guard closed it: shut down then if h2o has not closed it yet, or stop lingering */
+    int lingering;       /* h2o closed it after the guard's GOAWAY: see linger() */
     tg_buf_t held;       /* bytes h2o was about to parse unguarded, for `deliver` */
     h2o_timeout_entry_t deliver;
     int shut;            /* the sweep shut it down: h2o closes it on its next read or write */
@@ -161,13 +162,96 @@ int h2o_http2_handle_upgrade(h2o_req_t *req, struct timeval connected_at)
     return REAL(h2o_http2_handle_upgrade, int (*)(h2o_req_t *, struct timeval))(req, connected_at);
 }
 
+static void real_close(h2o_socket_t *sock)
+{
+    REAL(h2o_socket_close, void (*)(h2o_socket_t *))(sock);
+}
+
+/*
+ * h2o 2.2.5's evloop socket (lib/common/socket/evloop.c.h, struct st_h2o_evloop_socket_t),
+ * as far as the count of buffers it has still to write. h2o closes an HTTP/2 connection
+ * right after handing its last frames to h2o_socket_write: all of them are usually in
+ * the kernel already, only the notice of it is pending.
+ */
+struct evloop_socket {
+    h2o_socket_t super;
+    int fd;
+    int flags;
+    h2o_evloop_t *loop;
+    size_t unsent; /* _wreq.cnt */
+};
+
+/* Has h2o bytes of this socket's that it has not written yet (or is its layout not the one above)? */
+static int has_unsent(h2o_socket_t *sock)
+{
+    const struct evloop_socket *es = (const struct evloop_socket *)sock;
+    return es->fd != h2o_socket_get_fd(sock) || es->unsent != 0;
+}
+
+static void on_linger_read(h2o_socket_t *sock, const char *err);
+
+/* The notice of h2o's last write, which h2o, having closed, no longer waits for. */
+static void on_linger_written(h2o_socket_t *sock, const char *err)
+{
+    if (err != NULL)
+        real_close(sock);
+}
+
+/*
+ * A connection the guard closed has its GOAWAY in the kernel's send queue, and its
+ * client (a flood) has sent more: closing a socket with unread input makes the kernel
+ * answer with a reset and throw that queue away, so the client would never learn
+ * why. Instead it is shut for writing (the GOAWAY, then the end of the stream), its
+ * input read and dropped until the client closes, and closed by the sweep at
+ * kill_at_ms at the latest. TLS connections close at once: shutting a TLS socket
+ * for writing would cut off h2o's close_notify.
+ */
+static int linger(tg_conn_t *c, h2o_socket_t *sock)
+{
+    if (c->kill_at_ms == 0 || c->lingering || c->shut || sock->ssl != NULL || tg_now_ms() >= c->kill_at_ms)
+        return 0;
+    if (h2o_socket_is_writing(sock)) {
+        if (has_unsent(sock))
+            return 0; /* a client not reading: what is left dies with h2o's buffer */
+        sock->_cb.write = on_linger_written;
+    }
+    c->lingering = 1;
+    shutdown(h2o_socket_get_fd(sock), SHUT_WR);
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    REAL(h2o_socket_read_start, void (*)(h2o_socket_t *, h2o_socket_cb))(sock, on_linger_read);
+    return 1;
+}
+
+/*
+ * The end of a linger that ran out: a reset, so that neither bytes still queued for a
+ * client that reads nothing nor the FIN behind them hold the socket in the kernel.
+ */
+static void abort_close(h2o_socket_t *sock)
+{
+    struct linger now = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(h2o_socket_get_fd(sock), SOL_SOCKET, SO_LINGER, &now, sizeof(now));
+    real_close(sock);
+}
+
+/* A lingering socket's input is dropped; its client's close (or an error) ends it. */
+static void on_linger_read(h2o_socket_t *sock, const char *err)
+{
+    if (err != NULL)
+        real_close(sock);
+    else
+        h2o_buffer_consume(&sock->input, sock->input->size);
+}
+
 /* The interposed h2o_socket_close: a client socket's protocol object is gone from here on (h2o frees it first). */
 void h2o_socket_close(h2o_socket_t *sock)
 {
     tg_conn_t *c = conn_of(sock);
-    if (c != NULL)
+    if (c != NULL) {
         c->inner = NULL;
-    REAL(h2o_socket_close, void (*)(h2o_socket_t *))(sock);
+        if (linger(c, sock))
+            return;
+    }
+    real_close(sock);
 }
 
 /* h2o's HTTP/2 connection on the socket, or NULL (not HTTP/2, or closing) */
@@ -247,6 +331,17 @@ static void close_guarded(tg_conn_t *c, const char *why, int code)
         /* A GOAWAY first: h2o's close then waits for it to be written. */
         h2o_http2_encode_goaway_frame(&hc->_write.buf, hc->pull_stream_ids.max_open, -code, h2o_iovec_init(why, strlen(why)));
         h2o_http2_conn_request_write(hc);
+    } else if (code != 0 && c->guard.proto == TG_GUARD_HTTP2 && c->sock->ssl == NULL && c->sock->bytes_written == 0 &&
+               !h2o_socket_is_writing(c->sock)) {
+        /*
+         * The client's preface and the flood came in one read: h2o has not made an HTTP/2
+         * connection yet, and would close it with nothing said. The socket has sent nothing
+         * so far, so the server's preface and GOAWAY fit its empty send buffer.
+         */
+        uint8_t f[160];
+        size_t n = tg_guard_goaway(f, sizeof(f), (uint32_t)code, why);
+        if (send(h2o_socket_get_fd(c->sock), f, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n)
+            tg_log(TG_LOG_DEBUG, "the GOAWAY to a client connection was not sent whole: %s", strerror(errno));
     }
     c->inner(c->sock, "closed by tollgate's guard");
 }
@@ -413,9 +508,15 @@ static void on_sweep(h2o_timeout_entry_t *entry)
 {
     tg_conns_t *cs = H2O_STRUCT_FROM_MEMBER(tg_conns_t, sweep, entry);
     uint64_t now = tg_now_ms();
-    for (h2o_linklist_t *l = cs->all.next; l != &cs->all; l = l->next) {
+    for (h2o_linklist_t *l = cs->all.next, *next; l != &cs->all; l = next) {
+        next = l->next; /* a lingering connection's close frees it */
         tg_conn_t *c = H2O_STRUCT_FROM_MEMBER(tg_conn_t, link, l);
         h2o_socket_t *sock = c->sock;
+        if (c->lingering) {
+            if (now > c->kill_at_ms)
+                abort_close(sock);
+            continue;
+        }
         if (c->reads == c->reads_seen && sock->input->size == 0 && sock->input->bytes != NULL && c->inner != NULL) {
             h2o_buffer_dispose(&sock->input);
             h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
@@ -493,6 +594,12 @@ void tg_conns_init(tg_conns_t *cs, h2o_context_t *ctx, const tg_guard_limits_t *
 
 void tg_conns_dispose(tg_conns_t *cs)
 {
+    for (h2o_linklist_t *l = cs->all.next, *next; l != &cs->all; l = next) {
+        next = l->next;
+        tg_conn_t *c = H2O_STRUCT_FROM_MEMBER(tg_conn_t, link, l);
+        if (c->lingering)
+            abort_close(c->sock);
+    }
     if (h2o_timeout_is_linked(&cs->sweep))
         h2o_timeout_unlink(&cs->sweep);
     tg_buf_dispose(&cs->hold);

@@ -446,3 +446,24 @@ int tg_guard_take_refused(tg_guard_t *g, uint32_t stream_id)
         drop(g, st);
     return 1;
 }
+
+/* a frame header: 24-bit length, type, flags, stream 0 */
+static void put_header(uint8_t *f, size_t len, uint8_t type)
+{
+    f[0] = (uint8_t)(len >> 16), f[1] = (uint8_t)(len >> 8), f[2] = (uint8_t)len;
+    f[3] = type, f[4] = 0;
+    f[5] = f[6] = f[7] = f[8] = 0;
+}
+
+size_t tg_guard_goaway(uint8_t *out, size_t cap, uint32_t code, const char *why)
+{
+    size_t debug = strlen(why);
+    if (debug > cap - 26)
+        debug = cap - 26;
+    put_header(out, 0, FRAME_SETTINGS);
+    put_header(out + 9, 8 + debug, FRAME_GOAWAY);
+    memset(out + 18, 0, 4); /* last stream: none was processed */
+    out[22] = (uint8_t)(code >> 24), out[23] = (uint8_t)(code >> 16), out[24] = (uint8_t)(code >> 8), out[25] = (uint8_t)code;
+    memcpy(out + 26, why, debug);
+    return 26 + debug;
+}

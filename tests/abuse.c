@@ -3,12 +3,13 @@
  * connections to HOST:PORT and misbehaves on each for at most SECONDS, then prints one
  * line of what happened:
  *
- *   mode=M conns=N opened=N refused=N closed=N goaway=N goaway_code=C frames=N requests=N answers=N resets=N
+ *   mode=M conns=N opened=N refused=N closed=N goaway=N goaway_code=C frames=N requests=N answers=N resets=N aborted=N
  *
  * (refused: could not connect; closed: the server closed the connection; goaway:
  * GOAWAY frames received, goaway_code the last one's error code; frames: frames sent;
  * answers: HTTP/2 HEADERS frames, or HTTP/1.1 status lines, received; resets: RST_STREAM
- * frames received.)
+ * frames received; aborted: connections the server reset, ECONNRESET or EPIPE, instead of
+ * ending them with a FIN.)
  *
  *   abuse_client MODE HOST PORT CONNS SECONDS [PATH] [HEADER]
  *
@@ -61,8 +62,9 @@ typedef struct {
 } conn_t;
 
 static const char *mode, *path = "/healthz", *header;
-static unsigned long frames, requests, answers, resets, goaways, closed, refused, opened;
+static unsigned long frames, requests, answers, resets, goaways, closed, refused, opened, aborted;
 static unsigned goaway_code;
+static int reads; /* this mode reads what the server sends */
 
 static uint64_t now_ms(void)
 {
@@ -150,10 +152,13 @@ static int send_all(conn_t *c, const void *buf, size_t len)
     return 0;
 }
 
+/* by_server: 0 the client closes, 1 the server ended the connection, 2 it reset it */
 static void close_conn(conn_t *c, int by_server)
 {
     if (!c->open)
         return;
+    if (by_server == 2)
+        ++aborted;
     c->open = 0;
     close(c->fd);
     if (by_server)
@@ -204,7 +209,7 @@ static void drain(conn_t *c)
     for (;;) {
         ssize_t r = recv(c->fd, buf, sizeof(buf), 0);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            close_conn(c, 1);
+            close_conn(c, r < 0 && errno == ECONNRESET ? 2 : 1);
             return;
         }
         if (r < 0)
@@ -377,8 +382,13 @@ static void act(conn_t *c, uint64_t now)
             memcpy(p + n, req, (size_t)len), n += (size_t)len, ++requests;
         c->next_at_ms = now + 200;
     }
-    if (n != 0 && send_all(c, p, n) != 0)
-        close_conn(c, 1);
+    if (n != 0 && send_all(c, p, n) != 0) {
+        int reset = errno == ECONNRESET || errno == EPIPE;
+        /* the server closed: what it sent before (a GOAWAY) is still there to read, as a real client would */
+        if (reads)
+            drain(c);
+        close_conn(c, reset ? 2 : 1);
+    }
 }
 
 int main(int argc, char **argv)
@@ -407,7 +417,7 @@ int main(int argc, char **argv)
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = &conns[i]};
         epoll_ctl(ep, EPOLL_CTL_ADD, conns[i].fd, &ev);
     }
-    int reads = strcmp(mode, "no-read") != 0 && strcmp(mode, "ping-flood") != 0;
+    reads = strcmp(mode, "no-read") != 0 && strcmp(mode, "ping-flood") != 0;
     const char *again = getenv("ABUSE_RECONNECT");
     int reconnect = again != NULL && strcmp(again, "1") == 0;
     uint64_t end = now_ms() + (uint64_t)seconds * 1000;
@@ -432,11 +442,12 @@ int main(int argc, char **argv)
             if (reads)
                 drain(c);
             else if (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                close_conn(c, 1);
+                close_conn(c, evs[i].events & EPOLLERR ? 2 : 1);
         }
     }
-    printf("mode=%s conns=%d opened=%lu refused=%lu closed=%lu goaway=%lu goaway_code=%u frames=%lu requests=%lu answers=%lu resets=%lu\n",
-           mode, nconns, opened, refused, closed, goaways, goaway_code, frames, requests, answers, resets);
+    printf("mode=%s conns=%d opened=%lu refused=%lu closed=%lu goaway=%lu goaway_code=%u frames=%lu requests=%lu answers=%lu resets=%lu "
+           "aborted=%lu\n",
+           mode, nconns, opened, refused, closed, goaways, goaway_code, frames, requests, answers, resets, aborted);
     for (int i = 0; i != nconns; ++i)
         close_conn(&conns[i], 0);
     freeaddrinfo(ai);

@@ -133,6 +133,15 @@ const char *tg_guard_expired(const tg_guard_t *g, const tg_guard_limits_t *lim, 
  */
 int tg_guard_take_refused(tg_guard_t *g, uint32_t stream_id);
 
+/**
+ * What a server sends to close an HTTP/2 connection before any frame of its own: its
+ * preface (an empty SETTINGS), then GOAWAY with last stream 0, `code` and `why` as
+ * debug data (cut to fit). For a connection the guard closes in the read that carried
+ * the client's preface, before h2o has made an HTTP/2 connection of it. Writes at most
+ * `cap` bytes to `out` (cap >= 26) and returns how many.
+ */
+size_t tg_guard_goaway(uint8_t *out, size_t cap, uint32_t code, const char *why);
+
 /** the HTTP/2 client connection preface */
 #define TG_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define TG_H2_PREFACE_LEN 24

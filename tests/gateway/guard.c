@@ -441,3 +441,21 @@ Test(guard, a_request_whose_reset_came_with_it_never_runs)
     cr_assert_eq(g.n_defused, 1);
     cr_assert_eq(g.n_streams, 0, "and is not left tracked as a body under way");
 }
+
+/* The server preface and GOAWAY for a connection h2o never made HTTP/2: byte for byte, and cut to fit. */
+Test(guard, a_goaway_before_any_server_frame_starts_with_the_server_preface)
+{
+    uint8_t out[64];
+    size_t n = tg_guard_goaway(out, sizeof(out), 0xb, "calm");
+    static const uint8_t want[] = {0, 0, 0, 4, 0, 0, 0, 0, 0,           /* SETTINGS, empty */
+                                   0, 0, 12, 7, 0, 0, 0, 0, 0,          /* GOAWAY, 8 + 4 bytes, stream 0 */
+                                   0, 0, 0, 0, 0, 0, 0, 0xb, 'c', 'a', 'l', 'm'}; /* last stream 0, ENHANCE_YOUR_CALM */
+    cr_assert_eq(n, sizeof(want));
+    cr_assert_arr_eq(out, want, sizeof(want));
+    char why[100];
+    memset(why, 'w', sizeof(why) - 1), why[sizeof(why) - 1] = '\0';
+    n = tg_guard_goaway(out, 40, 0x1, why);
+    cr_assert_eq(n, 40, "the debug data is cut to the room there is");
+    cr_assert_eq(out[11], 40 - 18, "and the frame's length says so");
+    cr_assert_eq(out[25], 0x1);
+}

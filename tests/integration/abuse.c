@@ -81,7 +81,7 @@ static const char *port(void)
 }
 
 typedef struct {
-    long opened, refused, closed, goaway, goaway_code, frames, requests, answers, resets;
+    long opened, refused, closed, goaway, goaway_code, frames, requests, answers, resets, aborted;
 } abuse_t;
 
 /* Runs the abusive client: MODE with CONNS connections for at most SECONDS, on PATH. */
@@ -96,9 +96,9 @@ static abuse_t abuse(const char *mode, int conns, int seconds, const char *path)
     cr_assert_eq(pclose(p), 0, "%s failed", cmd);
     abuse_t a;
     int n = sscanf(strstr(line, "opened="),
-                   "opened=%ld refused=%ld closed=%ld goaway=%ld goaway_code=%ld frames=%ld requests=%ld answers=%ld resets=%ld", &a.opened,
-                   &a.refused, &a.closed, &a.goaway, &a.goaway_code, &a.frames, &a.requests, &a.answers, &a.resets);
-    cr_assert_eq(n, 9, "unexpected output: %s", line);
+                   "opened=%ld refused=%ld closed=%ld goaway=%ld goaway_code=%ld frames=%ld requests=%ld answers=%ld resets=%ld aborted=%ld",
+                   &a.opened, &a.refused, &a.closed, &a.goaway, &a.goaway_code, &a.frames, &a.requests, &a.answers, &a.resets, &a.aborted);
+    cr_assert_eq(n, 10, "unexpected output: %s", line);
     cr_log_info("%s", line);
     return a;
 }
@@ -216,6 +216,7 @@ Test(abuse, rapid_reset_closes_the_connection_and_costs_the_database_no_cancels)
     cr_assert_eq(a.closed, 4, "every connection closed by the gateway");
     cr_assert_eq(a.goaway, 4);
     cr_assert_eq(a.goaway_code, 11, "ENHANCE_YOUR_CALM");
+    cr_assert_eq(a.aborted, 0, "the connections end with a FIN, not a reset: %ld reset", a.aborted);
     cr_assert_lt(a.requests, 4 * 1000, "closed after a bounded number of resets: %ld", a.requests);
     cr_assert_eq(metric("tollgate_client_connections_closed_total{reason=\"rapid_reset\"}"), 6);
     usleep(500 * 1000);
@@ -249,8 +250,13 @@ Test(abuse, floods_of_control_and_empty_frames_and_too_many_streams_close_the_co
     for (size_t i = 0; i != sizeof(modes) / sizeof(modes[0]); ++i) {
         abuse_t a = abuse(modes[i], 2, 10, "/stream/rows?n=1");
         cr_assert_eq(a.closed, 2, "%s: both connections closed", modes[i]);
-        if (i != 0) /* the PING flood does not read: it sees no GOAWAY */
+        if (i != 0) { /* the PING flood does not read: it sees no GOAWAY */
+            /* each is told why, even when its preface and the flood came in one read (h2o had no HTTP/2 connection yet) */
+            cr_assert_eq(a.goaway, 2, "%s: a GOAWAY on each connection", modes[i]);
+            /* and the connection ends with a FIN: the flood's unread bytes do not turn the close into a reset */
+            cr_assert_eq(a.aborted, 0, "%s: %ld connections reset", modes[i], a.aborted);
             cr_assert_eq(a.goaway_code, 11, "%s: ENHANCE_YOUR_CALM", modes[i]);
+        }
     }
     cr_assert_geq(metric("tollgate_client_connections_closed_total{reason=\"control_flood\"}"), 6);
     cr_assert_geq(metric("tollgate_client_connections_closed_total{reason=\"too_many_streams\"}"), 2);

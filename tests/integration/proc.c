@@ -131,15 +131,83 @@ void wait_healthy_url(const char *url)
     }
 }
 
+/* the last `max` bytes of the file at `path`, NUL-terminated in `buf` */
+static const char *file_tail(const char *path, char *buf, size_t max)
+{
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return buf;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)max - 1 ? size - ((long)max - 1) : 0, SEEK_SET);
+    buf[fread(buf, 1, max - 1, f)] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Gives the config at `path` new free ports for its one listener and its admin listener (if any). */
+static void new_ports(const char *path, gw_opts_t *o)
+{
+    json_t *cfg = json_load_file(path, 0, NULL);
+    cr_assert_not_null(cfg);
+    o->port = free_port();
+    json_object_set_new(json_array_get(json_object_get(cfg, "listen"), 0), "port", json_integer(o->port));
+    if (json_object_get(cfg, "admin_listen") != NULL) {
+        o->admin_port = free_port();
+        json_object_set_new(json_object_get(cfg, "admin_listen"), "port", json_integer(o->admin_port));
+    }
+    cr_assert_eq(json_dump_file(cfg, path, JSON_INDENT(2)), 0);
+    json_decref(cfg);
+}
+
+/*
+ * Starts the gateway and waits for /healthz. A port free_port() found can be taken
+ * as the source port of some other process's connection before the gateway binds
+ * it; a gateway that exits for that, on ports the test did not choose, is started
+ * again on new ones. Any other failure fails the test with the end of its output.
+ */
 pid_t start_gateway(gw_opts_t *o)
 {
+    int own_ports = o->listen == NULL && o->port == 0 && o->admin_port <= 0;
     const char *cfg = write_config(o);
+    char scratch[96], tail[2048], url[64];
+    snprintf(scratch, sizeof(scratch), "/tmp/tollgate-gateway-%d.log", (int)getpid());
+    const char *log = o->log_path != NULL ? o->log_path : getenv("TG_GATEWAY_LOGS") == NULL ? scratch : NULL;
     char *argv[] = {(char *)env("TG_GATEWAY_BIN"), "--config", (char *)cfg, NULL};
-    pid_t pid = o->log_path != NULL ? spawn_logged(argv, o->log_path) : spawn(argv, getenv("TG_GATEWAY_LOGS") == NULL);
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", o->port);
-    wait_healthy_url(url);
-    return pid;
+    for (int attempt = 1;; ++attempt) {
+        pid_t pid = log != NULL ? spawn_logged(argv, log) : spawn(argv, 0);
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d", o->port);
+        setenv("TG_URL", url, 1);
+        int st = 0;
+        for (double until = now_s() + 10;;) {
+            resp_t *r = http(PROTO_H1, "GET", "/healthz", NULL, NULL, NULL);
+            long status = r->status;
+            resp_free(r);
+            if (status == 200) {
+                if (log == scratch)
+                    unlink(scratch);
+                return pid;
+            }
+            if (waitpid(pid, &st, WNOHANG) == pid)
+                break;
+            if (now_s() > until) {
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                cr_assert_fail("the gateway did not come up at %s within 10 s; its output ends:\n%s", url,
+                               log != NULL ? file_tail(log, tail, sizeof(tail)) : "(shown above)");
+            }
+            usleep(50000);
+        }
+        const char *out = log != NULL ? file_tail(log, tail, sizeof(tail)) : "";
+        if (own_ports && attempt < 3 && strstr(out, "Address already in use") != NULL) {
+            cr_log_warn("port %d or %d was taken before the gateway bound it; trying new ones", o->port, o->admin_port);
+            new_ports(cfg, o);
+            continue;
+        }
+        cr_assert_fail("the gateway exited (status %d) instead of coming up at %s; its output ends:\n%s",
+                       WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st), url, log != NULL ? out : "(shown above)");
+    }
 }
 
 int wait_exit(pid_t pid, double timeout_s)
