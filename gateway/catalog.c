@@ -854,12 +854,128 @@ static void check_placeholders(entry_ctx_t *e, tg_query_t *q)
 
 static const char *const entry_fields[] = {"name",    "route",       "description", "sql",  "sql_file",      "params",
                                            "returns", "access",      "timeout_ms",  "cost", "max_in_flight", "priority",
-                                           "cache",   "invalidates", "enabled",     NULL};
+                                           "cache",   "invalidates", "enabled",     "status", "location", "not_found_if_none",
+                                           "cursor",  NULL};
 static const char *const returns_names[] = {"one", "many", "none", NULL};
 static const char *const access_names[] = {"read", "write", NULL};
 static const char *const priority_names[] = {"high", "low", NULL};
 
 static void free_query(tg_query_t *q);
+
+/* the index of the parameter named `name`, or -1 */
+static int param_index(const tg_query_t *q, const char *name)
+{
+    for (size_t i = 0; i < q->n_params; ++i)
+        if (q->params[i].name != NULL && strcmp(q->params[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int tg_template_next(const char **at, const char **lit, size_t *lit_len, const char **name, size_t *len)
+{
+    const char *open = strchr(*at, '{'), *close = open != NULL ? strchr(open, '}') : NULL;
+    *lit = *at;
+    if (close == NULL) {
+        *lit_len = strlen(*at);
+        *at += *lit_len;
+        return 0;
+    }
+    *lit_len = (size_t)(open - *at);
+    *name = open + 1, *len = (size_t)(close - open - 1);
+    *at = close + 1;
+    return 1;
+}
+
+/* `location`: a path ("/users/{id}") whose {names} are column names, each a whole segment or part of one */
+static int valid_location(const char *s)
+{
+    if (s[0] != '/')
+        return 0;
+    for (const char *c = s; *c != '\0'; ++c) {
+        if (*c == '}' || (unsigned char)*c <= ' ' || *c == '?' || *c == '#')
+            return 0;
+        if (*c == '{') {
+            const char *end = strchr(c, '}');
+            if (end == NULL || end == c + 1 || memchr(c + 1, '{', (size_t)(end - c - 1)) != NULL)
+                return 0;
+            c = end;
+        }
+    }
+    return 1;
+}
+
+/*
+ * The REST habits of an entry: `status` of a success, `location` of what it made,
+ * `not_found_if_none` for writes that match nothing, and `cursor` for keyset pages.
+ * Location and cursor need the rows before the answer's headers, so such a query is
+ * never streamed; they are not for cached queries (a cached answer keeps no headers).
+ */
+static void rest_fields(entry_ctx_t *e, json_t *o, tg_query_t *q, int params_ok)
+{
+    json_t *v;
+    if ((v = json_object_get(o, "status")) != NULL && entry_int(e, ".status", o, "status", 200, 204, &q->status) == 0) {
+        if (q->status == 204 && q->returns != TG_RETURNS_NONE)
+            entry_error(e, ".status", "204 sends no body: only for returns \"none\"");
+    }
+    if ((v = json_object_get(o, "location")) != NULL && !json_is_null(v)) {
+        if (!json_is_string(v) || !valid_location(json_string_value(v)))
+            entry_error(e, ".location", "must be a path such as \"/users/{id}\", its {names} columns of the answer");
+        else if (q->returns == TG_RETURNS_NONE)
+            entry_error(e, ".location", "is filled from the answer's row: not for returns \"none\"");
+        else if (q->cached)
+            entry_error(e, ".location", "cannot be combined with cache");
+        else
+            q->location = tg_strdup(json_string_value(v));
+    }
+    if ((v = json_object_get(o, "not_found_if_none")) != NULL) {
+        if (!json_is_boolean(v))
+            entry_error(e, ".not_found_if_none", "must be true or false");
+        else if (json_is_true(v) && q->access != TG_ACCESS_WRITE)
+            entry_error(e, ".not_found_if_none", "is for writes (a read of no row answers [] or, for returns \"one\", 404)");
+        else
+            q->not_found_if_none = json_is_true(v);
+    }
+    if ((v = json_object_get(o, "cursor")) == NULL || json_is_null(v))
+        return;
+    static const char *const cursor_fields[] = {"column", "param", "limit", NULL};
+    if (!json_is_object(v)) {
+        entry_error(e, ".cursor", "must be null or an object {\"column\": .., \"param\": .., \"limit\": ..}");
+        return;
+    }
+    check_unknown(e, ".cursor", v, cursor_fields);
+    json_t *column = json_object_get(v, "column"), *param = json_object_get(v, "param"), *limit = json_object_get(v, "limit");
+    int ok = 1;
+    if (!json_is_string(column) || json_string_length(column) == 0)
+        entry_error(e, ".cursor.column", "required: the column whose last value the next page starts after"), ok = 0;
+    if (!json_is_string(param))
+        entry_error(e, ".cursor.param", "required: the query-string parameter that takes it"), ok = 0;
+    if (limit != NULL && !json_is_null(limit) && !json_is_string(limit))
+        entry_error(e, ".cursor.limit", "must be the name of the parameter that bounds the page"), ok = 0;
+    if (q->returns != TG_RETURNS_MANY)
+        entry_error(e, ".cursor", "pages are for returns \"many\""), ok = 0;
+    if (q->cached)
+        entry_error(e, ".cursor", "cannot be combined with cache"), ok = 0;
+    if (!ok || !params_ok)
+        return;
+    int pi = param_index(q, json_string_value(param));
+    if (pi < 0 || q->params[pi].source != TG_SOURCE_QUERY || q->params[pi].is_array) {
+        entry_error(e, ".cursor.param", "\"%s\" must be a scalar parameter of this query taken from the query string (a GET or DELETE)",
+                    json_string_value(param));
+        return;
+    }
+    int li = -1;
+    if (json_is_string(limit)) {
+        li = param_index(q, json_string_value(limit));
+        tg_type_t t = li >= 0 ? q->params[li].type : TG_TYPE_TEXT;
+        if (li < 0 || q->params[li].is_array || (t != TG_TYPE_INT2 && t != TG_TYPE_INT4 && t != TG_TYPE_INT8)) {
+            entry_error(e, ".cursor.limit", "\"%s\" must be an integer parameter of this query", json_string_value(limit));
+            return;
+        }
+    }
+    q->cursor_column = tg_strdup(json_string_value(column));
+    q->cursor_param = pi;
+    q->cursor_limit = li;
+}
 
 /*
  * Names the prepared statement after what it is: a hash of its SQL and parameter
@@ -904,6 +1020,8 @@ static int parse_entry(entry_ctx_t *e, json_t *o, const tg_json_t *raw, size_t i
     q->cost = 1;
     q->priority = TG_PRIORITY_INHERIT;
     q->enabled = 1;
+    q->status = 200;
+    q->cursor_param = q->cursor_limit = -1;
     if (!json_is_object(o)) {
         entry_error(e, "", "must be an object");
         return -1;
@@ -1073,6 +1191,7 @@ static int parse_entry(entry_ctx_t *e, json_t *o, const tg_json_t *raw, size_t i
         else
             entry_error(e, ".enabled", "must be true or false");
     }
+    rest_fields(e, o, q, params_ok);
     if (sql_ok && params_ok)
         name_statement(q);
     return e->errs->n == before ? 0 : -1;
@@ -1081,6 +1200,8 @@ static int parse_entry(entry_ctx_t *e, json_t *o, const tg_json_t *raw, size_t i
 static void free_query(tg_query_t *q)
 {
     free(q->name);
+    free(q->location);
+    free(q->cursor_column);
     free(q->description);
     free(q->path);
     free(q->sql);

@@ -4,6 +4,7 @@
 #include <libpq-fe.h>
 #include <string.h>
 #include "tollgate/check.h"
+#include "tollgate/encode.h"
 #include "internal.h"
 
 /* "FILE:LINE: queries (NAME)" for messages about q. */
@@ -48,6 +49,14 @@ static void check_query(PGconn *conn, const tg_query_t *q, tg_errors_t *errs)
         if (q->returns != TG_RETURNS_NONE && nf == 0)
             tg_errors_add(errs, "%s.returns: \"%s\", but the statement returns no columns", at.base,
                           q->returns == TG_RETURNS_ONE ? "one" : "many");
+        /* The columns `location` and `cursor` take their values from */
+        const char *t = q->location, *lit, *name;
+        size_t lit_len, len;
+        while (t != NULL && tg_template_next(&t, &lit, &lit_len, &name, &len))
+            if (tg_column_index(res, name, len) < 0)
+                tg_errors_add(errs, "%s.location: {%.*s} is not a column of the answer", at.base, (int)len, name);
+        if (q->cursor_column != NULL && tg_column_index(res, q->cursor_column, strlen(q->cursor_column)) < 0)
+            tg_errors_add(errs, "%s.cursor.column: \"%s\" is not a column of the answer", at.base, q->cursor_column);
         /* Rows become JSON objects: two columns of one name would make a duplicate key. */
         for (int i = 0; i < nf; ++i)
             for (int j = 0; j < i; ++j)

@@ -460,3 +460,13 @@ void tg_encode_row(tg_buf_t *out, const PGresult *res, int row, const tg_column_
     }
     tg_buf_appendc(out, '}');
 }
+
+int tg_column_index(const PGresult *res, const char *name, size_t len)
+{
+    for (int i = 0, n = PQnfields(res); i != n; ++i) {
+        const char *f = PQfname(res, i);
+        if (strncmp(f, name, len) == 0 && f[len] == '\0')
+            return i;
+    }
+    return -1;
+}

@@ -135,10 +135,10 @@ tg_limits_t *tg_limits_create(tg_config_t *cfg, tg_state_t *state, uint64_t now_
     }
     for (size_t i = 0; i != cfg->n_queries; ++i)
         cfg->queries[i].state = tg_state_bind_query(state, cfg->queries[i].name, cfg->queries[i].enabled, cfg->queries[i].sql);
-    /* what shapes each answer, for the cache's keys: the statement (SQL and parameter types), returns, max_rows */
+    /* what shapes each answer, for the cache's keys: the statement (SQL and parameter types), returns, max_rows, status */
     for (size_t i = 0; i != cfg->n_queries; ++i) {
         tg_query_t *q = &cfg->queries[i];
-        uint64_t parts[2] = {(uint64_t)q->returns, (uint64_t)cfg->max_rows};
+        uint64_t parts[3] = {(uint64_t)q->returns, (uint64_t)cfg->max_rows, (uint64_t)q->status};
         q->cache_def = tg_fnv1a(tg_fnv1a(TG_FNV1A_INIT, q->stmt_name, strlen(q->stmt_name)), parts, sizeof(parts));
     }
     /* what each write invalidates, by state: the names were checked against the catalog */

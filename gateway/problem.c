@@ -9,6 +9,14 @@ const char *tg_status_reason(int status)
     switch (status) {
     case 200:
         return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 203:
+        return "Non-Authoritative Information";
+    case 204:
+        return "No Content";
     case 400:
         return "Bad Request";
     case 401:

@@ -4,9 +4,12 @@
  * call was shed if it was. A call answers its own request with it; a cache fetch turns
  * it into a blob that answers every caller waiting for that fetch.
  */
+#include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "tollgate/encode.h"
+#include "tollgate/params.h"
 #include "../gateway/internal.h"
 #include "call.h"
 
@@ -117,15 +120,75 @@ static void db_error(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_query_t *q, 
     problem(w, o, &p);
 }
 
-static void result(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_config_t *cfg, const tg_query_t *q, const PGresult *res,
+/* Appends `s` to `b` percent-encoded but for RFC 3986's unreserved characters. */
+static void append_escaped(tg_buf_t *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i != len; ++i) {
+        unsigned char c = (unsigned char)s[i];
+        if (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            tg_buf_appendc(b, (char)c);
+        } else {
+            tg_buf_appendc(b, '%');
+            tg_buf_appendc(b, hex[c >> 4]);
+            tg_buf_appendc(b, hex[c & 15]);
+        }
+    }
+}
+
+/*
+ * The Location of a success: the query's template filled from the answer's first row
+ * (each value percent-encoded), into w->extra. None when a column is missing or NULL
+ * (`--check --db` names a missing one).
+ */
+static void fill_location(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_query_t *q, const PGresult *res)
+{
+    size_t start = w->extra.len, lit_len, len;
+    const char *at = q->location, *lit, *name;
+    for (;;) {
+        int more = tg_template_next(&at, &lit, &lit_len, &name, &len);
+        tg_buf_append(&w->extra, lit, lit_len);
+        if (!more)
+            break;
+        int col = tg_column_index(res, name, len);
+        if (col < 0 || PQgetisnull(res, 0, col)) {
+            w->extra.len = start;
+            return;
+        }
+        append_escaped(&w->extra, PQgetvalue(res, 0, col), (size_t)PQgetlength(res, 0, col));
+    }
+    o->location_off = (uint32_t)start, o->location_len = (uint32_t)(w->extra.len - start);
+}
+
+/*
+ * A page of a `cursor` query that may have a next one (it is full: as many rows as
+ * its limit, or, with no limit declared, not empty): the last row's cursor value,
+ * percent-encoded, into w->extra.
+ */
+static void fill_next(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_query_t *q, const PGresult *res, const char *const *values)
+{
+    int nrows = PQntuples(res), col = tg_column_index(res, q->cursor_column, strlen(q->cursor_column));
+    if (nrows == 0 || col < 0 || PQgetisnull(res, nrows - 1, col))
+        return;
+    if (q->cursor_limit >= 0 && values != NULL && values[q->cursor_limit] != NULL &&
+        nrows < strtoll(values[q->cursor_limit], NULL, 10))
+        return;
+    size_t start = w->extra.len;
+    append_escaped(&w->extra, PQgetvalue(res, nrows - 1, col), (size_t)PQgetlength(res, nrows - 1, col));
+    o->next_off = (uint32_t)start, o->next_len = (uint32_t)(w->extra.len - start);
+}
+
+static void result(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_config_t *cfg, const tg_query_t *q, const tg_call_t *call,
                    h2o_iovec_t id)
 {
+    const PGresult *res = call->result;
     tg_buf_t *b = &w->scratch;
     tg_buf_reset(b);
+    tg_buf_reset(&w->extra);
     int nrows = PQntuples(res), nfields = PQnfields(res);
     tg_column_enc_t encs_stack[32], *encs = nfields <= 32 ? encs_stack : tg_malloc(sizeof(*encs) * (size_t)nfields);
     char d[128];
-    *o = (tg_outcome_t){.status = 200};
+    *o = (tg_outcome_t){.status = q->status};
     switch (q->returns) {
     case TG_RETURNS_ONE:
         if (nrows == 0) {
@@ -139,6 +202,8 @@ static void result(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_config_t *cfg,
         }
         tg_encode_columns(res, encs, &w->keys);
         tg_encode_row(b, res, 0, encs, &w->keys);
+        if (q->location != NULL)
+            fill_location(w, o, q, res);
         break;
     case TG_RETURNS_MANY:
         if ((size_t)nrows > cfg->max_rows) {
@@ -154,9 +219,23 @@ static void result(tg_handler_ctx_t *w, tg_outcome_t *o, const tg_config_t *cfg,
             tg_encode_row(b, res, i, encs, &w->keys);
         }
         tg_buf_appendc(b, ']');
+        if (nrows == 0 && q->not_found_if_none) {
+            error(w, o, 404, "not-found", "no row matched");
+            break;
+        }
+        if (q->location != NULL && nrows != 0)
+            fill_location(w, o, q, res);
+        if (q->cursor_column != NULL)
+            fill_next(w, o, q, res, call->values);
         break;
     case TG_RETURNS_NONE: {
         const char *n = PQcmdTuples((PGresult *)res);
+        if (q->not_found_if_none && (n[0] == '\0' || strcmp(n, "0") == 0)) {
+            error(w, o, 404, "not-found", "no row matched");
+            break;
+        }
+        if (q->status == 204) /* no content */
+            break;
         tg_buf_appends(b, "{\"rows_affected\":");
         tg_buf_appends(b, n[0] != '\0' ? n : "0");
         tg_buf_appendc(b, '}');
@@ -173,7 +252,7 @@ void tg_outcome_of(tg_handler_ctx_t *w, const tg_config_t *cfg, const tg_query_t
     *o = (tg_outcome_t){0};
     switch (status) {
     case TG_CALL_OK:
-        result(w, o, cfg, q, call->result, id);
+        result(w, o, cfg, q, call, id);
         break;
     case TG_CALL_DB_ERROR:
         db_error(w, o, q, call->result, id);
@@ -224,7 +303,55 @@ void tg_invalidate_after(const tg_query_t *q, tg_call_status_t status)
             tg_state_invalidate(q->invalidate_states[i]);
 }
 
-void tg_respond_outcome(tg_handler_ctx_t *w, h2o_req_t *req, const tg_outcome_t *o)
+/*
+ * Link: <the request's own path and query, the cursor parameter set to the last row's
+ * value>; rel="next". Any other value the caller gave for that parameter is dropped.
+ */
+static void add_next_link(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, h2o_iovec_t after)
 {
+    const char *param = q->params[q->cursor_param].name;
+    size_t path_len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    tg_buf_t *b = &w->keys; /* free again: the rows are encoded */
+    tg_buf_reset(b);
+    tg_buf_appendc(b, '<');
+    tg_buf_append(b, req->path.base, path_len);
+    tg_buf_appendc(b, '?');
+    if (req->query_at != SIZE_MAX) {
+        const char *s = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+        while (s < end) {
+            const char *amp = memchr(s, '&', (size_t)(end - s)), *pair_end = amp != NULL ? amp : end;
+            const char *eq = memchr(s, '=', (size_t)(pair_end - s));
+            size_t klen;
+            char *key = tg_percent_decode(s, (size_t)((eq != NULL ? eq : pair_end) - s), 1, &req->pool, &klen);
+            if (pair_end != s && (key == NULL || klen != strlen(param) || memcmp(key, param, klen) != 0)) {
+                tg_buf_append(b, s, (size_t)(pair_end - s));
+                tg_buf_appendc(b, '&');
+            }
+            s = pair_end + 1;
+        }
+    }
+    tg_buf_appends(b, param);
+    tg_buf_appendc(b, '=');
+    tg_buf_append(b, after.base, after.len);
+    tg_buf_appends(b, ">; rel=\"next\"");
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("link"), 0, NULL, h2o_strdup(&req->pool, b->base, b->len).base,
+                          b->len);
+}
+
+void tg_respond_outcome(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, const tg_outcome_t *o)
+{
+    if (o->location_len != 0)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL,
+                       h2o_strdup(&req->pool, w->extra.base + o->location_off, o->location_len).base, o->location_len);
+    if (o->next_len != 0)
+        add_next_link(w, req, q, h2o_iovec_init(w->extra.base + o->next_off, o->next_len));
+    if (o->status == 204) {
+        /* no content: no body, no Content-Type, no Content-Length (RFC 9110 8.6) */
+        tg_respond_count(w, req, 204, 0);
+        req->res.status = 204;
+        req->res.reason = tg_status_reason(204);
+        h2o_send_inline(req, "", 0);
+        return;
+    }
     tg_respond_bytes(w, req, o->status, o->problem, w->scratch.base, w->scratch.len, o->retry_after_s);
 }

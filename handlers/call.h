@@ -70,6 +70,9 @@ typedef struct st_tg_outcome_t {
     int problem;       /* the body is problem+json */
     int retry_after_s; /* > 0: send Retry-After */
     int shed;          /* tg_shed_t + 1, or 0 */
+    /* headers of a success, in w->extra (len 0: none): Location, and the cursor of a next page (Link: rel="next") */
+    uint32_t location_off, location_len;
+    uint32_t next_off, next_len;
 } tg_outcome_t;
 
 /**
@@ -88,7 +91,7 @@ void tg_outcome_of(tg_handler_ctx_t *w, const tg_config_t *cfg, const tg_query_t
                    h2o_iovec_t id, tg_outcome_t *o);
 
 /** sends it (the body in w->scratch, copied) */
-void tg_respond_outcome(tg_handler_ctx_t *w, h2o_req_t *req, const tg_outcome_t *o);
+void tg_respond_outcome(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, const tg_outcome_t *o);
 
 /**
  * A cached query's call, admitted and decoded (`values`): answered from the cache, or

@@ -146,7 +146,7 @@ static void on_call_done(tg_call_t *call, tg_call_status_t status)
         tg_outcome_t o;
         tg_outcome_of(w, ctx->pin->snap->config, call->query, status, call, ctx->id, &o);
         tg_ctx_shed(w, o.shed);
-        tg_respond_outcome(w, req, &o);
+        tg_respond_outcome(w, req, call->query, &o);
     }
     if (call->result != NULL)
         PQclear(call->result);
@@ -357,7 +357,8 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
      * commits: never). Not to HTTP/1.0, which has no chunks: an answer of unknown
      * length could only end by closing, and a cut-off one would look whole.
      */
-    if (q->returns == TG_RETURNS_MANY && q->access == TG_ACCESS_READ && !q->cached && req->version >= 0x101)
+    if (q->returns == TG_RETURNS_MANY && q->access == TG_ACCESS_READ && !q->cached && q->location == NULL && q->cursor_column == NULL &&
+        req->version >= 0x101) /* nor when its headers need its rows (location, cursor) */
         ctx->call.rows = tg_stream_row;
     ctx->tenant = tenant;
     ctx->id = id;
@@ -442,6 +443,7 @@ static void on_context_dispose(h2o_handler_t *self, h2o_context_t *ctx)
         return;
     tg_buf_dispose(&w->scratch);
     tg_buf_dispose(&w->keys);
+    tg_buf_dispose(&w->extra);
     tg_buf_dispose(&w->line);
     tg_buf_dispose(&w->cache_key);
     while (w->free_calls != NULL) {

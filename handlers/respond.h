@@ -49,6 +49,7 @@ typedef struct st_tg_handler_ctx_t {
     tg_worker_t *worker;           /* the thread it serves on */
     tg_buf_t scratch;              /* response bodies are built here, then copied into the request's pool */
     tg_buf_t keys;                 /* the escaped column names of the result being encoded */
+    tg_buf_t extra;                /* the values of an outcome's Location and Link headers (tg_outcome_t) */
     uint32_t id_prefix;            /* random, for request ids */
     uint64_t id_seq;               /* request ids issued */
     size_t n_calls;                /* catalog calls in progress (decoded, not yet answered) */

@@ -153,8 +153,8 @@ int tg_stream_row(tg_call_t *call, PGresult *row)
         s->started = 1;
         call->delivered = 1; /* from now on no interim 102 may probe its HTTP/1 client: it would land inside the body */
         h2o_req_t *req = s->req;
-        req->res.status = 200;
-        req->res.reason = "OK";
+        req->res.status = call->query->status;
+        req->res.reason = tg_status_reason(req->res.status);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
         h2o_start_response(req, &s->gen);
     }

@@ -98,6 +98,13 @@ const char *tg_method_name(tg_method_t m);
 /** looks a method up; -1 if not one of the above */
 int tg_method_from_name(const char *name, size_t len);
 
+/**
+ * Walks a `location` template ("/users/{id}"): from *at, the literal text before the
+ * next {name} (lit, lit_len) and that name (name, len); returns 1, or 0 at the end,
+ * when lit holds what is left. *at moves past what was returned.
+ */
+int tg_template_next(const char **at, const char **lit, size_t *lit_len, const char **name, size_t *len);
+
 /** one catalog entry */
 typedef struct st_tg_query_t {
     uint32_t index;         /* position in tg_config_t.queries */
@@ -121,6 +128,12 @@ typedef struct st_tg_query_t {
     struct st_tg_query_state_t **invalidate_states; /* their live states (bound with `state`), or NULL */
     size_t n_invalidates;
     int enabled;            /* false: ships switched off */
+    int status;             /* the status of a success: 200 unless `status` says 201, 202, 203 or 204 (returns none) */
+    char *location;         /* `location`: a path template whose {column}s the answer's first row fills (Location header), or NULL */
+    int not_found_if_none;  /* a write that touched no row answers 404 (returns none: 0 rows affected; many: no row) */
+    char *cursor_column;    /* `cursor.column`: the column of the last row that the next page starts after, or NULL */
+    int cursor_param;       /* `cursor.param`: index of the query-string parameter that takes it (Link: rel="next") */
+    int cursor_limit;       /* `cursor.limit`: index of the parameter that bounds the page, or -1 (a Link on every non-empty page) */
     char *file;             /* the catalog file it came from */
     int line;               /* its line in that file (0 if unknown) */
     char stmt_name[40];     /* the prepared statement's name, from a hash of its SQL and parameter types: "tg_<32 hex>" */

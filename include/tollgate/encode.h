@@ -54,4 +54,10 @@ void tg_encode_row(tg_buf_t *out, const PGresult *res, int row, const tg_column_
  */
 void tg_encode_columns(const PGresult *res, tg_column_enc_t *encs, tg_buf_t *keys);
 
+/**
+ * The column of `res` named exactly `name` (case and all, unlike PQfnumber, which
+ * folds unquoted names to lower case), or -1.
+ */
+int tg_column_index(const PGresult *res, const char *name, size_t len);
+
 #endif

@@ -894,3 +894,70 @@ Test(catalog, numeric_bounds_keep_their_text)
     cr_assert_str_eq(p->max_text, "12345678901234567");
     tg_config_free(cfg);
 }
+
+/* --- REST habits: status, location, not_found_if_none, cursor --- */
+
+#define CREATE(extra)                                                                                                              \
+    Q("'name': 'c', 'route': 'POST /items', 'sql': 'INSERT INTO t (n) VALUES ($1) RETURNING id', 'params': [{'name': 'n', "     \
+      "'type': 'text'}], 'returns': 'one', 'access': 'write'" extra)
+#define PAGE(extra)                                                                                                                \
+    Q("'name': 'p', 'route': 'GET /items', 'sql': 'SELECT id FROM t WHERE id > $1 LIMIT $2', 'params': [{'name': 'after', "    \
+      "'type': 'int8', 'default': 0}, {'name': 'limit', 'type': 'int4', 'default': 10}], 'returns': 'many', 'access': 'read'" extra)
+
+Test(catalog, status_location_and_not_found_if_none)
+{
+    tg_config_t *cfg = load_ok(CREATE(", 'status': 201, 'location': '/items/{id}'"));
+    cr_assert_eq(cfg->queries[0].status, 201);
+    cr_assert_str_eq(cfg->queries[0].location, "/items/{id}");
+    tg_config_free(cfg);
+    cfg = load_ok(Q(WRITE("d", "DELETE /items/{id}", "DELETE FROM t WHERE id = $1") ", 'params': [{'name': 'id', 'type': "
+                                                                                  "'int8'}], 'status': 204, 'not_found_if_none': true"));
+    cr_assert_eq(cfg->queries[0].status, 204);
+    cr_assert(cfg->queries[0].not_found_if_none);
+    tg_config_free(cfg);
+    cfg = load_ok(Q(READ("r", "GET /r", "SELECT 1")));
+    cr_assert_eq(cfg->queries[0].status, 200, "200 unless given");
+    cr_assert_null(cfg->queries[0].location);
+    cr_assert_eq(cfg->queries[0].cursor_param, -1);
+    tg_config_free(cfg);
+
+    expect_error(CREATE(", 'status': 302"), "queries[0] (c).status: must be an integer between 200 and 204 (got 302)", NULL, NULL);
+    expect_error(CREATE(", 'status': 204"), "queries[0] (c).status: 204 sends no body", NULL, NULL);
+    expect_error(CREATE(", 'location': 'items/{id}'"), "queries[0] (c).location: must be a path", NULL, NULL);
+    expect_error(CREATE(", 'location': '/items/{id'"), "queries[0] (c).location: must be a path", NULL, NULL);
+    expect_error(CREATE(", 'location': '/items/{}'"), "queries[0] (c).location: must be a path", NULL, NULL);
+    expect_error(Q(WRITE("w", "POST /w", "SELECT 1") ", 'location': '/w/{id}'"), "queries[0] (w).location: is filled from the answer",
+                 NULL, NULL);
+    expect_error(Q(READ("q", "GET /q", "SELECT 1") ", 'cache': {'ttl_ms': 5}, 'location': '/q/{id}'"),
+                 "queries[0] (q).location: cannot be combined with cache", NULL, NULL);
+    expect_error(Q(READ("q", "GET /q", "SELECT 1") ", 'not_found_if_none': true"), "queries[0] (q).not_found_if_none: is for writes",
+                 NULL, NULL);
+    expect_error(Q(WRITE("w", "POST /w", "SELECT 1") ", 'not_found_if_none': 1"), "queries[0] (w).not_found_if_none: must be true",
+                 NULL, NULL);
+}
+
+Test(catalog, a_cursor_names_a_column_and_query_string_parameters)
+{
+    tg_config_t *cfg = load_ok(PAGE(", 'cursor': {'column': 'id', 'param': 'after', 'limit': 'limit'}"));
+    cr_assert_str_eq(cfg->queries[0].cursor_column, "id");
+    cr_assert_eq(cfg->queries[0].cursor_param, 0);
+    cr_assert_eq(cfg->queries[0].cursor_limit, 1);
+    tg_config_free(cfg);
+    cfg = load_ok(PAGE(", 'cursor': {'column': 'id', 'param': 'after'}"));
+    cr_assert_eq(cfg->queries[0].cursor_limit, -1, "no limit: a Link on every page that is not empty");
+    tg_config_free(cfg);
+
+    expect_error(PAGE(", 'cursor': {'param': 'after'}"), "queries[0] (p).cursor.column: required", NULL, NULL);
+    expect_error(PAGE(", 'cursor': {'column': 'id'}"), "queries[0] (p).cursor.param: required", NULL, NULL);
+    expect_error(PAGE(", 'cursor': {'column': 'id', 'param': 'ghost'}"), "queries[0] (p).cursor.param: \"ghost\" must be", NULL, NULL);
+    expect_error(PAGE(", 'cursor': {'column': 'id', 'param': 'after', 'limit': 'after2'}"), "queries[0] (p).cursor.limit:", NULL, NULL);
+    expect_error(PAGE(", 'cursor': {'column': 'id', 'param': 'after', 'size': 3}"), "queries[0] (p).cursor", "size", NULL);
+    expect_error(PAGE(", 'cursor': 'id'"), "queries[0] (p).cursor: must be null or an object", NULL, NULL);
+    expect_error(CREATE(", 'cursor': {'column': 'id', 'param': 'n'}"), "queries[0] (c).cursor: pages are for returns \"many\"", NULL,
+                 NULL);
+    /* a body parameter cannot take it: the Link is a GET of the same route */
+    expect_error(Q("'name': 'b', 'route': 'POST /b', 'sql': 'SELECT $1::int8 AS id', 'params': [{'name': 'after', 'type': 'int8'}], "
+                   "'returns': 'many', 'access': 'write', 'cursor': {'column': 'id', 'param': 'after'}"),
+                 "queries[0] (b).cursor.param: \"after\" must be a scalar parameter of this query taken from the query string", NULL,
+                 NULL);
+}

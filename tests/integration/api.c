@@ -1338,3 +1338,95 @@ Test(tenants, query_in_flight_cap_answers_503)
     cr_assert_eq(r->status, 200, "the slot came back");
     resp_free(r);
 }
+
+/* `status`, `location` and `not_found_if_none` (tests/integration/catalog/rest.json) */
+Test(rest, a_create_answers_201_with_its_location_and_a_write_of_no_row_404)
+{
+    FOR_EACH_PROTO(p)
+    {
+        resp_t *r = expect_h(p, 201, "POST", "/rest/items", "{\"name\":\"made\"}", "application/json", NULL);
+        json_int_t id = json_integer_value(json_object_get(r->json, "id"));
+        cr_assert_gt(id, 0, "[%s] %s", proto_name(p), r->body);
+        char *loc = resp_header(r, "location"), want[64];
+        snprintf(want, sizeof(want), "/rest/items/%lld", (long long)id);
+        cr_assert_not_null(loc, "[%s] no Location", proto_name(p));
+        cr_assert_str_eq(loc, want, "[%s]", proto_name(p));
+        resp_free(r);
+        /* the Location is the new row's */
+        r = expect_h(p, 200, "GET", loc, NULL, NULL, NULL);
+        cr_assert_str_eq(jstr(r, "name"), "made");
+        resp_free(r);
+        /* an update of it: 200 and the count; of a row that is not there: 404 */
+        r = expect_h(p, 200, "PUT", loc, "{\"name\":\"renamed\"}", "application/json", NULL);
+        cr_assert_eq(json_integer_value(json_object_get(r->json, "rows_affected")), 1);
+        resp_free(r);
+        resp_free(expect_h(p, 404, "PUT", "/rest/items/2000000000", "{\"name\":\"x\"}", "application/json", NULL));
+        /* a delete: 204 with no body, then 404 */
+        r = http(p, "DELETE", loc, NULL, NULL, NULL);
+        cr_assert_eq(r->status, 204, "[%s] DELETE %s: %ld %s", proto_name(p), loc, r->status, r->body);
+        cr_assert_eq(r->body_len, 0, "[%s] a 204 has no body: %s", proto_name(p), r->body);
+        char *cl = resp_header(r, "content-length"), *ct = resp_header(r, "content-type");
+        cr_assert(cl == NULL && ct == NULL, "[%s] a 204 has no Content-Length (%s) nor Content-Type (%s)", proto_name(p), cl, ct);
+        resp_free(r);
+        r = expect_h(p, 404, "DELETE", loc, NULL, NULL, NULL);
+        cr_assert_str_eq(jstr(r, "type"), "urn:tollgate:problem:not-found");
+        resp_free(r);
+        free(loc);
+    }
+}
+
+/* The URL of a Link: rel="next" header (malloc'd), or NULL */
+static char *next_link(const resp_t *r)
+{
+    char *link = resp_header(r, "link");
+    if (link == NULL)
+        return NULL;
+    cr_assert_eq(link[0], '<', "Link: %s", link);
+    char *end = strstr(link, ">; rel=\"next\"");
+    cr_assert_not_null(end, "Link: %s", link);
+    *end = '\0';
+    memmove(link, link + 1, strlen(link + 1) + 1);
+    return link;
+}
+
+/* `cursor`: keyset pages, each full one with a Link to the next, which keeps the other parameters */
+Test(rest, keyset_pages_link_to_the_next_until_the_last)
+{
+    FOR_EACH_PROTO(p)
+    {
+        char prefix[32], body[64], url[256];
+        snprintf(prefix, sizeof(prefix), "page%d-%d-", (int)getpid(), (int)p);
+        json_int_t made[5];
+        for (int i = 0; i != 5; ++i) {
+            snprintf(body, sizeof(body), "{\"name\":\"%s%d\"}", prefix, i);
+            resp_t *r = expect_h(p, 201, "POST", "/rest/items", body, "application/json", NULL);
+            made[i] = json_integer_value(json_object_get(r->json, "id"));
+            resp_free(r);
+        }
+        /* the caller's own `after` is replaced, the other parameters kept */
+        snprintf(url, sizeof(url), "/rest/pages?prefix=%s&after=0&limit=2", prefix);
+        char *next = strdup(url);
+        int seen = 0, pages = 0;
+        while (next != NULL) {
+            resp_t *r = expect_h(p, 200, "GET", next, NULL, NULL, NULL);
+            cr_assert(json_is_array(r->json));
+            for (size_t i = 0; i != json_array_size(r->json); ++i, ++seen) {
+                cr_assert_lt(seen, 5, "[%s] more rows than were made: %s", proto_name(p), r->body);
+                cr_assert_eq(json_integer_value(json_object_get(json_array_get(r->json, i), "id")), made[seen], "[%s] page %d: %s",
+                             proto_name(p), pages, r->body);
+            }
+            free(next);
+            next = next_link(r);
+            if (next != NULL) {
+                cr_assert_eq(json_array_size(r->json), 2, "[%s] only a full page links on", proto_name(p));
+                char want[160];
+                snprintf(want, sizeof(want), "/rest/pages?prefix=%s&limit=2&after=%lld", prefix, (long long)made[seen - 1]);
+                cr_assert_str_eq(next, want, "[%s]", proto_name(p));
+            }
+            resp_free(r);
+            cr_assert_lt(++pages, 10);
+        }
+        cr_assert_eq(seen, 5, "[%s] every row once, in order", proto_name(p));
+        cr_assert_eq(pages, 3, "[%s] 2 + 2 + 1", proto_name(p));
+    }
+}

@@ -54,3 +54,11 @@ BEGIN
     RAISE EXCEPTION 'the value is %', v USING DETAIL = 'stored: ' || v, HINT = 'line one' || chr(10) || 'line two';
 END $$;
 GRANT EXECUTE ON FUNCTION tollgate_raise_secret(text) TO tollgate;
+
+-- REST habits (tests/integration/api.c, rest suite): creates, updates and deletes, keyset pages.
+CREATE TABLE rest_items (
+    id serial PRIMARY KEY,
+    name text NOT NULL
+);
+GRANT SELECT, INSERT, UPDATE, DELETE ON rest_items TO tollgate;
+GRANT USAGE ON SEQUENCE rest_items_id_seq TO tollgate;
