@@ -31,7 +31,10 @@ struct st_tg_conn_t {
     uint64_t reads;      /* reads so far (the sweep gives an idle connection's buffer back) */
     uint64_t reads_seen; /* `reads` at the last sweep */
     uint64_t kill_at_ms; /* the guard closed it: shut down then if h2o has not closed it yet, or stop lingering */
+    int goaway;          /* the guard told it why in a GOAWAY: linger() once h2o is done with it */
     int lingering;       /* h2o closed it after the guard's GOAWAY: see linger() */
+    int closing;         /* the guard closed it; h2o is told once its pending write is out (on_notified_then_close) */
+    h2o_socket_cb notified; /* h2o's write callback of the moment, for on_notified_then_close */
     tg_buf_t held;       /* bytes h2o was about to parse unguarded, for `deliver` */
     h2o_timeout_entry_t deliver;
     int shut;            /* the sweep shut it down: h2o closes it on its next read or write */
@@ -181,7 +184,7 @@ struct evloop_socket {
     size_t unsent; /* _wreq.cnt */
 };
 
-/* Has h2o bytes of this socket's that it has not written yet (or is its layout not the one above)? */
+/* Has h2o bytes of this socket's that it has not written yet (or does its fd not sit where the layout above says)? */
 static int has_unsent(h2o_socket_t *sock)
 {
     const struct evloop_socket *es = (const struct evloop_socket *)sock;
@@ -202,13 +205,14 @@ static void on_linger_written(h2o_socket_t *sock, const char *err)
  * client (a flood) has sent more: closing a socket with unread input makes the kernel
  * answer with a reset and throw that queue away, so the client would never learn
  * why. Instead it is shut for writing (the GOAWAY, then the end of the stream), its
- * input read and dropped until the client closes, and closed by the sweep at
- * kill_at_ms at the latest. TLS connections close at once: shutting a TLS socket
- * for writing would cut off h2o's close_notify.
+ * input read and dropped until the client closes, and reset by the first sweep past
+ * kill_at_ms. Only connections told why in a GOAWAY linger (a slow HTTP/1 client is
+ * just closed). TLS connections close at once: shutting a TLS socket for writing
+ * would cut off h2o's close_notify.
  */
 static int linger(tg_conn_t *c, h2o_socket_t *sock)
 {
-    if (c->kill_at_ms == 0 || c->lingering || c->shut || sock->ssl != NULL || tg_now_ms() >= c->kill_at_ms)
+    if (!c->goaway || c->lingering || c->shut || sock->ssl != NULL || tg_now_ms() >= c->kill_at_ms)
         return 0;
     if (h2o_socket_is_writing(sock)) {
         if (has_unsent(sock))
@@ -315,6 +319,47 @@ static void note_close(tg_conn_t *c, const char *why)
     cs->not_logged = 0;
 }
 
+static void free_conn(tg_conn_t *c);
+
+/* Calls `cb` of h2o's on `sock`, during which a close only marks c; returns 0 if the socket is gone since (c freed). */
+static int call_h2o(tg_conn_t *c, h2o_socket_cb cb, h2o_socket_t *sock, const char *err)
+{
+    int outer = c->reading;
+    c->reading = 1;
+    cb(sock, err);
+    c->reading = outer;
+    if (c->closed && !outer) {
+        free_conn(c);
+        return 0;
+    }
+    return !c->closed;
+}
+
+/*
+ * h2o was waiting to be told it may write (on_notify_write) when the guard closed the
+ * connection: it writes now, the GOAWAY with the rest, and only then is told of the
+ * close, so that it waits for that write instead of throwing its buffer away.
+ */
+static void on_notified_then_close(h2o_socket_t *sock, const char *err)
+{
+    tg_conn_t *c = conn_of(sock);
+    h2o_socket_cb cb = c->notified;
+    c->notified = NULL;
+    if (call_h2o(c, cb, sock, err) && c->inner != NULL)
+        call_h2o(c, c->inner, sock, "closed by tollgate's guard");
+}
+
+/* An empty SETTINGS frame: the server's preface, which must come before its GOAWAY. */
+static void put_settings(h2o_buffer_t **buf)
+{
+    static const char settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+    h2o_iovec_t room = h2o_buffer_reserve(buf, sizeof(settings));
+    if (room.base == NULL)
+        tg_fatal("out of memory");
+    memcpy(room.base, settings, sizeof(settings));
+    (*buf)->size += sizeof(settings);
+}
+
 /* Closes a connection the guard refused, through h2o's own path (its read callback, told of an error). */
 static void close_guarded(tg_conn_t *c, const char *why, int code)
 {
@@ -326,13 +371,25 @@ static void close_guarded(tg_conn_t *c, const char *why, int code)
     atomic_fetch_add_explicit(count, 1, memory_order_relaxed);
     note_close(c, why);
     c->kill_at_ms = tg_now_ms() + 2000; /* a client that reads nothing would hold the GOAWAY, and the connection, for ever */
+    h2o_socket_t *sock = c->sock;
     h2o_http2_conn_t *hc = h2_conn(c);
     if (hc != NULL && code != 0 && hc->state < H2O_HTTP2_CONN_STATE_IS_CLOSING) {
-        /* A GOAWAY first: h2o's close then waits for it to be written. */
+        /* The preface came in this very read: h2o has not sent its SETTINGS, which must come first. */
+        if (c->guard.preface_now)
+            put_settings(&hc->_write.buf);
         h2o_http2_encode_goaway_frame(&hc->_write.buf, hc->pull_stream_ids.max_open, -code, h2o_iovec_init(why, strlen(why)));
         h2o_http2_conn_request_write(hc);
-    } else if (code != 0 && c->guard.proto == TG_GUARD_HTTP2 && c->sock->ssl == NULL && c->sock->bytes_written == 0 &&
-               !h2o_socket_is_writing(c->sock)) {
+        c->goaway = 1;
+        if (hc->_write.buf_in_flight == NULL && h2o_socket_is_writing(sock)) {
+            /* h2o waits for leave to write: told of the close now, it would free the GOAWAY unsent */
+            c->closing = 1;
+            c->notified = sock->_cb.write;
+            sock->_cb.write = on_notified_then_close;
+            return;
+        }
+        /* otherwise h2o's close waits for its write (in flight, or the one just requested) */
+    } else if (code != 0 && c->guard.proto == TG_GUARD_HTTP2 && c->guard.preface_now && sock->ssl == NULL &&
+               sock->bytes_written == 0 && !h2o_socket_is_writing(sock)) {
         /*
          * The client's preface and the flood came in one read: h2o has not made an HTTP/2
          * connection yet, and would close it with nothing said. The socket has sent nothing
@@ -340,10 +397,12 @@ static void close_guarded(tg_conn_t *c, const char *why, int code)
          */
         uint8_t f[160];
         size_t n = tg_guard_goaway(f, sizeof(f), (uint32_t)code, why);
-        if (send(h2o_socket_get_fd(c->sock), f, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)n)
+        if (send(h2o_socket_get_fd(sock), f, n, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)n)
+            c->goaway = 1;
+        else
             tg_log(TG_LOG_DEBUG, "the GOAWAY to a client connection was not sent whole: %s", strerror(errno));
     }
-    c->inner(c->sock, "closed by tollgate's guard");
+    c->inner(sock, "closed by tollgate's guard");
 }
 
 /* Dropped DATA bytes go back to the client as connection window, after h2o's own updates. */
@@ -380,6 +439,11 @@ static void on_guarded_read(h2o_socket_t *sock, const char *err)
     tg_conns_t *cs = c->set;
     if (c->inner == NULL)
         return; /* closing */
+    if (c->closing) {
+        /* the guard closed it and h2o is to be told once its write is out: the rest is dropped */
+        h2o_buffer_consume(&sock->input, sock->input->size);
+        return;
+    }
     if (c->held.len != 0)
         unhold(c, sock); /* the oldest bytes first, whatever woke us */
     c->reading = 1;

@@ -286,6 +286,7 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
     }
 
     size_t at = 0;
+    g->preface_now = 0;
     if (!g->preface_done) {
         /* The preface, unless h2o took it in already (it parses some buffers before the guard sees them) */
         size_t n = *len < TG_H2_PREFACE_LEN ? *len : TG_H2_PREFACE_LEN;
@@ -293,6 +294,7 @@ int tg_guard_scan(tg_guard_t *g, const tg_guard_limits_t *lim, const tg_guard_h2
             if (n < TG_H2_PREFACE_LEN)
                 return TG_GUARD_PASS;
             at = TG_H2_PREFACE_LEN;
+            g->preface_now = 1;
         }
         g->preface_done = 1;
     }

@@ -59,6 +59,7 @@ typedef struct {
     size_t sent;            /* bytes of a slow send already out */
     uint8_t in[16384 + 9];  /* HTTP/2: a frame being read */
     size_t in_len;
+    int reset;              /* a send failed with ECONNRESET or EPIPE: the server reset it */
 } conn_t;
 
 static const char *mode, *path = "/healthz", *header;
@@ -157,7 +158,7 @@ static void close_conn(conn_t *c, int by_server)
 {
     if (!c->open)
         return;
-    if (by_server == 2)
+    if (by_server == 2 || (by_server && c->reset))
         ++aborted;
     c->open = 0;
     close(c->fd);
@@ -383,11 +384,12 @@ static void act(conn_t *c, uint64_t now)
         c->next_at_ms = now + 200;
     }
     if (n != 0 && send_all(c, p, n) != 0) {
-        int reset = errno == ECONNRESET || errno == EPIPE;
+        /* a reset seen here is not seen again by recv, which then reads what is left and the end */
+        c->reset = errno == ECONNRESET || errno == EPIPE;
         /* the server closed: what it sent before (a GOAWAY) is still there to read, as a real client would */
         if (reads)
             drain(c);
-        close_conn(c, reset ? 2 : 1);
+        close_conn(c, 1);
     }
 }
 

@@ -9,7 +9,10 @@
  * libh2o-evloop (HTTP/1 before each request, HTTP/2 once, TLS after the handshake).
  * conn.c defines that function itself: the dynamic linker binds libh2o's calls to
  * it (symbol interposition), and it wraps the callback of tollgate's client sockets
- * and calls libh2o's own for every socket. Nothing else in h2o is changed.
+ * and calls libh2o's own for every socket. h2o_socket_close and
+ * h2o_http2_handle_upgrade are interposed the same way: a connection the guard closed
+ * lingers after h2o is done with it, so that its client reads the GOAWAY (conn.c),
+ * and an h2c upgrade with bytes behind it is answered over HTTP/1.1.
  */
 #ifndef tollgate__conn_h
 #define tollgate__conn_h
@@ -50,7 +53,7 @@ typedef struct {
 /** sets up a worker's set, on its loop (ctx: the worker's h2o context, to learn h2o's HTTP/2 read callback) */
 void tg_conns_init(tg_conns_t *cs, h2o_context_t *ctx, const tg_guard_limits_t *limits, uint64_t idle_timeout_ms);
 
-/** stops the sweep (the connections close with their sockets) */
+/** stops the sweep and resets the connections still lingering (the others close with their sockets) */
 void tg_conns_dispose(tg_conns_t *cs);
 
 /**

@@ -64,6 +64,7 @@ enum { TG_GUARD_NEW, TG_GUARD_HTTP1, TG_GUARD_HTTP2 };
 typedef struct {
     int proto;        /* TG_GUARD_NEW until the first bytes say */
     int preface_done; /* HTTP/2: the client preface is behind */
+    int preface_now;  /* HTTP/2: the last scan took the client preface (h2o has sent no SETTINGS yet) */
     /* HTTP/2 */
     tg_guard_stream_t streams[TG_GUARD_STREAMS];
     unsigned n_streams;

@@ -424,6 +424,10 @@ Test(guard, a_connection_that_starts_with_the_preface_is_http2_whatever_came_bef
     memcpy(buf, TG_H2_PREFACE, len);
     cr_assert_eq(tg_guard_scan(&g, &LIMITS, &H, buf, &len, &split, 0, 1, &why, &code), TG_GUARD_PASS);
     cr_assert_eq(g.proto, TG_GUARD_HTTP2);
+    cr_assert(g.preface_now, "this scan took the preface: a GOAWAY now needs the server's SETTINGS first");
+    len = put_frame(buf, 0, 4, 0, 0); /* SETTINGS */
+    cr_assert_eq(tg_guard_scan(&g, &LIMITS, &H, buf, &len, &split, 0, 1, &why, &code), TG_GUARD_PASS);
+    cr_assert(!g.preface_now, "a later one did not");
 }
 
 Test(guard, a_request_whose_reset_came_with_it_never_runs)

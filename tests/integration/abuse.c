@@ -328,6 +328,8 @@ Test(abuse, normal_calls_keep_their_success_rate_under_abuse)
     FILE *bg = popen(cmd, "r");
     cr_assert_not_null(bg);
     sleep(2);
+    /* read now: slow-headers and h2-idle are closed at 10 s (header_timeout_ms, h2o's HTTP/2 idle timeout), h2load may end later */
+    double abusive = metric("tollgate_client_connections");
     snprintf(cmd, sizeof(cmd), "timeout 60 h2load -n 2000 -c 4 -m 4 %s/stream/rows?n=1 2>&1", getenv("TG_URL"));
     FILE *p = popen(cmd, "r");
     char line[512];
@@ -340,7 +342,7 @@ Test(abuse, normal_calls_keep_their_success_rate_under_abuse)
     }
     cr_assert_eq(pclose(p), 0);
     cr_assert(all_ok, "normal calls did not all succeed under abuse");
-    cr_assert_geq(metric("tollgate_client_connections"), 500, "the abusive connections were there meanwhile");
+    cr_assert_geq(abusive, 500, "the abusive connections were there meanwhile");
     pclose(bg);
     stop_gateway(gw, 5);
 }

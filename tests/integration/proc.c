@@ -146,14 +146,16 @@ static const char *file_tail(const char *path, char *buf, size_t max)
     return buf;
 }
 
-/* Gives the config at `path` new free ports for its one listener and its admin listener (if any). */
-static void new_ports(const char *path, gw_opts_t *o)
+/* Gives the config at `path` new free ports where the harness chose them: its one listener's, its admin listener's. */
+static void new_ports(const char *path, gw_opts_t *o, int listen, int admin)
 {
     json_t *cfg = json_load_file(path, 0, NULL);
     cr_assert_not_null(cfg);
-    o->port = free_port();
-    json_object_set_new(json_array_get(json_object_get(cfg, "listen"), 0), "port", json_integer(o->port));
-    if (json_object_get(cfg, "admin_listen") != NULL) {
+    if (listen) {
+        o->port = free_port();
+        json_object_set_new(json_array_get(json_object_get(cfg, "listen"), 0), "port", json_integer(o->port));
+    }
+    if (admin) {
         o->admin_port = free_port();
         json_object_set_new(json_object_get(cfg, "admin_listen"), "port", json_integer(o->admin_port));
     }
@@ -164,12 +166,13 @@ static void new_ports(const char *path, gw_opts_t *o)
 /*
  * Starts the gateway and waits for /healthz. A port free_port() found can be taken
  * as the source port of some other process's connection before the gateway binds
- * it; a gateway that exits for that, on ports the test did not choose, is started
- * again on new ones. Any other failure fails the test with the end of its output.
+ * it; a gateway that exits for that (exit code 3: it could not bind), with ports the
+ * test did not choose, is started again on new ones. Any other failure fails the
+ * test with the end of its output.
  */
 pid_t start_gateway(gw_opts_t *o)
 {
-    int own_ports = o->listen == NULL && o->port == 0 && o->admin_port <= 0;
+    int own_listen = o->listen == NULL && o->port == 0, own_admin = o->admin_port < 0;
     const char *cfg = write_config(o);
     char scratch[96], tail[2048], url[64];
     snprintf(scratch, sizeof(scratch), "/tmp/tollgate-gateway-%d.log", (int)getpid());
@@ -200,9 +203,11 @@ pid_t start_gateway(gw_opts_t *o)
             usleep(50000);
         }
         const char *out = log != NULL ? file_tail(log, tail, sizeof(tail)) : "";
-        if (own_ports && attempt < 3 && strstr(out, "Address already in use") != NULL) {
-            cr_log_warn("port %d or %d was taken before the gateway bound it; trying new ones", o->port, o->admin_port);
-            new_ports(cfg, o);
+        int taken = WIFEXITED(st) && WEXITSTATUS(st) == 3 && (log == NULL || strstr(out, "Address already in use") != NULL);
+        if ((own_listen || own_admin) && taken && attempt < 3) {
+            cr_log_warn("a port was taken before the gateway bound it (listen %d, admin %d); trying new ones", o->port,
+                        o->admin_port);
+            new_ports(cfg, o, own_listen, own_admin);
             continue;
         }
         cr_assert_fail("the gateway exited (status %d) instead of coming up at %s; its output ends:\n%s",
