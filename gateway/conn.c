@@ -73,6 +73,13 @@ static void *real_fn(const char *name, void *self, _Atomic(void *) *cache)
     return f;
 }
 
+/*
+ * The three interposed functions stay exported whatever the visibility the library is
+ * built with (libtollgate.so: -fvisibility=hidden): libh2o's own calls bind to them only if
+ * the executable or libtollgate.so exports them (gateway/libtollgate.lds lists them).
+ */
+#define TG_INTERPOSED __attribute__((visibility("default")))
+
 /* libh2o's `fn`, of type `type` */
 #define REAL(fn, type)                                                                                                           \
     ({                                                                                                                            \
@@ -113,7 +120,7 @@ static int upgrade_has_more(h2o_req_t *req, const h2o_buffer_t *in)
 }
 
 /* The interposed h2o_socket_read_start (see conn.h): tollgate's client sockets read through the guard. */
-void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
+TG_INTERPOSED void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
 {
     tg_conn_t *c = conn_of(sock);
     if (c != NULL && cb != on_guarded_read) {
@@ -152,7 +159,7 @@ void h2o_socket_read_start(h2o_socket_t *sock, h2o_socket_cb cb)
  * served over HTTP/1.1 instead (h2o goes on with those bytes as the next request: a
  * preface then switches the connection to HTTP/2 through the guard).
  */
-int h2o_http2_handle_upgrade(h2o_req_t *req, struct timeval connected_at)
+TG_INTERPOSED int h2o_http2_handle_upgrade(h2o_req_t *req, struct timeval connected_at)
 {
     /* h2o 2.2.5's HTTP/1 connection: an h2o_conn_t, then its socket (lib/http1.c, struct st_h2o_http1_conn_t) */
     h2o_socket_t *sock = ((struct {
@@ -247,7 +254,7 @@ static void on_linger_read(h2o_socket_t *sock, const char *err)
 }
 
 /* The interposed h2o_socket_close: a client socket's protocol object is gone from here on (h2o frees it first). */
-void h2o_socket_close(h2o_socket_t *sock)
+TG_INTERPOSED void h2o_socket_close(h2o_socket_t *sock)
 {
     tg_conn_t *c = conn_of(sock);
     if (c != NULL) {

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "tollgate.h" /* the log levels, and the public API the library defines */
 
 #define TG_LIKELY(x) __builtin_expect(!!(x), 1)
 #define TG_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -23,11 +24,9 @@ void *tg_realloc(void *p, size_t n);
 char *tg_strdup(const char *s);
 char *tg_strndup(const char *s, size_t n);
 
-/** log levels for tg_log */
-enum { TG_LOG_ERROR, TG_LOG_WARN, TG_LOG_INFO, TG_LOG_DEBUG };
-/** the most verbose level printed (TG_LOG_INFO unless TOLLGATE_LOG=debug) */
+/** the most verbose level logged (TG_LOG_* of tollgate.h; TG_LOG_INFO unless tg_set_log_level) */
 extern int tg_log_level;
-/** one line to stderr: timestamp, level, message */
+/** one record: to the embedder's tg_set_log_handler, else a line to stderr (timestamp, level, message) */
 void tg_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /**
  * copies src into dst (size bytes, NUL included) as one log line's text: \n \r \t become

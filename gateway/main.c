@@ -1,5 +1,7 @@
 /*
- * tollgate's command line: parses argv and drives the library.
+ * tollgate's command line: parses argv and drives the library. Serving goes through
+ * the public API (tollgate.h), as an embedding program's would; --check and
+ * --hash-key use the config module itself.
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -40,13 +42,9 @@ static void *signal_thread(void *arg)
             continue;
         if (sig == SIGHUP) {
             /* The same reload as POST /admin/reload: read and checked here, off the event loops; logged either way. */
-            tg_errors_t errs = {0}, notes = {0};
-            uint64_t generation;
             tg_log(TG_LOG_INFO, "SIGHUP: reloading the config");
             if (!stopping)
-                (void)tg_gateway_reload(gw, &errs, &notes, &generation);
-            tg_errors_dispose(&errs);
-            tg_errors_dispose(&notes);
+                (void)tg_gateway_reload(gw, NULL, NULL);
             continue;
         }
         if (sig == SIGUSR1) {
@@ -66,16 +64,55 @@ static void *signal_thread(void *arg)
     return NULL;
 }
 
-static tg_config_t *load(const char *path)
+/* Prints a bad config's errors (one a line) and their count, as --check does. */
+static void print_config_errors(const char *path, const char *const *msgs, size_t n)
+{
+    for (size_t i = 0; i != n; ++i)
+        fprintf(stderr, "%s\n", msgs[i]);
+    fprintf(stderr, "%s: %zu error%s\n", path, n, n == 1 ? "" : "s");
+}
+
+/* --check [--db]: every error of the config and the catalog (and the primary's), and the warnings. */
+static int check_config(const char *config_path, int check_db)
 {
     tg_errors_t errs = {0};
-    tg_config_t *cfg = tg_config_load(path, &errs);
-    for (size_t i = 0; i != errs.n; ++i)
-        fprintf(stderr, "%s\n", errs.msgs[i]);
-    if (cfg == NULL)
-        fprintf(stderr, "%s: %zu error%s\n", path, errs.n, errs.n == 1 ? "" : "s");
-    tg_errors_dispose(&errs);
-    return cfg;
+    tg_config_t *cfg = tg_config_load(config_path, &errs);
+    if (cfg == NULL) {
+        print_config_errors(config_path, (const char *const *)errs.msgs, errs.n);
+        tg_errors_dispose(&errs);
+        return EXIT_CONFIG;
+    }
+    for (size_t i = 0; i != cfg->warnings.n; ++i)
+        fprintf(stderr, "warning: %s\n", cfg->warnings.msgs[i]);
+    if (check_db) {
+        int bad = tg_check_db(cfg, &errs) != 0;
+        for (size_t i = 0; i != errs.n && !bad; ++i)
+            fprintf(stderr, "%s\n", errs.msgs[i]);
+        if (bad)
+            print_config_errors(config_path, (const char *const *)errs.msgs, errs.n);
+        tg_errors_dispose(&errs);
+        if (bad) {
+            tg_config_free(cfg);
+            return EXIT_CONFIG;
+        }
+    }
+    printf("%s: ok (%zu queries%s)\n", config_path, cfg->n_queries, check_db ? ", all prepared on the primary" : "");
+    tg_config_free(cfg);
+    return EXIT_OK;
+}
+
+/* A failed create's reasons (one a line in `error`): a bad config as --check prints it, else "tollgate: " each. */
+static void print_create_error(const char *config_path, int status, const char *error)
+{
+    size_t n = 0;
+    for (const char *l = error; l != NULL && *l != '\0'; ++n) {
+        const char *end = strchr(l, '\n');
+        int len = end != NULL ? (int)(end - l) : (int)strlen(l);
+        fprintf(stderr, "%s%.*s\n", status == TG_ERR_CONFIG ? "" : "tollgate: ", len, l);
+        l = end != NULL ? end + 1 : NULL;
+    }
+    if (status == TG_ERR_CONFIG)
+        fprintf(stderr, "%s: %zu error%s\n", config_path, n, n == 1 ? "" : "s");
 }
 
 int main(int argc, char **argv)
@@ -88,7 +125,7 @@ int main(int argc, char **argv)
     int check = 0, check_db = 0, opt;
     const char *lvl = getenv("TOLLGATE_LOG");
     if (lvl != NULL && strcmp(lvl, "debug") == 0)
-        tg_log_level = TG_LOG_DEBUG;
+        tg_set_log_level(TG_LOG_DEBUG);
 
     while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (opt) {
@@ -105,7 +142,7 @@ int main(int argc, char **argv)
             hash_key = optarg;
             break;
         case 'v':
-            printf("tollgate %s\n", TOLLGATE_VERSION);
+            printf("tollgate %s\n", tg_version());
             return EXIT_OK;
         case 'h':
             fputs(usage, stdout);
@@ -138,29 +175,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    tg_config_t *cfg = load(config_path);
-    if (cfg == NULL)
-        return EXIT_CONFIG;
-    if (check) {
-        for (size_t i = 0; i != cfg->warnings.n; ++i)
-            fprintf(stderr, "warning: %s\n", cfg->warnings.msgs[i]);
-        if (check_db) {
-            tg_errors_t errs = {0};
-            int bad = tg_check_db(cfg, &errs) != 0;
-            for (size_t i = 0; i != errs.n; ++i)
-                fprintf(stderr, "%s\n", errs.msgs[i]);
-            if (bad)
-                fprintf(stderr, "%s: %zu error%s\n", config_path, errs.n, errs.n == 1 ? "" : "s");
-            tg_errors_dispose(&errs);
-            if (bad) {
-                tg_config_free(cfg);
-                return EXIT_CONFIG;
-            }
-        }
-        printf("%s: ok (%zu queries%s)\n", config_path, cfg->n_queries, check_db ? ", all prepared on the primary" : "");
-        tg_config_free(cfg);
-        return EXIT_OK;
-    }
+    if (check)
+        return check_config(config_path, check_db);
 
     /* Signals go to one thread that waits for them; every other thread blocks them. */
     sigset_t set;
@@ -172,13 +188,13 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    tg_errors_t errs = {0};
-    tg_gateway_t *gw = tg_gateway_create(cfg, &errs);
-    if (gw == NULL) {
-        for (size_t i = 0; i != errs.n; ++i)
-            fprintf(stderr, "tollgate: %s\n", errs.msgs[i]);
-        tg_errors_dispose(&errs);
-        return EXIT_START;
+    tg_gateway_t *gw;
+    char *error = NULL;
+    int status = tg_gateway_create(config_path, &gw, &error);
+    if (status != TG_OK) {
+        print_create_error(config_path, status, error);
+        free(error);
+        return status == TG_ERR_CONFIG ? EXIT_CONFIG : EXIT_START;
     }
     pthread_t sig_tid;
     pthread_create(&sig_tid, NULL, signal_thread, gw);

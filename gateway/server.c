@@ -54,6 +54,7 @@ struct st_tg_gateway_t {
     tg_state_t *state;        /* live state by name, kept across snapshots */
     tg_snapshot_t *initial;   /* the one the gateway started with (held): its listeners and threads stay until a restart */
     const tg_config_t *config; /* initial->config */
+    char *text;               /* the JSON text the config is parsed from (tg_gateway_create_json, or a reload given one); NULL: the file config->path */
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
     tg_guard_limits_t guard;  /* what one client connection may do (max_body_bytes and http.* at start) */
@@ -83,7 +84,8 @@ struct st_tg_gateway_t {
     pthread_mutex_t start_mutex;
     pthread_cond_t start_cond;
     size_t n_set_up;               /* workers whose loop and queue exist */
-    int go;                        /* tg_gateway_run (or destroy) let them run */
+    int go;                        /* tg_gateway_start (or destroy) let them run */
+    int started;                   /* tg_gateway_start ran: the admin thread too */
     int joined;                    /* the worker threads have been joined */
     tg_accesslog_t *access_log;
     _Atomic uint64_t reloads_ok, reloads_failed;
@@ -205,10 +207,13 @@ static int in_list(tg_backend_t *const *list, size_t n, const tg_backend_t *b)
     return 0;
 }
 
-tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
+static void destroy(tg_gateway_t *gw);
+
+tg_gateway_t *tg_gateway_create_config(tg_config_t *cfg, const char *text, tg_errors_t *errs)
 {
     tg_gateway_t *gw = tg_calloc(1, sizeof(*gw));
     gw->config = cfg;
+    gw->text = text != NULL ? tg_strdup(text) : NULL;
     pthread_mutex_init(&gw->reload_mutex, NULL);
     pthread_mutex_init(&gw->snapshot_mutex, NULL);
     pthread_mutex_init(&gw->start_mutex, NULL);
@@ -241,7 +246,7 @@ tg_gateway_t *tg_gateway_create(tg_config_t *cfg, tg_errors_t *errs)
     gw->n_sockets = cfg->n_listen;
     setup_admin(gw, errs);
     if (errs->n != 0) {
-        tg_gateway_destroy(gw);
+        destroy(gw);
         return NULL;
     }
 
@@ -622,7 +627,17 @@ static int reload_tls(tg_gateway_t *gw, const tg_config_t *cfg, SSL_CTX **ctxs, 
     return ok;
 }
 
-int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, uint64_t *generation)
+/* The config a reload takes: `text` if given, else the gateway's text again, else its file. */
+static tg_config_t *reload_source(tg_gateway_t *gw, const char *text, tg_errors_t *errs)
+{
+    if (text == NULL)
+        text = gw->text;
+    if (text == NULL)
+        return tg_config_load(gw->config->path, errs);
+    return tg_config_parse(text, strlen(text), gw->config->path, errs);
+}
+
+int tg_gateway_reload_config(tg_gateway_t *gw, const char *text, tg_errors_t *errs, tg_errors_t *notes, uint64_t *generation)
 {
     pthread_mutex_lock(&gw->reload_mutex);
     int r = -1;
@@ -631,7 +646,7 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
         tg_errors_add(errs, "the gateway is stopping");
         goto Exit;
     }
-    cfg = tg_config_load(gw->config->path, errs);
+    cfg = reload_source(gw, text, errs);
     if (cfg == NULL)
         goto Exit;
     if (cfg->pool.size < (int)gw->n_workers) {
@@ -710,6 +725,11 @@ int tg_gateway_reload(tg_gateway_t *gw, tg_errors_t *errs, tg_errors_t *notes, u
     /* The leaving backends' checkers, told to stop before the swap, are joined after it (a hung one takes a while). */
     tg_health_reap(gw->health);
     free(old_backends);
+    if (text != NULL) {
+        /* this text is the config from now on: a reload without one (SIGHUP, the admin API) parses it again */
+        free(gw->text);
+        gw->text = tg_strdup(text);
+    }
     *generation = gen;
     tg_log(TG_LOG_INFO, "reloaded %s: generation %llu, %zu queries, %zu tenants", gw->config->path, (unsigned long long)gen,
            cfg->n_queries, cfg->n_tenants);
@@ -858,9 +878,12 @@ tg_state_t *tg_gateway_state(tg_gateway_t *gw)
     return gw->state;
 }
 
-int tg_gateway_run(tg_gateway_t *gw)
+int tg_gateway_start(tg_gateway_t *gw)
 {
     const tg_config_t *cfg = gw->config;
+    if (gw->started)
+        return 0;
+    gw->started = 1;
     let_workers_go(gw);
     if (gw->admin.fd >= 0) {
         pthread_create(&gw->admin.tid, NULL, admin_main, gw);
@@ -868,10 +891,16 @@ int tg_gateway_run(tg_gateway_t *gw)
     }
     tg_log(TG_LOG_INFO, "serving %zu queries on %zu listener(s) with %zu thread(s)", cfg->n_queries, gw->n_sockets,
            gw->n_workers);
+    return 0;
+}
+
+/* Waits for a started gateway's threads to end (after tg_gateway_stop) and lets go of what only they used. */
+static void wait_stopped(tg_gateway_t *gw)
+{
     for (size_t i = 0; i != gw->n_workers; ++i)
         pthread_join(gw->workers[i].tid, NULL);
     gw->joined = 1;
-    /* the last answers' lines (the process may exit without tg_gateway_destroy) */
+    /* the last answers' lines (the process may exit without tg_gateway_free) */
     tg_accesslog_flush(gw->access_log);
     if (gw->admin.running) {
         pthread_join(gw->admin.tid, NULL);
@@ -892,6 +921,12 @@ int tg_gateway_run(tg_gateway_t *gw)
     tg_health_stop(gw->health);
     gw->health = NULL;
     pthread_mutex_unlock(&gw->reload_mutex);
+}
+
+int tg_gateway_run(tg_gateway_t *gw)
+{
+    tg_gateway_start(gw);
+    wait_stopped(gw);
     return 0;
 }
 
@@ -912,10 +947,20 @@ void tg_gateway_stop(tg_gateway_t *gw)
     }
 }
 
-void tg_gateway_destroy(tg_gateway_t *gw)
+void tg_gateway_free(tg_gateway_t *gw)
 {
     if (gw == NULL)
         return;
+    if (gw->started && !gw->joined) {
+        /* started and not waited for (tg_gateway_start): stop it and wait here */
+        tg_gateway_stop(gw);
+        wait_stopped(gw);
+    }
+    destroy(gw);
+}
+
+static void destroy(tg_gateway_t *gw)
+{
     if (gw->workers != NULL && !gw->joined) {
         /* never run: the parked workers stop at once */
         atomic_store(&gw->stopping, 1);
@@ -964,5 +1009,6 @@ void tg_gateway_destroy(tg_gateway_t *gw)
     tg_snapshot_release(gw->snapshot);
     tg_snapshot_release(gw->initial);
     tg_state_free(gw->state);
+    free(gw->text);
     free(gw);
 }

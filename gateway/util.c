@@ -10,14 +10,41 @@
 
 int tg_log_level = TG_LOG_INFO;
 
+/*
+ * The embedder's log handler (tg_set_log_handler), or NULL: stderr. Set before any
+ * gateway runs (tollgate.h says so), so the two are read without a lock.
+ */
+static tg_log_fn log_fn;
+static void *log_data;
+
+const char *tg_version(void)
+{
+    return TOLLGATE_VERSION;
+}
+
+void tg_set_log_handler(tg_log_fn fn, void *data)
+{
+    log_fn = fn;
+    log_data = data;
+}
+
+void tg_set_log_level(int level)
+{
+    tg_log_level = level < TG_LOG_ERROR ? TG_LOG_ERROR : level > TG_LOG_DEBUG ? TG_LOG_DEBUG : level;
+}
+
 void tg__fatal(const char *file, int line, const char *fmt, ...)
 {
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "fatal: %s:%d: ", file, line);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = snprintf(msg, sizeof(msg), "fatal: %s:%d: ", file, line);
+    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
     va_end(ap);
+    /* the embedder's log sees it too; stderr always does, as the process is about to abort */
+    if (log_fn != NULL)
+        log_fn(TG_LOG_ERROR, msg, log_data);
+    fprintf(stderr, "%s\n", msg);
     abort();
 }
 
@@ -63,6 +90,7 @@ void tg_log(int level, const char *fmt, ...)
     static const char *names[] = {"error", "warn", "info", "debug"};
     if (level > tg_log_level)
         return;
+    tg_log_fn fn = log_fn;
     char ts[32];
     struct timespec now;
     struct tm tm;
@@ -72,7 +100,8 @@ void tg_log(int level, const char *fmt, ...)
     char msg[2048], line[2048 + 64];
     va_list ap;
     va_start(ap, fmt);
-    int n = snprintf(line, sizeof(line), "%s.%03ldZ tollgate %s: ", ts, now.tv_nsec / 1000000, names[level]);
+    /* an embedder's handler gets the message alone; it has its own timestamps and names */
+    int n = fn != NULL ? 0 : snprintf(line, sizeof(line), "%s.%03ldZ tollgate %s: ", ts, now.tv_nsec / 1000000, names[level]);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     /*
@@ -83,6 +112,10 @@ void tg_log(int level, const char *fmt, ...)
     size_t len = tg_log_escape(line + n, sizeof(line) - (size_t)n, msg) + (size_t)n;
     while (len > (size_t)n && line[len - 1] == ' ')
         line[--len] = '\0';
+    if (fn != NULL) {
+        fn(level, line, log_data);
+        return;
+    }
     /* One write per line so lines from different threads never interleave. */
     fprintf(stderr, "%s\n", line);
 }

@@ -168,7 +168,7 @@ static void respond_reload(tg_gateway_t *gw, h2o_req_t *req)
 {
     tg_errors_t errs = {0}, notes = {0};
     uint64_t generation = 0;
-    int ok = tg_gateway_reload(gw, &errs, &notes, &generation) == 0;
+    int ok = tg_gateway_reload_config(gw, NULL, &errs, &notes, &generation) == 0;
     tg_buf_t b = {0};
     if (ok)
         tg_buf_printf(&b, "{\"reloaded\":true,\"generation\":%llu,\"notes\":[", (unsigned long long)generation);

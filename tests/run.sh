@@ -10,6 +10,7 @@
 #   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
 #      sample data), the gateway (//gateway:tollgated) with tests/integration/config.json
 #      and its catalog, then bazel-bin/tests/integration against it;
+#   2b. embedding: tests/embed/embed, a program linking libtollgate.so, against the primary;
 #   3. process, backends, operator, observe, cached, reads, faults and abuse: suites that
 #      start their own gateways and stop, start, promote or cut off the servers (exit
 #      codes, outages, failover, lag, cancel, reloads, /metrics with promtool and a
@@ -163,7 +164,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgated} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:faultproxy //tests:abuse_client; do
+    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgated} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:faultproxy //tests:abuse_client //tests/embed:embed; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -240,6 +241,8 @@ integration_tests() {
         tail -n 60 "$glog" || true
     fi
 
+    embed_test
+
     # Tests that run their own gateways and stop and start the databases: one at a
     # time, after the API suite, whose gateway is gone by now.
     local name
@@ -258,6 +261,19 @@ integration_tests() {
         ((brc == 124)) && status="timed out"
         count_binary "//tests:$name" "$status" "$blog"
     done
+}
+
+# The embedding API: tests/embed/embed.c, a program linking only libtollgate.so and
+# <tollgate.h>, serves a catalog query from the primary, reloads and stops a gateway
+# (exit 0: every check passed). One test.
+embed_test() {
+    local bin=$BAZEL_BIN/tests/embed/embed log=$WORK/embed.log rc=0 status=ok
+    [[ -x $bin ]] || { fail_stage "no embed binary at $bin"; return 0; }
+    tg_log "embedding: $bin"
+    TG_PRIMARY_DSN=$TG_PRIMARY_DSN timeout -k 10 120 "$bin" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+    ((rc == 0)) || status="exit $rc"
+    ((rc == 124)) && status="timed out"
+    count_binary //tests/embed:embed "$status" "$log"
 }
 
 # A short run of every libFuzzer target under ASan and UBSan (tests/fuzz/smoke.sh): a

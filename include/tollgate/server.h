@@ -12,6 +12,7 @@
 #include "tollgate/accesslog.h"
 #include "tollgate/buf.h"
 #include "tollgate/cache.h"
+#include "tollgate/config.h"
 #include "tollgate/conn.h"
 #include "tollgate/metrics.h"
 #include "tollgate/pool.h"
@@ -41,6 +42,33 @@ typedef struct st_tg_worker_t {
     h2o_multithread_receiver_t cache_receiver; /* answers of cache fetches that ran on another thread */
     tg_accesslog_t *access_log;    /* the gateway's; this thread writes its own ring of it */
 } tg_worker_t;
+
+/*
+ * The gateway's life is tollgate.h's (start, run, stop, free); these two are what its
+ * tg_gateway_create* and tg_gateway_reload (gateway/api.c) and the admin API call.
+ */
+
+/**
+ * Creates a gateway for `cfg` (ownership passes to the gateway) and binds every
+ * listener. `text`: the JSON the config was parsed from (copied; reloads parse it
+ * again), NULL when it is the file cfg->path. Returns NULL with the reasons in `errs`
+ * if a listener cannot be bound, TLS or the access log cannot be set up; `cfg` is
+ * freed then too.
+ */
+tg_gateway_t *tg_gateway_create_config(tg_config_t *cfg, const char *text, tg_errors_t *errs);
+
+/**
+ * Reloads the config, and the catalog it names, while the gateway runs: `text` if
+ * given (the config from now on), else the gateway's text or file again. Read and
+ * checked in full on the calling thread (never a worker's); if anything is wrong
+ * nothing is taken, the errors are appended to `errs` (as --check prints them) and -1
+ * is returned. Otherwise every worker serves the new config from its next request on,
+ * calls in flight finish on the one they started on, `*generation` gets the new
+ * generation and 0 is returned. Settings that take a restart (listen, threads,
+ * admin_listen, http) are left as they are and named in `notes`. TLS certificate
+ * files are read again. One reload runs at a time.
+ */
+int tg_gateway_reload_config(tg_gateway_t *gw, const char *text, tg_errors_t *errs, tg_errors_t *notes, uint64_t *generation);
 
 /** the worker whose loop runs on this thread, or NULL (any other thread) */
 extern __thread tg_worker_t *tg_current_worker;
