@@ -8,7 +8,7 @@
 #   1b. fuzzing: tests/fuzz/smoke.sh, every libFuzzer target briefly under ASan and
 #      UBSan (one test per target);
 #   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
-#      sample data), the gateway (//gateway:tollgated) with tests/integration/config.json
+#      sample data), the gateway (//gateway:tollgate) with tests/integration/config.json
 #      and its catalog, then bazel-bin/tests/integration against it;
 #   3. process, backends, operator, observe, cached, reads, faults and abuse: suites that
 #      start their own gateways and stop, start, promote or cut off the servers (exit
@@ -30,7 +30,7 @@
 #   TG_BAZEL_BIN / TG_BAZEL_TESTLOGS         where outputs are (default bazel-bin,
 #                                            bazel-testlogs in the repo)
 #   TG_UNIT_TARGETS=//...       what `bazel test` runs
-#   TG_GATEWAY_TARGET=//gateway:tollgated   what is built as the gateway
+#   TG_GATEWAY_TARGET=//gateway:tollgate    what is built as the gateway
 #   TG_SKIP_FUZZ=1              skip the fuzz targets' short run
 #   TG_SKIP_BUILD=1             don't build; use TG_GATEWAY_BIN / TG_INTEGRATION_BIN
 #                               (default: the bazel-bin outputs) as they are
@@ -163,7 +163,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgated} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:faultproxy //tests:abuse_client; do
+    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgate} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:faultproxy //tests:abuse_client; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -175,7 +175,7 @@ build_integration() {
 }
 
 integration_tests() {
-    local gw_bin=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgated}
+    local gw_bin=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgate}
     local it_bin=${TG_INTEGRATION_BIN:-$BAZEL_BIN/tests/integration}
 
     if [[ ${TG_SKIP_BUILD:-0} == 1 ]]; then
@@ -201,10 +201,10 @@ integration_tests() {
     local crc=0
     "$gw_bin" --config "$config" --check --db >"$WORK/check.log" 2>&1 || crc=$?
     if ((crc == 2)); then
-        tg_warn "tollgated does not take --check --db yet (usage error); skipped"
+        tg_warn "tollgate does not take --check --db yet (usage error); skipped"
     elif ((crc != 0)); then
         sed 's/^/    /' "$WORK/check.log" >&2
-        fail_stage "tollgated --check --db rejected tests/integration/config.json (exit $crc)"
+        fail_stage "tollgate --check --db rejected tests/integration/config.json (exit $crc)"
     fi
 
     tg_log "starting the gateway on 127.0.0.1:$TG_HTTP_PORT (admin $TG_ADMIN_PORT)"
