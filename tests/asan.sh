@@ -20,6 +20,7 @@ export TG_BAZEL_FLAGS="--config=asan --symlink_prefix=$LINKS"
 export TG_BAZEL_BIN=${LINKS}bin TG_BAZEL_TESTLOGS=${LINKS}testlogs
 export TG_GATEWAY_TARGET=//gateway:tollgate_sysmalloc TG_GATEWAY_BIN=${LINKS}bin/gateway/tollgate_sysmalloc
 export TG_SKIP_FUZZ=1
+export TG_SKIP_PACKAGE=1 # the package holds the release build; tests/run.sh tests it
 export TG_ASAN=1 # the tests' bounds on resident memory do not hold under ASan (its shadow memory and quarantine)
 # Every process a test starts (the gateway above all) reports leaks and UB at exit and fails on them.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:exitcode=23:detect_stack_use_after_return=0}

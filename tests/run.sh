@@ -16,6 +16,9 @@
 #      real Prometheus, the access log, the result cache, reads sharing Syncs, calls
 #      relayed between threads, streamed answers, network faults through
 #      tests/faultproxy, hostile clients through tests/abuse.c), one test at a time.
+#   4. the Debian package: tests/package.sh builds it, installs it with dpkg -i,
+#      checks and serves what it installed, lints, removes and purges it (one test
+#      per check; needs root, else skipped and not counted).
 #
 # Usage: tests/run.sh [--unit-only | --integration-only]
 #
@@ -32,6 +35,7 @@
 #   TG_UNIT_TARGETS=//...       what `bazel test` runs
 #   TG_GATEWAY_TARGET=//gateway:tollgate    what is built as the gateway
 #   TG_SKIP_FUZZ=1              skip the fuzz targets' short run
+#   TG_SKIP_PACKAGE=1           skip the Debian package's test (tests/package.sh)
 #   TG_SKIP_BUILD=1             don't build; use TG_GATEWAY_BIN / TG_INTEGRATION_BIN
 #                               (default: the bazel-bin outputs) as they are
 #
@@ -281,6 +285,27 @@ fuzz_smoke() {
     fi
 }
 
+# The Debian package (tests/package.sh): its "Synthesis:" line counts its checks.
+# Exit 77 is its SKIP (not root, or the package is installed here already): not counted.
+package_test() {
+    if [[ ${TG_SKIP_PACKAGE:-0} == 1 ]]; then
+        tg_log "TG_SKIP_PACKAGE=1: the Debian package is not tested"
+        return
+    fi
+    local log=$WORK/package.log rc=0 args=()
+    [[ ${TG_SKIP_BUILD:-0} == 1 ]] && args=(--no-build)
+    tg_log "Debian package: tests/package.sh ${args[*]} (log: $log)"
+    TG_GATEWAY_BIN=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgate} bash tests/package.sh "${args[@]}" 2>&1 |
+        tee "$log" || rc=${PIPESTATUS[0]}
+    if ((rc == 77)); then
+        tg_warn "the Debian package was not tested: $(sed -n 's/^SKIP package: //p' "$log" | head -n 1)"
+        return
+    fi
+    local status=ok
+    ((rc == 0)) || status="exit $rc"
+    count_binary //tests:package "$status" "$log"
+}
+
 # ---------------------------------------------------------------------------------
 
 tg_ensure_packages
@@ -288,7 +313,10 @@ if ((RUN_UNIT)); then
     unit_tests
     [[ ${TG_SKIP_FUZZ:-0} == 1 ]] || fuzz_smoke
 fi
-if ((RUN_INTEGRATION)); then integration_tests; fi
+if ((RUN_INTEGRATION)); then
+    integration_tests
+    package_test
+fi
 
 if ((${#PROBLEMS[@]})); then
     echo
