@@ -65,9 +65,9 @@ tg_ensure_packages
 command -v h2load >/dev/null || tg_die "h2load is missing (apt-get install nghttp2-client)"
 command -v jq >/dev/null || tg_die "jq is missing (apt-get install jq)"
 tg_log "building the gateway and the fault proxy"
-bazel --batch build //gateway:tollgated //tests:faultproxy >"$WORK/build.log" 2>&1 ||
+bazel --batch build //gateway:tollgate //tests:faultproxy >"$WORK/build.log" 2>&1 ||
     { tail -n 30 "$WORK/build.log" >&2; tg_die "build failed"; }
-GW_BIN=${BENCH_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgated}
+GW_BIN=${BENCH_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgate}
 PROXY_BIN=$TG_ROOT/bazel-bin/tests/faultproxy
 
 export TG_SAMPLE_USERS=100

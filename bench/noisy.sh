@@ -4,7 +4,7 @@
 # does the rate limiter itself cost? All on this machine (127.0.0.1), in one run.
 #
 #   1. a throwaway PostgreSQL 15 (tests/pg.sh) with BENCH_USERS users, primary and a
-#      streaming replica (reads go to the replica); one gateway (//gateway:tollgated,
+#      streaming replica (reads go to the replica); one gateway (//gateway:tollgate,
 #      threads 2, pool size 16) with four tenants and anonymous access:
 #        A "noisy"     rate BENCH_A_RATE (500)/s, burst BENCH_A_BURST (500), max_in_flight 64
 #        B "steady"    rate BENCH_B_RATE (400)/s, burst BENCH_B_BURST (400), max_in_flight 64
@@ -109,7 +109,7 @@ TOOL_TIMEOUT=$((SECS + SAT_SECS + WARMUP + 60)) # hard bound on every h2load
 read -r -a BAZEL_STARTUP <<<"${TG_BAZEL_STARTUP:-}"
 read -r -a BAZEL_FLAGS <<<"${TG_BAZEL_FLAGS:-}"
 BAZEL_BIN=${TG_BAZEL_BIN:-$TG_ROOT/bazel-bin}
-GW_BIN=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgated}
+GW_BIN=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgate}
 
 WORK=$(mktemp -d /tmp/tollgate-noisy.XXXXXX)
 GW_PID=
@@ -276,8 +276,8 @@ for t in h2load jq curl timeout; do command -v "$t" >/dev/null || tg_die "$t is 
 if [[ ${TG_SKIP_BUILD:-0} == 1 ]]; then
     tg_log "TG_SKIP_BUILD=1: using $GW_BIN as it is"
 else
-    tg_log "building //gateway:tollgated"
-    bazel "${BAZEL_STARTUP[@]}" --batch build "${BAZEL_FLAGS[@]}" //gateway:tollgated >"$WORK/build.log" 2>&1 ||
+    tg_log "building //gateway:tollgate"
+    bazel "${BAZEL_STARTUP[@]}" --batch build "${BAZEL_FLAGS[@]}" //gateway:tollgate >"$WORK/build.log" 2>&1 ||
         { grep -E -A5 '^ERROR' "$WORK/build.log" | head -n 60 >&2 || tail -n 40 "$WORK/build.log" >&2; tg_die "build failed"; }
 fi
 [[ -x $GW_BIN ]] || tg_die "no gateway binary at $GW_BIN"
@@ -341,7 +341,7 @@ make_config() { # HTTP_PORT ADMIN_PORT
              {name: "unlimited", keys: [$ku], rate: 1000000000, burst: 1000000000, max_in_flight: 0, priority: "high"}]
          | .anonymous = {rate: 1000000000, burst: 1000000000}' "$WORK/config.tmpl.json" >"$CONFIG"
     "$GW_BIN" --config "$CONFIG" --check >"$WORK/check.log" 2>&1 ||
-        { sed 's/^/    /' "$WORK/check.log" >&2; tg_die "tollgated --check rejected the benchmark config $CONFIG"; }
+        { sed 's/^/    /' "$WORK/check.log" >&2; tg_die "tollgate --check rejected the benchmark config $CONFIG"; }
 }
 HTTP_PORT=${TG_HTTP_PORT:-59580} ADMIN_PORT=${TG_ADMIN_PORT:-59581}
 for attempt in 1 2 3; do

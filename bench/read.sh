@@ -7,7 +7,7 @@
 #
 #   1. a throwaway PostgreSQL 15 (tests/pg.sh) with BENCH_USERS users, primary and a
 #      streaming replica (BENCH_REPLICA=0: primary only); PgBouncer (transaction
-#      pooling) in front of the primary; the gateway (//gateway:tollgated) in front of
+#      pooling) in front of the primary; the gateway (//gateway:tollgate) in front of
 #      primary + replica (with BENCH_NOPIPE=1 a second one with
 #      TOLLGATE_PIPELINE_DEPTH=1, no pipelining); the control (//bench:control) on the
 #      server the gateway reads from; with BENCH_CORUNNER=N, N busy-looping processes
@@ -148,7 +148,7 @@ TOOL_TIMEOUT=$((SECS + WARMUP + 60))
 read -r -a BAZEL_STARTUP <<<"${TG_BAZEL_STARTUP:-}"
 read -r -a BAZEL_FLAGS <<<"${TG_BAZEL_FLAGS:-}"
 BAZEL_BIN=${TG_BAZEL_BIN:-$TG_ROOT/bazel-bin}
-GW_BIN=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgated}
+GW_BIN=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgate}
 CONTROL_BIN=${BENCH_CONTROL_BIN:-$BAZEL_BIN/bench/control}
 PGBOUNCER=${BENCH_PGBOUNCER_BIN:-/usr/sbin/pgbouncer}
 
@@ -380,7 +380,7 @@ start_gw() {
          | .access_log = null | .max_in_flight = 0
          | .anonymous = {rate: 1000000000, burst: 1000000000}' "$CONFIG_TMPL" >"$cfg"
     "$GW_BIN" --config "$cfg" --check >"$WORK/check.log" 2>&1 ||
-        { sed 's/^/    /' "$WORK/check.log" >&2; tg_die "tollgated --check rejected the benchmark config $cfg"; }
+        { sed 's/^/    /' "$WORK/check.log" >&2; tg_die "tollgate --check rejected the benchmark config $cfg"; }
     if [[ -n $depth ]]; then export TOLLGATE_PIPELINE_DEPTH=$depth; else unset TOLLGATE_PIPELINE_DEPTH; fi
     TG_HTTP_PORT=$http tg_start_gateway "$GW_BIN" "$cfg" "$WORK/gateway.$name.log" ||
         tg_die "the gateway $name did not start"
@@ -510,9 +510,9 @@ profile_gateway() {
     # The gateway's shares are rescaled to its own samples. (perf's --comms with
     # --percentage relative drops kernel samples; keeping comm in the sort key doesn't.)
     local rep=(perf report -i "$data" --stdio --no-children -g none) total
-    total=$("${rep[@]}" --sort comm 2>/dev/null | awk '$2 == "tollgated" { sub("%", "", $1); print $1 }')
+    total=$("${rep[@]}" --sort comm 2>/dev/null | awk '$2 == "tollgate" { sub("%", "", $1); print $1 }')
     gateway_share() { # ROWS: the gateway's rows of a comm,... report, as % of its samples
-        awk -v t="${total:-0}" -v n="$1" 't > 0 && $2 == "tollgated" && shown < n {
+        awk -v t="${total:-0}" -v n="$1" 't > 0 && $2 == "tollgate" && shown < n {
             p = $1; sub("%", "", p); $1 = ""; $2 = ""; sub(/^ +/, ""); sub(/( -)+$/, "")
             printf "  %6.2f%%  %s\n", p * 100 / t, $0; shown++ }'
     }
@@ -520,10 +520,10 @@ profile_gateway() {
     echo "CPU by process (% of all samples, both cores):"
     "${rep[@]}" --sort comm --percent-limit 1 2>/dev/null | awk '/^[^#]/ && NF && ++n <= 12 { print "  " $0 }'
     echo
-    echo "tollgated by library (% of the gateway's ${total:-0}% of the samples):"
+    echo "tollgate by library (% of the gateway's ${total:-0}% of the samples):"
     "${rep[@]}" --sort comm,dso 2>/dev/null | gateway_share 10
     echo
-    echo "tollgated top functions (self, % of the gateway's samples):"
+    echo "tollgate top functions (self, % of the gateway's samples):"
     "${rep[@]}" --sort comm,dso,symbol 2>/dev/null | gateway_share 30
     return 0
 }
@@ -540,8 +540,8 @@ for t in h2load wrk jq curl setpriv; do command -v "$t" >/dev/null || tg_die "$t
 if [[ ${TG_SKIP_BUILD:-0} == 1 ]]; then
     tg_log "TG_SKIP_BUILD=1: using $GW_BIN as it is"
 else
-    tg_log "building //gateway:tollgated and //bench:control"
-    bazel "${BAZEL_STARTUP[@]}" --batch build "${BAZEL_FLAGS[@]}" //gateway:tollgated //bench:control >"$WORK/build.log" 2>&1 ||
+    tg_log "building //gateway:tollgate and //bench:control"
+    bazel "${BAZEL_STARTUP[@]}" --batch build "${BAZEL_FLAGS[@]}" //gateway:tollgate //bench:control >"$WORK/build.log" 2>&1 ||
         { grep -E -A5 '^ERROR' "$WORK/build.log" | head -n 60 >&2 || tail -n 40 "$WORK/build.log" >&2; tg_die "build failed"; }
 fi
 [[ -x $GW_BIN ]] || tg_die "no gateway binary at $GW_BIN"

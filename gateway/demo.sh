@@ -8,7 +8,7 @@
 # Usage: gateway/demo.sh [--no-wait] [--no-build]
 #   --no-wait    exit (and clean up) right after showing the requests; also TG_DEMO_NO_WAIT=1
 #   --no-build   use the gateway binary as it is (TG_GATEWAY_BIN, default
-#                bazel-bin/gateway/tollgated)
+#                bazel-bin/gateway/tollgate)
 # Environment: TG_SAMPLE_USERS (default 1000000), TG_HTTP_PORT (8080),
 #   TG_ADMIN_PORT (9090), TG_PG_PORT (55432), TG_PG_REPLICA_PORT (55433): taken ports
 #   are replaced by the next free ones.
@@ -31,7 +31,7 @@ for arg in "$@"; do
     esac
 done
 
-GATEWAY_BIN=${TG_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgated}
+GATEWAY_BIN=${TG_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgate}
 RUN_DIR=$(mktemp -d /tmp/tollgate-demo.XXXXXX)
 
 cleanup() {
@@ -53,8 +53,8 @@ trap 'exit 143' TERM
 tg_ensure_packages
 
 if ((BUILD)); then
-    tg_log "building the gateway (bazel --batch build //gateway:tollgated)"
-    bazel --batch build //gateway:tollgated >"$RUN_DIR/build.log" 2>&1 || {
+    tg_log "building the gateway (bazel --batch build //gateway:tollgate)"
+    bazel --batch build //gateway:tollgate >"$RUN_DIR/build.log" 2>&1 || {
         grep -E -A5 '^ERROR' "$RUN_DIR/build.log" >&2 || tail -n 40 "$RUN_DIR/build.log" >&2
         tg_die "the build failed"
     }

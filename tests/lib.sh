@@ -320,8 +320,8 @@ tg_bench_start() {
     command -v h2load >/dev/null || tg_die "h2load is missing (apt-get install nghttp2-client)"
     command -v jq >/dev/null || tg_die "jq is missing (apt-get install jq)"
     tg_log "building the gateway"
-    bazel --batch build //gateway:tollgated >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; tg_die "build failed"; }
-    GW_BIN=${BENCH_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgated}
+    bazel --batch build //gateway:tollgate >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log" >&2; tg_die "build failed"; }
+    GW_BIN=${BENCH_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgate}
 }
 
 _tg_bench_cleanup() {

@@ -8,7 +8,7 @@
 #   1b. fuzzing: tests/fuzz/smoke.sh, every libFuzzer target briefly under ASan and
 #      UBSan (one test per target);
 #   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
-#      sample data), the gateway (//gateway:tollgated) with tests/integration/config.json
+#      sample data), the gateway (//gateway:tollgate) with tests/integration/config.json
 #      and its catalog, then bazel-bin/tests/integration against it;
 #   2b. embedding: tests/embed/embed, a program linking libtollgate.so, against the primary;
 #   3. process, backends, operator, observe, cached, reads, faults and abuse: suites that
@@ -17,6 +17,9 @@
 #      real Prometheus, the access log, the result cache, reads sharing Syncs, calls
 #      relayed between threads, streamed answers, network faults through
 #      tests/faultproxy, hostile clients through tests/abuse.c), one test at a time.
+#   4. the Debian package: tests/package.sh builds it, installs it with dpkg -i,
+#      checks and serves what it installed, lints, removes and purges it (one test
+#      per check; needs root, else skipped and not counted).
 #
 # Usage: tests/run.sh [--unit-only | --integration-only]
 #
@@ -31,8 +34,9 @@
 #   TG_BAZEL_BIN / TG_BAZEL_TESTLOGS         where outputs are (default bazel-bin,
 #                                            bazel-testlogs in the repo)
 #   TG_UNIT_TARGETS=//...       what `bazel test` runs
-#   TG_GATEWAY_TARGET=//gateway:tollgated   what is built as the gateway
+#   TG_GATEWAY_TARGET=//gateway:tollgate    what is built as the gateway
 #   TG_SKIP_FUZZ=1              skip the fuzz targets' short run
+#   TG_SKIP_PACKAGE=1           skip the Debian package's test (tests/package.sh)
 #   TG_SKIP_BUILD=1             don't build; use TG_GATEWAY_BIN / TG_INTEGRATION_BIN
 #                               (default: the bazel-bin outputs) as they are
 #
@@ -164,7 +168,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgated} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:faultproxy //tests:abuse_client //tests/embed:embed; do
+    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgate} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:faultproxy //tests:abuse_client //tests/embed:embed; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -176,7 +180,7 @@ build_integration() {
 }
 
 integration_tests() {
-    local gw_bin=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgated}
+    local gw_bin=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgate}
     local it_bin=${TG_INTEGRATION_BIN:-$BAZEL_BIN/tests/integration}
 
     if [[ ${TG_SKIP_BUILD:-0} == 1 ]]; then
@@ -202,10 +206,10 @@ integration_tests() {
     local crc=0
     "$gw_bin" --config "$config" --check --db >"$WORK/check.log" 2>&1 || crc=$?
     if ((crc == 2)); then
-        tg_warn "tollgated does not take --check --db yet (usage error); skipped"
+        tg_warn "tollgate does not take --check --db yet (usage error); skipped"
     elif ((crc != 0)); then
         sed 's/^/    /' "$WORK/check.log" >&2
-        fail_stage "tollgated --check --db rejected tests/integration/config.json (exit $crc)"
+        fail_stage "tollgate --check --db rejected tests/integration/config.json (exit $crc)"
     fi
 
     tg_log "starting the gateway on 127.0.0.1:$TG_HTTP_PORT (admin $TG_ADMIN_PORT)"
@@ -297,6 +301,27 @@ fuzz_smoke() {
     fi
 }
 
+# The Debian package (tests/package.sh): its "Synthesis:" line counts its checks.
+# Exit 77 is its SKIP (not root, or the package is installed here already): not counted.
+package_test() {
+    if [[ ${TG_SKIP_PACKAGE:-0} == 1 ]]; then
+        tg_log "TG_SKIP_PACKAGE=1: the Debian package is not tested"
+        return
+    fi
+    local log=$WORK/package.log rc=0 args=()
+    [[ ${TG_SKIP_BUILD:-0} == 1 ]] && args=(--no-build)
+    tg_log "Debian package: tests/package.sh ${args[*]} (log: $log)"
+    TG_GATEWAY_BIN=${TG_GATEWAY_BIN:-$BAZEL_BIN/gateway/tollgate} bash tests/package.sh "${args[@]}" 2>&1 |
+        tee "$log" || rc=${PIPESTATUS[0]}
+    if ((rc == 77)); then
+        tg_warn "the Debian package was not tested: $(sed -n 's/^SKIP package: //p' "$log" | head -n 1)"
+        return
+    fi
+    local status=ok
+    ((rc == 0)) || status="exit $rc"
+    count_binary //tests:package "$status" "$log"
+}
+
 # ---------------------------------------------------------------------------------
 
 tg_ensure_packages
@@ -304,7 +329,10 @@ if ((RUN_UNIT)); then
     unit_tests
     [[ ${TG_SKIP_FUZZ:-0} == 1 ]] || fuzz_smoke
 fi
-if ((RUN_INTEGRATION)); then integration_tests; fi
+if ((RUN_INTEGRATION)); then
+    integration_tests
+    package_test
+fi
 
 if ((${#PROBLEMS[@]})); then
     echo

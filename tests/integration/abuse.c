@@ -388,7 +388,7 @@ Test(abuse, ten_thousand_idle_http2_connections_fit_in_100_mb)
 }
 
 
-/* `tollgated --hash-key KEY` */
+/* `tollgate --hash-key KEY` */
 static void hash_key(const char *key, char *out, size_t size)
 {
     char cmd[256];

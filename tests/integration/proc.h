@@ -2,7 +2,7 @@
  * Helpers for tests that run their own gateway processes and stop and start the
  * databases: free ports, configs, child processes that die with the test, waiting.
  *
- * Environment: TG_GATEWAY_BIN (tollgated), TG_PG_SCRIPT (tests/pg.sh), TG_PG_DIR,
+ * Environment: TG_GATEWAY_BIN (tollgate), TG_PG_SCRIPT (tests/pg.sh), TG_PG_DIR,
  * TG_PRIMARY_DSN, TG_REPLICA_DSN, TG_CATALOG_DIR (tests/integration/catalog, absolute).
  */
 #ifndef tollgate_tests_proc_h

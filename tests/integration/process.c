@@ -4,7 +4,7 @@
  * shutdown. They stop and start the primary, so tests/run.sh runs them after the API
  * suite, one at a time (--jobs 1).
  *
- * Environment: TG_GATEWAY_BIN (the tollgated binary), TG_PG_SCRIPT (tests/pg.sh),
+ * Environment: TG_GATEWAY_BIN (the tollgate binary), TG_PG_SCRIPT (tests/pg.sh),
  * TG_PG_DIR, TG_PRIMARY_DSN, TG_CATALOG_DIR (tests/integration/catalog, absolute).
  */
 #define _GNU_SOURCE /* strcasestr */
