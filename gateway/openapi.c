@@ -815,7 +815,15 @@ void tg_openapi_build(const tg_config_t *cfg, tg_buf_t *out)
     kstr(&w, "title", "tollgate");
     kstr(&w, "version", TOLLGATE_VERSION);
     kstr(&w, "description", "The catalog's queries as JSON endpoints. Errors are application/problem+json.");
+    kobj(&w, "license");
+    kstr(&w, "name", "MIT");
+    kstr(&w, "identifier", "MIT");
     end_obj(&w);
+    end_obj(&w);
+    /* the gateway that serves the document: its paths are relative to where it was fetched */
+    karr(&w, "servers");
+    obj(&w), kstr(&w, "url", "/"), end_obj(&w);
+    end_arr(&w);
     security(&w, cfg->has_anonymous);
     paths(&w, cfg);
     kobj(&w, "components");

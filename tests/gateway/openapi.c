@@ -145,7 +145,9 @@ Test(openapi, document_basics)
     json_t *doc = parse(text);
     cr_assert_str_eq(json_string_value(at(doc, "openapi", NULL)), "3.1.0");
     expect_json(at(doc, "info", NULL), "{'title': 'tollgate', 'version': '" TOLLGATE_VERSION "',"
-                                       " 'description': 'The catalog`s queries as JSON endpoints. Errors are application/problem+json.'}");
+                                       " 'description': 'The catalog`s queries as JSON endpoints. Errors are application/problem+json.',"
+                                       " 'license': {'name': 'MIT', 'identifier': 'MIT'}}");
+    expect_json(at(doc, "servers", NULL), "[{'url': '/'}]");
     /* keys only: no anonymous in this config */
     expect_json(at(doc, "security", NULL), "[{'bearer': []}, {'apiKey': []}]");
     expect_json(at(doc, "components", "securitySchemes", NULL),
