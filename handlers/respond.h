@@ -28,7 +28,7 @@ typedef struct st_tg_answer_t {
     int submitted;                    /* its call went to the pool (so it waited there, until sent_ns or until now) */
     int refusal;                      /* tg_refusal_t + 1, or 0 */
     int shed;                         /* tg_shed_t + 1, or 0 */
-    int builtin;                      /* /healthz or /readyz: logged, not counted as a request */
+    int builtin;                      /* /healthz, /readyz or /openapi.json: logged, not counted as a request */
     int gone;                         /* the client left before its answer: observed as status 499, whatever is sent */
     int cache;                        /* a cached query's answer: TG_ANS_CACHE_*; 0 for others */
 } tg_answer_t;
