@@ -1,6 +1,7 @@
 /* Config snapshots: made whole, shared read-only, freed by their last holder. */
 #include <stdlib.h>
 #include <time.h>
+#include "tollgate/openapi.h"
 #include "tollgate/snapshot.h"
 #include "internal.h"
 
@@ -14,6 +15,8 @@ tg_snapshot_t *tg_snapshot_create(tg_config_t *cfg, tg_state_t *state, uint64_t 
     s->loaded_at_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     s->config = cfg;
     s->limits = tg_limits_create(cfg, state, now_ns);
+    /* once per snapshot, not per request: a request for it holds the snapshot while its answer is sent */
+    tg_openapi_build(cfg, &s->openapi);
     return s;
 }
 
@@ -29,6 +32,7 @@ void tg_snapshot_release(tg_snapshot_t *s)
         return;
     tg_limits_free(s->limits);
     tg_config_free(s->config);
+    tg_buf_dispose(&s->openapi);
     free(s);
 }
 

@@ -1,4 +1,4 @@
-/* The main listener's built-in endpoints: /healthz and /readyz. */
+/* The main listener's built-in endpoints: /healthz, /readyz and /openapi.json. */
 #include <stdatomic.h>
 #include <string.h>
 #include "tollgate/health.h"
@@ -62,6 +62,12 @@ int tg_handle_builtin(tg_handler_ctx_t *w, h2o_req_t *req, h2o_iovec_t path)
     }
     if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz"))) {
         respond_readyz(w, req);
+        return 1;
+    }
+    if (h2o_memis(path.base, path.len, H2O_STRLIT("/openapi.json"))) {
+        /* made with the snapshot (tollgate/openapi.h): the one new requests on this thread are served on */
+        tg_snapshot_t *snap = w->worker->pins.current->snap;
+        tg_respond_snapshot_json(w, req, snap, snap->openapi.base, snap->openapi.len);
         return 1;
     }
     w->ans.builtin = 0;

@@ -99,6 +99,19 @@ static void release_blob(void *p)
     tg_cache_blob_unref(*(tg_cache_blob_t **)p);
 }
 
+/* Sends `body` as it is, without a copy: whoever calls makes it outlive the request. */
+static void send_uncopied(h2o_req_t *req, int status, h2o_iovec_t ct, const char *body, size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    set_head(req, status, ct.base, ct.len, len);
+    h2o_start_response(req, &generator);
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+    else
+        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+}
+
 void tg_respond_blob(tg_handler_ctx_t *w, h2o_req_t *req, tg_cache_blob_t *blob, const char *cache_status, int with_age)
 {
     tg_cache_blob_t **hold = h2o_mem_alloc_shared(&req->pool, sizeof(*hold), release_blob);
@@ -113,15 +126,21 @@ void tg_respond_blob(tg_handler_ctx_t *w, h2o_req_t *req, tg_cache_blob_t *blob,
     }
     tg_respond_count(w, req, blob->status, blob->len);
     /* the body as it is, shared by every request that gets it: no copy (h2o_send_inline would copy it) */
-    static h2o_generator_t generator = {NULL, NULL};
-    h2o_iovec_t ct = content_type_of(blob->problem);
-    set_head(req, blob->status, ct.base, ct.len, blob->len);
-    h2o_start_response(req, &generator);
-    h2o_iovec_t buf = h2o_iovec_init(blob->body, blob->len);
-    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
-        h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
-    else
-        h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
+    send_uncopied(req, blob->status, content_type_of(blob->problem), blob->body, blob->len);
+}
+
+/* the request's reference to its snapshot, given back when its memory is freed (the body has been sent by then) */
+static void release_snapshot(void *p)
+{
+    tg_snapshot_release(*(tg_snapshot_t **)p);
+}
+
+void tg_respond_snapshot_json(tg_handler_ctx_t *w, h2o_req_t *req, tg_snapshot_t *snap, const char *body, size_t len)
+{
+    tg_snapshot_t **hold = h2o_mem_alloc_shared(&req->pool, sizeof(*hold), release_snapshot);
+    *hold = tg_snapshot_ref(snap);
+    tg_respond_count(w, req, 200, len);
+    send_uncopied(req, 200, content_type_of(0), body, len);
 }
 
 void tg_respond_problem(tg_handler_ctx_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s)

@@ -28,7 +28,7 @@ typedef struct st_tg_answer_t {
     int submitted;                    /* its call went to the pool (so it waited there, until sent_ns or until now) */
     int refusal;                      /* tg_refusal_t + 1, or 0 */
     int shed;                         /* tg_shed_t + 1, or 0 */
-    int builtin;                      /* /healthz or /readyz: logged, not counted as a request */
+    int builtin;                      /* /healthz, /readyz or /openapi.json: logged, not counted as a request */
     int gone;                         /* the client left before its answer: observed as status 499, whatever is sent */
     int cache;                        /* a cached query's answer: TG_ANS_CACHE_*; 0 for others */
 } tg_answer_t;
@@ -87,6 +87,13 @@ void tg_respond_bytes(tg_handler_ctx_t *w, h2o_req_t *req, int status, int probl
  */
 void tg_respond_blob(tg_handler_ctx_t *w, h2o_req_t *req, tg_cache_blob_t *blob, const char *cache_status, int with_age);
 
+/**
+ * Sends 200 with the JSON `body` of snapshot `snap` without copying it: the request
+ * holds a reference to `snap` until its memory is freed, so a reload meanwhile cannot
+ * free the body under it. Observed as tg_respond_json is.
+ */
+void tg_respond_snapshot_json(tg_handler_ctx_t *w, h2o_req_t *req, tg_snapshot_t *snap, const char *body, size_t len);
+
 /** sends `status` with `body` (copied) as `content_type`: no counting, no per-thread state (the admin API uses it) */
 void tg_respond_body(h2o_req_t *req, int status, const char *content_type, size_t ct_len, const char *body, size_t len);
 
@@ -115,7 +122,7 @@ void tg_observe_answer(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t b
 /** GET /metrics on the admin listener: every figure in Prometheus' text format (handlers/metrics.c) */
 void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap);
 
-/** the built-in endpoints of the main listener (/healthz, /readyz): answers and returns 1, or 0 if `path` is none */
+/** the built-in endpoints of the main listener (/healthz, /readyz, /openapi.json): answers and returns 1, or 0 if `path` is none */
 int tg_handle_builtin(tg_handler_ctx_t *w, h2o_req_t *req, h2o_iovec_t path);
 
 #endif

@@ -10,7 +10,11 @@
 #   2. integration: a PostgreSQL primary + streaming replica (tests/pg.sh, small
 #      sample data), the gateway (//gateway:tollgate) with tests/integration/config.json
 #      and its catalog, then bazel-bin/tests/integration against it;
-#   2b. embedding: tests/embed/embed, a program linking libtollgate.so, against the primary;
+#   2b. the OpenAPI document of that gateway: tests/openapi/check.sh (an OpenAPI 3.1
+#      validator, Redocly's lint, openapi-typescript and tsc, from npm; Node.js and
+#      npm installed with apt-get when missing, the packages once into
+#      TG_OPENAPI_NODE_DIR, default ~/.cache/tollgate/openapi-check);
+#   2c. embedding: tests/embed/embed, a program linking libtollgate.so, against the primary;
 #   3. process, backends, operator, observe, cached, reads, faults and abuse: suites that
 #      start their own gateways and stop, start, promote or cut off the servers (exit
 #      codes, outages, failover, lag, cancel, reloads, /metrics with promtool and a
@@ -37,6 +41,7 @@
 #   TG_GATEWAY_TARGET=//gateway:tollgate    what is built as the gateway
 #   TG_SKIP_FUZZ=1              skip the fuzz targets' short run
 #   TG_SKIP_PACKAGE=1           skip the Debian package's test (tests/package.sh)
+#   TG_SKIP_OPENAPI=1           skip tests/openapi/check.sh
 #   TG_SKIP_BUILD=1             don't build; use TG_GATEWAY_BIN / TG_INTEGRATION_BIN
 #                               (default: the bazel-bin outputs) as they are
 #
@@ -232,6 +237,7 @@ integration_tests() {
     ((rc == 0)) || status="exit $rc"
     ((rc == 124)) && status="timed out"
     count_binary //tests:integration "$status" "$ilog"
+    [[ ${TG_SKIP_OPENAPI:-0} == 1 ]] || openapi_check "http://127.0.0.1:$TG_HTTP_PORT"
 
     if [[ -n $TG_GATEWAY_PID ]] && ! kill -0 "$TG_GATEWAY_PID" 2>/dev/null; then
         TG_GATEWAY_PID=
@@ -278,6 +284,18 @@ embed_test() {
     ((rc == 0)) || status="exit $rc"
     ((rc == 124)) && status="timed out"
     count_binary //tests/embed:embed "$status" "$log"
+}
+
+# GET /openapi.json of the running gateway, checked with real tools from npm
+# (tests/openapi/check.sh): its checks counted by its "Synthesis:" line. URL: the gateway.
+openapi_check() {
+    local log=$WORK/openapi.log rc=0 status=ok
+    tg_log "OpenAPI document: tests/openapi/check.sh $1 (log: $log)"
+    TG_API_KEY=tg-test-key timeout -k 10 600 tests/openapi/check.sh "$1" >"$log" 2>&1 || rc=$?
+    ((rc == 0)) || status="exit $rc"
+    ((rc == 124)) && status="timed out"
+    count_binary tests/openapi/check.sh "$status" "$log"
+    ((rc == 0)) || tail -n 60 "$log"
 }
 
 # A short run of every libFuzzer target under ASan and UBSan (tests/fuzz/smoke.sh): a

@@ -20,6 +20,7 @@ typedef struct st_tg_snapshot_t {
     int64_t loaded_at_ms;   /* wall-clock time it was made (Unix ms) */
     tg_config_t *config;    /* owned */
     tg_limits_t *limits;    /* owned: the config's tenants and queries bound to the live state */
+    tg_buf_t openapi;       /* owned: the catalog's OpenAPI document (tollgate/openapi.h), made with the snapshot */
 } tg_snapshot_t;
 
 /**

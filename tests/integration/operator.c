@@ -2,7 +2,8 @@
  * Operator controls on a live gateway (each test starts its own, with an admin
  * listener, against the real primary and replica): kill switches on every thread,
  * reloads under load that keep the database connections, a reload that removes a
- * query with a call in flight, rejected reloads, the admin token.
+ * query with a call in flight, the OpenAPI document following reloads, rejected
+ * reloads, the admin token.
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
@@ -309,6 +310,63 @@ Test(operator, a_call_in_flight_finishes_on_the_config_it_started_on, .timeout =
     cr_assert_eq(c.r->status, 200, "the call in flight finished: %s", c.r->body);
     cr_assert_str_eq(c.r->body, "{\"slept\":null}");
     resp_free(c.r);
+    stop_gateway(pid, 10);
+}
+
+/* --- the OpenAPI document --- */
+
+/* GET /openapi.json over `p`: the document's text (malloc'd), checked to be a JSON object */
+static char *openapi_doc(proto_t p)
+{
+    resp_t *r = http(p, "GET", "/openapi.json", NULL, NULL, "Authorization: Basic bm9uZTpub25l");
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    cr_assert(json_is_object(r->json), "not a JSON object: %.200s", r->body);
+    char *ct = resp_header(r, "content-type");
+    cr_assert(ct != NULL && strncmp(ct, "application/json", 16) == 0, "content-type %s", ct != NULL ? ct : "(none)");
+    free(ct);
+    char *doc = strdup(r->body);
+    resp_free(r);
+    return doc;
+}
+
+/* does the document have an operation `id` at GET `path`? */
+static int has_operation(const char *doc, const char *path, const char *id)
+{
+    json_t *d = json_loads(doc, 0, NULL);
+    json_t *op = json_object_get(json_object_get(json_object_get(d, "paths"), path), "get");
+    const char *got = json_string_value(json_object_get(op, "operationId"));
+    int yes = got != NULL && strcmp(got, id) == 0;
+    json_decref(d);
+    return yes;
+}
+
+Test(operator, the_openapi_document_follows_reloads, .timeout = 60)
+{
+    gw_opts_t o = {0};
+    pid_t pid = start(&o);
+    char *a = openapi_doc(PROTO_H1), *a2 = openapi_doc(PROTO_H2);
+    cr_assert_str_eq(a, a2, "the same document over HTTP/1.1 and HTTP/2, from whichever thread");
+    cr_assert(has_operation(a, "/r/a", "only_a") && has_operation(a, "/r/sleep", "sleepy") && !has_operation(a, "/r/b", "only_b"));
+
+    /* a reload that removes only_a and sleepy and adds only_b */
+    write_catalog(CATALOG_B);
+    expect_reload(NULL, 1);
+    for (int i = 0; i < 4; ++i) { /* every thread has the new snapshot */
+        char *b = openapi_doc(PROTOS[i % 2]);
+        cr_assert(has_operation(b, "/r/b", "only_b"), "the added query is in the document");
+        cr_assert(!has_operation(b, "/r/a", "only_a") && !has_operation(b, "/r/sleep", "sleepy"), "the removed ones are not");
+        cr_assert_null(strstr(b, "SELECT"), "no SQL text");
+        free(b);
+    }
+
+    /* back to the first catalog: the same bytes as before */
+    write_catalog(CATALOG_A);
+    expect_reload(NULL, 1);
+    char *again = openapi_doc(PROTO_H2);
+    cr_assert_str_eq(again, a, "the same catalog gives the same document");
+    free(again);
+    free(a);
+    free(a2);
     stop_gateway(pid, 10);
 }
 
