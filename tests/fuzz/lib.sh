@@ -14,6 +14,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 TG_FUZZ_DIR=$TG_ROOT/tests/fuzz
+# Default output bases are per checkout: two trees building into one would take each other's binaries.
+TG_TREE_TAG=$(printf '%s' "$TG_ROOT" | cksum | cut -d' ' -f1)
 TG_FUZZ_ALL_TARGETS=(router params_query params_body config catalog encode problem)
 read -r -a TG_FUZZ_TARGETS <<<"${TG_FUZZ_TARGETS:-${TG_FUZZ_ALL_TARGETS[*]}}"
 

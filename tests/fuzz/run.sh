@@ -22,7 +22,7 @@
 #   TG_FUZZ_MERGE=1                        merge new coverage into tests/fuzz/corpus
 #   TG_FUZZ_MERGE_MAX=300                  corpus size (files) past which no merge is done
 #   TG_FUZZ_TIMEOUT=10                     seconds one input may take (the ASan replay: 3x)
-#   TG_FUZZ_OUTPUT_BASE=/tmp/fuzz-ob, TG_FUZZ_OUTPUT_BASE_NOSAN=/tmp/fuzz-ob-nosan
+#   TG_FUZZ_OUTPUT_BASE=/tmp/fuzz-ob-TAG, TG_FUZZ_OUTPUT_BASE_NOSAN=/tmp/fuzz-ob-nosan-TAG (TAG: of the checkout's path)
 #   TG_FUZZ_NO_RECORD=1                    do not append to EXECUTIONS.md
 #   TG_KEEP=1                              keep the work folder
 set -uo pipefail
@@ -43,7 +43,7 @@ trap 'tg_finish_work "$WORK" "$KEEP" $?' EXIT
 TABLE=$TG_FUZZ_DIR/EXECUTIONS.md
 
 tg_fuzz_packages
-for c in fuzznosan:${TG_FUZZ_OUTPUT_BASE_NOSAN:-/tmp/fuzz-ob-nosan} fuzz:${TG_FUZZ_OUTPUT_BASE:-/tmp/fuzz-ob}; do
+for c in fuzznosan:${TG_FUZZ_OUTPUT_BASE_NOSAN:-/tmp/fuzz-ob-nosan-$TG_TREE_TAG} fuzz:${TG_FUZZ_OUTPUT_BASE:-/tmp/fuzz-ob-$TG_TREE_TAG}; do
     tg_log "building the fuzz targets (--config=${c%%:*})"
     if ! tg_fuzz_build "${c%%:*}" "${c#*:}" "$WORK/links-${c%%:*}" "$WORK/build-${c%%:*}.log"; then
         grep -v 'ld.gold: warning' "$WORK/build-${c%%:*}.log" | tail -40 >&2

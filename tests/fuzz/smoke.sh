@@ -15,7 +15,7 @@
 #   TG_FUZZ_TARGETS="router encode"      a subset (default: all seven)
 #   TG_FUZZ_SMOKE_RUNS=20000             inputs per target after the corpus
 #   TG_FUZZ_SMOKE_SECONDS=30             at most this long per target
-#   TG_FUZZ_OUTPUT_BASE=/tmp/fuzz-ob     bazel's output base for the ASan build
+#   TG_FUZZ_OUTPUT_BASE=/tmp/fuzz-ob-TAG bazel's output base for the ASan build (TAG: of the checkout's path)
 #   TG_KEEP=1                            keep the work folder (logs, crashing inputs)
 set -uo pipefail
 # shellcheck source=tests/fuzz/lib.sh
@@ -23,7 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNS=${TG_FUZZ_SMOKE_RUNS:-20000}
 SECS=${TG_FUZZ_SMOKE_SECONDS:-30}
-OUTPUT_BASE=${TG_FUZZ_OUTPUT_BASE:-/tmp/fuzz-ob}
+OUTPUT_BASE=${TG_FUZZ_OUTPUT_BASE:-/tmp/fuzz-ob-$TG_TREE_TAG}
 tg_positive_ints TG_FUZZ_SMOKE_ RUNS SECS
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tgfuzzsmoke.XXXXXX")
 KEEP=${TG_KEEP:-0}
