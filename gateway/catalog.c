@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <jansson.h>
 #include <openssl/sha.h>
 #include "tollgate/config.h"
+#include "tollgate/fieldline.h"
 #include "tollgate/json.h"
 #include "tollgate/params.h"
 #include "tollgate/router.h"
@@ -110,6 +112,82 @@ void tg__field_error(tg_errors_t *errs, const char *file, int line, const char *
     va_end(ap);
     tg_errors_add(errs, "%s", b.base);
     tg_buf_dispose(&b);
+}
+
+int tg__source_init(tg__source_t *src, const char *file, const char *text, size_t len, tg_json_error_t *err)
+{
+    src->file = file;
+    src->text = NULL;
+    if (tg_json_parse(text, len, &src->root, err) != 0)
+        return -1;
+    src->text = text;
+    return 0;
+}
+
+int tg__source_line(const tg__source_t *src, const char *field)
+{
+    return src != NULL && src->text != NULL ? (int)tg_field_line(src->text, &src->root, field) : 0;
+}
+
+void tg__source_error(tg_errors_t *errs, const tg__source_t *src, const char *field, const char *fmt, ...)
+{
+    tg_buf_t m = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    tg_buf_vprintf(&m, fmt, ap);
+    va_end(ap);
+    tg__field_error(errs, src->file, tg__source_line(src, field), field, "%s", m.base);
+    tg_buf_dispose(&m);
+}
+
+/* the optimal string alignment distance of a and b (at most 64 bytes each; longer: a large number) */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b), d[65][65];
+    if (n > 64 || m > 64)
+        return SIZE_MAX;
+    for (size_t i = 0; i <= n; ++i)
+        d[i][0] = i;
+    for (size_t j = 0; j <= m; ++j)
+        d[0][j] = j;
+    for (size_t i = 1; i <= n; ++i) {
+        for (size_t j = 1; j <= m; ++j) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[n][m];
+}
+
+const char *tg__nearest_name(const char *key, const char *const *allowed)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (; *allowed != NULL; ++allowed) {
+        /* close: one edit for a name of up to 4 characters, two for longer ones; never more than the key itself */
+        size_t d = edit_distance(key, *allowed), limit = strlen(*allowed) <= 4 ? 1 : 2;
+        if (d <= limit && d < strlen(key) && d < best_d) {
+            best = *allowed;
+            best_d = d;
+        }
+    }
+    return best;
+}
+
+void tg__unknown_field(tg_errors_t *errs, const tg__source_t *src, const char *field, const char *key, const char *const *allowed,
+                       const char *extra)
+{
+    const char *near = tg__nearest_name(key, allowed);
+    if (near != NULL)
+        tg__source_error(errs, src, field, "unknown field (did you mean \"%s\"?)", near);
+    else
+        tg__source_error(errs, src, field, "unknown field%s", extra != NULL ? extra : "");
 }
 
 int tg__json_int(const json_t *v, long long lo, long long hi, long long *out, char *why, size_t why_len)
@@ -219,8 +297,12 @@ static int line_of(const char *text, const char *at, const char **scanned, int *
     return *line;
 }
 
-/* fills raw[0..n) and lines[0..n) for each entry of the top-level "queries" array (lines 0 when not found) */
-static void find_entries(const char *text, const tg_json_t *root, tg_json_t *raw, int *lines, size_t n)
+/*
+ * Fills raw[0..n), lines[0..n) and route_lines[0..n) for each entry of the top-level
+ * "queries" array (0 when not found), in one pass over the text: the members are in
+ * text order, so the line count only moves forward.
+ */
+static void find_entries(const char *text, const tg_json_t *root, tg_json_t *raw, int *lines, int *route_lines, size_t n)
 {
     tg_json_t queries, entry, key, value;
     tg_json_iter_t it, members;
@@ -233,9 +315,12 @@ static void find_entries(const char *text, const tg_json_t *root, tg_json_t *raw
         raw[i] = entry;
         int brace_line = line_of(text, entry.text, &scanned, &line), name_line = 0;
         tg_json_iter_init(&members, &entry);
-        while (name_line == 0 && tg_json_iter_next(&members, &key, &value))
-            if (tg_json_string_equals(&key, "name", 4))
+        while ((name_line == 0 || route_lines[i] == 0) && tg_json_iter_next(&members, &key, &value)) {
+            if (name_line == 0 && tg_json_string_equals(&key, "name", 4))
                 name_line = line_of(text, key.text, &scanned, &line);
+            else if (route_lines[i] == 0 && tg_json_string_equals(&key, "route", 5))
+                route_lines[i] = line_of(text, key.text, &scanned, &line);
+        }
         lines[i] = name_line != 0 ? name_line : brace_line;
     }
 }
@@ -343,11 +428,10 @@ static size_t sql_placeholders(const char *sql, long **found)
 
 /* --- catalog entries --- */
 
-/* where the errors of one entry go: "FILE:LINE: queries[i] (name)FIELD: message" */
+/* where the errors of one entry go: "FILE:LINE: queries[i] (name)FIELD: message", LINE being FIELD's */
 typedef struct st_entry_ctx_t {
     tg_errors_t *errs;
-    const char *file;
-    int line;
+    const tg__source_t *src;
     char prefix[64 + MAX_NAME_LEN];
 } entry_ctx_t;
 
@@ -360,7 +444,7 @@ __attribute__((format(printf, 3, 4))) static void entry_error(entry_ctx_t *e, co
     va_start(ap, fmt);
     tg_buf_vprintf(&m, fmt, ap);
     va_end(ap);
-    tg__field_error(e->errs, e->file, e->line, f.base, "%s", m.base);
+    tg__source_error(e->errs, e->src, f.base, "%s", m.base);
     tg_buf_dispose(&f);
     tg_buf_dispose(&m);
 }
@@ -422,8 +506,8 @@ static void check_unknown(entry_ctx_t *e, const char *field, json_t *obj, const 
     {
         if (!tg__key_allowed(key, allowed)) {
             tg_buf_reset(&f);
-            tg_buf_printf(&f, "%s.%s", field, key);
-            entry_error(e, f.base, "unknown field");
+            tg_buf_printf(&f, "%s%s.%s", e->prefix, field, key);
+            tg__unknown_field(e->errs, e->src, f.base, key, allowed, NULL);
         }
     }
     tg_buf_dispose(&f);
@@ -1232,10 +1316,24 @@ typedef struct st_loader_t {
     h2o_mem_pool_t pool;
     size_t cap;
     char *route_ok;    /* per query: its route parsed, so the router may see it */
-    size_t *entry_idx; /* per query: its index in its file's "queries" */
     char **seen;       /* real paths of the files read so far */
     size_t n_seen;
+    const tg__source_t *config; /* the config file's text: for the lines of its `catalog` entries */
+    struct st_kept_t {
+        tg__source_t src;
+        tg_buf_t text;
+    } *kept; /* every catalog file read, kept until the whole catalog is checked: for the lines of later errors */
+    size_t n_kept;
 } loader_t;
+
+/* the kept text of catalog file `file`, or NULL */
+static const tg__source_t *kept_source(const loader_t *l, const char *file)
+{
+    for (size_t i = 0; i < l->n_kept; ++i)
+        if (strcmp(l->kept[i].src.file, file) == 0)
+            return &l->kept[i].src;
+    return NULL;
+}
 
 /* a file named twice (say, by itself and through its folder) is read once */
 static int seen_before(loader_t *l, const char *file)
@@ -1261,7 +1359,7 @@ static void load_file(loader_t *l, const char *file)
     tg_buf_t text = {0};
     json_error_t jerr;
     json_t *root = NULL, *queries;
-    tg_json_t raw_root;
+    tg__source_t src;
     tg_json_error_t rerr;
     int err;
 
@@ -1271,7 +1369,7 @@ static void load_file(loader_t *l, const char *file)
         tg__field_error(l->errs, file, 0, NULL, "cannot read: %s", strerror(err));
         goto Exit;
     }
-    if (tg_json_parse(text.base, text.len, &raw_root, &rerr) != 0) {
+    if (tg__source_init(&src, file, text.base, text.len, &rerr) != 0) {
         tg__field_error(l->errs, file, (int)rerr.line, NULL, "invalid JSON: %s (column %u)", rerr.reason, rerr.column);
         goto Exit;
     }
@@ -1292,26 +1390,34 @@ static void load_file(loader_t *l, const char *file)
     json_object_foreach(root, key, kv)
     {
         if (!tg__key_allowed(key, catalog_fields))
-            tg__field_error(l->errs, file, 0, key, "unknown field (a catalog file holds only \"queries\")");
+            tg__unknown_field(l->errs, &src, key, key, catalog_fields, " (a catalog file holds only \"queries\")");
     }
     if ((queries = json_object_get(root, "queries")) == NULL) {
-        tg__field_error(l->errs, file, 0, "queries", "required");
+        tg__source_error(l->errs, &src, "queries", "required");
         goto Exit;
     }
     if (!json_is_array(queries)) {
-        tg__field_error(l->errs, file, 0, "queries", "must be an array");
+        tg__source_error(l->errs, &src, "queries", "must be an array");
         goto Exit;
     }
 
+    /* kept (the text moves into the loader) so that the checks of the whole catalog can name lines too */
+    l->kept = tg_realloc(l->kept, (l->n_kept + 1) * sizeof(*l->kept));
+    l->kept[l->n_kept].text = text;
+    l->kept[l->n_kept].src = src;
+    l->kept[l->n_kept].src.file = tg_strdup(file);
+    const tg__source_t *kept = &l->kept[l->n_kept++].src;
+    text = (tg_buf_t){0};
+
     size_t n = json_array_size(queries), i;
-    int *lines = tg_calloc(n + 1, sizeof(*lines));
+    int *lines = tg_calloc(n + 1, sizeof(*lines)), *route_lines = tg_calloc(n + 1, sizeof(*route_lines));
     tg_json_t *raw = tg_calloc(n + 1, sizeof(*raw));
     char *dir = tg__path_dir(file);
     json_t *o;
-    find_entries(text.base, &raw_root, raw, lines, n);
+    find_entries(kept->text, &kept->root, raw, lines, route_lines, n);
     json_array_foreach(queries, i, o)
     {
-        entry_ctx_t e = {l->errs, file, lines[i]};
+        entry_ctx_t e = {l->errs, kept};
         tg_query_t q = {0};
         int route_ok;
         parse_entry(&e, o, &raw[i], i, l->cfg, dir, &l->pool, &q, &route_ok);
@@ -1321,19 +1427,20 @@ static void load_file(loader_t *l, const char *file)
         }
         q.file = tg_strdup(file);
         q.line = lines[i];
+        q.route_line = route_lines[i];
+        q.entry = (uint32_t)i;
         if (l->cfg->n_queries == l->cap) {
             l->cap = l->cap == 0 ? 16 : l->cap * 2;
             l->cfg->queries = tg_realloc(l->cfg->queries, l->cap * sizeof(*l->cfg->queries));
             l->route_ok = tg_realloc(l->route_ok, l->cap);
-            l->entry_idx = tg_realloc(l->entry_idx, l->cap * sizeof(*l->entry_idx));
         }
-        l->entry_idx[l->cfg->n_queries] = i;
         q.index = (uint32_t)l->cfg->n_queries;
         l->route_ok[l->cfg->n_queries] = (char)route_ok;
         l->cfg->queries[l->cfg->n_queries++] = q;
     }
     free(dir);
     free(lines);
+    free(route_lines);
     free(raw);
 
 Exit:
@@ -1360,7 +1467,7 @@ static void load_path(loader_t *l, size_t idx)
 
     snprintf(field, sizeof(field), "catalog[%zu]", idx);
     if (stat(path, &st) != 0) {
-        tg__field_error(l->errs, l->cfg->path, 0, field, "\"%s\": %s", path, strerror(errno));
+        tg__source_error(l->errs, l->config, field, "\"%s\": %s", path, strerror(errno));
         return;
     }
     if (!S_ISDIR(st.st_mode)) {
@@ -1370,7 +1477,7 @@ static void load_path(loader_t *l, size_t idx)
     struct dirent **ents;
     int n = scandir(path, &ents, is_json_file, by_name);
     if (n < 0) {
-        tg__field_error(l->errs, l->cfg->path, 0, field, "\"%s\": %s", path, strerror(errno));
+        tg__source_error(l->errs, l->config, field, "\"%s\": %s", path, strerror(errno));
         return;
     }
     for (int i = 0; i < n; ++i) {
@@ -1396,11 +1503,13 @@ static void query_error(loader_t *l, const tg_query_t *q, const char *field, con
 
 static void query_error(loader_t *l, const tg_query_t *q, const char *field, const char *fmt, ...)
 {
-    entry_ctx_t e = {l->errs, q->file, q->line};
+    tg__source_t unknown = {q->file, NULL, {0}};
+    const tg__source_t *src = kept_source(l, q->file);
+    entry_ctx_t e = {l->errs, src != NULL ? src : &unknown};
     tg_buf_t m = {0};
     va_list ap;
 
-    snprintf(e.prefix, sizeof(e.prefix), "queries[%zu] (%s)", l->entry_idx[q->index], q->name);
+    snprintf(e.prefix, sizeof(e.prefix), "queries[%u] (%s)", q->entry, q->name);
     va_start(ap, fmt);
     tg_buf_vprintf(&m, fmt, ap);
     va_end(ap);
@@ -1441,9 +1550,10 @@ static void check_catalog(loader_t *l)
     }
 }
 
-void tg__catalog_load(tg_config_t *cfg, tg_errors_t *errs)
+void tg__catalog_load(tg_config_t *cfg, const tg__source_t *config, tg_errors_t *errs)
 {
     loader_t l = {cfg, errs};
+    l.config = config;
     size_t before = errs->n;
 
     h2o_mem_init_pool(&l.pool);
@@ -1471,7 +1581,11 @@ void tg__catalog_load(tg_config_t *cfg, tg_errors_t *errs)
         free(ok);
     }
     free(l.route_ok);
-    free(l.entry_idx);
+    for (size_t i = 0; i < l.n_kept; ++i) {
+        free((char *)l.kept[i].src.file);
+        tg_buf_dispose(&l.kept[i].text);
+    }
+    free(l.kept);
     for (size_t i = 0; i < l.n_seen; ++i)
         free(l.seen[i]);
     free(l.seen);

@@ -26,6 +26,7 @@ typedef struct st_ctx_t {
     tg_errors_t *errs;
     const char *file;
     tg_config_t *cfg;
+    tg__source_t src; /* the file's text: each message names the line of its field */
 } ctx_t;
 
 __attribute__((format(printf, 3, 4))) static void cfg_error(ctx_t *c, const char *field, const char *fmt, ...)
@@ -35,7 +36,7 @@ __attribute__((format(printf, 3, 4))) static void cfg_error(ctx_t *c, const char
     va_start(ap, fmt);
     tg_buf_vprintf(&m, fmt, ap);
     va_end(ap);
-    tg__field_error(c->errs, c->file, 0, field, "%s", m.base);
+    tg__source_error(c->errs, &c->src, field, "%s", m.base);
     tg_buf_dispose(&m);
 }
 
@@ -76,7 +77,7 @@ static void check_unknown(ctx_t *c, const char *prefix, json_t *obj, const char 
     json_object_foreach(obj, key, v)
     {
         if (!tg__key_allowed(key, allowed))
-            cfg_error(c, field_name(f, sizeof(f), prefix, key), "unknown field");
+            tg__unknown_field(c->errs, &c->src, field_name(f, sizeof(f), prefix, key), key, allowed, NULL);
     }
 }
 
@@ -313,21 +314,40 @@ static void free_query_list(tg_query_list_t *l)
     free(l->allowed);
 }
 
-static void warn(tg_config_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* a warning about a catalog query: "FILE:LINE: queries[i] (NAME): message", where it is defined */
+static void warn_query(tg_config_t *cfg, const tg_query_t *q, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-static void warn(tg_config_t *cfg, const char *fmt, ...)
+static void warn_query(tg_config_t *cfg, const tg_query_t *q, const char *fmt, ...)
 {
-    char msg[512];
+    tg_buf_t m = {0}, f = {0};
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    tg_buf_vprintf(&m, fmt, ap);
     va_end(ap);
-    tg_errors_add(&cfg->warnings, "%s: %s", cfg->path, msg);
+    tg_buf_printf(&f, "queries[%u] (%s)", q->entry, q->name);
+    tg__field_error(&cfg->warnings, q->file != NULL ? q->file : cfg->path, q->line, f.base, "%s", m.base);
+    tg_buf_dispose(&f);
+    tg_buf_dispose(&m);
+}
+
+/* a warning about one field: "FILE:LINE: FIELD: message", as errors are written */
+static void warn_at(ctx_t *c, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void warn_at(ctx_t *c, const char *field, const char *fmt, ...)
+{
+    tg_buf_t m = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    tg_buf_vprintf(&m, fmt, ap);
+    va_end(ap);
+    tg__source_error(&c->cfg->warnings, &c->src, field, "%s", m.base);
+    tg_buf_dispose(&m);
 }
 
 /* Turns a list's patterns into a per-query table, warning about patterns that match nothing. */
-static void resolve_query_list(tg_config_t *cfg, tg_query_list_t *l, const char *who)
+static void resolve_query_list(ctx_t *c, tg_query_list_t *l, const char *who)
 {
+    tg_config_t *cfg = c->cfg;
     if (l->patterns == NULL)
         return;
     l->allowed = tg_calloc(cfg->n_queries + 1, 1);
@@ -336,8 +356,11 @@ static void resolve_query_list(tg_config_t *cfg, tg_query_list_t *l, const char 
         for (size_t q = 0; q < cfg->n_queries; ++q)
             if (tg_query_pattern_match(l->patterns[i], cfg->queries[q].name))
                 l->allowed[q] = matched = 1;
-        if (!matched)
-            warn(cfg, "%s.queries: \"%s\" names no catalog query", who, l->patterns[i]);
+        if (!matched) {
+            char f[160];
+            snprintf(f, sizeof(f), "%s.queries[%zu]", who, i);
+            warn_at(c, f, "\"%s\" names no catalog query", l->patterns[i]);
+        }
     }
 }
 
@@ -345,15 +368,16 @@ static void resolve_query_list(tg_config_t *cfg, tg_query_list_t *l, const char 
  * Once the catalog is read: the tenants' query lists, and what is allowed but
  * probably a mistake (a write open to every caller, a cost no bucket can pay).
  */
-static void resolve_tenants(tg_config_t *cfg)
+static void resolve_tenants(ctx_t *c)
 {
+    tg_config_t *cfg = c->cfg;
     char who[96];
     for (size_t t = 0; t < cfg->n_tenants; ++t) {
         snprintf(who, sizeof(who), "tenants[%zu] (%s)", t, cfg->tenants[t].name);
-        resolve_query_list(cfg, &cfg->tenants[t].queries, who);
+        resolve_query_list(c, &cfg->tenants[t].queries, who);
     }
     if (cfg->has_anonymous)
-        resolve_query_list(cfg, &cfg->anonymous_queries, "anonymous");
+        resolve_query_list(c, &cfg->anonymous_queries, "anonymous");
     for (size_t q = 0; q < cfg->n_queries; ++q) {
         const tg_query_t *query = &cfg->queries[q];
         /* callers that may call it because they have no list at all, and whether every caller may */
@@ -364,7 +388,7 @@ static void resolve_tenants(tg_config_t *cfg)
             everyone &= may;
             by_default |= tenant->queries.allowed == NULL;
             if (may && query->cost > tenant->burst)
-                warn(cfg, "query %s costs %d tokens, more than tenant %s's burst (%.0f): that tenant always gets 429", query->name,
+                warn_query(cfg, query, "costs %d tokens, more than tenant %s's burst (%.0f): that tenant always gets 429",
                      query->cost, tenant->name, tenant->burst);
         }
         int anonymous_by_default = cfg->has_anonymous && cfg->anonymous_queries.allowed == NULL;
@@ -372,17 +396,40 @@ static void resolve_tenants(tg_config_t *cfg)
             int may = tg_query_list_allows(&cfg->anonymous_queries, query);
             everyone &= may;
             if (may && query->cost > cfg->anonymous_burst)
-                warn(cfg, "query %s costs %d tokens, more than anonymous's burst (%.0f): keyless callers always get 429",
-                     query->name, query->cost, cfg->anonymous_burst);
+                warn_query(cfg, query, "costs %d tokens, more than anonymous's burst (%.0f): keyless callers always get 429",
+                           query->cost, cfg->anonymous_burst);
         }
         if (query->access != TG_ACCESS_WRITE)
             continue;
         /* A write open to callers without a key, or to everyone only because nobody was given a list, is likely a mistake. */
         if (anonymous_by_default)
-            warn(cfg, "query %s writes and keyless callers may call it: give anonymous a \"queries\" list", query->name);
+            warn_query(cfg, query, "writes and keyless callers may call it: give anonymous a \"queries\" list");
         else if (everyone && by_default)
-            warn(cfg, "query %s writes and every tenant may call it: give tenants a \"queries\" list", query->name);
+            warn_query(cfg, query, "writes and every tenant may call it: give tenants a \"queries\" list");
     }
+}
+
+/*
+ * Why `v` is not a "sha256:<64 hex digits>" digest (NULL: it is one, in `out`); a key
+ * pasted as it is, an empty string and a short digest each get told so. `null_ok`:
+ * the field may also be null.
+ */
+static const char *digest_problem(json_t *v, int null_ok, uint8_t out[32], char *why, size_t size)
+{
+    const char *s = json_is_string(v) ? json_string_value(v) : NULL, *form = null_ok ? "null or \"sha256:<64 hex digits>\"" : "\"sha256:<64 hex digits>\"";
+    if (s != NULL && tg_parse_sha256(s, out) == 0)
+        return NULL;
+    if (s == NULL || strlen(s) != json_string_length(v))
+        snprintf(why, size, "must be %s (see tollgate --hash-key)", form);
+    else if (s[0] == '\0')
+        snprintf(why, size, "is empty: must be %s (see tollgate --hash-key)", form);
+    else if (strncmp(s, "sha256:", 7) != 0)
+        snprintf(why, size, "must be %s, the SHA-256 of the key, not the key itself (tollgate --hash-key - prints it)", form);
+    else if (strspn(s + 7, "0123456789abcdefABCDEF") != strlen(s + 7))
+        snprintf(why, size, "must be %s (after \"sha256:\" comes a character that is not a hex digit)", form);
+    else
+        snprintf(why, size, "must be %s (got %zu hex digits)", form, strlen(s + 7));
+    return why;
 }
 
 static void parse_tenant(ctx_t *c, json_t *v, size_t idx, tg_tenant_t *t)
@@ -416,9 +463,10 @@ static void parse_tenant(ctx_t *c, json_t *v, size_t idx, tg_tenant_t *t)
         t->keys = tg_calloc(json_array_size(keys) + 1, sizeof(*t->keys));
         json_array_foreach(keys, i, kv)
         {
-            if (!json_is_string(kv) || tg_parse_sha256(json_string_value(kv), t->keys[t->n_keys]) != 0) {
+            char why[200];
+            if (digest_problem(kv, 0, t->keys[t->n_keys], why, sizeof(why)) != NULL) {
                 snprintf(f, sizeof(f), "%s.keys[%zu]", prefix, i);
-                cfg_error(c, f, "must be \"sha256:<64 hex digits>\" (see tollgate --hash-key)");
+                cfg_error(c, f, "%s", why);
                 continue;
             }
             ++t->n_keys;
@@ -537,8 +585,9 @@ static void parse_fields(ctx_t *c, json_t *root)
     check_listen_dups(c);
 
     if ((v = json_object_get(root, "admin_token")) != NULL && !json_is_null(v)) {
-        if (!json_is_string(v) || tg_parse_sha256(json_string_value(v), cfg->admin_token) != 0)
-            cfg_error(c, "admin_token", "must be null or \"sha256:<64 hex digits>\" (see tollgate --hash-key)");
+        char why[200];
+        if (digest_problem(v, 1, cfg->admin_token, why, sizeof(why)) != NULL)
+            cfg_error(c, "admin_token", "%s", why);
         else
             cfg->has_admin_token = 1;
     }
@@ -714,6 +763,9 @@ tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_
     cfg->cache_max_bytes = 64 * 1024 * 1024;
 
     ctx_t c = {errs, path, cfg};
+    tg_json_error_t rerr;
+    /* jansson has no positions: the text is walked again for them (lines stay unknown if this stricter parse refuses it) */
+    (void)tg__source_init(&c.src, path, text, len, &rerr);
     parse_fields(&c, root);
     json_decref(root);
     if (cfg->threads == 0) {
@@ -722,16 +774,18 @@ tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_
     }
 
     /* the catalog is read even when the config has errors, so that one run reports them all */
-    tg__catalog_load(cfg, errs);
+    tg__catalog_load(cfg, &c.src, errs);
 
     if (errs->n != before) {
         tg_config_free(cfg);
         return NULL;
     }
-    resolve_tenants(cfg);
+    if (cfg->n_queries == 0)
+        warn_at(&c, "catalog", "the catalog has no queries: every call will answer 404");
+    resolve_tenants(&c);
     if (cfg->has_admin_listen && !cfg->has_admin_token && !is_loopback(cfg->admin_listen.host))
-        warn(cfg, "admin_listen is %s without an admin_token: whoever reaches it can reload and switch queries off",
-             cfg->admin_listen.host);
+        warn_at(&c, "admin_listen", "%s without an admin_token: whoever reaches it can reload and switch queries off",
+                cfg->admin_listen.host);
     return cfg;
 }
 
@@ -748,6 +802,18 @@ tg_config_t *tg_config_load(const char *path, tg_errors_t *errs)
     tg_config_t *cfg = tg_config_parse(text.base != NULL ? text.base : "", text.len, path, errs);
     tg_buf_dispose(&text);
     return cfg;
+}
+
+int tg_config_field_line(const char *file, const char *field)
+{
+    tg_buf_t text = {0};
+    tg__source_t src;
+    tg_json_error_t err;
+    int line = 0;
+    if (tg__read_file(file, &text) == 0 && tg__source_init(&src, file, text.base != NULL ? text.base : "", text.len, &err) == 0)
+        line = tg__source_line(&src, field);
+    tg_buf_dispose(&text);
+    return line;
 }
 
 static void free_listen(tg_listen_t *l)

@@ -9,9 +9,11 @@
 #   --no-wait    exit (and clean up) right after showing the requests; also TG_DEMO_NO_WAIT=1
 #   --no-build   use the gateway binary as it is (TG_GATEWAY_BIN, default
 #                bazel-bin/gateway/tollgate)
-# Environment: TG_SAMPLE_USERS (default 1000000), TG_HTTP_PORT (8080),
-#   TG_ADMIN_PORT (9090), TG_PG_PORT (55432), TG_PG_REPLICA_PORT (55433): taken ports
-#   are replaced by the next free ones.
+# Environment: TG_SAMPLE_USERS (default 1000000; at least 1: the requests read a
+#   user), TG_HTTP_PORT (8080), TG_ADMIN_PORT (9090), TG_PG_PORT (55432),
+#   TG_PG_REPLICA_PORT (55433): taken ports are replaced by the next free ones.
+# The gateway's log and access log are kept after it stops, in a folder the demo
+# names (/tmp/tollgate-demo-logs.*).
 
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,6 +35,8 @@ done
 
 GATEWAY_BIN=${TG_GATEWAY_BIN:-$TG_ROOT/bazel-bin/gateway/tollgate}
 RUN_DIR=$(mktemp -d /tmp/tollgate-demo.XXXXXX)
+# the logs outlive the demo (RUN_DIR does not): a path the demo prints stays good
+LOG_DIR=$(mktemp -d /tmp/tollgate-demo-logs.XXXXXX)
 
 cleanup() {
     local rc=$?
@@ -44,6 +48,11 @@ cleanup() {
     fi
     pg_stop || true
     rm -rf "$RUN_DIR"
+    if [[ -n $(ls -A "$LOG_DIR" 2>/dev/null) ]]; then
+        tg_log "the gateway's logs are kept in $LOG_DIR"
+    else
+        rmdir "$LOG_DIR" 2>/dev/null || true
+    fi
     exit "$rc"
 }
 trap cleanup EXIT
@@ -62,6 +71,11 @@ fi
 [[ -x $GATEWAY_BIN ]] || tg_die "no gateway binary at $GATEWAY_BIN"
 
 TG_SAMPLE_USERS=${TG_SAMPLE_USERS:-1000000}
+[[ $TG_SAMPLE_USERS =~ ^[0-9]+$ ]] || tg_die "TG_SAMPLE_USERS must be a number, not '$TG_SAMPLE_USERS'"
+if ((TG_SAMPLE_USERS < 1)); then
+    tg_warn "TG_SAMPLE_USERS=$TG_SAMPLE_USERS loads no users, and the requests below read one: loading 1"
+    TG_SAMPLE_USERS=1
+fi
 pg_start || tg_die "could not start PostgreSQL"
 
 TG_HTTP_PORT=$(tg_pick_port "${TG_HTTP_PORT:-8080}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT")
@@ -69,25 +83,41 @@ TG_ADMIN_PORT=$(tg_pick_port "${TG_ADMIN_PORT:-9090}" "$TG_PG_PORT" "$TG_PG_REPL
 CONFIG=$RUN_DIR/config.json
 tg_render_config config/example.json "$CONFIG.tmpl"
 # the demo keeps an access log in its folder (the example ships with it off)
-sed "s#\"access_log\": null#\"access_log\": \"$RUN_DIR/access.log\"#" "$CONFIG.tmpl" >"$CONFIG"
+sed "s#\"access_log\": null#\"access_log\": \"$LOG_DIR/access.log\"#" "$CONFIG.tmpl" >"$CONFIG"
 
 tg_log "starting the gateway: $GATEWAY_BIN --config $CONFIG"
-tg_start_gateway "$GATEWAY_BIN" "$CONFIG" "$RUN_DIR/gateway.log" || tg_die "the gateway did not start"
+tg_start_gateway "$GATEWAY_BIN" "$CONFIG" "$LOG_DIR/gateway.log" || tg_die "the gateway did not start"
 tg_wait_http "http://127.0.0.1:$TG_HTTP_PORT/readyz" 15 200 ||
     tg_warn "GET /readyz is not 200 yet (backends still connecting?)"
+# the admin API is shown only once it answers
+ADMIN_UP=0
+if tg_wait_http "http://127.0.0.1:$TG_ADMIN_PORT/admin/status" 10 200; then
+    ADMIN_UP=1
+else
+    tg_warn "the admin API on port $TG_ADMIN_PORT does not answer (see $LOG_DIR/gateway.log)"
+fi
+
+# Ids the sample data holds whatever its size (config/sample/data.sql: users 1..N,
+# orders 1..2N, user i's email user<i>@example.com).
+USERS=$TG_SAMPLE_USERS
+USER_ID=$((USERS >= 42 ? 42 : USERS))
+OTHER_ID=$((USERS >= 5 ? 5 : 1))
+AFTER_ID=$((USERS > 1000 ? 1000 : USERS / 2))
+ORDER_IDS="ids=1&ids=2"
+((USERS >= 2)) && ORDER_IDS+="&ids=3"
 
 URL=http://127.0.0.1:$TG_HTTP_PORT
 EMAIL="demo-$(date +%s)-$RANDOM@example.com"
 JSON="-H 'Content-Type: application/json'"
 KEY="-H 'Authorization: Bearer demo-key'"
 DEMOS=(
-    "curl -s $URL/users/42"
-    "curl -s --http2-prior-knowledge '$URL/users?limit=3&after_id=1000'"
-    "curl -s --http2-prior-knowledge '$URL/users/5/orders?status=paid'"
-    "curl -s '$URL/orders?ids=1&ids=2&ids=3'"
+    "curl -s $URL/users/$USER_ID"
+    "curl -s --http2-prior-knowledge '$URL/users?limit=3&after_id=$AFTER_ID'"
+    "curl -s --http2-prior-knowledge '$URL/users/$OTHER_ID/orders?status=paid'"
+    "curl -s '$URL/orders?$ORDER_IDS'"
     "curl -s $KEY $URL/debug/in_recovery"
     "curl -s -X POST $KEY $JSON -d '{\"email\": \"$EMAIL\", \"name\": \"Demo User\"}' $URL/users"
-    "curl -s -X POST $KEY $JSON -d '{\"user_id\": 42, \"total\": 19.99, \"tags\": [\"demo\"]}' $URL/orders"
+    "curl -s -X POST $KEY $JSON -d '{\"user_id\": $USER_ID, \"total\": 19.99, \"tags\": [\"demo\"]}' $URL/orders"
     "curl -s -i $URL/users/not-a-number"
     "curl -s -X POST $KEY $JSON -d '{\"email\": \"user1@example.com\", \"name\": \"Dup\"}' $URL/users"
     "curl -s -X POST $JSON -d '{\"email\": \"nokey@example.com\", \"name\": \"No key\"}' $URL/users"
@@ -96,8 +126,8 @@ DEMOS=(
 cat <<EOF
 
 tollgate is serving on $URL (HTTP/1.1 and h2c)
-    config:  $CONFIG  (catalog: $TG_ROOT/config/catalog/)
-    log:     $RUN_DIR/gateway.log
+    config:  $CONFIG  (removed when the demo stops; catalog: $TG_ROOT/config/catalog/)
+    log:     $LOG_DIR/gateway.log  (kept after the demo stops)
     primary: $TG_PRIMARY_DSN
     replica: $TG_REPLICA_DSN
 
@@ -111,21 +141,28 @@ done
 cat <<EOF
 
 More: $URL/readyz   $URL/healthz
+EOF
+if ((ADMIN_UP)); then
+    cat <<EOF
 
 The admin API (status, reload, kill switches) is on http://127.0.0.1:$TG_ADMIN_PORT:
     curl -s http://127.0.0.1:$TG_ADMIN_PORT/admin/status
     curl -s -X POST http://127.0.0.1:$TG_ADMIN_PORT/admin/queries/get_user/disable -d '{"retry_after_s": 60, "reason": "demo"}'
-    curl -s -i $URL/users/42        # 503, Retry-After: 60
+    curl -s -i $URL/users/$USER_ID        # 503, Retry-After: 60
     curl -s -X POST http://127.0.0.1:$TG_ADMIN_PORT/admin/queries/get_user/enable
     curl -s -X POST http://127.0.0.1:$TG_ADMIN_PORT/admin/reload    # or: kill -HUP $TG_GATEWAY_PID
 
 Metrics (Prometheus text format) and the access log (one JSON line a request):
     curl -s http://127.0.0.1:$TG_ADMIN_PORT/metrics | grep '^tollgate_requests_total'
-    tail -n 3 $RUN_DIR/access.log
+    tail -n 3 $LOG_DIR/access.log
     kill -USR1 $TG_GATEWAY_PID    # reopen it after moving it (logrotate)
 EOF
-echo "\$ curl -s http://127.0.0.1:$TG_ADMIN_PORT/metrics | grep '^tollgate_requests_total'"
-curl -s "http://127.0.0.1:$TG_ADMIN_PORT/metrics" | grep '^tollgate_requests_total' | head -n 12 || true
+    echo "\$ curl -s http://127.0.0.1:$TG_ADMIN_PORT/metrics | grep '^tollgate_requests_total'"
+    curl -s "http://127.0.0.1:$TG_ADMIN_PORT/metrics" | grep '^tollgate_requests_total' | head -n 12 || true
+else
+    echo
+    echo "The access log (one JSON line a request): tail -n 3 $LOG_DIR/access.log"
+fi
 
 if ((WAIT)); then
     echo
@@ -134,6 +171,6 @@ if ((WAIT)); then
     wait "$TG_GATEWAY_PID" || true
     TG_GATEWAY_PID=
     tg_warn "the gateway exited; the end of its log:"
-    tail -n 20 "$RUN_DIR/gateway.log" >&2
+    tail -n 20 "$LOG_DIR/gateway.log" >&2
     exit 1
 fi

@@ -22,7 +22,8 @@ static const char usage[] = "usage:\n"
                             "  tollgate --config FILE --check --db\n"
                             "                                    also prepare every statement on the primary\n"
                             "  tollgate --hash-key KEY           print the sha256:<hex> form of an API key\n"
-                            "  tollgate --version | --help\n"
+                            "  tollgate --hash-key -             the same, the key read from stdin (one line)\n"
+                            "  tollgate --version | --help | -h\n"
                             "\n"
                             "exit codes: 0 ok, 1 bad config or catalog, 2 bad usage, 3 could not bind or start\n";
 
@@ -62,6 +63,54 @@ static void *signal_thread(void *arg)
         tg_gateway_stop(gw);
     }
     return NULL;
+}
+
+/*
+ * The key of `--hash-key -`: one line of stdin, its newline (and a CR before it)
+ * stripped, so that keys need not appear in a command line or a shell's history.
+ * Returns a malloc'd key and its length, or NULL after printing why.
+ */
+static char *read_key(size_t *len)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) {
+        free(line);
+        line = NULL;
+        n = 0;
+    }
+    size_t k = (size_t)n;
+    if (k != 0 && line[k - 1] == '\n')
+        --k;
+    if (k != 0 && line[k - 1] == '\r')
+        --k;
+    if (k != (size_t)n && getc(stdin) != EOF) {
+        fputs("tollgate: --hash-key -: stdin holds more than one line; give the key alone\n", stderr);
+        free(line);
+        return NULL;
+    }
+    *len = k;
+    return line != NULL ? line : strdup("");
+}
+
+/* prints the sha256:<hex> form of the key (`-`: read from stdin); returns the exit code */
+static int print_key_hash(const char *arg)
+{
+    size_t len = strlen(arg);
+    char *key = strcmp(arg, "-") == 0 ? read_key(&len) : strdup(arg);
+    if (key == NULL)
+        return EXIT_USAGE;
+    if (len == 0) {
+        fprintf(stderr, "tollgate: --hash-key: the key is empty%s\n", strcmp(arg, "-") == 0 ? " (stdin held no key)" : "");
+        free(key);
+        return EXIT_USAGE;
+    }
+    char out[72];
+    tg_hash_key(key, len, out);
+    free(key);
+    printf("%s\n", out);
+    return EXIT_OK;
 }
 
 /* Prints a bad config's errors (one a line) and their count, as --check does. */
@@ -127,7 +176,7 @@ int main(int argc, char **argv)
     if (lvl != NULL && strcmp(lvl, "debug") == 0)
         tg_set_log_level(TG_LOG_DEBUG);
 
-    while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
@@ -158,13 +207,10 @@ int main(int argc, char **argv)
     }
     if (hash_key != NULL) {
         if (config_path != NULL || check) {
-            fputs(usage, stderr);
+            fprintf(stderr, "tollgate: --hash-key goes alone\n%s", usage);
             return EXIT_USAGE;
         }
-        char out[72];
-        tg_hash_key(hash_key, strlen(hash_key), out);
-        printf("%s\n", out);
-        return EXIT_OK;
+        return print_key_hash(hash_key);
     }
     if (check_db && !check) {
         fprintf(stderr, "tollgate: --db goes with --check\n%s", usage);

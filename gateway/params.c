@@ -7,7 +7,9 @@
  *   values are percent-decoded with '+' as space. A query key without '=' has the
  *   value "". Empty `&&` segments are skipped. A query key (or body member) that is
  *   not a parameter of the query taking its value from that place is "unknown
- *   parameter": a path parameter sent in the query string is unknown too.
+ *   parameter": a path parameter sent in the query string is unknown too. A
+ *   body parameter sent in the query string (POST, PUT, PATCH) is "must be in the
+ *   JSON body", once, and nothing else is said of it (not "is required").
  *   A scalar sent twice in the query string is "must not be repeated" (no type error
  *   on top). A bad %XX escape is "is not valid percent-encoding" (named by the raw
  *   key when the key itself is bad). Bodies are validated by tg_json_parse (strict
@@ -80,6 +82,7 @@
 #define R_NOT_NULL "must not be null"
 #define R_UNKNOWN "unknown parameter"
 #define R_FROM_TENANT "is the caller's tenant and cannot be sent"
+#define R_IN_BODY "must be in the JSON body"
 #define R_REPEATED "must not be repeated"
 #define R_BAD_ESCAPE "is not valid percent-encoding"
 #define R_INTEGER "must be an integer"
@@ -805,6 +808,11 @@ static void scan_query_string(const tg_query_t *q, h2o_iovec_t qs, struct st_slo
             int idx;
             if (key == NULL) {
                 add_error(errs, pool_strndup(pool, s, (size_t)(key_end - s)), R_BAD_ESCAPE);
+            } else if (memchr(key, '\0', klen) == NULL && (idx = find_param(q, TG_SOURCE_BODY, key, klen)) >= 0) {
+                /* A body parameter in the query string (POST /x?id=1): one error saying where it goes, not "unknown" and "required". */
+                if (!slots[idx].failed)
+                    add_error(errs, q->params[idx].name, R_IN_BODY);
+                slots[idx].failed = 1;
             } else if (memchr(key, '\0', klen) != NULL || (idx = find_param(q, TG_SOURCE_QUERY, key, klen)) < 0) {
                 add_error(errs, key, unknown_reason(q, key, klen));
             } else {

@@ -65,11 +65,13 @@ static void free_node(tg_route_node_t *n)
 __attribute__((format(printf, 3, 4))) static void route_error(tg_errors_t *errs, const tg_query_t *q, const char *fmt, ...)
 {
     tg_buf_t b = {0};
-    if (q->file != NULL && q->line > 0)
-        tg_buf_printf(&b, "%s:%d: ", q->file, q->line);
+    /* "FILE:LINE: queries[i] (NAME).route: ", as every catalog error; LINE is the route's own */
+    int line = q->route_line > 0 ? q->route_line : q->line;
+    if (q->file != NULL && line > 0)
+        tg_buf_printf(&b, "%s:%d: ", q->file, line);
     else if (q->file != NULL)
         tg_buf_printf(&b, "%s: ", q->file);
-    tg_buf_printf(&b, "query %s: route: ", q->name);
+    tg_buf_printf(&b, "queries[%u] (%s).route: ", q->entry, q->name);
     va_list ap;
     va_start(ap, fmt);
     tg_buf_vprintf(&b, fmt, ap);

@@ -135,7 +135,9 @@ typedef struct st_tg_query_t {
     int cursor_param;       /* `cursor.param`: index of the query-string parameter that takes it (Link: rel="next") */
     int cursor_limit;       /* `cursor.limit`: index of the parameter that bounds the page, or -1 (a Link on every non-empty page) */
     char *file;             /* the catalog file it came from */
-    int line;               /* its line in that file (0 if unknown) */
+    int line;               /* its line in that file: of its "name", else of its opening brace (0 if unknown) */
+    int route_line;         /* the line of its "route" (0 if unknown) */
+    uint32_t entry;         /* its index in its file's "queries" (error messages name it queries[entry]) */
     char stmt_name[40];     /* the prepared statement's name, from a hash of its SQL and parameter types: "tg_<32 hex>" */
     uint64_t cache_def;     /* a hash of what shapes its answer (the statement, `returns`, max_rows): part of its cache keys */
     struct st_tg_query_state_t *state; /* its live state (tollgate/state.h), bound by tg_limits_create; NULL before */
@@ -239,6 +241,14 @@ tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_
 
 /** frees a snapshot */
 void tg_config_free(tg_config_t *cfg);
+
+/**
+ * The line of `field` (named as error messages name it: "primary",
+ * "queries[2] (get_user).sql") in the config or catalog file `file`, read again
+ * now; 0 if the file cannot be read or parsed. For messages made after loading
+ * (`--check --db`).
+ */
+int tg_config_field_line(const char *file, const char *field);
 
 /** looks a query up by name; NULL if none */
 const tg_query_t *tg_config_find_query(const tg_config_t *cfg, const char *name);

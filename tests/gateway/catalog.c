@@ -468,9 +468,11 @@ Test(catalog, catalog_file_syntax_error)
 Test(catalog, catalog_file_shape)
 {
     expect_error("[]", "catalog.json:", "must be an object", NULL);
-    expect_error("{}", "catalog.json: queries: required", NULL, NULL);
-    expect_error("{'queries': {}}", "catalog.json: queries: must be an array", NULL, NULL);
-    expect_error("{'queries': [], 'version': 2}", "catalog.json: version: unknown field", NULL, NULL);
+    expect_error("{}", "catalog.json:1: queries: required", NULL, NULL);
+    expect_error("{'queries': {}}", "catalog.json:1: queries: must be an array", NULL, NULL);
+    expect_error("{'queries': [], 'version': 2}", "catalog.json:1: version: unknown field (a catalog file holds only \"queries\")", NULL,
+                 NULL);
+    expect_error("{'queries': [],\n 'querys': []}", "catalog.json:2: querys: unknown field (did you mean \"queries\"?)", NULL, NULL);
     expect_error("{'queries': [42]}", "catalog.json:1: queries[0]: must be an object", NULL, NULL);
 }
 
@@ -512,11 +514,44 @@ Test(catalog, unknown_fields_name_the_line)
                                                        "  {" READ("b", "GET /b", "SELECT 1") ",\n"
                                                                                              "   'colour': 'red'}\n"
                                                                                              "]}",
-                 "catalog.json:3: queries[1] (b).colour: unknown field", NULL, NULL);
+                 "catalog.json:4: queries[1] (b).colour: unknown field", NULL, NULL);
     expect_error(Q(READ("q", "GET /q", "SELECT $1") ", 'params': [{'name': 'a', 'type': 'int4', 'nullable': true}]"),
                  "queries[0] (q).params[0].nullable: unknown field", NULL, NULL);
     expect_error(Q(READ("q", "GET /q", "SELECT 1") ", 'cache': {'ttl_ms': 1, 'ttl': 2}"), "queries[0] (q).cache.ttl: unknown field",
                  NULL, NULL);
+}
+
+Test(catalog, errors_name_the_line_of_the_field_itself)
+{
+    tg_errors_t errs = {0};
+    /* the same keys in both entries and both parameters: each error is on its own field's line, whatever came before */
+    cr_assert_null(load("{'queries': [\n"                                                                   /* 1 */
+                        "  {'name': 'a', 'route': 'GET /a', 'sql': 'SELECT $1, $2', 'returns': 'many',\n"  /* 2 */
+                        "   'access': 'read', 'timeout_ms': 5,\n"                                          /* 3 */
+                        "   'params': [{'name': 'x', 'type': 'int4', 'max': 5},\n"                         /* 4 */
+                        "              {'name': 'y', 'type': 'int4',\n"                                    /* 5 */
+                        "               'max': 'big'}]},\n"                                                /* 6 */
+                        "  {'name': 'b',\n"                                                               /* 7 */
+                        "   'route': 'GET /a',\n"                                                         /* 8 */
+                        "   'sql': 'SELECT 1', 'returns': 'many', 'access': 'read',\n"                     /* 9 */
+                        "   'timout_ms': 5},\n"                                                           /* 10 */
+                        "  {'name': 'a', 'route': 'GET /c', 'sql': 'SELECT 1',\n"                         /* 11 */
+                        "   'returns': 'many', 'access': 'read'}\n"                                       /* 12 */
+                        "]}",
+                        &errs));
+    const char *want[] = {
+        "catalog.json:6: queries[0] (a).params[1] (y).max: must be an integer",
+        "catalog.json:10: queries[1] (b).timout_ms: unknown field (did you mean \"timeout_ms\"?)",
+        "catalog.json:11: queries[2] (a).name: duplicate query name, first defined at ",
+        "catalog.json:8: queries[1] (b).route: \"GET /a\" is already taken by query a",
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); ++i) {
+        if (find_error(&errs, want[i], NULL, NULL) == NULL)
+            dump(&errs);
+        cr_assert_not_null(find_error(&errs, want[i], NULL, NULL), "missing: %s", want[i]);
+    }
+    cr_assert_eq(errs.n, sizeof(want) / sizeof(want[0]));
+    tg_errors_dispose(&errs);
 }
 
 Test(catalog, wrong_types)
@@ -693,7 +728,7 @@ Test(catalog, unused_param)
 Test(catalog, bad_type_name)
 {
     expect_error("{'queries': [\n{" READ("q", "GET /q", "SELECT $1") ",\n 'params': [{'name': 'x', 'type': 'int9'}]}]}",
-                 "catalog.json:2: queries[0] (q).params[0] (x).type: unknown type \"int9\"", NULL, NULL);
+                 "catalog.json:3: queries[0] (q).params[0] (x).type: unknown type \"int9\"", NULL, NULL);
     expect_error(Q(READ("q", "GET /q", "SELECT $1") ", 'params': [{'name': 'x', 'type': 'int4[][]'}]"),
                  "queries[0] (q).params[0] (x).type: unknown type", NULL, NULL);
     expect_error(Q(READ("q", "GET /q", "SELECT $1") ", 'params': [{'name': 'x', 'type': 'varchar'}]"),
@@ -831,14 +866,15 @@ Test(catalog, every_error_in_a_catalog_is_reported)
                         "]}",
                         &errs));
     const char *want[] = {
-        "catalog.json:2: queries[0] (a).extra: unknown field",
-        "catalog.json:2: queries[0] (a).params[0] (x).min: only numeric",
+        /* each on the line of its own field, not of the entry's name */
+        "catalog.json:3: queries[0] (a).extra: unknown field",
+        "catalog.json:3: queries[0] (a).params[0] (x).min: only numeric",
         "catalog.json:2: queries[0] (a).route: {id} is not a declared parameter",
         "catalog.json:2: queries[0] (a).sql: $2 has no parameter",
-        "catalog.json:2: queries[0] (a).params[0] (x): not used",
-        "catalog.json:2: queries[0] (a).cost:",
-        "catalog.json:4: queries[1] (b).cache: only read queries",
-        "catalog.json:4: queries[1] (b).invalidates[0]: \"a\" is not cached",
+        "catalog.json:3: queries[0] (a).params[0] (x): not used",
+        "catalog.json:3: queries[0] (a).cost:",
+        "catalog.json:5: queries[1] (b).cache: only read queries",
+        "catalog.json:5: queries[1] (b).invalidates[0]: \"a\" is not cached",
         "catalog.json:6: queries[2].name: required",
         "catalog.json:6: queries[2].access: required",
     };

@@ -272,8 +272,8 @@ Test(config, root_must_be_an_object)
 
 Test(config, unknown_fields)
 {
-    expect_error("{" BASE ", 'treads': 4}", "tollgate.json: treads: unknown field", NULL, NULL);
-    expect_error("{" BASE ", 'pool': {'sizes': 4}}", "tollgate.json: pool.sizes: unknown field", NULL, NULL);
+    expect_error("{" BASE ", 'treads': 4}", "tollgate.json:1: treads: unknown field (did you mean \"threads\"?)", NULL, NULL);
+    expect_error("{" BASE ", 'pool': {'sizes': 4}}", "tollgate.json:1: pool.sizes: unknown field (did you mean \"size\"?)", NULL, NULL);
     expect_error("{" BASE ", 'cache': {'max_byte': 4}}", "cache.max_byte: unknown field", NULL, NULL);
     expect_error("{'listen': [{'host': 'a', 'port': 1, 'ipv6': true}], " PRIMARY ", " CATALOG "}", "listen[0].ipv6: unknown field",
                  NULL, NULL);
@@ -289,7 +289,7 @@ Test(config, unknown_fields)
 
 Test(config, wrong_types)
 {
-    expect_error("{" BASE ", 'threads': '4'}", "tollgate.json: threads: must be an integer", NULL, NULL);
+    expect_error("{" BASE ", 'threads': '4'}", "tollgate.json:1: threads: must be an integer", NULL, NULL);
     expect_error("{" BASE ", 'threads': 2.5}", "threads: must be an integer", NULL, NULL);
     expect_error("{" LISTEN ", 'primary': 5, " CATALOG "}", "primary: must be a non-empty string", NULL, NULL);
     expect_error("{" BASE ", 'replicas': 'host=r1'}", "replicas: must be an array", NULL, NULL);
@@ -315,9 +315,10 @@ Test(config, missing_required_fields_all_reported)
 {
     tg_errors_t errs = {0};
     cr_assert_null(parse("{'threads': 1}", &errs));
-    cr_assert_not_null(find_error(&errs, "tollgate.json: listen: required", NULL, NULL));
-    cr_assert_not_null(find_error(&errs, "tollgate.json: primary: required", NULL, NULL));
-    cr_assert_not_null(find_error(&errs, "tollgate.json: catalog: required", NULL, NULL));
+    /* a missing member is at the object that lacks it: here, the file's first line */
+    cr_assert_not_null(find_error(&errs, "tollgate.json:1: listen: required", NULL, NULL));
+    cr_assert_not_null(find_error(&errs, "tollgate.json:1: primary: required", NULL, NULL));
+    cr_assert_not_null(find_error(&errs, "tollgate.json:1: catalog: required", NULL, NULL));
     cr_assert_eq(errs.n, 3);
     tg_errors_dispose(&errs);
 
@@ -375,6 +376,79 @@ Test(config, bad_sha256)
     expect_error("{" BASE ", 'tenants': [{'name': 't', 'keys': [42], 'rate': 1, 'burst': 1}]}", "tenants[0].keys[0]:", NULL, NULL);
 }
 
+Test(config, empty_and_short_keys_are_refused_with_the_reason)
+{
+    /* an empty key, a key pasted as it is, a digest one digit short or long, a digit that is not hex: each its own reason */
+    expect_error("{" BASE ", 'tenants': [{'name': 't', 'keys': [''], 'rate': 1, 'burst': 1}]}",
+                 "tenants[0].keys[0]: is empty: must be \"sha256:<64 hex digits>\"", NULL, NULL);
+    expect_error("{" BASE ", 'tenants': [{'name': 't', 'keys': ['demo-key'], 'rate': 1, 'burst': 1}]}",
+                 "tenants[0].keys[0]: must be \"sha256:<64 hex digits>\", the SHA-256 of the key, not the key itself", NULL, NULL);
+    char text[512];
+    snprintf(text, sizeof(text), "{" BASE ", 'tenants': [{'name': 't', 'keys': ['%.*s'], 'rate': 1, 'burst': 1}]}",
+             (int)strlen(KEY_A) - 1, KEY_A);
+    expect_error(text, "tenants[0].keys[0]: must be \"sha256:<64 hex digits>\" (got 63 hex digits)", NULL, NULL);
+    snprintf(text, sizeof(text), "{" BASE ", 'tenants': [{'name': 't', 'keys': ['%s0'], 'rate': 1, 'burst': 1}]}", KEY_A);
+    expect_error(text, "tenants[0].keys[0]: must be \"sha256:<64 hex digits>\" (got 65 hex digits)", NULL, NULL);
+    expect_error("{" BASE ", 'tenants': [{'name': 't', 'keys': ['sha256:'], 'rate': 1, 'burst': 1}]}", "(got 0 hex digits)", NULL,
+                 NULL);
+    snprintf(text, sizeof(text), "{" BASE ", 'tenants': [{'name': 't', 'keys': ['%.*sg'], 'rate': 1, 'burst': 1}]}",
+             (int)strlen(KEY_A) - 1, KEY_A);
+    expect_error(text, "tenants[0].keys[0]:", "not a hex digit", NULL);
+    expect_error("{" BASE ", 'admin_token': ''}", "admin_token: is empty: must be null or \"sha256:<64 hex digits>\"", NULL, NULL);
+}
+
+Test(config, unknown_fields_suggest_the_nearest_known_one)
+{
+    expect_error("{" BASE ", 'pool': {'szie': 4}}", "pool.szie: unknown field (did you mean \"size\"?)", NULL, NULL);
+    expect_error("{" BASE ", 'default_timout_ms': 4}", "default_timout_ms: unknown field (did you mean \"default_timeout_ms\"?)", NULL,
+                 NULL);
+    expect_error("{" BASE ", 'tenants': [{'name': 't', 'keys': [], 'rate': 1, 'burst': 1, 'prority': 'low'}]}",
+                 "tenants[0].prority: unknown field (did you mean \"priority\"?)", NULL, NULL);
+    /* nothing close: no guess */
+    tg_errors_t errs = {0};
+    cr_assert_null(parse("{" BASE ", 'colour': 'red'}", &errs));
+    cr_assert_eq(errs.n, 1);
+    cr_assert(strstr(errs.msgs[0], "colour: unknown field") != NULL && strstr(errs.msgs[0], "did you mean") == NULL, "%s", errs.msgs[0]);
+    tg_errors_dispose(&errs);
+}
+
+/* gateway/config_internal.h's, which the tests do not see */
+const char *tg__nearest_name(const char *key, const char *const *allowed);
+
+Test(config, nearest_name_is_close_or_nothing)
+{
+    static const char *const names[] = {"timeout_ms", "cost", "sql", "sql_file", "max", "min", NULL};
+    cr_assert_str_eq(tg__nearest_name("timout_ms", names), "timeout_ms");
+    cr_assert_str_eq(tg__nearest_name("timeotu_ms", names), "timeout_ms", "a transposition is one edit");
+    cr_assert_str_eq(tg__nearest_name("Cost", names), "cost");
+    cr_assert_str_eq(tg__nearest_name("sq", names), "sql");
+    cr_assert_str_eq(tg__nearest_name("sql_fiel", names), "sql_file");
+    cr_assert_str_eq(tg__nearest_name("cots", names), "cost");
+    cr_assert_null(tg__nearest_name("ctso", names), "two edits from a short name is too far");
+    cr_assert_null(tg__nearest_name("x", names), "a one-letter key is no typo of anything");
+    cr_assert_null(tg__nearest_name("colour", names));
+    cr_assert_null(tg__nearest_name("timeout", names), "three short of timeout_ms");
+}
+
+Test(config, an_empty_catalog_is_a_warning)
+{
+    char path[1024];
+    write_file("none.json", "{'queries': []}");
+    snprintf(path, sizeof(path), "%s/tollgate.json", dir);
+    char *t = j("{" LISTEN ", " PRIMARY ",\n 'catalog': ['none.json']}");
+    tg_errors_t errs = {0};
+    tg_config_t *cfg = tg_config_parse(t, strlen(t), path, &errs);
+    free(t);
+    if (cfg == NULL)
+        dump(&errs);
+    cr_assert_not_null(cfg, "no queries is allowed");
+    cr_assert_eq(cfg->n_queries, 0);
+    cr_assert_eq(cfg->warnings.n, 1);
+    cr_assert_not_null(find_error(&cfg->warnings, "tollgate.json:2: catalog: the catalog has no queries", NULL, NULL), "%s",
+                       cfg->warnings.msgs[0]);
+    tg_config_free(cfg);
+}
+
 Test(config, duplicate_tenants_and_keys)
 {
     expect_error("{" BASE ", 'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 1},"
@@ -426,7 +500,7 @@ Test(config, tls_files_must_exist)
 
 Test(config, catalog_path_must_exist)
 {
-    expect_error("{" LISTEN ", " PRIMARY ", 'catalog': ['catalog.json', 'missing/']}", "tollgate.json: catalog[1]:", "missing/",
+    expect_error("{" LISTEN ", " PRIMARY ", 'catalog': ['catalog.json', 'missing/']}", "tollgate.json:1: catalog[1]:", "missing/",
                  "No such file");
 }
 
@@ -438,20 +512,26 @@ Test(config, every_error_is_reported_at_once)
                            "   'params': [{'name': 'x', 'type': 'int9'}]},\n"
                            "  {'name': 'q2', 'route': 'GET /b', 'sql': 'SELECT $2', 'returns': 'one', 'access': 'read'}\n"
                            "]}");
-    cr_assert_null(
-        parse("{'listen': [{'host': 'h', 'port': 1}], " PRIMARY ", 'threads': 'x', 'pool': {'size': 0, 'bogus': 1},"
-              " 'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 1}, {'name': 'a', 'keys': [], 'rate': 0, 'burst': 1}],"
-              " 'catalog': ['bad.json', 'nope.json']}",
-              &errs));
+    cr_assert_null(parse("{'listen': [{'host': 'h', 'port': 1}], " PRIMARY ",\n"
+                         " 'threads': 'x',\n"
+                         " 'pool': {'size': 0,\n"
+                         "          'bogus': 1},\n"
+                         " 'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 1},\n"
+                         "             {'name': 'a', 'keys': [],\n"
+                         "              'rate': 0, 'burst': 1}],\n"
+                         " 'catalog': ['bad.json',\n"
+                         "             'nope.json']}",
+                         &errs));
     if (errs.n != 8)
         dump(&errs);
-    cr_assert_not_null(find_error(&errs, "tollgate.json: threads:", NULL, NULL));
-    cr_assert_not_null(find_error(&errs, "tollgate.json: pool.size:", NULL, NULL));
-    cr_assert_not_null(find_error(&errs, "tollgate.json: pool.bogus: unknown field", NULL, NULL));
-    cr_assert_not_null(find_error(&errs, "tollgate.json: tenants[1].name: duplicate", NULL, NULL));
-    cr_assert_not_null(find_error(&errs, "tollgate.json: tenants[1].rate:", NULL, NULL));
-    cr_assert_not_null(find_error(&errs, "tollgate.json: catalog[1]:", "nope.json", NULL));
-    cr_assert_not_null(find_error(&errs, "bad.json:2: queries[0] (q1).params[0] (x).type: unknown type \"int9\"", NULL, NULL));
+    /* each on its field's own line */
+    cr_assert_not_null(find_error(&errs, "tollgate.json:2: threads:", NULL, NULL));
+    cr_assert_not_null(find_error(&errs, "tollgate.json:3: pool.size:", NULL, NULL));
+    cr_assert_not_null(find_error(&errs, "tollgate.json:4: pool.bogus: unknown field", NULL, NULL));
+    cr_assert_not_null(find_error(&errs, "tollgate.json:6: tenants[1].name: duplicate", NULL, NULL));
+    cr_assert_not_null(find_error(&errs, "tollgate.json:7: tenants[1].rate:", NULL, NULL));
+    cr_assert_not_null(find_error(&errs, "tollgate.json:9: catalog[1]:", "nope.json", NULL));
+    cr_assert_not_null(find_error(&errs, "bad.json:3: queries[0] (q1).params[0] (x).type: unknown type \"int9\"", NULL, NULL));
     cr_assert_not_null(find_error(&errs, "bad.json:4: queries[1] (q2).sql: $2", NULL, NULL));
     cr_assert_eq(errs.n, 8);
     tg_errors_dispose(&errs);
@@ -586,17 +666,17 @@ Test(config, tenant_query_lists_resolve_against_the_catalog)
     cr_expect(allows(&cfg->anonymous_queries, cfg, "get_user"));
     cr_expect(!allows(&cfg->anonymous_queries, cfg, "refund_order"));
     /* a write not everyone may call, and costs only where the tenant may call the query */
-    cr_expect_null(find_warning(cfg, "refund_order writes", NULL));
-    cr_expect_not_null(find_warning(cfg, "refund_order costs 5 tokens", "tenant all's burst"));
-    cr_expect_null(find_warning(cfg, "refund_order costs", "analytics"), "analytics (burst 1) may not call it: no warning");
+    cr_expect_null(find_warning(cfg, "(refund_order): writes", NULL));
+    cr_expect_not_null(find_warning(cfg, "(refund_order): costs 5 tokens", "tenant all's burst"));
+    cr_expect_null(find_warning(cfg, "(refund_order): costs", "analytics"), "analytics (burst 1) may not call it: no warning");
     cr_expect_null(find_warning(cfg, "costs", "anonymous"), "anonymous (burst 10) may not call refund_order");
     tg_config_free(cfg);
 
     /* keyless callers that may call the costly write */
     cfg = parse_lists("'tenants': [], 'anonymous': {'rate': 1, 'burst': 2, 'queries': ['refund_order']}", &errs);
     cr_assert_not_null(cfg);
-    cr_expect_not_null(find_warning(cfg, "query refund_order costs 5 tokens, more than anonymous's burst (2)", NULL));
-    cr_expect_null(find_warning(cfg, "refund_order writes", NULL), "anonymous's own list names it: on purpose");
+    cr_expect_not_null(find_warning(cfg, "(refund_order): costs 5 tokens, more than anonymous's burst (2)", NULL));
+    cr_expect_null(find_warning(cfg, "(refund_order): writes", NULL), "anonymous's own list names it: on purpose");
     tg_config_free(cfg);
 }
 
@@ -607,19 +687,19 @@ Test(config, query_list_warnings)
                                    " {'name': 'b', 'keys': [], 'rate': 1, 'burst': 10}]",
                                    &errs);
     cr_assert_not_null(cfg);
-    cr_expect_not_null(find_warning(cfg, "tenants[0] (a).queries: \"no_such\" names no catalog query", NULL));
-    cr_expect_not_null(find_warning(cfg, "tenants[0] (a).queries: \"zz_*\" names no catalog query", NULL));
+    cr_expect_not_null(find_warning(cfg, "tollgate.json:1: tenants[0] (a).queries[1]: \"no_such\" names no catalog query", NULL));
+    cr_expect_not_null(find_warning(cfg, "tollgate.json:1: tenants[0] (a).queries[2]: \"zz_*\" names no catalog query", NULL));
     cr_expect_null(find_warning(cfg, "\"get_user\" names no", NULL));
     /* a may not call refund_order: no warning about everyone */
-    cr_expect_null(find_warning(cfg, "refund_order writes", NULL));
+    cr_expect_null(find_warning(cfg, "(refund_order): writes", NULL));
     tg_config_free(cfg);
 
     /* keyless callers with no list reach every write, whatever the tenants' lists say */
     cfg = parse_lists("'tenants': [{'name': 'a', 'keys': [], 'rate': 1, 'burst': 10, 'queries': []}], 'anonymous': {'rate': 1, 'burst': 10}",
                       &errs);
     cr_assert_not_null(cfg);
-    cr_expect_not_null(find_warning(cfg, "query refund_order writes and keyless callers may call it", NULL));
-    cr_expect_null(find_warning(cfg, "get_user writes", NULL));
+    cr_expect_not_null(find_warning(cfg, "lists.json:", "(refund_order): writes and keyless callers may call it"));
+    cr_expect_null(find_warning(cfg, "(get_user): writes", NULL));
     tg_config_free(cfg);
 
     /* every tenant may, one of them only for having no list */
@@ -627,7 +707,7 @@ Test(config, query_list_warnings)
                       " {'name': 'b', 'keys': [], 'rate': 1, 'burst': 10}]",
                       &errs);
     cr_assert_not_null(cfg);
-    cr_expect_not_null(find_warning(cfg, "query refund_order writes and every tenant may call it", NULL));
+    cr_expect_not_null(find_warning(cfg, "lists.json:", "(refund_order): writes and every tenant may call it"));
     tg_config_free(cfg);
 
     /* every caller has a list that names it: chosen, not a default */

@@ -912,6 +912,24 @@ Test(params, decode_body_collects_every_error, .init = user_init, .fini = teardo
     cr_assert_null(out.detail);
 }
 
+Test(params, a_body_parameter_in_the_query_string_is_one_error_saying_where_it_goes, .init = user_init, .fini = teardown)
+{
+    tg_params_t out;
+    /* POST /users?name=bob&name=al&age=3&colour=red: name and age are said to belong in the body, once each, and not "is required" */
+    cr_assert_eq(tg_params_decode(&user, NULL, iov("name=bob&name=al&age=3&colour=red"), iov(""), "t1", &pool, &out),
+                 TG_PARAMS_INVALID);
+    cr_assert_eq(out.n_errors, 3, "got %zu", out.n_errors);
+    expect_error(&out, 0, "name", "must be in the JSON body");
+    expect_error(&out, 1, "age", "must be in the JSON body");
+    expect_error(&out, 2, "colour", "unknown parameter");
+
+    /* in the query string and in the body: still the one error, the body's value not judged */
+    cr_assert_eq(tg_params_decode(&user, NULL, iov("age=3"), iov("{\"name\": \"bob\", \"age\": -1}"), "t1", &pool, &out),
+                 TG_PARAMS_INVALID);
+    cr_assert_eq(out.n_errors, 1, "got %zu", out.n_errors);
+    expect_error(&out, 0, "age", "must be in the JSON body");
+}
+
 Test(params, decode_body_missing_and_defaults, .init = user_init, .fini = teardown)
 {
     tg_params_t out;
@@ -1024,11 +1042,11 @@ Test(params, decode_mixed_sources)
     const char *want[] = {"a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "a@b"};
     expect_values(&out, want, 2);
 
-    /* a body member naming the path parameter is unknown */
+    /* a body member naming the path parameter is unknown; the body parameter in the query string belongs in the body */
     cr_assert_eq(tg_params_decode(&q, &m, iov("email=x"), iov("{\"email\":\"a@b\",\"id\":\"x\"}"), "t1", &pool, &out),
                  TG_PARAMS_INVALID);
     cr_assert_eq(out.n_errors, 2);
-    expect_error(&out, 0, "email", "unknown parameter");
+    expect_error(&out, 0, "email", "must be in the JSON body");
     expect_error(&out, 1, "id", "unknown parameter");
 }
 

@@ -108,12 +108,15 @@ Test(router_build, duplicate_route_is_an_error)
 {
     tg_query_t dup[] = {
         {.name = "a", .method = TG_METHOD_GET, .path = "/x/{id}"},
-        {.name = "b", .method = TG_METHOD_GET, .path = "/x/{other}", .file = "cat.json", .line = 7},
+        {.name = "b", .method = TG_METHOD_GET, .path = "/x/{other}", .file = "cat.json", .line = 7, .route_line = 9, .entry = 3},
+        {.name = "c", .method = TG_METHOD_GET, .path = "/x/{c}", .file = "cat.json", .line = 12},
     };
     tg_errors_t e = {0};
-    cr_assert_null(tg_router_build(dup, 2, &e));
-    cr_assert_eq(e.n, 1);
-    cr_assert_str_eq(e.msgs[0], "cat.json:7: query b: route: \"GET /x/{other}\" is already taken by query a");
+    cr_assert_null(tg_router_build(dup, 3, &e));
+    cr_assert_eq(e.n, 2);
+    /* as every catalog error: the entry by its index and name, the line of its route */
+    cr_assert_str_eq(e.msgs[0], "cat.json:9: queries[3] (b).route: \"GET /x/{other}\" is already taken by query a");
+    cr_assert_str_eq(e.msgs[1], "cat.json:12: queries[0] (c).route: \"GET /x/{c}\" is already taken by query a", "no route line: the entry's");
     tg_errors_dispose(&e);
 }
 
@@ -128,6 +131,6 @@ Test(router_build, malformed_segment_is_an_error)
     cr_assert_eq(e.n, 2, "both errors are reported");
     cr_assert(strstr(e.msgs[0], "id{id}") != NULL, "%s", e.msgs[0]);
     cr_assert(strstr(e.msgs[1], "must start with '/'") != NULL, "%s", e.msgs[1]);
-    cr_assert(strncmp(e.msgs[1], "query b: route: ", 16) == 0, "no file known, no prefix: %s", e.msgs[1]);
+    cr_assert(strncmp(e.msgs[1], "queries[0] (b).route: ", 22) == 0, "no file known, no prefix: %s", e.msgs[1]);
     tg_errors_dispose(&e);
 }

@@ -416,6 +416,22 @@ Test(params, wrong_json_types_in_the_body)
     }
 }
 
+Test(params, a_body_parameter_in_the_query_string_is_one_clear_error)
+{
+    FOR_EACH_PROTO(p)
+    {
+        /* POST /users?email=..&name=..: each said to belong in the body, once, and not also "is required" */
+        resp_t *r = expect(p, 400, "POST", "/users?email=a%40example.com&name=A&colour=red", NULL, NULL);
+        cr_assert_str_eq(problem_type(r), "urn:tollgate:problem:invalid-parameters");
+        json_t *errs = json_object_get(r->json, "errors");
+        cr_assert_eq(json_array_size(errs), 3, "[%s] %s", proto_name(p), r->body);
+        cr_assert_str_eq(param_error(r, "email"), "must be in the JSON body", "[%s] %s", proto_name(p), r->body);
+        cr_assert_str_eq(param_error(r, "name"), "must be in the JSON body", "[%s] %s", proto_name(p), r->body);
+        cr_assert_str_eq(param_error(r, "colour"), "unknown parameter", "[%s] %s", proto_name(p), r->body);
+        resp_free(r);
+    }
+}
+
 Test(body, malformed_json_is_400)
 {
     FOR_EACH_PROTO(p)

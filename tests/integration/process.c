@@ -45,6 +45,36 @@ static int run_cli(const char *a1, const char *a2, const char *a3)
     return WEXITSTATUS(st);
 }
 
+/* reads a whole small file into `buf` (NUL-terminated; "" when absent) */
+static void slurp(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f != NULL ? fread(buf, 1, size - 1, f) : 0;
+    buf[n] = '\0';
+    if (f != NULL)
+        fclose(f);
+}
+
+/*
+ * Runs `printf 'STDIN' | TG_GATEWAY_BIN ARGS` in sh (stdin /dev/null when `stdin_fmt`
+ * is NULL; it is printf's format, so "\\n" is a newline) and returns the exit code,
+ * with stdout and stderr in `out` and `err`.
+ */
+static int run_shell(const char *stdin_fmt, const char *args, char *out, size_t out_size, char *err, size_t err_size)
+{
+    char cmd[4096];
+    if (stdin_fmt != NULL)
+        snprintf(cmd, sizeof(cmd), "printf '%s' | '%s' %s >/tmp/tollgate-cli.out 2>/tmp/tollgate-cli.err", stdin_fmt, env("TG_GATEWAY_BIN"),
+                 args);
+    else
+        snprintf(cmd, sizeof(cmd), "'%s' %s </dev/null >/tmp/tollgate-cli.out 2>/tmp/tollgate-cli.err", env("TG_GATEWAY_BIN"), args);
+    int st = system(cmd);
+    slurp("/tmp/tollgate-cli.out", out, out_size);
+    slurp("/tmp/tollgate-cli.err", err, err_size);
+    cr_assert(WIFEXITED(st), "%s died", cmd);
+    return WEXITSTATUS(st);
+}
+
 /* Waits for the gateway on `port` to answer /healthz over `scheme`. */
 static void wait_healthy_scheme(const char *scheme, int port)
 {
@@ -86,6 +116,89 @@ Test(cli, hash_key_prints_sha256_form)
     cr_assert_str_eq(out, "sha256:a6c1eaef9d5f23f4e13d9b574cbbe07ae877227d92be87d077005dc6776bcdcc\n");
 }
 
+Test(cli, help_and_bad_usage)
+{
+    char out[8192], err[8192];
+    cr_assert_eq(run_shell(NULL, "-h", out, sizeof(out), err, sizeof(err)), 0, "-h is --help");
+    cr_assert(strstr(out, "usage:") != NULL && strstr(out, "--hash-key -") != NULL, "usage on stdout: %s", out);
+    cr_assert_str_eq(err, "");
+    char help[8192];
+    cr_assert_eq(run_shell(NULL, "--help", help, sizeof(help), err, sizeof(err)), 0);
+    cr_assert_str_eq(out, help, "-h and --help print the same");
+    static const char *const bad[] = {"--bogus", "-x", "stray", "--check", "--config", "--hash-key k --check", "--db --config x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        cr_assert_eq(run_shell(NULL, bad[i], out, sizeof(out), err, sizeof(err)), 2, "%s is bad usage", bad[i]);
+        cr_assert_str_eq(out, "", "%s: nothing on stdout", bad[i]);
+        cr_assert(strstr(err, "usage:") != NULL, "%s: the usage on stderr: %s", bad[i], err);
+    }
+}
+
+Test(cli, hash_key_from_stdin_and_empty_keys)
+{
+    char out[1024], err[1024];
+    const char *want = "sha256:a6c1eaef9d5f23f4e13d9b574cbbe07ae877227d92be87d077005dc6776bcdcc\n"; /* sha256("secret-key-1") */
+    cr_assert_eq(run_shell("secret-key-1\\n", "--hash-key -", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(out, want, "the newline is not part of the key");
+    cr_assert_eq(run_shell("secret-key-1", "--hash-key -", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(out, want, "no newline at all");
+    cr_assert_eq(run_shell("secret-key-1\\r\\n", "--hash-key -", out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(out, want, "a CRLF line");
+    cr_assert_eq(run_shell("secret-key-1\\nmore\\n", "--hash-key -", out, sizeof(out), err, sizeof(err)), 2);
+    cr_assert(strstr(err, "more than one line") != NULL, "%s", err);
+    cr_assert_str_eq(out, "");
+    /* empty: on stdin (nothing, or an empty line), or as the argument */
+    const char *empty[] = {"", "\\n"};
+    for (size_t i = 0; i < 2; ++i) {
+        cr_assert_eq(run_shell(empty[i], "--hash-key -", out, sizeof(out), err, sizeof(err)), 2);
+        cr_assert(strstr(err, "tollgate: --hash-key: the key is empty") != NULL, "%s", err);
+        cr_assert_str_eq(out, "");
+    }
+    cr_assert_eq(run_shell(NULL, "--hash-key ''", out, sizeof(out), err, sizeof(err)), 2);
+    cr_assert(strstr(err, "tollgate: --hash-key: the key is empty") != NULL, "%s", err);
+    cr_assert_str_eq(out, "");
+}
+
+Test(cli, check_names_the_line_of_each_field_and_warns_of_an_empty_catalog)
+{
+    char out[8192], err[8192], args[1024];
+    const char *path = "/tmp/tollgate-check-lines.json";
+    FILE *f = fopen(path, "w");
+    fputs("{\n"
+          "  \"listen\": [{\"host\": \"127.0.0.1\", \"port\": 1}],\n"
+          "  \"primary\": \"dbname=app\",\n"
+          "  \"pool\": {\"size\": 4,\n"
+          "           \"acquire_timout_ms\": 5},\n"
+          "  \"tenants\": [{\"name\": \"a\", \"rate\": 1, \"burst\": 1,\n"
+          "               \"keys\": [\"sha256:abc\",\n"
+          "                        \"\"]}],\n"
+          "  \"catalog\": [\"/tmp/tollgate-check-lines-catalog.json\"]\n"
+          "}\n",
+          f);
+    fclose(f);
+    f = fopen("/tmp/tollgate-check-lines-catalog.json", "w");
+    fputs("{\"queries\": []}\n", f);
+    fclose(f);
+    snprintf(args, sizeof(args), "--config %s --check", path);
+    cr_assert_eq(run_shell(NULL, args, out, sizeof(out), err, sizeof(err)), 1, "%s", err);
+    cr_assert(strstr(err, "tollgate-check-lines.json:5: pool.acquire_timout_ms: unknown field (did you mean \"acquire_timeout_ms\"?)\n") !=
+                  NULL,
+              "%s", err);
+    cr_assert(strstr(err, "tollgate-check-lines.json:7: tenants[0].keys[0]: must be \"sha256:<64 hex digits>\" (got 3 hex digits)\n") != NULL,
+              "%s", err);
+    cr_assert(strstr(err, "tollgate-check-lines.json:8: tenants[0].keys[1]: is empty: must be") != NULL, "%s", err);
+    cr_assert(strstr(err, "tollgate-check-lines.json: 3 errors\n") != NULL, "%s", err);
+
+    /* the same config made good: the empty catalog is a warning, and --check passes */
+    f = fopen(path, "w");
+    fputs("{\"listen\": [{\"host\": \"127.0.0.1\", \"port\": 1}], \"primary\": \"dbname=app\",\n"
+          " \"catalog\": [\"/tmp/tollgate-check-lines-catalog.json\"]}\n",
+          f);
+    fclose(f);
+    cr_assert_eq(run_shell(NULL, args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(err, "warning: /tmp/tollgate-check-lines.json:2: catalog: the catalog has no queries: every call will answer 404\n");
+    cr_assert_str_eq(out, "/tmp/tollgate-check-lines.json: ok (0 queries)\n");
+}
+
 Test(cli, check_db_prepares_every_statement)
 {
     const char *good = simple_config(0, NULL, 1000, NULL);
@@ -101,7 +214,8 @@ Test(cli, check_db_prepares_every_statement)
     fputs("{\"queries\": [\n"
           "  {\"name\": \"no_column\", \"route\": \"GET /a/{id}\", \"sql\": \"SELECT nope FROM users WHERE id = $1\",\n"
           "   \"params\": [{\"name\": \"id\", \"type\": \"int8\"}], \"returns\": \"one\", \"access\": \"read\"},\n"
-          "  {\"name\": \"twice\", \"route\": \"GET /b\", \"sql\": \"SELECT 1 AS x, 2 AS x\",\n"
+          "  {\"name\": \"twice\", \"route\": \"GET /b\",\n"
+          "   \"sql\": \"SELECT 1 AS x, 2 AS x\",\n"
           "   \"params\": [], \"returns\": \"many\", \"access\": \"read\"}\n"
           "]}\n",
           f);
@@ -115,9 +229,10 @@ Test(cli, check_db_prepares_every_statement)
     out[n] = '\0';
     int rc = pclose(p);
     cr_assert_eq(WEXITSTATUS(rc), 1, "a catalog PostgreSQL rejects is a bad catalog: %s", out);
-    cr_assert(strstr(out, "tollgate-check-db-catalog.json:2: queries (no_column).sql: PostgreSQL cannot prepare it") != NULL,
+    cr_assert(strstr(out, "tollgate-check-db-catalog.json:2: queries[0] (no_column).sql: PostgreSQL cannot prepare it") != NULL,
               "%s", out);
-    cr_assert(strstr(out, "queries (twice).sql: two result columns are named \"x\"") != NULL, "%s", out);
+    cr_assert(strstr(out, "tollgate-check-db-catalog.json:5: queries[1] (twice).sql: two result columns are named \"x\"") != NULL, "%s",
+              out);
     /* The same catalog passes the offline check: only the database knows. */
     cr_assert_eq(run_cli("--config", bad, "--check"), 0);
 }
