@@ -530,6 +530,68 @@ static void check_tenant_dups(ctx_t *c)
     }
 }
 
+/* `compression`: null (off) or {"min_bytes": N}; absent keeps the default (on, 1024) */
+static void parse_compression(ctx_t *c, json_t *v)
+{
+    if (v == NULL)
+        return;
+    if (json_is_null(v)) {
+        c->cfg->compression.on = 0;
+        return;
+    }
+    if (!want_object(c, v, "compression", "null or an object {\"min_bytes\": ..}"))
+        return;
+    static const char *const fields[] = {"min_bytes", NULL};
+    check_unknown(c, "compression", v, fields);
+    get_size_field(c, v, "compression", "min_bytes", 0, &c->cfg->compression.min_bytes);
+}
+
+/* `cors`: null (off) or {"origins": [...], "max_age_s": N} */
+static void parse_cors(ctx_t *c, json_t *v)
+{
+    if (v == NULL || json_is_null(v) || !want_object(c, v, "cors", "null or an object {\"origins\": [..]}"))
+        return;
+    static const char *const fields[] = {"origins", "max_age_s", NULL};
+    check_unknown(c, "cors", v, fields);
+    tg_cors_t *cors = tg_calloc(1, sizeof(*cors));
+    cors->max_age_s = TG_CORS_DEFAULT_MAX_AGE_S;
+    /* browsers keep a preflight 2 hours (Chromium) or a day (Firefox) at most */
+    get_int_field(c, v, "cors", "max_age_s", 0, 86400, &cors->max_age_s);
+    snprintf(cors->max_age, sizeof(cors->max_age), "%d", cors->max_age_s);
+    c->cfg->cors = cors;
+    json_t *list = json_object_get(v, "origins"), *e;
+    size_t i;
+    if (list == NULL) {
+        cfg_error(c, "cors.origins", "required");
+        return;
+    }
+    if (!json_is_array(list) || json_array_size(list) == 0) {
+        cfg_error(c, "cors.origins", "must be a non-empty array of origins (\"https://app.example\") or \"*\"");
+        return;
+    }
+    cors->origins = tg_calloc(json_array_size(list), sizeof(*cors->origins));
+    json_array_foreach(list, i, e)
+    {
+        char f[48], why[256];
+        snprintf(f, sizeof(f), "cors.origins[%zu]", i);
+        if (!json_is_string(e) || strlen(json_string_value(e)) != json_string_length(e)) {
+            cfg_error(c, f, "must be a string");
+            continue;
+        }
+        const char *o = json_string_value(e);
+        if (tg_cors_check_origin(o, why, sizeof(why)) != 0) {
+            cfg_error(c, f, "%s", why);
+            continue;
+        }
+        for (size_t j = 0; j != cors->n_origins; ++j)
+            if (strcmp(cors->origins[j], o) == 0)
+                cfg_error(c, f, "\"%s\" is listed twice", o);
+        if (strcmp(o, "*") == 0)
+            cors->any = 1;
+        cors->origins[cors->n_origins++] = tg_strdup(o);
+    }
+}
+
 static void parse_fields(ctx_t *c, json_t *root)
 {
     static const char *const fields[] = {"listen",
@@ -548,6 +610,8 @@ static void parse_fields(ctx_t *c, json_t *root)
                                          "shutdown_grace_ms",
                                          "http",
                                          "cache",
+                                         "compression",
+                                         "cors",
                                          "access_log",
                                          "tenants",
                                          "anonymous",
@@ -679,6 +743,8 @@ static void parse_fields(ctx_t *c, json_t *root)
         check_unknown(c, "cache", v, cache_fields);
         get_size_field(c, v, "cache", "max_bytes", 0, &cfg->cache_max_bytes);
     }
+    parse_compression(c, json_object_get(root, "compression"));
+    parse_cors(c, json_object_get(root, "cors"));
     if ((v = json_object_get(root, "access_log")) != NULL && !json_is_null(v)) {
         if ((s = get_string(c, root, "", "access_log", 0)) != NULL) {
             cfg->access_log = strcmp(s, "-") == 0 ? tg_strdup(s) : tg__path_join(cfg->dir, s);
@@ -761,6 +827,8 @@ tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_
     cfg->http.body_timeout_ms = 30000;
     cfg->http.max_streams_per_connection = 100;
     cfg->cache_max_bytes = 64 * 1024 * 1024;
+    cfg->compression.on = 1;
+    cfg->compression.min_bytes = 1024;
 
     ctx_t c = {errs, path, cfg};
     tg_json_error_t rerr;
@@ -842,6 +910,7 @@ void tg_config_free(tg_config_t *cfg)
     free(cfg->replicas);
     free(cfg->replica_names);
     free(cfg->access_log);
+    tg_cors_free(cfg->cors);
     for (size_t i = 0; i < cfg->n_tenants; ++i) {
         free(cfg->tenants[i].name);
         free(cfg->tenants[i].keys);

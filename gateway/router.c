@@ -1,7 +1,8 @@
 /*
  * Route matching over a trie of path segments: literal children first, then the
  * one `{param}` child, backtracking so that "GET /users/{id}" and
- * "POST /users/new" can live side by side.
+ * "POST /users/new" can live side by side. HEAD is matched as GET (HTTP requires a
+ * server that answers GET to answer HEAD), and Allow lists it after GET.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -191,7 +192,10 @@ static int match_node(const tg_route_node_t *n, const char *seg, const char *end
 int tg_router_match(const tg_router_t *r, const char *method_name, size_t method_len, const char *path, size_t path_len,
                     tg_route_match_t *m)
 {
-    struct match_ctx c = {.method = tg_method_from_name(method_name, method_len), .m = m};
+    int method = tg_method_from_name(method_name, method_len);
+    if (method < 0 && method_len == 4 && memcmp(method_name, "HEAD", 4) == 0)
+        method = TG_METHOD_GET;
+    struct match_ctx c = {.method = method, .m = m};
     m->query = NULL;
     m->n_path_params = 0;
     m->allow = 0;
@@ -215,6 +219,8 @@ void tg_router_format_allow(unsigned allow, tg_buf_t *out)
         if (!first)
             tg_buf_appends(out, ", ");
         tg_buf_appends(out, tg_method_name((tg_method_t)i));
+        if (i == TG_METHOD_GET)
+            tg_buf_appends(out, ", HEAD");
         first = 0;
     }
 }

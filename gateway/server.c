@@ -287,6 +287,15 @@ tg_gateway_t *tg_gateway_create_config(tg_config_t *cfg, const char *text, tg_er
     gw->hostconf = h2o_config_register_host(&gw->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(gw->hostconf, "/", 0);
     gw->handler = tg_handler_register(pathconf); /* h2o_config_register_path gave it the chunked filter (streamed answers) */
+    /*
+     * gzip by h2o's filter (it runs before the chunked one), on every answer the
+     * handler marks (tg_respond_encoding: by the current snapshot's `compression`, so
+     * a reload changes it); never a HEAD, an HTTP/1.0 request or a status other than
+     * 200. Quality 1, h2o's own default: on the fly, the cheapest. Debian's
+     * libh2o-evloop has no brotli (H2O_USE_BROTLI 0), so no `br`.
+     */
+    h2o_compress_args_t compress = {.min_size = 0, .gzip = {.quality = 1}, .brotli = {.quality = -1}};
+    h2o_compress_register(pathconf, &compress);
     tg_observe_register(gw->hostconf, gw->handler);
     for (size_t i = 0; i != cfg->warnings.n; ++i)
         tg_log(TG_LOG_WARN, "%s", cfg->warnings.msgs[i]);

@@ -346,11 +346,7 @@ void tg_respond_outcome(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q
     if (o->next_len != 0)
         add_next_link(w, req, q, h2o_iovec_init(w->extra.base + o->next_off, o->next_len));
     if (o->status == 204) {
-        /* no content: no body, no Content-Type, no Content-Length (RFC 9110 8.6) */
-        tg_respond_count(w, req, 204, 0);
-        req->res.status = 204;
-        req->res.reason = tg_status_reason(204);
-        h2o_send_inline(req, "", 0);
+        tg_respond_status(w, req, 204); /* no body, no Content-Type, no Content-Length (RFC 9110 8.6) */
         return;
     }
     tg_respond_bytes(w, req, o->status, o->problem, w->scratch.base, w->scratch.len, o->retry_after_s);

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "tollgate/conn.h"
+#include "tollgate/cors.h"
 #include "tollgate/encode.h"
 #include "tollgate/health.h"
 #include "tollgate/limits.h"
@@ -375,6 +376,70 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
         tg_pool_submit(w->worker->pool, &ctx->call);
 }
 
+/*
+ * CORS, when the config has `cors`: every answer says `Vary: origin` (it depends on
+ * it), and one to an allowed Origin carries Access-Control-Allow-Origin (that origin)
+ * and the headers its script may read, whatever the answer (a script must be able to
+ * read a 429 too). A request is never refused for its Origin: the browser enforces
+ * CORS; keys are the access control. Returns whether the Origin is allowed.
+ */
+static int add_cors_headers(h2o_req_t *req, const tg_cors_t *cors, int preflight)
+{
+    if (cors == NULL)
+        return 0;
+    h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY, H2O_STRLIT("origin"));
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    if (i == -1)
+        return 0;
+    h2o_iovec_t origin = req->headers.entries[i].value;
+    if (!tg_cors_allows(cors, origin.base, origin.len))
+        return 0;
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL, origin.base, origin.len);
+    if (!preflight)
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-expose-headers"), 0, NULL,
+                              H2O_STRLIT(TG_CORS_EXPOSE_HEADERS));
+    return 1;
+}
+
+/* A CORS preflight: OPTIONS with an Origin and an Access-Control-Request-Method. */
+static int is_preflight(h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS")) &&
+           h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1) != -1 &&
+           h2o_find_header_by_str(&req->headers, H2O_STRLIT("access-control-request-method"), -1) != -1;
+}
+
+/*
+ * Answers a preflight, before any key is looked for (browsers send none with it) and
+ * without spending tokens: 403 `origin-not-allowed` (no CORS headers) for an origin
+ * not listed, 404 for a path without routes, else 204 with the methods the path
+ * takes (the browser refuses a method not among them itself), the request headers
+ * the gateway reads and how long to keep it.
+ */
+static void respond_preflight(tg_handler_ctx_t *w, h2o_req_t *req, const tg_config_t *cfg, h2o_iovec_t path, int allowed)
+{
+    if (!allowed) {
+        tg_respond_error(w, req, 403, "origin-not-allowed", "this Origin is not in the gateway's cors.origins");
+        return;
+    }
+    /* no route has OPTIONS: a path with routes is a bad method, with every method it takes in `allow` */
+    tg_route_match_t m;
+    if (tg_router_match(cfg->router, H2O_STRLIT("OPTIONS"), path.base, path.len, &m) != TG_ROUTE_BAD_METHOD) {
+        tg_respond_error(w, req, 404, "no-route", "no route matches the path");
+        return;
+    }
+    tg_buf_t *allow = &w->scratch;
+    tg_buf_reset(allow);
+    tg_router_format_allow(m.allow, allow);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
+                          h2o_strdup(&req->pool, allow->base, allow->len).base, allow->len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL,
+                          H2O_STRLIT(TG_CORS_ALLOW_HEADERS));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0, NULL, cfg->cors->max_age,
+                          strlen(cfg->cors->max_age));
+    tg_respond_status(w, req, 204);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     tg_handler_ctx_t *w = h2o_context_get_handler_context(req->conn->ctx, self);
@@ -388,6 +453,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         qs = h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
         path.len = req->query_at;
     }
+    int preflight = cfg->cors != NULL && is_preflight(req);
+    int cors_ok = add_cors_headers(req, cfg->cors, preflight);
     if (tg_handle_builtin(w, req, path))
         return 0;
     if (w->worker->shutting_down) {
@@ -395,6 +462,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         req->http1_is_persistent = 0;
         w->ans.shed = TG_SHED_SHUTTING_DOWN + 1;
         tg_respond_error(w, req, 503, "shutting-down", "the gateway is shutting down");
+        return 0;
+    }
+    if (preflight) {
+        respond_preflight(w, req, cfg, path, cors_ok);
         return 0;
     }
     tg_limits_tenant_t *tenant = identify(w, req, tg_worker_limits(w->worker));

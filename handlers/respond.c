@@ -43,6 +43,24 @@ void tg_respond_count(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t le
     tg_observe_answer(w, req, status, len);
 }
 
+/* A HEAD is answered with the head its GET would have: h2o sends no body after it (h2o_send_inline, or nothing sent here). */
+static int is_head(h2o_req_t *req)
+{
+    return h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"));
+}
+
+void tg_respond_encoding(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t len)
+{
+    const tg_config_t *cfg = w != NULL ? tg_worker_config(w->worker) : NULL;
+    if (cfg == NULL || !cfg->compression.on || status != 200) {
+        req->compress_hint = H2O_COMPRESS_HINT_DISABLE;
+        return;
+    }
+    /* whether it is compressed or not, the answer depends on Accept-Encoding: caches must keep the two apart */
+    h2o_set_header_token(&req->pool, &req->res.headers, H2O_TOKEN_VARY, H2O_STRLIT("accept-encoding"));
+    req->compress_hint = len >= cfg->compression.min_bytes ? H2O_COMPRESS_HINT_ENABLE : H2O_COMPRESS_HINT_DISABLE;
+}
+
 /* What every answer's head has: its status, its content type and its length. */
 static void set_head(h2o_req_t *req, int status, const char *content_type, size_t ct_len, size_t len)
 {
@@ -56,7 +74,8 @@ static void send_body(tg_handler_ctx_t *w, h2o_req_t *req, int status, const cha
                       size_t len)
 {
     if (w != NULL)
-        tg_respond_count(w, req, status, len);
+        tg_respond_count(w, req, status, is_head(req) ? 0 : len);
+    tg_respond_encoding(w, req, status, len);
     tg_respond_body(req, status, content_type, ct_len, body, len);
 }
 
@@ -100,13 +119,14 @@ static void release_blob(void *p)
 }
 
 /* Sends `body` as it is, without a copy: whoever calls makes it outlive the request. */
-static void send_uncopied(h2o_req_t *req, int status, h2o_iovec_t ct, const char *body, size_t len)
+static void send_uncopied(tg_handler_ctx_t *w, h2o_req_t *req, int status, h2o_iovec_t ct, const char *body, size_t len)
 {
     static h2o_generator_t generator = {NULL, NULL};
     set_head(req, status, ct.base, ct.len, len);
+    tg_respond_encoding(w, req, status, len);
     h2o_start_response(req, &generator);
     h2o_iovec_t buf = h2o_iovec_init(body, len);
-    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+    if (is_head(req))
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
     else
         h2o_send(req, &buf, 1, H2O_SEND_STATE_FINAL);
@@ -124,9 +144,9 @@ void tg_respond_blob(tg_handler_ctx_t *w, h2o_req_t *req, tg_cache_blob_t *blob,
         int n = snprintf(v, 24, "%llu", (unsigned long long)age);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_AGE, NULL, v, (size_t)n);
     }
-    tg_respond_count(w, req, blob->status, blob->len);
+    tg_respond_count(w, req, blob->status, is_head(req) ? 0 : blob->len);
     /* the body as it is, shared by every request that gets it: no copy (h2o_send_inline would copy it) */
-    send_uncopied(req, blob->status, content_type_of(blob->problem), blob->body, blob->len);
+    send_uncopied(w, req, blob->status, content_type_of(blob->problem), blob->body, blob->len);
 }
 
 /* the request's reference to its snapshot, given back when its memory is freed (the body has been sent by then) */
@@ -139,8 +159,29 @@ void tg_respond_snapshot_json(tg_handler_ctx_t *w, h2o_req_t *req, tg_snapshot_t
 {
     tg_snapshot_t **hold = h2o_mem_alloc_shared(&req->pool, sizeof(*hold), release_snapshot);
     *hold = tg_snapshot_ref(snap);
-    tg_respond_count(w, req, 200, len);
-    send_uncopied(req, 200, content_type_of(0), body, len);
+    tg_respond_count(w, req, 200, is_head(req) ? 0 : len);
+    send_uncopied(w, req, 200, content_type_of(0), body, len);
+}
+
+void tg_respond_head_unsized(tg_handler_ctx_t *w, h2o_req_t *req)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    tg_respond_count(w, req, 200, 0);
+    set_head(req, 200, H2O_STRLIT("application/json"), SIZE_MAX);
+    tg_respond_encoding(w, req, 200, SIZE_MAX);
+    h2o_start_response(req, &generator);
+    h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
+void tg_respond_status(tg_handler_ctx_t *w, h2o_req_t *req, int status)
+{
+    tg_respond_count(w, req, status, 0);
+    req->res.status = status;
+    req->res.reason = tg_status_reason(status);
+    /* no Content-Length: a 204 must not have one */
+    req->res.content_length = SIZE_MAX;
+    req->compress_hint = H2O_COMPRESS_HINT_DISABLE;
+    h2o_send_inline(req, "", 0);
 }
 
 void tg_respond_problem(tg_handler_ctx_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s)

@@ -100,6 +100,21 @@ void tg_respond_body(h2o_req_t *req, int status, const char *content_type, size_
 /** counts an answer of `status` and `len` bytes for its query and observes it (tg_observe_answer), before h2o may recycle `req` */
 void tg_respond_count(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t len);
 
+/**
+ * Whether h2o's compress filter (registered in gateway/server.c) gzips this answer, by
+ * the config the request is served on, so that a reload changes it: a 200 of
+ * `len` bytes (or at least that many: a streamed one) when `compression` is on and
+ * `len` >= its min_bytes; never an error. With compression on, every 200 says
+ * `Vary: accept-encoding`. Every answer of the main listener goes through here.
+ */
+void tg_respond_encoding(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t len);
+
+/** answers a HEAD whose GET would have been streamed: 200 and its headers, no Content-Length (the GET has none), no body */
+void tg_respond_head_unsized(tg_handler_ctx_t *w, h2o_req_t *req);
+
+/** sends `status` without a body or Content-Length (a 204); counted and observed as tg_respond_json is */
+void tg_respond_status(tg_handler_ctx_t *w, h2o_req_t *req, int status);
+
 /** sends a problem+json error; `retry_after_s` > 0 adds Retry-After */
 void tg_respond_problem(tg_handler_ctx_t *w, h2o_req_t *req, const tg_problem_t *p, int retry_after_s);
 

@@ -13,6 +13,11 @@
  * H2O_SEND_STATE_ERROR (HTTP/2: RST_STREAM; HTTP/1.1: a broken chunk and the
  * connection closed), so the client never sees a complete-looking array.
  *
+ * A HEAD runs the same call and encodes the same rows, keeping none past a chunk.
+ * When the call ends it is answered with the head its GET would have had (200
+ * without Content-Length past a chunk, with it below; 500 past max_rows, where the
+ * GET would be cut off) and no body: no call outlives its answer.
+ *
  * The stream lives in its request's memory: h2o may still write the last chunk after
  * the call ended, and a client that leaves takes the stream with it (the call's rows
  * are then thrown away as they come).
@@ -42,6 +47,8 @@ struct st_tg_stream_t {
     int paused;               /* the call's connection waits for h2o (tg_pool_resume) */
     int over;                 /* past max_rows: the rest is thrown away */
     int done;                 /* the last send (final or cut off) went to h2o, or is due once it asks */
+    int head;                 /* a HEAD: rows are encoded (their shape and count checked), never sent */
+    int spilled;              /* a HEAD's rows passed a chunk: its GET would have been streamed */
     h2o_send_state_t last;    /* how it ends, once `done` */
 };
 
@@ -109,7 +116,8 @@ static tg_stream_t *open_stream(tg_query_ctx_t *ctx, const PGresult *row)
     h2o_req_t *req = ctx->req;
     tg_stream_t *s = h2o_mem_alloc_shared(&req->pool, sizeof(*s), dispose);
     /* no stop callback: a client that leaves takes the request's memory, and dispose() hears of it */
-    *s = (tg_stream_t){.gen = {on_proceed, NULL}, .req = req, .ctx = ctx, .max_rows = ctx->pin->snap->config->max_rows};
+    *s = (tg_stream_t){.gen = {on_proceed, NULL}, .req = req, .ctx = ctx, .max_rows = ctx->pin->snap->config->max_rows,
+                       .head = h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD"))};
     s->encs = tg_malloc(sizeof(*s->encs) * (size_t)(PQnfields(row) > 0 ? PQnfields(row) : 1));
     tg_encode_columns(row, s->encs, &s->keys);
     tg_buf_appendc(&s->building, '[');
@@ -128,6 +136,7 @@ int tg_stream_row(tg_call_t *call, PGresult *row)
             tg_buf_appendc(&s->building, '[');
             s->n_rows = 0;
             s->over = 0;
+            s->spilled = 0;
         }
         return 0;
     }
@@ -149,6 +158,11 @@ int tg_stream_row(tg_call_t *call, PGresult *row)
     PQclear(row);
     if (s->building.len < TG_STREAM_CHUNK)
         return 0;
+    if (s->head) {
+        s->spilled = 1;
+        tg_buf_reset(&s->building);
+        return 0;
+    }
     if (!s->started) {
         s->started = 1;
         call->delivered = 1; /* from now on no interim 102 may probe its HTTP/1 client: it would land inside the body */
@@ -156,6 +170,8 @@ int tg_stream_row(tg_call_t *call, PGresult *row)
         req->res.status = call->query->status;
         req->res.reason = tg_status_reason(req->res.status);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
+        /* compressed a chunk at a time (h2o's filter flushes each), so it stays streamed */
+        tg_respond_encoding(ctx->worker, req, 200, s->building.len);
         h2o_start_response(req, &s->gen);
     }
     if (s->busy) {
@@ -209,6 +225,8 @@ int tg_stream_end(tg_query_ctx_t *ctx, tg_call_status_t status)
             char d[128];
             snprintf(d, sizeof(d), "the query returned more than max_rows (%zu) rows", s->max_rows);
             tg_respond_error(w, req, 500, "too-many-rows", d);
+        } else if (s->spilled) {
+            tg_respond_head_unsized(w, req);
         } else {
             tg_buf_appendc(&s->building, ']');
             tg_respond_bytes(w, req, 200, 0, s->building.base, s->building.len, 0);

@@ -75,11 +75,11 @@ tg_positive_ints() {
 # Packages
 
 # Debian packages the project needs: build (bazel-bootstrap and the -dev libraries),
-# PostgreSQL 15 for tests and the demo, curl/nghttp2-client for HTTP checks, wrk,
-# pgbouncer and jq for the benchmarks, and prometheus (its server and promtool) for
-# the observability tests.
+# PostgreSQL 15 for tests and the demo, curl/nghttp2-client for HTTP checks (and
+# zlib1g-dev to inflate gzip answers), wrk, pgbouncer and jq for the benchmarks, and
+# prometheus (its server and promtool) for the observability tests.
 TG_PACKAGES=(bazel-bootstrap libh2o-evloop-dev libjansson-dev libjemalloc-dev
-    libcriterion-dev libpq-dev postgresql libcurl4-openssl-dev nghttp2-client
+    libcriterion-dev libpq-dev postgresql libcurl4-openssl-dev zlib1g-dev nghttp2-client
     curl wrk pgbouncer prometheus jq)
 
 _tg_pkg_installed() {

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "tollgate/buf.h"
+#include "tollgate/cors.h"
 
 /** parameter types (docs/reference.md lists them); arrays are the same type with `is_array` set */
 typedef enum en_tg_type_t {
@@ -212,6 +213,11 @@ typedef struct st_tg_config_t {
         int max_streams_per_connection; /* HTTP/2 requests run at once per connection (1 to 100) */
     } http;
     size_t cache_max_bytes;
+    struct {
+        int on;                  /* false: `compression` is null, nothing is compressed */
+        size_t min_bytes;        /* smaller answers are sent as they are */
+    } compression;
+    tg_cors_t *cors;             /* NULL: `cors` is null, no CORS headers and no preflights */
     char *access_log;            /* NULL: off; "-": stdout; else a file path */
     tg_tenant_t *tenants;
     size_t n_tenants;

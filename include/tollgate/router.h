@@ -47,13 +47,14 @@ void tg_router_free(tg_router_t *r);
 
 /**
  * Matches `path` (without the query string) for `method_name` (as the client sent
- * it: any method name, "HEAD" is not special). Literal segments win over `{param}`
- * segments. Returns TG_ROUTE_FOUND, TG_ROUTE_NOT_FOUND or TG_ROUTE_BAD_METHOD.
+ * it: any method name; "HEAD" finds the GET route). Literal segments win over
+ * `{param}` segments. Returns TG_ROUTE_FOUND, TG_ROUTE_NOT_FOUND or
+ * TG_ROUTE_BAD_METHOD.
  */
 int tg_router_match(const tg_router_t *r, const char *method_name, size_t method_len, const char *path, size_t path_len,
                     tg_route_match_t *m);
 
-/** writes the Allow header value for a bit set ("GET, POST") */
+/** writes the Allow header value for a bit set ("GET, HEAD, POST": HEAD wherever GET is) */
 void tg_router_format_allow(unsigned allow, tg_buf_t *out);
 
 #endif

@@ -733,3 +733,78 @@ Test(config, query_list_errors)
     expect_error("{" BASE ", 'anonymous': {'rate': 1, 'burst': 1, 'queries': ['a', 'b c']}}", "anonymous.queries[1]: must be a query name",
                  NULL, NULL);
 }
+
+/* --- compression and cors --- */
+
+Test(config, compression_and_cors_defaults)
+{
+    tg_config_t *cfg = parse_ok("{" BASE "}");
+    cr_assert_eq(cfg->compression.on, 1, "compression is on by default");
+    cr_assert_eq(cfg->compression.min_bytes, 1024);
+    cr_assert_null(cfg->cors, "CORS is off by default");
+    tg_config_free(cfg);
+
+    cfg = parse_ok("{" BASE ", 'compression': null, 'cors': null}");
+    cr_assert_eq(cfg->compression.on, 0);
+    cr_assert_null(cfg->cors);
+    tg_config_free(cfg);
+
+    cfg = parse_ok("{" BASE ", 'compression': {}, 'cors': {'origins': ['*']}}");
+    cr_assert_eq(cfg->compression.on, 1, "an empty object is the default");
+    cr_assert_eq(cfg->compression.min_bytes, 1024);
+    cr_assert_not_null(cfg->cors);
+    cr_assert_eq(cfg->cors->any, 1);
+    cr_assert_eq(cfg->cors->max_age_s, 600);
+    cr_assert_str_eq(cfg->cors->max_age, "600");
+    tg_config_free(cfg);
+}
+
+Test(config, compression_and_cors_values)
+{
+    tg_config_t *cfg = parse_ok("{" BASE ", 'compression': {'min_bytes': 0},"
+                                " 'cors': {'origins': ['https://app.example', 'http://localhost:3000', 'https://[::1]:8443'],"
+                                "          'max_age_s': 7200}}");
+    cr_assert_eq(cfg->compression.on, 1);
+    cr_assert_eq(cfg->compression.min_bytes, 0);
+    cr_assert_eq(cfg->cors->n_origins, 3);
+    cr_assert_eq(cfg->cors->any, 0);
+    cr_assert_str_eq(cfg->cors->origins[1], "http://localhost:3000");
+    cr_assert_eq(cfg->cors->max_age_s, 7200);
+    cr_assert_str_eq(cfg->cors->max_age, "7200");
+    tg_config_free(cfg);
+}
+
+Test(config, compression_and_cors_errors)
+{
+    expect_error("{" BASE ", 'compression': true}", "tollgate.json:1: compression: must be null or an object", NULL, NULL);
+    expect_error("{" BASE ", 'compression': 1024}", "compression: must be null or an object", NULL, NULL);
+    expect_error("{" BASE ", 'compression': {'min_bytes': -1}}", "compression.min_bytes: must be an integer >= 0", NULL, NULL);
+    expect_error("{" BASE ", 'compression': {'min_bytes': '1k'}}", "compression.min_bytes: must be an integer", NULL, NULL);
+    expect_error("{" BASE ", 'compression': {'min_bytes': 10, 'level': 9}}", "compression.level: unknown field", NULL, NULL);
+    expect_error("{" BASE ", 'compression': {'brotli': true}}", "compression.brotli: unknown field", NULL, NULL);
+
+    expect_error("{" BASE ", 'cors': true}", "cors: must be null or an object", NULL, NULL);
+    expect_error("{" BASE ", 'cors': ['https://a.example']}", "cors: must be null or an object", NULL, NULL);
+    expect_error("{" BASE ", 'cors': {}}", "cors.origins: required", NULL, NULL);
+    expect_error("{" BASE ", 'cors': {'origins': []}}", "cors.origins: must be a non-empty array", NULL, NULL);
+    expect_error("{" BASE ", 'cors': {'origins': 'https://a.example'}}", "cors.origins: must be a non-empty array", NULL, NULL);
+    expect_error("{" BASE ", 'cors': {'origins': [7]}}", "cors.origins[0]: must be a string", NULL, NULL);
+    expect_error("{" BASE ", 'cors': {'origins': ['*'], 'credentials': true}}", "cors.credentials: unknown field", NULL, NULL);
+    expect_error("{" BASE ", 'cors': {'origins': ['https://a.example/']}}", "cors.origins[0]:", "no path", NULL);
+    expect_error("{" BASE ", 'cors': {'origins': ['https://a.example', 'a.example']}}", "cors.origins[1]:", "is not an origin", NULL);
+    expect_error("{" BASE ", 'cors': {'origins': ['https://App.example']}}", "cors.origins[0]:", "lower case", NULL);
+    expect_error("{" BASE ", 'cors': {'origins': ['https://a.example:0']}}", "cors.origins[0]:", "port", NULL);
+    expect_error("{" BASE ", 'cors': {'origins': ['https://a.example', 'https://a.example']}}", "cors.origins[1]:", "listed twice",
+                 NULL);
+    expect_error("{" BASE ", 'cors': {'origins': ['null']}}", "cors.origins[0]:", "is not an origin", NULL);
+    expect_error("{" BASE ", 'cors': {'origins': ['*'], 'max_age_s': -1}}", "cors.max_age_s: must be an integer between 0 and 86400",
+                 NULL, NULL);
+    expect_error("{" BASE ", 'cors': {'origins': ['*'], 'max_age_s': 100000}}", "cors.max_age_s:", NULL, NULL);
+
+    /* every one of them at once */
+    tg_errors_t errs = {0};
+    cr_assert_null(parse("{" BASE ", 'compression': {'min_bytes': -1, 'x': 1}, 'cors': {'origins': ['ftp://a', 'https://b/'], 'y': 2}}",
+                         &errs));
+    cr_assert_eq(errs.n, 5, "got %zu errors", errs.n);
+    tg_errors_dispose(&errs);
+}

@@ -102,6 +102,7 @@ Test(problem, reason_phrases)
         int status;
         const char *reason;
     } cases[] = {
+        {204, "No Content"},
         {400, "Bad Request"},
         {401, "Unauthorized"},
         {403, "Forbidden"},

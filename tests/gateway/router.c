@@ -58,6 +58,12 @@ static const struct {
     {"GET", "/users/1/publish", NULL, TG_ROUTE_BAD_METHOD},
     /* "new" matches the literal, which lacks DELETE, so the {id} route must serve it. */
     {"DELETE", "/users/new", "delete_user", TG_ROUTE_FOUND},
+    /* HEAD is answered wherever GET is, and only there; the name is case-sensitive like every method's */
+    {"HEAD", "/users/42", "get_user", TG_ROUTE_FOUND},
+    {"HEAD", "/users/new", "new_user_form", TG_ROUTE_FOUND},
+    {"HEAD", "/users/1/publish", NULL, TG_ROUTE_BAD_METHOD},
+    {"head", "/users/42", NULL, TG_ROUTE_BAD_METHOD},
+    {"OPTIONS", "/users", NULL, TG_ROUTE_BAD_METHOD},
 };
 
 Test(router, table)
@@ -95,12 +101,17 @@ Test(router, allow_lists_every_method_of_the_path)
     cr_assert_eq(match("PATCH", "/users/9", &m), TG_ROUTE_BAD_METHOD);
     tg_buf_t b = {0};
     tg_router_format_allow(m.allow, &b);
-    cr_assert_str_eq(b.base, "GET, DELETE");
+    cr_assert_str_eq(b.base, "GET, HEAD, DELETE");
     tg_buf_reset(&b);
     /* /users/new is served by both the literal (GET) and the {id} routes (GET, DELETE). */
     cr_assert_eq(match("POST", "/users/new", &m), TG_ROUTE_BAD_METHOD);
     tg_router_format_allow(m.allow, &b);
-    cr_assert_str_eq(b.base, "GET, DELETE");
+    cr_assert_str_eq(b.base, "GET, HEAD, DELETE");
+    tg_buf_reset(&b);
+    /* no GET, no HEAD */
+    cr_assert_eq(match("GET", "/users/3/publish", &m), TG_ROUTE_BAD_METHOD);
+    tg_router_format_allow(m.allow, &b);
+    cr_assert_str_eq(b.base, "POST");
     tg_buf_dispose(&b);
 }
 

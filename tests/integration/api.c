@@ -136,7 +136,7 @@ Test(routing, wrong_method_is_405_with_allow)
     {
         resp_t *r = expect(p, 405, "PUT", "/users/1", NULL, NULL);
         char *allow = resp_header(r, "allow");
-        cr_assert_str_eq(allow, "GET, PATCH, DELETE", "[%s]", proto_name(p));
+        cr_assert_str_eq(allow, "GET, HEAD, PATCH, DELETE", "[%s]", proto_name(p));
         free(allow);
         resp_free(r);
     }

@@ -33,6 +33,20 @@ extern long http_timeout_s;
 
 resp_t *http(proto_t p, const char *method, const char *path, const char *body, const char *content_type,
              const char *extra_header);
+/**
+ * Bodies come as they were sent: never decoded (a test that sends Accept-Encoding
+ * decodes them itself). A HEAD over HTTP/2 reads its stream to the end, so body
+ * bytes the gateway should not have sent show in `body_len`; over HTTP/1.1 curl
+ * reads none (see http_raw).
+ */
+
+/**
+ * Sends `request` (raw bytes: one HTTP/1.1 request or several pipelined, the last
+ * with Connection: close) on a new connection to $TG_URL's port on loopback, and
+ * returns every byte the gateway sent until it closed (malloc'd, NUL-terminated).
+ */
+char *http_raw(const char *request, size_t *len);
+
 /** the value of a response header (case-insensitive name), malloc'd, or NULL */
 char *resp_header(const resp_t *r, const char *name);
 void resp_free(resp_t *r);

@@ -432,6 +432,78 @@ Test(operator, bad_reloads_are_rejected_whole_and_the_old_config_serves, .timeou
     stop_gateway(pid, 10);
 }
 
+/* --- cors and compression follow the snapshot --- */
+
+/* GET /r/stable ({"v":1}) from https://app.example, taking gzip */
+static resp_t *browser_get(proto_t p)
+{
+    resp_t *r = http(p, "GET", "/r/stable", NULL, NULL, "Origin: https://app.example\nAccept-Encoding: gzip");
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    return r;
+}
+
+static int has_header(const resp_t *r, const char *name, const char *value)
+{
+    char *v = resp_header(r, name);
+    int yes = v != NULL && (value == NULL || strstr(v, value) != NULL);
+    free(v);
+    return yes;
+}
+
+Test(operator, cors_and_compression_change_at_a_reload, .timeout = 60)
+{
+    gw_opts_t o = {0};
+    o.extra = json_pack("{s:n}", "compression");
+    pid_t pid = start(&o);
+    for (int i = 0; i != 2; ++i) {
+        resp_t *r = browser_get(PROTOS[i]);
+        cr_assert_not(has_header(r, "content-encoding", NULL), "compression is off");
+        cr_assert_not(has_header(r, "access-control-allow-origin", NULL), "cors is off");
+        cr_assert_not(has_header(r, "vary", NULL), "nothing varies");
+        resp_free(r);
+        /* without cors an OPTIONS is no preflight: a call (keyless callers are anonymous here) of a method no route has */
+        r = http(PROTOS[i], "OPTIONS", "/r/stable", NULL, NULL, "Authorization:\nOrigin: https://app.example\nAccess-Control-Request-Method: GET");
+        cr_assert_eq(r->status, 405, "%s", r->body);
+        cr_assert(has_header(r, "allow", "GET, HEAD"));
+        resp_free(r);
+    }
+
+    o.extra = json_pack("{s:{s:i},s:{s:[s]}}", "compression", "min_bytes", 0, "cors", "origins", "https://app.example");
+    write_config(&o);
+    resp_t *r = admin("POST", "/admin/reload", NULL, NULL);
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    cr_assert_null(strstr(r->body, "cors"), "no restart needed: %s", r->body);
+    cr_assert_null(strstr(r->body, "compression"), "no restart needed: %s", r->body);
+    resp_free(r);
+    /* every thread has taken it once both answer so */
+    for (int i = 0; i != 8; ++i) {
+        r = browser_get(PROTOS[i % 2]);
+        char *ce = resp_header(r, "content-encoding");
+        cr_assert(ce != NULL && strcmp(ce, "gzip") == 0, "min_bytes 0: even 7 bytes are gzipped (%s)", ce);
+        free(ce);
+        cr_assert(has_header(r, "access-control-allow-origin", "https://app.example"));
+        cr_assert(has_header(r, "vary", "origin") && has_header(r, "vary", "accept-encoding"));
+        resp_free(r);
+        r = http(PROTOS[i % 2], "OPTIONS", "/r/stable", NULL, NULL,
+                 "Authorization:\nOrigin: https://app.example\nAccess-Control-Request-Method: GET");
+        cr_assert_eq(r->status, 204, "%s", r->body);
+        cr_assert(has_header(r, "access-control-allow-methods", "GET, HEAD"));
+        resp_free(r);
+    }
+
+    /* a bad cors is rejected whole: the one before serves on */
+    o.extra = json_pack("{s:{s:[s]}}", "cors", "origins", "https://app.example/");
+    write_config(&o);
+    char *e = rejected();
+    cr_assert_not_null(strstr(e, "cors.origins[0]"), "%s", e);
+    cr_assert_not_null(strstr(e, "no path"), "%s", e);
+    free(e);
+    r = browser_get(PROTO_H2);
+    cr_assert(has_header(r, "access-control-allow-origin", "https://app.example"), "the last good config serves");
+    resp_free(r);
+    stop_gateway(pid, 10);
+}
+
 /* --- the admin token, and the main listener --- */
 
 Test(operator, the_admin_token_and_the_main_listener, .timeout = 60)
