@@ -64,6 +64,10 @@ int tg_gateway_create(const char *config_path, tg_gateway_t **gw, char **error)
 int tg_gateway_create_json(const char *json, const char *name, tg_gateway_t **gw, char **error)
 {
     tg_errors_t errs = {0};
+    if (json == NULL || name == NULL) {
+        tg_errors_add(&errs, "tg_gateway_create_json: %s is NULL", json == NULL ? "the JSON text" : "the name");
+        return create(NULL, NULL, &errs, gw, error);
+    }
     tg_config_t *cfg = tg_config_parse(json, strlen(json), name, &errs);
     return create(cfg, json, &errs, gw, error);
 }

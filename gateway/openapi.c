@@ -532,6 +532,8 @@ static void operation(writer_t *w, const tg_config_t *cfg, const tg_query_t *q)
         strn(w, q->description, nl != NULL ? (size_t)(nl - q->description) : strlen(q->description));
         if (nl != NULL)
             kstr(w, "description", q->description);
+    } else {
+        kstr(w, "summary", q->name); /* tools list operations by it */
     }
     /* keyless callers are anonymous for the queries on its list only */
     if (cfg->has_anonymous && !tg_query_list_allows(&cfg->anonymous_queries, q))

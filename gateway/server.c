@@ -82,6 +82,7 @@ struct st_tg_gateway_t {
      * between the workers), then wait for tg_gateway_run.
      */
     pthread_mutex_t start_mutex;
+    pthread_mutex_t stop_mutex;    /* held through tg_gateway_stop, so that tg_gateway_free waits for one under way */
     pthread_cond_t start_cond;
     size_t n_set_up;               /* workers whose loop and queue exist */
     int go;                        /* tg_gateway_start (or destroy) let them run */
@@ -217,6 +218,7 @@ tg_gateway_t *tg_gateway_create_config(tg_config_t *cfg, const char *text, tg_er
     pthread_mutex_init(&gw->reload_mutex, NULL);
     pthread_mutex_init(&gw->snapshot_mutex, NULL);
     pthread_mutex_init(&gw->start_mutex, NULL);
+    pthread_mutex_init(&gw->stop_mutex, NULL);
     pthread_cond_init(&gw->start_cond, NULL);
     /* Each worker owns a share of pool.size, so there are never more workers than that. */
     gw->n_workers = (size_t)cfg->threads;
@@ -906,6 +908,8 @@ int tg_gateway_start(tg_gateway_t *gw)
 /* Waits for a started gateway's threads to end (after tg_gateway_stop) and lets go of what only they used. */
 static void wait_stopped(tg_gateway_t *gw)
 {
+    if (gw->joined)
+        return; /* a second run, or a free after run: the threads are gone already */
     for (size_t i = 0; i != gw->n_workers; ++i)
         pthread_join(gw->workers[i].tid, NULL);
     gw->joined = 1;
@@ -941,8 +945,15 @@ int tg_gateway_run(tg_gateway_t *gw)
 
 void tg_gateway_stop(tg_gateway_t *gw)
 {
-    if (atomic_exchange(&gw->stopping, 1))
+    /*
+     * Held throughout: the workers see `stopping` at their next wakeup, run can return
+     * and free be called while this is still closing sockets and sending messages.
+     */
+    pthread_mutex_lock(&gw->stop_mutex);
+    if (atomic_exchange(&gw->stopping, 1)) {
+        pthread_mutex_unlock(&gw->stop_mutex);
         return;
+    }
     /* Each worker closes its copy when it gets the message; the kernel stops accepting once every copy is closed. */
     for (size_t i = 0; i != gw->n_sockets; ++i) {
         int fd = gw->sockets[i].fd;
@@ -954,6 +965,7 @@ void tg_gateway_stop(tg_gateway_t *gw)
         gw->stop_msgs[i] = (h2o_multithread_message_t){{NULL}};
         h2o_multithread_send_message(&gw->workers[i].stop_receiver, &gw->stop_msgs[i]);
     }
+    pthread_mutex_unlock(&gw->stop_mutex);
 }
 
 void tg_gateway_free(tg_gateway_t *gw)
@@ -965,6 +977,9 @@ void tg_gateway_free(tg_gateway_t *gw)
         tg_gateway_stop(gw);
         wait_stopped(gw);
     }
+    /* a stop from another thread may still be closing sockets: let it finish */
+    pthread_mutex_lock(&gw->stop_mutex);
+    pthread_mutex_unlock(&gw->stop_mutex);
     destroy(gw);
 }
 
@@ -1014,6 +1029,7 @@ static void destroy(tg_gateway_t *gw)
     pthread_mutex_destroy(&gw->reload_mutex);
     pthread_mutex_destroy(&gw->snapshot_mutex);
     pthread_mutex_destroy(&gw->start_mutex);
+    pthread_mutex_destroy(&gw->stop_mutex);
     pthread_cond_destroy(&gw->start_cond);
     tg_snapshot_release(gw->snapshot);
     tg_snapshot_release(gw->initial);

@@ -76,7 +76,7 @@ TG_API int tg_gateway_create(const char *config_path, tg_gateway_t **gw, char **
  * The same from the config as JSON text (NUL-terminated). `name` stands for the
  * file it would be: it names the config in messages and anchors its relative paths
  * (the catalog's); it is never read. A reload without new text parses the same text
- * again (and reads the catalog files again).
+ * again (and reads the catalog files again). Neither may be NULL (TG_ERR_CONFIG).
  */
 TG_API int tg_gateway_create_json(const char *json, const char *name, tg_gateway_t **gw, char **error);
 
@@ -109,8 +109,11 @@ TG_API void tg_gateway_stop(tg_gateway_t *gw);
 
 /**
  * Frees the gateway. Started with tg_gateway_start, it is stopped first and waited
- * for (every thread joined); after tg_gateway_run, call it once run has returned.
- * NULL is a no-op.
+ * for (every thread joined); after tg_gateway_run, call it once run has returned. A
+ * tg_gateway_stop under way on another thread is waited for; none may begin after.
+ * NULL is a no-op. What h2o 2.2.5 cannot dispose of stays until the process exits:
+ * each worker's event loop (an epoll descriptor and its message pipe), so a program
+ * that makes and frees gateways many times should make one and reload it instead.
  */
 TG_API void tg_gateway_free(tg_gateway_t *gw);
 

@@ -23,6 +23,18 @@ static void expect_error(const char *catalog, const char *a, const char *b, cons
     tg_errors_dispose(&errs);
 }
 
+/* `errs` holds the `n` messages of `want` (each found by its start or a part of it) and no other; disposed of */
+static void expect_exactly(tg_errors_t *errs, const char *const *want, size_t n)
+{
+    for (size_t i = 0; i < n; ++i) {
+        if (find_error(errs, want[i], NULL, NULL) == NULL)
+            dump(errs);
+        cr_assert_not_null(find_error(errs, want[i], NULL, NULL), "missing: %s", want[i]);
+    }
+    cr_assert_eq(errs->n, n);
+    tg_errors_dispose(errs);
+}
+
 static tg_config_t *load_ok(const char *catalog)
 {
     tg_errors_t errs = {0};
@@ -545,13 +557,7 @@ Test(catalog, errors_name_the_line_of_the_field_itself)
         "catalog.json:11: queries[2] (a).name: duplicate query name, first defined at ",
         "catalog.json:8: queries[1] (b).route: \"GET /a\" is already taken by query a",
     };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); ++i) {
-        if (find_error(&errs, want[i], NULL, NULL) == NULL)
-            dump(&errs);
-        cr_assert_not_null(find_error(&errs, want[i], NULL, NULL), "missing: %s", want[i]);
-    }
-    cr_assert_eq(errs.n, sizeof(want) / sizeof(want[0]));
-    tg_errors_dispose(&errs);
+    expect_exactly(&errs, want, sizeof(want) / sizeof(want[0]));
 }
 
 Test(catalog, wrong_types)
@@ -878,13 +884,7 @@ Test(catalog, every_error_in_a_catalog_is_reported)
         "catalog.json:6: queries[2].name: required",
         "catalog.json:6: queries[2].access: required",
     };
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); ++i) {
-        if (find_error(&errs, want[i], NULL, NULL) == NULL)
-            dump(&errs);
-        cr_assert_not_null(find_error(&errs, want[i], NULL, NULL), "missing: %s", want[i]);
-    }
-    cr_assert_eq(errs.n, sizeof(want) / sizeof(want[0]));
-    tg_errors_dispose(&errs);
+    expect_exactly(&errs, want, sizeof(want) / sizeof(want[0]));
 }
 
 /* --- from: "tenant" --- */
