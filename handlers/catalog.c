@@ -358,8 +358,8 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
      * commits: never). Not to HTTP/1.0, which has no chunks: an answer of unknown
      * length could only end by closing, and a cut-off one would look whole.
      */
-    if (q->returns == TG_RETURNS_MANY && q->access == TG_ACCESS_READ && !q->cached && q->location == NULL && q->cursor_column == NULL &&
-        req->version >= 0x101) /* nor when its headers need its rows (location, cursor) */
+    if (q->returns == TG_RETURNS_MANY && q->access == TG_ACCESS_READ && !q->cached && q->location == NULL && q->cursor_column == NULL && q->status == 200 &&
+        req->version >= 0x101) /* nor when its headers need its rows (location, cursor), nor a status h2o would not chunk */
         ctx->call.rows = tg_stream_row;
     ctx->tenant = tenant;
     ctx->id = id;

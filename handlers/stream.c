@@ -171,7 +171,7 @@ int tg_stream_row(tg_call_t *call, PGresult *row)
         req->res.reason = tg_status_reason(req->res.status);
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json"));
         /* compressed a chunk at a time (h2o's filter flushes each), so it stays streamed */
-        tg_respond_encoding(ctx->worker, req, 200, s->building.len);
+        tg_respond_encoding(ctx->worker, req, 200, SIZE_MAX); /* its length is not known: past any min_bytes */
         h2o_start_response(req, &s->gen);
     }
     if (s->busy) {

@@ -136,22 +136,22 @@ Test(head, runs_the_query_and_counts_as_it)
 
 Test(head, on_a_streamed_route_ends_cleanly)
 {
-    const char *series = "tollgate_requests_total{query=\"stream_rows\",tenant=\"test\",status=\"200\"}";
+    const char *series = "tollgate_requests_total{query=\"stream_rows_head\",tenant=\"test\",status=\"200\"}";
     double before = metric_sum(series);
     FOR_EACH_PROTO(p)
     {
         /* 900 rows of about 120 bytes: its GET streams (no Content-Length) */
-        resp_t *g = get(p, "GET", "/stream/rows?n=900", NULL, 200);
+        resp_t *g = get(p, "GET", "/stream/head_rows?n=900", NULL, 200);
         cr_assert(json_is_array(g->json) && json_array_size(g->json) == 900, "[%s] %.100s", proto_name(p), g->body);
         assert_header(g, p, "content-length", NULL);
-        resp_t *h = get(p, "HEAD", "/stream/rows?n=900", NULL, 200);
+        resp_t *h = get(p, "HEAD", "/stream/head_rows?n=900", NULL, 200);
         cr_assert_eq(h->body_len, 0, "[%s] HEAD sent %zu body bytes", proto_name(p), h->body_len);
         assert_header(h, p, "content-type", "application/json");
         assert_header(h, p, "content-length", NULL);
         resp_free(g);
         resp_free(h);
         /* past max_rows (1000) the GET is cut off midway; the HEAD, answered at the end, says 500 */
-        h = get(p, "HEAD", "/stream/rows?n=1500", NULL, 500);
+        h = get(p, "HEAD", "/stream/head_rows?n=1500", NULL, 500);
         cr_assert_eq(h->body_len, 0);
         assert_header(h, p, "content-type", "application/problem+json");
         resp_free(h);
