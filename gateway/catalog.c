@@ -1168,14 +1168,12 @@ static int parse_entry(entry_ctx_t *e, json_t *o, const tg_json_t *raw, size_t i
     /* where each parameter comes from */
     if (*route_ok && params_ok) {
         for (size_t j = 0; j < n_path_names; ++j) {
-            size_t i;
-            for (i = 0; i < q->n_params; ++i)
-                if (q->params[i].name != NULL && strcmp(q->params[i].name, path_names[j]) == 0)
-                    break;
-            if (i == q->n_params) {
+            int found = param_index(q, path_names[j]);
+            if (found < 0) {
                 entry_error(e, ".route", "{%s} is not a declared parameter", path_names[j]);
                 continue;
             }
+            size_t i = (size_t)found;
             tg_param_t *p = q->params + i;
             char f[128];
             snprintf(f, sizeof(f), ".params[%zu] (%s)", i, p->name);

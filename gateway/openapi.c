@@ -638,6 +638,17 @@ static void schema_string(writer_t *w, const char *k)
     end_obj(w);
 }
 
+/* `key`: an array whose items are of JSON type `item_type` */
+static void array_property(writer_t *w, const char *key, const char *item_type)
+{
+    kobj(w, key);
+    kstr(w, "type", "array");
+    kobj(w, "items");
+    kstr(w, "type", item_type);
+    end_obj(w);
+    end_obj(w);
+}
+
 static void schemas(writer_t *w)
 {
     kobj(w, "schemas");
@@ -700,18 +711,8 @@ static void schemas(writer_t *w)
     kobj(w, "Readiness");
     kstr(w, "type", "object");
     kobj(w, "properties");
-    kobj(w, "backends");
-    kstr(w, "type", "array");
-    kobj(w, "items");
-    kstr(w, "type", "object");
-    end_obj(w);
-    end_obj(w);
-    kobj(w, "down");
-    kstr(w, "type", "array");
-    kobj(w, "items");
-    kstr(w, "type", "string");
-    end_obj(w);
-    end_obj(w);
+    array_property(w, "backends", "object");
+    array_property(w, "down", "string");
     kobj(w, "ready");
     kstr(w, "type", "boolean");
     end_obj(w);
