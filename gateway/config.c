@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <jansson.h>
 #include "tollgate/config.h"
@@ -546,6 +547,175 @@ static void parse_compression(ctx_t *c, json_t *v)
     get_size_field(c, v, "compression", "min_bytes", 0, &c->cfg->compression.min_bytes);
 }
 
+static int hex_digit(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* `len` bytes of URL text, percent-decoded, as a new string; NULL if an escape is bad or decodes to NUL */
+static char *url_decode(const char *p, size_t len)
+{
+    char *out = tg_calloc(1, len + 1), *o = out;
+    for (size_t i = 0; i != len; ++i) {
+        if (p[i] != '%') {
+            *o++ = p[i];
+            continue;
+        }
+        int hi = i + 2 < len ? hex_digit(p[i + 1]) : -1, lo = i + 2 < len ? hex_digit(p[i + 2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+            free(out);
+            return NULL;
+        }
+        *o++ = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    return out;
+}
+
+int tg_redis_url_parse(const char *url, tg_shared_limits_t *out, char *err, size_t err_size)
+{
+    static const char scheme[] = "redis://";
+    if (strncmp(url, "rediss://", 9) == 0) {
+        snprintf(err, err_size, "TLS (rediss://) is not supported: Debian 12's hiredis (0.14) has none; use redis:// on a "
+                                "trusted network, or a local TLS tunnel (stunnel) to the Redis");
+        return -1;
+    }
+    if (strncmp(url, scheme, sizeof(scheme) - 1) != 0) {
+        snprintf(err, err_size, "must be a Redis URL: redis://[[user]:password@]host[:port][/db]");
+        return -1;
+    }
+    const char *p = url + sizeof(scheme) - 1, *end = p + strcspn(p, "/?#");
+    if (*end == '?' || *end == '#' || strchr(end, '?') != NULL || strchr(end, '#') != NULL) {
+        snprintf(err, err_size, "takes no query string or fragment: redis://[[user]:password@]host[:port][/db]");
+        return -1;
+    }
+    const char *at = NULL;
+    for (const char *q = p; q != end; ++q)
+        if (*q == '@')
+            at = q;
+    if (at != NULL) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (colon == NULL) {
+            snprintf(err, err_size, "the part before '@' must be [user]:password");
+            return -1;
+        }
+        out->user = colon == p ? NULL : url_decode(p, (size_t)(colon - p));
+        out->password = url_decode(colon + 1, (size_t)(at - colon - 1));
+        if ((colon != p && out->user == NULL) || out->password == NULL || out->password[0] == '\0') {
+            snprintf(err, err_size, "the user or password is empty or has a bad %%-escape");
+            return -1;
+        }
+        p = at + 1;
+    }
+    const char *host_end, *port_at = NULL;
+    if (*p == '[') {
+        host_end = memchr(p, ']', (size_t)(end - p));
+        if (host_end == NULL) {
+            snprintf(err, err_size, "an IPv6 address must be in brackets: redis://[::1]:6379");
+            return -1;
+        }
+        out->host = tg_strndup(p + 1, (size_t)(host_end - p - 1));
+        if (host_end + 1 != end && host_end[1] != ':') {
+            snprintf(err, err_size, "unexpected text after the address");
+            return -1;
+        }
+        port_at = host_end + 1 != end ? host_end + 2 : NULL;
+    } else {
+        host_end = memchr(p, ':', (size_t)(end - p));
+        if (host_end == NULL)
+            host_end = end;
+        else
+            port_at = host_end + 1;
+        out->host = tg_strndup(p, (size_t)(host_end - p));
+    }
+    if (out->host[0] == '\0') {
+        snprintf(err, err_size, "names no host: redis://127.0.0.1:6379/0");
+        return -1;
+    }
+    out->port = 6379;
+    if (port_at != NULL) {
+        char *e;
+        long port = strtol(port_at, &e, 10);
+        if (e != end || port_at == end || port < 1 || port > 65535) {
+            snprintf(err, err_size, "the port must be a number from 1 to 65535");
+            return -1;
+        }
+        out->port = (int)port;
+    }
+    out->db = 0;
+    if (*end == '/' && end[1] != '\0') {
+        char *e;
+        long db = strtol(end + 1, &e, 10);
+        if (*e != '\0' || db < 0 || db > 1000000 || !(end[1] >= '0' && end[1] <= '9')) {
+            snprintf(err, err_size, "the database (after the last '/') must be a number, 0 by default");
+            return -1;
+        }
+        out->db = (int)db;
+    }
+    tg_buf_t shown = {0};
+    tg_buf_appends(&shown, scheme);
+    if (out->password != NULL) {
+        if (out->user != NULL)
+            tg_buf_appends(&shown, out->user);
+        tg_buf_appends(&shown, ":***@");
+    }
+    tg_buf_appends(&shown, strchr(out->host, ':') != NULL ? "[" : "");
+    tg_buf_appends(&shown, out->host);
+    tg_buf_printf(&shown, "%s:%d/%d", strchr(out->host, ':') != NULL ? "]" : "", out->port, out->db);
+    out->redis_shown = tg_strndup(shown.base, shown.len);
+    tg_buf_dispose(&shown);
+    return 0;
+}
+
+void tg_shared_limits_free(tg_shared_limits_t *s)
+{
+    if (s == NULL)
+        return;
+    free(s->redis);
+    free(s->redis_shown);
+    free(s->host);
+    free(s->user);
+    if (s->password != NULL)
+        OPENSSL_cleanse(s->password, strlen(s->password));
+    free(s->password);
+    free(s->prefix);
+    free(s);
+}
+
+/*
+ * `shared_limits`: null (each instance limits alone) or {"redis": URL, "prefix",
+ * "lease_ms", "health_interval_ms", "timeout_ms", "expected_instances"}.
+ */
+static void parse_shared_limits(ctx_t *c, json_t *v)
+{
+    static const char *const fields[] = {"redis", "prefix", "lease_ms", "health_interval_ms", "timeout_ms", "expected_instances", NULL};
+    if (v == NULL || json_is_null(v) ||
+        !want_object(c, v, "shared_limits", "null or an object {\"redis\": \"redis://HOST:PORT/DB\", ..}"))
+        return;
+    check_unknown(c, "shared_limits", v, fields);
+    tg_shared_limits_t *sl = tg_calloc(1, sizeof(*sl));
+    c->cfg->shared_limits = sl;
+    sl->lease_ms = 100;
+    sl->health_interval_ms = 1000;
+    sl->timeout_ms = 250;
+    sl->expected_instances = 1;
+    const char *url = get_string(c, v, "shared_limits", "redis", 1), *prefix = get_string(c, v, "shared_limits", "prefix", 0);
+    char why[256];
+    if (url != NULL) {
+        sl->redis = tg_strdup(url);
+        if (tg_redis_url_parse(url, sl, why, sizeof(why)) != 0)
+            cfg_error(c, "shared_limits.redis", "%s", why);
+    }
+    sl->prefix = tg_strdup(prefix != NULL ? prefix : "tollgate:");
+    get_int_field(c, v, "shared_limits", "lease_ms", 1, 60000, &sl->lease_ms);
+    get_int_field(c, v, "shared_limits", "health_interval_ms", 50, 600000, &sl->health_interval_ms);
+    get_int_field(c, v, "shared_limits", "timeout_ms", 1, 60000, &sl->timeout_ms);
+    get_int_field(c, v, "shared_limits", "expected_instances", 1, 100000, &sl->expected_instances);
+    if (sl->timeout_ms >= sl->health_interval_ms)
+        cfg_error(c, "shared_limits.timeout_ms", "must be less than shared_limits.health_interval_ms (%d): a check must end within its interval",
+                  sl->health_interval_ms);
+}
+
 /* `cors`: null (off) or {"origins": [...], "max_age_s": N} */
 static void parse_cors(ctx_t *c, json_t *v)
 {
@@ -615,6 +785,7 @@ static void parse_fields(ctx_t *c, json_t *root)
                                          "access_log",
                                          "tenants",
                                          "anonymous",
+                                         "shared_limits",
                                          "catalog",
                                          NULL};
     tg_config_t *cfg = c->cfg;
@@ -772,6 +943,7 @@ static void parse_fields(ctx_t *c, json_t *root)
         get_number(c, v, "anonymous", "burst", 1, 1e9, 0, 1, &cfg->anonymous_burst);
         parse_query_list(c, v, "anonymous", &cfg->anonymous_queries);
     }
+    parse_shared_limits(c, json_object_get(root, "shared_limits"));
 
     /* catalog */
     if ((v = json_object_get(root, "catalog")) == NULL) {
@@ -917,6 +1089,7 @@ void tg_config_free(tg_config_t *cfg)
         free_query_list(&cfg->tenants[i].queries);
     }
     free_query_list(&cfg->anonymous_queries);
+    tg_shared_limits_free(cfg->shared_limits);
     tg_errors_dispose(&cfg->warnings);
     free(cfg->tenants);
     for (size_t i = 0; i < cfg->n_catalog_paths; ++i)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "tollgate/limits.h"
 #include "internal.h"
 
@@ -164,6 +165,13 @@ void tg_limits_free(tg_limits_t *l)
     free(l);
 }
 
+void tg_limits_share(tg_limits_t *l, const tg_lease_health_t *health)
+{
+    l->shared = health;
+    for (size_t i = 0; i != l->n_tenants; ++i)
+        tg_lease_set_limits(&l->tenants[i].state->lease, l->tenants[i].bucket.rate, l->tenants[i].bucket.burst);
+}
+
 tg_limits_tenant_t *tg_limits_find_key(const tg_limits_t *l, const char *key, size_t len)
 {
     uint8_t d[32];
@@ -199,6 +207,40 @@ static int take_slot(_Atomic int *counter, int cap)
     return 1;
 }
 
+/*
+ * Takes `cost` of the tenant's tokens: from its own bucket, or with shared_limits from
+ * its lease of the global one, or, while Redis is away, from a local bucket of its
+ * share (rate / divisor, burst / divisor: the divisor is the live instances last seen).
+ */
+static int take_tokens(const tg_limits_t *l, tg_limits_tenant_t *t, unsigned cost, uint64_t now_ns, tg_bucket_state_t *st)
+{
+    if (l->shared == NULL)
+        return tg_bucket_take(&t->bucket, cost, now_ns, st);
+    uint32_t n = tg_lease_divisor(l->shared, now_ns);
+    if (n == 0) {
+        int64_t left;
+        int wake;
+        int ok = tg_lease_take(&t->state->lease, cost, &left, &wake);
+        if (wake && l->shared->wake_fd >= 0) {
+            uint64_t one = 1;
+            (void)!write(l->shared->wake_fd, &one, sizeof(one)); /* an eventfd: never blocks, never short */
+        }
+        tg_lease_view_t v;
+        tg_lease_view(&t->state->lease, left, cost, ok, &v);
+        *st = (tg_bucket_state_t){.remaining = v.remaining, .full_in_s = v.full_in_s, .retry_after_s = v.retry_after_s};
+        return ok;
+    }
+    tg_bucket_t local;
+    double burst = t->bucket.burst / n;
+    tg_bucket_init_shared(&local, t->bucket.rate / n, burst < 1 ? 1 : burst, &t->state->lease.local_tat_ns);
+    return tg_bucket_take(&local, cost, now_ns, st);
+}
+
+void tg_limits_peek(const tg_limits_t *l, tg_limits_tenant_t *tenant, uint64_t now_ns, tg_bucket_state_t *st)
+{
+    take_tokens(l, tenant, 0, now_ns, st);
+}
+
 tg_admit_t tg_limits_admit(tg_limits_t *l, tg_limits_tenant_t *tenant, const tg_query_t *q, uint64_t now_ns,
                            tg_bucket_state_t *bucket, tg_admission_t *adm)
 {
@@ -206,10 +248,10 @@ tg_admit_t tg_limits_admit(tg_limits_t *l, tg_limits_tenant_t *tenant, const tg_
     tg_query_state_t *qs = q->state;
     *adm = (tg_admission_t){.tenant = ts, .query = qs, .gateway = l->in_flight};
     if (tg_state_is_off(&ts->switched, tenant->enabled)) {
-        tg_bucket_take(&tenant->bucket, 0, now_ns, bucket);
+        take_tokens(l, tenant, 0, now_ns, bucket);
         return TG_ADMIT_TENANT_DISABLED;
     }
-    if (!tg_bucket_take(&tenant->bucket, (unsigned)q->cost, now_ns, bucket))
+    if (!take_tokens(l, tenant, (unsigned)q->cost, now_ns, bucket))
         return TG_ADMIT_RATE_LIMITED;
     if (!take_slot(&ts->in_flight, tenant->max_in_flight))
         return TG_ADMIT_TENANT_BUSY;

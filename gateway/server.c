@@ -75,6 +75,7 @@ struct st_tg_gateway_t {
     tg_metrics_thread_t **metrics; /* one per worker */
     tg_cache_t *cache;             /* the result cache, shared by the workers */
     tg_relay_t *relay;             /* calls handed between the workers' pools */
+    tg_shared_t *shared;           /* shared_limits' lease thread (idle while shared_limits is null); NULL once stopped */
     /*
      * The worker threads start at create and make their own loop, context and queue
      * (h2o 2.2.5 keeps a socket's buffer pool per thread, in the thread that made the
@@ -102,6 +103,18 @@ struct st_tg_gateway_t {
         int paused;                 /* accepting stopped: out of descriptors */
     } admin;
 };
+
+/*
+ * The snapshot of `cfg`: with shared_limits its tenants spend leases of their global
+ * buckets (the lease thread has the settings already: configured before).
+ */
+static tg_snapshot_t *make_snapshot(tg_gateway_t *gw, tg_config_t *cfg, uint64_t generation)
+{
+    tg_snapshot_t *snap = tg_snapshot_create(cfg, gw->state, generation, tg_now_ns());
+    if (cfg->shared_limits != NULL)
+        tg_limits_share(snap->limits, tg_shared_health(gw->shared));
+    return snap;
+}
 
 static int bind_listener(const tg_listen_t *l, tg_errors_t *errs)
 {
@@ -235,7 +248,9 @@ tg_gateway_t *tg_gateway_create_config(tg_config_t *cfg, const char *text, tg_er
     if ((gw->access_log = tg_accesslog_create(cfg->access_log, gw->n_workers, err, sizeof(err))) == NULL)
         tg_errors_add(errs, "%s", err);
     gw->cache = tg_cache_create(cfg->cache_max_bytes);
-    gw->snapshot = tg_snapshot_create(cfg, gw->state, 1, tg_now_ns());
+    gw->shared = tg_shared_create(gw->state);
+    tg_shared_configure(gw->shared, cfg->shared_limits);
+    gw->snapshot = make_snapshot(gw, cfg, 1);
     gw->initial = tg_snapshot_ref(gw->snapshot);
     gw->sockets = tg_calloc(cfg->n_listen, sizeof(*gw->sockets));
     for (size_t i = 0; i != cfg->n_listen; ++i) {
@@ -702,7 +717,10 @@ int tg_gateway_reload_config(tg_gateway_t *gw, const char *text, tg_errors_t *er
     tg_cache_set_max_bytes(gw->cache, cfg->cache_max_bytes);
 
     uint64_t gen = gw->snapshot->generation + 1;
-    tg_snapshot_t *snap = tg_snapshot_create(cfg, gw->state, gen, tg_now_ns());
+    tg_shared_configure(gw->shared, cfg->shared_limits);
+    tg_snapshot_t *snap = make_snapshot(gw, cfg, gen);
+    /* binding may have cleared switches whose files changed: Redis's (the fleet's) are applied again */
+    tg_shared_resync(gw->shared);
     pthread_mutex_lock(&gw->snapshot_mutex);
     tg_snapshot_t *old = gw->snapshot;
     gw->snapshot = snap;
@@ -889,6 +907,11 @@ tg_state_t *tg_gateway_state(tg_gateway_t *gw)
     return gw->state;
 }
 
+tg_shared_t *tg_gateway_shared(tg_gateway_t *gw)
+{
+    return gw->shared;
+}
+
 int tg_gateway_start(tg_gateway_t *gw)
 {
     const tg_config_t *cfg = gw->config;
@@ -933,6 +956,9 @@ static void wait_stopped(tg_gateway_t *gw)
     pthread_mutex_lock(&gw->reload_mutex);
     tg_health_stop(gw->health);
     gw->health = NULL;
+    /* every lease back to the global buckets, and out of the live instances */
+    tg_shared_free(gw->shared);
+    gw->shared = NULL;
     pthread_mutex_unlock(&gw->reload_mutex);
 }
 
@@ -994,6 +1020,7 @@ static void destroy(tg_gateway_t *gw)
         gw->joined = 1;
     }
     tg_health_stop(gw->health);
+    tg_shared_free(gw->shared);
     if (gw->admin.fd >= 0)
         close(gw->admin.fd);
     for (size_t i = 0; i != gw->n_sockets; ++i) {

@@ -114,7 +114,7 @@ static void respond_status(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
     for (size_t i = 0; i != l->n_tenants; ++i) {
         tg_limits_tenant_t *t = &l->tenants[i];
         tg_bucket_state_t st;
-        tg_bucket_take(&t->bucket, 0, now_ns, &st);
+        tg_limits_peek(l, t, now_ns, &st);
         tg_buf_printf(&b, "%s{\"name\":", i != 0 ? "," : "");
         tg_buf_append_json_string(&b, t->name, strlen(t->name));
         tg_buf_printf(&b, ",\"tokens\":%llu,\"rate\":%g,\"burst\":%g,\"in_flight\":%d,\"max_in_flight\":%d,",
@@ -158,7 +158,13 @@ static void respond_status(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
         tg_buf_appendc(&b, '}');
     }
     pthread_mutex_unlock(&state->mutex);
-    tg_buf_appends(&b, "]}");
+    tg_buf_appends(&b, "],\"shared_limits\":");
+    tg_shared_t *shared = tg_gateway_shared(gw);
+    if (shared != NULL)
+        tg_shared_status(shared, &b);
+    else
+        tg_buf_appends(&b, "null");
+    tg_buf_appends(&b, "}");
     send_json(req, 200, "application/json", &b);
     tg_buf_dispose(&b);
 }
@@ -314,6 +320,10 @@ static void respond_switch(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
         tg_state_switch_query(state, qs, sw, retry, reason[0] != '\0' ? reason : NULL);
     else
         tg_state_switch_tenant(state, ts, sw, reason[0] != '\0' ? reason : NULL);
+    /* with shared_limits, every instance takes it from Redis within a second */
+    tg_shared_t *shared = tg_gateway_shared(gw);
+    if (shared != NULL)
+        tg_shared_publish_switch(shared, query, n, sw, retry, reason[0] != '\0' ? reason : NULL);
     /* one log line, whatever the reason holds */
     tg_buf_t quoted = {0};
     if (reason[0] != '\0')

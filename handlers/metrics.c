@@ -318,6 +318,26 @@ static void live_figures(tg_buf_t *b, tg_buf_t *l, const tg_snapshot_t *snap, tg
     free(off);
 }
 
+/* shared_limits (only while it is configured) */
+static void shared_figures(tg_buf_t *b, tg_shared_t *sh)
+{
+    tg_shared_counters_t c;
+    if (sh == NULL || (tg_shared_counters(sh, &c), !c.configured))
+        return;
+    family(b, "tollgate_shared_limits_up", "gauge", "1 while tenant limits are global (Redis answers), 0 while they are local (rate / instances).");
+    tg_buf_printf(b, "tollgate_shared_limits_up %d\n", c.up);
+    family(b, "tollgate_shared_limits_instances", "gauge", "Live instances sharing the limits, as last seen in Redis (0: never reached).");
+    tg_buf_printf(b, "tollgate_shared_limits_instances %u\n", c.instances);
+    family(b, "tollgate_shared_limits_fallbacks_total", "counter", "Times the limits went local because Redis stopped answering.");
+    tg_buf_printf(b, "tollgate_shared_limits_fallbacks_total %llu\n", (unsigned long long)c.fallbacks);
+    family(b, "tollgate_shared_limits_redis_commands_total", "counter", "Commands sent to Redis (leases, ticks, switches).");
+    tg_buf_printf(b, "tollgate_shared_limits_redis_commands_total %llu\n", (unsigned long long)c.commands);
+    family(b, "tollgate_shared_limits_leased_tokens_total", "counter", "Tokens taken from the tenants' global buckets.");
+    tg_buf_printf(b, "tollgate_shared_limits_leased_tokens_total %llu\n", (unsigned long long)c.leased);
+    family(b, "tollgate_shared_limits_returned_tokens_total", "counter", "Leased tokens given back unspent.");
+    tg_buf_printf(b, "tollgate_shared_limits_returned_tokens_total %llu\n", (unsigned long long)c.returned);
+}
+
 void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
 {
     tg_state_t *st = tg_gateway_state(gw);
@@ -373,6 +393,7 @@ void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
     tg_buf_printf(&b, "tollgate_access_log_lines_total %llu\n", (unsigned long long)tg_accesslog_written(log));
     family(&b, "tollgate_access_log_dropped_total", "counter", "Access-log lines dropped because the file could not keep up (never the request delayed), or lost to a write error.");
     tg_buf_printf(&b, "tollgate_access_log_dropped_total %llu\n", (unsigned long long)tg_accesslog_dropped(log));
+    shared_figures(&b, tg_gateway_shared(gw));
     process_figures(&b, fig.started_at_s);
 
     tg_respond_body(req, 200, H2O_STRLIT("text/plain; version=0.0.4; charset=utf-8"), b.base, b.len);

@@ -180,6 +180,31 @@ typedef struct st_tg_tenant_t {
 } tg_tenant_t;
 
 /** the whole configuration snapshot */
+/** `shared_limits`: tenant buckets global across every instance naming the same Redis (and prefix) */
+typedef struct st_tg_shared_limits_t {
+    char *redis;            /* the URL as written */
+    char *redis_shown;      /* the same without its password (logs, /admin/status) */
+    char *host;             /* a name, an IPv4 or an IPv6 address (without brackets) */
+    int port;               /* default 6379 */
+    int db;                 /* default 0 */
+    char *user, *password;  /* NULL: none (AUTH password alone when no user) */
+    char *prefix;           /* of every key it writes; default "tollgate:" */
+    int lease_ms;           /* a block covers this much of the instance's recent demand */
+    int health_interval_ms; /* Redis is checked this often; away longer: local limits */
+    int timeout_ms;         /* connect and command timeout */
+    int expected_instances; /* the divisor of an instance that never reached Redis */
+} tg_shared_limits_t;
+
+/**
+ * Parses `redis://[[user]:password@]host[:port][/db]` into `out`'s host, port, db,
+ * user, password and redis_shown (user and password percent-decoded). Returns 0, or -1
+ * with the reason in `err`.
+ */
+int tg_redis_url_parse(const char *url, tg_shared_limits_t *out, char *err, size_t err_size);
+
+/** frees what tg_redis_url_parse and the config put in `s`, and `s` */
+void tg_shared_limits_free(tg_shared_limits_t *s);
+
 typedef struct st_tg_config_t {
     char *path;                  /* the config file as given */
     char *dir;                   /* its folder: relative paths in it are relative to this */
@@ -224,6 +249,7 @@ typedef struct st_tg_config_t {
     int has_anonymous;           /* keyless requests are served as tenant "anonymous" */
     double anonymous_rate, anonymous_burst;
     tg_query_list_t anonymous_queries; /* what keyless callers may call */
+    tg_shared_limits_t *shared_limits; /* NULL: `shared_limits` is null, each instance limits alone */
     char **catalog_paths;        /* as given (resolved against dir) */
     size_t n_catalog_paths;
     tg_query_t *queries;         /* the catalog, in file order */

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include "tollgate/buf.h"
 #include "tollgate/config.h"
+#include "tollgate/lease.h"
 #include "tollgate/state.h"
 
 /**
@@ -79,6 +80,7 @@ typedef struct st_tg_limits_t {
     size_t keys_mask;
     _Atomic int *in_flight;      /* gateway-wide (the live state's) */
     int max_in_flight;           /* 0: no cap */
+    const tg_lease_health_t *shared; /* shared_limits: tenants spend leases of their global buckets; NULL: local buckets */
 } tg_limits_t;
 
 /**
@@ -88,6 +90,14 @@ typedef struct st_tg_limits_t {
  */
 tg_limits_t *tg_limits_create(tg_config_t *cfg, tg_state_t *state, uint64_t now_ns);
 void tg_limits_free(tg_limits_t *l);
+
+/**
+ * From now on (before the snapshot is published) the tenants' buckets are global
+ * (shared_limits): each call spends its tenant's lease while `health` says Redis is
+ * there, else a local bucket of rate / divisor and burst / divisor. Gives every tenant's
+ * lease its rate and burst.
+ */
+void tg_limits_share(tg_limits_t *l, const tg_lease_health_t *health);
 
 /**
  * The tenant an API key belongs to, or NULL. The key is hashed (SHA-256) and only the
@@ -122,6 +132,9 @@ typedef struct st_tg_admission_t {
  */
 tg_admit_t tg_limits_admit(tg_limits_t *l, tg_limits_tenant_t *tenant, const tg_query_t *q, uint64_t now_ns,
                            tg_bucket_state_t *bucket, tg_admission_t *adm);
+
+/** what the tenant's bucket holds at `now_ns` (its lease's view with shared_limits), taking nothing */
+void tg_limits_peek(const tg_limits_t *l, tg_limits_tenant_t *tenant, uint64_t now_ns, tg_bucket_state_t *st);
 
 /** gives back the in-flight slots of an admitted call (idempotent) */
 void tg_limits_release(tg_admission_t *adm);

@@ -16,6 +16,7 @@
 #include "tollgate/conn.h"
 #include "tollgate/metrics.h"
 #include "tollgate/pool.h"
+#include "tollgate/shared.h"
 #include "tollgate/snapshot.h"
 
 /** one worker thread */
@@ -96,6 +97,9 @@ tg_snapshot_t *tg_gateway_snapshot(tg_gateway_t *gw);
 
 /** the gateway's live state by name (switches, counters) */
 tg_state_t *tg_gateway_state(tg_gateway_t *gw);
+
+/** shared_limits' service (status, switches to publish); NULL once the gateway has stopped */
+tg_shared_t *tg_gateway_shared(tg_gateway_t *gw);
 
 /** the number of worker threads (fixed for the gateway's life) */
 size_t tg_gateway_threads(tg_gateway_t *gw);

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "tollgate/cache.h"
+#include "tollgate/lease.h"
 
 /** an operator's switch, set through the admin API */
 typedef enum en_tg_switch_t {
@@ -77,6 +78,7 @@ typedef struct st_tg_tenant_state_t {
     char *name;
     uint32_t id;             /* 1, 2, ... in order of creation (metrics) */
     char *reason;            /* guarded by the registry */
+    tg_lease_t lease;        /* with shared_limits: its share of the global bucket (tollgate/lease.h) */
 } __attribute__((aligned(64))) tg_tenant_state_t;
 
 typedef struct st_tg_state_t {
