@@ -4,12 +4,16 @@
  * blocks (tollgate/lease.h). No clock of its own, no Redis.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 #include "tollgate/lease.h"
 
 #define NS_PER_S 1e9
 /* demand is sampled no more often than this: shorter intervals say little */
 #define SAMPLE_MIN_NS 5000000ull
+/* a rise is believed from a window this short, holding this many tokens */
+#define ATTACK_MIN_NS 1000000ull
+#define ATTACK_MIN_TOKENS 8
 /* a short grant holds the next ask back this long at least, and at most */
 #define WAIT_MIN_NS 2000000ull
 #define WAIT_MAX_NS 1000000000ull
@@ -85,25 +89,37 @@ void tg_lease_view(const tg_lease_t *l, int64_t left, unsigned cost, int admitte
     }
 }
 
-/* The recent demand, from how far `asked` moved since the last sample. */
-static void sample_demand(tg_lease_ctl_t *c, uint64_t asked, const tg_lease_params_t *p, uint64_t now_ns)
+/*
+ * The recent demand, from how far `asked` moved since the last sample. Before anything
+ * was measured an instance expects its even share of the rate. The estimate rises at
+ * once when a short window (at least 1 ms and 8 tokens: enough to mean something)
+ * shows more, so a tenant that starts busy is not refused while the average catches
+ * up, and falls slowly, weighted over about two leases.
+ */
+static void sample_demand(tg_lease_t *l, uint64_t asked, const tg_lease_params_t *p, uint64_t now_ns)
 {
+    tg_lease_ctl_t *c = &l->ctl;
     if (c->sampled_ns == 0) {
         c->sampled_ns = now_ns;
         c->asked_then = asked;
+        c->demand_per_s = tg_lease_rate(l) / (p->instances < 1 ? 1 : p->instances);
         if (asked != 0)
             c->active_ns = now_ns;
         return;
     }
-    if (now_ns - c->sampled_ns < SAMPLE_MIN_NS)
+    uint64_t dt_ns = now_ns - c->sampled_ns;
+    double dt = (double)dt_ns / NS_PER_S, moved = (double)(asked - c->asked_then);
+    int attack = dt_ns >= ATTACK_MIN_NS && moved >= ATTACK_MIN_TOKENS && moved / dt > c->demand_per_s;
+    if (!attack && dt_ns < SAMPLE_MIN_NS)
         return;
-    double dt = (double)(now_ns - c->sampled_ns) / NS_PER_S, moved = (double)(asked - c->asked_then);
-    /* weighted over about two leases, at least 200 ms: quick to follow a burst, steady under noise */
-    double tau = 2 * (double)p->lease_ns / NS_PER_S;
-    if (tau < 0.2)
-        tau = 0.2;
-    double w = 1 - exp(-dt / tau);
-    c->demand_per_s += w * (moved / dt - c->demand_per_s);
+    if (attack) {
+        c->demand_per_s = moved / dt;
+    } else {
+        double tau = 2 * (double)p->lease_ns / NS_PER_S;
+        if (tau < 0.2)
+            tau = 0.2;
+        c->demand_per_s += (1 - exp(-dt / tau)) * (moved / dt - c->demand_per_s);
+    }
     if (asked != c->asked_then)
         c->active_ns = now_ns;
     c->sampled_ns = now_ns;
@@ -125,7 +141,7 @@ static int64_t block_size(const tg_lease_t *l, const tg_lease_params_t *p)
 int64_t tg_lease_plan(tg_lease_t *l, const tg_lease_params_t *p, uint64_t now_ns)
 {
     tg_lease_ctl_t *c = &l->ctl;
-    sample_demand(c, atomic_load_explicit(&l->asked, memory_order_relaxed), p, now_ns);
+    sample_demand(l, atomic_load_explicit(&l->asked, memory_order_relaxed), p, now_ns);
     c->size = block_size(l, p);
     atomic_store_explicit(&l->low_water, (c->size + 1) / 2, memory_order_relaxed);
     atomic_store_explicit(&l->block, c->size, memory_order_relaxed);
@@ -156,6 +172,22 @@ int64_t tg_lease_plan(tg_lease_t *l, const tg_lease_params_t *p, uint64_t now_ns
     return 0;
 }
 
+/* xorshift64*: the jitter of a short grant's wait (seeded per lease: instances must not move in step) */
+static double jitter(tg_lease_ctl_t *c, uint64_t now_ns)
+{
+    if (c->rng == 0)
+        c->rng = (now_ns ^ (uint64_t)(uintptr_t)c) | 1;
+    c->rng ^= c->rng >> 12;
+    c->rng ^= c->rng << 25;
+    c->rng ^= c->rng >> 27;
+    return (double)((c->rng * 2685821657736338717ull) >> 11) / 9007199254740992.0; /* [0, 1) */
+}
+
+void tg_lease_seed(tg_lease_t *l, uint64_t seed)
+{
+    l->ctl.rng = seed | 1;
+}
+
 void tg_lease_granted(tg_lease_t *l, int64_t asked, int64_t granted, double global_left, uint64_t now_ns)
 {
     if (granted > 0)
@@ -165,8 +197,13 @@ void tg_lease_granted(tg_lease_t *l, int64_t asked, int64_t granted, double glob
         l->ctl.next_ask_ns = 0;
         return;
     }
-    /* Short: the global bucket is empty. It refills what was missing in (missing / rate) s. */
-    double wait = (double)(asked - granted) / tg_lease_rate(l) * NS_PER_S;
+    /*
+     * Short: the global bucket is empty, and every instance that wants its tenant's
+     * tokens is asking. Each waits for the bucket to refill a block (block / rate), the
+     * same whatever it got, so that they ask equally often and share what comes in
+     * evenly; jittered by +-50%, so that none always comes just after another.
+     */
+    double wait = (double)l->ctl.size / tg_lease_rate(l) * NS_PER_S * (0.5 + jitter(&l->ctl, now_ns));
     uint64_t w = wait < (double)WAIT_MIN_NS ? WAIT_MIN_NS : wait > (double)WAIT_MAX_NS ? WAIT_MAX_NS : (uint64_t)wait;
     l->ctl.next_ask_ns = now_ns + w;
     atomic_store_explicit(&l->want, 1, memory_order_relaxed); /* still wanted, when the wait is over */

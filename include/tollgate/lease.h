@@ -19,7 +19,8 @@
  *   the largest cost asked, at most burst / instances (no instance hoards the bucket).
  *   A block is asked when the balance falls under half the size (a worker wakes the
  *   thread then). A short grant (the global bucket was empty) waits until the bucket
- *   could have refilled a block before asking again.
+ *   could have refilled a block, jittered, before asking again: every instance asks as
+ *   often, and they share what comes in evenly.
  * - Returning: a balance nobody spends for `idle_ns` goes back to the global bucket,
  *   and so does what exceeds twice the size after the demand fell.
  */
@@ -57,6 +58,7 @@ typedef struct st_tg_lease_ctl_t {
     double demand_per_s;   /* tokens asked here per second, weighted to the recent */
     int64_t size;          /* the block it asks for now */
     uint64_t next_ask_ns;  /* no ask before (after a short grant) */
+    uint64_t rng;          /* the jitter's state (0: seeded at first use) */
 } tg_lease_ctl_t;
 
 /** one tenant's lease on this instance (in its live state: it outlives snapshots) */
@@ -117,6 +119,9 @@ int64_t tg_lease_plan(tg_lease_t *l, const tg_lease_params_t *p, uint64_t now_ns
  * `global_left` after it. A short grant holds the next ask back.
  */
 void tg_lease_granted(tg_lease_t *l, int64_t asked, int64_t granted, double global_left, uint64_t now_ns);
+
+/** seeds the jitter of the waits after short grants (tests; otherwise seeded from the lease's address and the clock) */
+void tg_lease_seed(tg_lease_t *l, uint64_t seed);
 
 /** an ask that got no answer (Redis away): the next one may go at once when it is back */
 void tg_lease_failed(tg_lease_t *l);

@@ -808,3 +808,70 @@ Test(config, compression_and_cors_errors)
     cr_assert_eq(errs.n, 5, "got %zu errors", errs.n);
     tg_errors_dispose(&errs);
 }
+
+/* --- shared_limits --- */
+
+Test(config, shared_limits_defaults_and_url)
+{
+    tg_config_t *cfg = parse_ok("{" BASE "}");
+    cr_assert_null(cfg->shared_limits, "off by default");
+    tg_config_free(cfg);
+    cfg = parse_ok("{" BASE ", 'shared_limits': {'redis': 'redis://10.0.0.5'}}");
+    const tg_shared_limits_t *s = cfg->shared_limits;
+    cr_assert_not_null(s);
+    cr_assert_str_eq(s->host, "10.0.0.5");
+    cr_assert_eq(s->port, 6379);
+    cr_assert_eq(s->db, 0);
+    cr_assert_null(s->user);
+    cr_assert_null(s->password);
+    cr_assert_str_eq(s->prefix, "tollgate:");
+    cr_assert_eq(s->lease_ms, 100);
+    cr_assert_eq(s->health_interval_ms, 1000);
+    cr_assert_eq(s->timeout_ms, 250);
+    cr_assert_eq(s->expected_instances, 1);
+    cr_assert_str_eq(s->redis_shown, "redis://10.0.0.5:6379/0");
+    tg_config_free(cfg);
+    cfg = parse_ok("{" BASE ", 'shared_limits': {'redis': 'redis://app:p%40ss@[::1]:7000/3', 'prefix': 'eu:', 'lease_ms': 50,"
+                   " 'health_interval_ms': 400, 'timeout_ms': 100, 'expected_instances': 4}}");
+    s = cfg->shared_limits;
+    cr_assert_str_eq(s->host, "::1");
+    cr_assert_eq(s->port, 7000);
+    cr_assert_eq(s->db, 3);
+    cr_assert_str_eq(s->user, "app");
+    cr_assert_str_eq(s->password, "p@ss", "percent-decoded");
+    cr_assert_str_eq(s->redis_shown, "redis://app:***@[::1]:7000/3", "never the password");
+    cr_assert_str_eq(s->prefix, "eu:");
+    cr_assert_eq(s->lease_ms, 50);
+    cr_assert_eq(s->expected_instances, 4);
+    tg_config_free(cfg);
+    cfg = parse_ok("{" BASE ", 'shared_limits': {'redis': 'redis://:secret@cache:6380/'}}");
+    cr_assert_null(cfg->shared_limits->user);
+    cr_assert_str_eq(cfg->shared_limits->password, "secret");
+    cr_assert_str_eq(cfg->shared_limits->redis_shown, "redis://:***@cache:6380/0");
+    tg_config_free(cfg);
+}
+
+Test(config, shared_limits_errors_name_the_field)
+{
+    tg_errors_t errs = {0};
+    assert_rejected(parse("{" BASE ", 'shared_limits': {}}", &errs), &errs, "shared_limits.redis", "required", NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': 'redis://x'}", &errs), &errs, "shared_limits", "null or an object", NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'http://x'}}", &errs), &errs, "shared_limits.redis", "redis://", NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'rediss://x'}}", &errs), &errs, "shared_limits.redis", "TLS", NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://x:0'}}", &errs), &errs, "shared_limits.redis", "port", NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://x:6379/a'}}", &errs), &errs, "shared_limits.redis", "database",
+                    NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://x?db=1'}}", &errs), &errs, "shared_limits.redis", "query", NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://user@x'}}", &errs), &errs, "shared_limits.redis", "password",
+                    NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://:p%zz@x'}}", &errs), &errs, "shared_limits.redis", "escape",
+                    NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://[::1'}}", &errs), &errs, "shared_limits.redis", "brackets", NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://:6379'}}", &errs), &errs, "shared_limits.redis", "host", NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://x', 'lease_mss': 5}}", &errs), &errs, "shared_limits.lease_mss",
+                    "lease_ms", NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://x', 'timeout_ms': 1000}}", &errs), &errs, "shared_limits.timeout_ms",
+                    "less than", NULL);
+    assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://x', 'expected_instances': 0}}", &errs), &errs,
+                    "shared_limits.expected_instances", NULL, NULL);
+}
