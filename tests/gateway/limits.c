@@ -305,3 +305,41 @@ Test(bucket, huge_costs_at_tiny_rates_never_wrap)
         cr_assert_eq(tg_bucket_take(&b, 1000000, 0, &st), 0, "take %d", i);
     cr_assert_eq(tg_bucket_take(&b, 1, 0, &st), 0);
 }
+
+Test(admit, shared_limits_spend_the_lease_or_a_local_share_while_redis_is_away)
+{
+    tg_state_t *state = tg_state_create(1);
+    tg_limits_t *l = tg_limits_create(make_config(), state, 0);
+    tg_lease_health_t health = {.wake_fd = -1};
+    atomic_store(&health.divisor, 2);
+    tg_limits_share(l, &health);
+    tg_limits_tenant_t *b = tg_limits_find_key(l, "key-b1", 6);
+    cr_assert_eq(tg_lease_rate(&b->state->lease), 100, "the lease knows the tenant's rate");
+    cr_assert_eq(tg_lease_burst(&b->state->lease), 100);
+    tg_bucket_state_t st;
+    tg_admission_t adm;
+    /* Redis never reached: b's bucket is local at 100 / 2 per second, burst 50 */
+    int ok = 0;
+    for (int i = 0; i != 60; ++i) {
+        if (tg_limits_admit(l, b, &queries[0], 10 * S, &st, &adm) == TG_ADMIT_OK)
+            ++ok;
+        tg_limits_release(&adm);
+    }
+    cr_assert_eq(ok, 50, "burst / divisor: %d", ok);
+    cr_assert_eq(atomic_load(&b->state->tat_ns), 0, "the tenant's own bucket is not what is spent");
+    /* Redis answers: the lease, empty, passes one call on credit and no more until a block comes */
+    atomic_store(&health.good_until_ns, 20 * S);
+    cr_assert_eq(tg_limits_admit(l, b, &queries[0], 11 * S, &st, &adm), TG_ADMIT_OK);
+    tg_limits_release(&adm);
+    cr_assert_eq(tg_limits_admit(l, b, &queries[0], 11 * S, &st, &adm), TG_ADMIT_RATE_LIMITED);
+    cr_assert_eq(st.retry_after_s, 1, "2 tokens owed at 100/s: within a second");
+    tg_lease_granted(&b->state->lease, 10, 10, 40, 11 * S);
+    cr_assert_eq(tg_limits_admit(l, b, &queries[0], 11 * S, &st, &adm), TG_ADMIT_OK);
+    tg_limits_release(&adm);
+    cr_assert_eq(st.remaining, 8 + 40, "the balance after the call and the global bucket as last seen");
+    /* a peek (the disabled path, /admin/status) takes nothing */
+    tg_limits_peek(l, b, 11 * S, &st);
+    cr_assert_eq(atomic_load(&b->state->lease.tokens), 8);
+    tg_limits_free(l);
+    tg_state_free(state);
+}
