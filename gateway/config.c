@@ -634,6 +634,10 @@ int tg_redis_url_parse(const char *url, tg_shared_limits_t *out, char *err, size
     }
     out->port = 6379;
     if (port_at != NULL) {
+        if (!(*port_at >= '0' && *port_at <= '9')) {
+            snprintf(err, err_size, "the port must be a number from 1 to 65535");
+            return -1;
+        }
         char *e;
         long port = strtol(port_at, &e, 10);
         if (e != end || port_at == end || port < 1 || port > 65535) {
@@ -671,6 +675,8 @@ void tg_shared_limits_free(tg_shared_limits_t *s)
 {
     if (s == NULL)
         return;
+    if (s->redis != NULL)
+        OPENSSL_cleanse(s->redis, strlen(s->redis)); /* it may hold the password too */
     free(s->redis);
     free(s->redis_shown);
     free(s->host);

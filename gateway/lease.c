@@ -55,11 +55,13 @@ int tg_lease_take(tg_lease_t *l, unsigned cost, int64_t *left, int *wake)
     while (cost > mc && !atomic_compare_exchange_weak_explicit(&l->max_cost, &mc, cost, memory_order_relaxed, memory_order_relaxed))
         ;
     atomic_fetch_add_explicit(&l->asked, cost, memory_order_relaxed);
+    /* credit: a call may take the balance down to minus one block (minus its own cost, if more) */
+    int64_t block = atomic_load_explicit(&l->block, memory_order_relaxed), floor_at = (int64_t)cost - (block > (int64_t)cost ? block : (int64_t)cost);
     int64_t t = atomic_load_explicit(&l->tokens, memory_order_relaxed);
     int admitted = 1;
     do {
-        if (t < 0) {
-            admitted = 0; /* spent on credit already: the next block repays it first */
+        if (t < floor_at) {
+            admitted = 0; /* a block's worth spent on credit already: the next block repays it first */
             break;
         }
     } while (cost != 0 &&
@@ -69,6 +71,33 @@ int tg_lease_take(tg_lease_t *l, unsigned cost, int64_t *left, int *wake)
         !atomic_exchange_explicit(&l->want, 1, memory_order_relaxed))
         *wake = 1;
     return admitted;
+}
+
+int tg_lease_spend_held(tg_lease_t *l, unsigned cost, int64_t *left)
+{
+    int64_t t = atomic_load_explicit(&l->tokens, memory_order_relaxed);
+    do {
+        if (t < (int64_t)cost || cost == 0) {
+            *left = t;
+            return 0;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&l->tokens, &t, t - (int64_t)cost, memory_order_relaxed, memory_order_relaxed));
+    *left = t - (int64_t)cost;
+    return 1;
+}
+
+void tg_lease_prime(tg_lease_t *l, uint64_t lease_ns, uint32_t instances)
+{
+    if (atomic_load_explicit(&l->block, memory_order_relaxed) != 0)
+        return;
+    double n = instances < 1 ? 1 : instances, hi = floor(tg_lease_burst(l) / n);
+    double b = ceil(tg_lease_rate(l) * (double)lease_ns / NS_PER_S / n);
+    if (hi < 1)
+        hi = 1;
+    b = b < 1 ? 1 : b > hi ? hi : b;
+    int64_t zero = 0;
+    if (atomic_compare_exchange_strong_explicit(&l->block, &zero, (int64_t)b, memory_order_relaxed, memory_order_relaxed))
+        atomic_store_explicit(&l->low_water, ((int64_t)b + 1) / 2, memory_order_relaxed);
 }
 
 void tg_lease_view(const tg_lease_t *l, int64_t left, unsigned cost, int admitted, tg_lease_view_t *v)
@@ -109,6 +138,8 @@ static void sample_demand(tg_lease_t *l, uint64_t asked, const tg_lease_params_t
     }
     uint64_t dt_ns = now_ns - c->sampled_ns;
     double dt = (double)dt_ns / NS_PER_S, moved = (double)(asked - c->asked_then);
+    if (asked != c->asked_then)
+        c->active_ns = now_ns; /* whatever the window: a call was asked, so a block may be wanted */
     int attack = dt_ns >= ATTACK_MIN_NS && moved >= ATTACK_MIN_TOKENS && moved / dt > c->demand_per_s;
     if (!attack && dt_ns < SAMPLE_MIN_NS)
         return;
@@ -120,8 +151,6 @@ static void sample_demand(tg_lease_t *l, uint64_t asked, const tg_lease_params_t
             tau = 0.2;
         c->demand_per_s += (1 - exp(-dt / tau)) * (moved / dt - c->demand_per_s);
     }
-    if (asked != c->asked_then)
-        c->active_ns = now_ns;
     c->sampled_ns = now_ns;
     c->asked_then = asked;
 }
@@ -209,9 +238,9 @@ void tg_lease_granted(tg_lease_t *l, int64_t asked, int64_t granted, double glob
     atomic_store_explicit(&l->want, 1, memory_order_relaxed); /* still wanted, when the wait is over */
 }
 
-void tg_lease_failed(tg_lease_t *l)
+void tg_lease_failed(tg_lease_t *l, uint64_t retry_at_ns)
 {
-    l->ctl.next_ask_ns = 0;
+    l->ctl.next_ask_ns = retry_at_ns;
     atomic_store_explicit(&l->want, 1, memory_order_relaxed);
 }
 

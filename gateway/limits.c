@@ -168,8 +168,11 @@ void tg_limits_free(tg_limits_t *l)
 void tg_limits_share(tg_limits_t *l, const tg_lease_health_t *health)
 {
     l->shared = health;
-    for (size_t i = 0; i != l->n_tenants; ++i)
-        tg_lease_set_limits(&l->tenants[i].state->lease, l->tenants[i].bucket.rate, l->tenants[i].bucket.burst);
+    for (size_t i = 0; i != l->n_tenants; ++i) {
+        tg_lease_t *lease = &l->tenants[i].state->lease;
+        tg_lease_set_limits(lease, l->tenants[i].bucket.rate, l->tenants[i].bucket.burst);
+        tg_lease_prime(lease, atomic_load(&health->lease_ns), atomic_load(&health->divisor));
+    }
 }
 
 tg_limits_tenant_t *tg_limits_find_key(const tg_limits_t *l, const char *key, size_t len)
@@ -209,8 +212,9 @@ static int take_slot(_Atomic int *counter, int cap)
 
 /*
  * Takes `cost` of the tenant's tokens: from its own bucket, or with shared_limits from
- * its lease of the global one, or, while Redis is away, from a local bucket of its
- * share (rate / divisor, burst / divisor: the divisor is the live instances last seen).
+ * its lease of the global one, or, while Redis is away, from what is left of that
+ * lease and then a local bucket of its share (rate / divisor, burst / divisor: the
+ * divisor is the live instances last seen).
  */
 static int take_tokens(const tg_limits_t *l, tg_limits_tenant_t *t, unsigned cost, uint64_t now_ns, tg_bucket_state_t *st)
 {
@@ -229,6 +233,14 @@ static int take_tokens(const tg_limits_t *l, tg_limits_tenant_t *t, unsigned cos
         tg_lease_view(&t->state->lease, left, cost, ok, &v);
         *st = (tg_bucket_state_t){.remaining = v.remaining, .full_in_s = v.full_in_s, .retry_after_s = v.retry_after_s};
         return ok;
+    }
+    /* a balance leased before Redis went away is spent first: the local bucket started empty then (shared.c) */
+    int64_t left;
+    if (tg_lease_spend_held(&t->state->lease, cost, &left)) {
+        tg_lease_view_t v;
+        tg_lease_view(&t->state->lease, left, cost, 1, &v);
+        *st = (tg_bucket_state_t){.remaining = v.remaining, .full_in_s = v.full_in_s};
+        return 1;
     }
     tg_bucket_t local;
     double burst = t->bucket.burst / n;

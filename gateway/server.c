@@ -251,6 +251,8 @@ tg_gateway_t *tg_gateway_create_config(tg_config_t *cfg, const char *text, tg_er
     gw->shared = tg_shared_create(gw->state);
     tg_shared_configure(gw->shared, cfg->shared_limits);
     gw->snapshot = make_snapshot(gw, cfg, 1);
+    /* the lease thread may have read Redis's switches before the snapshot bound every name: again, now */
+    tg_shared_resync(gw->shared);
     gw->initial = tg_snapshot_ref(gw->snapshot);
     gw->sockets = tg_calloc(cfg->n_listen, sizeof(*gw->sockets));
     for (size_t i = 0; i != cfg->n_listen; ++i) {

@@ -2,6 +2,7 @@
  * shared_limits: the lease thread and its Redis (tollgate/shared.h).
  */
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <pthread.h>
@@ -16,20 +17,22 @@
 #include "internal.h"
 
 /*
- * One tenant's bucket: refilled at ARGV[1] tokens a second up to ARGV[2] since it was
- * last touched (on Redis's clock, so the instances' clocks never matter), then ARGV[3]
- * tokens taken (as many as there are, whole) or, negative, given back. A bucket nobody
- * touched for as long as it takes to fill is full, so it expires then. Returns
- * {granted, tokens left as text}.
+ * One tenant's bucket: refilled at ARGV[1] / 1e6 tokens a second up to ARGV[2] / 1e6
+ * since it was last touched (on Redis's clock, so the instances' clocks never matter;
+ * a clock that stepped back refills nothing), then ARGV[3] tokens taken (as many as
+ * there are, whole) or, negative, given back. Every number goes as an integer, so no
+ * locale can make a decimal point a comma. A bucket nobody touched for as long as it
+ * takes to fill is full, so it expires then (or never, when that is over 30 days).
+ * Returns {granted, tokens left x 1000}.
  */
 static const char LEASE_LUA[] =
-    "local rate, burst, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "local rate, burst, n = tonumber(ARGV[1]) / 1000000, tonumber(ARGV[2]) / 1000000, tonumber(ARGV[3])\n"
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local b = redis.call('HMGET', KEYS[1], 'tokens', 'at')\n"
     "local tokens, at = tonumber(b[1]), tonumber(b[2])\n"
     "if tokens == nil or at == nil then tokens, at = burst, now end\n"
-    "if now > at then tokens = tokens + (now - at) * rate / 1000000 end\n"
+    "if now > at then tokens = tokens + (now - at) * rate / 1000000; at = now end\n"
     "if tokens > burst then tokens = burst end\n"
     "local granted = 0\n"
     "if n > 0 then\n"
@@ -39,9 +42,10 @@ static const char LEASE_LUA[] =
     "else\n"
     "  tokens = math.min(burst, tokens - n)\n"
     "end\n"
-    "redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%.0f', now))\n"
-    "redis.call('PEXPIRE', KEYS[1], string.format('%d', math.min(math.ceil(burst / rate * 1000) + 1000, 2592000000)))\n"
-    "return {granted, string.format('%.3f', tokens)}\n";
+    "redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'at', string.format('%.0f', at))\n"
+    "local ttl = math.ceil(burst / rate * 1000) + 1000\n"
+    "if ttl <= 2592000000 then redis.call('PEXPIRE', KEYS[1], string.format('%.0f', ttl)) else redis.call('PERSIST', KEYS[1]) end\n"
+    "return {granted, string.format('%.0f', tokens * 1000)}\n";
 
 /*
  * One tick of an instance: registers it (ARGV[1]) in the live set at Redis's time in
@@ -53,9 +57,9 @@ static const char TICK_LUA[] =
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
     "local stale = tonumber(ARGV[2])\n"
     "if ARGV[3] == '1' then redis.call('ZREM', KEYS[1], ARGV[1])\n"
-    "else redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[1]) end\n"
-    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - stale))\n"
-    "redis.call('PEXPIRE', KEYS[1], string.format('%d', stale * 2))\n"
+    "else redis.call('ZADD', KEYS[1], string.format('%.0f', now), ARGV[1]) end\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now - stale))\n"
+    "redis.call('PEXPIRE', KEYS[1], string.format('%.0f', stale * 2))\n"
     "local v = redis.call('GET', KEYS[2])\n"
     "return {redis.call('ZCARD', KEYS[1]), v or '0'}\n";
 
@@ -63,6 +67,10 @@ static const char TICK_LUA[] =
 #define TICK_MAX_NS 250000000ull
 /* How long the thread sleeps with nothing configured. */
 #define IDLE_NS 1000000000ull
+
+typedef struct st_switch_kv_t {
+    char *field, *value;
+} switch_kv_t;
 
 typedef struct st_switch_op_t {
     char *field; /* "query:NAME" / "tenant:NAME" */
@@ -87,6 +95,10 @@ struct st_tg_shared_t {
     size_t n_ops, cap_ops;
     char last_error[256];
     char instance[128];            /* this instance's id in the live set */
+    switch_kv_t *known;            /* the switches Redis had when last read (field, value) */
+    size_t n_known;
+    int have_known;
+    char version[32];              /* the switches' version last applied ("": none yet); guarded too */
     uint32_t instances;            /* live instances last seen, 0 never */
     _Atomic int up;
     _Atomic uint64_t fallbacks, commands, leased, returned;
@@ -95,7 +107,6 @@ struct st_tg_shared_t {
     uint64_t seen_gen;
     redisContext *rc;
     char sha_lease[48], sha_tick[48];
-    char version[32];              /* the switches' version last applied ("": none yet) */
     uint64_t next_connect_ns, next_tick_ns;
     int ever_up, said_down;
     lease_ref_t *refs;
@@ -208,6 +219,25 @@ static uint32_t divisor_now(const tg_shared_t *sh)
     return n == 0 ? 1 : n;
 }
 
+static void collect_tenants(tg_shared_t *sh);
+
+/*
+ * Going local after leases: each tenant's local bucket starts empty (refilling at
+ * rate / N from now), and the calls spend what the lease still holds first. A full
+ * local burst on every fallback would let a Redis that fails now and then through
+ * at the rate plus a burst each time.
+ */
+static void empty_local_buckets(tg_shared_t *sh)
+{
+    collect_tenants(sh);
+    uint64_t now = tg_now_ns();
+    for (size_t i = 0; i != sh->n_refs; ++i) {
+        tg_lease_t *l = &sh->refs[i].t->lease;
+        double full_in = tg_lease_burst(l) / tg_lease_rate(l) * 1e9; /* the same for rate / N and burst / N */
+        atomic_store_explicit(&l->local_tat_ns, now + (full_in > 1e18 ? (uint64_t)1e18 : (uint64_t)full_in), memory_order_relaxed);
+    }
+}
+
 /* Redis failed or left: every call limits locally from now on (said once until it is back). */
 static void go_local(tg_shared_t *sh, const char *why)
 {
@@ -218,8 +248,10 @@ static void go_local(tg_shared_t *sh, const char *why)
     atomic_store(&sh->health.good_until_ns, 0);
     atomic_store(&sh->health.divisor, divisor_now(sh));
     set_error(sh, "%s", why);
-    if (atomic_exchange(&sh->up, 0))
+    if (atomic_exchange(&sh->up, 0)) {
         atomic_fetch_add(&sh->fallbacks, 1);
+        empty_local_buckets(sh);
+    }
     if (!sh->said_down) {
         sh->said_down = 1;
         tg_log(TG_LOG_WARN, "shared_limits: Redis at %s %s (%s): limiting every tenant locally at rate / %u until it answers",
@@ -227,7 +259,9 @@ static void go_local(tg_shared_t *sh, const char *why)
     }
     sh->next_connect_ns = tg_now_ns() + tick_ns(sh->cur);
     /* the switches are read again in full when it is back */
+    pthread_mutex_lock(&sh->mutex);
     sh->version[0] = '\0';
+    pthread_mutex_unlock(&sh->mutex);
 }
 
 /* A round trip worked: leases are spent for one more health interval. */
@@ -317,6 +351,15 @@ static int tick(tg_shared_t *sh, int leave, char *version, size_t version_size)
     char stale[32];
     snprintf(stale, sizeof(stale), "%llu", (unsigned long long)sh->cur->health_interval_ms * 3);
     redisReply *r = command(sh, "EVALSHA %s 2 %s %s %s %s %s", sh->sha_tick, k1.base, k2.base, sh->instance, stale, leave ? "1" : "0");
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        /* SCRIPT FLUSH (or a Redis that lost its scripts but not the connection): load both again, try once more */
+        char why[320];
+        freeReplyObject(r);
+        r = NULL;
+        if (load_script(sh, TICK_LUA, sh->sha_tick, sizeof(sh->sha_tick), why, sizeof(why)) == 0 &&
+            load_script(sh, LEASE_LUA, sh->sha_lease, sizeof(sh->sha_lease), why, sizeof(why)) == 0)
+            r = command(sh, "EVALSHA %s 2 %s %s %s %s %s", sh->sha_tick, k1.base, k2.base, sh->instance, stale, leave ? "1" : "0");
+    }
     tg_buf_dispose(&k1);
     tg_buf_dispose(&k2);
     int ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
@@ -373,31 +416,36 @@ static switch_view_t *view_switches(tg_state_t *s, size_t *n)
     return v;
 }
 
-/* The value Redis has for `field`, or NULL (a reply of HGETALL: field, value, field, value, ...). */
-static const redisReply *find_field(const redisReply *all, const char *kind, const char *name)
+/* The value Redis has for KIND NAME in the last view read, or NULL. */
+static const char *find_field(const tg_shared_t *sh, const char *kind, const char *name)
 {
-    size_t kl = strlen(kind), nl = strlen(name);
-    for (size_t i = 0; i + 1 < all->elements; i += 2) {
-        const redisReply *f = all->element[i];
-        if (f->type == REDIS_REPLY_STRING && f->len == kl + nl && memcmp(f->str, kind, kl) == 0 && memcmp(f->str + kl, name, nl) == 0)
-            return all->element[i + 1];
+    size_t kl = strlen(kind);
+    for (size_t i = 0; i != sh->n_known; ++i) {
+        const char *f = sh->known[i].field;
+        if (strncmp(f, kind, kl) == 0 && strcmp(f + kl, name) == 0)
+            return sh->known[i].value;
     }
     return NULL;
 }
 
-/* Applies Redis's switches to the live state: a name Redis has no switch for has none. */
-static void apply_switches(tg_shared_t *sh, const redisReply *all)
+/*
+ * Applies the switches Redis had when last read to the live state: a name Redis has no
+ * switch for has none. Called with sh->mutex held (the lock order is sh->mutex, then
+ * the registry's), and only while no switch set here waits to be written: an
+ * operator's switch is queued before it is applied (tg_shared_publish_switch), so a
+ * view read before it can never undo it.
+ */
+static void apply_known(tg_shared_t *sh)
 {
     size_t n;
     switch_view_t *v = view_switches(sh->state, &n);
     for (size_t i = 0; i != n; ++i) {
-        const redisReply *val = find_field(all, v[i].query ? "query:" : "tenant:", v[i].name);
+        const char *val = find_field(sh, v[i].query ? "query:" : "tenant:", v[i].name);
         tg_switch_t sw = TG_SWITCH_NONE;
         int retry = 30;
         const char *reason = NULL;
         size_t reason_len = 0;
-        if (val != NULL && (val->type != REDIS_REPLY_STRING ||
-                            tg_shared_parse_switch(val->str, val->len, &sw, &retry, &reason, &reason_len) != 0)) {
+        if (val != NULL && tg_shared_parse_switch(val, strlen(val), &sw, &retry, &reason, &reason_len) != 0) {
             tg_log(TG_LOG_WARN, "shared_limits: the switch of %s %s in Redis is not one tollgate wrote; left as it is",
                    v[i].query ? "query" : "tenant", v[i].name);
             continue;
@@ -419,6 +467,17 @@ static void apply_switches(tg_shared_t *sh, const redisReply *all)
     for (size_t i = 0; i != n; ++i)
         free(v[i].reason);
     free(v);
+}
+
+static void free_known(tg_shared_t *sh)
+{
+    for (size_t i = 0; i != sh->n_known; ++i) {
+        free(sh->known[i].field);
+        free(sh->known[i].value);
+    }
+    free(sh->known);
+    sh->known = NULL;
+    sh->n_known = 0;
 }
 
 /* Sends the switches set here, in order; 0, or -1 (gone local; they stay queued). */
@@ -476,25 +535,42 @@ static int sync_switches(tg_shared_t *sh, const char *version, int force)
 {
     if (!force && strcmp(version, sh->version) == 0)
         return 0;
-    pthread_mutex_lock(&sh->mutex);
-    int pending = sh->n_ops != 0;
-    pthread_mutex_unlock(&sh->mutex);
-    if (pending)
-        return 0; /* what this instance set goes first, then Redis's whole view */
     tg_buf_t hash = {0};
     key_of(&hash, sh->cur, "switches");
     redisReply *r = command(sh, "HGETALL %s", hash.base);
     tg_buf_dispose(&hash);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+    if (r == NULL || (r->type != REDIS_REPLY_ARRAY && r->type != REDIS_REPLY_ERROR)) {
         char why[320];
         snprintf(why, sizeof(why), "HGETALL: %s", what_failed(sh->rc, r));
         freeReplyObject(r);
         go_local(sh, why);
         return -1;
     }
-    apply_switches(sh, r);
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* the switches' key is not a hash (someone wrote it): the limits are fine, the switches cannot be read */
+        set_error(sh, "the switches (%sswitches): %s", sh->cur->prefix, r->str);
+        freeReplyObject(r);
+        return 0;
+    }
+    switch_kv_t *kv = tg_calloc(r->elements / 2 + 1, sizeof(*kv));
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING && r->element[i + 1]->type == REDIS_REPLY_STRING)
+            kv[n++] = (switch_kv_t){tg_strndup(r->element[i]->str, r->element[i]->len), tg_strndup(r->element[i + 1]->str, r->element[i + 1]->len)};
     freeReplyObject(r);
-    snprintf(sh->version, sizeof(sh->version), "%s", version);
+    pthread_mutex_lock(&sh->mutex);
+    free_known(sh);
+    sh->known = kv;
+    sh->n_known = n;
+    sh->have_known = 1;
+    if (sh->n_ops == 0) {
+        apply_known(sh);
+        snprintf(sh->version, sizeof(sh->version), "%s", version);
+    } else {
+        /* what this instance set goes to Redis first; Redis's whole view is applied at the next tick */
+        sh->version[0] = '\0';
+    }
+    pthread_mutex_unlock(&sh->mutex);
     return 0;
 }
 
@@ -521,8 +597,9 @@ static void collect_tenants(tg_shared_t *sh)
 static void append_lease(tg_shared_t *sh, tg_buf_t *key, const tg_tenant_state_t *t, int64_t n)
 {
     char rate[40], burst[40], count[24];
-    snprintf(rate, sizeof(rate), "%.17g", tg_lease_rate(&t->lease));
-    snprintf(burst, sizeof(burst), "%.17g", tg_lease_burst(&t->lease));
+    /* in millionths, as integers (the config bounds both: 1 to 1e15 millionths) */
+    snprintf(rate, sizeof(rate), "%lld", (long long)llround(tg_lease_rate(&t->lease) * 1e6));
+    snprintf(burst, sizeof(burst), "%lld", (long long)llround(tg_lease_burst(&t->lease) * 1e6));
     snprintf(count, sizeof(count), "%lld", (long long)n);
     tg_buf_reset(key);
     tg_buf_appends(key, sh->cur->prefix);
@@ -564,35 +641,55 @@ static int run_leases(tg_shared_t *sh, uint64_t now_ns, uint64_t *next_ns)
     if (sent == 0)
         return 0;
     atomic_fetch_add_explicit(&sh->commands, sent, memory_order_relaxed);
-    int ok = 1;
+    /*
+     * An error reply (a key of the wrong type, a script error, NOSCRIPT after a SCRIPT
+     * FLUSH) fails that tenant's lease only: the stream is still in step. Only a
+     * broken connection or a timeout means Redis is away.
+     */
+    int broken = 0, noscript = 0;
     char why[320] = "";
+    uint64_t now = tg_now_ns();
     for (size_t i = 0; i != sh->n_refs; ++i) {
         int64_t n = sh->refs[i].n;
         if (n == 0)
             continue;
         tg_lease_t *l = &sh->refs[i].t->lease;
         redisReply *r = NULL;
-        if (ok && (redisGetReply(sh->rc, (void **)&r) != REDIS_OK || r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                   r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_STRING)) {
-            snprintf(why, sizeof(why), "lease: %s", sh->rc != NULL ? what_failed(sh->rc, r) : "no connection");
-            ok = 0;
+        if (!broken && (redisGetReply(sh->rc, (void **)&r) != REDIS_OK || r == NULL)) {
+            snprintf(why, sizeof(why), "lease: %s", what_failed(sh->rc, r));
+            broken = 1;
         }
-        if (ok && n > 0) {
+        int good = !broken && r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[0]->type == REDIS_REPLY_INTEGER &&
+                   r->element[1]->type == REDIS_REPLY_STRING;
+        if (good && n > 0) {
             long long granted = r->element[0]->integer;
-            tg_lease_granted(l, n, granted, strtod(r->element[1]->str, NULL), tg_now_ns());
+            tg_lease_granted(l, n, granted, (double)strtoll(r->element[1]->str, NULL, 10) / 1000.0, now);
             atomic_fetch_add_explicit(&sh->leased, (uint64_t)(granted > 0 ? granted : 0), memory_order_relaxed);
-        } else if (ok) {
+        } else if (good) {
             atomic_fetch_add_explicit(&sh->returned, (uint64_t)-n, memory_order_relaxed);
-        } else if (n > 0) {
-            tg_lease_failed(l);
+        } else {
+            if (!broken) {
+                noscript |= r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0;
+                set_error(sh, "the lease of tenant %s: %s", sh->refs[i].t->name,
+                          r->type == REDIS_REPLY_ERROR ? r->str : "an answer that is not {granted, tokens}");
+            }
+            if (n > 0)
+                tg_lease_failed(l, now + tick_ns(sh->cur)); /* tried again a tick later, not at once */
         }
         freeReplyObject(r);
     }
-    if (!ok) {
+    if (broken) {
         go_local(sh, why);
         return -1;
     }
     went_well(sh);
+    if (noscript) {
+        char why2[320];
+        if (load_script(sh, LEASE_LUA, sh->sha_lease, sizeof(sh->sha_lease), why2, sizeof(why2)) != 0) {
+            go_local(sh, why2);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -626,6 +723,9 @@ static void disconnect_and_leave(tg_shared_t *sh)
 {
     if (sh->rc != NULL) {
         char v[32];
+        publish_switches(sh); /* what an operator set here last still reaches the others */
+        if (sh->rc == NULL)
+            return;
         give_back_all(sh);
         if (sh->rc != NULL && !sh->rc->err)
             tick(sh, 1, v, sizeof(v));
@@ -658,8 +758,10 @@ static int take_settings(tg_shared_t *sh, int *stop)
             disconnect_and_leave(sh);
         sh->next_connect_ns = 0;
         sh->said_down = 0;
-        sh->version[0] = '\0';
         pthread_mutex_lock(&sh->mutex);
+        sh->version[0] = '\0';
+        free_known(sh);
+        sh->have_known = 0;
         sh->instances = 0;
         sh->last_error[0] = '\0';
         pthread_mutex_unlock(&sh->mutex);
@@ -775,8 +877,10 @@ void tg_shared_configure(tg_shared_t *sh, const tg_shared_limits_t *settings)
     tg_shared_limits_free(sh->settings);
     sh->settings = copy;
     ++sh->settings_gen;
-    if (settings != NULL) /* until the thread has a connection: local limits at rate / expected_instances */
+    if (settings != NULL) { /* until the thread has a connection: local limits at rate / expected_instances */
         atomic_store(&sh->health.divisor, sh->instances != 0 ? sh->instances : (uint32_t)settings->expected_instances);
+        atomic_store(&sh->health.lease_ns, (uint64_t)settings->lease_ms * 1000000ull);
+    }
     pthread_mutex_unlock(&sh->mutex);
     wake(sh);
 }
@@ -814,6 +918,9 @@ void tg_shared_publish_switch(tg_shared_t *sh, int query, const char *name, tg_s
 void tg_shared_resync(tg_shared_t *sh)
 {
     pthread_mutex_lock(&sh->mutex);
+    /* at once, from the view last read: a name whose files changed is never served against Redis's switch */
+    if (sh->settings != NULL && sh->have_known && sh->n_ops == 0)
+        apply_known(sh);
     sh->resync = 1;
     pthread_mutex_unlock(&sh->mutex);
     wake(sh);
@@ -896,6 +1003,7 @@ void tg_shared_free(tg_shared_t *sh)
     }
     free(sh->ops);
     free(sh->refs);
+    free_known(sh);
     close(sh->health.wake_fd);
     pthread_mutex_destroy(&sh->mutex);
     free(sh);

@@ -316,14 +316,14 @@ static void respond_switch(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
     if (!off)
         reason[0] = '\0';
     tg_switch_t sw = off ? TG_SWITCH_OFF : TG_SWITCH_ON; /* (an ON the files agree with becomes theirs again) */
+    /* with shared_limits every instance takes it from Redis within a second (queued before it is applied here: see shared.h) */
+    tg_shared_t *shared = tg_gateway_shared(gw);
+    if (shared != NULL)
+        tg_shared_publish_switch(shared, query, n, sw, retry, reason[0] != '\0' ? reason : NULL);
     if (query)
         tg_state_switch_query(state, qs, sw, retry, reason[0] != '\0' ? reason : NULL);
     else
         tg_state_switch_tenant(state, ts, sw, reason[0] != '\0' ? reason : NULL);
-    /* with shared_limits, every instance takes it from Redis within a second */
-    tg_shared_t *shared = tg_gateway_shared(gw);
-    if (shared != NULL)
-        tg_shared_publish_switch(shared, query, n, sw, retry, reason[0] != '\0' ? reason : NULL);
     /* one log line, whatever the reason holds */
     tg_buf_t quoted = {0};
     if (reason[0] != '\0')

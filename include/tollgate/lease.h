@@ -8,11 +8,13 @@
  * bucket. This module is that balance and the arithmetic that sizes the blocks; it
  * knows nothing of Redis, and its clock is always a parameter.
  *
- * - Spending (workers, lock-free): a call passes while the balance is not negative;
- *   one that costs more than is left passes on credit, taking the balance below zero,
- *   and the next block repays it. So a tenant's first call on an instance never
- *   waits for a lease, and an instance is never more than one call's cost ahead of
- *   what it leased.
+ * - Spending (workers, lock-free): a call passes while it leaves the balance no lower
+ *   than minus one block (or minus its own cost, if more): calls that find too little
+ *   pass on credit, and the next block repays it first. So a burst on a cold or
+ *   drained lease is not refused while the block it woke the thread for is on its
+ *   way, and an instance is never more than one block (or one call) ahead of what it
+ *   leased. A lease that was never sized starts with the instance's even share of one
+ *   lease of the rate (tg_lease_prime).
  * - Sizing (the lease thread): a block covers `lease_ns` of the instance's recent
  *   demand (tokens asked here, granted or not, an exponentially weighted rate), so the
  *   instance that gets most of a tenant's traffic leases most of its tokens; at least
@@ -38,6 +40,7 @@
 typedef struct st_tg_lease_health_t {
     _Atomic uint64_t good_until_ns; /* 0: not reached (yet, or any more) */
     _Atomic uint32_t divisor;       /* N: live instances last seen, else expected_instances */
+    _Atomic uint64_t lease_ns;      /* shared_limits.lease_ms (for tg_lease_prime) */
     int wake_fd;                    /* the lease thread's eventfd: a worker writes to it when a block is wanted */
 } tg_lease_health_t;
 
@@ -91,6 +94,15 @@ double tg_lease_burst(const tg_lease_t *l);
  */
 int tg_lease_take(tg_lease_t *l, unsigned cost, int64_t *left, int *wake);
 
+/**
+ * While Redis is away: a worker spends `cost` of a leased balance it still holds
+ * (no credit, no wake); 1 if it could. `*left` gets the balance after (or as found).
+ */
+int tg_lease_spend_held(tg_lease_t *l, unsigned cost, int64_t *left);
+
+/** gives a lease never sized its first block: the rate over one lease, shared by `instances`, within 1..burst/instances */
+void tg_lease_prime(tg_lease_t *l, uint64_t lease_ns, uint32_t instances);
+
 /** what RateLimit and Retry-After say, from this instance's view of the global bucket */
 typedef struct st_tg_lease_view_t {
     uint64_t remaining;     /* the balance plus the global bucket as last seen, at most burst */
@@ -123,8 +135,8 @@ void tg_lease_granted(tg_lease_t *l, int64_t asked, int64_t granted, double glob
 /** seeds the jitter of the waits after short grants (tests; otherwise seeded from the lease's address and the clock) */
 void tg_lease_seed(tg_lease_t *l, uint64_t seed);
 
-/** an ask that got no answer (Redis away): the next one may go at once when it is back */
-void tg_lease_failed(tg_lease_t *l);
+/** an ask that got no answer, or an error: still wanted, asked again from `retry_at_ns` on */
+void tg_lease_failed(tg_lease_t *l, uint64_t retry_at_ns);
 
 /** takes the whole positive balance out (to give it back: at a stop, or when leaving shared limits); returns it */
 int64_t tg_lease_drain(tg_lease_t *l);

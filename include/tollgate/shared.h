@@ -45,12 +45,19 @@ void tg_shared_configure(tg_shared_t *sh, const tg_shared_limits_t *settings);
 const tg_lease_health_t *tg_shared_health(tg_shared_t *sh);
 
 /**
- * An operator's switch set through this instance (already applied here): written to
- * Redis for every other instance. Kept until Redis takes it. Any thread.
+ * An operator's switch set through this instance: written to Redis for every other
+ * instance, kept until Redis takes it. Call it before applying the switch here, so
+ * that the lease thread, which applies Redis's view only while nothing set here waits,
+ * can never undo it with a view read before. Any thread. With several instances cut
+ * off from Redis, the last switch to reach Redis wins.
  */
 void tg_shared_publish_switch(tg_shared_t *sh, int query, const char *name, tg_switch_t sw, int retry_after_s, const char *reason);
 
-/** the live state was bound again (a reload): the shared switches are applied again at once */
+/**
+ * The live state was bound again (a reload, before its snapshot is published): the
+ * switches Redis had when last read are applied at once, on the calling thread, and
+ * read again from Redis by the lease thread.
+ */
 void tg_shared_resync(tg_shared_t *sh);
 
 /** appends the `shared_limits` member's value of /admin/status: null, or an object */

@@ -225,12 +225,75 @@ Test(shared_redis, leases_switches_fallback_and_rejoin, .init = setup_redis, .fi
     cr_assert(WAIT_FOR(1, tg_lease_divisor(h, mono_ns()) != 0), "local");
     cr_assert(now_s() - t0 <= 0.2 + 0.15, "within one health interval (200 ms): %.3f s", now_s() - t0);
     cr_assert_eq(tg_lease_divisor(h, mono_ns()), 1);
+    cr_assert(atomic_load(&t->lease.local_tat_ns) > mono_ns() + 500000000ull,
+              "the local bucket starts empty after leases (10 at 10/s: full in 1 s), not with a fresh burst");
     tg_shared_counters(sh, &c);
     cr_assert(!c.up && c.fallbacks == 1);
     start_redis();
     cr_assert(WAIT_FOR(5, tg_lease_divisor(h, mono_ns()) == 0), "rejoins");
     cr_assert(WAIT_FOR(1, atomic_load(&t->switched) == TG_SWITCH_NONE), "a Redis that lost its switches has none: the tenant is back to its files");
 
+    tg_shared_free(sh);
+    tg_state_free(state);
+}
+
+/* one call of the tenant on credit, and the eventfd written as a worker would */
+static void call_once(const tg_lease_health_t *h, tg_tenant_state_t *t)
+{
+    int64_t left;
+    int wake;
+    tg_lease_take(&t->lease, 1, &left, &wake);
+    uint64_t one = 1;
+    (void)!write(h->wake_fd, &one, sizeof(one));
+}
+
+Test(shared_redis, a_bad_key_or_a_flushed_script_is_one_tenants_problem_and_late_names_get_their_switches, .init = setup_redis,
+     .fini = teardown_redis, .timeout = 60)
+{
+    redisContext *rc = redis();
+    freeReplyObject(redisCommand(rc, "SET test:bucket:bad %s", "not a hash"));
+    freeReplyObject(redisCommand(rc, "HSET test:switches query:late %s", "off 9 late"));
+    freeReplyObject(redisCommand(rc, "INCR test:switches:version"));
+    tg_state_t *state = tg_state_create(1);
+    tg_tenant_state_t *bad = tg_state_bind_tenant(state, "bad", 1, 0), *good = tg_state_bind_tenant(state, "good", 1, 0);
+    tg_lease_set_limits(&bad->lease, 10, 10);
+    tg_lease_set_limits(&good->lease, 10, 10);
+    tg_shared_t *sh = tg_shared_create(state);
+    tg_shared_configure(sh, settings(redis_port));
+    const tg_lease_health_t *h = tg_shared_health(sh);
+    cr_assert(WAIT_FOR(5, tg_lease_divisor(h, mono_ns()) == 0), "reaches Redis");
+
+    /* a name bound after the thread read the switches (a snapshot made after configure) gets them at the resync */
+    usleep(100000);
+    tg_query_state_t *late = tg_state_bind_query(state, "late", 1, "SELECT 1");
+    tg_shared_resync(sh);
+    cr_assert_eq(atomic_load(&late->switched), TG_SWITCH_OFF, "at once, from the view last read");
+
+    /* WRONGTYPE on one tenant's bucket: that tenant's lease fails, the others' go on, nothing goes local */
+    call_once(h, bad);
+    call_once(h, good);
+    cr_assert(WAIT_FOR(2, atomic_load(&good->lease.tokens) >= 0), "the good tenant is served");
+    usleep(300000);
+    tg_shared_counters_t c;
+    tg_shared_counters(sh, &c);
+    cr_assert_eq(c.fallbacks, 0, "an error reply is not Redis going away");
+    cr_assert_eq(tg_lease_divisor(h, mono_ns()), 0);
+    cr_assert(atomic_load(&bad->lease.tokens) < 0, "the bad tenant's debt stays");
+    tg_buf_t st = {0};
+    tg_shared_status(sh, &st);
+    tg_buf_appendc(&st, '\0');
+    cr_assert(strstr(st.base, "WRONGTYPE") != NULL && strstr(st.base, "tenant bad") != NULL, "last_error says which: %s", st.base);
+    tg_buf_dispose(&st);
+
+    /* SCRIPT FLUSH: NOSCRIPT once, the script is loaded again, no fallback */
+    freeReplyObject(redisCommand(rc, "SCRIPT FLUSH"));
+    int64_t before = atomic_load(&good->lease.tokens);
+    for (int i = 0; i < before + 6; ++i)
+        call_once(h, good);
+    cr_assert(WAIT_FOR(3, atomic_load(&good->lease.tokens) >= 0), "leases again after NOSCRIPT: %lld", (long long)atomic_load(&good->lease.tokens));
+    tg_shared_counters(sh, &c);
+    cr_assert_eq(c.fallbacks, 0);
+    redisFree(rc);
     tg_shared_free(sh);
     tg_state_free(state);
 }
