@@ -60,8 +60,10 @@ _redis_pid() {
 _redis_up() { [[ $(redis_cli ping 2>/dev/null) == PONG ]]; }
 
 # Starts redis-server on TG_REDIS_PORT with the folder TG_REDIS_DIR; waits for PONG.
+# Returns 2 when the port could not be bound: a port with no listener may still be
+# held (a connection of the ephemeral range in TIME-WAIT on it, say).
 _redis_launch() {
-    rm -f "$TG_REDIS_DIR/redis.pid"
+    rm -f "$TG_REDIS_DIR/redis.pid" "$TG_REDIS_DIR/redis.log"
     if ! (cd "$TG_REDIS_DIR" && "$TG_REDIS_BIN" --bind 127.0.0.1 --port "$TG_REDIS_PORT" \
         --protected-mode yes --unixsocket '' --dir "$TG_REDIS_DIR" --save '' --appendonly no \
         --daemonize yes --pidfile "$TG_REDIS_DIR/redis.pid" --logfile "$TG_REDIS_DIR/redis.log" \
@@ -73,6 +75,7 @@ _redis_launch() {
     local deadline=$((SECONDS + ${TG_REDIS_START_S:-10}))
     while ((SECONDS < deadline)); do
         _redis_up && return 0
+        grep -q 'Failed listening on port' "$TG_REDIS_DIR/redis.log" 2>/dev/null && return 2
         sleep 0.1
     done
     tg_warn "Redis does not answer PING on port $TG_REDIS_PORT after ${TG_REDIS_START_S:-10} s; the end of its log:"
@@ -101,9 +104,21 @@ redis_start() {
         tg_die "no redis-server / redis-cli ($TG_REDIS_BIN, $TG_REDIS_CLI): run tg_ensure_packages (package redis-server)"
     TG_REDIS_DIR=$(mktemp -d "${TG_REDIS_PARENT:-/tmp}/tollgate-redis.XXXXXX") || tg_die "mktemp failed"
     chmod 700 "$TG_REDIS_DIR"
-    TG_REDIS_PORT=$(tg_pick_port "${TG_REDIS_PORT:-56379}")
-    _redis_write_env
-    _redis_launch || return 1
+    local tries=0 rc skip=()
+    TG_REDIS_PORT=${TG_REDIS_PORT:-56379}
+    while :; do
+        TG_REDIS_PORT=$(tg_pick_port "$TG_REDIS_PORT" ${skip[@]+"${skip[@]}"})
+        _redis_write_env
+        _redis_launch && rc=0 || rc=$?
+        ((rc == 2 && ++tries < 5)) || break
+        tg_log "Redis could not bind port $TG_REDIS_PORT; trying the next one"
+        skip+=("$TG_REDIS_PORT")
+    done
+    if ((rc == 2)); then
+        tg_warn "Redis could not bind a port after $tries tries; the end of its log:"
+        tail -n 5 "$TG_REDIS_DIR/redis.log" 2>/dev/null | sed 's/^/    /' >&2
+    fi
+    ((rc == 0)) || return 1
     tg_log "Redis $("$TG_REDIS_BIN" --version | awk '{ print $3 }' | sed 's/^v=//') on $TG_REDIS_URL (folder $TG_REDIS_DIR, no persistence)"
 }
 
