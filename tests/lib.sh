@@ -291,10 +291,11 @@ tg_random_user_uris() { # FILE SEED BASE USERS
 }
 
 # h2load -cCLIENTS -mSTREAMS for SECS over the URLs of URIFILE (h2c), its output in
-# OUT; prints "req/s done bad" (bad: failed, errored, timed out, or not 2xx).
-tg_h2load_uris() { # URIFILE SECS CLIENTS STREAMS OUT
+# OUT, any further arguments passed on to h2load (e.g. -H 'Authorization: ...');
+# prints "req/s done bad" (bad: failed, errored, timed out, or not 2xx).
+tg_h2load_uris() { # URIFILE SECS CLIENTS STREAMS OUT [H2LOAD_ARGS...]
     local out=$5
-    timeout -k 5 $(($2 + 30)) h2load -c "$3" -m "$4" -D "$2" -i "$1" >"$out" 2>&1 ||
+    timeout -k 5 $(($2 + 30)) h2load -c "$3" -m "$4" -D "$2" -i "$1" "${@:6}" >"$out" 2>&1 ||
         { sed 's/^/    /' "$out" >&2; tg_die "h2load failed"; }
     local rps ndone failed redirects
     rps=$(awk '/^finished in/ { print $4 }' "$out")
