@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tollgate demo: on a fresh Debian 12 machine, installs what is missing, builds the
 # gateway, starts a PostgreSQL primary + streaming replica with the sample data
-# (config/sample: 1,000,000 users, 2,000,000 orders), starts the gateway with
-# config/example.json and its catalog (config/catalog), shows a few requests, and
+# (config/sample: 1,000,000 users, 2,000,000 orders) and a throwaway Redis
+# (tests/redis.sh), starts the gateway with config/example.json and its catalog
+# (config/catalog) and "shared_limits" on that Redis, shows a few requests, and
 # serves until Ctrl-C, which stops everything and removes the temp folders.
 #
 # Usage: gateway/demo.sh [--no-wait] [--no-build]
@@ -11,7 +12,9 @@
 #                bazel-bin/gateway/tollgate)
 # Environment: TG_SAMPLE_USERS (default 1000000; at least 1: the requests read a
 #   user), TG_HTTP_PORT (8080), TG_ADMIN_PORT (9090), TG_PG_PORT (55432),
-#   TG_PG_REPLICA_PORT (55433): taken ports are replaced by the next free ones.
+#   TG_PG_REPLICA_PORT (55433), TG_REDIS_PORT (56379): taken ports are replaced by
+#   the next free ones. TG_DEMO_SHARED_LIMITS=0: no Redis, "shared_limits": null
+#   (each instance enforces its tenants' limits alone).
 # The gateway's log and access log are kept after it stops, in a folder the demo
 # names (/tmp/tollgate-demo-logs.*).
 
@@ -21,9 +24,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tests/lib.sh
 # shellcheck source=tests/pg.sh
 source tests/pg.sh
+# shellcheck source=tests/redis.sh
+source tests/redis.sh
 
-WAIT=1 BUILD=1
+WAIT=1 BUILD=1 SHARED=${TG_DEMO_SHARED_LIMITS:-1}
 [[ ${TG_DEMO_NO_WAIT:-0} == 1 ]] && WAIT=0
+[[ $SHARED =~ ^[01]$ ]] || { echo "TG_DEMO_SHARED_LIMITS must be 0 or 1, not '$SHARED'" >&2; exit 2; }
 for arg in "$@"; do
     case $arg in
         --no-wait) WAIT=0 ;;
@@ -46,6 +52,7 @@ cleanup() {
         tg_log "stopping the gateway"
         tg_stop_gateway || true
     fi
+    redis_stop || true
     pg_stop || true
     rm -rf "$RUN_DIR"
     if [[ -n $(ls -A "$LOG_DIR" 2>/dev/null) ]]; then
@@ -77,16 +84,31 @@ if ((TG_SAMPLE_USERS < 1)); then
     TG_SAMPLE_USERS=1
 fi
 pg_start || tg_die "could not start PostgreSQL"
+if ((SHARED)); then
+    TG_REDIS_PORT=$(tg_pick_port "${TG_REDIS_PORT:-56379}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT")
+    redis_start || tg_die "could not start Redis"
+fi
 
-TG_HTTP_PORT=$(tg_pick_port "${TG_HTTP_PORT:-8080}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT")
-TG_ADMIN_PORT=$(tg_pick_port "${TG_ADMIN_PORT:-9090}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT" "$TG_HTTP_PORT")
+TG_HTTP_PORT=$(tg_pick_port "${TG_HTTP_PORT:-8080}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT" ${TG_REDIS_DIR:+"$TG_REDIS_PORT"})
+TG_ADMIN_PORT=$(tg_pick_port "${TG_ADMIN_PORT:-9090}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT" "$TG_HTTP_PORT" ${TG_REDIS_DIR:+"$TG_REDIS_PORT"})
 CONFIG=$RUN_DIR/config.json
 tg_render_config config/example.json "$CONFIG.tmpl"
-# the demo keeps an access log in its folder (the example ships with it off)
-sed "s#\"access_log\": null#\"access_log\": \"$LOG_DIR/access.log\"#" "$CONFIG.tmpl" >"$CONFIG"
+# the demo keeps an access log in its folder (the example ships with it off), and
+# shares its tenants' limits through its Redis (what several instances would do;
+# without, the field is left out: null is its default)
+SHARED_JSON=null
+((SHARED)) && SHARED_JSON=$(jq -cn --arg url "$TG_REDIS_URL" '{redis: $url}')
+jq --arg log "$LOG_DIR/access.log" --argjson shared "$SHARED_JSON" \
+    '.access_log = $log | if $shared == null then . else .shared_limits = $shared end' "$CONFIG.tmpl" >"$CONFIG" ||
+    tg_die "could not write the demo config $CONFIG"
 
 tg_log "starting the gateway: $GATEWAY_BIN --config $CONFIG"
-tg_start_gateway "$GATEWAY_BIN" "$CONFIG" "$LOG_DIR/gateway.log" || tg_die "the gateway did not start"
+if ! tg_start_gateway "$GATEWAY_BIN" "$CONFIG" "$LOG_DIR/gateway.log"; then
+    if ((SHARED)) && grep -q shared_limits "$LOG_DIR/gateway.log"; then
+        tg_die "the gateway refused shared_limits (a build without them?); TG_DEMO_SHARED_LIMITS=0 runs the demo without"
+    fi
+    tg_die "the gateway did not start"
+fi
 tg_wait_http "http://127.0.0.1:$TG_HTTP_PORT/readyz" 15 200 ||
     tg_warn "GET /readyz is not 200 yet (backends still connecting?)"
 # the admin API is shown only once it answers
@@ -130,6 +152,7 @@ tollgate is serving on $URL (HTTP/1.1 and h2c)
     log:     $LOG_DIR/gateway.log  (kept after the demo stops)
     primary: $TG_PRIMARY_DSN
     replica: $TG_REPLICA_DSN
+    redis:   ${TG_REDIS_URL:-none (TG_DEMO_SHARED_LIMITS=0)}
 
 Try these (each is run once below):
 EOF
@@ -159,6 +182,13 @@ Metrics (Prometheus text format) and the access log (one JSON line a request):
 EOF
     echo "\$ curl -s http://127.0.0.1:$TG_ADMIN_PORT/metrics | grep '^tollgate_requests_total'"
     curl -s "http://127.0.0.1:$TG_ADMIN_PORT/metrics" | grep '^tollgate_requests_total' | head -n 12 || true
+    if ((SHARED)); then
+        echo
+        echo "Shared limits: every instance naming $TG_REDIS_URL shares the tenants' buckets"
+        echo "(keys: redis-cli -p $TG_REDIS_PORT --scan --pattern 'tollgate:*'):"
+        echo "\$ curl -s http://127.0.0.1:$TG_ADMIN_PORT/admin/status | jq .shared_limits"
+        curl -s "http://127.0.0.1:$TG_ADMIN_PORT/admin/status" | jq .shared_limits | head -n 30 || true
+    fi
 else
     echo
     echo "The access log (one JSON line a request): tail -n 3 $LOG_DIR/access.log"
@@ -166,7 +196,7 @@ fi
 
 if ((WAIT)); then
     echo
-    tg_log "serving; press Ctrl-C to stop the gateway and PostgreSQL"
+    tg_log "serving; press Ctrl-C to stop the gateway, PostgreSQL and Redis"
     # returns when the gateway exits by itself (or the trap runs on Ctrl-C)
     wait "$TG_GATEWAY_PID" || true
     TG_GATEWAY_PID=

@@ -76,11 +76,12 @@ tg_positive_ints() {
 
 # Debian packages the project needs: build (bazel-bootstrap and the -dev libraries),
 # PostgreSQL 15 for tests and the demo, curl/nghttp2-client for HTTP checks (and
-# zlib1g-dev to inflate gzip answers), wrk, pgbouncer and jq for the benchmarks, and
-# prometheus (its server and promtool) for the observability tests.
+# zlib1g-dev to inflate gzip answers), wrk, pgbouncer and jq for the benchmarks,
+# prometheus (its server and promtool) for the observability tests, and
+# libhiredis-dev + redis-server for shared_limits (tests/redis.sh runs its own server).
 TG_PACKAGES=(bazel-bootstrap libh2o-evloop-dev libjansson-dev libjemalloc-dev
     libcriterion-dev libpq-dev postgresql libcurl4-openssl-dev zlib1g-dev nghttp2-client
-    curl wrk pgbouncer prometheus jq)
+    curl wrk pgbouncer prometheus jq libhiredis-dev redis-server)
 
 _tg_pkg_installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
@@ -88,9 +89,10 @@ _tg_pkg_installed() {
 
 # Installs whichever of TG_PACKAGES are missing ("apt-get update" once, then one
 # "apt-get install -y"). Does nothing (and needs no network) when all are there.
-# The package install must not start Debian's own PostgreSQL cluster (port 5432):
-# while it runs, a policy-rc.d that forbids starting services is put in place unless
-# one exists already.
+# The package install must not start Debian's own PostgreSQL cluster (port 5432) nor
+# its Redis service (6379): while it runs, a policy-rc.d that forbids starting
+# services is put in place unless one exists already (the packages' invoke-rc.d and
+# deb-systemd-invoke both obey it).
 tg_ensure_packages() {
     local missing=() p
     for p in "${TG_PACKAGES[@]}"; do
@@ -121,6 +123,9 @@ tg_ensure_packages() {
     for p in "${missing[@]}"; do
         _tg_pkg_installed "$p" || tg_die "package $p is still not installed"
     done
+    if [[ " ${missing[*]} " == *" redis-server "* ]] && ! tg_port_free 6379; then
+        tg_warn "something listens on 127.0.0.1:6379 after installing redis-server (Debian's service?); the scripts use their own Redis (tests/redis.sh)"
+    fi
 }
 
 # ---------------------------------------------------------------------------------
@@ -286,10 +291,11 @@ tg_random_user_uris() { # FILE SEED BASE USERS
 }
 
 # h2load -cCLIENTS -mSTREAMS for SECS over the URLs of URIFILE (h2c), its output in
-# OUT; prints "req/s done bad" (bad: failed, errored, timed out, or not 2xx).
-tg_h2load_uris() { # URIFILE SECS CLIENTS STREAMS OUT
+# OUT, any further arguments passed on to h2load (e.g. -H 'Authorization: ...');
+# prints "req/s done bad" (bad: failed, errored, timed out, or not 2xx).
+tg_h2load_uris() { # URIFILE SECS CLIENTS STREAMS OUT [H2LOAD_ARGS...]
     local out=$5
-    timeout -k 5 $(($2 + 30)) h2load -c "$3" -m "$4" -D "$2" -i "$1" >"$out" 2>&1 ||
+    timeout -k 5 $(($2 + 30)) h2load -c "$3" -m "$4" -D "$2" -i "$1" "${@:6}" >"$out" 2>&1 ||
         { sed 's/^/    /' "$out" >&2; tg_die "h2load failed"; }
     local rps ndone failed redirects
     rps=$(awk '/^finished in/ { print $4 }' "$out")
