@@ -108,6 +108,8 @@ struct st_tg_shared_t {
     redisContext *rc;
     char sha_lease[48], sha_tick[48];
     uint64_t next_connect_ns, next_tick_ns;
+    uint32_t cap_instances;        /* the N of the blocks' cap: sh->instances, held up for a while when it falls */
+    uint64_t lower_since_ns;
     int ever_up, said_down;
     lease_ref_t *refs;
     size_t n_refs, cap_refs;
@@ -377,6 +379,22 @@ static int tick(tg_shared_t *sh, int leave, char *version, size_t version_size)
     pthread_mutex_lock(&sh->mutex);
     sh->instances = n < 1 ? 1 : n > 1000000 ? 1000000 : (uint32_t)n;
     pthread_mutex_unlock(&sh->mutex);
+    /*
+     * The count that caps the blocks (burst / N) rises at once and falls only once it
+     * has been lower for as long as a gone instance takes to leave the set: after a
+     * Redis restart the instances register again one by one, and the first must not
+     * take the whole burst as its block.
+     */
+    uint64_t now = tg_now_ns(), hold = (uint64_t)sh->cur->health_interval_ms * 3000000ull;
+    if (sh->instances >= sh->cap_instances) {
+        sh->cap_instances = sh->instances;
+        sh->lower_since_ns = 0;
+    } else if (sh->lower_since_ns == 0) {
+        sh->lower_since_ns = now;
+    } else if (now - sh->lower_since_ns >= hold) {
+        sh->cap_instances = sh->instances;
+        sh->lower_since_ns = 0;
+    }
     atomic_store(&sh->health.divisor, divisor_now(sh));
     went_well(sh);
     return 0;
@@ -622,7 +640,7 @@ static int run_leases(tg_shared_t *sh, uint64_t now_ns, uint64_t *next_ns)
         /* unspent for four leases, or two health intervals, whichever is longer: back to the others */
         .idle_ns = lease_ns * 4 > (uint64_t)sh->cur->health_interval_ms * 2000000ull ? lease_ns * 4
                                                                                       : (uint64_t)sh->cur->health_interval_ms * 2000000ull,
-        .instances = sh->instances != 0 ? sh->instances : 1,
+        .instances = sh->cap_instances != 0 ? sh->cap_instances : 1,
     };
     tg_buf_t key = {0};
     size_t sent = 0;
@@ -763,6 +781,7 @@ static int take_settings(tg_shared_t *sh, int *stop)
         free_known(sh);
         sh->have_known = 0;
         sh->instances = 0;
+        sh->cap_instances = 0;
         sh->last_error[0] = '\0';
         pthread_mutex_unlock(&sh->mutex);
     }
