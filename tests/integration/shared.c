@@ -164,8 +164,18 @@ static void redis_start(redis_t *r, int port)
     r->port = port != 0 ? port : free_port();
     char ports[16];
     snprintf(ports, sizeof(ports), "%d", r->port);
-    char *argv[] = {(char *)env("TG_REDIS_BIN"), "--port", ports, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                    "--dir", r->dir, NULL};
+    char *argv[] = {(char *)env("TG_REDIS_BIN"),
+                    "--port",
+                    ports,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    r->dir,
+                    NULL};
     r->pid = spawn(argv, getenv("TG_REDIS_LOGS") == NULL);
     for (double until = now_s() + 5;;) {
         char *pong = REDIS(r->port, "PING");
@@ -312,8 +322,8 @@ static void wait_state(const gw_t *gws, int n, const char *state, int divisor, d
                     seen_after[i] = now_s() - start;
             } else if (now_s() > until) {
                 char *text = json_dumps(sl, JSON_COMPACT);
-                cr_assert_fail("gateway %d is not \"%s\"%s within %.1f s: %s", i, state, divisor ? " with that divisor" : "", timeout_s,
-                               text);
+                cr_assert_fail("gateway %d is not \"%s\"%s within %.1f s: %s", i, state, divisor ? " with that divisor" : "",
+                               timeout_s, text);
             }
             json_decref(sl);
         }
@@ -325,10 +335,10 @@ static void wait_state(const gw_t *gws, int n, const char *state, int divisor, d
 /* --- traffic: client threads calling as fast as they can, answers counted --- */
 
 typedef struct {
-    _Atomic long ok, limited, other;  /* 200, 429, anything else that answered */
-    _Atomic long transport;           /* no answer (refused, reset, timed out) */
+    _Atomic long ok, limited, other; /* 200, 429, anything else that answered */
+    _Atomic long transport;          /* no answer (refused, reset, timed out) */
     _Atomic long ok_without_ratelimit, limited_without_retry_after;
-    _Atomic long max_us;              /* the slowest call */
+    _Atomic long max_us; /* the slowest call */
 } counts_t;
 
 typedef struct {
@@ -482,8 +492,12 @@ static tally_t tally(traffic_t *tr, int i)
 
 static tally_t minus(tally_t a, tally_t b)
 {
-    return (tally_t){a.ok - b.ok, a.limited - b.limited, a.other - b.other, a.transport - b.transport,
-                     a.ok_without_ratelimit - b.ok_without_ratelimit, a.limited_without_retry_after - b.limited_without_retry_after,
+    return (tally_t){a.ok - b.ok,
+                     a.limited - b.limited,
+                     a.other - b.other,
+                     a.transport - b.transport,
+                     a.ok_without_ratelimit - b.ok_without_ratelimit,
+                     a.limited_without_retry_after - b.limited_without_retry_after,
                      a.max_us};
 }
 
@@ -491,8 +505,8 @@ static tally_t minus(tally_t a, tally_t b)
 static void expect_clean(traffic_t *tr, double max_s)
 {
     tally_t t = tally(tr, -1);
-    cr_assert_eq(t.other + t.transport, 0, "%ld answers were neither 200 nor 429 and %ld calls got no answer; the first: %s", t.other,
-                 t.transport, tr->first_bad);
+    cr_assert_eq(t.other + t.transport, 0, "%ld answers were neither 200 nor 429 and %ld calls got no answer; the first: %s",
+                 t.other, t.transport, tr->first_bad);
     cr_assert_gt(t.limited, 0, "the tenant was never limited: the test sent too little to test anything");
     cr_assert_eq(t.limited_without_retry_after, 0, "%ld of %ld 429s had no Retry-After", t.limited_without_retry_after, t.limited);
     cr_assert_eq(t.ok_without_ratelimit, 0, "%ld of %ld 200s lacked RateLimit or RateLimit-Policy", t.ok_without_ratelimit, t.ok);
@@ -559,7 +573,8 @@ static void bounded_run(const int *target, int n_threads, double seconds)
     cr_assert_geq(all.ok, 0.9 * RATE * ran, "only %ld calls admitted in %.2f s: less than 90%% of the rate", all.ok, ran);
     /* the global bucket is in this Redis, under the default prefix */
     char *exists = REDIS(rd.port, "EXISTS", "tollgate:bucket:t");
-    cr_assert(exists != NULL && strcmp(exists, "1") == 0, "no tollgate:bucket:t in Redis (%s)", exists != NULL ? exists : "no answer");
+    cr_assert(exists != NULL && strcmp(exists, "1") == 0, "no tollgate:bucket:t in Redis (%s)",
+              exists != NULL ? exists : "no answer");
     free(exists);
     stop_all(gws, MAX_GW);
     redis_stop(&rd);
@@ -624,7 +639,8 @@ Test(shared, redis_killed_under_traffic_goes_local_and_rejoins)
         cr_assert_leq(during[i].ok, hi, "gateway %d admitted %ld in %.2f s while local: more than rate / 3", i, during[i].ok, w);
         cr_assert_geq(during[i].ok, lo, "gateway %d admitted only %ld in %.2f s while local", i, during[i].ok, w);
     }
-    cr_assert_leq(total, BURST + RATE * w + MAX_GW, "%ld admitted in %.2f s while local: the instances did not divide the rate", total, w);
+    cr_assert_leq(total, BURST + RATE * w + MAX_GW, "%ld admitted in %.2f s while local: the instances did not divide the rate",
+                  total, w);
 
     /* Redis back on the same port (empty: a restarted Redis has full buckets) */
     redis_start(&rd, rd.port);
@@ -640,8 +656,10 @@ Test(shared, redis_killed_under_traffic_goes_local_and_rejoins)
     w = now_s() - w0;
     tally_t after = minus(tally(&tr, -1), again);
     double ran = traffic_stop(&tr);
-    cr_log_info("shared again: %ld 200 in %.2f s (bound %.0f); %.1f s of traffic in all", after.ok, w, global_bound(MAX_GW, w), ran);
-    cr_assert_leq(after.ok, global_bound(MAX_GW, w) + MAX_GW, "%ld admitted in %.2f s after the rejoin: over the global bound", after.ok, w);
+    cr_log_info("shared again: %ld 200 in %.2f s (bound %.0f); %.1f s of traffic in all", after.ok, w, global_bound(MAX_GW, w),
+                ran);
+    cr_assert_leq(after.ok, global_bound(MAX_GW, w) + MAX_GW, "%ld admitted in %.2f s after the rejoin: over the global bound",
+                  after.ok, w);
     cr_assert_geq(after.ok, 0.8 * RATE * w, "only %ld admitted in %.2f s after the rejoin", after.ok, w);
     /* no call failed or waited on Redis at any time: not at the kill, not while local, not at the rejoin */
     expect_clean(&tr, 1.0);
@@ -668,12 +686,13 @@ static long call(const gw_t *g, const char *path, const char *who)
 }
 
 /* Polls `g` until `path` answers `want` to `who`, for at most `timeout_s` from `since`; returns how long it took. */
-static double wait_answer(const gw_t *g, const char *name, const char *path, const char *who, long want, double since, double timeout_s)
+static double wait_answer(const gw_t *g, const char *name, const char *path, const char *who, long want, double since,
+                          double timeout_s)
 {
     long st;
     while ((st = call(g, path, who)) != want) {
-        cr_assert_lt(now_s() - since, timeout_s, "gateway %s still answers %ld (not %ld) to %s %.1f s after the switch", name, st, want,
-                     path, timeout_s);
+        cr_assert_lt(now_s() - since, timeout_s, "gateway %s still answers %ld (not %ld) to %s %.1f s after the switch", name, st,
+                     want, path, timeout_s);
         usleep(20 * 1000);
     }
     return now_s() - since;
@@ -705,7 +724,8 @@ Test(shared, kill_switches_reach_every_instance_and_survive_a_restart)
     snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", c->port, PATH);
     resp_t *r = http(PROTO_H1, "GET", url, NULL, NULL, "Authorization:");
     char *retry = resp_header(r, "retry-after");
-    cr_assert(retry != NULL && strcmp(retry, "7") == 0, "C's 503 carries A's Retry-After 7 (got %s)", retry != NULL ? retry : "none");
+    cr_assert(retry != NULL && strcmp(retry, "7") == 0, "C's 503 carries A's Retry-After 7 (got %s)",
+              retry != NULL ? retry : "none");
     free(retry);
     resp_free(r);
     char *sw = REDIS(rd.port, "HGETALL", "tollgate:switches");
@@ -777,8 +797,8 @@ static void refused(const char *sl, const char *want, const char *also)
     o.extra = json_pack("{s:o}", "shared_limits", v);
     const char *path = write_config(&o);
     char cmd[1024], err[8192];
-    snprintf(cmd, sizeof(cmd), "'%s' --config '%s' --check </dev/null >/dev/null 2>/tmp/tollgate-shared-check.err", env("TG_GATEWAY_BIN"),
-             path);
+    snprintf(cmd, sizeof(cmd), "'%s' --config '%s' --check </dev/null >/dev/null 2>/tmp/tollgate-shared-check.err",
+             env("TG_GATEWAY_BIN"), path);
     int st = system(cmd);
     FILE *f = fopen("/tmp/tollgate-shared-check.err", "r");
     size_t n = f != NULL ? fread(err, 1, sizeof(err) - 1, f) : 0;
@@ -797,8 +817,8 @@ Test(shared, check_refuses_bad_shared_limits)
     refused("{\"redis\": \"rediss://x\"}", "shared_limits.redis:", "TLS");
     refused("{\"prefix\": \"p:\"}", "shared_limits.redis:", NULL);
     refused("{\"redis\": \"redis://127.0.0.1:6379/0\", \"lease_msx\": 100}", "shared_limits.lease_msx:", "unknown field");
-    refused("{\"redis\": \"redis://127.0.0.1:6379/0\", \"timeout_ms\": 500, \"health_interval_ms\": 500}", "shared_limits.timeout_ms:",
-            "health_interval_ms");
+    refused("{\"redis\": \"redis://127.0.0.1:6379/0\", \"timeout_ms\": 500, \"health_interval_ms\": 500}",
+            "shared_limits.timeout_ms:", "health_interval_ms");
     /* and the same config with a good shared_limits passes */
     gw_opts_t o = {.port = 1};
     o.extra = json_pack("{s:{s:s,s:i,s:i}}", "shared_limits", "redis", "redis://127.0.0.1:6379/0", "timeout_ms", 100,
