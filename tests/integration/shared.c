@@ -49,6 +49,9 @@ typedef struct {
     char dir[64];
 } redis_t;
 
+/* the folder of this test's Redis: removed by the suite's fini even when the test failed */
+static char redis_dir[64];
+
 /* reads one CRLF-terminated line from `fd` into `buf`; returns its length, or -1 */
 static int read_line(int fd, char *buf, size_t size)
 {
@@ -160,6 +163,7 @@ static void redis_start(redis_t *r, int port)
     if (r->dir[0] == '\0') {
         snprintf(r->dir, sizeof(r->dir), "/tmp/tollgate-shared-redis.XXXXXX");
         cr_assert_not_null(mkdtemp(r->dir));
+        snprintf(redis_dir, sizeof(redis_dir), "%s", r->dir);
     }
     r->port = port != 0 ? port : free_port();
     char ports[16];
@@ -201,14 +205,22 @@ static void redis_kill(redis_t *r)
     cr_assert_null(pong, "something still answers on port %d after the SIGKILL", r->port);
 }
 
+static void remove_redis_dir(void)
+{
+    if (redis_dir[0] == '\0')
+        return;
+    char dump[96];
+    snprintf(dump, sizeof(dump), "%s/dump.rdb", redis_dir);
+    unlink(dump);
+    rmdir(redis_dir);
+    redis_dir[0] = '\0';
+}
+
 static void redis_stop(redis_t *r)
 {
     if (r->pid > 0)
         redis_kill(r);
-    char dump[96];
-    snprintf(dump, sizeof(dump), "%s/dump.rdb", r->dir);
-    unlink(dump);
-    rmdir(r->dir);
+    remove_redis_dir();
 }
 
 /* --- gateways --- */
@@ -582,7 +594,8 @@ static void bounded_run(const int *target, int n_threads, double seconds)
 
 /* --- the tests --- */
 
-TestSuite(shared, .timeout = 90);
+/* the Redis itself dies with the test process (spawn) */
+TestSuite(shared, .timeout = 90, .fini = remove_redis_dir);
 
 Test(shared, three_instances_hold_the_global_rate)
 {
@@ -830,6 +843,8 @@ Test(shared, check_refuses_bad_shared_limits)
 }
 
 /* --- the helpers themselves, on this machine's redis-server and a gateway without shared_limits --- */
+
+TestSuite(shared_helpers, .timeout = 60, .fini = remove_redis_dir);
 
 Test(shared_helpers, redis_starts_answers_dies_and_starts_again_on_its_port)
 {
