@@ -47,6 +47,7 @@ typedef struct {
     pid_t pid;
     int port;
     char dir[64];
+    const char *password; /* --requirepass (NULL: none) */
 } redis_t;
 
 /* the folder of this test's Redis: removed by the suite's fini even when the test failed */
@@ -179,11 +180,14 @@ static void redis_start(redis_t *r, int port)
                     "no",
                     "--dir",
                     r->dir,
+                    r->password != NULL ? "--requirepass" : NULL,
+                    (char *)r->password,
                     NULL};
     r->pid = spawn(argv, getenv("TG_REDIS_LOGS") == NULL);
     for (double until = now_s() + 5;;) {
         char *pong = REDIS(r->port, "PING");
-        int up = pong != NULL && strcmp(pong, "PONG") == 0;
+        /* with a password, PING before AUTH is refused: it answers all the same */
+        int up = pong != NULL && (strcmp(pong, "PONG") == 0 || strncmp(pong, "-NOAUTH", 7) == 0);
         free(pong);
         if (up)
             return;
@@ -266,15 +270,21 @@ static json_t *tenant_config(json_t *sl)
                      "shared_limits", sl);
 }
 
-/* Starts (or starts again, on the same ports) gateway `g`, serving once its backends are up. */
-static void gw_start(gw_t *g, int redis_port, int health_interval_ms, int expected_instances)
+/* Starts (or starts again, on the same ports) gateway `g` with `sl` as its shared_limits (taken over), serving once its backends
+ * are up. */
+static void gw_start_with(gw_t *g, json_t *sl)
 {
     gw_opts_t o = {.port = g->port, .admin_port = g->admin_port != 0 ? g->admin_port : -1};
-    o.extra = tenant_config(shared_limits(redis_port, health_interval_ms, expected_instances));
+    o.extra = tenant_config(sl);
     g->pid = start_gateway(&o);
     g->port = o.port;
     g->admin_port = o.admin_port;
     wait_backends_up(15);
+}
+
+static void gw_start(gw_t *g, int redis_port, int health_interval_ms, int expected_instances)
+{
+    gw_start_with(g, shared_limits(redis_port, health_interval_ms, expected_instances));
 }
 
 static resp_t *admin(const gw_t *g, const char *method, const char *path, const char *body)
@@ -583,12 +593,51 @@ static void bounded_run(const int *target, int n_threads, double seconds)
     cr_assert_leq(all.ok, global_bound(MAX_GW, ran), "%ld calls admitted in %.2f s over three instances: more than the global %.0f",
                   all.ok, ran, global_bound(MAX_GW, ran));
     cr_assert_geq(all.ok, 0.9 * RATE * ran, "only %ld calls admitted in %.2f s: less than 90%% of the rate", all.ok, ran);
+    /* what each instance shows of it */
+    char url[64];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", rd.port);
+    const char *ids[MAX_GW];
+    json_t *st[MAX_GW];
+    for (int i = 0; i != MAX_GW; ++i) {
+        json_t *sl = st[i] = shared_status(&gws[i]);
+        cr_assert_str_eq(jget_str(sl, "state"), "shared", "gateway %d", i);
+        cr_assert_str_eq(jget_str(sl, "redis"), url, "gateway %d", i);
+        cr_assert_str_eq(jget_str(sl, "prefix"), "tollgate:", "gateway %d", i);
+        cr_assert_eq(json_integer_value(json_object_get(sl, "instances")), MAX_GW, "gateway %d", i);
+        cr_assert(json_is_null(json_object_get(sl, "last_error")), "gateway %d has a last_error while shared", i);
+        ids[i] = jget_str(sl, "instance");
+        cr_assert_neq(strcmp(ids[i], "(none)"), 0, "gateway %d names no instance", i);
+        for (int j = 0; j != i; ++j)
+            cr_assert_neq(strcmp(ids[i], ids[j]), 0, "gateways %d and %d are both %s", j, i, ids[i]);
+        json_t *tenants = json_object_get(sl, "tenants"), *t, *mine = NULL;
+        size_t k;
+        json_array_foreach(tenants, k, t) if (strcmp(jget_str(t, "name"), "t") == 0) mine = t;
+        cr_assert_not_null(mine, "gateway %d shows no lease of tenant t", i);
+        json_int_t size = json_integer_value(json_object_get(mine, "lease_size"));
+        cr_assert(size >= 1 && size <= (json_int_t)ceil(BURST / MAX_GW), "gateway %d leases blocks of %lld: not 1 to burst / 3", i,
+                  (long long)size);
+        cr_assert_eq(metric(&gws[i], "tollgate_shared_limits_up"), 1, "gateway %d", i);
+        cr_assert_eq(metric(&gws[i], "tollgate_shared_limits_instances"), MAX_GW, "gateway %d", i);
+        cr_assert_gt(metric(&gws[i], "tollgate_shared_limits_leased_tokens_total"), 0, "gateway %d", i);
+        cr_assert_gt(metric(&gws[i], "tollgate_shared_limits_redis_commands_total"), 0, "gateway %d", i);
+    }
+    for (int i = 0; i != MAX_GW; ++i)
+        json_decref(st[i]);
+    char *live = REDIS(rd.port, "ZCARD", "tollgate:instances");
+    cr_assert(live != NULL && strcmp(live, "3") == 0, "tollgate:instances holds %s, not the 3 gateways",
+              live != NULL ? live : "(no answer)");
+    free(live);
     /* the global bucket is in this Redis, under the default prefix */
     char *exists = REDIS(rd.port, "EXISTS", "tollgate:bucket:t");
     cr_assert(exists != NULL && strcmp(exists, "1") == 0, "no tollgate:bucket:t in Redis (%s)",
               exists != NULL ? exists : "no answer");
     free(exists);
     stop_all(gws, MAX_GW);
+    /* a stopping instance leaves the list of live instances */
+    live = REDIS(rd.port, "ZCARD", "tollgate:instances");
+    cr_assert(live != NULL && strcmp(live, "0") == 0, "tollgate:instances holds %s after every gateway stopped",
+              live != NULL ? live : "(no answer)");
+    free(live);
     redis_stop(&rd);
 }
 
@@ -798,6 +847,34 @@ Test(shared, an_instance_that_never_reaches_redis_limits_at_rate_over_expected_i
     cr_assert_leq(t.ok, hi, "%ld admitted in %.2f s: more than rate / 2", t.ok, ran);
     cr_assert_geq(t.ok, lo, "only %ld admitted in %.2f s", t.ok, ran);
     stop_gateway(g.pid, 10);
+}
+
+Test(shared, a_password_is_sent_with_auth_and_never_shown)
+{
+    redis_t rd = {.password = "Redis-Pw-S3cret"};
+    redis_start(&rd, 0);
+    char url[128];
+    snprintf(url, sizeof(url), "redis://:%s@127.0.0.1:%d/0", rd.password, rd.port);
+    gw_t g = {0}, wrong = {0};
+    gw_start_with(&g, json_pack("{s:s}", "redis", url));
+    wait_state(&g, 1, "shared", 0, 5, NULL);
+    resp_t *r = admin(&g, "GET", "/admin/status", NULL);
+    cr_assert_null(strstr(r->body, rd.password), "/admin/status shows the Redis password: %s", r->body);
+    char shown[128];
+    snprintf(shown, sizeof(shown), "\"redis\":\"redis://:***@127.0.0.1:%d/0\"", rd.port);
+    cr_assert_not_null(strstr(r->body, shown), "no %s in %s", shown, r->body);
+    resp_free(r);
+    /* a wrong password: the instance serves, limiting locally, and says why */
+    snprintf(url, sizeof(url), "redis://:wrong@127.0.0.1:%d/0", rd.port);
+    gw_start_with(&wrong, json_pack("{s:s}", "redis", url));
+    wait_state(&wrong, 1, "local", 1, 2.0, NULL);
+    json_t *sl = shared_status(&wrong);
+    cr_assert(json_is_string(json_object_get(sl, "last_error")), "local with no last_error");
+    json_decref(sl);
+    cr_assert_eq(call(&wrong, "/limits/ping", NULL), 200, "an instance whose Redis refuses it still serves");
+    stop_gateway(wrong.pid, 10);
+    stop_gateway(g.pid, 10);
+    redis_stop(&rd);
 }
 
 /* `tollgate --check` on a config whose shared_limits is `sl` (JSON text): exit 1 and `want` in its errors */
