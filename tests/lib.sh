@@ -81,8 +81,6 @@ tg_positive_ints() {
 TG_PACKAGES=(bazel-bootstrap libh2o-evloop-dev libjansson-dev libjemalloc-dev
     libcriterion-dev libpq-dev postgresql libcurl4-openssl-dev zlib1g-dev nghttp2-client
     curl wrk pgbouncer prometheus jq)
-# redis-server for the shared-limits suite (tests/integration/shared.c starts its own).
-TG_PACKAGES+=(redis-server)
 
 _tg_pkg_installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
