@@ -546,6 +546,52 @@ static double global_bound(int n, double seconds)
     return BURST + RATE * seconds + n * (ceil(BURST / n) + 1);
 }
 
+/* the lowest balance of tenant t seen on any instance while shared, and where */
+typedef struct {
+    long lowest;
+    int gw;
+    char sample[256];
+} debt_t;
+
+/*
+ * Waits `seconds` while the traffic runs, reading every instance's status about
+ * every 200 ms: the lowest lease balance ("lease_tokens") of tenant t seen while
+ * "shared". An instance is never more than one block (at most burst / N) ahead of
+ * what it leased, so the balance never goes under -ceil(burst / N).
+ */
+static debt_t watch_leases(const gw_t *gws, int n, double seconds)
+{
+    debt_t d = {.lowest = 0, .gw = -1};
+    for (double until = now_s() + seconds; now_s() < until;) {
+        for (int i = 0; i != n; ++i) {
+            json_t *sl = shared_status(&gws[i]), *t;
+            size_t k;
+            if (strcmp(jget_str(sl, "state"), "shared") == 0)
+                json_array_foreach(json_object_get(sl, "tenants"), k, t)
+                {
+                    long bal = (long)json_integer_value(json_object_get(t, "lease_tokens"));
+                    if (strcmp(jget_str(t, "name"), "t") == 0 && bal < d.lowest) {
+                        char *text = json_dumps(t, JSON_COMPACT);
+                        d.lowest = bal, d.gw = i;
+                        snprintf(d.sample, sizeof(d.sample), "%s", text);
+                        free(text);
+                    }
+                }
+            json_decref(sl);
+        }
+        double left = until - now_s();
+        if (left > 0)
+            usleep((useconds_t)((left < 0.2 ? left : 0.2) * 1e6));
+    }
+    return d;
+}
+
+static void expect_debt_bounded(const debt_t *d, int n)
+{
+    cr_assert_geq(d->lowest, -(long)ceil(BURST / n), "gateway %d went %ld tokens into debt, more than one block (burst / %d): %s",
+                  d->gw, -d->lowest, n, d->sample);
+}
+
 static void three_gateways(gw_t *gws, int redis_port, int health_interval_ms)
 {
     memset(gws, 0, sizeof(gw_t) * MAX_GW);
@@ -581,7 +627,7 @@ static void bounded_run(const int *target, int n_threads, double seconds)
     three_gateways(gws, rd.port, 0);
     traffic_t tr;
     traffic_start(&tr, gws, MAX_GW, n_threads, target);
-    usleep((useconds_t)(seconds * 1e6));
+    debt_t debt = watch_leases(gws, MAX_GW, seconds);
     double ran = traffic_stop(&tr);
     tally_t all = tally(&tr, -1);
     for (int i = 0; i != MAX_GW; ++i) {
@@ -593,6 +639,7 @@ static void bounded_run(const int *target, int n_threads, double seconds)
     cr_assert_leq(all.ok, global_bound(MAX_GW, ran), "%ld calls admitted in %.2f s over three instances: more than the global %.0f",
                   all.ok, ran, global_bound(MAX_GW, ran));
     cr_assert_geq(all.ok, 0.9 * RATE * ran, "only %ld calls admitted in %.2f s: less than 90%% of the rate", all.ok, ran);
+    expect_debt_bounded(&debt, MAX_GW);
     /* what each instance shows of it */
     char url[64];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", rd.port);
@@ -714,7 +761,7 @@ Test(shared, redis_killed_under_traffic_goes_local_and_rejoins)
     }
     tally_t again = tally(&tr, -1);
     w0 = now_s();
-    usleep((useconds_t)(window * 1e6));
+    debt_t debt = watch_leases(gws, MAX_GW, window);
     w = now_s() - w0;
     tally_t after = minus(tally(&tr, -1), again);
     double ran = traffic_stop(&tr);
@@ -722,7 +769,10 @@ Test(shared, redis_killed_under_traffic_goes_local_and_rejoins)
                 ran);
     cr_assert_leq(after.ok, global_bound(MAX_GW, w) + MAX_GW, "%ld admitted in %.2f s after the rejoin: over the global bound",
                   after.ok, w);
-    cr_assert_geq(after.ok, 0.8 * RATE * w, "only %ld admitted in %.2f s after the rejoin", after.ok, w);
+    /* the rejoin's first lease repays what passed on credit: about 85% of the rate in these 5 s (0.7: not stuck) */
+    cr_assert_geq(after.ok, 0.7 * RATE * w, "only %ld admitted in %.2f s after the rejoin", after.ok, w);
+    /* a restarted Redis has no live instances yet: the first to tick sees N = 1, so a block may be the whole burst */
+    expect_debt_bounded(&debt, 1);
     /* no call failed or waited on Redis at any time: not at the kill, not while local, not at the rejoin */
     expect_clean(&tr, 1.0);
     stop_all(gws, MAX_GW);
