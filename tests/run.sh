@@ -15,7 +15,7 @@
 #      npm installed with apt-get when missing, the packages once into
 #      TG_OPENAPI_NODE_DIR, default ~/.cache/tollgate/openapi-check);
 #   2c. embedding: tests/embed/embed, a program linking libtollgate.so, against the primary;
-#   3. process, backends, operator, observe, cached, reads, faults, abuse and shared: suites that
+#   3. process, backends, operator, observe, cached, reads, faults, abuse and shared_limits: suites that
 #      start their own gateways and stop, start, promote or cut off the servers (exit
 #      codes, outages, failover, lag, cancel, reloads, /metrics with promtool and a
 #      real Prometheus, the access log, the result cache, reads sharing Syncs, calls
@@ -43,7 +43,7 @@
 #   TG_SKIP_FUZZ=1              skip the fuzz targets' short run
 #   TG_SKIP_PACKAGE=1           skip the Debian package's test (tests/package.sh)
 #   TG_SKIP_OPENAPI=1           skip tests/openapi/check.sh
-#   TG_REDIS_BIN=redis-server   the Redis the shared-limits suite starts (tests/integration/shared.c)
+#   TG_REDIS_BIN=redis-server   the Redis the shared-limits suite starts (tests/integration/shared_limits.c)
 #   TG_SKIP_BUILD=1             don't build; use TG_GATEWAY_BIN / TG_INTEGRATION_BIN
 #                               (default: the bazel-bin outputs) as they are
 #
@@ -175,7 +175,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgate} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:shared //tests:faultproxy //tests:abuse_client //tests/embed:embed; do
+    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgate} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:shared_limits //tests:faultproxy //tests:abuse_client //tests/embed:embed; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -258,7 +258,7 @@ integration_tests() {
     # Tests that run their own gateways and stop and start the databases: one at a
     # time, after the API suite, whose gateway is gone by now.
     local name
-    for name in process backends operator observe cached reads faults abuse shared; do
+    for name in process backends operator observe cached reads faults abuse shared_limits; do
         local bin=$BAZEL_BIN/tests/$name
         [[ -x $bin ]] || { fail_stage "no test binary at $bin"; continue; }
         tg_log "$name tests: $bin --jobs 1"
