@@ -12,7 +12,7 @@
 #                bazel-bin/gateway/tollgate)
 # Environment: TG_SAMPLE_USERS (default 1000000; at least 1: the requests read a
 #   user), TG_HTTP_PORT (8080), TG_ADMIN_PORT (9090), TG_PG_PORT (55432),
-#   TG_PG_REPLICA_PORT (55433), TG_REDIS_PORT (56379): taken ports are replaced by
+#   TG_PG_REPLICA_PORT (55433), TG_REDIS_PORT (16379): taken ports are replaced by
 #   the next free ones. TG_DEMO_SHARED_LIMITS=0: no Redis, "shared_limits": null
 #   (each instance enforces its tenants' limits alone).
 # The gateway's log and access log are kept after it stops, in a folder the demo
@@ -85,7 +85,7 @@ if ((TG_SAMPLE_USERS < 1)); then
 fi
 pg_start || tg_die "could not start PostgreSQL"
 if ((SHARED)); then
-    TG_REDIS_PORT=$(tg_pick_port "${TG_REDIS_PORT:-56379}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT")
+    TG_REDIS_PORT=$(tg_pick_port "${TG_REDIS_PORT:-16379}" "$TG_PG_PORT" "$TG_PG_REPLICA_PORT")
     redis_start || tg_die "could not start Redis"
 fi
 

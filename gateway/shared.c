@@ -217,7 +217,8 @@ static const char *what_failed(const redisContext *rc, const redisReply *r)
 
 static uint32_t divisor_now(const tg_shared_t *sh)
 {
-    uint32_t n = sh->instances != 0 ? sh->instances : (uint32_t)sh->cur->expected_instances;
+    uint32_t seen = sh->instances > sh->cap_instances ? sh->instances : sh->cap_instances; /* held up as the blocks' cap is */
+    uint32_t n = seen != 0 ? seen : (uint32_t)sh->cur->expected_instances;
     return n == 0 ? 1 : n;
 }
 
@@ -254,6 +255,7 @@ static void go_local(tg_shared_t *sh, const char *why)
         atomic_fetch_add(&sh->fallbacks, 1);
         empty_local_buckets(sh);
     }
+    sh->lower_since_ns = 0; /* a fall of the count is timed over connected ticks only */
     if (!sh->said_down) {
         sh->said_down = 1;
         tg_log(TG_LOG_WARN, "shared_limits: Redis at %s %s (%s): limiting every tenant locally at rate / %u until it answers",
@@ -358,9 +360,14 @@ static int tick(tg_shared_t *sh, int leave, char *version, size_t version_size)
         char why[320];
         freeReplyObject(r);
         r = NULL;
-        if (load_script(sh, TICK_LUA, sh->sha_tick, sizeof(sh->sha_tick), why, sizeof(why)) == 0 &&
-            load_script(sh, LEASE_LUA, sh->sha_lease, sizeof(sh->sha_lease), why, sizeof(why)) == 0)
-            r = command(sh, "EVALSHA %s 2 %s %s %s %s %s", sh->sha_tick, k1.base, k2.base, sh->instance, stale, leave ? "1" : "0");
+        if (load_script(sh, TICK_LUA, sh->sha_tick, sizeof(sh->sha_tick), why, sizeof(why)) != 0 ||
+            load_script(sh, LEASE_LUA, sh->sha_lease, sizeof(sh->sha_lease), why, sizeof(why)) != 0) {
+            tg_buf_dispose(&k1);
+            tg_buf_dispose(&k2);
+            go_local(sh, why);
+            return -1;
+        }
+        r = command(sh, "EVALSHA %s 2 %s %s %s %s %s", sh->sha_tick, k1.base, k2.base, sh->instance, stale, leave ? "1" : "0");
     }
     tg_buf_dispose(&k1);
     tg_buf_dispose(&k2);
@@ -446,18 +453,45 @@ static const char *find_field(const tg_shared_t *sh, const char *kind, const cha
     return NULL;
 }
 
+/* Sets FIELD to VALUE in the view last read (sh->mutex held). */
+static void remember(tg_shared_t *sh, const char *field, const char *value)
+{
+    for (size_t i = 0; i != sh->n_known; ++i)
+        if (strcmp(sh->known[i].field, field) == 0) {
+            free(sh->known[i].value);
+            sh->known[i].value = tg_strdup(value);
+            return;
+        }
+    sh->known = realloc(sh->known, (sh->n_known + 1) * sizeof(*sh->known));
+    if (sh->known == NULL)
+        tg_fatal("out of memory");
+    sh->known[sh->n_known++] = (switch_kv_t){tg_strdup(field), tg_strdup(value)};
+}
+
+/* Does a switch of KIND NAME set here wait to be written (sh->mutex held)? */
+static int op_queued(const tg_shared_t *sh, const char *kind, const char *name)
+{
+    size_t kl = strlen(kind);
+    for (size_t i = 0; i != sh->n_ops; ++i)
+        if (strncmp(sh->ops[i].field, kind, kl) == 0 && strcmp(sh->ops[i].field + kl, name) == 0)
+            return 1;
+    return 0;
+}
+
 /*
  * Applies the switches Redis had when last read to the live state: a name Redis has no
  * switch for has none. Called with sh->mutex held (the lock order is sh->mutex, then
- * the registry's), and only while no switch set here waits to be written: an
- * operator's switch is queued before it is applied (tg_shared_publish_switch), so a
- * view read before it can never undo it.
+ * the registry's). A name whose switch set here waits to be written is left alone: an
+ * operator's switch is queued before it is applied (tg_shared_publish_switch) and
+ * remembered in the view once written, so a view read before it never undoes it.
  */
 static void apply_known(tg_shared_t *sh)
 {
     size_t n;
     switch_view_t *v = view_switches(sh->state, &n);
     for (size_t i = 0; i != n; ++i) {
+        if (op_queued(sh, v[i].query ? "query:" : "tenant:", v[i].name))
+            continue;
         const char *val = find_field(sh, v[i].query ? "query:" : "tenant:", v[i].name);
         tg_switch_t sw = TG_SWITCH_NONE;
         int retry = 30;
@@ -518,27 +552,30 @@ static int publish_switches(tg_shared_t *sh)
         redisAppendCommand(sh->rc, "INCR %s", ver.base);
     }
     atomic_fetch_add_explicit(&sh->commands, 2 * n, memory_order_relaxed);
-    int ok = 1;
+    /* an error reply (the switches' key of another type, say) loses that switch for the others, not the limits */
+    int broken = 0;
     char why[320] = "";
-    for (size_t i = 0; i != 2 * n; ++i) {
+    for (size_t i = 0; i != 2 * n && !broken; ++i) {
         redisReply *r = NULL;
-        if (redisGetReply(sh->rc, (void **)&r) != REDIS_OK || r == NULL || r->type == REDIS_REPLY_ERROR) {
-            if (ok)
-                snprintf(why, sizeof(why), "publishing a switch: %s", what_failed(sh->rc, r));
-            ok = 0;
+        if (redisGetReply(sh->rc, (void **)&r) != REDIS_OK || r == NULL) {
+            snprintf(why, sizeof(why), "publishing a switch: %s", what_failed(sh->rc, r));
+            broken = 1;
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            set_error(sh, "a switch could not be written to Redis (%s): it holds on this instance only", r->str);
+            tg_log(TG_LOG_WARN, "shared_limits: a switch could not be written to Redis (%s): it holds on this instance only", r->str);
         }
         freeReplyObject(r);
-        if (sh->rc->err)
-            break;
     }
     tg_buf_dispose(&hash);
     tg_buf_dispose(&ver);
-    if (!ok) {
+    if (broken) {
         go_local(sh, why);
         return -1;
     }
     pthread_mutex_lock(&sh->mutex);
     for (size_t i = 0; i != n; ++i) {
+        /* the view last read knows it now too: a resync before the next read must not undo it */
+        remember(sh, sh->ops[i].field, sh->ops[i].value);
         free(sh->ops[i].field);
         free(sh->ops[i].value);
     }
@@ -581,13 +618,8 @@ static int sync_switches(tg_shared_t *sh, const char *version, int force)
     sh->known = kv;
     sh->n_known = n;
     sh->have_known = 1;
-    if (sh->n_ops == 0) {
-        apply_known(sh);
-        snprintf(sh->version, sizeof(sh->version), "%s", version);
-    } else {
-        /* what this instance set goes to Redis first; Redis's whole view is applied at the next tick */
-        sh->version[0] = '\0';
-    }
+    apply_known(sh);
+    snprintf(sh->version, sizeof(sh->version), "%s", version);
     pthread_mutex_unlock(&sh->mutex);
     return 0;
 }
@@ -819,6 +851,8 @@ static uint64_t step(tg_shared_t *sh, int resync)
         if (tick(sh, 0, version, sizeof(version)) != 0)
             return tick_every;
         sh->next_tick_ns = now + tick_every;
+        /* kept empty while leases are spent: a fallback the workers see before this thread does starts empty too */
+        empty_local_buckets(sh);
         if (!atomic_exchange(&sh->up, 1)) {
             if (sh->said_down || sh->ever_up)
                 tg_log(TG_LOG_INFO, "shared_limits: Redis at %s answers again: tenant limits are global (%u instances)",
@@ -893,6 +927,11 @@ void tg_shared_configure(tg_shared_t *sh, const tg_shared_limits_t *settings)
 {
     tg_shared_limits_t *copy = copy_settings(settings);
     pthread_mutex_lock(&sh->mutex);
+    if (!same_connection(sh->settings, copy)) {
+        /* another Redis (or prefix): its switches are not the old one's */
+        free_known(sh);
+        sh->have_known = 0;
+    }
     tg_shared_limits_free(sh->settings);
     sh->settings = copy;
     ++sh->settings_gen;
@@ -938,7 +977,7 @@ void tg_shared_resync(tg_shared_t *sh)
 {
     pthread_mutex_lock(&sh->mutex);
     /* at once, from the view last read: a name whose files changed is never served against Redis's switch */
-    if (sh->settings != NULL && sh->have_known && sh->n_ops == 0)
+    if (sh->settings != NULL && sh->have_known)
         apply_known(sh);
     sh->resync = 1;
     pthread_mutex_unlock(&sh->mutex);

@@ -20,7 +20,7 @@
 #     tests/redis.sh run CMD ARGS...     # start, run CMD with the env, stop
 #
 # Environment (inputs):
-#     TG_REDIS_PORT=56379        preferred port (next free if taken)
+#     TG_REDIS_PORT=16379        preferred port (next free if taken)
 #     TG_REDIS_BIN=/usr/bin/redis-server  TG_REDIS_CLI=/usr/bin/redis-cli
 #     TG_REDIS_START_S=10        seconds to wait for PONG
 # Exported by redis_start:
@@ -53,7 +53,7 @@ _redis_pid() {
     local pid
     pid=$(cat "$TG_REDIS_DIR/redis.pid" 2>/dev/null) || return 1
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "redis-server.*:$TG_REDIS_PORT" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -Eq "redis-server.*:$TG_REDIS_PORT( |$)" || return 1
     echo "$pid"
 }
 
@@ -105,7 +105,7 @@ redis_start() {
     TG_REDIS_DIR=$(mktemp -d "${TG_REDIS_PARENT:-/tmp}/tollgate-redis.XXXXXX") || tg_die "mktemp failed"
     chmod 700 "$TG_REDIS_DIR"
     local tries=0 rc skip=()
-    TG_REDIS_PORT=${TG_REDIS_PORT:-56379}
+    TG_REDIS_PORT=${TG_REDIS_PORT:-16379}
     while :; do
         TG_REDIS_PORT=$(tg_pick_port "$TG_REDIS_PORT" ${skip[@]+"${skip[@]}"})
         _redis_write_env

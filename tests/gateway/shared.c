@@ -297,3 +297,49 @@ Test(shared_redis, a_bad_key_or_a_flushed_script_is_one_tenants_problem_and_late
     tg_shared_free(sh);
     tg_state_free(state);
 }
+
+Test(shared_redis, switches_that_cannot_be_written_stay_here_and_written_ones_are_not_undone, .init = setup_redis, .fini = teardown_redis,
+     .timeout = 60)
+{
+    tg_state_t *state = tg_state_create(1);
+    tg_query_state_t *q = tg_state_bind_query(state, "q", 1, "SELECT 1");
+    tg_tenant_state_t *t = tg_state_bind_tenant(state, "acme", 1, 0);
+    tg_lease_set_limits(&t->lease, 10, 10);
+    tg_shared_t *sh = tg_shared_create(state);
+    tg_shared_configure(sh, settings(redis_port));
+    const tg_lease_health_t *h = tg_shared_health(sh);
+    cr_assert(WAIT_FOR(5, tg_lease_divisor(h, mono_ns()) == 0), "reaches Redis");
+
+    /* written, then a resync (a reload) before the next read of Redis: the view knows it already */
+    tg_shared_publish_switch(sh, 1, "q", TG_SWITCH_OFF, 3, "hot");
+    tg_state_switch_query(state, q, TG_SWITCH_OFF, 3, "hot");
+    cr_assert(WAIT_FOR(2, ({
+                  char *v = hget("test:switches", "query:q");
+                  int ok = v != NULL;
+                  free(v);
+                  ok;
+              })));
+    tg_shared_resync(sh);
+    cr_assert_eq(atomic_load(&q->switched), TG_SWITCH_OFF, "not undone by the view read before it");
+
+    /* the switches' key of another type: the switch holds here, the limits stay shared */
+    redisContext *rc = redis();
+    freeReplyObject(redisCommand(rc, "DEL test:switches"));
+    freeReplyObject(redisCommand(rc, "SET test:switches %s", "a string"));
+    redisFree(rc);
+    tg_shared_publish_switch(sh, 0, "acme", TG_SWITCH_OFF, 0, "abuse");
+    tg_state_switch_tenant(state, t, TG_SWITCH_OFF, "abuse");
+    usleep(600000);
+    tg_shared_counters_t c;
+    tg_shared_counters(sh, &c);
+    cr_assert_eq(c.fallbacks, 0, "an error reply to a switch is not Redis going away");
+    cr_assert_eq(tg_lease_divisor(h, mono_ns()), 0);
+    cr_assert_eq(atomic_load(&t->switched), TG_SWITCH_OFF, "the switch holds on this instance");
+    tg_buf_t st = {0};
+    tg_shared_status(sh, &st);
+    tg_buf_appendc(&st, '\0');
+    cr_assert(strstr(st.base, "\"pending_switches\":0") != NULL, "not stuck in the queue: %s", st.base);
+    tg_buf_dispose(&st);
+    tg_shared_free(sh);
+    tg_state_free(state);
+}
