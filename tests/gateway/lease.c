@@ -314,32 +314,36 @@ static void setup_run(model_t *m, instance_t *in, size_t n, double rate, double 
     }
 }
 
-Test(lease_run, three_instances_over_the_rate_get_the_rate_between_them)
+/*
+ * Three instances calling a tenant of 20/s, burst 20, at `per_s` each for 10 s: the
+ * total within burst + rate * 10 + one block of credit each (20 / 3, rounded down) and
+ * at least 90% of rate * 10. Fills `in`.
+ */
+static void three_over_the_rate(const char *name, const double per_s[3], instance_t in[3])
 {
     model_t m;
-    instance_t in[3];
-    const double per_s[3] = {100, 100, 100};
     setup_run(&m, in, 3, 20, 20, per_s);
     uint64_t total = run(&m, in, 3, 10, &P3);
-    cr_log_info("even: %llu admitted (%llu, %llu, %llu), %llu asks", (unsigned long long)total, (unsigned long long)in[0].admitted,
+    cr_log_info("%s: %llu admitted (%llu, %llu, %llu), %llu asks", name, (unsigned long long)total, (unsigned long long)in[0].admitted,
                 (unsigned long long)in[1].admitted, (unsigned long long)in[2].admitted, (unsigned long long)m.asks);
-    cr_assert(total <= 20 + 20 * 10 + 3 * 6, "burst + rate * 10 + one block of credit each (20 / 3): %llu", (unsigned long long)total);
-    cr_assert(total >= 180, "at least 90%% of rate * 10: %llu", (unsigned long long)total);
+    cr_assert(total <= 20 + 20 * 10 + 3 * 6, "%s: more than burst + rate * 10 + a block each: %llu", name, (unsigned long long)total);
+    cr_assert(total >= 180, "%s: less than 90%% of rate * 10: %llu", name, (unsigned long long)total);
+}
+
+Test(lease_run, three_instances_over_the_rate_get_the_rate_between_them)
+{
+    instance_t in[3];
+    const double per_s[3] = {100, 100, 100};
+    three_over_the_rate("even", per_s, in);
     for (int i = 0; i != 3; ++i)
         cr_assert(in[i].admitted >= 40, "no instance starved: %d got %llu", i, (unsigned long long)in[i].admitted);
 }
 
 Test(lease_run, an_unequal_spread_holds_the_same_total)
 {
-    model_t m;
     instance_t in[3];
     const double per_s[3] = {240, 30, 30};
-    setup_run(&m, in, 3, 20, 20, per_s);
-    uint64_t total = run(&m, in, 3, 10, &P3);
-    cr_log_info("80/10/10: %llu admitted (%llu, %llu, %llu), %llu asks", (unsigned long long)total, (unsigned long long)in[0].admitted,
-                (unsigned long long)in[1].admitted, (unsigned long long)in[2].admitted, (unsigned long long)m.asks);
-    cr_assert(total <= 20 + 20 * 10 + 3 * 6, "%llu", (unsigned long long)total);
-    cr_assert(total >= 180, "%llu", (unsigned long long)total);
+    three_over_the_rate("80/10/10", per_s, in);
     cr_assert(in[1].admitted >= 15 && in[2].admitted >= 15, "the small ones are served too: %llu, %llu", (unsigned long long)in[1].admitted,
               (unsigned long long)in[2].admitted);
 }
