@@ -63,6 +63,11 @@ int tg_cors_check_origin(const char *s, char *why, size_t why_len)
             snprintf(why, why_len, "\"%s\": the port must be 1 to 65535", s);
             return -1;
         }
+        if (port == (host == s + 8 ? 443 : 80)) {
+            /* browsers leave the scheme's own port out of Origin: this one would never match */
+            snprintf(why, why_len, "\"%s\": browsers send the default port %ld never; write the origin without it", s, port);
+            return -1;
+        }
         p += 1 + digits;
     }
     if (*p == '\0')

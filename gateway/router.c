@@ -2,7 +2,8 @@
  * Route matching over a trie of path segments: literal children first, then the
  * one `{param}` child, backtracking so that "GET /users/{id}" and
  * "POST /users/new" can live side by side. HEAD is matched as GET (HTTP requires a
- * server that answers GET to answer HEAD), and Allow lists it after GET.
+ * server that answers GET to answer HEAD), and Allow lists it after GET, except on a
+ * GET route whose query writes: HEAD must be safe, so there it is a 405.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -81,6 +82,24 @@ __attribute__((format(printf, 3, 4))) static void route_error(tg_errors_t *errs,
     tg_buf_dispose(&b);
 }
 
+/*
+ * Two paths of the same shape: the first {param} segment they name differently, in
+ * `a` and `b`; returns 0 when every one has the same name.
+ */
+static int renamed_param(const char *a, const char *b, tg_slice_t *in_a, tg_slice_t *in_b)
+{
+    while (*a != '\0' && *b != '\0') {
+        size_t la = strcspn(a + 1, "/") + 1, lb = strcspn(b + 1, "/") + 1; /* "/seg" */
+        if (a[1] == '{' && (la != lb || memcmp(a, b, la) != 0)) {
+            *in_a = (tg_slice_t){a + 1, la - 1};
+            *in_b = (tg_slice_t){b + 1, lb - 1};
+            return 1;
+        }
+        a += la, b += lb;
+    }
+    return 0;
+}
+
 static int add_route(tg_router_t *r, const tg_query_t *q, tg_errors_t *errs)
 {
     const char *p = q->path;
@@ -115,6 +134,19 @@ static int add_route(tg_router_t *r, const tg_query_t *q, tg_errors_t *errs)
         route_error(errs, q, "\"%s %s\" is already taken by query %s", tg_method_name(q->method), q->path,
                     n->by_method[q->method]->name);
         return -1;
+    }
+    /* one path, one set of names: OpenAPI (and any reader) must see the same parameters on every method of a path */
+    for (int i = 0; i != TG_METHOD__COUNT; ++i) {
+        const tg_query_t *other = n->by_method[i];
+        tg_slice_t mine, theirs;
+        if (other == NULL)
+            continue;
+        if (renamed_param(q->path, other->path, &mine, &theirs)) {
+            route_error(errs, q, "segment %.*s is %.*s in query %s's route \"%s %s\": one path must name it the same way", (int)mine.len,
+                        mine.base, (int)theirs.len, theirs.base, other->name, tg_method_name(other->method), other->path);
+            return -1;
+        }
+        break; /* the others were checked against this one */
     }
     n->by_method[q->method] = q;
     return 0;
@@ -161,6 +193,10 @@ static int match_node(const tg_route_node_t *n, const char *seg, const char *end
                 here |= 1u << i;
         if (here == 0)
             return 0;
+        /* HEAD is a GET without the body, so only a read may answer it */
+        const tg_query_t *get = n->by_method[TG_METHOD_GET];
+        if (get != NULL && get->access != TG_ACCESS_WRITE)
+            here |= TG_ROUTER_ALLOW_HEAD;
         c->path_found = 1;
         c->allow |= here;
         if (c->method >= 0 && n->by_method[c->method] != NULL) {
@@ -192,9 +228,9 @@ static int match_node(const tg_route_node_t *n, const char *seg, const char *end
 int tg_router_match(const tg_router_t *r, const char *method_name, size_t method_len, const char *path, size_t path_len,
                     tg_route_match_t *m)
 {
-    int method = tg_method_from_name(method_name, method_len);
+    int method = tg_method_from_name(method_name, method_len), head = 0;
     if (method < 0 && method_len == 4 && memcmp(method_name, "HEAD", 4) == 0)
-        method = TG_METHOD_GET;
+        method = TG_METHOD_GET, head = 1;
     struct match_ctx c = {.method = method, .m = m};
     m->query = NULL;
     m->n_path_params = 0;
@@ -202,8 +238,15 @@ int tg_router_match(const tg_router_t *r, const char *method_name, size_t method
     if (path_len == 0 || path[0] != '/')
         return TG_ROUTE_NOT_FOUND;
     const char *first = path_len == 1 ? NULL : path + 1;
-    if (match_node(&r->root, first, path + path_len, 0, &c))
-        return TG_ROUTE_FOUND;
+    if (match_node(&r->root, first, path + path_len, 0, &c)) {
+        if (!head || m->query->access != TG_ACCESS_WRITE)
+            return TG_ROUTE_FOUND;
+        /* the route a GET would take writes: HEAD must be safe (a link checker must never run a write) */
+        m->query = NULL;
+        m->n_path_params = 0;
+        m->allow = c.allow;
+        return TG_ROUTE_BAD_METHOD;
+    }
     if (!c.path_found)
         return TG_ROUTE_NOT_FOUND;
     m->allow = c.allow;
@@ -219,7 +262,7 @@ void tg_router_format_allow(unsigned allow, tg_buf_t *out)
         if (!first)
             tg_buf_appends(out, ", ");
         tg_buf_appends(out, tg_method_name((tg_method_t)i));
-        if (i == TG_METHOD_GET)
+        if (i == TG_METHOD_GET && (allow & TG_ROUTER_ALLOW_HEAD) != 0)
             tg_buf_appends(out, ", HEAD");
         first = 0;
     }

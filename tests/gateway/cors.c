@@ -34,6 +34,13 @@ Test(cors, reasons_name_the_problem)
     cr_assert(strstr(why, "lower case") != NULL, "%s", why);
     cr_assert_eq(tg_cors_check_origin("https://a:99999", why, sizeof(why)), -1);
     cr_assert(strstr(why, "port") != NULL, "%s", why);
+    /* the scheme's own port: a browser never sends it, so the entry could never match */
+    cr_assert_eq(tg_cors_check_origin("https://app.example:443", why, sizeof(why)), -1);
+    cr_assert(strstr(why, "default port 443") != NULL, "%s", why);
+    cr_assert_eq(tg_cors_check_origin("http://app.example:80", why, sizeof(why)), -1);
+    cr_assert(strstr(why, "default port 80") != NULL, "%s", why);
+    cr_assert_eq(tg_cors_check_origin("http://app.example:443", why, sizeof(why)), 0, "not http's own");
+    cr_assert_eq(tg_cors_check_origin("https://app.example:80", why, sizeof(why)), 0, "not https's own");
 }
 
 static int allows(const tg_cors_t *c, const char *origin)

@@ -11,6 +11,9 @@ static tg_query_t Q[] = {
     {.name = "delete_user", .method = TG_METHOD_DELETE, .path = "/users/{id}"},
     {.name = "root", .method = TG_METHOD_GET, .path = "/"},
     {.name = "publish", .method = TG_METHOD_POST, .path = "/users/{id}/publish"},
+    {.name = "touch", .method = TG_METHOD_GET, .path = "/users/{id}/touch", .access = TG_ACCESS_WRITE},
+    {.name = "ping", .method = TG_METHOD_GET, .path = "/p/ping", .access = TG_ACCESS_WRITE},
+    {.name = "ping_id", .method = TG_METHOD_GET, .path = "/p/{id}"},
 };
 
 static tg_router_t *R;
@@ -115,6 +118,29 @@ Test(router, allow_lists_every_method_of_the_path)
     tg_buf_dispose(&b);
 }
 
+Test(router, head_never_runs_a_write)
+{
+    tg_route_match_t m;
+    cr_assert_eq(match("GET", "/users/3/touch", &m), TG_ROUTE_FOUND, "a GET route may write (declared so)");
+    cr_assert_str_eq(m.query->name, "touch");
+    cr_assert_eq(match("HEAD", "/users/3/touch", &m), TG_ROUTE_BAD_METHOD, "but HEAD must be safe");
+    cr_assert_null(m.query);
+    tg_buf_t b = {0};
+    tg_router_format_allow(m.allow, &b);
+    cr_assert_str_eq(b.base, "GET", "and Allow does not offer it");
+    tg_buf_reset(&b);
+    /* HEAD takes the route GET takes: not a read route of a wider template behind the write */
+    cr_assert_eq(match("GET", "/p/ping", &m), TG_ROUTE_FOUND);
+    cr_assert_str_eq(m.query->name, "ping");
+    cr_assert_eq(match("HEAD", "/p/ping", &m), TG_ROUTE_BAD_METHOD, "not /p/{id} with id = ping");
+    cr_assert_eq(match("HEAD", "/p/pong", &m), TG_ROUTE_FOUND);
+    cr_assert_str_eq(m.query->name, "ping_id");
+    cr_assert_eq(match("PUT", "/users/3/touch", &m), TG_ROUTE_BAD_METHOD);
+    tg_router_format_allow(m.allow, &b);
+    cr_assert_str_eq(b.base, "GET");
+    tg_buf_dispose(&b);
+}
+
 Test(router_build, duplicate_route_is_an_error)
 {
     tg_query_t dup[] = {
@@ -128,6 +154,22 @@ Test(router_build, duplicate_route_is_an_error)
     /* as every catalog error: the entry by its index and name, the line of its route */
     cr_assert_str_eq(e.msgs[0], "cat.json:9: queries[3] (b).route: \"GET /x/{other}\" is already taken by query a");
     cr_assert_str_eq(e.msgs[1], "cat.json:12: queries[0] (c).route: \"GET /x/{c}\" is already taken by query a", "no route line: the entry's");
+    tg_errors_dispose(&e);
+}
+
+Test(router_build, one_segment_has_one_name_on_every_method)
+{
+    tg_query_t q[] = {
+        {.name = "get_a", .method = TG_METHOD_GET, .path = "/a/{id}"},
+        {.name = "del_a", .method = TG_METHOD_DELETE, .path = "/a/{user_id}", .file = "cat.json", .line = 4, .entry = 1},
+        {.name = "sub", .method = TG_METHOD_GET, .path = "/a/{id}/b/{x}"},
+        {.name = "sub2", .method = TG_METHOD_POST, .path = "/a/{id}/b/{x}"},
+    };
+    tg_errors_t e = {0};
+    cr_assert_null(tg_router_build(q, 4, &e));
+    cr_assert_eq(e.n, 1, "only the renamed one");
+    cr_assert_str_eq(e.msgs[0], "cat.json:4: queries[1] (del_a).route: segment {user_id} is {id} in query get_a's route \"GET /a/{id}\": one "
+                                "path must name it the same way");
     tg_errors_dispose(&e);
 }
 
