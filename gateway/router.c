@@ -177,6 +177,7 @@ void tg_router_free(tg_router_t *r)
 /** matching state carried down the recursion */
 struct match_ctx {
     int method; /* tg_method_t, or -1 for a method no route can have */
+    int get_seen; /* a node with a GET route was reached: the one a GET takes (nodes are visited in precedence order) */
     tg_route_match_t *m;
     tg_slice_t caps[TG_ROUTER_MAX_PATH_PARAMS];
     unsigned allow;  /* methods of every node whose path matched */
@@ -193,10 +194,13 @@ static int match_node(const tg_route_node_t *n, const char *seg, const char *end
                 here |= 1u << i;
         if (here == 0)
             return 0;
-        /* HEAD is a GET without the body, so only a read may answer it */
+        /* HEAD is a GET without the body, so only a read may answer it: the route a GET takes decides */
         const tg_query_t *get = n->by_method[TG_METHOD_GET];
-        if (get != NULL && get->access != TG_ACCESS_WRITE)
-            here |= TG_ROUTER_ALLOW_HEAD;
+        if (get != NULL && !c->get_seen) {
+            c->get_seen = 1;
+            if (get->access != TG_ACCESS_WRITE)
+                here |= TG_ROUTER_ALLOW_HEAD;
+        }
         c->path_found = 1;
         c->allow |= here;
         if (c->method >= 0 && n->by_method[c->method] != NULL) {
@@ -241,10 +245,12 @@ int tg_router_match(const tg_router_t *r, const char *method_name, size_t method
     if (match_node(&r->root, first, path + path_len, 0, &c)) {
         if (!head || m->query->access != TG_ACCESS_WRITE)
             return TG_ROUTE_FOUND;
-        /* the route a GET would take writes: HEAD must be safe (a link checker must never run a write) */
+        /* the route a GET would take writes: HEAD must be safe (a link checker must never run a write); Allow: every method of the path */
+        struct match_ctx all = {.method = -1, .m = m};
+        match_node(&r->root, first, path + path_len, 0, &all);
         m->query = NULL;
         m->n_path_params = 0;
-        m->allow = c.allow;
+        m->allow = all.allow;
         return TG_ROUTE_BAD_METHOD;
     }
     if (!c.path_found)

@@ -83,6 +83,9 @@ static const struct fixture_query_t {
      16},
     {"patch_item", "PATCH /items/{id}", "{\"name\":\"id\",\"type\":\"uuid\"},{\"name\":\"doc\",\"type\":\"json\",\"required\":false}", 2},
     {"files", "GET /files/", "", 0},
+    /* GET routes that write (access is "write" for these names): HEAD must refuse them, and not fall back to /users/{id} */
+    {"touch_me", "GET /users/me", "", 0},
+    {"touch_user", "GET /users/{id}/touch", "{\"name\":\"id\",\"type\":\"int8\"}", 1},
     {"path_types", "GET /t/{i2}/{i4}/{i8}/{f4}/{f8}/{num}/{txt}/{b}/{u}/{d}/{ts}",
      "{\"name\":\"i2\",\"type\":\"int2\"},{\"name\":\"i4\",\"type\":\"int4\"},{\"name\":\"i8\",\"type\":\"int8\",\"max\":1000},"
      "{\"name\":\"f4\",\"type\":\"float4\"},{\"name\":\"f8\",\"type\":\"float8\",\"min\":-1},{\"name\":\"num\",\"type\":\"numeric\",\"max\":9.99},"
@@ -120,7 +123,7 @@ static inline const tg_config_t *fixture_config(void)
         for (int k = 1; k <= q->n; ++k)
             tg_buf_printf(&b, ", $%d", k);
         tg_buf_printf(&b, "\",\"params\":[%s],\"returns\":\"one\",\"access\":\"%s\"}", q->params,
-                      strncmp(q->route, "GET ", 4) == 0 ? "read" : "write");
+                      strncmp(q->route, "GET ", 4) == 0 && strncmp(q->name, "touch_", 6) != 0 ? "read" : "write");
     }
     tg_buf_appends(&b, "\n]}\n");
     snprintf(path, sizeof(path), "%s/catalog.json", dir);

@@ -14,6 +14,7 @@ static tg_query_t Q[] = {
     {.name = "touch", .method = TG_METHOD_GET, .path = "/users/{id}/touch", .access = TG_ACCESS_WRITE},
     {.name = "ping", .method = TG_METHOD_GET, .path = "/p/ping", .access = TG_ACCESS_WRITE},
     {.name = "ping_id", .method = TG_METHOD_GET, .path = "/p/{id}"},
+    {.name = "post_p", .method = TG_METHOD_POST, .path = "/p/{id}"},
 };
 
 static tg_router_t *R;
@@ -138,6 +139,16 @@ Test(router, head_never_runs_a_write)
     cr_assert_eq(match("PUT", "/users/3/touch", &m), TG_ROUTE_BAD_METHOD);
     tg_router_format_allow(m.allow, &b);
     cr_assert_str_eq(b.base, "GET");
+    tg_buf_reset(&b);
+    /* Allow says HEAD only where HEAD is answered: the route GET takes decides, not a wider one behind it */
+    cr_assert_eq(match("PUT", "/p/ping", &m), TG_ROUTE_BAD_METHOD);
+    tg_router_format_allow(m.allow, &b);
+    cr_assert_str_eq(b.base, "GET, POST", "not HEAD: the GET of /p/ping writes");
+    tg_buf_reset(&b);
+    /* and the 405 of a HEAD lists every method the path takes */
+    cr_assert_eq(match("HEAD", "/p/ping", &m), TG_ROUTE_BAD_METHOD);
+    tg_router_format_allow(m.allow, &b);
+    cr_assert_str_eq(b.base, "GET, POST");
     tg_buf_dispose(&b);
 }
 
