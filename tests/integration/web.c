@@ -7,8 +7,10 @@
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #include "http.h"
 #include "proc.h"
@@ -184,6 +186,29 @@ Test(head, only_where_get_is)
         assert_header(r, p, "allow", "POST");
         cr_assert_eq(r->body_len, 0);
         resp_free(r);
+    }
+}
+
+/* A GET route whose query writes (batch_note INSERTs its k) never runs on a HEAD: 405, and nothing stored. */
+Test(head, never_runs_a_write)
+{
+    FOR_EACH_PROTO(p)
+    {
+        char path[96], k[64];
+        snprintf(k, sizeof(k), "head-%d-%d", (int)p, (int)getpid());
+        snprintf(path, sizeof(path), "/batch/note/%s", k);
+        resp_t *r = get(p, "HEAD", path, NULL, 405);
+        assert_header(r, p, "allow", "GET");
+        resp_free(r);
+        const char *params[] = {k};
+        char *n = pg_sql_params(0, "SELECT count(*) FROM batch_notes WHERE k = $1", 1, params);
+        cr_assert(n != NULL && strcmp(n, "0") == 0, "[%s] a HEAD stored %s: %s", proto_name(p), k, n != NULL ? n : "(no answer)");
+        free(n);
+        r = get(p, "GET", path, NULL, 200); /* the GET itself still writes */
+        resp_free(r);
+        n = pg_sql_params(0, "SELECT count(*) FROM batch_notes WHERE k = $1", 1, params);
+        cr_assert(n != NULL && strcmp(n, "1") == 0, "[%s] the GET stored %s: %s", proto_name(p), k, n != NULL ? n : "(no answer)");
+        free(n);
     }
 }
 
