@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 #include <jansson.h>
 #include "tollgate/config.h"
+#include "tollgate/params.h"
 #include "tollgate/router.h"
 #include "internal.h"
 #include "config_internal.h"
@@ -547,28 +548,14 @@ static void parse_compression(ctx_t *c, json_t *v)
     get_size_field(c, v, "compression", "min_bytes", 0, &c->cfg->compression.min_bytes);
 }
 
-static int hex_digit(char ch)
-{
-    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
-
-/* `len` bytes of URL text, percent-decoded, as a new string; NULL if an escape is bad or decodes to NUL */
+/* `len` bytes of URL text, percent-decoded (params.c's decoder), as a new string; NULL if an escape is bad or decodes to NUL */
 static char *url_decode(const char *p, size_t len)
 {
-    char *out = tg_calloc(1, len + 1), *o = out;
-    for (size_t i = 0; i != len; ++i) {
-        if (p[i] != '%') {
-            *o++ = p[i];
-            continue;
-        }
-        int hi = i + 2 < len ? hex_digit(p[i + 1]) : -1, lo = i + 2 < len ? hex_digit(p[i + 2]) : -1;
-        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-            free(out);
-            return NULL;
-        }
-        *o++ = (char)(hi * 16 + lo);
-        i += 2;
-    }
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    size_t n;
+    char *d = tg_percent_decode(p, len, 0, &pool, &n), *out = d != NULL && memchr(d, '\0', n) == NULL ? tg_strndup(d, n) : NULL;
+    h2o_mem_clear_pool(&pool);
     return out;
 }
 
