@@ -32,6 +32,7 @@
 #include <unistd.h>
 #include "http.h"
 #include "proc.h"
+#include <hiredis/hiredis.h>
 
 /* The tenant every test limits: 20 calls a second, 20 at once. */
 #define RATE 20.0
@@ -41,7 +42,7 @@
 #define MAX_GW 3
 #define MAX_THREADS 16
 
-/* --- Redis: a child of the test, RESP spoken over a plain socket --- */
+/* --- Redis: a child of the test, spoken to with hiredis --- */
 
 typedef struct {
     pid_t pid;
@@ -53,106 +54,59 @@ typedef struct {
 /* the folder of this test's Redis: removed by the suite's fini even when the test failed */
 static char redis_dir[64];
 
-/* reads one CRLF-terminated line from `fd` into `buf`; returns its length, or -1 */
-static int read_line(int fd, char *buf, size_t size)
+/* Appends a reply to `out` as text: errors keep a leading '-', nil is "(nil)", an array one element a line. */
+static void reply_text(const redisReply *r, http_body_t *out)
 {
-    size_t n = 0;
-    while (n + 1 < size) {
-        char c;
-        if (recv(fd, &c, 1, 0) != 1)
-            return -1;
-        if (c == '\n' && n > 0 && buf[n - 1] == '\r') {
-            buf[--n] = '\0';
-            return (int)n;
-        }
-        buf[n++] = c;
-    }
-    return -1;
-}
-
-/* Appends one RESP reply read from `fd` to `out` as text (arrays: one element a line). Returns 0, or -1. */
-static int read_reply(int fd, http_body_t *out)
-{
-    char line[512];
-    if (read_line(fd, line, sizeof(line)) < 1)
-        return -1;
-    long n = atol(line + 1);
-    switch (line[0]) {
-    case '+':
-    case ':':
-        http_append_body(line + 1, 1, strlen(line + 1), out);
-        return 0;
-    case '-':
-        http_append_body(line, 1, strlen(line), out); /* "-ERR ...": an error keeps its dash */
-        return 0;
-    case '$': {
-        if (n < 0) {
-            http_append_body("(nil)", 1, 5, out);
-            return 0;
-        }
-        char *data = malloc((size_t)n + 2);
-        size_t got = 0;
-        while (got < (size_t)n + 2) {
-            ssize_t r = recv(fd, data + got, (size_t)n + 2 - got, 0);
-            if (r <= 0) {
-                free(data);
-                return -1;
-            }
-            got += (size_t)r;
-        }
-        http_append_body(data, 1, (size_t)n, out);
-        free(data);
-        return 0;
-    }
-    case '*':
-        for (long i = 0; i < n; ++i) {
+    char num[32];
+    switch (r->type) {
+    case REDIS_REPLY_ERROR:
+        http_append_body("-", 1, 1, out);
+        /* fall through */
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+        http_append_body(r->str, 1, r->len, out);
+        break;
+    case REDIS_REPLY_INTEGER:
+        snprintf(num, sizeof(num), "%lld", r->integer);
+        http_append_body(num, 1, strlen(num), out);
+        break;
+    case REDIS_REPLY_ARRAY:
+        for (size_t i = 0; i != r->elements; ++i) {
             if (i > 0)
                 http_append_body("\n", 1, 1, out);
-            if (read_reply(fd, out) != 0)
-                return -1;
+            reply_text(r->element[i], out);
         }
-        if (n < 0)
-            http_append_body("(nil)", 1, 5, out);
-        return 0;
+        break;
     default:
-        return -1;
+        http_append_body("(nil)", 1, 5, out);
     }
 }
 
 /*
- * Sends one command (its words, NULL-terminated) to the Redis on `port` and returns
- * the reply as text (malloc'd), or NULL when nothing answers.
+ * Sends one command (its words, NULL-terminated) to the Redis on `port` with hiredis
+ * (the gateway's own client) and returns the reply as text (malloc'd), or NULL when
+ * nothing answers.
  */
 static char *redis_cmd(int port, const char *const *words)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     struct timeval tv = {.tv_sec = 2};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (c == NULL || c->err) {
+        redisFree(c);
         return NULL;
     }
-    http_body_t req = {0}, out = {0};
-    char head[32];
+    redisSetTimeout(c, tv);
     int n = 0;
     while (words[n] != NULL)
         ++n;
-    snprintf(head, sizeof(head), "*%d\r\n", n);
-    http_append_body(head, 1, strlen(head), &req);
-    for (int i = 0; i != n; ++i) {
-        snprintf(head, sizeof(head), "$%zu\r\n", strlen(words[i]));
-        http_append_body(head, 1, strlen(head), &req);
-        http_append_body((char *)words[i], 1, strlen(words[i]), &req);
-        http_append_body("\r\n", 1, 2, &req);
-    }
-    int ok = send(fd, req.p, req.n, MSG_NOSIGNAL) == (ssize_t)req.n && read_reply(fd, &out) == 0;
-    close(fd);
-    free(req.p);
-    if (!ok) {
-        free(out.p);
+    redisReply *r = redisCommandArgv(c, n, (const char **)words, NULL);
+    http_body_t out = {0};
+    if (r != NULL)
+        reply_text(r, &out);
+    freeReplyObject(r);
+    redisFree(c);
+    if (r == NULL)
         return NULL;
-    }
     return out.p != NULL ? out.p : strdup("");
 }
 
