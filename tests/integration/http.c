@@ -238,3 +238,15 @@ int concurrent(int n, const char *method, const char *path, const char *body, co
     }
     return hits;
 }
+
+char *resp_take_body(resp_t *r, const char *content_type)
+{
+    cr_assert_eq(r->status, 200, "%s", r->body);
+    char *ct = resp_header(r, "content-type");
+    cr_assert(ct != NULL && strncmp(ct, content_type, strlen(content_type)) == 0, "content-type %s, not %s", ct != NULL ? ct : "(none)",
+              content_type);
+    free(ct);
+    char *body = strdup(r->body);
+    resp_free(r);
+    return body;
+}

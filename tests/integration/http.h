@@ -50,6 +50,8 @@ char *http_raw(const char *request, size_t *len);
 /** the value of a response header (case-insensitive name), malloc'd, or NULL */
 char *resp_header(const resp_t *r, const char *name);
 void resp_free(resp_t *r);
+/** asserts `r` is a 200 whose Content-Type starts with `content_type`; returns its body (malloc'd) and frees `r` */
+char *resp_take_body(resp_t *r, const char *content_type);
 
 /**
  * Sends `n` (at most 16) identical requests at once, alternating HTTP/1.1 and HTTP/2.

@@ -92,14 +92,7 @@ static resp_t *admin(const char *method, const char *path)
 
 static char *scrape(void)
 {
-    resp_t *r = admin("GET", "/metrics");
-    cr_assert_eq(r->status, 200, "%s", r->body);
-    char *ct = resp_header(r, "content-type");
-    cr_assert(ct != NULL && strncmp(ct, "text/plain; version=0.0.4", 25) == 0, "content-type %s", ct != NULL ? ct : "(none)");
-    free(ct);
-    char *text = strdup(r->body);
-    resp_free(r);
-    return text;
+    return resp_take_body(admin("GET", "/metrics"), "text/plain; version=0.0.4");
 }
 
 static void send_n(int n, const char *method, const char *path, const char *header, long want)
