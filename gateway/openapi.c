@@ -631,10 +631,15 @@ static void paths(writer_t *w, const tg_config_t *cfg)
 
 /* --- components --- */
 
-static void schema_string(writer_t *w, const char *k)
+/* `k`: a string, with a `format` and a `pattern` when not NULL */
+static void schema_string(writer_t *w, const char *k, const char *format, const char *pattern)
 {
     kobj(w, k);
     kstr(w, "type", "string");
+    if (format != NULL)
+        kstr(w, "format", format);
+    if (pattern != NULL)
+        kstr(w, "pattern", pattern);
     end_obj(w);
 }
 
@@ -672,30 +677,23 @@ static void schemas(writer_t *w)
     kstr(w, "type", "object");
     kstr(w, "description", "An error (RFC 9457)");
     kobj(w, "properties");
-    kobj(w, "type");
-    kstr(w, "type", "string");
-    kstr(w, "format", "uri");
-    kstr(w, "pattern", "^urn:tollgate:problem:[a-z-]+$");
-    end_obj(w);
-    schema_string(w, "title");
+    schema_string(w, "type", "uri", "^urn:tollgate:problem:[a-z-]+$");
+    schema_string(w, "title", NULL, NULL);
     kobj(w, "status");
     kstr(w, "type", "integer");
     kint(w, "minimum", 400);
     kint(w, "maximum", 599);
     end_obj(w);
-    schema_string(w, "detail");
-    kobj(w, "sqlstate");
-    kstr(w, "type", "string");
-    kstr(w, "pattern", "^[0-9A-Z]{5}$");
-    end_obj(w);
+    schema_string(w, "detail", NULL, NULL);
+    schema_string(w, "sqlstate", NULL, "^[0-9A-Z]{5}$");
     kobj(w, "errors");
     kstr(w, "type", "array");
     kint(w, "maxItems", TG_MAX_PARAM_ERRORS);
     kobj(w, "items");
     kstr(w, "type", "object");
     kobj(w, "properties");
-    schema_string(w, "name");
-    schema_string(w, "reason");
+    schema_string(w, "name", NULL, NULL);
+    schema_string(w, "reason", NULL, NULL);
     end_obj(w);
     karr(w, "required"), str(w, "name"), str(w, "reason"), end_arr(w);
     end_obj(w);
