@@ -98,6 +98,19 @@ static json_t *parse(const char *text)
     return doc;
 }
 
+/* the document of the fixture catalog with config members `extra`: declares cfg, text (its text) and doc (parsed) */
+#define OPEN_DOC(extra)                                                                                                                  \
+    tg_config_t *cfg = load_with(extra);                                                                                                 \
+    char *text = build(cfg);                                                                                                             \
+    json_t *doc = parse(text)
+
+static void close_doc(tg_config_t *cfg, char *text, json_t *doc)
+{
+    json_decref(doc);
+    free(text);
+    tg_config_free(cfg);
+}
+
 /* doc[k1][k2]... (NULL-terminated keys); asserts each is there */
 static json_t *at(json_t *doc, ...)
 {
@@ -145,9 +158,7 @@ static void expect_statuses(json_t *op, const char *want)
 
 Test(openapi, document_basics)
 {
-    tg_config_t *cfg = load_with("");
-    char *text = build(cfg);
-    json_t *doc = parse(text);
+    OPEN_DOC("");
     cr_assert_str_eq(json_string_value(at(doc, "openapi", NULL)), "3.1.0");
     expect_json(at(doc, "info", NULL), "{'title': 'tollgate', 'version': '" TOLLGATE_VERSION "',"
                                        " 'description': 'The catalog`s queries as JSON endpoints. Errors are application/problem+json.',"
@@ -190,16 +201,12 @@ Test(openapi, document_basics)
     cr_assert_null(strstr(text, "db.example"));
     cr_assert_null(strstr(text, "hunter2"));
     cr_assert_null(strstr(text, "sha256"));
-    json_decref(doc);
-    free(text);
-    tg_config_free(cfg);
+    close_doc(cfg, text, doc);
 }
 
 Test(openapi, body_parameters_have_a_schema_each)
 {
-    tg_config_t *cfg = load_with("");
-    char *text = build(cfg);
-    json_t *doc = parse(text);
+    OPEN_DOC("");
     json_t *op = at(doc, "paths", "/things/{id}", "post", NULL);
     cr_assert_str_eq(json_string_value(at(op, "operationId", NULL)), "body_types");
     cr_assert_str_eq(json_string_value(at(op, "summary", NULL)), "Every type");
@@ -231,16 +238,12 @@ Test(openapi, body_parameters_have_a_schema_each)
     cr_assert_not_null(strstr(text, "\"maximum\": 99.90\n"), "numeric bounds keep their digits");
     cr_assert_not_null(strstr(text, "\"default\": {\"a\": [1, 2.50]}"), "a json default is the catalog's text");
     cr_assert_null(strstr(text, "owner"), "a tenant parameter is not in the document");
-    json_decref(doc);
-    free(text);
-    tg_config_free(cfg);
+    close_doc(cfg, text, doc);
 }
 
 Test(openapi, query_parameters_for_get)
 {
-    tg_config_t *cfg = load_with("");
-    char *text = build(cfg);
-    json_t *doc = parse(text);
+    OPEN_DOC("");
     json_t *op = at(doc, "paths", "/things", "get", NULL);
     cr_assert_null(json_object_get(op, "requestBody"), "a GET takes no body");
     expect_json(at(op, "parameters", NULL),
@@ -260,16 +263,12 @@ Test(openapi, query_parameters_for_get)
                 /* the query string has no null */
                 " {'name': 'b', 'in': 'query', 'required': false, 'schema': {'type': 'boolean'}}]");
     cr_assert_not_null(strstr(text, "1.50,"), "a numeric enum keeps its digits");
-    json_decref(doc);
-    free(text);
-    tg_config_free(cfg);
+    close_doc(cfg, text, doc);
 }
 
 Test(openapi, each_returns_kind_and_its_errors)
 {
-    tg_config_t *cfg = load_with("");
-    char *text = build(cfg);
-    json_t *doc = parse(text);
+    OPEN_DOC("");
 
     /* one: an object, and 404 when there is no row; a write from a body: 409, 413, 415 */
     json_t *one = at(doc, "paths", "/things/{id}", "post", NULL);
@@ -307,25 +306,19 @@ Test(openapi, each_returns_kind_and_its_errors)
     cr_assert_eq(tg_openapi_success_status(tg_config_find_query(cfg, "body_types")), 200);
     cr_assert(tg_openapi_answers_not_found(tg_config_find_query(cfg, "body_types")));
     cr_assert_not(tg_openapi_answers_not_found(tg_config_find_query(cfg, "query_types")));
-    json_decref(doc);
-    free(text);
-    tg_config_free(cfg);
+    close_doc(cfg, text, doc);
 }
 
 Test(openapi, keyless_callers_by_the_anonymous_list)
 {
-    tg_config_t *cfg = load_with(", 'anonymous': {'rate': 1, 'burst': 1, 'queries': ['query_types']}");
-    char *text = build(cfg);
-    json_t *doc = parse(text);
+    OPEN_DOC(", 'anonymous': {'rate': 1, 'burst': 1, 'queries': ['query_types']}");
     /* keyless calls are allowed... */
     expect_json(at(doc, "security", NULL), "[{'bearer': []}, {'apiKey': []}, {}]");
     /* ...of the queries on anonymous's list only */
     cr_assert_null(json_object_get(at(doc, "paths", "/things", "get", NULL), "security"));
     expect_json(at(doc, "paths", "/things/{id}", "post", "security", NULL), "[{'bearer': []}, {'apiKey': []}]");
     expect_json(at(doc, "paths", "/things/{id}", "delete", "security", NULL), "[{'bearer': []}, {'apiKey': []}]");
-    json_decref(doc);
-    free(text);
-    tg_config_free(cfg);
+    close_doc(cfg, text, doc);
 }
 
 Test(openapi, same_catalog_same_bytes)
@@ -375,7 +368,5 @@ Test(openapi, rest_statuses_and_their_headers)
     cr_assert_null(json_object_get(at(page, "responses", "200", "headers", NULL), "Location"));
     cr_assert_not_null(at(doc, "components", "headers", "Link", NULL));
     cr_assert_not_null(at(doc, "components", "headers", "Location", NULL));
-    json_decref(doc);
-    free(text);
-    tg_config_free(cfg);
+    close_doc(cfg, text, doc);
 }
