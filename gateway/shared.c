@@ -230,9 +230,8 @@ static void collect_tenants(tg_shared_t *sh);
  * local burst on every fallback would let a Redis that fails now and then through
  * at the rate plus a burst each time.
  */
-static void empty_local_buckets(tg_shared_t *sh)
+static void empty_local_buckets(tg_shared_t *sh) /* of the tenants last collected */
 {
-    collect_tenants(sh);
     uint64_t now = tg_now_ns();
     for (size_t i = 0; i != sh->n_refs; ++i) {
         tg_lease_t *l = &sh->refs[i].t->lease;
@@ -253,6 +252,7 @@ static void go_local(tg_shared_t *sh, const char *why)
     set_error(sh, "%s", why);
     if (atomic_exchange(&sh->up, 0)) {
         atomic_fetch_add(&sh->fallbacks, 1);
+        collect_tenants(sh);
         empty_local_buckets(sh);
     }
     sh->lower_since_ns = 0; /* a fall of the count is timed over connected ticks only */
@@ -663,9 +663,12 @@ static void append_lease(tg_shared_t *sh, tg_buf_t *key, const tg_tenant_state_t
  * Plans every tenant's lease and sends what is to be asked or given back in one
  * pipeline. Returns 0, or -1 (gone local: asks not answered are wanted again).
  */
-static int run_leases(tg_shared_t *sh, uint64_t now_ns, uint64_t *next_ns)
+static int run_leases(tg_shared_t *sh, uint64_t now_ns, uint64_t *next_ns, int ticked)
 {
     collect_tenants(sh);
+    /* kept empty while leases are spent: a fallback the workers see before this thread does starts empty too */
+    if (ticked)
+        empty_local_buckets(sh);
     uint64_t lease_ns = (uint64_t)sh->cur->lease_ms * 1000000ull;
     tg_lease_params_t p = {
         .lease_ns = lease_ns,
@@ -838,6 +841,7 @@ static void wait_for(tg_shared_t *sh, uint64_t ns)
 static uint64_t step(tg_shared_t *sh, int resync)
 {
     uint64_t now = tg_now_ns(), tick_every = tick_ns(sh->cur);
+    int ticked = 0;
     if (sh->rc == NULL) {
         if (now < sh->next_connect_ns)
             return sh->next_connect_ns - now;
@@ -851,8 +855,7 @@ static uint64_t step(tg_shared_t *sh, int resync)
         if (tick(sh, 0, version, sizeof(version)) != 0)
             return tick_every;
         sh->next_tick_ns = now + tick_every;
-        /* kept empty while leases are spent: a fallback the workers see before this thread does starts empty too */
-        empty_local_buckets(sh);
+        ticked = 1;
         if (!atomic_exchange(&sh->up, 1)) {
             if (sh->said_down || sh->ever_up)
                 tg_log(TG_LOG_INFO, "shared_limits: Redis at %s answers again: tenant limits are global (%u instances)",
@@ -870,7 +873,7 @@ static uint64_t step(tg_shared_t *sh, int resync)
         return tick_every;
     }
     uint64_t next = sh->next_tick_ns;
-    if (run_leases(sh, tg_now_ns(), &next) != 0)
+    if (run_leases(sh, tg_now_ns(), &next, ticked) != 0)
         return tick_every;
     now = tg_now_ns();
     return next > now ? next - now : 0;
