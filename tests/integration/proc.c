@@ -312,3 +312,11 @@ double metrics_sample(const char *text, const char *series)
     }
     return 0;
 }
+
+void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    cr_assert_geq(fputs(text, f), 0, "cannot write %s", path);
+    fclose(f);
+}

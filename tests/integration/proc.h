@@ -43,6 +43,8 @@ const char *env(const char *name);
 double now_s(void);
 /** a free TCP port on 127.0.0.1 */
 int free_port(void);
+/** writes `text` to the file `path` (the test fails if it cannot) */
+void write_text(const char *path, const char *text);
 /** writes the config (filling o->port if 0); returns its path (static buffer) */
 const char *write_config(gw_opts_t *o);
 /** starts a child that dies with the test process */

@@ -97,9 +97,8 @@ Test(cli, exit_codes)
     cr_assert_eq(run_cli("--config", "/nonexistent/tollgate.json", "--check"), 1, "a missing config is 1");
     const char *good = simple_config(0, NULL, 1000, NULL);
     cr_assert_eq(run_cli("--config", good, "--check"), 0, "a good config checks");
-    FILE *f = fopen("/tmp/tollgate-bad-config.json", "w");
-    fputs("{\"listen\": [], \"primary\": 5, \"nonsense\": true}", f);
-    fclose(f);
+    write_text("/tmp/tollgate-bad-config.json",
+               "{\"listen\": [], \"primary\": 5, \"nonsense\": true}");
     cr_assert_eq(run_cli("--config", "/tmp/tollgate-bad-config.json", "--check"), 1, "a bad config is 1");
     cr_assert_eq(run_cli("--config", "/tmp/tollgate-bad-config.json", NULL), 1, "serving a bad config is 1");
 }
@@ -162,22 +161,19 @@ Test(cli, check_names_the_line_of_each_field_and_warns_of_an_empty_catalog)
 {
     char out[8192], err[8192], args[1024];
     const char *path = "/tmp/tollgate-check-lines.json";
-    FILE *f = fopen(path, "w");
-    fputs("{\n"
-          "  \"listen\": [{\"host\": \"127.0.0.1\", \"port\": 1}],\n"
-          "  \"primary\": \"dbname=app\",\n"
-          "  \"pool\": {\"size\": 4,\n"
-          "           \"acquire_timout_ms\": 5},\n"
-          "  \"tenants\": [{\"name\": \"a\", \"rate\": 1, \"burst\": 1,\n"
-          "               \"keys\": [\"sha256:abc\",\n"
-          "                        \"\"]}],\n"
-          "  \"catalog\": [\"/tmp/tollgate-check-lines-catalog.json\"]\n"
-          "}\n",
-          f);
-    fclose(f);
-    f = fopen("/tmp/tollgate-check-lines-catalog.json", "w");
-    fputs("{\"queries\": []}\n", f);
-    fclose(f);
+    write_text(path,
+               "{\n"
+               "  \"listen\": [{\"host\": \"127.0.0.1\", \"port\": 1}],\n"
+               "  \"primary\": \"dbname=app\",\n"
+               "  \"pool\": {\"size\": 4,\n"
+               "           \"acquire_timout_ms\": 5},\n"
+               "  \"tenants\": [{\"name\": \"a\", \"rate\": 1, \"burst\": 1,\n"
+               "               \"keys\": [\"sha256:abc\",\n"
+               "                        \"\"]}],\n"
+               "  \"catalog\": [\"/tmp/tollgate-check-lines-catalog.json\"]\n"
+               "}\n");
+    write_text("/tmp/tollgate-check-lines-catalog.json",
+               "{\"queries\": []}\n");
     snprintf(args, sizeof(args), "--config %s --check", path);
     cr_assert_eq(run_shell(NULL, args, out, sizeof(out), err, sizeof(err)), 1, "%s", err);
     cr_assert(strstr(err, "tollgate-check-lines.json:5: pool.acquire_timout_ms: unknown field (did you mean \"acquire_timeout_ms\"?)\n") !=
@@ -189,11 +185,9 @@ Test(cli, check_names_the_line_of_each_field_and_warns_of_an_empty_catalog)
     cr_assert(strstr(err, "tollgate-check-lines.json: 3 errors\n") != NULL, "%s", err);
 
     /* the same config made good: the empty catalog is a warning, and --check passes */
-    f = fopen(path, "w");
-    fputs("{\"listen\": [{\"host\": \"127.0.0.1\", \"port\": 1}], \"primary\": \"dbname=app\",\n"
-          " \"catalog\": [\"/tmp/tollgate-check-lines-catalog.json\"]}\n",
-          f);
-    fclose(f);
+    write_text(path,
+               "{\"listen\": [{\"host\": \"127.0.0.1\", \"port\": 1}], \"primary\": \"dbname=app\",\n"
+               " \"catalog\": [\"/tmp/tollgate-check-lines-catalog.json\"]}\n");
     cr_assert_eq(run_shell(NULL, args, out, sizeof(out), err, sizeof(err)), 0, "%s", err);
     cr_assert_str_eq(err, "warning: /tmp/tollgate-check-lines.json:2: catalog: the catalog has no queries: every call will answer 404\n");
     cr_assert_str_eq(out, "/tmp/tollgate-check-lines.json: ok (0 queries)\n");
@@ -210,16 +204,14 @@ Test(cli, check_db_prepares_every_statement)
 
     /* A catalog the parser accepts but PostgreSQL does not. */
     const char *path = "/tmp/tollgate-check-db-catalog.json";
-    FILE *f = fopen(path, "w");
-    fputs("{\"queries\": [\n"
-          "  {\"name\": \"no_column\", \"route\": \"GET /a/{id}\", \"sql\": \"SELECT nope FROM users WHERE id = $1\",\n"
-          "   \"params\": [{\"name\": \"id\", \"type\": \"int8\"}], \"returns\": \"one\", \"access\": \"read\"},\n"
-          "  {\"name\": \"twice\", \"route\": \"GET /b\",\n"
-          "   \"sql\": \"SELECT 1 AS x, 2 AS x\",\n"
-          "   \"params\": [], \"returns\": \"many\", \"access\": \"read\"}\n"
-          "]}\n",
-          f);
-    fclose(f);
+    write_text(path,
+               "{\"queries\": [\n"
+               "  {\"name\": \"no_column\", \"route\": \"GET /a/{id}\", \"sql\": \"SELECT nope FROM users WHERE id = $1\",\n"
+               "   \"params\": [{\"name\": \"id\", \"type\": \"int8\"}], \"returns\": \"one\", \"access\": \"read\"},\n"
+               "  {\"name\": \"twice\", \"route\": \"GET /b\",\n"
+               "   \"sql\": \"SELECT 1 AS x, 2 AS x\",\n"
+               "   \"params\": [], \"returns\": \"many\", \"access\": \"read\"}\n"
+               "]}\n");
     const char *bad = simple_config(0, NULL, 1000, path);
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "%s --config %s --check --db 2>&1", env("TG_GATEWAY_BIN"), bad);
