@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "tollgate/consistency.h"
 #include "tollgate/health.h"
 #include "internal.h"
 
@@ -47,16 +48,6 @@ uint64_t tg_lsn_lag_ms(const tg_lsn_history_t *h, uint64_t replay_lsn, uint64_t 
         if (h->s[i].lsn > replay_lsn)
             return now_ms > h->s[i].at_ms ? now_ms - h->s[i].at_ms : 0;
     }
-    return 0;
-}
-
-int tg_lsn_parse(const char *s, uint64_t *out)
-{
-    unsigned hi, lo;
-    char tail;
-    if (s == NULL || sscanf(s, "%X/%X%c", &hi, &lo, &tail) != 2)
-        return -1;
-    *out = (uint64_t)hi << 32 | lo;
     return 0;
 }
 
@@ -211,7 +202,7 @@ static int check_round(tg_checker_t *k)
         pthread_mutex_lock(&h->stop_mutex);
         int leaving = k->stopping;
         pthread_mutex_unlock(&h->stop_mutex);
-        if (!leaving && tg_lsn_parse(PQgetvalue(res, 0, 0), &lsn) == 0) {
+        if (!leaving && tg_pg_lsn_parse(PQgetvalue(res, 0, 0), &lsn) == 0) {
             pthread_mutex_lock(&h->shared.mutex);
             tg_lsn_history_add(&h->shared.history, tg_now_ms(), lsn);
             h->shared.primary_known = 1;
@@ -232,7 +223,7 @@ static int check_round(tg_checker_t *k)
         lag = TG_LAG_NOT_IN_RECOVERY;
         if (atomic_load(&b->lag_ms) != TG_LAG_NOT_IN_RECOVERY)
             tg_log(TG_LOG_WARN, "%s: is not in recovery; reads go to it only while the primary cannot be reached", b->name);
-    } else if (tg_lsn_parse(PQgetvalue(res, 0, 1), &replay) == 0) {
+    } else if (tg_pg_lsn_parse(PQgetvalue(res, 0, 1), &replay) == 0) {
         /*
          * Lag is measured against the primary's recent samples. Without them (the
          * primary unreachable since the start, or down now) it cannot be: the replica

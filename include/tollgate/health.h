@@ -46,9 +46,6 @@ void tg_lsn_history_add(tg_lsn_history_t *h, uint64_t at_ms, uint64_t lsn);
  */
 uint64_t tg_lsn_lag_ms(const tg_lsn_history_t *h, uint64_t replay_lsn, uint64_t now_ms);
 
-/** parses PostgreSQL's "X/Y" LSN text; returns 0 or -1 */
-int tg_lsn_parse(const char *s, uint64_t *out);
-
 /** a replica's lag_ms when it is not known: it never answered */
 #define TG_LAG_UNKNOWN (-1)
 /**

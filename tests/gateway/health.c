@@ -1,18 +1,6 @@
-/* Tests of gateway/health.c: LSN parsing, the primary's LSN history, lag, and when a replica may take reads. */
+/* Tests of gateway/health.c (LSN parsing is gateway/consistency.c's, tested there): the primary's LSN history, lag, and when a replica may take reads. */
 #include <criterion/criterion.h>
 #include "tollgate/health.h"
-
-Test(lsn, parse)
-{
-    uint64_t v;
-    cr_assert_eq(tg_lsn_parse("0/3000060", &v), 0);
-    cr_assert_eq(v, 0x3000060);
-    cr_assert_eq(tg_lsn_parse("16/B374D848", &v), 0);
-    cr_assert_eq(v, (0x16ull << 32) | 0xB374D848);
-    cr_assert_eq(tg_lsn_parse("nope", &v), -1);
-    cr_assert_eq(tg_lsn_parse("1/2x", &v), -1);
-    cr_assert_eq(tg_lsn_parse(NULL, &v), -1);
-}
 
 Test(lsn, idle_primary_means_no_lag)
 {
