@@ -42,6 +42,7 @@
 #include <unistd.h>
 #include "tollgate/health.h"
 #include "tollgate/pool.h"
+#include "tollgate/consistency.h"
 #include "internal.h"
 
 enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
@@ -465,6 +466,15 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         tg_call_t *next = call->_next;
         call->_next = NULL;
         call->_conn = NULL;
+        if (call->_lsn_phase == 2) {
+            /* its own Sync came: its outcome is settled, only its position is lost */
+            ExecStatusType s = call->result != NULL ? PQresultStatus(call->result) : PGRES_FATAL_ERROR;
+            call->lsn_timeline = 0;
+            call->cb(call, s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK ? (call->_rolled_back ? TG_CALL_ROLLED_BACK : TG_CALL_OK)
+                                                                          : TG_CALL_DB_ERROR);
+            call = next;
+            continue;
+        }
         int retry = status == TG_CALL_CONN_LOST && call->query->access == TG_ACCESS_READ && call->_retries < TG_READ_RETRIES &&
                     !call->_abandoned && (call->result == NULL || session_ended(call->result)) && !call->delivered;
         if (retry && call->_streamed)
@@ -722,6 +732,35 @@ static int replan(tg_pgconn_t *c, tg_call_t *call)
     return 1;
 }
 
+/*
+ * What a write's Tollgate-Read-After names: the primary's WAL insert position, read in a
+ * transaction of its own right after the write's Sync, so at or past its commit record
+ * (a position read inside the write's transaction would come before it), and the
+ * timeline, from the WAL file name of that position (its first 8 hex digits). A fixed
+ * statement, never request data.
+ */
+static const char LSN_SQL[] = "SELECT pg_current_wal_insert_lsn()::text, pg_walfile_name(pg_current_wal_insert_lsn())";
+
+static int send_lsn_query(tg_pgconn_t *c, tg_call_t *call)
+{
+    if (!PQsendQueryParams(c->pg, LSN_SQL, 0, NULL, NULL, NULL, NULL, 0) || !PQpipelineSync(c->pg))
+        return -1;
+    call->_lsn_phase = 1;
+    return 0;
+}
+
+/* The position's answer: kept when it parses, else the call has none (never its result). */
+static void take_lsn(tg_call_t *call, const PGresult *r)
+{
+    uint64_t lsn;
+    uint32_t tl;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 2 && tg_pg_lsn_parse(PQgetvalue(r, 0, 0), &lsn) == 0 &&
+        tg_pg_walfile_timeline(PQgetvalue(r, 0, 1), &tl) == 0) {
+        call->lsn = lsn;
+        call->lsn_timeline = tl;
+    }
+}
+
 static void finish_head(tg_pgconn_t *c)
 {
     tg_call_t *call = c->head;
@@ -793,7 +832,7 @@ static int decide(tg_pgconn_t *c, tg_call_t *call)
         call->_rolled_back = 1;
         call->_steps = 1;
     }
-    if (!PQpipelineSync(c->pg)) {
+    if (!PQpipelineSync(c->pg) || (call->want_lsn && send_lsn_query(c, call) != 0)) {
         conn_fail(c, PQerrorMessage(c->pg));
         return -1;
     }
@@ -836,6 +875,11 @@ static void process_results(tg_pgconn_t *c)
         }
         idle_nulls = 0;
         ExecStatusType st = PQresultStatus(r);
+        if (call->_lsn_phase == 2 && st != PGRES_PIPELINE_SYNC) {
+            take_lsn(call, r); /* the position's answer, after the call's own ended */
+            PQclear(r);
+            continue;
+        }
         if (st == PGRES_SINGLE_TUPLE) {
             call->_streamed = 1;
             if (call->_abandoned || call->result != NULL) {
@@ -849,8 +893,13 @@ static void process_results(tg_pgconn_t *c)
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(r);
             /* the call's own Sync, once all its commands are in; otherwise that of a batch of reads, all ended already */
-            if (!call->_batched && call->_steps == 0)
+            if (!call->_batched && call->_steps == 0 && call->_lsn_phase == 1) {
+                /* its commit is settled: its WAL position's query comes next, and its Sync ends the call */
+                call->_lsn_phase = 2;
+                call->_steps = 1;
+            } else if (!call->_batched && call->_steps == 0) {
                 finish_head(c);
+            }
             continue;
         }
         if (st == PGRES_PIPELINE_ABORTED)
@@ -982,6 +1031,12 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
         /* A guarded call asks for its results now and sends its Sync once it has seen them (decide). */
         return -1;
     }
+    call->_lsn_phase = 0;
+    call->lsn = 0;
+    call->lsn_timeline = 0;
+    /* a guarded write's goes after its Sync too, in decide() */
+    if (call->want_lsn && !call->_batched && !call->_undecided && send_lsn_query(c, call) != 0)
+        return -1;
     if (call->_undecided)
         c->held = call;
     call->_steps = call->_nsteps = steps;

@@ -52,6 +52,8 @@ static void come_home(tg_relay_inbox_t *inbox, tg_relayed_t *m)
     o->backend = m->call.backend;
     o->db_ms = m->call.db_ms;
     o->sent_ns = m->call.sent_ns;
+    o->lsn = m->call.lsn;
+    o->lsn_timeline = m->call.lsn_timeline;
     tg_call_status_t status = m->status;
     free(m);
     if (inbox->pool != NULL) {
@@ -135,7 +137,8 @@ int tg_relay_send(void *arg, tg_call_t *call, size_t thread)
         p += len[i];
     }
     m->call = (tg_call_t){.query = call->query, .values = m->values, .cb = on_relayed_end, .priority = call->priority,
-                          .guard_rows = call->guard_rows, .primary_only = call->primary_only, .sent_ns = call->sent_ns, ._guest = 1};
+                          .guard_rows = call->guard_rows, .primary_only = call->primary_only, .want_lsn = call->want_lsn,
+                          .sent_ns = call->sent_ns, ._guest = 1};
     m->origin = call;
     m->home = home;
     m->done = 0;

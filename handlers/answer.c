@@ -12,6 +12,7 @@
 #include "tollgate/params.h"
 #include "../gateway/internal.h"
 #include "call.h"
+#include "tollgate/consistency.h"
 
 /* what we say of an SQLSTATE */
 typedef struct st_tg_state_detail_t {
@@ -253,6 +254,11 @@ void tg_outcome_of(tg_handler_ctx_t *w, const tg_config_t *cfg, const tg_query_t
     switch (status) {
     case TG_CALL_OK:
         result(w, o, cfg, q, call, id);
+        if (call->lsn_timeline != 0 && o->status < 300) {
+            /* the write committed: a read sent with this token is answered from data that includes it */
+            tg_rw_token_t t = {.timeline = call->lsn_timeline, .lsn = call->lsn};
+            o->read_after[tg_rw_token_format(&t, o->read_after)] = '\0';
+        }
         break;
     case TG_CALL_DB_ERROR:
         db_error(w, o, q, call->result, id);
@@ -340,6 +346,11 @@ static void add_next_link(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t 
 
 void tg_respond_outcome(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, const tg_outcome_t *o)
 {
+    if (o->read_after[0] != '\0') {
+        size_t n = strlen(o->read_after);
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("tollgate-read-after"), 0, NULL,
+                              h2o_strdup(&req->pool, o->read_after, n).base, n);
+    }
     if (o->location_len != 0)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL,
                        h2o_strdup(&req->pool, w->extra.base + o->location_off, o->location_len).base, o->location_len);

@@ -73,6 +73,7 @@ typedef struct st_tg_outcome_t {
     /* headers of a success, in w->extra (len 0: none): Location, and the cursor of a next page (Link: rel="next") */
     uint32_t location_off, location_len;
     uint32_t next_off, next_len;
+    char read_after[40]; /* TG_RW_TOKEN_MAX + 1 at least: a committed write's Tollgate-Read-After token, or "" */
 } tg_outcome_t;
 
 /**

@@ -339,7 +339,8 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
 
     tg_query_ctx_t *ctx = tg_ctx_alloc(w);
     ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done,
-                            .priority = q->priority != TG_PRIORITY_INHERIT ? q->priority : tenant->priority};
+                            .priority = q->priority != TG_PRIORITY_INHERIT ? q->priority : tenant->priority,
+                            .want_lsn = q->access == TG_ACCESS_WRITE}; /* its answer carries Tollgate-Read-After */
     /* A write that declares its result's shape must not commit a result that breaks it. */
     if (q->access == TG_ACCESS_WRITE && q->returns != TG_RETURNS_NONE)
         ctx->call.guard_rows = q->returns == TG_RETURNS_ONE ? 1 : cfg->max_rows < UINT32_MAX ? (uint32_t)cfg->max_rows : UINT32_MAX;

@@ -73,6 +73,15 @@ struct st_tg_call_t {
     uint32_t guard_rows;
     uint8_t primary_only;      /* a read that goes to the primary, as a write does (it must see what a write just committed) */
     /**
+     * A write whose answer names the primary's WAL position after its commit
+     * (Tollgate-Read-After): a query reading it is queued right after the write's own
+     * Sync on the same connection (no extra round trip), and the call ends once its
+     * answer is in. Set before cb: `lsn_timeline` 0 when the position is not known.
+     */
+    uint8_t want_lsn;
+    uint32_t lsn_timeline;
+    uint64_t lsn;
+    /**
      * NULL, or a read's rows are handed over one by one as they arrive (libpq's
      * single-row mode), in bounded memory; `result` is then the final, empty
      * PGRES_TUPLES_OK, or the error that ended the rows. Such a call runs alone on
@@ -112,6 +121,7 @@ struct st_tg_call_t {
     uint8_t _guest;            /* a call relayed here from another thread: it stays */
     uint8_t _single;           /* single-row mode is set for its statement */
     uint8_t _streamed;         /* a row was handed to `rows` */
+    uint8_t _lsn_phase;        /* want_lsn: 1 the position's query is queued behind the call's Sync; 2 that Sync came, the position is being read */
     struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */
     float _est_ms;             /* what the pool expected it to take when sent */
     uint64_t _wait_seq;        /* its number in arrival order while it waits */
