@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "http.h"
 #include "proc.h"
+#include "tollgate/consistency.h"
 
 #define FOR_EACH_PROTO(p) for (proto_t p = PROTO_H1; p <= PROTO_H2; p = (proto_t)(p + 1))
 
@@ -1444,5 +1445,49 @@ Test(rest, keyset_pages_link_to_the_next_until_the_last)
         }
         cr_assert_eq(seen, 5, "[%s] every row once, in order", proto_name(p));
         cr_assert_eq(pages, 3, "[%s] 2 + 2 + 1", proto_name(p));
+    }
+}
+
+/* the text of a pg_lsn ("16/B374D848") as a number */
+static uint64_t lsn_of(const char *text)
+{
+    uint64_t v = 0;
+    cr_assert_eq(tg_pg_lsn_parse(text, &v), 0, "not a pg_lsn: %s", text);
+    return v;
+}
+
+/*
+ * A committed write names the primary's WAL position after its commit: a token of the
+ * primary's timeline, at or past where the WAL was before the write and not past where
+ * it is after; a failed write and a read name none.
+ */
+Test(read_after, a_committed_write_names_its_wal_position)
+{
+    FOR_EACH_PROTO(p)
+    {
+        char *before = pg_sql(0, "SELECT pg_current_wal_insert_lsn()::text");
+        char *file = pg_sql(0, "SELECT pg_walfile_name(pg_current_wal_insert_lsn())");
+        uint32_t tl;
+        cr_assert_eq(tg_pg_walfile_timeline(file, &tl), 0);
+        resp_t *r = expect_h(p, 201, "POST", "/rest/items", "{\"name\":\"read-after\"}", "application/json", NULL);
+        char *tok = resp_header(r, "tollgate-read-after");
+        cr_assert_not_null(tok, "[%s] a committed write names no position", proto_name(p));
+        tg_rw_token_t t;
+        cr_assert_eq(tg_rw_token_parse(tok, strlen(tok), &t), 0, "[%s] not a token: %s", proto_name(p), tok);
+        char *after = pg_sql(0, "SELECT pg_current_wal_insert_lsn()::text");
+        cr_assert_eq(t.timeline, tl, "[%s] the primary's timeline", proto_name(p));
+        cr_assert(t.lsn > lsn_of(before) && t.lsn <= lsn_of(after), "[%s] %s is not between %s and %s", proto_name(p), tok, before, after);
+        resp_free(r);
+        free(before), free(file), free(after);
+        /* a write that failed (a unique key taken), and a read: no token */
+        char path[64];
+        snprintf(path, sizeof(path), "/batch/note/ra-%d-%d", (int)p, (int)getpid());
+        resp_free(expect_h(p, 200, "GET", path, NULL, NULL, NULL));
+        r = expect_h(p, 409, "GET", path, NULL, NULL, NULL);
+        cr_assert_null(resp_header(r, "tollgate-read-after"), "[%s] a failed write named a position", proto_name(p));
+        resp_free(r);
+        r = expect_h(p, 200, "GET", "/users/1", NULL, NULL, NULL);
+        cr_assert_null(resp_header(r, "tollgate-read-after"), "[%s] a read named a position", proto_name(p));
+        resp_free(r);
     }
 }
