@@ -765,6 +765,7 @@ static void parse_fields(ctx_t *c, json_t *root)
                                          "replicas",
                                          "pool",
                                          "replica_max_lag_ms",
+                                         "read_after_wait_ms",
                                          "health_interval_ms",
                                          "default_timeout_ms",
                                          "max_body_bytes",
@@ -886,6 +887,8 @@ static void parse_fields(ctx_t *c, json_t *root)
         get_number(c, v, "pool", "low_priority_share", 0, 1, 0, 0, &cfg->pool.low_priority_share);
     }
     get_int_field(c, root, "", "replica_max_lag_ms", 0, INT_MAX, &cfg->replica_max_lag_ms);
+    /* a read waits that long for a replica, then goes to the primary: a minute is far past any use */
+    get_int_field(c, root, "", "read_after_wait_ms", 0, 60000, &cfg->read_after_wait_ms);
     get_int_field(c, root, "", "health_interval_ms", 1, INT_MAX, &cfg->health_interval_ms);
     get_int_field(c, root, "", "default_timeout_ms", 1, INT_MAX, &cfg->default_timeout_ms);
     get_size_field(c, root, "", "max_body_bytes", 1, &cfg->max_body_bytes);
@@ -981,6 +984,7 @@ tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_
     cfg->pool.acquire_timeout_ms = 1000;
     cfg->pool.low_priority_share = 0.5;
     cfg->replica_max_lag_ms = 10000;
+    cfg->read_after_wait_ms = 100;
     cfg->health_interval_ms = 1000;
     cfg->default_timeout_ms = 5000;
     cfg->max_body_bytes = 1048576;

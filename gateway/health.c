@@ -71,6 +71,7 @@ typedef struct st_tg_checker_t {
     int failed;   /* a failure was held back while quiet */
     char why[256]; /* what it was */
     int stopping; /* guarded by the health's stop_mutex */
+    uint64_t seen_refresh; /* the health's refresh_gen at this checker's last round */
     struct st_tg_checker_t *next;
 } tg_checker_t;
 
@@ -81,7 +82,37 @@ struct st_tg_health_t {
     tg_checker_t *leaving;  /* told to stop, not joined yet */
     pthread_mutex_t stop_mutex;
     pthread_cond_t stop_cond;
+    uint64_t refresh_gen;           /* guarded by stop_mutex: a replica whose checker has not seen it checks again at once */
+    _Atomic uint64_t refresh_at_ms; /* when the last early round was asked for (tg_health_refresh) */
 };
+
+/* Publishes a backend's WAL position (see tg_backend_t.wal_timeline); timeline 0: not known. */
+static void set_position(tg_backend_t *b, uint32_t timeline, uint64_t lsn)
+{
+    if (atomic_load(&b->wal_timeline) != timeline)
+        atomic_store(&b->wal_timeline, 0);
+    atomic_store(&b->wal_lsn, lsn);
+    atomic_store(&b->wal_timeline, timeline);
+}
+
+void tg_health_position(const tg_backend_t *b, uint32_t *timeline, uint64_t *lsn)
+{
+    uint32_t before = atomic_load(&b->wal_timeline);
+    *lsn = atomic_load(&b->wal_lsn);
+    *timeline = atomic_load(&b->wal_timeline) == before ? before : 0;
+}
+
+/* a timeline as pg_stat_wal_receiver's received_tli reads in text: decimal, 1 or more; "" (NULL: no receiver) is -1 */
+static int parse_timeline(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = *s >= '1' && *s <= '9' ? strtoul(s, &end, 10) : 0;
+    if (v == 0 || errno != 0 || *end != '\0' || v > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
 
 static void set_up(tg_checker_t *k, int up, const char *why)
 {
@@ -194,10 +225,14 @@ static int check_round(tg_checker_t *k)
     }
     int timeout_ms = tg_health_check_timeout_ms(atomic_load(&h->interval_ms));
     if (b->is_primary) {
-        PGresult *res = ask(k, "SELECT pg_current_wal_lsn()::text", timeout_ms);
+        /* the position and its timeline: the timeline is the first 8 hex digits of its WAL file's name */
+        PGresult *res = ask(k, "SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())", timeout_ms);
         if (res == NULL)
             return 0;
         uint64_t lsn;
+        uint32_t tl;
+        if (tg_pg_lsn_parse(PQgetvalue(res, 0, 0), &lsn) == 0 && tg_pg_walfile_timeline(PQgetvalue(res, 0, 1), &tl) == 0)
+            set_position(b, tl, lsn);
         /* a primary leaving the config must not sample into the history its successor starts */
         pthread_mutex_lock(&h->stop_mutex);
         int leaving = k->stopping;
@@ -213,17 +248,31 @@ static int check_round(tg_checker_t *k)
         set_up(k, 1, NULL);
         return 1;
     }
-    PGresult *res = ask(k, "SELECT pg_is_in_recovery()::text, pg_last_wal_replay_lsn()::text", timeout_ms);
+    /*
+     * Its replay position, and the timeline it is on: the one its WAL receiver follows
+     * (read with the position, so they go together). Replay may still be short of a
+     * switch to a new timeline the receiver already follows: a token of the old one then
+     * finds this replica on another and goes to the primary, and one of the new is past
+     * the switch, which a replay position short of it is not. Unknown without a receiver.
+     */
+    PGresult *res = ask(k, "SELECT pg_is_in_recovery()::text, pg_last_wal_replay_lsn()::text, (SELECT received_tli FROM pg_stat_wal_receiver)::text",
+                        timeout_ms);
     if (res == NULL)
         return 0;
     uint64_t replay;
+    uint32_t tl;
     int64_t lag = TG_LAG_UNKNOWN;
-    if (strcmp(PQgetvalue(res, 0, 0), "true") != 0) {
+    int in_recovery = strcmp(PQgetvalue(res, 0, 0), "true") == 0, has_replay = tg_pg_lsn_parse(PQgetvalue(res, 0, 1), &replay) == 0;
+    if (in_recovery && has_replay && parse_timeline(PQgetvalue(res, 0, 2), &tl) == 0)
+        set_position(b, tl, replay);
+    else
+        set_position(b, 0, 0); /* promoted (its positions are its own history's), or not known */
+    if (!in_recovery) {
         /* Promoted or never a replica: its data may not be the primary's; reads go to it only as a last resort. */
         lag = TG_LAG_NOT_IN_RECOVERY;
         if (atomic_load(&b->lag_ms) != TG_LAG_NOT_IN_RECOVERY)
             tg_log(TG_LOG_WARN, "%s: is not in recovery; reads go to it only while the primary cannot be reached", b->name);
-    } else if (tg_pg_lsn_parse(PQgetvalue(res, 0, 1), &replay) == 0) {
+    } else if (has_replay) {
         /*
          * Lag is measured against the primary's recent samples. Without them (the
          * primary unreachable since the start, or down now) it cannot be: the replica
@@ -279,8 +328,11 @@ static void *checker_main(void *arg)
         uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)atomic_load(&h->interval_ms) * 1000000;
         until.tv_sec += (time_t)(ns / 1000000000);
         until.tv_nsec = (long)(ns % 1000000000);
-        if (!k->stopping)
-            pthread_cond_timedwait(&h->stop_cond, &h->stop_mutex, &until);
+        /* until the next round is due, or a replica's position is wanted sooner (tg_health_refresh) */
+        while (!k->stopping && (k->backend->is_primary || k->seen_refresh == h->refresh_gen))
+            if (pthread_cond_timedwait(&h->stop_cond, &h->stop_mutex, &until) == ETIMEDOUT)
+                break;
+        k->seen_refresh = h->refresh_gen;
     }
     pthread_mutex_unlock(&h->stop_mutex);
     if (k->conn != NULL)
@@ -309,6 +361,18 @@ void tg_health_set_interval(tg_health_t *h, int interval_ms)
     pthread_mutex_unlock(&h->stop_mutex);
 }
 
+void tg_health_refresh(tg_health_t *h)
+{
+    uint64_t now = tg_now_ms(), at = atomic_load_explicit(&h->refresh_at_ms, memory_order_relaxed);
+    /* merged: at most one early round per TG_HEALTH_REFRESH_MS, however many calls ask */
+    if (now < at + TG_HEALTH_REFRESH_MS || !atomic_compare_exchange_strong(&h->refresh_at_ms, &at, now))
+        return;
+    pthread_mutex_lock(&h->stop_mutex);
+    ++h->refresh_gen;
+    pthread_cond_broadcast(&h->stop_cond);
+    pthread_mutex_unlock(&h->stop_mutex);
+}
+
 void tg_health_add(tg_health_t *h, tg_backend_t *b)
 {
     tg_checker_t *k = tg_calloc(1, sizeof(*k));
@@ -324,6 +388,7 @@ void tg_health_add(tg_health_t *h, tg_backend_t *b)
         check_once(k);
     }
     pthread_mutex_lock(&h->stop_mutex);
+    k->seen_refresh = h->refresh_gen;
     k->next = h->checkers;
     h->checkers = k;
     pthread_mutex_unlock(&h->stop_mutex);

@@ -21,6 +21,12 @@ const char *tg_shed_name(tg_shed_t s)
     return (unsigned)s < TG_SHED__END ? names[s] : "other";
 }
 
+const char *tg_read_after_name(tg_read_after_t s)
+{
+    static const char *const names[TG_READ_AFTER__END] = {"replica", "replica_after_wait", "primary"};
+    return (unsigned)s < TG_READ_AFTER__END ? names[s] : "other";
+}
+
 /* Cells of one size, appended to chunks that are published and never moved or freed before the table. */
 #define TG_CHUNK_CELLS 256
 

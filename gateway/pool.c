@@ -71,6 +71,12 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
  * reset has been seen and new connections are being made.
  */
 #define TG_RETRY_PAUSE_MS 25
+/*
+ * How often reads waiting for a replica to replay past their token look again. The
+ * positions they compare with come from the health checker, asked for an early round
+ * (at most one per TG_HEALTH_REFRESH_MS) each time a read starts waiting.
+ */
+#define TG_RW_POLL_MS 5
 /* How long a connection waits for its cancel to be taken before it is closed instead. */
 #define TG_CANCEL_DEADLINE_MS 3000
 /* A connection attempt taking longer fails (the server accepted TCP and said nothing, or SYNs are dropped). */
@@ -179,9 +185,9 @@ struct st_tg_pool_t {
      */
     struct st_tg_retry_list_t {
         tg_call_t *head, **tail;
-        h2o_timeout_t timeout;   /* 0 ms: after this turn's socket events; TG_RETRY_PAUSE_MS for a second retry */
+        h2o_timeout_t timeout;   /* 0 ms: after this turn's socket events; TG_RETRY_PAUSE_MS for a second retry; TG_RW_POLL_MS: reads waiting for their token */
         h2o_timeout_entry_t entry;
-    } retry[2];
+    } retry[3];
     /* 0 ms: the Syncs of batched reads go out once this turn's socket events are handled */
     h2o_timeout_t flush_timeout;
     h2o_timeout_entry_t flush;
@@ -442,6 +448,15 @@ static int session_ended(const PGresult *res)
  * resets them together, and a read sent again at once lands on one already dead but
  * not yet seen to be. A write never is: it may have committed.
  */
+static void send_later(tg_pool_t *pool, struct st_tg_retry_list_t *l, tg_call_t *call)
+{
+    call->_retrying = 1;
+    *l->tail = call;
+    l->tail = &call->_next;
+    if (!h2o_timeout_is_linked(&l->entry))
+        h2o_timeout_link(pool->loop, &l->timeout, &l->entry);
+}
+
 static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
 {
     tg_pool_t *pool = c->bp->pool;
@@ -493,13 +508,8 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
             call->result = NULL;
         }
         if (retry) {
-            struct st_tg_retry_list_t *l = &pool->retry[call->_retries++ != 0];
             call->_avoid = c->bp;
-            call->_retrying = 1;
-            *l->tail = call;
-            l->tail = &call->_next;
-            if (!h2o_timeout_is_linked(&l->entry))
-                h2o_timeout_link(pool->loop, &l->timeout, &l->entry);
+            send_later(pool, &pool->retry[call->_retries++ != 0], call);
         } else {
             call->cb(call, st);
         }
@@ -1222,6 +1232,59 @@ static int stalled(const tg_backend_pool_t *bp, uint64_t now)
     return ready != 0;
 }
 
+/* Does the call carry a read-after token that decides where it may go? */
+static inline int reads_after(const tg_call_t *call)
+{
+    return call->read_after.timeline != 0 && reads_anywhere(call);
+}
+
+/*
+ * Where a read with a token may go now (tg_rw_route), by the health checker's last
+ * positions: bit j of *mask is replica bps[1 + j], which has replayed past the token.
+ */
+static tg_rw_route_t rw_route(const tg_pool_t *pool, const tg_call_t *call, uint64_t now, uint64_t *mask)
+{
+    const tg_config_t *cfg = pool->cfg;
+    size_t n = pool->n_bps > 1 ? pool->n_bps - 1 : 0;
+    if (n > TG_RW_MAX_REPLICAS)
+        n = TG_RW_MAX_REPLICAS;
+    tg_rw_replica_t r[n + 1];
+    uint32_t primary_tl = 0;
+    uint64_t primary_lsn;
+    if (pool->n_bps != 0)
+        tg_health_position(pool->bps[0]->backend, &primary_tl, &primary_lsn);
+    for (size_t j = 0; j != n; ++j) {
+        const tg_backend_t *b = pool->bps[1 + j]->backend;
+        tg_health_position(b, &r[j].timeline, &r[j].replay_lsn);
+        r[j].usable = tg_health_replica_usable(b, now, cfg->health_interval_ms, cfg->replica_max_lag_ms);
+    }
+    return tg_rw_route(&call->read_after, primary_tl, r, n, mask);
+}
+
+/*
+ * A read with a token that no replica has replayed yet, while one on its timeline is
+ * behind it: it waits (up to read_after_wait_ms from its first look) for the next
+ * positions, which the health checker is asked to read at once, and looks again every
+ * TG_RW_POLL_MS. Returns 1 if it waits, 0 if it goes now (to a replica that has the
+ * write, or to the primary: pick_avoiding takes no other).
+ */
+static int rw_wait(tg_pool_t *pool, tg_call_t *call)
+{
+    uint64_t mask, now = tg_now_ms();
+    if (pool->cfg->read_after_wait_ms <= 0 || rw_route(pool, call, now, &mask) != TG_RW_WAIT)
+        return 0;
+    if (call->_rw_until_ms == 0)
+        call->_rw_until_ms = now + (uint64_t)pool->cfg->read_after_wait_ms;
+    if (now >= call->_rw_until_ms)
+        return 0;
+    call->read_after_waited = 1;
+    call->_pool = pool;
+    send_later(pool, &pool->retry[2], call);
+    if (pool->pc.health != NULL)
+        tg_health_refresh(pool->pc.health);
+    return 1;
+}
+
 /*
  * Where a call goes, and on which connection (*conn, NULL: none has room now): writes
  * to the primary; reads to a usable replica (up by a recent health check, lag within
@@ -1237,13 +1300,21 @@ static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, 
     tg_backend_pool_t *best = NULL, *coming = NULL;
     tg_pgconn_t *best_conn = NULL;
     uint64_t now = tg_now_ms();
-    if (reads_anywhere(call) && pool->n_bps > 1) {
+    /* a read with a token: only the replicas that have replayed past it (none: the primary) */
+    uint64_t rw_mask = 0;
+    int after = reads_after(call);
+    if (after)
+        rw_route(pool, call, now, &rw_mask);
+    if (reads_anywhere(call) && pool->n_bps > 1 && (!after || rw_mask != 0)) {
         const tg_config_t *cfg = pool->cfg;
         size_t n = pool->n_bps - 1;
         /* Start at a rotating replica, so ties spread instead of piling on the first. */
         size_t start = pool->rr++ % n;
         for (size_t k = 0; k != n; ++k) {
-            tg_backend_pool_t *bp = pool->bps[1 + (start + k) % n];
+            size_t j = (start + k) % n;
+            tg_backend_pool_t *bp = pool->bps[1 + j];
+            if (after && (j >= TG_RW_MAX_REPLICAS || (rw_mask >> j & 1) == 0))
+                continue;
             if (bp == avoid || !tg_health_replica_usable(bp->backend, now, cfg->health_interval_ms, cfg->replica_max_lag_ms))
                 continue;
             if (bp->n_ready == 0) {
@@ -1265,8 +1336,12 @@ static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, 
             }
         }
     }
-    /* The last resort while this thread cannot reach the primary (a failover): a promoted replica the checker reaches. */
-    if (best == NULL && call->query->access == TG_ACCESS_READ && pool->bps[0]->down &&
+    /*
+     * The last resort while this thread cannot reach the primary (a failover): a promoted
+     * replica the checker reaches. Never for a read with a token: whether the promoted
+     * one's history has the write is not known.
+     */
+    if (best == NULL && call->query->access == TG_ACCESS_READ && !after && pool->bps[0]->down &&
         !tg_health_backend_up(pool->bps[0]->backend, now, pool->cfg->health_interval_ms)) {
         for (size_t k = 1; k < pool->n_bps && best == NULL; ++k) {
             tg_backend_pool_t *bp = pool->bps[k];
@@ -1575,14 +1650,22 @@ static void on_retry_later(h2o_timeout_entry_t *entry)
     run_retries(pool, &pool->retry[1], 1, TG_CALL_OK);
 }
 
+static void on_rw_poll(h2o_timeout_entry_t *entry)
+{
+    tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, retry[2].entry, entry);
+    run_retries(pool, &pool->retry[2], 1, TG_CALL_OK);
+}
+
 /* sets up the pool's retry lists */
 static void init_retries(tg_pool_t *pool)
 {
-    for (int i = 0; i != 2; ++i) {
+    static const uint64_t pause[3] = {0, TG_RETRY_PAUSE_MS, TG_RW_POLL_MS};
+    static h2o_timeout_cb const cb[3] = {on_retry, on_retry_later, on_rw_poll};
+    for (int i = 0; i != 3; ++i) {
         struct st_tg_retry_list_t *l = &pool->retry[i];
         l->tail = &l->head;
-        h2o_timeout_init(pool->loop, &l->timeout, i == 0 ? 0 : TG_RETRY_PAUSE_MS);
-        l->entry.cb = i == 0 ? on_retry : on_retry_later;
+        h2o_timeout_init(pool->loop, &l->timeout, pause[i]);
+        l->entry.cb = cb[i];
     }
 }
 
@@ -1792,7 +1875,7 @@ void tg_pool_reconfigure(tg_pool_t *pool, const tg_config_t *cfg, tg_backend_t *
 void tg_pool_destroy(tg_pool_t *pool)
 {
     fail_waiters(pool, TG_CALL_NO_BACKEND);
-    for (int i = 0; i != 2; ++i)
+    for (int i = 0; i != 3; ++i)
         run_retries(pool, &pool->retry[i], 0, TG_CALL_NO_BACKEND);
     for (size_t b = 0; b != pool->n_bps; ++b)
         free_backend_pool(pool->bps[b]);
@@ -1806,7 +1889,7 @@ void tg_pool_destroy(tg_pool_t *pool)
     if (h2o_timeout_is_linked(&pool->flush))
         h2o_timeout_unlink(&pool->flush);
     h2o_timeout_dispose(pool->loop, &pool->flush_timeout);
-    for (int i = 0; i != 2; ++i) {
+    for (int i = 0; i != 3; ++i) {
         if (h2o_timeout_is_linked(&pool->retry[i].entry))
             h2o_timeout_unlink(&pool->retry[i].entry);
         h2o_timeout_dispose(pool->loop, &pool->retry[i].timeout);
@@ -1825,10 +1908,14 @@ static int relay_target(const tg_pool_t *pool, const tg_call_t *call)
 {
     const tg_backend_pool_t *cand[pool->n_bps + 1];
     size_t n = 0;
-    uint64_t now = tg_now_ms();
+    uint64_t now = tg_now_ms(), rw_mask = ~(uint64_t)0;
+    int after = reads_after(call);
+    if (after)
+        rw_route(pool, call, now, &rw_mask);
     if (reads_anywhere(call))
         for (size_t b = 1; b < pool->n_bps; ++b)
-            if (tg_health_replica_usable(pool->bps[b]->backend, now, pool->cfg->health_interval_ms, pool->cfg->replica_max_lag_ms))
+            if ((!after || (b - 1 < TG_RW_MAX_REPLICAS && (rw_mask >> (b - 1) & 1))) &&
+                tg_health_replica_usable(pool->bps[b]->backend, now, pool->cfg->health_interval_ms, pool->cfg->replica_max_lag_ms))
                 cand[n++] = pool->bps[b];
     if (n == 0 && pool->n_bps != 0)
         cand[n++] = pool->bps[0];
@@ -1895,6 +1982,8 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
     call->_conn = NULL;
     call->_waiting = 0;
     call->_abandoned = 0;
+    if (reads_after(call) && rw_wait(pool, call))
+        return;
     /* First come, first served: a new call never overtakes one already waiting. */
     if (queue_of(pool, call)->head == NULL && try_send(pool, call))
         return;
@@ -1986,7 +2075,7 @@ int tg_pool_backend_stats(const tg_pool_t *pool, const tg_backend_t *b, tg_pool_
 size_t tg_pool_pending(const tg_pool_t *pool)
 {
     size_t n = n_waiting(pool) + pool->n_away;
-    for (int i = 0; i != 2; ++i)
+    for (int i = 0; i != 3; ++i)
         for (const tg_call_t *c = pool->retry[i].head; c != NULL; c = c->_next)
             ++n;
     for (size_t b = 0; b != pool->n_bps; ++b)

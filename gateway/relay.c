@@ -54,6 +54,7 @@ static void come_home(tg_relay_inbox_t *inbox, tg_relayed_t *m)
     o->sent_ns = m->call.sent_ns;
     o->lsn = m->call.lsn;
     o->lsn_timeline = m->call.lsn_timeline;
+    o->read_after_waited = m->call.read_after_waited;
     tg_call_status_t status = m->status;
     free(m);
     if (inbox->pool != NULL) {
@@ -138,6 +139,7 @@ int tg_relay_send(void *arg, tg_call_t *call, size_t thread)
     }
     m->call = (tg_call_t){.query = call->query, .values = m->values, .cb = on_relayed_end, .priority = call->priority,
                           .guard_rows = call->guard_rows, .primary_only = call->primary_only, .want_lsn = call->want_lsn,
+                          .read_after = call->read_after, .read_after_waited = call->read_after_waited, ._rw_until_ms = call->_rw_until_ms,
                           .sent_ns = call->sent_ns, ._guest = 1};
     m->origin = call;
     m->home = home;

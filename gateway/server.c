@@ -494,6 +494,7 @@ static void *worker_main(void *arg)
         .n_threads = gw->n_workers,
         .relay = gw->n_workers > 1 ? tg_relay_send : NULL,
         .relay_arg = tg_relay_arg(gw->relay, w->index),
+        .health = gw->health, /* made with the gateway, stopped only after the workers */
     };
     const char *depth = getenv("TOLLGATE_PIPELINE_DEPTH");
     if (depth != NULL && atoi(depth) > 0)

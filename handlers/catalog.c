@@ -306,6 +306,29 @@ static int decode_request(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t 
     }
 }
 
+/*
+ * Tollgate-Read-After: the token a write answered, for a read that must see that write
+ * (tg_call_t.read_after). A write goes to the primary anyway: its token is checked,
+ * then not used. Returns 0, or -1 once it answered 400: a token that does not parse
+ * (strictly: tollgate/consistency.h), or the header twice.
+ */
+static int read_after_token(tg_handler_ctx_t *w, h2o_req_t *req, const tg_query_t *q, tg_rw_token_t *out)
+{
+    *out = (tg_rw_token_t){0};
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("tollgate-read-after"), -1);
+    if (i < 0)
+        return 0;
+    const h2o_iovec_t *v = &req->headers.entries[i].value;
+    if (h2o_find_header_by_str(&req->headers, H2O_STRLIT("tollgate-read-after"), i) >= 0 || tg_rw_token_parse(v->base, v->len, out) != 0) {
+        tg_respond_error(w, req, 400, "malformed-read-after",
+                         "the Tollgate-Read-After header must hold one token, as a write's answer gave it");
+        return -1;
+    }
+    if (q->access != TG_ACCESS_READ)
+        *out = (tg_rw_token_t){0};
+    return 0;
+}
+
 /* Everything after routing, for `tenant` calling `q` on the worker's current snapshot. */
 static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t *tenant, const tg_route_match_t *m, h2o_iovec_t qs,
                         h2o_iovec_t id)
@@ -332,7 +355,8 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     }
 
     tg_params_t params;
-    if (decode_request(w, req, q, m, qs, tenant, &params) != 0) {
+    tg_rw_token_t after;
+    if (read_after_token(w, req, q, &after) != 0 || decode_request(w, req, q, m, qs, tenant, &params) != 0) {
         tg_limits_release(&adm);
         return;
     }
@@ -340,7 +364,8 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
     tg_query_ctx_t *ctx = tg_ctx_alloc(w);
     ctx->call = (tg_call_t){.query = q, .values = params.values, .cb = on_call_done,
                             .priority = q->priority != TG_PRIORITY_INHERIT ? q->priority : tenant->priority,
-                            .want_lsn = q->access == TG_ACCESS_WRITE}; /* its answer carries Tollgate-Read-After */
+                            .want_lsn = q->access == TG_ACCESS_WRITE, /* its answer carries Tollgate-Read-After */
+                            .read_after = after};
     /* A write that declares its result's shape must not commit a result that breaks it. */
     if (q->access == TG_ACCESS_WRITE && q->returns != TG_RETURNS_NONE)
         ctx->call.guard_rows = q->returns == TG_RETURNS_ONE ? 1 : cfg->max_rows < UINT32_MAX ? (uint32_t)cfg->max_rows : UINT32_MAX;
@@ -371,7 +396,12 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
         h1_watch(ctx);
     /* Not answered yet: the answer is observed when it comes (on_call_done, or the cache's). */
     w->ans = (tg_answer_t){0};
-    if (q->cached)
+    /*
+     * A read after a token is not answered from the cache, nor does it join a fetch: an
+     * entry does not record the WAL position its data includes. It reads the database,
+     * as the token allows (tg_call_t.read_after).
+     */
+    if (q->cached && after.timeline == 0)
         tg_cached_call(ctx, params.values); /* may answer and free ctx before it returns */
     else
         tg_pool_submit(w->worker->pool, &ctx->call);

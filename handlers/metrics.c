@@ -72,6 +72,9 @@ static size_t counters(tg_buf_t *b, tg_buf_t *l, const tg_state_t *st, const tg_
         } else if (kind == TG_M_REFUSED) {
             label(l, "tenant", or_dash(tg_state_tenant_name(st, a)));
             label(l, "reason", tg_refusal_name((tg_refusal_t)c));
+        } else if (kind == TG_M_READ_AFTER) {
+            label(l, "query", or_dash(tg_state_query_name(st, a)));
+            label(l, "served", tg_read_after_name((tg_read_after_t)c));
         } else if (kind == TG_M_CACHE) {
             label(l, "query", or_dash(tg_state_query_name(st, a)));
             if (c != TG_CACHE_REFRESH)
@@ -377,6 +380,9 @@ void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
     family(&b, "tollgate_shed_total", "counter", "Calls not served to protect the gateway or the database, by query and reason.");
     i = counters(&b, &l, st, s, skip_to(s, i, n, TG_M_SHED), n, TG_M_SHED, "tollgate_shed_total");
     cache_figures(&b, &l, st, s, &i, n, snap->config);
+    family(&b, "tollgate_read_after_total", "counter",
+           "Reads sent with Tollgate-Read-After, by query and where they were served: a replica that had the write, one after waiting for it, or the primary.");
+    i = counters(&b, &l, st, s, skip_to(s, i, n, TG_M_READ_AFTER), n, TG_M_READ_AFTER, "tollgate_read_after_total");
     family(&b, "tollgate_request_duration_seconds", "histogram", "Time from a request reaching the handler to its answer, by query.");
     i = histograms(&b, &l, st, s, skip_to(s, i, n, TG_M_REQUEST_SECONDS), n, TG_M_REQUEST_SECONDS, "tollgate_request_duration_seconds");
     family(&b, "tollgate_db_duration_seconds", "histogram", "Time a call ran on its backend, by query and backend.");

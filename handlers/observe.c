@@ -202,6 +202,8 @@ void tg_observe_answer(tg_handler_ctx_t *w, h2o_req_t *req, int status, size_t b
             tg_metrics_count(m, TG_M_SHED, qid, 0, (uint32_t)a->shed - 1);
         if (a->cache != 0)
             tg_metrics_count(m, TG_M_CACHE, qid, 0, (uint32_t)a->cache - 1);
+        if (a->read_after != 0)
+            tg_metrics_count(m, TG_M_READ_AFTER, qid, 0, (uint32_t)a->read_after - 1);
         if (a->query != NULL) {
             tg_metrics_observe(m, TG_M_REQUEST_SECONDS, qid, 0, total_us);
             /* only calls that ran (reached the head of their connection): one lost on the way has no database time */

@@ -31,6 +31,7 @@ typedef struct st_tg_answer_t {
     int builtin;                      /* /healthz, /readyz or /openapi.json: logged, not counted as a request */
     int gone;                         /* the client left before its answer: observed as status 499, whatever is sent */
     int cache;                        /* a cached query's answer: TG_ANS_CACHE_*; 0 for others */
+    int read_after;                   /* a read with Tollgate-Read-After that ran: tg_read_after_t + 1; else 0 */
 } tg_answer_t;
 
 /** how a cached query was answered (tg_answer_t.cache; minus 1, the `result` of tollgate_cache_requests_total) */

@@ -225,6 +225,7 @@ typedef struct st_tg_config_t {
         double low_priority_share;
     } pool;
     int replica_max_lag_ms;
+    int read_after_wait_ms;  /* how long a read with Tollgate-Read-After waits for a replica to replay past it (0: never waits) */
     int health_interval_ms;
     int default_timeout_ms;
     size_t max_body_bytes;

@@ -9,9 +9,9 @@
 #include <stddef.h>
 
 /** the headers a preflight may ask for: every request header the gateway reads */
-#define TG_CORS_ALLOW_HEADERS "Authorization, X-API-Key, Content-Type, X-Request-Id, traceparent"
+#define TG_CORS_ALLOW_HEADERS "Authorization, X-API-Key, Content-Type, X-Request-Id, traceparent, Tollgate-Read-After"
 /** the response headers a browser's script may read besides the safelisted ones (Content-Type, Content-Length, ...) */
-#define TG_CORS_EXPOSE_HEADERS "X-Request-Id, RateLimit, RateLimit-Policy, Retry-After, Cache-Status, Age, Location, Link"
+#define TG_CORS_EXPOSE_HEADERS "X-Request-Id, RateLimit, RateLimit-Policy, Retry-After, Cache-Status, Age, Location, Link, Tollgate-Read-After"
 /** how long a browser may keep a preflight's answer when the config says nothing (seconds) */
 #define TG_CORS_DEFAULT_MAX_AGE_S 600
 

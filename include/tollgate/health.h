@@ -76,6 +76,26 @@ void tg_health_set_interval(tg_health_t *h, int interval_ms);
  */
 void tg_health_add(tg_health_t *h, tg_backend_t *b);
 
+/** early rounds of the replicas' checks are at least this far apart, however often they are asked for */
+#define TG_HEALTH_REFRESH_MS 5
+
+/**
+ * Asks every replica's checker for a round now rather than at its next interval: a read
+ * waits for a replica to replay past its token (read-your-writes), and the positions
+ * known are up to an interval old. Merged: a call within TG_HEALTH_REFRESH_MS of the
+ * last one that asked does nothing, so no number of such reads (forged tokens from the
+ * future among them) costs the replicas more than one check per TG_HEALTH_REFRESH_MS.
+ * Never blocks on a check; safe from any thread.
+ */
+void tg_health_refresh(tg_health_t *h);
+
+/**
+ * Backend `b`'s WAL position by its last check that read one (tg_backend_t.wal_timeline):
+ * `*timeline` 0 when it is not known (never read, a replica promoted or without a WAL
+ * receiver, or a change of timeline seen half-way).
+ */
+void tg_health_position(const tg_backend_t *b, uint32_t *timeline, uint64_t *lsn);
+
 /** tells `b`'s checker to stop (it left the config) without waiting for it: tg_health_reap joins it */
 void tg_health_remove(tg_health_t *h, const tg_backend_t *b);
 

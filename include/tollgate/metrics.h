@@ -23,6 +23,7 @@ typedef enum en_tg_metric_kind_t {
     TG_M_REFUSED,         /* counter: a tenant id, c tg_refusal_t */
     TG_M_SHED,            /* counter: a query id, c tg_shed_t */
     TG_M_CACHE,           /* counter: a query id, c how a cached call was answered, or TG_CACHE_REFRESH: a refresh started (handlers/respond.h) */
+    TG_M_READ_AFTER,      /* counter: a query id, c tg_read_after_t: where a read with Tollgate-Read-After was served */
     TG_M_REQUEST_SECONDS, /* histogram: a query id */
     TG_M_DB_SECONDS,      /* histogram: a query id, b backend id */
     TG_M_WAIT_SECONDS,    /* histogram: a query id (admission to the call's first send) */
@@ -51,9 +52,18 @@ typedef enum en_tg_shed_t {
     TG_SHED__END
 } tg_shed_t;
 
-/** the label value of a refusal or shed reason */
+/** where a read with a read-after token was served */
+typedef enum en_tg_read_after_t {
+    TG_READ_AFTER_REPLICA,        /* a replica had replayed past it already */
+    TG_READ_AFTER_REPLICA_WAITED, /* a replica, after waiting for it to replay that far */
+    TG_READ_AFTER_PRIMARY,        /* the primary (none had, within read_after_wait_ms, or none could) */
+    TG_READ_AFTER__END
+} tg_read_after_t;
+
+/** the label value of a refusal or shed reason, or of where a read after a token was served */
 const char *tg_refusal_name(tg_refusal_t r);
 const char *tg_shed_name(tg_shed_t s);
+const char *tg_read_after_name(tg_read_after_t s);
 
 /** histogram buckets: upper bounds in microseconds (the last bucket, +Inf, is implied) */
 #define TG_METRICS_BUCKETS 15

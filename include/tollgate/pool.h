@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 #include "tollgate/cancel.h"
 #include "tollgate/config.h"
+#include "tollgate/consistency.h"
 #include "tollgate/state.h"
 
 typedef struct st_tg_pool_t tg_pool_t;
@@ -73,6 +74,15 @@ struct st_tg_call_t {
     uint32_t guard_rows;
     uint8_t primary_only;      /* a read that goes to the primary, as a write does (it must see what a write just committed) */
     /**
+     * A read's Tollgate-Read-After (timeline 0: none): it is answered only from data that
+     * includes that WAL position. A replica takes it only once its last known replay
+     * position is past the token on the primary's timeline (tg_rw_route); while none is
+     * but one on that timeline is behind, it waits up to read_after_wait_ms for one to
+     * catch up (asking the health checker for fresh positions), then goes to the primary.
+     */
+    tg_rw_token_t read_after;
+    uint8_t read_after_waited; /* set before cb: it waited for a replica to replay past its token */
+    /**
      * A write whose answer names the primary's WAL position after its commit
      * (Tollgate-Read-After): a query reading it is queued right after the write's own
      * Sync on the same connection (no extra round trip), and the call ends once its
@@ -121,6 +131,7 @@ struct st_tg_call_t {
     uint8_t _guest;            /* a call relayed here from another thread: it stays */
     uint8_t _single;           /* single-row mode is set for its statement */
     uint8_t _streamed;         /* a row was handed to `rows` */
+    uint64_t _rw_until_ms;     /* read_after: it waits for a replica until then (0: it has not waited) */
     uint8_t _lsn_phase;        /* want_lsn: 1 the position's query is queued behind the call's Sync; 2 that Sync came, the position is being read */
     struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */
     float _est_ms;             /* what the pool expected it to take when sent */
@@ -142,6 +153,15 @@ typedef struct st_tg_backend_t {
     _Atomic int64_t lag_ms;         /* replicas: replay lag by the last check; -1 unknown */
     _Atomic uint64_t checked_at_ms; /* tg_now_ms() of the last successful check; 0 never, or the last one failed */
     _Atomic uint64_t passed_at_ms;  /* tg_now_ms() of the last successful check, never reset; 0 never */
+    /*
+     * Its WAL position by the last check that read one (read-your-writes, tollgate/consistency.h):
+     * a primary's pg_current_wal_lsn() and timeline, a replica's pg_last_wal_replay_lsn() and
+     * the timeline its WAL receiver is on. Timeline 0: not known. Written by the health
+     * checker alone (timeline 0, the position, then the timeline, so that a reader that sees the
+     * same timeline before and after has a position of it): read with tg_health_position().
+     */
+    _Atomic uint32_t wal_timeline;
+    _Atomic uint64_t wal_lsn;
     struct st_tg_canceller_t *canceller; /* sends its cancels (its own: a silent host delays only these); NULL: never cancel */
     struct st_tg_backend_slot_t {
         _Atomic int ready, connecting, busy; /* this thread's connections */
@@ -190,6 +210,8 @@ typedef struct st_tg_pool_config_t {
      */
     int (*relay)(void *arg, tg_call_t *call, size_t thread);
     void *relay_arg;
+    /** asked for fresh replica positions when a read waits for its token (NULL: the positions come at their interval) */
+    struct st_tg_health_t *health;
 } tg_pool_config_t;
 
 /** state of one backend in one thread's pool, for /readyz and logs */

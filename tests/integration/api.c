@@ -13,7 +13,6 @@
 #include "proc.h"
 #include "tollgate/consistency.h"
 
-#define FOR_EACH_PROTO(p) for (proto_t p = PROTO_H1; p <= PROTO_H2; p = (proto_t)(p + 1))
 
 /* Asserts status and, for errors, the problem+json shape; returns the response. `header` as for http(). */
 static resp_t *expect_h(proto_t p, long status, const char *method, const char *path, const char *body, const char *ctype,
@@ -1489,5 +1488,29 @@ Test(read_after, a_committed_write_names_its_wal_position)
         r = expect_h(p, 200, "GET", "/users/1", NULL, NULL, NULL);
         cr_assert_null(resp_header(r, "tollgate-read-after"), "[%s] a read named a position", proto_name(p));
         resp_free(r);
+    }
+}
+
+/* A Tollgate-Read-After that is not one token as a write gave it is a 400 naming the header; a good one is taken. */
+Test(read_after, a_malformed_token_is_a_400_naming_the_header)
+{
+    static const char *const bad[] = {"Tollgate-Read-After;", /* empty (curl: a ; sends it so) */
+                                      "Tollgate-Read-After: banana",
+                                      "Tollgate-Read-After: 1.abc",      /* lower case */
+                                      "Tollgate-Read-After: 01.ABC",     /* a leading zero */
+                                      "Tollgate-Read-After: 0.ABC",      /* timeline 0 */
+                                      "Tollgate-Read-After: 1/ABC",      /* pg_lsn's form */
+                                      "Tollgate-Read-After: 1.10000000000000000", /* 17 digits */
+                                      "Tollgate-Read-After: 1.A\nTollgate-Read-After: 1.B"};
+    FOR_EACH_PROTO(p)
+    {
+        for (size_t i = 0; i != sizeof(bad) / sizeof(bad[0]); ++i) {
+            resp_t *r = expect_h(p, 400, "GET", "/users/1", NULL, NULL, bad[i]);
+            cr_assert_str_eq(jstr(r, "type"), "urn:tollgate:problem:malformed-read-after", "[%s] %s", proto_name(p), bad[i]);
+            cr_assert(strstr(jstr(r, "detail"), "Tollgate-Read-After") != NULL, "[%s] %s: %s", proto_name(p), bad[i], r->body);
+            resp_free(r);
+        }
+        /* a token this primary's writes could have made: served (from wherever has it) */
+        resp_free(expect_h(p, 200, "GET", "/users/1", NULL, NULL, "Tollgate-Read-After: 1.0"));
     }
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include "http.h"
 #include "proc.h"
+#include "tollgate/consistency.h"
 
 Test(routing, reads_on_the_replica_writes_on_the_primary, .timeout = 60)
 {
@@ -636,4 +637,170 @@ Test(cancel, a_silent_host_delays_only_its_own_cancels, .timeout = 60, .fini = r
     stopped_backend = 0;
     cr_assert_eq(rc, 0);
     cr_assert_lt(now_s() - t0, 5, "shutdown waited on the silent host's cancel");
+}
+
+/*
+ * Read-your-writes (tg_call_t.read_after). A gateway with the replica and an admin
+ * listener; reads wait up to 400 ms for a replica to replay past their token.
+ */
+static int rw_admin_port;
+
+static pid_t start_rw_gateway(void)
+{
+    json_t *extra = json_pack("{s:i}", "read_after_wait_ms", 400);
+    gw_opts_t o = {.with_replica = 1, .max_lag_ms = 30000, .admin_port = -1, .extra = extra};
+    pid_t pid = start_gateway(&o);
+    rw_admin_port = o.admin_port;
+    wait_reads_on(1, 10);
+    return pid;
+}
+
+static void resume_replay(void)
+{
+    free(pg_sql(1, "SELECT pg_wal_replay_resume()"));
+}
+
+static double read_after_served(const char *query, const char *served)
+{
+    char url[96], series[160];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/metrics", rw_admin_port);
+    resp_t *r = http(PROTO_H1, "GET", url, NULL, NULL, NULL);
+    cr_assert_eq(r->status, 200);
+    snprintf(series, sizeof(series), "tollgate_read_after_total{query=\"%s\",served=\"%s\"}", query, served);
+    double v = metrics_sample(r->body, series);
+    resp_free(r);
+    return v;
+}
+
+/* PUT /routing/values/<k> = v: its token (the caller frees it) */
+static char *rw_set(proto_t p, const char *k, int v)
+{
+    char path[128], body[64];
+    snprintf(path, sizeof(path), "/routing/values/%s", k);
+    snprintf(body, sizeof(body), "{\"v\": %d}", v);
+    resp_t *r = http(p, "PUT", path, body, "application/json", NULL);
+    cr_assert_eq(r->status, 200, "[%s] %s", proto_name(p), r->body);
+    char *tok = resp_header(r, "tollgate-read-after");
+    cr_assert_not_null(tok, "[%s] a write named no position", proto_name(p));
+    tok = strdup(tok);
+    resp_free(r);
+    return tok;
+}
+
+/* GET <route>/<k>, with the token when there is one: the value (-1: null) and whether a replica served it */
+static int rw_get(proto_t p, const char *route, const char *k, const char *token, int *on_replica, double *took_s)
+{
+    char path[128], hdr[96];
+    snprintf(path, sizeof(path), "%s/%s", route, k);
+    snprintf(hdr, sizeof(hdr), "Tollgate-Read-After: %s", token != NULL ? token : "");
+    double t0 = now_s();
+    resp_t *r = http(p, "GET", path, NULL, NULL, token != NULL ? hdr : NULL);
+    if (took_s != NULL)
+        *took_s = now_s() - t0;
+    cr_assert_eq(r->status, 200, "[%s] %s: %s", proto_name(p), path, r->body);
+    json_t *v = json_object_get(r->json, "v");
+    int value = json_is_integer(v) ? (int)json_integer_value(v) : -1;
+    *on_replica = json_is_true(json_object_get(r->json, "in_recovery"));
+    resp_free(r);
+    return value;
+}
+
+/*
+ * With the replica's replay paused, a read without the token is served stale by the
+ * replica (the write is not there yet), and the same read with the token sees the
+ * write: after waiting read_after_wait_ms for the replica, from the primary. The
+ * cached route answers it from the database too, not from its older entry.
+ */
+Test(read_after, a_paused_replica_sends_the_read_to_the_primary_after_the_wait, .timeout = 90, .fini = resume_replay)
+{
+    pid_t pid = start_rw_gateway();
+    FOR_EACH_PROTO(p)
+    {
+        char k[48];
+        snprintf(k, sizeof(k), "paused-%d-%d", (int)p, (int)getpid());
+        free(rw_set(p, k, 1));
+        /* the replica has the first value, and the cache holds it */
+        int on_replica;
+        double until = now_s() + 10;
+        while (rw_get(p, "/routing/values", k, NULL, &on_replica, NULL) != 1 && now_s() < until)
+            usleep(20000);
+        cr_assert_eq(rw_get(p, "/routing/cached-values", k, NULL, &on_replica, NULL), 1, "[%s]", proto_name(p));
+        free(pg_sql(1, "SELECT pg_wal_replay_pause()"));
+        char *tok = rw_set(p, k, 2);
+        /* without the token: the replica, which has not replayed the write (stale), and the cache's entry */
+        cr_assert_eq(rw_get(p, "/routing/values", k, NULL, &on_replica, NULL), 1, "[%s] a paused replica served the write", proto_name(p));
+        cr_assert(on_replica, "[%s] a read without a token left the replica", proto_name(p));
+        cr_assert_eq(rw_get(p, "/routing/cached-values", k, NULL, &on_replica, NULL), 1, "[%s]", proto_name(p));
+        double before = read_after_served("rw_get", "primary"), took;
+        /* with it: the write, from the primary, after the wait */
+        cr_assert_eq(rw_get(p, "/routing/values", k, tok, &on_replica, &took), 2, "[%s] a read after %s missed the write", proto_name(p), tok);
+        cr_assert(!on_replica, "[%s] a paused replica answered a read after %s", proto_name(p), tok);
+        cr_assert(took >= 0.35 && took < 2.0, "[%s] waited %.3f s, not about read_after_wait_ms (0.4 s)", proto_name(p), took);
+        cr_assert_eq(read_after_served("rw_get", "primary"), before + 1, "[%s]", proto_name(p));
+        cr_assert_eq(rw_get(p, "/routing/cached-values", k, tok, &on_replica, NULL), 2, "[%s] the cache answered a read after %s", proto_name(p), tok);
+        cr_assert(!on_replica, "[%s]", proto_name(p));
+        resume_replay();
+        /* replayed: the replica serves it, at once or after a short wait */
+        until = now_s() + 10;
+        while (!(rw_get(p, "/routing/values", k, tok, &on_replica, NULL) == 2 && on_replica) && now_s() < until)
+            usleep(20000);
+        cr_assert(on_replica, "[%s] the replica never took reads after %s once it replayed", proto_name(p), tok);
+        free(tok);
+    }
+    stop_gateway(pid, 5);
+}
+
+/*
+ * With replay running, a read right after its write, with the write's token, sees the
+ * write, and in the common case a replica serves it (at once or after a short wait).
+ */
+Test(read_after, reads_after_a_write_see_it_and_mostly_use_the_replica, .timeout = 90)
+{
+    pid_t pid = start_rw_gateway();
+    enum { N = 40 };
+    int on_replica_n = 0;
+    for (int i = 0; i != N; ++i) {
+        proto_t p = PROTOS[i % 2];
+        char k[48];
+        snprintf(k, sizeof(k), "running-%d-%d", i, (int)getpid());
+        char *tok = rw_set(p, k, i + 100);
+        int on_replica;
+        cr_assert_eq(rw_get(p, "/routing/values", k, tok, &on_replica, NULL), i + 100, "[%s] a read after %s missed the write", proto_name(p), tok);
+        on_replica_n += on_replica;
+        free(tok);
+    }
+    double replica = read_after_served("rw_get", "replica"), waited = read_after_served("rw_get", "replica_after_wait"),
+           primary = read_after_served("rw_get", "primary");
+    cr_assert_eq(replica + waited + primary, N, "every read after a token is counted once: %g + %g + %g", replica, waited, primary);
+    cr_assert_eq(replica + waited, on_replica_n, "the counts say where they ran");
+    cr_assert_geq(on_replica_n, N * 3 / 4, "only %d of %d reads after a write were served by the replica", on_replica_n, N);
+    stop_gateway(pid, 5);
+}
+
+/*
+ * A token of another timeline (as after a failover) cannot be told apart from data that
+ * lost its write: the primary answers it at once, without waiting for a replica. One
+ * far past the primary's position on its own timeline (forged, or from a primary not
+ * yet seen) waits read_after_wait_ms, then the primary answers.
+ */
+Test(read_after, another_timeline_goes_to_the_primary_at_once_and_a_future_position_after_the_wait, .timeout = 60)
+{
+    pid_t pid = start_rw_gateway();
+    char *tok = rw_set(PROTO_H2, "timelines", 7);
+    tg_rw_token_t t;
+    cr_assert_eq(tg_rw_token_parse(tok, strlen(tok), &t), 0, "%s", tok);
+    char other[TG_RW_TOKEN_MAX + 1], future[TG_RW_TOKEN_MAX + 1];
+    tg_rw_token_format(&(tg_rw_token_t){.timeline = t.timeline + 1, .lsn = 1}, other);
+    tg_rw_token_format(&(tg_rw_token_t){.timeline = t.timeline, .lsn = t.lsn + ((uint64_t)1 << 40)}, future);
+    FOR_EACH_PROTO(p)
+    {
+        int on_replica;
+        double took;
+        cr_assert_eq(rw_get(p, "/routing/values", "timelines", other, &on_replica, &took), 7, "[%s]", proto_name(p));
+        cr_assert(!on_replica && took < 0.3, "[%s] %s: on the replica %d, after %.3f s", proto_name(p), other, on_replica, took);
+        cr_assert_eq(rw_get(p, "/routing/values", "timelines", future, &on_replica, &took), 7, "[%s]", proto_name(p));
+        cr_assert(!on_replica && took >= 0.35 && took < 2.0, "[%s] %s: on the replica %d, after %.3f s", proto_name(p), future, on_replica, took);
+    }
+    free(tok);
+    stop_gateway(pid, 5);
 }

@@ -12,6 +12,8 @@
 /** the protocols every test runs over */
 typedef enum { PROTO_H1, PROTO_H2, PROTO_H2C_UPGRADE } proto_t;
 extern const proto_t PROTOS[2];
+/** runs the block once per protocol, `p` the one */
+#define FOR_EACH_PROTO(p) for (proto_t p = PROTO_H1; p <= PROTO_H2; p = (proto_t)(p + 1))
 const char *proto_name(proto_t p);
 
 typedef struct {

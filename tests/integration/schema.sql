@@ -62,3 +62,8 @@ CREATE TABLE rest_items (
 );
 GRANT SELECT, INSERT, UPDATE, DELETE ON rest_items TO tollgate;
 GRANT USAGE ON SEQUENCE rest_items_id_seq TO tollgate;
+
+-- Read-your-writes (tests/integration/backends.c, read_after suite): a value set on the
+-- primary and read back wherever its token allows.
+CREATE TABLE rw_probe (k text PRIMARY KEY, v int NOT NULL);
+GRANT SELECT, INSERT, UPDATE ON rw_probe TO tollgate;

@@ -15,7 +15,6 @@
 #include "http.h"
 #include "proc.h"
 
-#define FOR_EACH_PROTO(p) for (proto_t p = PROTO_H1; p <= PROTO_H2; p = (proto_t)(p + 1))
 
 static resp_t *get(proto_t p, const char *method, const char *path, const char *header, long status)
 {
@@ -225,7 +224,7 @@ Test(cors, preflight_from_an_allowed_origin)
                         PREFLIGHT("https://app.example", "PATCH") "\nAccess-Control-Request-Headers: authorization, content-type", 204);
         assert_header(r, p, "access-control-allow-origin", "https://app.example");
         assert_header(r, p, "access-control-allow-methods", "GET, HEAD, PATCH, DELETE");
-        assert_header(r, p, "access-control-allow-headers", "Authorization, X-API-Key, Content-Type, X-Request-Id, traceparent");
+        assert_header(r, p, "access-control-allow-headers", "Authorization, X-API-Key, Content-Type, X-Request-Id, traceparent, Tollgate-Read-After");
         assert_header(r, p, "access-control-max-age", "300");
         assert_header_has(r, p, "vary", "origin");
         assert_header(r, p, "content-length", NULL);
@@ -277,7 +276,7 @@ Test(cors, simple_requests_from_allowed_and_other_origins)
         resp_t *r = get(p, "GET", "/users/1", "Origin: https://app.example", 200);
         assert_header(r, p, "access-control-allow-origin", "https://app.example");
         assert_header_has(r, p, "vary", "origin");
-        static const char *const exposed[] = {"X-Request-Id", "RateLimit", "RateLimit-Policy", "Retry-After", "Cache-Status", "Location", "Link"};
+        static const char *const exposed[] = {"X-Request-Id", "RateLimit", "RateLimit-Policy", "Retry-After", "Cache-Status", "Location", "Link", "Tollgate-Read-After"};
         for (size_t i = 0; i != sizeof(exposed) / sizeof(exposed[0]); ++i)
             assert_header_has(r, p, "access-control-expose-headers", exposed[i]);
         resp_free(r);
