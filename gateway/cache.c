@@ -221,6 +221,13 @@ static void join(tg_cache_flight_t *f, tg_cache_waiter_t *w)
 tg_cache_lookup_t tg_cache_lookup(tg_cache_t *c, const tg_cache_query_t *q, const void *key, size_t key_len, uint64_t now_ms,
                                   tg_cache_waiter_t *waiter, tg_cache_blob_t **blob, tg_cache_flight_t **flight)
 {
+    return tg_cache_lookup_after(c, q, key, key_len, now_ms, NULL, waiter, blob, flight);
+}
+
+tg_cache_lookup_t tg_cache_lookup_after(tg_cache_t *c, const tg_cache_query_t *q, const void *key, size_t key_len, uint64_t now_ms,
+                                        const tg_rw_token_t *after, tg_cache_waiter_t *waiter, tg_cache_blob_t **blob,
+                                        tg_cache_flight_t **flight)
+{
     uint64_t hash = hash_of(key, key_len);
     tg_shard_t *s = shard_of(c, hash);
     tg_cache_lookup_t r;
@@ -231,7 +238,9 @@ tg_cache_lookup_t tg_cache_lookup(tg_cache_t *c, const tg_cache_query_t *q, cons
     tg_node_t *n = *slot_of(s, hash, key, key_len);
     if (n != NULL && n->blob != NULL && (n->epoch != epoch || now_ms >= n->stale_until))
         drop_blob(s, n); /* invalidated, or past its stale time */
-    if (n != NULL && n->blob != NULL) {
+    /* an entry read before the token's write is no answer to it (it stays for the others) */
+    int usable = n != NULL && n->blob != NULL && (after == NULL || tg_rw_entry_fresh(after, n->blob->data_timeline, n->blob->data_lsn));
+    if (usable) {
         lru_unlink(s, n);
         lru_push(s, n);
         *blob = tg_cache_blob_ref(n->blob);
@@ -244,8 +253,12 @@ tg_cache_lookup_t tg_cache_lookup(tg_cache_t *c, const tg_cache_query_t *q, cons
             r = TG_CACHE_STALE_LEAD;
         }
     } else if (n != NULL && n->flight != NULL && n->flight->epoch == epoch) {
-        join(n->flight, waiter);
-        r = TG_CACHE_JOINED;
+        if (after != NULL) {
+            r = TG_CACHE_BYPASS; /* a fetch under way may have been sent before the write: its answer is no answer either */
+        } else {
+            join(n->flight, waiter);
+            r = TG_CACHE_JOINED;
+        }
     } else {
         if (n == NULL) {
             n = tg_calloc(1, sizeof(*n) + key_len);

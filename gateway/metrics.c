@@ -23,7 +23,7 @@ const char *tg_shed_name(tg_shed_t s)
 
 const char *tg_read_after_name(tg_read_after_t s)
 {
-    static const char *const names[TG_READ_AFTER__END] = {"replica", "replica_after_wait", "primary"};
+    static const char *const names[TG_READ_AFTER__END] = {"replica", "replica_after_wait", "primary", "cache"};
     return (unsigned)s < TG_READ_AFTER__END ? names[s] : "other";
 }
 

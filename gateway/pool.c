@@ -1059,6 +1059,11 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
         call->sent_ns = now_ns;
     call->_est_ms = (float)*est_of(c->bp->pool, q);
     call->backend = c->bp->backend;
+    if (call->query->access == TG_ACCESS_READ) {
+        tg_health_position(c->bp->backend, &call->data_timeline, &call->data_lsn);
+        if (c->bp->backend->is_primary && call->data_lsn-- == 0)
+            call->data_timeline = 0; /* see tg_call_t.data_lsn */
+    }
     c->pending_ms += call->_est_ms;
     *c->tail = call;
     c->tail = &call->_next;

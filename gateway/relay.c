@@ -55,6 +55,8 @@ static void come_home(tg_relay_inbox_t *inbox, tg_relayed_t *m)
     o->lsn = m->call.lsn;
     o->lsn_timeline = m->call.lsn_timeline;
     o->read_after_waited = m->call.read_after_waited;
+    o->data_timeline = m->call.data_timeline;
+    o->data_lsn = m->call.data_lsn;
     tg_call_status_t status = m->status;
     free(m);
     if (inbox->pool != NULL) {

@@ -48,6 +48,8 @@ static void answer(tg_query_ctx_t *ctx)
     /* the pool wait is the fetch's, for the call that started it; one that joined waited for the fetch, not for the pool */
     w->ans.sent_ns = ctx->cache_role == TG_ANS_CACHE_MISS ? blob->sent_ns : 0;
     w->ans.submitted = ctx->cache_role == TG_ANS_CACHE_MISS;
+    if (ctx->call.read_after.timeline != 0) /* only ever the fetch's leader: a read after a token joins none */
+        w->ans.read_after = tg_read_after_code(blob->backend, blob->read_after_waited);
     tg_ctx_shed(w, blob->shed);
     const char *status = ctx->cache_role == TG_ANS_CACHE_COLLAPSED ? cache_status[TG_ANS_CACHE_COLLAPSED]
                          : blob->stored                             ? "tollgate; fwd=miss; stored"
@@ -95,6 +97,9 @@ static void on_fetch_done(tg_call_t *call, tg_call_status_t status)
     blob->backend = call->backend;
     blob->db_ms = call->db_ms;
     blob->sent_ns = call->sent_ns;
+    blob->data_timeline = call->data_timeline;
+    blob->data_lsn = call->data_lsn;
+    blob->read_after_waited = call->read_after_waited;
     if (call->result != NULL)
         PQclear(call->result);
     /* errors are never cached, and neither is a 404 of `returns: one` */
@@ -123,7 +128,8 @@ static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight)
     if (tg_cache_key_values(key, key_len, f->values, q->n_params) != 0)
         tg_fatal("a cache key does not hold its query's values");
     /* high priority: callers of any tenant may wait for it */
-    f->call = (tg_call_t){.query = q, .values = f->values, .cb = on_fetch_done, .priority = TG_PRIORITY_HIGH};
+    /* sent with the token of a read after a write that leads it: what it reads then has the write, for all who join it later */
+    f->call = (tg_call_t){.query = q, .values = f->values, .cb = on_fetch_done, .priority = TG_PRIORITY_HIGH, .read_after = ctx->call.read_after};
     /*
      * Soon after a write invalidated the query, a replica may not have replayed it yet:
      * what it answers could be cached as if it were new. Until every usable replica must
@@ -165,7 +171,9 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
     tg_cache_blob_t *blob;
     tg_cache_flight_t *flight;
     tg_cache_t *cache = tg_worker_cache(w->worker);
-    tg_cache_lookup_t r = tg_cache_lookup(cache, &q->state->cache, w->cache_key.base, key_len, tg_now_ms(), &ctx->waiter, &blob, &flight);
+    const tg_rw_token_t *after = ctx->call.read_after.timeline != 0 ? &ctx->call.read_after : NULL;
+    tg_cache_lookup_t r =
+        tg_cache_lookup_after(cache, &q->state->cache, w->cache_key.base, key_len, tg_now_ms(), after, &ctx->waiter, &blob, &flight);
     switch (r) {
     case TG_CACHE_HIT:
     case TG_CACHE_STALE:
@@ -177,6 +185,7 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
         }
         h2o_req_t *req = tg_ctx_take_req(ctx);
         w->ans.cache = r == TG_CACHE_HIT ? TG_ANS_CACHE_HIT : TG_ANS_CACHE_STALE;
+        w->ans.read_after = after != NULL ? 1 + TG_READ_AFTER_CACHE : 0;
         w->ans.submitted = 0; /* nothing ran for it (its call was never submitted: no backend, no time) */
         tg_respond_blob(w, req, blob, cache_status[w->ans.cache], 1);
         tg_ctx_free(ctx);
@@ -188,6 +197,9 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
         break;
     case TG_CACHE_JOINED:
         ctx->cache_role = TG_ANS_CACHE_COLLAPSED;
+        break;
+    case TG_CACHE_BYPASS:
+        tg_pool_submit(w->worker->pool, &ctx->call); /* from the database, where its token allows; nothing stored */
         break;
     }
 }

@@ -59,11 +59,8 @@ static void describe(tg_query_ctx_t *ctx)
     ctx->worker->ans = (tg_answer_t){.started_ns = ctx->started_ns, .id = ctx->id, .query = ctx->call.query, .tenant = ctx->tenant,
                                      .backend = ctx->call.backend, .db_ms = ctx->call.db_ms, .sent_ns = ctx->call.sent_ns,
                                      .submitted = 1, .cache = ctx->cache_role};
-    const tg_backend_t *b = ctx->call.backend;
-    if (ctx->call.read_after.timeline != 0 && b != NULL)
-        ctx->worker->ans.read_after = 1 + (b->is_primary              ? TG_READ_AFTER_PRIMARY
-                                           : ctx->call.read_after_waited ? TG_READ_AFTER_REPLICA_WAITED
-                                                                         : TG_READ_AFTER_REPLICA);
+    if (ctx->call.read_after.timeline != 0)
+        ctx->worker->ans.read_after = tg_read_after_code(ctx->call.backend, ctx->call.read_after_waited);
 }
 
 void tg_ctx_observe_gone(tg_query_ctx_t *ctx)

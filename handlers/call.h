@@ -54,6 +54,12 @@ void tg_ctx_observe_gone(tg_query_ctx_t *ctx);
 /** why the answer being sent sheds its call (`shed`: tg_shed_t + 1, or 0 for none), unless its client had left already (that is the reason then) */
 void tg_ctx_shed(tg_handler_ctx_t *w, int shed);
 
+/** tg_answer_t.read_after of a read after a token that ran on `b` (NULL: it never ran: 0), after waiting for a replica or not */
+static inline int tg_read_after_code(const tg_backend_t *b, int waited)
+{
+    return b == NULL ? 0 : 1 + (b->is_primary ? TG_READ_AFTER_PRIMARY : waited ? TG_READ_AFTER_REPLICA_WAITED : TG_READ_AFTER_REPLICA);
+}
+
 /**
  * The call is about to be answered: takes its request (unhooked, so that the request's
  * disposal no longer reaches the call), and describes the answer (tg_ctx_describe_answer).

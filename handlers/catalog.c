@@ -396,12 +396,7 @@ static void handle_call(tg_handler_ctx_t *w, h2o_req_t *req, tg_limits_tenant_t 
         h1_watch(ctx);
     /* Not answered yet: the answer is observed when it comes (on_call_done, or the cache's). */
     w->ans = (tg_answer_t){0};
-    /*
-     * A read after a token is not answered from the cache, nor does it join a fetch: an
-     * entry does not record the WAL position its data includes. It reads the database,
-     * as the token allows (tg_call_t.read_after).
-     */
-    if (q->cached && after.timeline == 0)
+    if (q->cached)
         tg_cached_call(ctx, params.values); /* may answer and free ctx before it returns */
     else
         tg_pool_submit(w->worker->pool, &ctx->call);

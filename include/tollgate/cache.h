@@ -31,6 +31,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "tollgate/consistency.h"
 
 /** a finished answer, shared by reference */
 typedef struct st_tg_cache_blob_t {
@@ -44,6 +45,9 @@ typedef struct st_tg_cache_blob_t {
     const struct st_tg_backend_t *backend; /* where it was fetched (backends live as long as the gateway), or NULL */
     float db_ms;          /* how long the fetch ran on it */
     uint64_t sent_ns;     /* when the fetch went out (tg_now_ns), or 0 */
+    uint32_t data_timeline; /* a WAL position its data is known to include (tg_call_t.data_lsn); timeline 0: none known */
+    uint64_t data_lsn;
+    int read_after_waited;  /* its fetch waited for a replica to replay past its token */
     size_t len;
     char body[];
 } tg_cache_blob_t;
@@ -82,6 +86,7 @@ typedef enum en_tg_cache_lookup_t {
     TG_CACHE_STALE_LEAD, /* *blob: a stale entry (a reference), and *flight: the refresh to fetch (no waiter) */
     TG_CACHE_LEAD,       /* a miss: *flight to fetch, and the waiter joined it */
     TG_CACHE_JOINED,     /* a miss with a fetch under way: the waiter joined it */
+    TG_CACHE_BYPASS,     /* tg_cache_lookup_after: no entry has the token's write and a fetch is under way: read without the cache */
 } tg_cache_lookup_t;
 
 typedef struct st_tg_cache_t tg_cache_t;
@@ -105,6 +110,18 @@ tg_cache_lookup_t tg_cache_lookup(tg_cache_t *c, const tg_cache_query_t *q, cons
  */
 void tg_cache_complete(tg_cache_t *c, tg_cache_flight_t *flight, tg_cache_blob_t *answer, int cacheable, int ttl_ms, int stale_ms,
                        uint64_t now_ms);
+
+/**
+ * tg_cache_lookup for a read that must include the write of token `after` (NULL: as
+ * tg_cache_lookup): an entry counts only if its data includes that write
+ * (tg_rw_entry_fresh on the blob's data_timeline and data_lsn); no waiter joins a fetch
+ * already under way (TG_CACHE_BYPASS: it may have been sent before the write). A miss
+ * leads a fetch as usual: the caller sends it with the token, and those who join it
+ * later get what it read.
+ */
+tg_cache_lookup_t tg_cache_lookup_after(tg_cache_t *c, const tg_cache_query_t *q, const void *key, size_t key_len, uint64_t now_ms,
+                                        const tg_rw_token_t *after, tg_cache_waiter_t *waiter, tg_cache_blob_t **blob,
+                                        tg_cache_flight_t **flight);
 
 /** the key bytes of a flight (its fetch binds its values from them) */
 const void *tg_cache_flight_key(const tg_cache_flight_t *f, size_t *len);

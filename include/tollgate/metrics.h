@@ -57,6 +57,7 @@ typedef enum en_tg_read_after_t {
     TG_READ_AFTER_REPLICA,        /* a replica had replayed past it already */
     TG_READ_AFTER_REPLICA_WAITED, /* a replica, after waiting for it to replay that far */
     TG_READ_AFTER_PRIMARY,        /* the primary (none had, within read_after_wait_ms, or none could) */
+    TG_READ_AFTER_CACHE,          /* a cached entry read after the write */
     TG_READ_AFTER__END
 } tg_read_after_t;
 

@@ -83,6 +83,17 @@ struct st_tg_call_t {
     tg_rw_token_t read_after;
     uint8_t read_after_waited; /* set before cb: it waited for a replica to replay past its token */
     /**
+     * Set before cb for a read that ran: a WAL position its data is known to include
+     * (what a cached entry of it answers reads after a token with: tg_rw_entry_fresh).
+     * Its backend's position by the last check before it was sent: a replica's replay
+     * position; the primary's, less one (a position the primary reported is at or past a
+     * token's only once the token's write was visible there if it is strictly past it:
+     * the token is read after its write's answer, the check may have come just before).
+     * Timeline 0: none known.
+     */
+    uint32_t data_timeline;
+    uint64_t data_lsn;
+    /**
      * A write whose answer names the primary's WAL position after its commit
      * (Tollgate-Read-After): a query reading it is queued right after the write's own
      * Sync on the same connection (no extra round trip), and the call ends once its

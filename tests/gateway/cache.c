@@ -67,6 +67,50 @@ Test(cache, keys_tell_null_from_empty_and_value_lists_apart_and_give_the_values_
     cr_assert_eq(tg_cache_key(1, 5, v1, 2, a, 14), 0, "too small a buffer says so");
 }
 
+/*
+ * A read after a write's token: an entry answers it only if its data includes the
+ * write (its position at or past the token, on its timeline); else it leads a fetch of
+ * its own, and never joins one already under way (sent before the write, perhaps).
+ */
+Test(cache, a_read_after_a_token_takes_only_an_entry_that_has_the_write_and_joins_no_fetch)
+{
+    tg_cache_t *c = tg_cache_create(1 << 20);
+    tg_cache_query_t q = query(1);
+    char k[256];
+    size_t kl = key_of(1, "7", k);
+    struct waiter w1 = waiter(), w2 = waiter(), w3 = waiter();
+    tg_cache_blob_t *blob;
+    tg_cache_flight_t *f, *f2;
+    cr_assert_eq(tg_cache_lookup(c, &q, k, kl, 1000, &w1.super, &blob, &f), TG_CACHE_LEAD);
+    tg_rw_token_t at = {.timeline = 2, .lsn = 500}, past = {.timeline = 2, .lsn = 501}, other = {.timeline = 3, .lsn = 10};
+    /* a fetch under way: a read after any token reads without the cache */
+    cr_assert_eq(tg_cache_lookup_after(c, &q, k, kl, 1001, &at, &w2.super, &blob, &f2), TG_CACHE_BYPASS);
+    cr_assert_null(blob);
+    tg_cache_blob_t *answer = tg_cache_blob_new(200, 0, "{\"v\":1}", 7);
+    answer->data_timeline = 2, answer->data_lsn = 500;
+    tg_cache_complete(c, f, answer, 1, 1000, 0, 1002);
+    cr_assert(w1.calls == 1 && w2.calls == 0, "the read after the token was not a waiter");
+    /* read at 2/500: it has the write of a token at 2/500, not one past it, nor another timeline's */
+    cr_assert_eq(tg_cache_lookup_after(c, &q, k, kl, 1003, &at, &w2.super, &blob, &f2), TG_CACHE_HIT);
+    cr_assert_eq(blob, answer);
+    tg_cache_blob_unref(blob);
+    cr_assert_eq(tg_cache_lookup_after(c, &q, k, kl, 1004, &past, &w2.super, &blob, &f2), TG_CACHE_LEAD, "an entry older than the token");
+    cr_assert_null(blob);
+    cr_assert_eq(tg_cache_lookup(c, &q, k, kl, 1005, &w3.super, &blob, &f), TG_CACHE_HIT, "the entry still answers reads without a token");
+    tg_cache_blob_unref(blob);
+    cr_assert_eq(tg_cache_lookup_after(c, &q, k, kl, 1006, &other, &w3.super, &blob, &f), TG_CACHE_BYPASS,
+                 "the token's fetch is under way: another joins none");
+    tg_cache_blob_t *newer = tg_cache_blob_new(200, 0, "{\"v\":2}", 7);
+    newer->data_timeline = 2, newer->data_lsn = 900;
+    tg_cache_complete(c, f2, newer, 1, 1000, 0, 1007);
+    cr_assert(w2.calls == 1 && w2.got == newer, "the token's own fetch answered it");
+    cr_assert_eq(tg_cache_lookup_after(c, &q, k, kl, 1008, &past, &w3.super, &blob, &f), TG_CACHE_HIT, "the newer entry has it");
+    cr_assert_eq(blob, newer);
+    tg_cache_blob_unref(blob);
+    tg_cache_blob_unref(w1.got), tg_cache_blob_unref(w2.got);
+    tg_cache_free(c);
+}
+
 Test(cache, a_miss_leads_others_join_and_all_get_the_one_answer_which_is_then_a_hit)
 {
     tg_cache_t *c = tg_cache_create(1 << 20);

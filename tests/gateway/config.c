@@ -69,6 +69,7 @@ Test(config, minimal_config_gets_every_default)
     cr_assert_eq(cfg->pool.acquire_timeout_ms, 1000);
     cr_assert_float_eq(cfg->pool.low_priority_share, 0.5, 1e-12);
     cr_assert_eq(cfg->replica_max_lag_ms, 10000);
+    cr_assert_eq(cfg->read_after_wait_ms, 100);
     cr_assert_eq(cfg->health_interval_ms, 1000);
     cr_assert_eq(cfg->default_timeout_ms, 5000);
     cr_assert_eq(cfg->max_body_bytes, 1048576);
@@ -105,7 +106,7 @@ Test(config, explicit_values_and_nulls)
                  " 'admin_token': '" KEY_A "',"
                  " 'threads': 3, " PRIMARY ", 'replicas': ['host=r1', 'host=r2'],"
                  " 'pool': {'size': 8, 'acquire_timeout_ms': 250, 'low_priority_share': 0.25},"
-                 " 'replica_max_lag_ms': 500, 'health_interval_ms': 200, 'default_timeout_ms': 1500,"
+                 " 'replica_max_lag_ms': 500, 'read_after_wait_ms': 0, 'health_interval_ms': 200, 'default_timeout_ms': 1500,"
                  " 'max_body_bytes': 4096, 'max_rows': 50, 'max_in_flight': 100, 'shutdown_grace_ms': 0,"
                  " 'cache': {'max_bytes': 0}, 'access_log': 'logs/access.log',"
                  " 'tenants': [{'name': 'billing', 'keys': ['" KEY_A "', '" KEY_B "'], 'rate': 200, 'burst': 400,"
@@ -134,6 +135,7 @@ Test(config, explicit_values_and_nulls)
     cr_assert_eq(cfg->pool.acquire_timeout_ms, 250);
     cr_assert_float_eq(cfg->pool.low_priority_share, 0.25, 1e-12);
     cr_assert_eq(cfg->replica_max_lag_ms, 500);
+    cr_assert_eq(cfg->read_after_wait_ms, 0);
     cr_assert_eq(cfg->health_interval_ms, 200);
     cr_assert_eq(cfg->default_timeout_ms, 1500);
     cr_assert_eq(cfg->queries[0].timeout_ms, 1500, "a query's timeout defaults to default_timeout_ms");
@@ -349,6 +351,8 @@ Test(config, values_out_of_range)
     expect_error("{" BASE ", 'default_timeout_ms': 0}", "default_timeout_ms: must be an integer >= 1", NULL, NULL);
     expect_error("{" BASE ", 'health_interval_ms': 0}", "health_interval_ms:", NULL, NULL);
     expect_error("{" BASE ", 'replica_max_lag_ms': -5}", "replica_max_lag_ms:", NULL, NULL);
+    expect_error("{" BASE ", 'read_after_wait_ms': 60001}", "read_after_wait_ms: must be an integer between 0 and 60000 (got 60001)", NULL, NULL);
+    expect_error("{" BASE ", 'read_after_wait_ms': 1.5}", "read_after_wait_ms:", NULL, NULL);
     expect_error("{" BASE ", 'max_rows': 0}", "max_rows:", NULL, NULL);
     expect_error("{" BASE ", 'max_body_bytes': 0}", "max_body_bytes:", NULL, NULL);
     expect_error("{" BASE ", 'max_in_flight': -1}", "max_in_flight:", NULL, NULL);

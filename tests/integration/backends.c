@@ -687,8 +687,11 @@ static char *rw_set(proto_t p, const char *k, int v)
     return tok;
 }
 
-/* GET <route>/<k>, with the token when there is one: the value (-1: null) and whether a replica served it */
-static int rw_get(proto_t p, const char *route, const char *k, const char *token, int *on_replica, double *took_s)
+/*
+ * GET <route>/<k>, with the token when there is one: the value (-1: null), whether a
+ * replica served it, how long it took, and (hit, when not NULL) whether the cache did
+ */
+static int rw_get_cached(proto_t p, const char *route, const char *k, const char *token, int *on_replica, double *took_s, int *hit)
 {
     char path[128], hdr[96];
     snprintf(path, sizeof(path), "%s/%s", route, k);
@@ -701,8 +704,17 @@ static int rw_get(proto_t p, const char *route, const char *k, const char *token
     json_t *v = json_object_get(r->json, "v");
     int value = json_is_integer(v) ? (int)json_integer_value(v) : -1;
     *on_replica = json_is_true(json_object_get(r->json, "in_recovery"));
+    if (hit != NULL) {
+        const char *cs = resp_header(r, "cache-status");
+        *hit = cs != NULL && strstr(cs, "hit") != NULL;
+    }
     resp_free(r);
     return value;
+}
+
+static int rw_get(proto_t p, const char *route, const char *k, const char *token, int *on_replica, double *took_s)
+{
+    return rw_get_cached(p, route, k, token, on_replica, took_s, NULL);
 }
 
 /*
@@ -774,6 +786,14 @@ Test(read_after, reads_after_a_write_see_it_and_mostly_use_the_replica, .timeout
     cr_assert_eq(replica + waited + primary, N, "every read after a token is counted once: %g + %g + %g", replica, waited, primary);
     cr_assert_eq(replica + waited, on_replica_n, "the counts say where they ran");
     cr_assert_geq(on_replica_n, N * 3 / 4, "only %d of %d reads after a write were served by the replica", on_replica_n, N);
+    /* a cached entry answers a read after the token once one was read past it (the first such read fetches it) */
+    char *tok = rw_set(PROTO_H2, "running-cached", 5);
+    int hit = 0, on_replica, n = 0;
+    for (double until = now_s() + 5; !hit && now_s() < until; ++n)
+        cr_assert_eq(rw_get_cached(PROTOS[n % 2], "/routing/cached-values", "running-cached", tok, &on_replica, NULL, &hit), 5);
+    cr_assert(hit, "no cached entry answered a read after %s in %d tries", tok, n);
+    cr_assert_geq(read_after_served("rw_get_cached", "cache"), 1);
+    free(tok);
     stop_gateway(pid, 5);
 }
 
