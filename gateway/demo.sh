@@ -140,6 +140,7 @@ DEMOS=(
     "curl -s $KEY $URL/debug/in_recovery"
     "curl -s -X POST $KEY $JSON -d '{\"email\": \"$EMAIL\", \"name\": \"Demo User\"}' $URL/users"
     "curl -s -X POST $KEY $JSON -d '{\"user_id\": $USER_ID, \"total\": 19.99, \"tags\": [\"demo\"]}' $URL/orders"
+    "TOK=\$(curl -s -i -X PATCH $KEY $JSON -d '{\"name\": \"Renamed\"}' $URL/users/$OTHER_ID | tr -d '\\r' | sed -n 's/^tollgate-read-after: //Ip'); echo \"Tollgate-Read-After: \$TOK\"; curl -s -H \"Tollgate-Read-After: \$TOK\" $URL/users/$OTHER_ID   # read your write"
     "curl -s -i $URL/users/not-a-number"
     "curl -s -X POST $KEY $JSON -d '{\"email\": \"user1@example.com\", \"name\": \"Dup\"}' $URL/users"
     "curl -s -X POST $JSON -d '{\"email\": \"nokey@example.com\", \"name\": \"No key\"}' $URL/users"

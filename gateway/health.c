@@ -265,8 +265,13 @@ static int check_round(tg_checker_t *k)
     int in_recovery = strcmp(PQgetvalue(res, 0, 0), "true") == 0, has_replay = tg_pg_lsn_parse(PQgetvalue(res, 0, 1), &replay) == 0;
     if (in_recovery && has_replay && parse_timeline(PQgetvalue(res, 0, 2), &tl) == 0)
         set_position(b, tl, replay);
-    else
-        set_position(b, 0, 0); /* promoted (its positions are its own history's), or not known */
+    else if (!in_recovery)
+        set_position(b, 0, 0); /* promoted: its positions are its own history's */
+    /*
+     * In recovery without a WAL receiver (reconnecting, or replaying from an archive):
+     * what it last had is still a position it has on that timeline (it cannot replay
+     * backwards, and a later switch forks after it), so that stays, not advanced.
+     */
     if (!in_recovery) {
         /* Promoted or never a replica: its data may not be the primary's; reads go to it only as a last resort. */
         lag = TG_LAG_NOT_IN_RECOVERY;
@@ -494,6 +499,17 @@ int tg_health_replica_last_resort(const tg_backend_t *b, uint64_t now_ms, int in
 {
     return tg_health_backend_up(b, now_ms, interval_ms) &&
            atomic_load_explicit(&b->lag_ms, memory_order_relaxed) == TG_LAG_NOT_IN_RECOVERY;
+}
+
+void tg_health_format_position(tg_buf_t *out, const tg_backend_t *b)
+{
+    uint32_t tl;
+    uint64_t lsn;
+    tg_health_position(b, &tl, &lsn);
+    if (tl == 0)
+        tg_buf_appends(out, "\"wal\":null");
+    else
+        tg_buf_printf(out, "\"wal\":{\"timeline\":%" PRIu32 ",\"lsn\":\"%" PRIX64 "/%" PRIX64 "\"}", tl, lsn >> 32, lsn & 0xffffffffu);
 }
 
 void tg_health_format_lag(tg_buf_t *out, const tg_backend_t *b)

@@ -442,6 +442,8 @@ static void success_response(writer_t *w, const tg_config_t *cfg, const tg_query
         header_ref(w, "Location");
     if (q->cursor_column != NULL)
         header_ref(w, "Link");
+    if (q->access == TG_ACCESS_WRITE)
+        header_ref(w, "Tollgate-Read-After");
     end_obj(w);
     if (q->status == 204) {
         end_obj(w);
@@ -473,8 +475,9 @@ static void success_response(writer_t *w, const tg_config_t *cfg, const tg_query
 static const struct {
     const char *status, *name, *description;
 } error_responses[] = {
-    {"400", "BadRequest", "The body or a parameter is not valid (malformed-json, invalid-parameters), or the database "
-                          "refused a value (invalid-value)"},
+    {"400", "BadRequest", "The body or a parameter is not valid (malformed-json, invalid-parameters), the "
+                          "Tollgate-Read-After header is not a token (malformed-read-after), or the database refused a value "
+                          "(invalid-value)"},
     {"401", "Unauthorized", "No API key where one is needed (missing-key), or one no tenant has (invalid-key)"},
     {"403", "Forbidden", "The tenant may not call this query (forbidden), or is switched off (tenant-disabled)"},
     {"404", "NotFound", "The statement found no row (not-found)"},
@@ -538,7 +541,7 @@ static void operation(writer_t *w, const tg_config_t *cfg, const tg_query_t *q)
     /* keyless callers are anonymous for the queries on its list only */
     if (cfg->has_anonymous && !tg_query_list_allows(&cfg->anonymous_queries, q))
         security(w, 0);
-    int any = 0;
+    int any = q->access == TG_ACCESS_READ; /* every read takes Tollgate-Read-After */
     for (size_t i = 0; i < q->n_params; ++i)
         any |= q->params[i].source == TG_SOURCE_PATH || q->params[i].source == TG_SOURCE_QUERY;
     if (any) {
@@ -551,6 +554,11 @@ static void operation(writer_t *w, const tg_config_t *cfg, const tg_query_t *q)
         for (size_t i = 0; i < q->n_params; ++i)
             if (q->params[i].source == TG_SOURCE_QUERY)
                 parameter(w, q->params + i);
+        if (q->access == TG_ACCESS_READ) {
+            obj(w);
+            kstr(w, "$ref", "#/components/parameters/Tollgate-Read-After");
+            end_obj(w);
+        }
         end_arr(w);
     }
     request_body(w, q);
@@ -796,7 +804,28 @@ static void headers(writer_t *w)
     header(w, "Retry-After", "Seconds to wait before calling again", "integer");
     header(w, "WWW-Authenticate", "`Bearer realm=\"tollgate\"`, with `error=\"invalid_token\"` for a key that is not valid",
            "string");
+    header(w, "Tollgate-Read-After", "A write's WAL position after it committed: send it back as the Tollgate-Read-After of a read "
+                                     "that must see the write",
+           "string");
     header(w, "X-Request-Id", "The caller's X-Request-Id when it is sane, else a new id", "string");
+    end_obj(w);
+}
+
+/* the request header of reads that must see a write (docs/reference.md, Read-your-writes) */
+static void parameters(writer_t *w)
+{
+    kobj(w, "parameters");
+    kobj(w, "Tollgate-Read-After");
+    kstr(w, "name", "Tollgate-Read-After");
+    kstr(w, "in", "header");
+    kstr(w, "description", "The Tollgate-Read-After of a write's answer: this read is answered only from data that includes that "
+                           "write (a replica that has replayed it, else, after read_after_wait_ms, the primary)");
+    kraw(w, "required", "false");
+    kobj(w, "schema");
+    kstr(w, "type", "string");
+    kstr(w, "pattern", "^([1-9A-F][0-9A-F]{0,7})\\.(0|[1-9A-F][0-9A-F]{0,15})$");
+    end_obj(w);
+    end_obj(w);
     end_obj(w);
 }
 
@@ -840,6 +869,7 @@ void tg_openapi_build(const tg_config_t *cfg, tg_buf_t *out)
     kobj(&w, "components");
     schemas(&w);
     error_response_components(&w);
+    parameters(&w);
     headers(&w);
     security_schemes(&w);
     end_obj(&w);

@@ -104,6 +104,8 @@ static void respond_status(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
         tg_buf_append_json_string(&b, be->name, strlen(be->name));
         tg_buf_printf(&b, ",\"role\":\"%s\",\"state\":\"%s\",", be->is_primary ? "primary" : "replica", up ? "up" : "down");
         tg_health_format_lag(&b, be);
+        tg_buf_appendc(&b, ',');
+        tg_health_format_position(&b, be);
         tg_buf_printf(&b, ",\"connections\":{\"ready\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d},\"in_flight\":%ld}", tot.ready,
                       tot.idle, tot.busy, tot.connecting, tot.in_flight);
     }

@@ -143,4 +143,11 @@ int tg_health_replica_last_resort(const tg_backend_t *b, uint64_t now_ms, int in
  */
 void tg_health_format_lag(tg_buf_t *out, const tg_backend_t *b);
 
+/**
+ * Appends `"wal":{"timeline":N,"lsn":"X/Y"}` for backend `b` (tg_health_position: a
+ * primary's current position, a replica's replay position, in pg_lsn's form), or
+ * `"wal":null` while it is not known.
+ */
+void tg_health_format_position(tg_buf_t *out, const tg_backend_t *b);
+
 #endif

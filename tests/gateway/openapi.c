@@ -261,8 +261,27 @@ Test(openapi, query_parameters_for_get)
                 " {'name': 'fl', 'in': 'query', 'required': false,"
                 "  'schema': {'type': ['number', 'string'], 'format': 'double', 'pattern': " FP ", 'default': 'NaN'}},"
                 /* the query string has no null */
-                " {'name': 'b', 'in': 'query', 'required': false, 'schema': {'type': 'boolean'}}]");
+                " {'name': 'b', 'in': 'query', 'required': false, 'schema': {'type': 'boolean'}},"
+                /* and a read may ask for data that includes a write */
+                " {'$ref': '#/components/parameters/Tollgate-Read-After'}]");
     cr_assert_not_null(strstr(text, "1.50,"), "a numeric enum keeps its digits");
+    close_doc(cfg, text, doc);
+}
+
+/* Writes answer a token; reads take it, as a header whose pattern is the token's one spelling. */
+Test(openapi, writes_answer_tollgate_read_after_and_reads_take_it)
+{
+    OPEN_DOC("");
+    expect_json(at(doc, "components", "parameters", "Tollgate-Read-After", "schema", NULL),
+                "{'type': 'string', 'pattern': '^([1-9A-F][0-9A-F]{0,7})\\\\.(0|[1-9A-F][0-9A-F]{0,15})$'}");
+    cr_assert_str_eq(json_string_value(at(doc, "components", "parameters", "Tollgate-Read-After", "in", NULL)), "header");
+    cr_assert_not_null(at(doc, "components", "headers", "Tollgate-Read-After", "schema", NULL));
+    /* a write's success names its position; a read's does not, and a write takes no token */
+    cr_assert_not_null(at(doc, "paths", "/things/{id}/touch", "put", "responses", "200", "headers", "Tollgate-Read-After", NULL));
+    cr_assert_null(json_object_get(at(doc, "paths", "/things", "get", "responses", "200", "headers", NULL), "Tollgate-Read-After"));
+    json_t *params = at(doc, "paths", "/things/{id}", "delete", "parameters", NULL);
+    for (size_t i = 0; i != json_array_size(params); ++i)
+        cr_assert_null(json_object_get(json_array_get(params, i), "$ref"), "a write takes no Tollgate-Read-After");
     close_doc(cfg, text, doc);
 }
 
@@ -277,7 +296,8 @@ Test(openapi, each_returns_kind_and_its_errors)
     expect_json(at(one, "responses", "200", "headers", NULL),
                 "{'X-Request-Id': {'$ref': '#/components/headers/X-Request-Id'},"
                 " 'RateLimit-Policy': {'$ref': '#/components/headers/RateLimit-Policy'},"
-                " 'RateLimit': {'$ref': '#/components/headers/RateLimit'}}");
+                " 'RateLimit': {'$ref': '#/components/headers/RateLimit'},"
+                " 'Tollgate-Read-After': {'$ref': '#/components/headers/Tollgate-Read-After'}}");
     expect_json(at(one, "responses", "404", NULL), "{'$ref': '#/components/responses/NotFound'}");
 
     /* many: an array of at most max_rows objects; a read from the query string: none of 404, 409, 413, 415 */
