@@ -47,8 +47,13 @@
  *   min_limit until 32 samples are in, at most 2 s (Envoy's way; BBR's ProbeRTT),
  *   then the limit goes back to what it was (the gradient corrects it from there).
  *   That costs a share of refused calls for about one interval every window under
- *   sustained load: the price of knowing the floor still holds. Before the first
- *   floor the limit is max_limit (what the pool allows now) and does not move.
+ *   sustained load: the price of knowing the floor still holds. The limit starts at
+ *   max_limit (what the pool allows now), and the gradient leaves it there until the
+ *   first floor; a start under load probes at once.
+ *   A slowdown that outlasts the window even at min_limit (a vacuum, another client of
+ *   the database) becomes the floor: this instance's calls are not what makes it
+ *   slow, so shedding them would not help, and the limit then finds the backend's
+ *   capacity at its new speed.
  * - Bounds (tg_overload_params_for_pool): max_limit = the backend's connections x the
  *   pipeline depth (the most the pool can have on it anyway); min_limit = half its
  *   connections (at least 1), not all of them: a query whose cost grows under
@@ -60,12 +65,15 @@
  * A read sent again after its connection was lost takes a retry from the budget, and
  * goes again only if it got one: over the last `window_ns` (10 s, in 10 buckets) retries
  * may be at most `ratio` (10%) of calls, plus `min_per_s` (3) a second of the window,
- * so a quiet gateway can still retry. Every call counts once (tg_retry_budget_call),
+ * so a quiet gateway can still retry (additive, as Finagle's RetryBudget). Every call counts once (tg_retry_budget_call),
  * its retries do not. The caller must NOT take from the budget for the calls of a
  * backend the health checker has just taken out: failing those over is not a retry
  * (the backend is gone, not overloaded; the fault matrix's zero failed reads needs
  * them all). The budget stops retry storms: when the database is dropping
  * connections because it is drowning, re-sending every lost read doubles its load.
+ * A retry is counted before it is checked, so threads taking the last one at once
+ * may both be refused, never both admitted. Bucket numbers wrap after 2^28 buckets
+ * (8.5 years of 1 s buckets): a bucket untouched that long could look current.
  */
 #ifndef tollgate__overload_h
 #define tollgate__overload_h

@@ -104,7 +104,7 @@ Test(overload, admission_stops_at_the_limit_and_suggests_a_retry_after)
     cr_assert_eq(atomic_load(&o.admitted), 4);
 }
 
-Test(overload, no_floor_no_movement)
+Test(overload, a_start_under_load_probes_for_the_floor_first)
 {
     tg_overload_params_t p = pool16();
     tg_overload_t o;
@@ -115,7 +115,7 @@ Test(overload, no_floor_no_movement)
     cr_assert_eq(atomic_load(&o.probing), 1, "loaded with no floor: probing");
     cr_assert_eq(tg_overload_limit(&o), 8, "pinned to min_limit to measure");
     run_fixed(&o, &now, 5, 200, F);
-    cr_assert_eq(atomic_load(&o.probing), 0, "32 samples at 8 a interval: done");
+    cr_assert_eq(atomic_load(&o.probing), 0, "32 samples at 8 an interval: done");
     uint64_t floor = atomic_load(&o.floor_ns);
     cr_assert(floor >= F * 9 / 10 && floor <= F * 11 / 10, "%llu", (unsigned long long)floor);
     cr_assert_geq(tg_overload_limit(&o), 128, "back to what it was: %u", tg_overload_limit(&o));
@@ -231,14 +231,13 @@ Test(overload, load_that_never_lets_up_is_probed_for_the_floor_once_a_window)
     /* 1.5x the floor: within the tolerance, so the limit stays at max and no interval is low-load */
     int probed = -1, k;
     for (k = 0; k != 150; ++k) {
-        unsigned a = interval(&o, &now, 200, fixed, &(uint64_t){3 * F / 2});
+        interval(&o, &now, 200, fixed, &(uint64_t){3 * F / 2});
         if (probed < 0 && atomic_load(&o.probing)) {
             probed = k;
             cr_assert_eq(tg_overload_limit(&o), 8, "the probe pins the limit to min");
         }
         if (probed >= 0 && k > probed + 1 && !atomic_load(&o.probing))
             break;
-        (void)a;
     }
     cr_assert_geq(probed, 95, "no probe while the floor is fresh: %d", probed);
     cr_assert_leq(probed, 105, "the floor expired at 10 s: probed at %d", probed);
