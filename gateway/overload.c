@@ -170,7 +170,7 @@ static void forget_low(tg_overload_ctl_t *c)
 }
 
 /* The floor's side of an interval: gather low-load samples, measure, start or end a probe. `counts` NULL: no samples. */
-static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total, int low, uint64_t now_ns)
+static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total, int low, int loaded, uint64_t now_ns)
 {
     tg_overload_ctl_t *c = &o->ctl;
     if (c->n_low != 0 && now_ns - c->low_since_ns > c->p.floor_window_ns)
@@ -200,8 +200,9 @@ static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total,
         return;
     }
     int stale = c->floor_ns == 0 || now_ns - c->floor_at_ns > c->p.floor_window_ns;
-    if (counts != NULL && !c->probing && !low && stale && now_ns >= c->next_probe_ns)
-        set_probing(o, 1, now_ns); /* load that never lets up: make the low load to measure at */
+    /* load that never lets up: make the low load to measure at (only under load: the floor matters only to the gradient) */
+    if (counts != NULL && !c->probing && !low && loaded && stale && now_ns >= c->next_probe_ns)
+        set_probing(o, 1, now_ns);
 }
 
 /* The limit's side: only a loaded interval says whether the limit is right. */
@@ -210,7 +211,8 @@ static void gradient_step(tg_overload_t *o, uint64_t recent_ns)
     tg_overload_ctl_t *c = &o->ctl;
     double g = c->p.tolerance * (double)c->floor_ns / (double)recent_ns;
     g = g < GRADIENT_MIN ? GRADIENT_MIN : g > 1.0 ? 1.0 : g;
-    double l = c->limit * g + sqrt(c->limit);
+    /* the headroom shrinks with the gradient: at its floor (0.5) none, so even a limit of 4 can halve */
+    double l = c->limit * g + sqrt(c->limit) * (2 * g - 1);
     c->limit = l < c->p.min_limit ? c->p.min_limit : l > c->p.max_limit ? c->p.max_limit : l;
     publish_limit(o);
 }
@@ -221,7 +223,7 @@ static void run(tg_overload_t *o, uint64_t now_ns)
     atomic_store_explicit(&o->next_ns, now_ns + c->p.interval_ns, memory_order_relaxed);
     uint32_t n = atomic_load_explicit(&o->n_samples, memory_order_relaxed);
     if (n < MIN_SAMPLES && now_ns - c->window_start_ns < MAX_WAIT_INTERVALS * c->p.interval_ns) {
-        floor_step(o, NULL, 0, 0, now_ns); /* too few yet: keep gathering (a probe may still time out) */
+        floor_step(o, NULL, 0, 0, 0, now_ns); /* too few yet: keep gathering (a probe may still time out) */
         return;
     }
     uint32_t counts[TG_OVERLOAD_BINS], total = 0;
@@ -235,7 +237,7 @@ static void run(tg_overload_t *o, uint64_t now_ns)
     c->shed_then = shed;
     c->window_start_ns = now_ns;
     if (total == 0) {
-        floor_step(o, NULL, 0, 0, now_ns);
+        floor_step(o, NULL, 0, 0, 0, now_ns);
         return;
     }
     uint64_t recent = median(counts, total);
@@ -243,7 +245,7 @@ static void run(tg_overload_t *o, uint64_t now_ns)
     int loaded = refused || 2.0 * mx >= c->limit;
     if (!c->probing && c->floor_ns != 0 && loaded)
         gradient_step(o, recent);
-    floor_step(o, counts, total, mx <= c->p.min_limit, now_ns);
+    floor_step(o, counts, total, mx <= c->p.min_limit, loaded, now_ns);
 }
 
 void tg_overload_update(tg_overload_t *o, uint64_t now_ns)

@@ -169,6 +169,21 @@ Test(overload, four_times_the_floor_under_load_shrinks_to_min_and_the_floor_brin
     cr_assert_leq(k, 25, "back to %u within 25 intervals: took %d, limit %u", before, k, tg_overload_limit(&o));
 }
 
+Test(overload, a_small_pool_can_shrink_to_its_minimum_too)
+{
+    /* 3 connections, no pipelining: limits 2..3 (review: with a headroom of sqrt(limit) at every gradient it could not move) */
+    tg_overload_params_t p;
+    tg_overload_params_for_pool(&p, 3, 1);
+    tg_overload_t o;
+    uint64_t now = 1000 * S;
+    tg_overload_init(&o, &p, now);
+    run_fixed(&o, &now, 60, 2, F); /* a quiet start (at most min_limit in flight): the floor */
+    cr_assert_neq(atomic_load(&o.floor_ns), 0, "the floor is measured");
+    cr_assert_eq(tg_overload_limit(&o), p.max_limit);
+    run_fixed(&o, &now, 30, 50, 10 * F);
+    cr_assert_eq(tg_overload_limit(&o), p.min_limit, "ten times the floor under load: the minimum, not %u", tg_overload_limit(&o));
+}
+
 /* 1 in 10 calls 50x slower, and one interval in five with a quarter of its calls 20x slower */
 static uint64_t noisy(unsigned i, void *arg)
 {
