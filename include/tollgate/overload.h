@@ -26,13 +26,16 @@
  *   far under its limit says nothing about whether the limit is right, and a quiet
  *   gateway's one slow call must not shrink it):
  *       gradient = clamp(tolerance * floor / recent, 0.5, 1.0)
- *       limit    = clamp(limit * gradient + sqrt(limit), min_limit, max_limit)
- *   `recent` is the interval's median, `floor` the unloaded median. A tolerance of 2
- *   (Gradient2's default) lets latency double before the limit shrinks: at a higher
+ *       limit    = clamp(limit * gradient + sqrt(limit) * (2 * gradient - 1), min_limit, max_limit)
+ *   `recent` is the interval's median, `floor` the unloaded median. The headroom shrinks
+ *   with the gradient, to none at its floor, so that a small limit (a 3-connection pool)
+ *   can still halve. A tolerance of 2 lets latency double before the limit shrinks (a
+ *   review found that it settles near 2.3x a backend's capacity: 1.5 is to be tried
+ *   against bench/overload.sh when this is wired): at a higher
  *   concurrency than the floor's some rise is normal and not queueing. At the floor
  *   the limit grows by sqrt(limit) an interval (from 4 to 100 in under 20); at 4x the
  *   floor it halves (plus the headroom) each interval, down to min_limit in a few.
- *   The headroom is also why a limit settles where limit * (1 - gradient) = sqrt(limit):
+ *   The headroom is also why a limit settles where limit * (1 - g) = sqrt(limit) * (2g - 1):
  *   it keeps probing upwards a little, and finds room again when latency falls.
  * - The floor is the median latency of the backend's query mix as unloaded as this
  *   instance can make it: of at least 32 samples taken in intervals in which no more
