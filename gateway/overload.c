@@ -232,9 +232,10 @@ static void run(tg_overload_t *o, uint64_t now_ns)
     atomic_store_explicit(&o->n_samples, 0, memory_order_relaxed);
     uint32_t mx = atomic_exchange_explicit(&o->max_in_flight, atomic_load_explicit(&o->in_flight, memory_order_relaxed),
                                            memory_order_relaxed);
-    uint64_t shed = atomic_load_explicit(&o->shed, memory_order_relaxed);
-    int refused = shed != c->shed_then;
+    uint64_t shed = atomic_load_explicit(&o->shed, memory_order_relaxed), waited = atomic_load_explicit(&o->waited, memory_order_relaxed);
+    int refused = shed != c->shed_then || waited != c->waited_then;
     c->shed_then = shed;
+    c->waited_then = waited;
     c->window_start_ns = now_ns;
     if (total == 0) {
         floor_step(o, NULL, 0, 0, 0, now_ns);
@@ -246,6 +247,34 @@ static void run(tg_overload_t *o, uint64_t now_ns)
     if (!c->probing && c->floor_ns != 0 && loaded)
         gradient_step(o, recent);
     floor_step(o, counts, total, mx <= c->p.min_limit, loaded, now_ns);
+}
+
+static double clamp_limit(const tg_overload_params_t *p, double l)
+{
+    return l < p->min_limit ? p->min_limit : l > p->max_limit ? p->max_limit : l;
+}
+
+void tg_overload_set_params(tg_overload_t *o, const tg_overload_params_t *p)
+{
+    int expected = 0;
+    while (!atomic_compare_exchange_weak_explicit(&o->busy, &expected, 1, memory_order_acquire, memory_order_relaxed))
+        expected = 0; /* a controller run is a few microseconds */
+    tg_overload_ctl_t *c = &o->ctl;
+    uint32_t old_max = c->p.max_limit;
+    c->p = *p;
+    if (c->p.min_limit < 1)
+        c->p.min_limit = 1;
+    if (c->p.max_limit < c->p.min_limit)
+        c->p.max_limit = c->p.min_limit;
+    if (c->p.tolerance < 1)
+        c->p.tolerance = 1;
+    /* a limit that sat at the old maximum (no overload seen) stays at the maximum: it was the pool's size, not a finding */
+    c->limit = c->limit >= old_max ? c->p.max_limit : clamp_limit(&c->p, c->limit);
+    c->saved_limit = c->saved_limit >= old_max ? c->p.max_limit : clamp_limit(&c->p, c->saved_limit);
+    if (c->probing)
+        c->limit = c->p.min_limit;
+    publish_limit(o);
+    atomic_store_explicit(&o->busy, 0, memory_order_release);
 }
 
 void tg_overload_update(tg_overload_t *o, uint64_t now_ns)

@@ -1,6 +1,7 @@
 /*
  * Overload: an adaptive concurrency limit per backend, and a budget for read retries.
- * Pure: no clock of its own (every call takes `now_ns`), no pool, no h2o. Not wired yet.
+ * Pure: no clock of its own (every call takes `now_ns`), no pool, no h2o. gateway/pool.c
+ * admits, releases and samples; docs/reference.md ("Overload") says what a user sees.
  *
  * The limit (tg_overload_t, one per backend, shared by every worker thread)
  * -----------------------------------------------------------------------
@@ -106,6 +107,7 @@ typedef struct st_tg_overload_ctl_t {
     double limit;
     uint64_t window_start_ns; /* when the samples now in the histogram began */
     uint64_t shed_then;       /* `shed` at the last update */
+    uint64_t waited_then;     /* `waited` at the last update */
     uint64_t floor_ns;        /* 0: not measured yet */
     uint64_t floor_at_ns;     /* when the floor was last measured (or confirmed) */
     uint32_t low[TG_OVERLOAD_BINS]; /* samples of low-load intervals, towards the next floor measure */
@@ -117,20 +119,29 @@ typedef struct st_tg_overload_ctl_t {
     uint64_t next_probe_ns;   /* no probe before (after one that found too few samples) */
 } tg_overload_ctl_t;
 
+/*
+ * Laid out by who writes what, each group on cache lines of its own: every admission
+ * writes the first (in_flight, with the limit it is checked against beside it), every
+ * sample the second (the histogram), and the controller the third and fourth. Two
+ * threads admitting while two others sample would otherwise keep taking one line from
+ * each other (false sharing).
+ */
 typedef struct st_tg_overload_t {
-    /* the workers' */
-    _Atomic uint32_t in_flight;     /* admitted and not released */
-    _Atomic uint32_t hist[TG_OVERLOAD_BINS];
-    _Atomic uint32_t n_samples;     /* in `hist` */
+    /* the workers', at each admission and release */
+    _Alignas(64) _Atomic uint32_t in_flight; /* admitted and not released */
+    _Atomic uint32_t limit;         /* the controller's; read by every admission */
     _Atomic uint32_t max_in_flight; /* the most in flight seen this interval */
     _Atomic uint64_t admitted, shed;/* ever (/metrics) */
+    _Atomic uint64_t waited;        /* calls that found no connection free on the backend (the pool's note_wait): load too */
+    /* the workers', at each sample */
+    _Alignas(64) _Atomic uint32_t hist[TG_OVERLOAD_BINS];
+    _Atomic uint32_t n_samples;     /* in `hist` */
+    /* the controller's, read by the workers (next_ns at each sample) */
+    _Alignas(64) _Atomic uint64_t next_ns; /* the next update is due */
     _Atomic int busy;               /* the controller is running */
-    /* the controller's, read by the workers */
-    _Atomic uint32_t limit;
-    _Atomic uint64_t next_ns;       /* the next update is due */
     _Atomic uint64_t floor_ns, recent_ns; /* the floor and the last interval's median (/admin/status, Retry-After) */
     _Atomic int probing;
-    tg_overload_ctl_t ctl;
+    _Alignas(64) tg_overload_ctl_t ctl;
 } tg_overload_t;
 
 /** a limit at max_limit, no floor yet; the first update is due one interval after `now_ns` */
@@ -153,6 +164,24 @@ void tg_overload_sample(tg_overload_t *o, uint64_t latency_ns, uint32_t in_fligh
 /** runs the controller if it is due (what tg_overload_sample does after recording; exposed for a tick) */
 void tg_overload_update(tg_overload_t *o, uint64_t now_ns);
 
+/**
+ * A call bound for the backend found no connection with room and waits for one: the
+ * interval counts as loaded, as with a refusal (the pool may hold fewer calls than the
+ * limit allows: slow calls are not pipelined, so the limit can sit above what the
+ * connections carry while calls queue behind them).
+ */
+static inline void tg_overload_note_wait(tg_overload_t *o)
+{
+    atomic_fetch_add_explicit(&o->waited, 1, memory_order_relaxed);
+}
+
+/**
+ * New bounds or tolerance (a reload): what was learned stays, the limit (and a probe's
+ * saved limit) clamped into the new bounds. Waits for a controller run under way (a
+ * few microseconds); any thread.
+ */
+void tg_overload_set_params(tg_overload_t *o, const tg_overload_params_t *p);
+
 static inline uint32_t tg_overload_limit(const tg_overload_t *o)
 {
     return atomic_load_explicit(&o->limit, memory_order_relaxed);
@@ -165,8 +194,11 @@ typedef struct st_tg_retry_budget_t {
     uint64_t bucket_ns;    /* window / TG_RETRY_BUCKETS */
     double ratio;          /* retries per call */
     double min_retries;    /* retries the window always allows: min_per_s x its seconds */
-    _Atomic uint64_t calls[TG_RETRY_BUCKETS], retries[TG_RETRY_BUCKETS];
+    /* every read call writes `calls`, every retry `retries`: apart from the settings each of them reads, and each other */
+    _Alignas(64) _Atomic uint64_t calls[TG_RETRY_BUCKETS];
+    _Alignas(64) _Atomic uint64_t retries[TG_RETRY_BUCKETS];
     _Atomic uint64_t taken, refused; /* ever (/metrics) */
+    _Atomic uint64_t failovers;      /* ever: reads sent again, free, because their backend was gone (counted by the caller) */
 } tg_retry_budget_t;
 
 /** window_ns 0, ratio < 0 or min_per_s < 0 take the defaults (10 s, 10%, 3/s) */

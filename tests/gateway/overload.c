@@ -6,6 +6,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <string.h>
 #include "tollgate/overload.h"
 
@@ -296,6 +297,66 @@ Test(overload, a_quiet_interval_far_under_its_limit_does_not_move_it)
     warmed(&o, &now);
     run_fixed(&o, &now, 20, 10, 4 * F); /* 10 in flight of 128: not loaded */
     cr_assert_eq(tg_overload_limit(&o), 128, "%u", tg_overload_limit(&o));
+}
+
+Test(overload, calls_waiting_for_a_connection_make_an_interval_loaded)
+{
+    /* slow calls are not pipelined: 10 connections full, the rest waiting in the pool, the limit (128) never reached */
+    tg_overload_t o;
+    uint64_t now;
+    warmed(&o, &now);
+    tg_overload_note_wait(&o);
+    interval(&o, &now, 10, fixed, &(uint64_t){4 * F});
+    cr_assert_lt(tg_overload_limit(&o), 128, "the wait told the controller it is loaded: %u", tg_overload_limit(&o));
+    cr_assert_eq(atomic_load(&o.shed), 0, "a wait is not a refusal");
+    for (int k = 0; k != 10; ++k) {
+        tg_overload_note_wait(&o);
+        interval(&o, &now, 10, fixed, &(uint64_t){4 * F});
+    }
+    cr_assert_leq(tg_overload_limit(&o), 16, "down near its minimum: %u", tg_overload_limit(&o));
+    run_fixed(&o, &now, 10, 10, 4 * F);
+    cr_assert_eq(tg_overload_limit(&o), 8, "and at it once calls are refused: %u", tg_overload_limit(&o));
+}
+
+Test(overload, new_bounds_keep_what_was_learned)
+{
+    tg_overload_t o;
+    uint64_t now;
+    warmed(&o, &now);
+    run_fixed(&o, &now, 8, 200, 4 * F);
+    uint32_t learned = tg_overload_limit(&o);
+    cr_assert_lt(learned, 128);
+    uint64_t floor = atomic_load(&o.floor_ns);
+    tg_overload_params_t p;
+    tg_overload_params_for_pool(&p, 32, 8); /* limits 16..256 */
+    tg_overload_set_params(&o, &p);
+    cr_assert_eq(tg_overload_limit(&o), learned < 16 ? 16 : learned, "clamped into the new bounds, not reset: %u", tg_overload_limit(&o));
+    cr_assert_eq(atomic_load(&o.floor_ns), floor, "the floor stays");
+    tg_overload_params_for_pool(&p, 4, 2); /* limits 2..8 */
+    tg_overload_set_params(&o, &p);
+    cr_assert_eq(tg_overload_limit(&o), 8);
+    /* a limit at its maximum (nothing learned) follows the maximum up */
+    tg_overload_t fresh;
+    tg_overload_init(&fresh, &p, now);
+    tg_overload_params_for_pool(&p, 16, 8);
+    p.tolerance = 1.5;
+    tg_overload_set_params(&fresh, &p);
+    cr_assert_eq(tg_overload_limit(&fresh), 128);
+    cr_assert_eq(fresh.ctl.p.tolerance, 1.5);
+}
+
+Test(overload, what_different_threads_write_sits_on_different_cache_lines)
+{
+    size_t admit = offsetof(tg_overload_t, in_flight) / 64, sample = offsetof(tg_overload_t, hist) / 64,
+           sample_end = (offsetof(tg_overload_t, n_samples) + sizeof(uint32_t) - 1) / 64, ctl = offsetof(tg_overload_t, next_ns) / 64,
+           own = offsetof(tg_overload_t, ctl) / 64;
+    cr_assert_eq(offsetof(tg_overload_t, limit) / 64, admit, "the limit is read with in_flight by every admission");
+    cr_assert_eq((offsetof(tg_overload_t, waited) + 7) / 64, admit);
+    cr_assert_lt(admit, sample);
+    cr_assert_lt(sample_end, ctl);
+    cr_assert_lt((offsetof(tg_overload_t, probing) + sizeof(int) - 1) / 64, own);
+    cr_assert_neq(offsetof(tg_retry_budget_t, calls) / 64, offsetof(tg_retry_budget_t, ratio) / 64);
+    cr_assert_neq(offsetof(tg_retry_budget_t, calls) / 64, offsetof(tg_retry_budget_t, retries) / 64);
 }
 
 struct hammer {
