@@ -31,6 +31,7 @@ void tg_overload_params_for_pool(tg_overload_params_t *p, int pool_size, int pip
     p->interval_ns = 100 * MS;
     p->floor_window_ns = 10000 * MS;
     p->tolerance = 2.0;
+    p->slack_ns = 0;
 }
 
 static void publish_limit(tg_overload_t *o)
@@ -209,7 +210,7 @@ static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total,
 static void gradient_step(tg_overload_t *o, uint64_t recent_ns)
 {
     tg_overload_ctl_t *c = &o->ctl;
-    double g = c->p.tolerance * (double)c->floor_ns / (double)recent_ns;
+    double g = (c->p.tolerance * (double)c->floor_ns + (double)c->p.slack_ns) / (double)recent_ns;
     g = g < GRADIENT_MIN ? GRADIENT_MIN : g > 1.0 ? 1.0 : g;
     /* the headroom shrinks with the gradient: at its floor (0.5) none, so even a limit of 4 can halve */
     double l = c->limit * g + sqrt(c->limit) * (2 * g - 1);

@@ -26,7 +26,7 @@
  *   was loaded (some call refused, or at least half the limit in flight: an interval
  *   far under its limit says nothing about whether the limit is right, and a quiet
  *   gateway's one slow call must not shrink it):
- *       gradient = clamp(tolerance * floor / recent, 0.5, 1.0)
+ *       gradient = clamp((tolerance * floor + slack) / recent, 0.5, 1.0)
  *       limit    = clamp(limit * gradient + sqrt(limit) * (2 * gradient - 1), min_limit, max_limit)
  *   `recent` is the interval's median, `floor` the unloaded median. The headroom shrinks
  *   with the gradient, to none at its floor, so that a small limit (a 3-connection pool)
@@ -96,6 +96,8 @@ typedef struct st_tg_overload_params_t {
     uint64_t interval_ns;     /* how often the limit moves (100 ms) */
     uint64_t floor_window_ns; /* a floor older than this may rise, or is measured again (10 s) */
     double tolerance;         /* latency may be this many times the floor before the limit shrinks (2) */
+    uint64_t slack_ns;        /* and this much more, absolutely (0 here; the gateway's 1 ms): a sub-millisecond floor's
+                                 doubling is the noise of a busy machine, not a queue worth shedding for */
 } tg_overload_params_t;
 
 /** the defaults, with bounds from pool.size (one backend's connections over all threads) and the pipeline depth */

@@ -345,6 +345,20 @@ Test(overload, new_bounds_keep_what_was_learned)
     cr_assert_eq(fresh.ctl.p.tolerance, 1.5);
 }
 
+Test(overload, a_sub_millisecond_floor_doubling_within_the_slack_leaves_the_limit)
+{
+    tg_overload_t o;
+    tg_overload_params_t p = pool16();
+    p.slack_ns = 1 * MS;
+    uint64_t now = 1000 * S;
+    tg_overload_init(&o, &p, now);
+    run_fixed(&o, &now, 10, 4, 200000); /* a 0.2 ms floor */
+    run_fixed(&o, &now, 20, 200, 500000); /* 0.5 ms under load: within 1.5 x 0.2 + 1 ms */
+    cr_assert_eq(tg_overload_limit(&o), 128, "%u", tg_overload_limit(&o));
+    run_fixed(&o, &now, 10, 200, 20 * MS); /* queueing for real */
+    cr_assert_eq(tg_overload_limit(&o), 8, "%u", tg_overload_limit(&o));
+}
+
 Test(overload, what_different_threads_write_sits_on_different_cache_lines)
 {
     size_t admit = offsetof(tg_overload_t, in_flight) / 64, sample = offsetof(tg_overload_t, hist) / 64,

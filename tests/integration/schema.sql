@@ -62,3 +62,9 @@ CREATE TABLE rest_items (
 );
 GRANT SELECT, INSERT, UPDATE, DELETE ON rest_items TO tollgate;
 GRANT USAGE ON SEQUENCE rest_items_id_seq TO tollgate;
+
+-- The overload suite's contention knob (tests/integration/overload.c): its contended read sleeps
+-- knob.v seconds for every call of its kind running at once, so its cost grows with concurrency.
+CREATE TABLE IF NOT EXISTS knob (id int PRIMARY KEY, v float8 NOT NULL);
+INSERT INTO knob VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+GRANT SELECT ON knob TO tollgate;
