@@ -548,6 +548,41 @@ static void parse_compression(ctx_t *c, json_t *v)
     get_size_field(c, v, "compression", "min_bytes", 0, &c->cfg->compression.min_bytes);
 }
 
+/* `pool.overload`: false (off), true (the defaults) or {"adaptive": bool, "tolerance": N}; absent keeps the defaults */
+static void parse_overload(ctx_t *c, json_t *v)
+{
+    tg_config_t *cfg = c->cfg;
+    if (v == NULL)
+        return;
+    if (json_is_boolean(v)) {
+        cfg->pool.overload.adaptive = json_is_true(v);
+        return;
+    }
+    if (!want_object(c, v, "pool.overload", "false, true or an object {\"adaptive\": .., \"tolerance\": ..}"))
+        return;
+    static const char *const fields[] = {"adaptive", "tolerance", NULL};
+    check_unknown(c, "pool.overload", v, fields);
+    json_t *a = json_object_get(v, "adaptive");
+    if (a != NULL && !json_is_boolean(a))
+        cfg_error(c, "pool.overload.adaptive", "must be true or false");
+    else if (a != NULL)
+        cfg->pool.overload.adaptive = json_is_true(a);
+    get_number(c, v, "pool.overload", "tolerance", 1, 100, 0, 0, &cfg->pool.overload.tolerance);
+}
+
+/* `pool.retry_budget`: {"ratio": N, "min_per_s": N, "window_ms": N}, each optional */
+static void parse_retry_budget(ctx_t *c, json_t *v)
+{
+    tg_config_t *cfg = c->cfg;
+    if (v == NULL || !want_object(c, v, "pool.retry_budget", "an object {\"ratio\": .., \"min_per_s\": .., \"window_ms\": ..}"))
+        return;
+    static const char *const fields[] = {"ratio", "min_per_s", "window_ms", NULL};
+    check_unknown(c, "pool.retry_budget", v, fields);
+    get_number(c, v, "pool.retry_budget", "ratio", 0, 1000, 0, 0, &cfg->pool.retry_budget.ratio);
+    get_number(c, v, "pool.retry_budget", "min_per_s", 0, 1e9, 0, 0, &cfg->pool.retry_budget.min_per_s);
+    get_int_field(c, v, "pool.retry_budget", "window_ms", 10, 3600000, &cfg->pool.retry_budget.window_ms);
+}
+
 /* `len` bytes of URL text, percent-decoded (params.c's decoder), as a new string; NULL if an escape is bad or decodes to NUL */
 static char *url_decode(const char *p, size_t len)
 {
@@ -880,11 +915,13 @@ static void parse_fields(ctx_t *c, json_t *root)
         }
     }
     if ((v = json_object_get(root, "pool")) != NULL && want_object(c, v, "pool", "an object")) {
-        static const char *const pool_fields[] = {"size", "acquire_timeout_ms", "low_priority_share", NULL};
+        static const char *const pool_fields[] = {"size", "acquire_timeout_ms", "low_priority_share", "overload", "retry_budget", NULL};
         check_unknown(c, "pool", v, pool_fields);
         get_int_field(c, v, "pool", "size", 1, INT_MAX, &cfg->pool.size);
         get_int_field(c, v, "pool", "acquire_timeout_ms", 0, INT_MAX, &cfg->pool.acquire_timeout_ms);
         get_number(c, v, "pool", "low_priority_share", 0, 1, 0, 0, &cfg->pool.low_priority_share);
+        parse_overload(c, json_object_get(v, "overload"));
+        parse_retry_budget(c, json_object_get(v, "retry_budget"));
     }
     get_int_field(c, root, "", "replica_max_lag_ms", 0, INT_MAX, &cfg->replica_max_lag_ms);
     /* a read waits that long for a replica, then goes to the primary: a minute is far past any use */
@@ -983,6 +1020,11 @@ tg_config_t *tg_config_parse(const char *text, size_t len, const char *path, tg_
     cfg->pool.size = 16;
     cfg->pool.acquire_timeout_ms = 1000;
     cfg->pool.low_priority_share = 0.5;
+    cfg->pool.overload.adaptive = 1;
+    cfg->pool.overload.tolerance = 1.5;
+    cfg->pool.retry_budget.ratio = 0.1;
+    cfg->pool.retry_budget.min_per_s = 3;
+    cfg->pool.retry_budget.window_ms = 10000;
     cfg->replica_max_lag_ms = 10000;
     cfg->read_after_wait_ms = 100;
     cfg->health_interval_ms = 1000;

@@ -17,7 +17,8 @@ const char *tg_refusal_name(tg_refusal_t r)
 const char *tg_shed_name(tg_shed_t s)
 {
     static const char *const names[TG_SHED__END] = {"query_disabled", "query_in_flight", "gateway_in_flight", "queue_full",
-                                                    "pool_timeout",   "no_backend",      "shutting_down",     "client_gone"};
+                                                    "pool_timeout",   "no_backend",      "shutting_down",     "client_gone",
+                                                    "backend_overloaded"};
     return (unsigned)s < TG_SHED__END ? names[s] : "other";
 }
 

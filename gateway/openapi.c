@@ -489,7 +489,7 @@ static const struct {
     {"500", "InternalServerError", "The result does not fit `returns` (too-many-rows), or the database could not run the "
                                    "query (database-error)"},
     {"503", "ServiceUnavailable", "The query, the gateway or the database cannot take the call now (query-disabled, "
-                                  "query-busy, overloaded, no-backend, pool-timeout, connection-lost, shutting-down)"},
+                                  "query-busy, overloaded, backend-overloaded, no-backend, pool-timeout, connection-lost, shutting-down)"},
     {"504", "GatewayTimeout", "The statement ran past its timeout (statement-timeout)"},
 };
 #define N_ERROR_RESPONSES (sizeof(error_responses) / sizeof(error_responses[0]))

@@ -43,6 +43,7 @@
 #include "tollgate/health.h"
 #include "tollgate/pool.h"
 #include "tollgate/consistency.h"
+#include "tollgate/overload.h"
 #include "internal.h"
 
 enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
@@ -213,6 +214,26 @@ static inline uint64_t started_ms(const tg_call_t *call)
 static inline int reads_anywhere(const tg_call_t *call)
 {
     return call->query->access == TG_ACCESS_READ && !call->primary_only;
+}
+
+/*
+ * Overload (tollgate/overload.h): a call holds an admission of its backend's adaptive
+ * limit from when it is put on a connection until it leaves it (finish_head,
+ * fail_inflight), `_admitted` saying so, so that it is given back exactly once. Calls
+ * waiting for a connection hold none: they are admitted when they are sent.
+ */
+static tg_overload_t *overload_of(const tg_backend_pool_t *bp)
+{
+    return bp->pool->cfg->pool.overload.adaptive ? bp->backend->overload : NULL;
+}
+
+/* the call left its connection: its admission goes back (the backend's, whatever the config says now) */
+static void release_admission(const tg_backend_pool_t *bp, tg_call_t *call)
+{
+    if (call->_admitted) {
+        call->_admitted = 0;
+        tg_overload_release(bp->backend->overload);
+    }
 }
 
 static size_t stmt_hash(const char *name)
@@ -481,6 +502,7 @@ static void fail_inflight(tg_pgconn_t *c, tg_call_status_t status)
         tg_call_t *next = call->_next;
         call->_next = NULL;
         call->_conn = NULL;
+        release_admission(c->bp, call); /* a lost call is no sample: it says nothing of the backend's speed */
         if (call->_lsn_phase == 2) {
             /* its own Sync came: its outcome is settled, only its position is lost */
             ExecStatusType s = call->result != NULL ? PQresultStatus(call->result) : PGRES_FATAL_ERROR;
@@ -801,6 +823,12 @@ static void finish_head(tg_pgconn_t *c)
         publish_idle(c->bp);
     }
     --c->bp->in_flight;
+    if (call->_admitted && !skipped) {
+        /* it ran: from when it was put on the connection (its wait in the pipeline included) to its result */
+        tg_overload_t *o = c->bp->backend->overload;
+        tg_overload_sample(o, now_ns - call->_queued_ns, atomic_load_explicit(&o->in_flight, memory_order_relaxed), now_ns);
+    }
+    release_admission(c->bp, call);
     if (skipped && !call->_abandoned) {
         /* sent again with a Sync of its own: whatever fails next fails only it */
         call->_solo = 1;
@@ -1053,6 +1081,7 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     call->_conn = c;
     call->_next = NULL;
     uint64_t now_ns = tg_now_ns();
+    call->_queued_ns = now_ns;
     if (c->head == NULL)
         call->_started_ns = now_ns;
     if (call->sent_ns == 0)
@@ -1247,6 +1276,14 @@ static inline int reads_after(const tg_call_t *call)
  * Where a read with a token may go now (tg_rw_route), by the health checker's last
  * positions: bit j of *mask is replica bps[1 + j], which has replayed past the token.
  */
+static tg_rw_route_t rw_route(const tg_pool_t *pool, const tg_call_t *call, uint64_t now, uint64_t *mask);
+
+/* may a read after a token go to replica bps[1 + j], by rw_route's mask? */
+static inline int rw_has(uint64_t mask, size_t j)
+{
+    return j < TG_RW_MAX_REPLICAS && (mask >> j & 1) != 0;
+}
+
 static tg_rw_route_t rw_route(const tg_pool_t *pool, const tg_call_t *call, uint64_t now, uint64_t *mask)
 {
     const tg_config_t *cfg = pool->cfg;
@@ -1318,7 +1355,7 @@ static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, 
         for (size_t k = 0; k != n; ++k) {
             size_t j = (start + k) % n;
             tg_backend_pool_t *bp = pool->bps[1 + j];
-            if (after && (j >= TG_RW_MAX_REPLICAS || (rw_mask >> j & 1) == 0))
+            if (after && !rw_has(rw_mask, j))
                 continue;
             if (bp == avoid || !tg_health_replica_usable(bp->backend, now, cfg->health_interval_ms, cfg->replica_max_lag_ms))
                 continue;
@@ -1376,12 +1413,72 @@ static tg_backend_pool_t *pick_backend(tg_pool_t *pool, const tg_call_t *call, t
     return bp;
 }
 
+/* One admission of `bp`'s adaptive limit for the call: 1 admitted (or the limit is off), 0 refused (*retry_after_s set). */
+static int admit(tg_backend_pool_t *bp, tg_call_t *call, uint32_t *retry_after_s)
+{
+    tg_overload_t *o = overload_of(bp);
+    if (o == NULL)
+        return 1;
+    if (!tg_overload_try_acquire(o, retry_after_s))
+        return 0;
+    call->_admitted = 1;
+    return 1;
+}
+
+/*
+ * `refused` is at its limit. A read tries the other backends that may serve it, in
+ * pick_avoiding's order (usable replicas, then the primary; never the one that just
+ * failed it): the first with a connection free now that admits it takes it. Returns
+ * that backend (*conn its connection), or NULL. A read that must see the primary
+ * (primary_only) and a write have nowhere else to go. (Whatever else decides where a
+ * read may go belongs in `may_take_read` too: a read after a token takes only the
+ * replicas that have its write, `rw_mask` by rw_route.)
+ */
+static int may_take_read(const tg_pool_t *pool, const tg_backend_pool_t *bp, uint64_t now)
+{
+    return tg_health_replica_usable(bp->backend, now, pool->cfg->health_interval_ms, pool->cfg->replica_max_lag_ms);
+}
+
+static tg_backend_pool_t *admit_elsewhere(tg_pool_t *pool, tg_call_t *call, const tg_backend_pool_t *refused, tg_pgconn_t **conn,
+                                          uint32_t *retry_after_s)
+{
+    if (call->query->access != TG_ACCESS_READ || pool->n_bps < 2)
+        return NULL;
+    uint64_t now = tg_now_ms(), rw_mask = ~(uint64_t)0;
+    uint32_t ignored;
+    int after = reads_after(call);
+    if (after)
+        rw_route(pool, call, now, &rw_mask);
+    /* k runs over the replicas (1..n-1) when the read may go to one, then ends on the primary (n, taken modulo n) */
+    for (size_t k = reads_anywhere(call) ? 1 : pool->n_bps; k <= pool->n_bps; ++k) {
+        tg_backend_pool_t *bp = pool->bps[k % pool->n_bps];
+        if (bp == refused || (k != pool->n_bps && (bp == call->_avoid || bp->n_ready == 0 || !may_take_read(pool, bp, now) ||
+                                                   (after && !rw_has(rw_mask, k - 1)))))
+            continue;
+        tg_pgconn_t *c = pick_conn(bp, call, now);
+        if (c != NULL && admit(bp, call, retry_after_s != NULL ? &ignored : NULL)) {
+            *conn = c;
+            return bp;
+        }
+    }
+    return NULL;
+}
+
 /*
  * Sends the call on `c`, or, if that connection breaks while sending, on the next of
- * `bp`'s with room. Returns 1 if sent (or ended: the backend is down), 0 if it must wait.
+ * `bp`'s with room. Returns 1 if sent (or ended: the backend is down, or every backend
+ * that could take it now is at its adaptive limit), 0 if it must wait.
  */
 static int send_on(tg_backend_pool_t *bp, tg_call_t *call, tg_pgconn_t *c)
 {
+    uint32_t retry_after_s = 1;
+    if (c != NULL && !call->_admitted && !admit(bp, call, &retry_after_s) &&
+        (bp = admit_elsewhere(bp->pool, call, bp, &c, &retry_after_s)) == NULL) {
+        /* shed at once, never queued: waiting would only add this call's wait to the backend's overload */
+        call->retry_after_s = retry_after_s;
+        call->cb(call, TG_CALL_OVERLOADED);
+        return 1;
+    }
     for (; c != NULL; c = pick_conn(bp, call, tg_now_ms())) {
         if (send_call(c, call) == 0) {
             if (!call->_batched)
@@ -1390,6 +1487,7 @@ static int send_on(tg_backend_pool_t *bp, tg_call_t *call, tg_pgconn_t *c)
         }
         conn_fail(c, PQerrorMessage(c->pg));
     }
+    release_admission(bp, call); /* not sent after all: admitted again when it is */
     if (fails_fast(bp)) {
         call->cb(call, TG_CALL_NO_BACKEND);
         return 1;
@@ -1624,8 +1722,45 @@ static void publish(tg_backend_pool_t *bp, int gone)
     atomic_store_explicit(&s->in_flight, gone ? 0 : (long)bp->in_flight, memory_order_relaxed);
 }
 
-/* sends the reads of a retry list again (or, at `submit` 0, ends them with `status`) */
-static void run_retries(tg_pool_t *pool, struct st_tg_retry_list_t *l, int submit, tg_call_status_t status)
+/*
+ * Is the backend a read's connection was lost on gone, by the time its retry runs
+ * (after this turn's other socket events, or the second retry's pause)? It left the
+ * config, or no connection to it is left in this thread (a killed or restarted server
+ * resets them all at once), or this pool finds it down, or the health checker does.
+ * Then sending the read elsewhere is a failover, and free; otherwise (one connection
+ * lost while its siblings live: a server dropping sessions as it drowns, a watchdog)
+ * it is a retry, and takes one from the gateway's budget.
+ */
+static int backend_gone(const tg_pool_t *pool, const tg_backend_pool_t *avoid)
+{
+    const tg_backend_pool_t *bp = NULL;
+    for (size_t i = 0; i != pool->n_bps && bp == NULL; ++i)
+        bp = pool->bps[i] == avoid ? avoid : NULL;
+    for (size_t i = 0; i != pool->n_draining && bp == NULL; ++i)
+        bp = pool->draining[i] == avoid ? avoid : NULL;
+    return bp == NULL || bp->draining || bp->down || bp->n_ready == 0 ||
+           !tg_health_backend_up(bp->backend, tg_now_ms(), pool->cfg->health_interval_ms);
+}
+
+/* may the read go again? Failovers always may; other retries when the budget has one (tollgate/overload.h) */
+static int retry_allowed(tg_pool_t *pool, const tg_call_t *call)
+{
+    tg_retry_budget_t *b = pool->pc.retry_budget;
+    if (b == NULL)
+        return 1;
+    if (backend_gone(pool, call->_avoid)) {
+        atomic_fetch_add_explicit(&b->failovers, 1, memory_order_relaxed);
+        return 1;
+    }
+    return tg_retry_budget_take(b, tg_now_ns());
+}
+
+/*
+ * sends the reads of a retry list again (or, at `submit` 0, ends them with `status`);
+ * `budgeted`: they are retries after a lost connection (retry_allowed), not reads
+ * that waited for a replica to replay past their token
+ */
+static void run_retries(tg_pool_t *pool, struct st_tg_retry_list_t *l, int submit, int budgeted, tg_call_status_t status)
 {
     tg_call_t *call = l->head;
     l->head = NULL;
@@ -1635,7 +1770,7 @@ static void run_retries(tg_pool_t *pool, struct st_tg_retry_list_t *l, int submi
         call->_next = NULL;
         call->_retrying = 0;
         /* A caller that left meanwhile may have freed what the call points to (its values): it is not sent again. */
-        if (submit && !call->_abandoned)
+        if (submit && !call->_abandoned && (!budgeted || retry_allowed(pool, call)))
             tg_pool_submit(pool, call);
         else
             call->cb(call, submit ? TG_CALL_CONN_LOST : status);
@@ -1646,19 +1781,19 @@ static void run_retries(tg_pool_t *pool, struct st_tg_retry_list_t *l, int submi
 static void on_retry(h2o_timeout_entry_t *entry)
 {
     tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, retry[0].entry, entry);
-    run_retries(pool, &pool->retry[0], 1, TG_CALL_OK);
+    run_retries(pool, &pool->retry[0], 1, 1, TG_CALL_OK);
 }
 
 static void on_retry_later(h2o_timeout_entry_t *entry)
 {
     tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, retry[1].entry, entry);
-    run_retries(pool, &pool->retry[1], 1, TG_CALL_OK);
+    run_retries(pool, &pool->retry[1], 1, 1, TG_CALL_OK);
 }
 
 static void on_rw_poll(h2o_timeout_entry_t *entry)
 {
     tg_pool_t *pool = H2O_STRUCT_FROM_MEMBER(tg_pool_t, retry[2].entry, entry);
-    run_retries(pool, &pool->retry[2], 1, TG_CALL_OK);
+    run_retries(pool, &pool->retry[2], 1, 0, TG_CALL_OK);
 }
 
 /* sets up the pool's retry lists */
@@ -1881,7 +2016,7 @@ void tg_pool_destroy(tg_pool_t *pool)
 {
     fail_waiters(pool, TG_CALL_NO_BACKEND);
     for (int i = 0; i != 3; ++i)
-        run_retries(pool, &pool->retry[i], 0, TG_CALL_NO_BACKEND);
+        run_retries(pool, &pool->retry[i], 0, 0, TG_CALL_NO_BACKEND);
     for (size_t b = 0; b != pool->n_bps; ++b)
         free_backend_pool(pool->bps[b]);
     for (size_t b = 0; b != pool->n_draining; ++b)
@@ -1919,7 +2054,7 @@ static int relay_target(const tg_pool_t *pool, const tg_call_t *call)
         rw_route(pool, call, now, &rw_mask);
     if (reads_anywhere(call))
         for (size_t b = 1; b < pool->n_bps; ++b)
-            if ((!after || (b - 1 < TG_RW_MAX_REPLICAS && (rw_mask >> (b - 1) & 1))) &&
+            if ((!after || rw_has(rw_mask, b - 1)) &&
                 tg_health_replica_usable(pool->bps[b]->backend, now, pool->cfg->health_interval_ms, pool->cfg->replica_max_lag_ms))
                 cand[n++] = pool->bps[b];
     if (n == 0 && pool->n_bps != 0)
@@ -1979,8 +2114,28 @@ void tg_pool_relay_done(tg_pool_t *pool, tg_call_t *call, tg_call_status_t statu
     call->cb(call, status);
 }
 
+/*
+ * The call waits: every backend it could go to (the primary; for a read, the usable
+ * replicas too) had no connection with room. Their limits hear that they are loaded:
+ * slow calls are not pipelined, so a limit can sit above what the connections carry
+ * while calls queue behind them, and it must still be able to come down.
+ */
+static void note_wait(tg_pool_t *pool, const tg_call_t *call)
+{
+    uint64_t now = tg_now_ms();
+    for (size_t k = 0; k != (reads_anywhere(call) ? pool->n_bps : 1) && k != pool->n_bps; ++k) {
+        tg_overload_t *o = overload_of(pool->bps[k]);
+        if (o != NULL && (k == 0 || may_take_read(pool, pool->bps[k], now)))
+            tg_overload_note_wait(o);
+    }
+}
+
 void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
 {
+    /* the retry budget counts reads once each: not their retries, nor a copy relayed from another thread, nor a read after a token looking again */
+    if (pool->pc.retry_budget != NULL && call->query->access == TG_ACCESS_READ && call->sent_ns == 0 && call->_retries == 0 &&
+        !call->_guest && call->_rw_until_ms == 0)
+        tg_retry_budget_call(pool->pc.retry_budget, tg_now_ns());
     call->result = NULL;
     call->backend = NULL;
     call->db_ms = 0;
@@ -1994,6 +2149,7 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
         return;
     if (relay_away(pool, call))
         return;
+    note_wait(pool, call);
     /* Writes and reads each have the whole bound: writes piling up for a silent primary leave reads room to wait. */
     if (pool->n_waiting_to[reads_anywhere(call)] >= (size_t)pool->pc.max_waiters) {
         call->cb(call, TG_CALL_QUEUE_FULL);

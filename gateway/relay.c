@@ -52,6 +52,7 @@ static void come_home(tg_relay_inbox_t *inbox, tg_relayed_t *m)
     o->backend = m->call.backend;
     o->db_ms = m->call.db_ms;
     o->sent_ns = m->call.sent_ns;
+    o->retry_after_s = m->call.retry_after_s;
     o->lsn = m->call.lsn;
     o->lsn_timeline = m->call.lsn_timeline;
     o->read_after_waited = m->call.read_after_waited;

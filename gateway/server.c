@@ -20,6 +20,7 @@
 #include "tollgate.h"
 #include "tollgate/health.h"
 #include "tollgate/limits.h"
+#include "tollgate/overload.h"
 #include "tollgate/relay.h"
 #include "tollgate/server.h"
 #include "tollgate/snapshot.h"
@@ -27,6 +28,13 @@
 
 /* After the last call of a shutdown ends, how long the loop keeps running to write the responses. */
 #define TG_SHUTDOWN_FLUSH_MS 100
+
+/*
+ * What latency may rise by, above tolerance x its floor, before a backend's limit
+ * shrinks: a query mix whose unloaded median is 0.2 ms reads 0.5 ms on a busy machine
+ * with nothing queued (bench/overload.sh, tests/integration/overload.c).
+ */
+#define TG_OVERLOAD_SLACK_MS 1
 
 /* Most calls in flight on one connection's pipeline. */
 #define TG_PIPELINE_DEPTH 32
@@ -76,6 +84,7 @@ struct st_tg_gateway_t {
     tg_cache_t *cache;             /* the result cache, shared by the workers */
     tg_relay_t *relay;             /* calls handed between the workers' pools */
     tg_shared_t *shared;           /* shared_limits' lease thread (idle while shared_limits is null); NULL once stopped */
+    tg_retry_budget_t *retry_budget; /* the read-retry budget, shared by the workers' pools (pool.retry_budget at start) */
     /*
      * The worker threads start at create and make their own loop, context and queue
      * (h2o 2.2.5 keeps a socket's buffer pool per thread, in the thread that made the
@@ -202,6 +211,34 @@ static tg_backend_t *find_backend(tg_gateway_t *gw, int is_primary, const char *
     return b;
 }
 
+/* Most calls in flight on one connection: TG_PIPELINE_DEPTH, or TOLLGATE_PIPELINE_DEPTH's (benchmarks). */
+static int pipeline_depth(void)
+{
+    const char *depth = getenv("TOLLGATE_PIPELINE_DEPTH");
+    return depth != NULL && atoi(depth) > 0 ? atoi(depth) : TG_PIPELINE_DEPTH;
+}
+
+/*
+ * A backend's adaptive limit, made with it, its bounds from pool.size (its
+ * connections over all threads) and the pipeline depth, its tolerance the config's;
+ * a reload that changes them keeps what the limit learned (tg_overload_set_params).
+ */
+static void configure_overload(tg_backend_t *b, const tg_config_t *cfg)
+{
+    tg_overload_params_t p;
+    tg_overload_params_for_pool(&p, cfg->pool.size, pipeline_depth());
+    p.tolerance = cfg->pool.overload.tolerance;
+    p.slack_ns = TG_OVERLOAD_SLACK_MS * 1000000ull;
+    if (b->overload == NULL) {
+        if (posix_memalign((void **)&b->overload, 64, sizeof(*b->overload)) != 0)
+            tg_fatal("out of memory");
+        tg_overload_init(b->overload, &p, tg_now_ns());
+    } else if (memcmp(&b->overload->ctl.p, &p, sizeof(p)) != 0) {
+        /* ctl.p is the controller's, read here only to compare (a reload is rare; set_params takes its lock) */
+        tg_overload_set_params(b->overload, &p);
+    }
+}
+
 /* The backends `cfg` names, [0] the primary (malloc'd array; the backends are the registry's). */
 static tg_backend_t **backends_of(tg_gateway_t *gw, const tg_config_t *cfg, size_t *n)
 {
@@ -210,6 +247,8 @@ static tg_backend_t **backends_of(tg_gateway_t *gw, const tg_config_t *cfg, size
     list[0] = find_backend(gw, 1, "primary", cfg->primary);
     for (size_t i = 0; i != cfg->n_replicas; ++i)
         list[1 + i] = find_backend(gw, 0, cfg->replica_names[i], cfg->replicas[i]);
+    for (size_t i = 0; i != *n; ++i)
+        configure_overload(list[i], cfg);
     return list;
 }
 
@@ -248,6 +287,10 @@ tg_gateway_t *tg_gateway_create_config(tg_config_t *cfg, const char *text, tg_er
     if ((gw->access_log = tg_accesslog_create(cfg->access_log, gw->n_workers, err, sizeof(err))) == NULL)
         tg_errors_add(errs, "%s", err);
     gw->cache = tg_cache_create(cfg->cache_max_bytes);
+    if (posix_memalign((void **)&gw->retry_budget, 64, sizeof(*gw->retry_budget)) != 0)
+        tg_fatal("out of memory");
+    tg_retry_budget_init(gw->retry_budget, (uint64_t)cfg->pool.retry_budget.window_ms * 1000000, cfg->pool.retry_budget.ratio,
+                         cfg->pool.retry_budget.min_per_s);
     gw->shared = tg_shared_create(gw->state);
     tg_shared_configure(gw->shared, cfg->shared_limits);
     gw->snapshot = make_snapshot(gw, cfg, 1);
@@ -488,17 +531,15 @@ static void *worker_main(void *arg)
         .backends = w->backends,
         .n_backends = w->n_backends,
         .conns_per_backend = conns_per_thread(cfg, gw->n_workers, w->index),
-        .pipeline_depth = TG_PIPELINE_DEPTH,
+        .pipeline_depth = pipeline_depth(),
         .max_waiters = MAX_WAITERS(cfg),
         .thread_index = w->index,
         .n_threads = gw->n_workers,
         .relay = gw->n_workers > 1 ? tg_relay_send : NULL,
         .relay_arg = tg_relay_arg(gw->relay, w->index),
         .health = gw->health, /* made with the gateway, stopped only after the workers */
+        .retry_budget = gw->retry_budget,
     };
-    const char *depth = getenv("TOLLGATE_PIPELINE_DEPTH");
-    if (depth != NULL && atoi(depth) > 0)
-        pc.pipeline_depth = atoi(depth);
     w->pool = tg_pool_create(loop, &pc);
     tg_relay_set_pool(gw->relay, w->index, w->pool);
 
@@ -625,6 +666,8 @@ static int note_restart_only(const tg_config_t *old, const tg_config_t *cfg, tg_
         tg_errors_add(notes, "admin_listen: changed; the admin listener stays as it is until a restart");
     if (memcmp(&old->http, &cfg->http, sizeof(cfg->http)) != 0)
         tg_errors_add(notes, "http: changed; its timeouts and stream cap stay as they are until a restart");
+    if (memcmp(&old->pool.retry_budget, &cfg->pool.retry_budget, sizeof(cfg->pool.retry_budget)) != 0)
+        tg_errors_add(notes, "pool.retry_budget: changed; the read-retry budget stays as it is until a restart");
     if (cfg->max_body_bytes > old->max_body_bytes)
         tg_errors_add(notes, "max_body_bytes: raised (%zu to %zu); bodies past %zu are refused until a restart", old->max_body_bytes,
                       cfg->max_body_bytes, old->max_body_bytes);
@@ -783,6 +826,11 @@ Exit:
 size_t tg_gateway_threads(tg_gateway_t *gw)
 {
     return gw->n_workers;
+}
+
+tg_retry_budget_t *tg_gateway_retry_budget(tg_gateway_t *gw)
+{
+    return gw->retry_budget;
 }
 
 tg_backend_t **tg_gateway_backends(tg_gateway_t *gw, size_t *n)
@@ -1038,6 +1086,7 @@ static void destroy(tg_gateway_t *gw)
         tg_canceller_stop(gw->known[i]->canceller);
         free((char *)gw->known[i]->conninfo);
         free(gw->known[i]->slots);
+        free(gw->known[i]->overload);
         free(gw->known[i]);
     }
     free(gw->known);
@@ -1049,6 +1098,7 @@ static void destroy(tg_gateway_t *gw)
         free(w->backends);
     }
     tg_relay_free(gw->relay);
+    free(gw->retry_budget);
     free(gw->workers);
     free(gw->stop_msgs);
     for (size_t i = 0; gw->metrics != NULL && i != gw->n_workers; ++i)

@@ -14,6 +14,7 @@
 #include "tollgate.h"
 #include "tollgate/health.h"
 #include "tollgate/json.h"
+#include "tollgate/overload.h"
 #include "tollgate/problem.h"
 #include "tollgate/server.h"
 #include "../gateway/internal.h"
@@ -106,11 +107,22 @@ static void respond_status(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap
         tg_health_format_lag(&b, be);
         tg_buf_appendc(&b, ',');
         tg_health_format_position(&b, be);
-        tg_buf_printf(&b, ",\"connections\":{\"ready\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d},\"in_flight\":%ld}", tot.ready,
+        tg_buf_printf(&b, ",\"connections\":{\"ready\":%d,\"idle\":%d,\"busy\":%d,\"connecting\":%d},\"in_flight\":%ld", tot.ready,
                       tot.idle, tot.busy, tot.connecting, tot.in_flight);
+        const tg_overload_t *o = be->overload;
+        if (o != NULL)
+            tg_buf_printf(&b, ",\"overload\":{\"adaptive\":%s,\"limit\":%u,\"in_flight\":%u,\"floor_ms\":%.3f,\"recent_ms\":%.3f,"
+                              "\"probing\":%s,\"shed\":%llu}",
+                          cfg->pool.overload.adaptive ? "true" : "false", (unsigned)atomic_load(&o->limit), (unsigned)atomic_load(&o->in_flight),
+                          (double)atomic_load(&o->floor_ns) / 1e6, (double)atomic_load(&o->recent_ns) / 1e6,
+                          atomic_load(&o->probing) ? "true" : "false", (unsigned long long)atomic_load(&o->shed));
+        tg_buf_appendc(&b, '}');
     }
     free(backends);
-    tg_buf_appends(&b, "],\"tenants\":[");
+    const tg_retry_budget_t *rb = tg_gateway_retry_budget(gw);
+    tg_buf_printf(&b, "],\"retry_budget\":{\"sent\":%llu,\"refused\":%llu,\"failovers\":%llu", (unsigned long long)atomic_load(&rb->taken),
+                  (unsigned long long)atomic_load(&rb->refused), (unsigned long long)atomic_load(&rb->failovers));
+    tg_buf_appends(&b, "},\"tenants\":[");
     const tg_limits_t *l = snap->limits;
     pthread_mutex_lock(&state->mutex); /* the reasons */
     for (size_t i = 0; i != l->n_tenants; ++i) {

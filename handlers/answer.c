@@ -275,6 +275,14 @@ void tg_outcome_of(tg_handler_ctx_t *w, const tg_config_t *cfg, const tg_query_t
         error(w, o, 503, "overloaded", "too many calls are waiting for a database connection");
         o->shed = TG_SHED_QUEUE_FULL + 1;
         break;
+    case TG_CALL_OVERLOADED: {
+        /* the backend's latency is far above its unloaded latency: shed now rather than queue into a timeout */
+        tg_problem_t p = {.status = 503, .type = "backend-overloaded", .title = "Database Backend Overloaded",
+                          .detail = "the database backend is overloaded: its adaptive concurrency limit is reached; retry later"};
+        problem(w, o, &p);
+        o->retry_after_s = call->retry_after_s > 0 ? (int)call->retry_after_s : 1;
+        o->shed = TG_SHED_BACKEND_OVERLOADED + 1;
+    } break;
     case TG_CALL_ROLLED_BACK:
         if (q->returns == TG_RETURNS_ONE)
             snprintf(d, sizeof(d), "the write returned %d rows, more than one; it was rolled back", PQntuples(call->result));

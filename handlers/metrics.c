@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "tollgate.h"
 #include "tollgate/health.h"
+#include "tollgate/overload.h"
 #include "../gateway/internal.h"
 #include "respond.h"
 
@@ -221,6 +222,55 @@ static void process_figures(tg_buf_t *b, double started_at_s)
     }
 }
 
+/* one series per backend of a family: the figure `what` picks from its adaptive limit (printf'd with `fmt`) */
+enum { OV_LIMIT, OV_IN_FLIGHT, OV_FLOOR, OV_RECENT, OV_SHED };
+
+static void overload_family(tg_buf_t *b, tg_buf_t *l, tg_backend_t *const *backends, size_t n, const char *metric, const char *type,
+                            const char *help, int what)
+{
+    family(b, metric, type, help);
+    for (size_t i = 0; i != n; ++i) {
+        const tg_overload_t *o = backends[i]->overload;
+        if (o == NULL)
+            continue;
+        char text[32];
+        switch (what) {
+        case OV_LIMIT:
+            snprintf(text, sizeof(text), "%u", (unsigned)atomic_load_explicit(&o->limit, memory_order_relaxed));
+            break;
+        case OV_IN_FLIGHT:
+            snprintf(text, sizeof(text), "%u", (unsigned)atomic_load_explicit(&o->in_flight, memory_order_relaxed));
+            break;
+        case OV_FLOOR:
+        case OV_RECENT:
+            snprintf(text, sizeof(text), "%.6f",
+                     (double)atomic_load_explicit(what == OV_FLOOR ? &o->floor_ns : &o->recent_ns, memory_order_relaxed) / 1e9);
+            break;
+        default:
+            snprintf(text, sizeof(text), "%llu", (unsigned long long)atomic_load_explicit(&o->shed, memory_order_relaxed));
+            break;
+        }
+        tg_buf_reset(l);
+        label(l, "backend", backends[i]->name);
+        sample(b, metric, "", l, NULL, text);
+    }
+}
+
+/* The backends' adaptive limits (tollgate/overload.h). */
+static void overload_figures(tg_buf_t *b, tg_buf_t *l, tg_backend_t *const *backends, size_t n)
+{
+    overload_family(b, l, backends, n, "tollgate_backend_concurrency_limit", "gauge",
+                    "Each backend's adaptive concurrency limit: calls it may have in flight over every worker thread.", OV_LIMIT);
+    overload_family(b, l, backends, n, "tollgate_backend_in_flight_admitted", "gauge",
+                    "Calls holding an admission of each backend's adaptive limit (on its connections).", OV_IN_FLIGHT);
+    overload_family(b, l, backends, n, "tollgate_backend_latency_floor_seconds", "gauge",
+                    "Each backend's unloaded median latency, as its adaptive limit measured it (0 until measured).", OV_FLOOR);
+    overload_family(b, l, backends, n, "tollgate_backend_latency_recent_seconds", "gauge",
+                    "Each backend's median latency over the adaptive limit's last interval.", OV_RECENT);
+    overload_family(b, l, backends, n, "tollgate_overload_shed_total", "counter",
+                    "Calls each backend's adaptive limit refused (a read refused by two backends counts at both).", OV_SHED);
+}
+
 static void backend_figures(tg_buf_t *b, tg_buf_t *l, tg_gateway_t *gw, const tg_config_t *cfg)
 {
     size_t n, n_threads = tg_gateway_threads(gw);
@@ -269,6 +319,7 @@ static void backend_figures(tg_buf_t *b, tg_buf_t *l, tg_gateway_t *gw, const tg
         label(l, "backend", backends[i]->name);
         sample(b, "tollgate_backend_in_flight", "", l, NULL, text);
     }
+    overload_figures(b, l, backends, n);
     free(backends);
 }
 
@@ -394,6 +445,15 @@ void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
     free(s);
 
     backend_figures(&b, &l, gw, snap->config);
+    const tg_retry_budget_t *rb = tg_gateway_retry_budget(gw);
+    family(&b, "tollgate_read_retries_total", "counter",
+           "Reads sent again after their connection was lost, by outcome: sent (the retry budget had one), refused (it had none: "
+           "answered 503), failover (their backend was gone: free).");
+    tg_buf_printf(&b,
+                  "tollgate_read_retries_total{outcome=\"sent\"} %llu\ntollgate_read_retries_total{outcome=\"refused\"} %llu\n"
+                  "tollgate_read_retries_total{outcome=\"failover\"} %llu\n",
+                  (unsigned long long)atomic_load(&rb->taken), (unsigned long long)atomic_load(&rb->refused),
+                  (unsigned long long)atomic_load(&rb->failovers));
     tg_accesslog_t *log = tg_gateway_access_log(gw);
     family(&b, "tollgate_access_log_lines_total", "counter", "Access-log lines written whole to the file.");
     tg_buf_printf(&b, "tollgate_access_log_lines_total %llu\n", (unsigned long long)tg_accesslog_written(log));

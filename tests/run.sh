@@ -15,11 +15,11 @@
 #      npm installed with apt-get when missing, the packages once into
 #      TG_OPENAPI_NODE_DIR, default ~/.cache/tollgate/openapi-check);
 #   2c. embedding: tests/embed/embed, a program linking libtollgate.so, against the primary;
-#   3. process, backends, operator, observe, cached, reads, faults, abuse and shared_limits: suites that
+#   3. process, backends, operator, observe, cached, reads, faults, overload_suite, abuse and shared_limits: suites that
 #      start their own gateways and stop, start, promote or cut off the servers (exit
 #      codes, outages, failover, lag, cancel, reloads, /metrics with promtool and a
 #      real Prometheus, the access log, the result cache, reads sharing Syncs, calls
-#      relayed between threads, streamed answers, network faults through
+#      relayed between threads, streamed answers, the adaptive overload limit, network faults through
 #      tests/faultproxy, hostile clients through tests/abuse.c, tenant limits shared
 #      by three gateways through a redis-server the suite starts and kills), one test at a time.
 #   4. the Debian package: tests/package.sh builds it, installs it with dpkg -i,
@@ -175,7 +175,7 @@ unit_tests() {
 # Builds the gateway and the integration binary (separately, so a failure names which).
 build_integration() {
     local what
-    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgate} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:abuse //tests:shared_limits //tests:faultproxy //tests:abuse_client //tests/embed:embed; do
+    for what in ${TG_GATEWAY_TARGET:-//gateway:tollgate} //tests:integration //tests:process //tests:backends //tests:operator //tests:observe //tests:cached //tests:reads //tests:faults //tests:overload_suite //tests:abuse //tests:shared_limits //tests:faultproxy //tests:abuse_client //tests/embed:embed; do
         tg_log "building $what"
         local log=$WORK/build-${what##*:}.log
         if ! bazel_batch build "${BAZEL_FLAGS[@]}" "$what" >"$log" 2>&1; then
@@ -258,7 +258,7 @@ integration_tests() {
     # Tests that run their own gateways and stop and start the databases: one at a
     # time, after the API suite, whose gateway is gone by now.
     local name
-    for name in process backends operator observe cached reads faults abuse shared_limits; do
+    for name in process backends operator observe cached reads faults overload_suite abuse shared_limits; do
         local bin=$BAZEL_BIN/tests/$name
         [[ -x $bin ]] || { fail_stage "no test binary at $bin"; continue; }
         tg_log "$name tests: $bin --jobs 1"

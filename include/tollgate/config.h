@@ -223,6 +223,15 @@ typedef struct st_tg_config_t {
         int size;                /* connections per backend, over all threads */
         int acquire_timeout_ms;
         double low_priority_share;
+        struct {
+            int adaptive;        /* false (`overload: false`): no limit per backend but the pool's own (no admission, no samples) */
+            double tolerance;    /* latency may be this many times its unloaded floor before the limit shrinks */
+        } overload;
+        struct {
+            double ratio;        /* read retries per read call, over the window */
+            double min_per_s;    /* retries always allowed, per second of the window */
+            int window_ms;
+        } retry_budget;          /* read at start: a reload that changes it takes effect at the next start */
     } pool;
     int replica_max_lag_ms;
     int read_after_wait_ms;  /* how long a read with Tollgate-Read-After waits for a replica to replay past it (0: never waits) */

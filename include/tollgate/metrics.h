@@ -49,6 +49,7 @@ typedef enum en_tg_shed_t {
     TG_SHED_NO_BACKEND,     /* no backend could take it (503) */
     TG_SHED_SHUTTING_DOWN,  /* the gateway was stopping (503) */
     TG_SHED_CLIENT_GONE,    /* the client left before its answer */
+    TG_SHED_BACKEND_OVERLOADED, /* every backend that could take it was at its adaptive limit (503) */
     TG_SHED__END
 } tg_shed_t;
 

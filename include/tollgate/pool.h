@@ -39,6 +39,7 @@ typedef enum en_tg_call_status_t {
     TG_CALL_CONN_LOST,      /* the connection died while the call was on it; for writes the outcome is unknown */
     TG_CALL_ROLLED_BACK,    /* the statement returned more than `guard_rows` rows, so it was rolled back; `result` holds them */
     TG_CALL_CONN_LOST_UNCOMMITTED, /* the connection died, but the call is known not to have committed (failed, or its Sync never went out) */
+    TG_CALL_OVERLOADED,     /* every backend that could take it is at its adaptive limit (tollgate/overload.h): `retry_after_s` says when to come back */
 } tg_call_status_t;
 
 /** called once when a call ends; `call->result` (may be NULL) now belongs to the callee */
@@ -115,6 +116,7 @@ struct st_tg_call_t {
     const struct st_tg_backend_t *backend; /* set before cb: the backend it last ran on, or NULL (logs, metrics) */
     float db_ms;               /* set before cb: how long it ran at the head of its connection (0 if it never did) */
     uint64_t sent_ns;          /* set before cb: tg_now_ns() when it was first sent, or 0 if it never was (its pool wait ends there); 0 from the caller before the first submit */
+    uint32_t retry_after_s;    /* set before cb for TG_CALL_OVERLOADED: what Retry-After should say (the backend's limit suggests it) */
     /* private */
     tg_call_t *_next;          /* in a connection's pipeline FIFO, or the wait queue */
     tg_call_t **_pprev;        /* for O(1) removal from the wait queue */
@@ -143,11 +145,13 @@ struct st_tg_call_t {
     uint8_t _single;           /* single-row mode is set for its statement */
     uint8_t _streamed;         /* a row was handed to `rows` */
     uint64_t _rw_until_ms;     /* read_after: it waits for a replica until then (0: it has not waited) */
+    uint8_t _admitted;         /* holds an admission of its backend's overload limit: released exactly once, where it leaves its connection */
     uint8_t _lsn_phase;        /* want_lsn: 1 the position's query is queued behind the call's Sync; 2 that Sync came, the position is being read */
     struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */
     float _est_ms;             /* what the pool expected it to take when sent */
     uint64_t _wait_seq;        /* its number in arrival order while it waits */
     uint64_t _started_ns;      /* tg_now_ns() when it reached the head of its connection's pipeline */
+    uint64_t _queued_ns;       /* tg_now_ns() when it was last put on a connection: its overload sample runs from there */
 };
 
 /**
@@ -174,6 +178,7 @@ typedef struct st_tg_backend_t {
     _Atomic uint32_t wal_timeline;
     _Atomic uint64_t wal_lsn;
     struct st_tg_canceller_t *canceller; /* sends its cancels (its own: a silent host delays only these); NULL: never cancel */
+    struct st_tg_overload_t *overload;   /* its adaptive concurrency limit, fed by every thread's pool; NULL: none (no admission) */
     struct st_tg_backend_slot_t {
         _Atomic int ready, connecting, busy; /* this thread's connections */
         _Atomic long in_flight;              /* calls on them */
@@ -223,6 +228,7 @@ typedef struct st_tg_pool_config_t {
     void *relay_arg;
     /** asked for fresh replica positions when a read waits for its token (NULL: the positions come at their interval) */
     struct st_tg_health_t *health;
+    struct st_tg_retry_budget_t *retry_budget; /* the gateway's, shared by every thread's pool; NULL: reads retry without one */
 } tg_pool_config_t;
 
 /** state of one backend in one thread's pool, for /readyz and logs */

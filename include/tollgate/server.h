@@ -107,6 +107,9 @@ size_t tg_gateway_threads(tg_gateway_t *gw);
 /** the current config's backends, [0] the primary: a malloc'd copy of the list (the backends are the gateway's) */
 tg_backend_t **tg_gateway_backends(tg_gateway_t *gw, size_t *n);
 
+/** the read-retry budget the workers' pools share (tollgate/overload.h); lives as long as the gateway */
+struct st_tg_retry_budget_t *tg_gateway_retry_budget(tg_gateway_t *gw);
+
 /** every worker's metrics table (n: tg_gateway_threads); the array and tables are the gateway's */
 tg_metrics_thread_t *const *tg_gateway_metrics(tg_gateway_t *gw);
 

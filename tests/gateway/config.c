@@ -879,3 +879,38 @@ Test(config, shared_limits_errors_name_the_field)
     assert_rejected(parse("{" BASE ", 'shared_limits': {'redis': 'redis://x', 'expected_instances': 0}}", &errs), &errs,
                     "shared_limits.expected_instances", NULL, NULL);
 }
+
+Test(config, pool_overload_and_retry_budget)
+{
+    tg_config_t *cfg = parse_ok("{" BASE "}");
+    cr_assert_eq(cfg->pool.overload.adaptive, 1, "adaptive by default");
+    cr_assert_float_eq(cfg->pool.overload.tolerance, 1.5, 1e-12);
+    cr_assert_float_eq(cfg->pool.retry_budget.ratio, 0.1, 1e-12);
+    cr_assert_float_eq(cfg->pool.retry_budget.min_per_s, 3, 1e-12);
+    cr_assert_eq(cfg->pool.retry_budget.window_ms, 10000);
+    tg_config_free(cfg);
+    cfg = parse_ok("{" BASE ", 'pool': {'overload': false}}");
+    cr_assert_eq(cfg->pool.overload.adaptive, 0);
+    tg_config_free(cfg);
+    cfg = parse_ok("{" BASE ", 'pool': {'overload': {'tolerance': 2.5},"
+                   " 'retry_budget': {'ratio': 0.2, 'min_per_s': 0, 'window_ms': 5000}}}");
+    cr_assert_eq(cfg->pool.overload.adaptive, 1);
+    cr_assert_float_eq(cfg->pool.overload.tolerance, 2.5, 1e-12);
+    cr_assert_float_eq(cfg->pool.retry_budget.ratio, 0.2, 1e-12);
+    cr_assert_float_eq(cfg->pool.retry_budget.min_per_s, 0, 1e-12);
+    cr_assert_eq(cfg->pool.retry_budget.window_ms, 5000);
+    tg_config_free(cfg);
+    cfg = parse_ok("{" BASE ", 'pool': {'overload': {'adaptive': false, 'tolerance': 3}}}");
+    cr_assert_eq(cfg->pool.overload.adaptive, 0);
+    tg_config_free(cfg);
+    expect_error("{" BASE ", 'pool': {'overload': 1}}", "pool.overload: must be false, true or an object", NULL, NULL);
+    expect_error("{" BASE ", 'pool': {'overload': {'adaptive': 'yes'}}}", "pool.overload.adaptive: must be true or false", NULL, NULL);
+    expect_error("{" BASE ", 'pool': {'overload': {'tolerance': 0.5}}}", "pool.overload.tolerance: must be a number between 1 and 100",
+                 NULL, NULL);
+    expect_error("{" BASE ", 'pool': {'overload': {'tolrance': 2}}}", "pool.overload.tolrance: unknown field (did you mean \"tolerance\"?)",
+                 NULL, NULL);
+    expect_error("{" BASE ", 'pool': {'retry_budget': {'ratio': -1}}}", "pool.retry_budget.ratio: must be a number", NULL, NULL);
+    expect_error("{" BASE ", 'pool': {'retry_budget': {'window_ms': 1}}}", "pool.retry_budget.window_ms: must be an integer", NULL,
+                 NULL);
+    expect_error("{" BASE ", 'pool': {'retry_budget': true}}", "pool.retry_budget: must be an object", NULL, NULL);
+}

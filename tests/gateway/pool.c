@@ -382,7 +382,7 @@ Test(pool_watchdog, reads_leave_a_server_that_failed_its_check)
     cr_assert_neq(bp->conns[0]->state, CONN_READY, "reads only: closed, its reads go elsewhere");
     cr_assert_eq(pool->retry[0].head, &reads[0]);
     cr_assert_eq(bp->conns[1]->state, CONN_READY, "a write on it: it waits for the silence threshold");
-    run_retries(pool, &pool->retry[0], 0, TG_CALL_NO_BACKEND);
+    run_retries(pool, &pool->retry[0], 0, 0, TG_CALL_NO_BACKEND);
     for (int i = 0; i != 2; ++i)
         if (bp->conns[i]->state != CONN_DOWN)
             set_down(bp->conns[i]);
@@ -893,4 +893,132 @@ Test(pool_statements, the_set_of_prepared_names)
     cr_assert(stmt_state(&set, "tg_ffffffffffffffffffffffffffffffff") != 1);
     stmt_clear(&set);
     cr_assert(stmt_state(&set, names[1]) != 1, "a new session has none");
+}
+
+/* Adaptive limits by hand: each of the three routed backends gets one fixed at `limit` (its minimum and maximum). */
+static tg_overload_t limits[3];
+
+static void give_limits(uint32_t limit)
+{
+    config.pool.overload.adaptive = 1;
+    for (int b = 0; b != 3; ++b) {
+        tg_overload_params_t p = {.min_limit = limit, .max_limit = limit, .interval_ns = 100000000, .floor_window_ns = 10000000000ull,
+                                  .tolerance = 1.5};
+        tg_overload_init(&limits[b], &p, tg_now_ns());
+        three[b].overload = &limits[b];
+    }
+}
+
+Test(pool_overload, a_read_its_backend_refuses_goes_elsewhere_and_one_none_admits_ends_at_once)
+{
+    tg_pool_t *pool = make_routed_pool(h2o_evloop_create());
+    for (int b = 0; b != 3; ++b)
+        add_ready_conn(pool->bps[b]);
+    give_limits(1);
+    tg_call_t r = {.query = &read_q, .cb = record};
+    tg_pgconn_t *c = NULL;
+    uint32_t ra = 0;
+    cr_assert(tg_overload_try_acquire(&limits[1], NULL), "replica1 is full");
+    cr_assert_eq(admit_elsewhere(pool, &r, pool->bps[1], &c, &ra), pool->bps[2], "the other replica first");
+    cr_assert_eq(c, pool->bps[2]->conns[0]);
+    cr_assert(r._admitted);
+    cr_assert_eq(atomic_load(&limits[2].in_flight), 1);
+    release_admission(pool->bps[2], &r);
+    release_admission(pool->bps[2], &r);
+    cr_assert_eq(atomic_load(&limits[2].in_flight), 0, "given back once, however often it is asked");
+    cr_assert(!r._admitted);
+    cr_assert(tg_overload_try_acquire(&limits[2], NULL), "replica2 is full too");
+    cr_assert_eq(admit_elsewhere(pool, &r, pool->bps[1], &c, &ra), pool->bps[0], "then the primary");
+    release_admission(pool->bps[0], &r);
+    cr_assert(tg_overload_try_acquire(&limits[0], NULL), "and the primary");
+    uint64_t shed = atomic_load(&limits[1].shed);
+    n_ended = 0;
+    cr_assert_eq(send_on(pool->bps[1], &r, pool->bps[1]->conns[0]), 1, "ended, not waiting");
+    cr_assert_eq(n_ended, 1);
+    cr_assert_eq(ended[0], TG_CALL_OVERLOADED);
+    cr_assert_geq(r.retry_after_s, 1, "with the limit's Retry-After");
+    cr_assert(!r._waiting && !r._admitted && r._conn == NULL);
+    cr_assert_eq(atomic_load(&limits[1].shed), shed + 1);
+    for (int b = 0; b != 3; ++b)
+        cr_assert_eq(atomic_load(&limits[b].in_flight), 1, "nothing taken by the refused call");
+    /* a write, and a read that must see the primary, have nowhere else to go */
+    tg_overload_release(&limits[1]);
+    tg_overload_release(&limits[2]);
+    tg_call_t w = {.query = &write_q, .cb = record}, p = {.query = &read_q, .primary_only = 1, .cb = record};
+    cr_assert_null(admit_elsewhere(pool, &w, pool->bps[0], &c, &ra));
+    cr_assert_null(admit_elsewhere(pool, &p, pool->bps[0], &c, &ra));
+    /* overload: false: nothing is admitted, nothing refused */
+    config.pool.overload.adaptive = 0;
+    cr_assert(admit(pool->bps[0], &w, &ra));
+    cr_assert(!w._admitted);
+    cr_assert_eq(atomic_load(&limits[0].in_flight), 1);
+}
+
+Test(pool_overload, every_admission_goes_back_once_after_a_burst_with_failures)
+{
+    h2o_loop_t *loop = h2o_evloop_create();
+    tg_pool_t *pool = make_pool(loop, 2, 8, 10);
+    tg_backend_pool_t *bp = pool->bps[0];
+    init_backend_params(bp);
+    tg_overload_t o;
+    tg_overload_params_t p;
+    tg_overload_params_for_pool(&p, 2, 8);
+    tg_overload_init(&o, &p, tg_now_ns());
+    backend.overload = &o;
+    config.pool.overload.adaptive = 1;
+    config.health_interval_ms = 1000;
+    atomic_store(&backend.up, 1);
+    atomic_store(&backend.checked_at_ms, tg_now_ms());
+    tg_retry_budget_t budget;
+    tg_retry_budget_init(&budget, 0, 0, 0); /* no retry but a failover */
+    pool->pc.retry_budget = &budget;
+    tg_call_t *reads = load_conn(bp->conns[0], &read_q, 4, tg_now_ms());
+    tg_call_t *writes = load_conn(bp->conns[1], &write_q, 3, tg_now_ms());
+    for (int i = 0; i != 7; ++i) {
+        tg_call_t *call = i < 4 ? &reads[i] : &writes[i - 4];
+        cr_assert(tg_overload_try_acquire(&o, NULL));
+        call->_admitted = 1;
+        call->_queued_ns = tg_now_ns();
+        call->cb = record;
+    }
+    bp->in_flight = 7;
+    n_ended = 0;
+    /* two reads end (a database error is a sample: it ran) */
+    finish_head(bp->conns[0]);
+    finish_head(bp->conns[0]);
+    cr_assert_eq(n_ended, 2);
+    cr_assert_eq(ended[0], TG_CALL_DB_ERROR);
+    cr_assert_eq(atomic_load(&o.in_flight), 5);
+    cr_assert_eq(atomic_load(&o.n_samples), 2);
+    /* the reads' connection is lost while its sibling lives: their retries need the budget, which has none */
+    conn_fail(bp->conns[0], "reset");
+    cr_assert_eq(atomic_load(&o.in_flight), 3, "lost calls give theirs back");
+    cr_assert_eq(atomic_load(&o.n_samples), 2, "and are no samples");
+    on_retry(&pool->retry[0].entry);
+    cr_assert_eq(n_ended, 4);
+    cr_assert_eq(ended[2], TG_CALL_CONN_LOST, "refused by the budget: it ends as a last retry does");
+    cr_assert_eq(atomic_load(&budget.refused), 2);
+    conn_fail(bp->conns[1], "reset");
+    cr_assert_eq(n_ended, 7);
+    cr_assert_eq(atomic_load(&o.in_flight), 0, "every admission given back");
+    cr_assert_eq(bp->in_flight, 0);
+    /* the backend's last connection goes with a read on it: a failover, free */
+    bp->conns[0]->state = CONN_READY;
+    ++bp->n_ready;
+    tg_call_t *last = load_conn(bp->conns[0], &read_q, 1, tg_now_ms());
+    last->cb = record;
+    cr_assert(tg_overload_try_acquire(&o, NULL));
+    last->_admitted = 1;
+    bp->in_flight = 1;
+    conn_fail(bp->conns[0], "reset");
+    on_retry(&pool->retry[0].entry);
+    cr_assert_eq(atomic_load(&budget.failovers), 1);
+    cr_assert_eq(atomic_load(&budget.refused), 2);
+    cr_assert(last->_waiting, "sent again: it waits for a connection");
+    cr_assert_eq(atomic_load(&o.in_flight), 0, "waiting holds no admission");
+    cr_assert_gt(atomic_load(&o.waited), 0, "and tells the limit its backend is loaded");
+    tg_pool_abandon(pool, last);
+    for (int i = 0; i != 2; ++i)
+        if (bp->conns[i]->state != CONN_DOWN)
+            set_down(bp->conns[i]);
 }

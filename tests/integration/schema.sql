@@ -67,3 +67,9 @@ GRANT USAGE ON SEQUENCE rest_items_id_seq TO tollgate;
 -- primary and read back wherever its token allows.
 CREATE TABLE rw_probe (k text PRIMARY KEY, v int NOT NULL);
 GRANT SELECT, INSERT, UPDATE ON rw_probe TO tollgate;
+
+-- The overload suite's contention knob (tests/integration/overload.c): its contended read sleeps
+-- knob.v seconds for every call of its kind running at once, so its cost grows with concurrency.
+CREATE TABLE IF NOT EXISTS knob (id int PRIMARY KEY, v float8 NOT NULL);
+INSERT INTO knob VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
+GRANT SELECT ON knob TO tollgate;
