@@ -72,6 +72,9 @@ typedef struct st_tg_checker_t {
     char why[256]; /* what it was */
     int stopping; /* guarded by the health's stop_mutex */
     uint64_t seen_refresh; /* the health's refresh_gen at this checker's last round */
+    uint64_t session;      /* sessions made so far (a new one may be to a restarted, rewound or other server) */
+    uint64_t position_session; /* the session the backend's position was last read on */
+    int hidden_warned;     /* the "timeline hidden from this role" warning was logged */
     struct st_tg_checker_t *next;
 } tg_checker_t;
 
@@ -222,6 +225,7 @@ static int check_round(tg_checker_t *k)
             k->conn = NULL;
             return 0;
         }
+        ++k->session;
     }
     int timeout_ms = tg_health_check_timeout_ms(atomic_load(&h->interval_ms));
     if (b->is_primary) {
@@ -255,7 +259,9 @@ static int check_round(tg_checker_t *k)
      * finds this replica on another and goes to the primary, and one of the new is past
      * the switch, which a replay position short of it is not. Unknown without a receiver.
      */
-    PGresult *res = ask(k, "SELECT pg_is_in_recovery()::text, pg_last_wal_replay_lsn()::text, (SELECT received_tli FROM pg_stat_wal_receiver)::text",
+    PGresult *res = ask(k,
+                        "SELECT pg_is_in_recovery()::text, pg_last_wal_replay_lsn()::text, (SELECT received_tli FROM pg_stat_wal_receiver)::text, "
+                        "(SELECT pid IS NOT NULL AND received_tli IS NULL FROM pg_stat_wal_receiver)::text",
                         timeout_ms);
     if (res == NULL)
         return 0;
@@ -263,15 +269,30 @@ static int check_round(tg_checker_t *k)
     uint32_t tl;
     int64_t lag = TG_LAG_UNKNOWN;
     int in_recovery = strcmp(PQgetvalue(res, 0, 0), "true") == 0, has_replay = tg_pg_lsn_parse(PQgetvalue(res, 0, 1), &replay) == 0;
-    if (in_recovery && has_replay && parse_timeline(PQgetvalue(res, 0, 2), &tl) == 0)
+    if (in_recovery && has_replay && parse_timeline(PQgetvalue(res, 0, 2), &tl) == 0) {
         set_position(b, tl, replay);
-    else if (!in_recovery)
-        set_position(b, 0, 0); /* promoted: its positions are its own history's */
+        k->position_session = k->session;
+    } else if (!in_recovery || k->position_session != k->session) {
+        /*
+         * Promoted (its positions are its own history's), or a new session: the server
+         * may have restarted behind where it was (a crash recovers to its last restart
+         * point), been rewound or restored, or be another behind the same conninfo.
+         */
+        set_position(b, 0, 0);
+    }
     /*
-     * In recovery without a WAL receiver (reconnecting, or replaying from an archive):
-     * what it last had is still a position it has on that timeline (it cannot replay
-     * backwards, and a later switch forks after it), so that stays, not advanced.
+     * Otherwise in recovery without a WAL receiver (reconnecting, or replaying from an
+     * archive), on the session its position was read on: it has not restarted since,
+     * so what it had it still has (replay never goes back in one run, and a later
+     * switch of timeline forks after it): that stays, not advanced.
      */
+    if (in_recovery && strcmp(PQgetvalue(res, 0, 3), "true") == 0 && !k->hidden_warned) {
+        k->hidden_warned = 1;
+        tg_log(TG_LOG_WARN,
+               "%s: its WAL receiver's timeline is hidden from this role (grant it pg_read_all_stats): reads with Tollgate-Read-After "
+               "go to the primary",
+               b->name);
+    }
     if (!in_recovery) {
         /* Promoted or never a replica: its data may not be the primary's; reads go to it only as a last resort. */
         lag = TG_LAG_NOT_IN_RECOVERY;
@@ -319,6 +340,33 @@ static void check_once(tg_checker_t *k)
         set_up(k, 0, k->why);
 }
 
+/*
+ * Waits (stop_mutex held) until the next round is due: an interval from now, at once
+ * when the interval is made shorter (a reload), or early for a replica whose position
+ * is wanted (tg_health_refresh), but only on a session that is up to a backend up by
+ * its last check: an early round never connects, so forged tokens cannot make a down
+ * replica's postmaster fork a process per refresh.
+ */
+static void wait_next_round(tg_checker_t *k)
+{
+    tg_health_t *h = k->health;
+    int interval_ms = atomic_load(&h->interval_ms);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)interval_ms * 1000000;
+    until.tv_sec += (time_t)(ns / 1000000000);
+    until.tv_nsec = (long)(ns % 1000000000);
+    while (!k->stopping && atomic_load(&h->interval_ms) >= interval_ms) {
+        if (!k->backend->is_primary && k->seen_refresh != h->refresh_gen) {
+            k->seen_refresh = h->refresh_gen;
+            if (k->conn != NULL && atomic_load(&k->backend->up))
+                return;
+        }
+        if (pthread_cond_timedwait(&h->stop_cond, &h->stop_mutex, &until) == ETIMEDOUT)
+            return;
+    }
+}
+
 static void *checker_main(void *arg)
 {
     tg_checker_t *k = arg;
@@ -328,16 +376,7 @@ static void *checker_main(void *arg)
         pthread_mutex_unlock(&h->stop_mutex);
         check_once(k);
         pthread_mutex_lock(&h->stop_mutex);
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)atomic_load(&h->interval_ms) * 1000000;
-        until.tv_sec += (time_t)(ns / 1000000000);
-        until.tv_nsec = (long)(ns % 1000000000);
-        /* until the next round is due, or a replica's position is wanted sooner (tg_health_refresh) */
-        while (!k->stopping && (k->backend->is_primary || k->seen_refresh == h->refresh_gen))
-            if (pthread_cond_timedwait(&h->stop_cond, &h->stop_mutex, &until) == ETIMEDOUT)
-                break;
-        k->seen_refresh = h->refresh_gen;
+        wait_next_round(k);
     }
     pthread_mutex_unlock(&h->stop_mutex);
     if (k->conn != NULL)

@@ -545,10 +545,33 @@ static size_t n_waiting(const tg_pool_t *pool)
     return pool->n_waiting_to[0] + pool->n_waiting_to[1];
 }
 
-/* the queue `call` waits in: by where it may go (the primary, or any backend serving reads) and its priority */
+static inline int reads_after(const tg_call_t *call);
+static tg_rw_route_t rw_route(const tg_pool_t *pool, const tg_call_t *call, uint64_t now, uint64_t *mask);
+
+/*
+ * Which queue a call would wait in now: 2 streamed reads; 0 calls bound for the primary
+ * (writes, reads that must see the primary, and reads after a token that no replica
+ * has replayed yet: behind a busy primary they must not hold up the reads the
+ * replicas could take); 1 the other reads.
+ */
+static int wait_kind(const tg_pool_t *pool, const tg_call_t *call)
+{
+    if (call->rows != NULL)
+        return 2;
+    uint64_t mask;
+    return reads_anywhere(call) && (!reads_after(call) || rw_route(pool, call, tg_now_ms(), &mask) == TG_RW_REPLICA);
+}
+
+/* the queue `call` would wait in now: by where it may go (wait_kind) and its priority */
 static struct st_tg_waitq_t *queue_of(tg_pool_t *pool, const tg_call_t *call)
 {
-    return &pool->waitq[call->rows != NULL ? 2 : reads_anywhere(call)][call->priority == TG_PRIORITY_LOW];
+    return &pool->waitq[wait_kind(pool, call)][call->priority == TG_PRIORITY_LOW];
+}
+
+/* the queue a waiting call is in (the one wait_push chose) */
+static struct st_tg_waitq_t *queue_in(tg_pool_t *pool, const tg_call_t *call)
+{
+    return &pool->waitq[call->_wq][call->priority == TG_PRIORITY_LOW];
 }
 
 static void fail_waiters(tg_pool_t *pool, tg_call_status_t status)
@@ -870,9 +893,17 @@ static int decide(tg_pgconn_t *c, tg_call_t *call)
         call->_rolled_back = 1;
         call->_steps = 1;
     }
-    if (!PQpipelineSync(c->pg) || (call->want_lsn && send_lsn_query(c, call) != 0)) {
+    if (!PQpipelineSync(c->pg)) {
         conn_fail(c, PQerrorMessage(c->pg));
         return -1;
+    }
+    if (call->want_lsn) {
+        /* the Sync may leave with the position's query: from here a lost connection leaves the outcome unknown */
+        call->_undecided = 0;
+        if (send_lsn_query(c, call) != 0) {
+            conn_fail(c, PQerrorMessage(c->pg));
+            return -1;
+        }
     }
     /* Until the Sync has gone out, a lost connection means the write did not commit (fail_inflight). */
     flush_conn(c);
@@ -1001,7 +1032,11 @@ static int goes_alone(const tg_pgconn_t *c, const tg_call_t *call, int prepared)
            c->cur_timeout_ms != q->timeout_ms || c->unconfirmed_sets != 0;
 }
 
-/* Queues the call's commands on the connection's pipeline. Returns 0, or -1 if the connection broke. */
+/*
+ * Queues the call's commands on the connection's pipeline. Returns 0; -1 if the connection broke
+ * (the call is not on it: it may go elsewhere); -2 if it broke once a write's Sync was
+ * queued (the call is on it, and ends when the connection is failed).
+ */
 static int send_call(tg_pgconn_t *c, tg_call_t *call)
 {
     const tg_query_t *q = call->query;
@@ -1072,9 +1107,12 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
     call->_lsn_phase = 0;
     call->lsn = 0;
     call->lsn_timeline = 0;
-    /* a guarded write's goes after its Sync too, in decide() */
-    if (call->want_lsn && !call->_batched && !call->_undecided && send_lsn_query(c, call) != 0)
-        return -1;
+    /*
+     * A guarded write's goes after its Sync too, in decide(). The write's Sync is queued
+     * (and may have left): if the position's query cannot be, the call is still linked
+     * to the connection, which fails with it (-2: the outcome unknown), never sent again.
+     */
+    int lsn_failed = call->want_lsn && !call->_batched && !call->_undecided && send_lsn_query(c, call) != 0;
     if (call->_undecided)
         c->held = call;
     call->_steps = call->_nsteps = steps;
@@ -1104,7 +1142,7 @@ static int send_call(tg_pgconn_t *c, tg_call_t *call)
         publish_idle(c->bp);
     }
     ++c->bp->in_flight;
-    return 0;
+    return lsn_failed ? -2 : 0;
 }
 
 static void flush_batches(tg_backend_pool_t *bp)
@@ -1305,7 +1343,7 @@ static tg_rw_route_t rw_route(const tg_pool_t *pool, const tg_call_t *call, uint
 
 /*
  * A read with a token that no replica has replayed yet, while one on its timeline is
- * behind it: it waits (up to read_after_wait_ms from its first look) for the next
+ * behind it: it waits (up to read_after_wait_ms from its arrival) for the next
  * positions, which the health checker is asked to read at once, and looks again every
  * TG_RW_POLL_MS. Returns 1 if it waits, 0 if it goes now (to a replica that has the
  * write, or to the primary: pick_avoiding takes no other).
@@ -1313,11 +1351,7 @@ static tg_rw_route_t rw_route(const tg_pool_t *pool, const tg_call_t *call, uint
 static int rw_wait(tg_pool_t *pool, tg_call_t *call)
 {
     uint64_t mask, now = tg_now_ms();
-    if (pool->cfg->read_after_wait_ms <= 0 || rw_route(pool, call, now, &mask) != TG_RW_WAIT)
-        return 0;
-    if (call->_rw_until_ms == 0)
-        call->_rw_until_ms = now + (uint64_t)pool->cfg->read_after_wait_ms;
-    if (now >= call->_rw_until_ms)
+    if (pool->cfg->read_after_wait_ms <= 0 || now >= call->_rw_until_ms || rw_route(pool, call, now, &mask) != TG_RW_WAIT)
         return 0;
     call->read_after_waited = 1;
     call->_pool = pool;
@@ -1480,12 +1514,15 @@ static int send_on(tg_backend_pool_t *bp, tg_call_t *call, tg_pgconn_t *c)
         return 1;
     }
     for (; c != NULL; c = pick_conn(bp, call, tg_now_ms())) {
-        if (send_call(c, call) == 0) {
+        int r = send_call(c, call);
+        if (r == 0) {
             if (!call->_batched)
                 flush_conn(c); /* a batch goes out with its Sync (on_flush) */
             return 1;
         }
         conn_fail(c, PQerrorMessage(c->pg));
+        if (r == -2)
+            return 1; /* its Sync was queued: it ended with the connection, its outcome unknown */
     }
     release_admission(bp, call); /* not sent after all: admitted again when it is */
     if (fails_fast(bp)) {
@@ -1518,7 +1555,8 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
     call->_pool = pool;
     if (!at_head)
         call->_wait_seq = ++pool->wait_seq; /* a call put back first in line keeps its place */
-    struct st_tg_waitq_t *q = queue_of(pool, call);
+    call->_wq = (uint8_t)wait_kind(pool, call);
+    struct st_tg_waitq_t *q = queue_in(pool, call);
     if (at_head && q->head != NULL) {
         call->_next = q->head;
         call->_pprev = &q->head;
@@ -1530,7 +1568,7 @@ static void wait_push(tg_pool_t *pool, tg_call_t *call, int at_head)
         *q->tail = call;
         q->tail = &call->_next;
     }
-    ++pool->n_waiting_to[reads_anywhere(call)];
+    ++pool->n_waiting_to[call->_wq != 0];
     call->_acquire_timer = (h2o_timeout_entry_t){0};
     call->_acquire_timer.cb = on_acquire_timeout;
     h2o_timeout_link(pool->loop, &pool->acquire_timeout, &call->_acquire_timer);
@@ -2142,16 +2180,20 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
     call->_conn = NULL;
     call->_waiting = 0;
     call->_abandoned = 0;
+    /* a read after a token waits for a replica at most read_after_wait_ms from its arrival, retries and relays included */
+    if (reads_after(call) && call->_rw_until_ms == 0)
+        call->_rw_until_ms = tg_now_ms() + (uint64_t)pool->cfg->read_after_wait_ms;
     if (reads_after(call) && rw_wait(pool, call))
         return;
     /* First come, first served: a new call never overtakes one already waiting. */
-    if (queue_of(pool, call)->head == NULL && try_send(pool, call))
+    int kind = wait_kind(pool, call);
+    if (pool->waitq[kind][call->priority == TG_PRIORITY_LOW].head == NULL && try_send(pool, call))
         return;
     if (relay_away(pool, call))
         return;
     note_wait(pool, call);
     /* Writes and reads each have the whole bound: writes piling up for a silent primary leave reads room to wait. */
-    if (pool->n_waiting_to[reads_anywhere(call)] >= (size_t)pool->pc.max_waiters) {
+    if (pool->n_waiting_to[kind != 0] >= (size_t)pool->pc.max_waiters) {
         call->cb(call, TG_CALL_QUEUE_FULL);
         return;
     }
@@ -2204,10 +2246,10 @@ int tg_pool_abandon(tg_pool_t *pool, tg_call_t *call)
     if (call->_next != NULL)
         call->_next->_pprev = call->_pprev;
     else
-        queue_of(pool, call)->tail = call->_pprev;
+        queue_in(pool, call)->tail = call->_pprev;
     call->_next = NULL;
     call->_waiting = 0;
-    --pool->n_waiting_to[reads_anywhere(call)];
+    --pool->n_waiting_to[call->_wq != 0];
     if (h2o_timeout_is_linked(&call->_acquire_timer))
         h2o_timeout_unlink(&call->_acquire_timer);
     return 1;

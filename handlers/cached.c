@@ -118,7 +118,7 @@ static void on_fetch_done(tg_call_t *call, tg_call_status_t status)
  * the query's and the gateway's caps bound fetches as they bound calls, even once the
  * caller that started it has left (a refresh's caller is answered at once).
  */
-static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight)
+static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight, int lead)
 {
     tg_handler_ctx_t *w = ctx->worker;
     const tg_query_t *q = ctx->call.query;
@@ -128,8 +128,14 @@ static void start_fetch(tg_query_ctx_t *ctx, tg_cache_flight_t *flight)
     if (tg_cache_key_values(key, key_len, f->values, q->n_params) != 0)
         tg_fatal("a cache key does not hold its query's values");
     /* high priority: callers of any tenant may wait for it */
-    /* sent with the token of a read after a write that leads it: what it reads then has the write, for all who join it later */
-    f->call = (tg_call_t){.query = q, .values = f->values, .cb = on_fetch_done, .priority = TG_PRIORITY_HIGH, .read_after = ctx->call.read_after};
+    f->call = (tg_call_t){.query = q, .values = f->values, .cb = on_fetch_done, .priority = TG_PRIORITY_HIGH};
+    /*
+     * The fetch a read after a token leads goes with the token: what it reads then has
+     * the write, for all who join it later. Not a refresh: its caller was answered
+     * already, from an entry that had its write.
+     */
+    if (lead)
+        f->call.read_after = ctx->call.read_after;
     /*
      * Soon after a write invalidated the query, a replica may not have replayed it yet:
      * what it answers could be cached as if it were new. Until every usable replica must
@@ -181,7 +187,7 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
         /* the refresh first: it copies what it needs from the call, which is answered at once after */
         if (r == TG_CACHE_STALE_LEAD) {
             tg_metrics_count(w->worker->metrics, TG_M_CACHE, q->state->id, 0, TG_CACHE_REFRESH);
-            start_fetch(ctx, flight);
+            start_fetch(ctx, flight, 0);
         }
         h2o_req_t *req = tg_ctx_take_req(ctx);
         w->ans.cache = r == TG_CACHE_HIT ? TG_ANS_CACHE_HIT : TG_ANS_CACHE_STALE;
@@ -193,7 +199,7 @@ void tg_cached_call(tg_query_ctx_t *ctx, const char *const *values)
     }
     case TG_CACHE_LEAD:
         ctx->cache_role = TG_ANS_CACHE_MISS;
-        start_fetch(ctx, flight); /* may answer ctx before it returns (a fetch that fails at once) */
+        start_fetch(ctx, flight, 1); /* may answer ctx before it returns (a fetch that fails at once) */
         break;
     case TG_CACHE_JOINED:
         ctx->cache_role = TG_ANS_CACHE_COLLAPSED;

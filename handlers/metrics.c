@@ -432,7 +432,7 @@ void tg_respond_metrics(tg_gateway_t *gw, h2o_req_t *req, tg_snapshot_t *snap)
     i = counters(&b, &l, st, s, skip_to(s, i, n, TG_M_SHED), n, TG_M_SHED, "tollgate_shed_total");
     cache_figures(&b, &l, st, s, &i, n, snap->config);
     family(&b, "tollgate_read_after_total", "counter",
-           "Reads sent with Tollgate-Read-After, by query and where they were served: a replica that had the write, one after waiting for it, or the primary.");
+           "Reads sent with Tollgate-Read-After, by query and where they were served: a replica that had the write, one after waiting for it, the primary, or the cache.");
     i = counters(&b, &l, st, s, skip_to(s, i, n, TG_M_READ_AFTER), n, TG_M_READ_AFTER, "tollgate_read_after_total");
     family(&b, "tollgate_request_duration_seconds", "histogram", "Time from a request reaching the handler to its answer, by query.");
     i = histograms(&b, &l, st, s, skip_to(s, i, n, TG_M_REQUEST_SECONDS), n, TG_M_REQUEST_SECONDS, "tollgate_request_duration_seconds");

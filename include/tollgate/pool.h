@@ -126,6 +126,7 @@ struct st_tg_call_t {
     uint8_t _steps;            /* commands left before the Sync (PREPARE? SET? EXECUTE) */
     uint8_t _step_kinds;       /* bit i: command i from the end is (1) the statement itself */
     uint8_t _waiting;          /* in the wait queue */
+    uint8_t _wq;               /* which wait queue (pool.c wait_kind), while _waiting */
     uint8_t _sent_prepare;
     uint8_t _sent_set;         /* a SET statement_timeout went with it */
     uint8_t _parse_failed;     /* its Parse failed: the statement is not prepared on that connection */
@@ -144,7 +145,7 @@ struct st_tg_call_t {
     uint8_t _guest;            /* a call relayed here from another thread: it stays */
     uint8_t _single;           /* single-row mode is set for its statement */
     uint8_t _streamed;         /* a row was handed to `rows` */
-    uint64_t _rw_until_ms;     /* read_after: it waits for a replica until then (0: it has not waited) */
+    uint64_t _rw_until_ms;     /* read_after: it may wait for a replica until then (set when it first reaches a pool) */
     uint8_t _admitted;         /* holds an admission of its backend's overload limit: released exactly once, where it leaves its connection */
     uint8_t _lsn_phase;        /* want_lsn: 1 the position's query is queued behind the call's Sync; 2 that Sync came, the position is being read */
     struct st_tg_backend_pool_t *_avoid; /* a retried read avoids the backend that failed it */

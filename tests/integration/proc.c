@@ -75,6 +75,8 @@ const char *write_config(gw_opts_t *o)
         json_object_set_new(cfg, "admin_listen", json_pack("{s:s,s:i}", "host", "127.0.0.1", "port", o->admin_port));
     if (o->admin_token != NULL)
         json_object_set_new(cfg, "admin_token", json_string(o->admin_token));
+    if (o->no_overload)
+        json_object_set_new(json_object_get(cfg, "pool"), "overload", json_false());
     if (o->extra != NULL)
         json_object_update(cfg, o->extra);
     json_decref(o->extra);

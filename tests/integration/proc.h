@@ -20,6 +20,7 @@ typedef struct {
     int with_replica;       /* add a replica: `replica`, else $TG_REPLICA_DSN */
     const char *replica;    /* the replica's connection string (with_replica) */
     int pool_size;          /* 0: 4 */
+    int no_overload;        /* pool.overload false: no adaptive limit (tests of the pool's own queueing) */
     int acquire_timeout_ms; /* 0: 500 */
     int grace_ms;           /* 0: 1000 */
     int health_interval_ms; /* 0: 200 */
