@@ -64,24 +64,36 @@ static void atomic_max(_Atomic uint32_t *a, uint32_t v)
         ;
 }
 
+void tg_overload_refused(tg_overload_t *o, uint32_t *retry_after_s)
+{
+    atomic_fetch_add_explicit(&o->shed, 1, memory_order_relaxed);
+    if (retry_after_s != NULL) {
+        /* a couple of the backend's current service times: sooner, the call would find it as full */
+        double s = ceil(2.0 * (double)atomic_load_explicit(&o->recent_ns, memory_order_relaxed) / 1e9);
+        *retry_after_s = s < 1 ? 1 : s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : (uint32_t)s;
+    }
+}
+
 int tg_overload_try_acquire(tg_overload_t *o, uint32_t *retry_after_s)
 {
     uint32_t limit = atomic_load_explicit(&o->limit, memory_order_relaxed);
     uint32_t n = atomic_load_explicit(&o->in_flight, memory_order_relaxed);
     do {
         if (n >= limit) {
-            atomic_fetch_add_explicit(&o->shed, 1, memory_order_relaxed);
-            if (retry_after_s != NULL) {
-                /* a couple of the backend's current service times: sooner, the call would find it as full */
-                double s = ceil(2.0 * (double)atomic_load_explicit(&o->recent_ns, memory_order_relaxed) / 1e9);
-                *retry_after_s = s < 1 ? 1 : s > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : (uint32_t)s;
-            }
+            tg_overload_refused(o, retry_after_s);
             return 0;
         }
     } while (!atomic_compare_exchange_weak_explicit(&o->in_flight, &n, n + 1, memory_order_relaxed, memory_order_relaxed));
     atomic_fetch_add_explicit(&o->admitted, 1, memory_order_relaxed);
     atomic_max(&o->max_in_flight, n + 1);
     return 1;
+}
+
+void tg_overload_acquire(tg_overload_t *o)
+{
+    uint32_t n = atomic_fetch_add_explicit(&o->in_flight, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&o->admitted, 1, memory_order_relaxed);
+    atomic_max(&o->max_in_flight, n + 1);
 }
 
 void tg_overload_release(tg_overload_t *o)
@@ -170,12 +182,29 @@ static void forget_low(tg_overload_ctl_t *c)
     memset(c->low, 0, sizeof(c->low));
 }
 
-/* The floor's side of an interval: gather low-load samples, measure, start or end a probe. `counts` NULL: no samples. */
-static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total, int low, int loaded, uint64_t now_ns)
+/* Would the gradient shrink the limit at `recent_ns` against the floor (no floor yet: it cannot tell)? */
+static int above_target(const tg_overload_ctl_t *c, uint64_t recent_ns)
+{
+    return c->floor_ns == 0 || c->p.tolerance * (double)c->floor_ns + (double)c->p.slack_ns < (double)recent_ns;
+}
+
+/*
+ * The floor's side of an interval: gather low-load samples, measure, start or end a
+ * probe. `counts` NULL: no samples. `recent_ns`: the interval's median.
+ */
+static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total, int low, int loaded, uint64_t recent_ns, uint64_t now_ns)
 {
     tg_overload_ctl_t *c = &o->ctl;
-    if (c->n_low != 0 && now_ns - c->low_since_ns > c->p.floor_window_ns)
-        forget_low(c); /* too old to say what the backend does now */
+    if (c->n_low != 0 && now_ns - c->low_since_ns > c->p.floor_window_ns) {
+        /*
+         * A window's worth of low-load samples, too few for a full measure (slow calls at a
+         * small limit): enough to go by, or the limit could sit at its minimum for good
+         * against a floor the backend no longer has. Fewer: too old to say what it does now.
+         */
+        if (c->n_low >= FLOOR_SAMPLES_AT_LEAST)
+            measured(o, median(c->low, c->n_low), now_ns);
+        forget_low(c);
+    }
     if (counts != NULL && low) {
         if (c->n_low == 0)
             c->low_since_ns = now_ns;
@@ -201,8 +230,13 @@ static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total,
         return;
     }
     int stale = c->floor_ns == 0 || now_ns - c->floor_at_ns > c->p.floor_window_ns;
-    /* load that never lets up: make the low load to measure at (only under load: the floor matters only to the gradient) */
-    if (counts != NULL && !c->probing && !low && loaded && stale && now_ns >= c->next_probe_ns)
+    /*
+     * Load that never lets up: make the low load to measure at. Only under load, and only
+     * while the floor is what decides: when latency is above its target (the gradient is
+     * cutting the limit, so an old floor could be cutting it wrongly). A busy backend
+     * within its target gains nothing from a new measure, and a probe would shed its calls.
+     */
+    if (counts != NULL && !c->probing && !low && loaded && stale && above_target(c, recent_ns) && now_ns >= c->next_probe_ns)
         set_probing(o, 1, now_ns);
 }
 
@@ -224,7 +258,7 @@ static void run(tg_overload_t *o, uint64_t now_ns)
     atomic_store_explicit(&o->next_ns, now_ns + c->p.interval_ns, memory_order_relaxed);
     uint32_t n = atomic_load_explicit(&o->n_samples, memory_order_relaxed);
     if (n < MIN_SAMPLES && now_ns - c->window_start_ns < MAX_WAIT_INTERVALS * c->p.interval_ns) {
-        floor_step(o, NULL, 0, 0, 0, now_ns); /* too few yet: keep gathering (a probe may still time out) */
+        floor_step(o, NULL, 0, 0, 0, 0, now_ns); /* too few yet: keep gathering (a probe may still time out) */
         return;
     }
     uint32_t counts[TG_OVERLOAD_BINS], total = 0;
@@ -239,7 +273,7 @@ static void run(tg_overload_t *o, uint64_t now_ns)
     c->waited_then = waited;
     c->window_start_ns = now_ns;
     if (total == 0) {
-        floor_step(o, NULL, 0, 0, 0, now_ns);
+        floor_step(o, NULL, 0, 0, 0, 0, now_ns);
         return;
     }
     uint64_t recent = median(counts, total);
@@ -247,7 +281,7 @@ static void run(tg_overload_t *o, uint64_t now_ns)
     int loaded = refused || 2.0 * mx >= c->limit;
     if (!c->probing && c->floor_ns != 0 && loaded)
         gradient_step(o, recent);
-    floor_step(o, counts, total, mx <= c->p.min_limit, loaded, now_ns);
+    floor_step(o, counts, total, mx <= c->p.min_limit, loaded, recent, now_ns);
 }
 
 static double clamp_limit(const tg_overload_params_t *p, double l)

@@ -78,6 +78,12 @@ enum { CONN_DOWN, CONN_CONNECTING, CONN_READY };
  * (at most one per TG_HEALTH_REFRESH_MS) each time a read starts waiting.
  */
 #define TG_RW_POLL_MS 5
+/*
+ * Ready connections of one backend lost within this long of each other say its server
+ * went away (killed, restarted, cut off: they go together, if milliseconds apart): a
+ * read sent elsewhere then is a failover, not a retry (retry_allowed).
+ */
+#define TG_LOST_BURST_MS 100
 /* How long a connection waits for its cancel to be taken before it is closed instead. */
 #define TG_CANCEL_DEADLINE_MS 3000
 /* A connection attempt taking longer fails (the server accepted TCP and said nothing, or SYNs are dropped). */
@@ -152,6 +158,8 @@ struct st_tg_backend_pool_t {
     int low_conns;           /* connections with a low-priority call in flight */
     int down;                /* the last attempt failed and nothing is ready: fail calls fast */
     size_t in_flight;
+    uint64_t lost_at_ms;     /* when a ready connection was last lost */
+    int lost_burst;          /* ready connections lost within TG_LOST_BURST_MS of each other, up to lost_at_ms */
     char last_error[256];
 };
 
@@ -613,6 +621,11 @@ static void conn_fail(tg_pgconn_t *c, const char *why)
         tg_log(TG_LOG_WARN, "%s: connection %s: %.*s", bp->backend->name, was_ready ? "lost" : "failed", (int)len, why);
         snprintf(bp->last_error, sizeof(bp->last_error), "%.*s", (int)len, why);
     }
+    if (was_ready) {
+        uint64_t now = tg_now_ms();
+        bp->lost_burst = now - bp->lost_at_ms <= TG_LOST_BURST_MS ? bp->lost_burst + 1 : 1;
+        bp->lost_at_ms = now;
+    }
     set_down(c);
     /* A connection that was working is most often lost alone (terminated, a restart): it reconnects at the next tick, once. */
     if (!was_ready)
@@ -846,8 +859,13 @@ static void finish_head(tg_pgconn_t *c)
         publish_idle(c->bp);
     }
     --c->bp->in_flight;
-    if (call->_admitted && !skipped) {
-        /* it ran: from when it was put on the connection (its wait in the pipeline included) to its result */
+    ExecStatusType rs = call->result != NULL ? PQresultStatus(call->result) : PGRES_FATAL_ERROR;
+    if (call->_admitted && !skipped && (rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK)) {
+        /*
+         * it ran: from when it was put on the connection (its wait in the pipeline
+         * included) to its result. Not an error: errors are often fast (a missing table
+         * in a deploy, a serialization failure) and would drag the floor down.
+         */
         tg_overload_t *o = c->bp->backend->overload;
         tg_overload_sample(o, now_ns - call->_queued_ns, atomic_load_explicit(&o->in_flight, memory_order_relaxed), now_ns);
     }
@@ -1453,7 +1471,9 @@ static int admit(tg_backend_pool_t *bp, tg_call_t *call, uint32_t *retry_after_s
     tg_overload_t *o = overload_of(bp);
     if (o == NULL)
         return 1;
-    if (!tg_overload_try_acquire(o, retry_after_s))
+    if (call->_retries != 0)
+        tg_overload_acquire(o); /* admitted once already: a failover or a budgeted retry is never shed */
+    else if (!tg_overload_try_acquire(o, retry_after_s))
         return 0;
     call->_admitted = 1;
     return 1;
@@ -1763,11 +1783,12 @@ static void publish(tg_backend_pool_t *bp, int gone)
 /*
  * Is the backend a read's connection was lost on gone, by the time its retry runs
  * (after this turn's other socket events, or the second retry's pause)? It left the
- * config, or no connection to it is left in this thread (a killed or restarted server
- * resets them all at once), or this pool finds it down, or the health checker does.
- * Then sending the read elsewhere is a failover, and free; otherwise (one connection
- * lost while its siblings live: a server dropping sessions as it drowns, a watchdog)
- * it is a retry, and takes one from the gateway's budget.
+ * config, or this pool finds it down, or the health checker does, or two or more of
+ * its connections here were lost within TG_LOST_BURST_MS (a killed or restarted server
+ * resets them all, if milliseconds apart), or none of several is left. Then sending the
+ * read elsewhere is a failover, and free; otherwise (one connection lost while its
+ * siblings live: a server dropping sessions as it drowns, a watchdog; or the only
+ * connection of this thread) it is a retry, and takes one from the gateway's budget.
  */
 static int backend_gone(const tg_pool_t *pool, const tg_backend_pool_t *avoid)
 {
@@ -1776,8 +1797,10 @@ static int backend_gone(const tg_pool_t *pool, const tg_backend_pool_t *avoid)
         bp = pool->bps[i] == avoid ? avoid : NULL;
     for (size_t i = 0; i != pool->n_draining && bp == NULL; ++i)
         bp = pool->draining[i] == avoid ? avoid : NULL;
-    return bp == NULL || bp->draining || bp->down || bp->n_ready == 0 ||
-           !tg_health_backend_up(bp->backend, tg_now_ms(), pool->cfg->health_interval_ms);
+    uint64_t now = tg_now_ms();
+    return bp == NULL || bp->draining || bp->down || (bp->n_conns >= 2 && bp->n_ready == 0) ||
+           (bp->lost_burst >= 2 && now - bp->lost_at_ms <= TG_LOST_BURST_MS + TG_RETRY_PAUSE_MS) ||
+           !tg_health_backend_up(bp->backend, now, pool->cfg->health_interval_ms);
 }
 
 /* may the read go again? Failovers always may; other retries when the budget has one (tollgate/overload.h) */
@@ -2168,6 +2191,32 @@ static void note_wait(tg_pool_t *pool, const tg_call_t *call)
     }
 }
 
+/*
+ * A call that would wait: is every backend it could go to at its adaptive limit (the
+ * primary; for a read also the usable replicas, those with its write for a read after
+ * a token)? Never for a retry (admitted once already) or with the limit off.
+ */
+static int at_limit_everywhere(tg_pool_t *pool, const tg_call_t *call, uint32_t *retry_after_s)
+{
+    if (call->_retries != 0 || pool->n_bps == 0)
+        return 0;
+    uint64_t now = tg_now_ms(), rw_mask = ~(uint64_t)0;
+    int after = reads_after(call);
+    if (after)
+        rw_route(pool, call, now, &rw_mask);
+    for (size_t k = 0; k != pool->n_bps; ++k) {
+        tg_backend_pool_t *bp = pool->bps[k];
+        if (k != 0 && (!reads_anywhere(call) || !may_take_read(pool, bp, now) || (after && !rw_has(rw_mask, k - 1))))
+            continue;
+        tg_overload_t *o = overload_of(bp);
+        if (o == NULL || !tg_overload_full(o))
+            return 0;
+    }
+    *retry_after_s = 1;
+    tg_overload_refused(pool->bps[0]->backend->overload, retry_after_s);
+    return 1;
+}
+
 void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
 {
     /* the retry budget counts reads once each: not their retries, nor a copy relayed from another thread, nor a read after a token looking again */
@@ -2191,6 +2240,13 @@ void tg_pool_submit(tg_pool_t *pool, tg_call_t *call)
         return;
     if (relay_away(pool, call))
         return;
+    uint32_t retry_after_s;
+    if (at_limit_everywhere(pool, call, &retry_after_s)) {
+        /* a connection that frees would not admit it either: shed now, not after a wait that only adds to the overload */
+        call->retry_after_s = retry_after_s;
+        call->cb(call, TG_CALL_OVERLOADED);
+        return;
+    }
     note_wait(pool, call);
     /* Writes and reads each have the whole bound: writes piling up for a silent primary leave reads room to wait. */
     if (pool->n_waiting_to[kind != 0] >= (size_t)pool->pc.max_waiters) {

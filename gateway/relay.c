@@ -143,6 +143,7 @@ int tg_relay_send(void *arg, tg_call_t *call, size_t thread)
     m->call = (tg_call_t){.query = call->query, .values = m->values, .cb = on_relayed_end, .priority = call->priority,
                           .guard_rows = call->guard_rows, .primary_only = call->primary_only, .want_lsn = call->want_lsn,
                           .read_after = call->read_after, .read_after_waited = call->read_after_waited, ._rw_until_ms = call->_rw_until_ms,
+                          ._retries = call->_retries, /* a read sent again keeps its count (at most TG_READ_RETRIES, never shed) */
                           .sent_ns = call->sent_ns, ._guest = 1};
     m->origin = call;
     m->home = home;

@@ -18,7 +18,8 @@
  *   to its result (its wait in the connection's pipeline included: that queueing is
  *   what too high a limit makes; its wait for a connection excluded), with the
  *   backend's in-flight figure then. Calls that never ran (refused, no backend, lost
- *   before they were sent) are not samples. They go into a log histogram (8 bins per
+ *   before they were sent), lost ones and database errors (often fast: they would drag
+ *   the floor down) are not samples (the pool's choice: it samples successes only). They go into a log histogram (8 bins per
  *   power of two: 12.5% steps), so the controller compares medians: a few outliers
  *   move a median nowhere, where they drag a mean.
  * - Every interval (100 ms; longer, up to 10 intervals, until it holds 8 samples, so a
@@ -50,8 +51,13 @@
  *   load that never lets up, an expired floor is measured again by pinning the limit to
  *   min_limit until 32 samples are in, at most 2 s (Envoy's way; BBR's ProbeRTT),
  *   then the limit goes back to what it was (the gradient corrects it from there).
- *   That costs a share of refused calls for about one interval every window under
- *   sustained load: the price of knowing the floor still holds. The limit starts at
+ *   Only while the interval's median is above the target (tolerance x floor + slack):
+ *   then the floor decides how far the limit is cut, and an old one could cut it
+ *   wrongly; within the target the floor decides nothing, and a probe would only shed
+ *   a healthy backend's calls (review: 1-2% every 10 s). A probe costs a share of
+ *   refused calls for about one interval a window while latency is above its target.
+ *   A window's worth of low-load samples too few for a full measure (slow calls at a
+ *   small limit) still becomes the floor when the window ends (at least 8). The limit starts at
  *   max_limit (what the pool allows now), and the gradient leaves it there until the
  *   first floor; a start under load probes at once.
  *   A slowdown that outlasts the window even at min_limit (a vacuum, another client of
@@ -157,6 +163,22 @@ void tg_overload_init(tg_overload_t *o, const tg_overload_params_t *p, uint64_t 
 int tg_overload_try_acquire(tg_overload_t *o, uint32_t *retry_after_s);
 void tg_overload_release(tg_overload_t *o);
 
+/** is the backend at its limit now (a call would be refused)? */
+static inline int tg_overload_full(const tg_overload_t *o)
+{
+    return atomic_load_explicit(&o->in_flight, memory_order_relaxed) >= atomic_load_explicit(&o->limit, memory_order_relaxed);
+}
+
+/** counts a call refused without trying (tg_overload_full said so), and sets what its Retry-After should say (may be NULL) */
+void tg_overload_refused(tg_overload_t *o, uint32_t *retry_after_s);
+
+/**
+ * An admission whatever the limit (release it as any): for a read sent again after its
+ * connection was lost, which was admitted once already. Refusing it would turn a
+ * failover into a failed read; the retry budget bounds how many there are.
+ */
+void tg_overload_acquire(tg_overload_t *o);
+
 /**
  * A call that ran on the backend took `latency_ns`, with `in_flight` calls on it then
  * (the in-flight count as the pool knows it). Runs the controller when it is due.
@@ -189,7 +211,7 @@ static inline uint32_t tg_overload_limit(const tg_overload_t *o)
     return atomic_load_explicit(&o->limit, memory_order_relaxed);
 }
 
-/* the retry budget: 10 buckets over the window, each a bucket number (high 24 bits) and a count (low 40) */
+/* the retry budget: 10 buckets over the window, each a bucket number (high 28 bits) and a count (low 36) */
 #define TG_RETRY_BUCKETS 10
 
 typedef struct st_tg_retry_budget_t {
