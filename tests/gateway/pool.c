@@ -954,24 +954,30 @@ Test(pool_overload, a_read_its_backend_refuses_goes_elsewhere_and_one_none_admit
     cr_assert_eq(atomic_load(&limits[0].in_flight), 1);
 }
 
+/* a pool of `n_conns` to one backend up by its checks, whose retry budget allows no retry but a failover */
+static tg_pool_t *failover_pool(int n_conns, tg_retry_budget_t *budget)
+{
+    tg_pool_t *pool = make_pool(h2o_evloop_create(), n_conns, 8, 10);
+    init_backend_params(pool->bps[0]);
+    config.health_interval_ms = 1000;
+    atomic_store(&backend.up, 1);
+    atomic_store(&backend.checked_at_ms, tg_now_ms());
+    tg_retry_budget_init(budget, 0, 0, 0);
+    pool->pc.retry_budget = budget;
+    return pool;
+}
+
 Test(pool_overload, every_admission_goes_back_once_after_a_burst_with_failures)
 {
-    h2o_loop_t *loop = h2o_evloop_create();
-    tg_pool_t *pool = make_pool(loop, 2, 8, 10);
+    tg_retry_budget_t budget;
+    tg_pool_t *pool = failover_pool(2, &budget);
     tg_backend_pool_t *bp = pool->bps[0];
-    init_backend_params(bp);
     tg_overload_t o;
     tg_overload_params_t p;
     tg_overload_params_for_pool(&p, 2, 8);
     tg_overload_init(&o, &p, tg_now_ns());
     backend.overload = &o;
     config.pool.overload.adaptive = 1;
-    config.health_interval_ms = 1000;
-    atomic_store(&backend.up, 1);
-    atomic_store(&backend.checked_at_ms, tg_now_ms());
-    tg_retry_budget_t budget;
-    tg_retry_budget_init(&budget, 0, 0, 0); /* no retry but a failover */
-    pool->pc.retry_budget = &budget;
     tg_call_t *reads = load_conn(bp->conns[0], &read_q, 4, tg_now_ms());
     tg_call_t *writes = load_conn(bp->conns[1], &write_q, 3, tg_now_ms());
     for (int i = 0; i != 7; ++i) {
@@ -1032,17 +1038,10 @@ Test(pool_overload, every_admission_goes_back_once_after_a_burst_with_failures)
  */
 Test(pool_overload, connections_lost_together_are_a_failover_one_alone_a_retry)
 {
-    h2o_loop_t *loop = h2o_evloop_create();
-    tg_pool_t *pool = make_pool(loop, 3, 8, 10);
-    tg_backend_pool_t *bp = pool->bps[0];
-    init_backend_params(bp);
-    config.pool.overload.adaptive = 0;
-    config.health_interval_ms = 1000;
-    atomic_store(&backend.up, 1);
-    atomic_store(&backend.checked_at_ms, tg_now_ms());
     tg_retry_budget_t budget;
-    tg_retry_budget_init(&budget, 0, 0, 0); /* no retry but a failover */
-    pool->pc.retry_budget = &budget;
+    tg_pool_t *pool = failover_pool(3, &budget);
+    tg_backend_pool_t *bp = pool->bps[0];
+    config.pool.overload.adaptive = 0;
     tg_call_t *a = load_conn(bp->conns[0], &read_q, 2, tg_now_ms()), *b = load_conn(bp->conns[1], &read_q, 2, tg_now_ms());
     for (int i = 0; i != 2; ++i)
         a[i].cb = b[i].cb = record;

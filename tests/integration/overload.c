@@ -166,9 +166,10 @@ Test(overload, a_database_slowed_by_contention_sheds_at_once_and_recovers, .time
     limit = (long)json_integer_value(json_object_get(loaded, "limit"));
     double recent_ms = json_real_value(json_object_get(loaded, "recent_ms"));
     json_decref(loaded);
+    /* the callers' count first: the metric, read after, has every one of them (and those since) */
+    int shed_slow = atomic_load(&slow.shed);
     double shed_metric = scrape("tollgate_overload_shed_total{backend=\"primary\"}");
     double limit_metric = scrape("tollgate_backend_concurrency_limit{backend=\"primary\"}");
-    int shed_slow = atomic_load(&slow.shed);
 
     /* fast again: the limit climbs back under the same 50 callers */
     atomic_store(&slow.stop, 1);

@@ -228,7 +228,12 @@ static json_t *tenant_config(json_t *sl)
  * are up. */
 static void gw_start_with(gw_t *g, json_t *sl)
 {
-    gw_opts_t o = {.port = g->port, .admin_port = g->admin_port != 0 ? g->admin_port : -1};
+    /*
+     * Without the adaptive limit: three gateways, their clients and Redis on two cores
+     * make a 0.2 ms read take milliseconds, which the limit rightly reads as a backend
+     * slowing down; this suite counts what the tenant limits let through.
+     */
+    gw_opts_t o = {.port = g->port, .admin_port = g->admin_port != 0 ? g->admin_port : -1, .no_overload = 1};
     o.extra = tenant_config(sl);
     g->pid = start_gateway(&o);
     g->port = o.port;
