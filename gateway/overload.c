@@ -24,7 +24,8 @@
 void tg_overload_params_for_pool(tg_overload_params_t *p, int pool_size, int pipeline_depth)
 {
     uint32_t conns = pool_size < 1 ? 1 : (uint32_t)pool_size, depth = pipeline_depth < 1 ? 1 : (uint32_t)pipeline_depth;
-    p->min_limit = (conns + 1) / 2;
+    /* an eighth of the connections, at least 2 (1 with one connection): see the header */
+    p->min_limit = conns < 2 ? 1 : conns < 16 ? 2 : (conns + 7) / 8;
     p->max_limit = conns * depth;
     if (p->max_limit < p->min_limit)
         p->max_limit = p->min_limit;

@@ -65,10 +65,13 @@
  *   slow, so shedding them would not help, and the limit then finds the backend's
  *   capacity at its new speed.
  * - Bounds (tg_overload_params_for_pool): max_limit = the backend's connections x the
- *   pipeline depth (the most the pool can have on it anyway); min_limit = half its
- *   connections (at least 1), not all of them: a query whose cost grows under
- *   contention queues inside the database, which a floor of one call per connection
- *   would never relieve. A pipeline depth of 1 still leaves the limit room to move.
+ *   pipeline depth (the most the pool can have on it anyway); min_limit = an eighth of
+ *   its connections, at least 2 (1 with a single connection), far below them: pools
+ *   are sized for the busy hour, and a query whose cost grows under contention queues
+ *   inside the database at a concurrency much smaller than that (its knee: often about
+ *   its cores), which a floor of half the connections never relieved (bench/overload.sh:
+ *   pool.size 32, knee 4, the limit held at 16 served a quarter of the peak). A
+ *   pipeline depth of 1 still leaves the limit room to move.
  *
  * The retry budget (tg_retry_budget_t, one per gateway, shared by every worker)
  * --------------------------------------------------------------------------

@@ -17,7 +17,8 @@
 static tg_overload_params_t pool16(void)
 {
     tg_overload_params_t p;
-    tg_overload_params_for_pool(&p, 16, 8); /* limits 8..128 */
+    tg_overload_params_for_pool(&p, 16, 8);
+    p.min_limit = 8; /* limits 8..128 */
     return p;
 }
 
@@ -71,10 +72,14 @@ Test(overload, bounds_come_from_the_pool)
 {
     tg_overload_params_t p;
     tg_overload_params_for_pool(&p, 16, 8);
-    cr_assert_eq(p.min_limit, 8, "half the connections");
+    cr_assert_eq(p.min_limit, 2, "an eighth of the connections");
     cr_assert_eq(p.max_limit, 128, "connections x pipeline depth");
+    tg_overload_params_for_pool(&p, 32, 8);
+    cr_assert_eq(p.min_limit, 4);
+    tg_overload_params_for_pool(&p, 100, 8);
+    cr_assert_eq(p.min_limit, 13, "rounded up");
     tg_overload_params_for_pool(&p, 3, 1);
-    cr_assert_eq(p.min_limit, 2);
+    cr_assert_eq(p.min_limit, 2, "at least 2");
     cr_assert_eq(p.max_limit, 3, "no pipelining: still room below the connections");
     tg_overload_params_for_pool(&p, 0, 0);
     cr_assert_eq(p.min_limit, 1);
@@ -345,7 +350,8 @@ Test(overload, new_bounds_keep_what_was_learned)
     cr_assert_lt(learned, 128);
     uint64_t floor = atomic_load(&o.floor_ns);
     tg_overload_params_t p;
-    tg_overload_params_for_pool(&p, 32, 8); /* limits 16..256 */
+    tg_overload_params_for_pool(&p, 32, 8);
+    p.min_limit = 16; /* limits 16..256 */
     tg_overload_set_params(&o, &p);
     cr_assert_eq(tg_overload_limit(&o), learned < 16 ? 16 : learned, "clamped into the new bounds, not reset: %u", tg_overload_limit(&o));
     cr_assert_eq(atomic_load(&o.floor_ns), floor, "the floor stays");
