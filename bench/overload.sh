@@ -40,7 +40,8 @@
 #
 # A quiet machine gives steadier figures: the load average is printed before and after.
 # Bounded: C's step plus 4 gateways x 4 steps x (BENCH_WARMUP + BENCH_SECONDS + the
-# slowest answer, under 1.5 s), plus starts: about 3 minutes by default.
+# slowest answer: about 1 s, at most the gateway's 5 s timeout), plus starts: about
+# 2.5 minutes by default.
 #
 # Usage: bench/overload.sh        quick: BENCH_SECONDS=3 BENCH_GATEWAYS="adaptive cap-pool" bench/overload.sh
 # Environment: BENCH_T0_MS=10 BENCH_KNEE=4 BENCH_POWER=2 BENCH_POOL=32 BENCH_THREADS=2
@@ -192,7 +193,7 @@ step_stats() { # LOG
 }
 # the most calls the h2load of LOG had in flight at once (answered ones: it logs no others)
 max_in_flight() { # LOG
-    awk '{ print $1, 1; print $1 + $3, -1 }' "$1" | sort -n -k1,1 -k2,2n |
+    awk 'NR == 1 { b = $1 } { printf "%d 1\n%d -1\n", $1 - b, $1 - b + $3 }' "$1" | sort -n -k1,1 -k2,2n |
         awk '{ n += $2; if (n > m) m = n } END { print m + 0 }'
 }
 
