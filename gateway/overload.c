@@ -16,6 +16,13 @@
 #define FLOOR_SAMPLES 32
 #define FLOOR_SAMPLES_AT_LEAST 4
 #define PROBE_MAX_NS (2000 * MS)
+/*
+ * A probe only once the gradient has brought the limit within this factor of its
+ * minimum: there pinning it costs a few calls and tells whether the floor still holds;
+ * higher up, bursts far above the minimum (the fault matrix's writes, ten at a time)
+ * would be shed for the probe's length, every window.
+ */
+#define PROBE_WITHIN 4
 /* a measure this close above the floor (about one histogram bin) confirms it */
 #define FLOOR_CONFIRM 1.15
 #define GRADIENT_MIN 0.5
@@ -230,14 +237,27 @@ static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total,
         set_probing(o, 0, now_ns);
         return;
     }
+    if (counts != NULL && c->floor_ns == 0 && !low) {
+        /*
+         * A start under load (a restart in the busy hour): the first interval's median is
+         * the floor for now, stale at once, so any lower or later measure replaces it. Not
+         * a probe: pinning the limit to its minimum at a start sheds for seconds a backend
+         * that may be fine (the fault matrix's fresh starts lost a fifth of their writes).
+         */
+        measured(o, recent_ns, now_ns);
+        c->floor_at_ns = 0;
+        return;
+    }
     int stale = c->floor_ns == 0 || now_ns - c->floor_at_ns > c->p.floor_window_ns;
     /*
      * Load that never lets up: make the low load to measure at. Only under load, and only
      * while the floor is what decides: when latency is above its target (the gradient is
-     * cutting the limit, so an old floor could be cutting it wrongly). A busy backend
-     * within its target gains nothing from a new measure, and a probe would shed its calls.
+     * cutting the limit, so an old floor could be cutting it wrongly), and the limit is
+     * near its minimum already (PROBE_WITHIN). A busy backend within its target gains
+     * nothing from a new measure, and a probe would shed its calls.
      */
-    if (counts != NULL && !c->probing && !low && loaded && stale && above_target(c, recent_ns) && now_ns >= c->next_probe_ns)
+    if (counts != NULL && !c->probing && !low && loaded && stale && above_target(c, recent_ns) && now_ns >= c->next_probe_ns &&
+        c->limit <= PROBE_WITHIN * c->p.min_limit)
         set_probing(o, 1, now_ns);
 }
 

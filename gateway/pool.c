@@ -1509,6 +1509,13 @@ static tg_backend_pool_t *admit_elsewhere(tg_pool_t *pool, tg_call_t *call, cons
         if (bp == refused || (k != pool->n_bps && (bp == call->_avoid || bp->n_ready == 0 || !may_take_read(pool, bp, now) ||
                                                    (after && !rw_has(rw_mask, k - 1)))))
             continue;
+        /*
+         * Reads a replica refused spill onto the primary only while half its limit is
+         * free: the primary is the writes' only way in, and a slow replica (a slow link
+         * looks like overload to its limit) must not have its reads crowd them out.
+         */
+        if (k == pool->n_bps && refused != pool->bps[0] && overload_of(bp) != NULL && !tg_overload_has_headroom(overload_of(bp)))
+            continue;
         tg_pgconn_t *c = pick_conn(bp, call, now);
         if (c != NULL && admit(bp, call, retry_after_s != NULL ? &ignored : NULL)) {
             *conn = c;

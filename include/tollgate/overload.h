@@ -54,12 +54,15 @@
  *   Only while the interval's median is above the target (tolerance x floor + slack):
  *   then the floor decides how far the limit is cut, and an old one could cut it
  *   wrongly; within the target the floor decides nothing, and a probe would only shed
- *   a healthy backend's calls (review: 1-2% every 10 s). A probe costs a share of
+ *   a healthy backend's calls (review: 1-2% every 10 s); and only once the limit is
+ *   within 4x its minimum (bursts far above it were shed for the probe's length every
+ *   window: the fault matrix's writes). A probe costs a share of
  *   refused calls for about one interval a window while latency is above its target.
  *   A window's worth of low-load samples too few for a full measure (slow calls at a
  *   small limit) still becomes the floor when the window ends (at least 8). The limit starts at
  *   max_limit (what the pool allows now), and the gradient leaves it there until the
- *   first floor; a start under load probes at once.
+ *   first floor; a start under load takes its first interval's median as a floor,
+ *   stale at once, so that any later measure replaces it (no probe at a start).
  *   A slowdown that outlasts the window even at min_limit (a vacuum, another client of
  *   the database) becomes the floor: this instance's calls are not what makes it
  *   slow, so shedding them would not help, and the limit then finds the backend's
@@ -170,6 +173,12 @@ void tg_overload_release(tg_overload_t *o);
 static inline int tg_overload_full(const tg_overload_t *o)
 {
     return atomic_load_explicit(&o->in_flight, memory_order_relaxed) >= atomic_load_explicit(&o->limit, memory_order_relaxed);
+}
+
+/** is less than half the limit in flight (room that overflow from elsewhere may take)? */
+static inline int tg_overload_has_headroom(const tg_overload_t *o)
+{
+    return 2 * atomic_load_explicit(&o->in_flight, memory_order_relaxed) < atomic_load_explicit(&o->limit, memory_order_relaxed);
 }
 
 /** counts a call refused without trying (tg_overload_full said so), and sets what its Retry-After should say (may be NULL) */
