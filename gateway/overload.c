@@ -150,13 +150,15 @@ void tg_overload_sample(tg_overload_t *o, uint64_t latency_ns, uint32_t in_fligh
     tg_overload_update(o, now_ns);
 }
 
-static void set_probing(tg_overload_t *o, int on, uint64_t now_ns)
+/* on: pins the limit to `pin` (at least min_limit) until the floor is measured; off: the limit goes back */
+static void set_probing(tg_overload_t *o, int on, double pin, uint64_t now_ns)
 {
     tg_overload_ctl_t *c = &o->ctl;
     c->probing = on;
     if (on) {
         c->saved_limit = c->limit;
-        c->limit = c->p.min_limit;
+        c->probe_limit = pin < c->p.min_limit ? c->p.min_limit : pin;
+        c->limit = c->probe_limit;
         c->probe_started_ns = now_ns;
         c->n_low = 0; /* the probe measures the present */
         memset(c->low, 0, sizeof(c->low));
@@ -224,7 +226,7 @@ static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total,
         measured(o, median(c->low, c->n_low), now_ns);
         forget_low(c);
         if (c->probing)
-            set_probing(o, 0, now_ns);
+            set_probing(o, 0, 0, now_ns);
         return;
     }
     if (c->probing && now_ns - c->probe_started_ns >= PROBE_MAX_NS) {
@@ -234,21 +236,30 @@ static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total,
         else
             c->next_probe_ns = now_ns + c->p.floor_window_ns / 2;
         forget_low(c);
-        set_probing(o, 0, now_ns);
+        set_probing(o, 0, 0, now_ns);
         return;
     }
     if (counts != NULL && c->floor_ns == 0 && !low) {
         /*
          * A start under load (a restart in the busy hour): the first interval's median is
-         * the floor for now, stale at once, so any lower or later measure replaces it. Not
-         * a probe: pinning the limit to its minimum at a start sheds for seconds a backend
-         * that may be fine (the fault matrix's fresh starts lost a fifth of their writes).
+         * the floor for now, as any measure (a lower one replaces it at once, a higher one
+         * after its window). Not a probe: pinning the limit to its minimum at a start sheds
+         * for seconds a backend that may be fine (the fault matrix's fresh starts lost a
+         * fifth of their writes). A start into a backend that is overloaded already takes
+         * that latency as its floor until a low-load interval measures a lower one.
          */
         measured(o, recent_ns, now_ns);
-        c->floor_at_ns = 0;
         return;
     }
     int stale = c->floor_ns == 0 || now_ns - c->floor_at_ns > c->p.floor_window_ns;
+    /*
+     * Near the minimum the probe pins the limit to it; a floor three windows old is
+     * checked however high the limit sits (a slower mix could park it above PROBE_WITHIN
+     * for good, shedding the rest), at a quarter of the limit: a burst loses a few calls
+     * for the probe's length, not most of them.
+     */
+    int near = c->limit <= PROBE_WITHIN * c->p.min_limit, old = now_ns - c->floor_at_ns > 3 * c->p.floor_window_ns;
+    int check = above_target(c, recent_ns) && (near || old);
     /*
      * Load that never lets up: make the low load to measure at. Only under load, and only
      * while the floor is what decides: when latency is above its target (the gradient is
@@ -256,9 +267,8 @@ static void floor_step(tg_overload_t *o, const uint32_t *counts, uint32_t total,
      * near its minimum already (PROBE_WITHIN). A busy backend within its target gains
      * nothing from a new measure, and a probe would shed its calls.
      */
-    if (counts != NULL && !c->probing && !low && loaded && stale && above_target(c, recent_ns) && now_ns >= c->next_probe_ns &&
-        c->limit <= PROBE_WITHIN * c->p.min_limit)
-        set_probing(o, 1, now_ns);
+    if (counts != NULL && !c->probing && !low && loaded && stale && check && now_ns >= c->next_probe_ns)
+        set_probing(o, 1, near ? c->p.min_limit : c->limit / 4, now_ns);
 }
 
 /* The limit's side: only a loaded interval says whether the limit is right. */
@@ -302,7 +312,7 @@ static void run(tg_overload_t *o, uint64_t now_ns)
     int loaded = refused || 2.0 * mx >= c->limit;
     if (!c->probing && c->floor_ns != 0 && loaded)
         gradient_step(o, recent);
-    floor_step(o, counts, total, mx <= c->p.min_limit, loaded, recent, now_ns);
+    floor_step(o, counts, total, mx <= (c->probing ? c->probe_limit : c->p.min_limit), loaded, recent, now_ns);
 }
 
 static double clamp_limit(const tg_overload_params_t *p, double l)
@@ -328,7 +338,7 @@ void tg_overload_set_params(tg_overload_t *o, const tg_overload_params_t *p)
     c->limit = c->limit >= old_max ? c->p.max_limit : clamp_limit(&c->p, c->limit);
     c->saved_limit = c->saved_limit >= old_max ? c->p.max_limit : clamp_limit(&c->p, c->saved_limit);
     if (c->probing)
-        c->limit = c->p.min_limit;
+        c->limit = c->probe_limit = clamp_limit(&c->p, c->probe_limit);
     publish_limit(o);
     atomic_store_explicit(&o->busy, 0, memory_order_release);
 }

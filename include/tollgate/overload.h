@@ -56,13 +56,16 @@
  *   wrongly; within the target the floor decides nothing, and a probe would only shed
  *   a healthy backend's calls (review: 1-2% every 10 s); and only once the limit is
  *   within 4x its minimum (bursts far above it were shed for the probe's length every
- *   window: the fault matrix's writes). A probe costs a share of
+ *   window: the fault matrix's writes), or, higher, once the floor is three windows old,
+ *   pinned then to a quarter of the limit (else a slower mix could park the limit above
+ *   4x its minimum, against a floor it no longer has, for good). A probe costs a share of
  *   refused calls for about one interval a window while latency is above its target.
  *   A window's worth of low-load samples too few for a full measure (slow calls at a
- *   small limit) still becomes the floor when the window ends (at least 8). The limit starts at
+ *   small limit) still becomes the floor when the window ends (at least 4). The limit starts at
  *   max_limit (what the pool allows now), and the gradient leaves it there until the
- *   first floor; a start under load takes its first interval's median as a floor,
- *   stale at once, so that any later measure replaces it (no probe at a start).
+ *   first floor; a start under load takes its first interval's median as its floor,
+ *   without a probe (one at a start shed a fresh gateway's writes for seconds); a
+ *   start into an overloaded backend keeps that floor until a low-load interval.
  *   A slowdown that outlasts the window even at min_limit (a vacuum, another client of
  *   the database) becomes the floor: this instance's calls are not what makes it
  *   slow, so shedding them would not help, and the limit then finds the backend's
@@ -127,7 +130,8 @@ typedef struct st_tg_overload_ctl_t {
     uint32_t low[TG_OVERLOAD_BINS]; /* samples of low-load intervals, towards the next floor measure */
     uint32_t n_low;
     uint64_t low_since_ns;    /* when the first of them came */
-    int probing;              /* the limit is pinned to min_limit to measure the floor */
+    int probing;              /* the limit is pinned to probe_limit to measure the floor */
+    double probe_limit;       /* min_limit; max(min_limit, limit / 4) for a probe of a floor three windows old */
     double saved_limit;       /* the limit before the probe */
     uint64_t probe_started_ns;
     uint64_t next_probe_ns;   /* no probe before (after one that found too few samples) */

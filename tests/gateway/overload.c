@@ -119,7 +119,7 @@ Test(overload, a_start_under_load_takes_its_first_median_as_the_floor_without_a_
 {
     tg_overload_params_t p = pool16();
     tg_overload_t o;
-    uint64_t now = 5 * S;
+    uint64_t now = 1000 * S;
     tg_overload_init(&o, &p, now);
     for (int k = 0; k != 30; ++k) {
         interval(&o, &now, 200, fixed, &(uint64_t){F});
@@ -132,11 +132,6 @@ Test(overload, a_start_under_load_takes_its_first_median_as_the_floor_without_a_
     cr_assert_lt(tg_overload_limit(&o), 32, "a slowdown after a start under load is cut: %u", tg_overload_limit(&o));
 }
 
-/*
- * A limit the gradient holds far above its minimum (2.5x the floor: about 9, the
- * minimum 2) is not probed, though the floor is stale and latency above its target:
- * pinning it to 2 would shed most of every burst for the probe's length, every window.
- */
 Test(overload, no_probe_while_the_limit_is_far_above_its_minimum)
 {
     tg_overload_params_t p;
@@ -146,11 +141,23 @@ Test(overload, no_probe_while_the_limit_is_far_above_its_minimum)
     tg_overload_init(&o, &p, now);
     run_fixed(&o, &now, 20, 2, F); /* quiet: the floor */
     cr_assert_gt(atomic_load(&o.floor_ns), 0);
-    for (int k = 0; k != 200; ++k) {
+    for (int k = 0; k != 250; ++k) {
         interval(&o, &now, 200, fixed, &(uint64_t){5 * F / 2});
         cr_assert(!atomic_load(&o.probing), "interval %d: probed with the limit at %u", k, tg_overload_limit(&o));
     }
     cr_assert_gt(tg_overload_limit(&o), 4 * 2, "held above 4x the minimum: %u", tg_overload_limit(&o));
+    /* but a floor three windows old is checked, at a quarter of the limit, and the slower mix becomes the floor */
+    int probed = 0, k;
+    for (k = 0; k != 200 && !(atomic_load(&o.floor_ns) >= 5 * F / 2 * 9 / 10 && tg_overload_limit(&o) == 128); ++k) {
+        interval(&o, &now, 200, fixed, &(uint64_t){5 * F / 2});
+        if (atomic_load(&o.probing)) {
+            probed = 1;
+            cr_assert_geq(tg_overload_limit(&o), 2, "pinned to a quarter of the limit, at least the minimum");
+        }
+    }
+    cr_assert(probed, "probed once the floor was 30 s old");
+    cr_assert_lt(k, 200, "the slower mix became the floor and the limit came back: floor %llu, limit %u",
+                 (unsigned long long)atomic_load(&o.floor_ns), tg_overload_limit(&o));
 }
 
 Test(overload, the_limit_stays_at_max_while_latency_is_at_the_floor)
