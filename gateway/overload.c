@@ -82,6 +82,13 @@ void tg_overload_refused(tg_overload_t *o, uint32_t *retry_after_s)
     }
 }
 
+/* an admission was taken, `in_flight` now in flight with it */
+static void count_admitted(tg_overload_t *o, uint32_t in_flight)
+{
+    atomic_fetch_add_explicit(&o->admitted, 1, memory_order_relaxed);
+    atomic_max(&o->max_in_flight, in_flight);
+}
+
 int tg_overload_try_acquire(tg_overload_t *o, uint32_t *retry_after_s)
 {
     uint32_t limit = atomic_load_explicit(&o->limit, memory_order_relaxed);
@@ -92,16 +99,13 @@ int tg_overload_try_acquire(tg_overload_t *o, uint32_t *retry_after_s)
             return 0;
         }
     } while (!atomic_compare_exchange_weak_explicit(&o->in_flight, &n, n + 1, memory_order_relaxed, memory_order_relaxed));
-    atomic_fetch_add_explicit(&o->admitted, 1, memory_order_relaxed);
-    atomic_max(&o->max_in_flight, n + 1);
+    count_admitted(o, n + 1);
     return 1;
 }
 
 void tg_overload_acquire(tg_overload_t *o)
 {
-    uint32_t n = atomic_fetch_add_explicit(&o->in_flight, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&o->admitted, 1, memory_order_relaxed);
-    atomic_max(&o->max_in_flight, n + 1);
+    count_admitted(o, atomic_fetch_add_explicit(&o->in_flight, 1, memory_order_relaxed) + 1);
 }
 
 void tg_overload_release(tg_overload_t *o)

@@ -1340,6 +1340,17 @@ static inline int rw_has(uint64_t mask, size_t j)
     return j < TG_RW_MAX_REPLICAS && (mask >> j & 1) != 0;
 }
 
+/*
+ * May replica bps[k] (k >= 1) take the read now? Usable by its health checks and, for a
+ * read after a token, one that has its write (`rw_mask` by rw_route; ignored otherwise).
+ * Every place that chooses a replica for a read asks this.
+ */
+static int may_take_read(const tg_pool_t *pool, const tg_call_t *call, size_t k, uint64_t rw_mask, uint64_t now)
+{
+    return (!reads_after(call) || rw_has(rw_mask, k - 1)) &&
+           tg_health_replica_usable(pool->bps[k]->backend, now, pool->cfg->health_interval_ms, pool->cfg->replica_max_lag_ms);
+}
+
 static tg_rw_route_t rw_route(const tg_pool_t *pool, const tg_call_t *call, uint64_t now, uint64_t *mask)
 {
     const tg_config_t *cfg = pool->cfg;
@@ -1400,16 +1411,13 @@ static tg_backend_pool_t *pick_avoiding(tg_pool_t *pool, const tg_call_t *call, 
     if (after)
         rw_route(pool, call, now, &rw_mask);
     if (reads_anywhere(call) && pool->n_bps > 1 && (!after || rw_mask != 0)) {
-        const tg_config_t *cfg = pool->cfg;
         size_t n = pool->n_bps - 1;
         /* Start at a rotating replica, so ties spread instead of piling on the first. */
         size_t start = pool->rr++ % n;
         for (size_t k = 0; k != n; ++k) {
             size_t j = (start + k) % n;
             tg_backend_pool_t *bp = pool->bps[1 + j];
-            if (after && !rw_has(rw_mask, j))
-                continue;
-            if (bp == avoid || !tg_health_replica_usable(bp->backend, now, cfg->health_interval_ms, cfg->replica_max_lag_ms))
+            if (bp == avoid || !may_take_read(pool, call, 1 + j, rw_mask, now))
                 continue;
             if (bp->n_ready == 0) {
                 /* a usable replica this thread is still connecting to: where a read waits if the primary cannot take it */
@@ -1481,17 +1489,11 @@ static int admit(tg_backend_pool_t *bp, tg_call_t *call, uint32_t *retry_after_s
 
 /*
  * `refused` is at its limit. A read tries the other backends that may serve it, in
- * pick_avoiding's order (usable replicas, then the primary; never the one that just
- * failed it): the first with a connection free now that admits it takes it. Returns
- * that backend (*conn its connection), or NULL. A read that must see the primary
- * (primary_only) and a write have nowhere else to go. (Whatever else decides where a
- * read may go belongs in `may_take_read` too: a read after a token takes only the
- * replicas that have its write, `rw_mask` by rw_route.)
+ * pick_avoiding's order (replicas that may take it, then the primary; never the one
+ * that just failed it): the first with a connection free now that admits it takes it.
+ * Returns that backend (*conn its connection), or NULL. A read that must see the
+ * primary (primary_only) and a write have nowhere else to go.
  */
-static int may_take_read(const tg_pool_t *pool, const tg_backend_pool_t *bp, uint64_t now)
-{
-    return tg_health_replica_usable(bp->backend, now, pool->cfg->health_interval_ms, pool->cfg->replica_max_lag_ms);
-}
 
 static tg_backend_pool_t *admit_elsewhere(tg_pool_t *pool, tg_call_t *call, const tg_backend_pool_t *refused, tg_pgconn_t **conn,
                                           uint32_t *retry_after_s)
@@ -1506,8 +1508,7 @@ static tg_backend_pool_t *admit_elsewhere(tg_pool_t *pool, tg_call_t *call, cons
     /* k runs over the replicas (1..n-1) when the read may go to one, then ends on the primary (n, taken modulo n) */
     for (size_t k = reads_anywhere(call) ? 1 : pool->n_bps; k <= pool->n_bps; ++k) {
         tg_backend_pool_t *bp = pool->bps[k % pool->n_bps];
-        if (bp == refused || (k != pool->n_bps && (bp == call->_avoid || bp->n_ready == 0 || !may_take_read(pool, bp, now) ||
-                                                   (after && !rw_has(rw_mask, k - 1)))))
+        if (bp == refused || (k != pool->n_bps && (bp == call->_avoid || bp->n_ready == 0 || !may_take_read(pool, call, k, rw_mask, now))))
             continue;
         /*
          * Reads a replica refused spill onto the primary only while half its limit is
@@ -2122,8 +2123,7 @@ static int relay_target(const tg_pool_t *pool, const tg_call_t *call)
         rw_route(pool, call, now, &rw_mask);
     if (reads_anywhere(call))
         for (size_t b = 1; b < pool->n_bps; ++b)
-            if ((!after || rw_has(rw_mask, b - 1)) &&
-                tg_health_replica_usable(pool->bps[b]->backend, now, pool->cfg->health_interval_ms, pool->cfg->replica_max_lag_ms))
+            if (may_take_read(pool, call, b, rw_mask, now))
                 cand[n++] = pool->bps[b];
     if (n == 0 && pool->n_bps != 0)
         cand[n++] = pool->bps[0];
@@ -2193,7 +2193,7 @@ static void note_wait(tg_pool_t *pool, const tg_call_t *call)
     uint64_t now = tg_now_ms();
     for (size_t k = 0; k != (reads_anywhere(call) ? pool->n_bps : 1) && k != pool->n_bps; ++k) {
         tg_overload_t *o = overload_of(pool->bps[k]);
-        if (o != NULL && (k == 0 || may_take_read(pool, pool->bps[k], now)))
+        if (o != NULL && (k == 0 || may_take_read(pool, call, k, ~(uint64_t)0, now)))
             tg_overload_note_wait(o);
     }
 }
@@ -2213,7 +2213,7 @@ static int at_limit_everywhere(tg_pool_t *pool, const tg_call_t *call, uint32_t 
         rw_route(pool, call, now, &rw_mask);
     for (size_t k = 0; k != pool->n_bps; ++k) {
         tg_backend_pool_t *bp = pool->bps[k];
-        if (k != 0 && (!reads_anywhere(call) || !may_take_read(pool, bp, now) || (after && !rw_has(rw_mask, k - 1))))
+        if (k != 0 && (!reads_anywhere(call) || !may_take_read(pool, call, k, rw_mask, now)))
             continue;
         tg_overload_t *o = overload_of(bp);
         if (o == NULL || !tg_overload_full(o))
